@@ -1,0 +1,277 @@
+//! Typed, opaque identifiers. Each id starts with a type prefix; ids of data that lives in a
+//! region also carry the region (`usr_uk_…`), so any node can route a request to the right cell
+//! without a lookup. The random part is 128 bits from the OS-seeded CSPRNG: ids are never
+//! sequential and cannot be guessed from one another.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::RngCore;
+
+use crate::region::{Region, truncate_for_error};
+
+/// Length of the random part: 128 bits in Crockford base32 (5 bits per character).
+const RANDOM_LEN: usize = 26;
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{got:?} is not a {kind} id (expected the prefix {prefix}_)")]
+    WrongPrefix {
+        kind: &'static str,
+        prefix: &'static str,
+        got: String,
+    },
+    #[error("{got:?} is not a well-formed {kind} id")]
+    Malformed { kind: &'static str, got: String },
+}
+
+fn encode_random(value: u128) -> String {
+    let mut out = [0u8; RANDOM_LEN];
+    for (i, slot) in out.iter_mut().rev().enumerate() {
+        let index = (value >> (5 * i)) & 0x1f;
+        // `index` is masked to five bits, so it always indexes the 32-entry alphabet.
+        *slot = ALPHABET[usize::from(u8::try_from(index).unwrap_or(0))];
+    }
+    out.iter().map(|&b| char::from(b)).collect()
+}
+
+fn is_random_part(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    bytes.len() == RANDOM_LEN
+        // 26 characters carry 130 bits; the top character may only use the low three.
+        && bytes[0] <= b'7'
+        && bytes.iter().all(|b| ALPHABET.contains(b))
+}
+
+fn random_part() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    encode_random(u128::from_be_bytes(bytes))
+}
+
+/// Declares an id whose data is global to the deployment (kept in the control database).
+macro_rules! global_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn generate() -> Self {
+                Self(format!("{}_{}", $prefix, random_part()))
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                let rest = raw.strip_prefix(concat!($prefix, "_")).ok_or_else(|| {
+                    IdError::WrongPrefix { kind: $kind, prefix: $prefix, got: truncate_for_error(raw) }
+                })?;
+                if is_random_part(rest) {
+                    Ok(Self(raw.to_owned()))
+                } else {
+                    Err(IdError::Malformed { kind: $kind, got: truncate_for_error(raw) })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        id_common_impls!($name);
+    };
+}
+
+/// Declares an id of data that lives in one region's cell: `prefix_region_random`.
+macro_rules! regional_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name {
+            raw: String,
+            region: Region,
+        }
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn generate(region: &Region) -> Self {
+                Self {
+                    raw: format!("{}_{}_{}", $prefix, region, random_part()),
+                    region: region.clone(),
+                }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                let rest = raw.strip_prefix(concat!($prefix, "_")).ok_or_else(|| {
+                    IdError::WrongPrefix { kind: $kind, prefix: $prefix, got: truncate_for_error(raw) }
+                })?;
+                let malformed = || IdError::Malformed { kind: $kind, got: truncate_for_error(raw) };
+                let (region, random) = rest.split_once('_').ok_or_else(malformed)?;
+                let region = Region::parse(region).map_err(|_| malformed())?;
+                if !is_random_part(random) {
+                    return Err(malformed());
+                }
+                Ok(Self { raw: raw.to_owned(), region })
+            }
+
+            /// The region whose cell holds this record.
+            pub fn region(&self) -> &Region {
+                &self.region
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.raw
+            }
+        }
+
+        id_common_impls!($name);
+    };
+}
+
+macro_rules! id_common_impls {
+    ($name:ident) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+pub(crate) use {global_id, id_common_impls, regional_id};
+
+global_id!(
+    /// A tenant: a fintech customer of the hub.
+    TenantId, "ten", "tenant"
+);
+global_id!(
+    /// An OAuth2 client of a tenant; doubles as the `client_id` the tenant authenticates with.
+    ApiClientId, "cli", "client"
+);
+regional_id!(
+    /// An end user (PSU) of a tenant, living in one region.
+    UserId, "usr", "user"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uk() -> Region {
+        Region::parse("uk").unwrap()
+    }
+
+    #[test]
+    fn generated_ids_have_prefix_region_and_parse_back() {
+        let id = UserId::generate(&uk());
+        assert!(id.as_str().starts_with("usr_uk_"), "{id}");
+        assert_eq!(id.as_str().len(), "usr_uk_".len() + RANDOM_LEN);
+        assert_eq!(UserId::parse(id.as_str()), Ok(id.clone()));
+        assert_eq!(id.region(), &uk());
+
+        let tenant = TenantId::generate();
+        assert!(tenant.as_str().starts_with("ten_"));
+        assert_eq!(TenantId::parse(tenant.as_str()), Ok(tenant));
+    }
+
+    #[test]
+    fn ids_are_not_sequential() {
+        let a = UserId::generate(&uk());
+        let b = UserId::generate(&uk());
+        assert_ne!(a, b);
+        // Consecutive ids share no common random prefix beyond chance.
+        let common = a
+            .as_str()
+            .bytes()
+            .zip(b.as_str().bytes())
+            .skip("usr_uk_".len())
+            .take_while(|(x, y)| x == y)
+            .count();
+        assert!(common < 8, "suspiciously similar ids {a} {b}");
+    }
+
+    #[test]
+    fn rejects_wrong_prefix_and_malformed_parts() {
+        let good = UserId::generate(&uk()).to_string();
+        let random = &good["usr_uk_".len()..];
+        assert!(matches!(
+            UserId::parse(&format!("acc_uk_{random}")),
+            Err(IdError::WrongPrefix { .. })
+        ));
+        for bad in [
+            format!("usr_UK_{random}"),
+            format!("usr_u_{random}"),
+            format!("usr_uk_{}", &random[1..]),
+            format!("usr_uk_{random}0"),
+            format!("usr_uk_{}", random.replace(|_: char| true, "i")),
+            format!("usr_uk_9{}", &random[1..]),
+            format!("usr_{random}"),
+            "usr_".to_owned(),
+            "usr_uk_".to_owned(),
+        ] {
+            assert!(
+                matches!(UserId::parse(&bad), Err(IdError::Malformed { .. })),
+                "{bad} should be malformed"
+            );
+        }
+        assert!(TenantId::parse("ten_").is_err());
+        assert!(TenantId::parse(&format!("ten_uk_{random}")).is_err());
+    }
+
+    #[test]
+    fn encoding_covers_the_full_range() {
+        assert_eq!(encode_random(0), "0".repeat(RANDOM_LEN));
+        let max = encode_random(u128::MAX);
+        assert!(max.starts_with('7'));
+        assert!(is_random_part(&max));
+    }
+
+    proptest! {
+        #[test]
+        fn every_value_round_trips(value: u128, region in "[a-z][a-z0-9]{1,9}") {
+            let region = Region::parse(&region).unwrap();
+            let raw = format!("usr_{region}_{}", encode_random(value));
+            let id = UserId::parse(&raw).unwrap();
+            prop_assert_eq!(id.as_str(), raw.as_str());
+            prop_assert_eq!(id.region(), &region);
+            let json = serde_json::to_string(&id).unwrap();
+            prop_assert_eq!(serde_json::from_str::<UserId>(&json).unwrap(), id);
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(raw in ".{0,80}") {
+            let _ = UserId::parse(&raw);
+            let _ = TenantId::parse(&raw);
+        }
+    }
+}
