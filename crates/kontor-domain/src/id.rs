@@ -167,8 +167,6 @@ macro_rules! id_common_impls {
     };
 }
 
-pub(crate) use {global_id, id_common_impls, regional_id};
-
 global_id!(
     /// A tenant: a fintech customer of the hub.
     TenantId, "ten", "tenant"

@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Region(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid region code {0:?}: expected 2-10 lowercase letters or digits, starting with a letter")]
+#[error(
+    "invalid region code {0:?}: expected 2-10 lowercase letters or digits, starting with a letter"
+)]
 pub struct RegionError(pub String);
 
 impl Region {
@@ -87,13 +89,26 @@ mod tests {
     #[test]
     fn accepts_common_codes() {
         for code in ["uk", "de", "fr", "eu1", "apac"] {
-            assert_eq!(Region::parse(code).map(|r| r.to_string()), Ok(code.to_owned()));
+            assert_eq!(
+                Region::parse(code).map(|r| r.to_string()),
+                Ok(code.to_owned())
+            );
         }
     }
 
     #[test]
     fn rejects_malformed_codes() {
-        for code in ["", "u", "UK", "u_k", "1uk", "uk-west", "abcdefghijk", "ü k", "de "] {
+        for code in [
+            "",
+            "u",
+            "UK",
+            "u_k",
+            "1uk",
+            "uk-west",
+            "abcdefghijk",
+            "ü k",
+            "de ",
+        ] {
             assert!(Region::parse(code).is_err(), "{code:?} should be rejected");
         }
     }

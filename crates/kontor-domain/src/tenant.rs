@@ -161,7 +161,10 @@ mod tests {
 
     #[test]
     fn tenant_names_are_trimmed_and_bounded() {
-        assert_eq!(TenantName::parse("  Acme Budget ").unwrap().as_str(), "Acme Budget");
+        assert_eq!(
+            TenantName::parse("  Acme Budget ").unwrap().as_str(),
+            "Acme Budget"
+        );
         assert!(TenantName::parse("   ").is_err());
         assert!(TenantName::parse("a\u{7}b").is_err());
         assert!(TenantName::parse(&"x".repeat(201)).is_err());
@@ -172,8 +175,15 @@ mod tests {
     fn scopes_parse_and_print_like_oauth2() {
         let scopes = Scopes::parse("users:write  users:read").unwrap();
         assert_eq!(scopes.to_string(), "users:read users:write");
-        assert_eq!(Scopes::parse("users:read admin"), Err(UnknownScope("admin".into())));
+        assert_eq!(
+            Scopes::parse("users:read admin"),
+            Err(UnknownScope("admin".into()))
+        );
         assert!(Scopes::parse("").unwrap().is_empty());
-        assert!(Scopes::parse("users:read").unwrap().is_subset(&Scopes::all()));
+        assert!(
+            Scopes::parse("users:read")
+                .unwrap()
+                .is_subset(&Scopes::all())
+        );
     }
 }

@@ -25,7 +25,11 @@ impl ExternalId {
         let ok = (1..=Self::MAX_LEN).contains(&len)
             && raw.trim() == raw
             && !raw.chars().any(char::is_control);
-        if ok { Ok(Self(raw.to_owned())) } else { Err(ExternalIdError) }
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ExternalIdError)
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,0 +1,9 @@
+//! Tenant authentication: OAuth2 client credentials exchanged for short-lived bearer tokens.
+
+pub(crate) mod bearer;
+mod secret;
+mod token;
+
+pub use bearer::Authenticated;
+pub use secret::{ClientSecret, hash_secret, verify_secret};
+pub use token::{Claims, KeyError, SigningKey, TokenError, TokenService};

@@ -1,0 +1,195 @@
+//! The one error type of the API. Each error has an HTTP status and a stable snake_case `code`
+//! that clients match on; the message is for people. Internal causes are logged once, with their
+//! chain, and answered as an opaque 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kontor_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::request_id;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($status:ident, $code:literal, $doc:literal)),* $(,)?) => {
+        /// Every error code the API answers with. Codes are stable: clients may match on them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status,)* }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson => (BAD_REQUEST, "malformed_json", "The body is not syntactically valid JSON."),
+    UnknownField => (BAD_REQUEST, "unknown_field", "The body has a field this endpoint does not accept."),
+    MissingField => (BAD_REQUEST, "missing_field", "A required field is missing from the body."),
+    InvalidType => (BAD_REQUEST, "invalid_type", "A field has the wrong JSON type."),
+    InvalidRegion => (BAD_REQUEST, "invalid_region", "The region is malformed or not served by this deployment."),
+    InvalidExternalId => (BAD_REQUEST, "invalid_external_id", "external_id must be 1-255 characters without control characters or surrounding spaces."),
+    InvalidId => (BAD_REQUEST, "invalid_id", "An id in the path or query is not a well-formed id of the expected type."),
+    InvalidQuery => (BAD_REQUEST, "invalid_query", "A query parameter is unknown, malformed or out of range."),
+    InvalidCursor => (BAD_REQUEST, "invalid_cursor", "The pagination cursor is not one this API issued."),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The request body has a content type this endpoint does not accept."),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The request body exceeds the configured size limit."),
+    MissingToken => (UNAUTHORIZED, "missing_token", "No bearer token was sent."),
+    InvalidToken => (UNAUTHORIZED, "invalid_token", "The bearer token is malformed, forged, or its client was revoked."),
+    TokenExpired => (UNAUTHORIZED, "token_expired", "The bearer token has expired; request a new one."),
+    InsufficientScope => (FORBIDDEN, "insufficient_scope", "The token lacks the scope this endpoint requires."),
+    InvalidClient => (UNAUTHORIZED, "invalid_client", "Client authentication failed (unknown client, wrong secret, or revoked)."),
+    InvalidRequest => (BAD_REQUEST, "invalid_request", "The token request is missing a parameter or repeats one."),
+    UnsupportedGrantType => (BAD_REQUEST, "unsupported_grant_type", "Only the client_credentials grant is supported."),
+    InvalidScope => (BAD_REQUEST, "invalid_scope", "A requested scope is unknown or not granted to this client."),
+    NotFound => (NOT_FOUND, "not_found", "No such resource (or it belongs to another tenant)."),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The resource does not support this method."),
+    UserExists => (CONFLICT, "user_exists", "The tenant already has a user with this external_id in this region."),
+    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "A database is unreachable or overloaded; retry later."),
+    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error; the request id identifies it in the logs."),
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    /// Sent as `WWW-Authenticate` on 401s.
+    challenge: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            challenge: None,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "no such resource")
+    }
+
+    /// An unexpected failure: the cause is logged here, once, and the client sees no detail.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %ErrorChain(cause), "internal error");
+        Self::new(ErrorCode::InternalError, "internal error")
+    }
+}
+
+/// Formats an error with all its sources, for the one log line an internal error gets.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match &err {
+            StoreError::NotFound | StoreError::UnknownRegion(_) => ApiError::not_found(),
+            StoreError::Unavailable { .. } | StoreError::Contention { .. } => {
+                tracing::warn!(error = %ErrorChain(&err), "database unavailable");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the database is unavailable; retry later",
+                )
+            }
+            _ => ApiError::internal(&err),
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The id of the request, also in the `x-request-id` response header.
+    pub request_id: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code,
+                message: self.message,
+                request_id: request_id::current().unwrap_or_default(),
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_match_serde() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Kontor's HTTP API: the tenant API (`/v1/…`), the operations endpoints and the OpenAPI
+//! document with its `/docs` page. [`router`] builds the whole thing from an [`AppState`].
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod observe;
+pub mod openapi;
+pub mod pagination;
+pub mod request_id;
+mod routes;
+pub mod state;
+
+pub use error::{ApiError, ErrorCode};
+pub use observe::prometheus;
+pub use routes::router;
+pub use state::{ApiSettings, AppState};

@@ -1,0 +1,103 @@
+//! Per-request telemetry: one span per request (request id, method, route, tenant), one access
+//! log line, and the Prometheus series `kontor_http_requests_total` and
+//! `kontor_http_request_duration_seconds`. Routes are labelled by their template
+//! (`/v1/users/{id}`), never by the concrete path, so ids stay out of metrics and logs.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::request_id;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide Prometheus recorder, installed on first use. `None` if another recorder was
+/// installed first (then `/metrics` says so rather than serving an empty page).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "kontor_http_requests_total",
+        "HTTP requests by method, route and status"
+    );
+    metrics::describe_histogram!(
+        "kontor_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency by method and route"
+    );
+    metrics::describe_counter!(
+        "kontor_db_retries_total",
+        "Transactions rerun after a serialization failure or a busy database"
+    );
+    metrics::describe_counter!(
+        "kontor_db_retries_exhausted_total",
+        "Transactions abandoned after the last retry"
+    );
+}
+
+pub async fn middleware(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        request.id = request_id::current().unwrap_or_default(),
+        http.method = %method,
+        http.route = %route,
+        tenant.id = Empty,
+        client.id = Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route.clone()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("kontor_http_requests_total", &labels).increment(1);
+    metrics::histogram!(
+        "kontor_http_request_duration_seconds",
+        "method" => method.as_str().to_owned(),
+        "route" => route,
+    )
+    .record(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = status,
+            duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "request served"
+        );
+    });
+    response
+}

@@ -1,0 +1,52 @@
+//! The OpenAPI document, generated from the handlers' annotations, and the `/docs` page that
+//! renders it with Swagger UI's assets compiled into the binary (nothing is fetched at run time).
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
+use crate::routes::{oauth, ops, users};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Kontor API",
+        description = "One REST API to your users' bank accounts. Every error has the shape \
+            `{\"error\": {\"code\", \"message\", \"request_id\"}}`; the `code` values are listed in \
+            the `ErrorCode` schema and are stable. Lists are paged with `limit` and `cursor`; \
+            the response's `next_cursor` is null on the last page.",
+    ),
+    paths(
+        oauth::token,
+        users::create, users::list, users::get, users::delete,
+        ops::healthz, ops::readyz, ops::metrics,
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "OAuth2 client credentials"),
+        (name = "users", description = "End users and their home regions"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

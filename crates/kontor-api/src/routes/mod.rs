@@ -1,0 +1,54 @@
+//! The one routing table of the API, and what wraps every route.
+
+pub mod oauth;
+pub mod ops;
+pub mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::{observe, openapi, request_id};
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings().body_limit_bytes;
+    let docs = SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
+    Router::new()
+        .route("/v1/oauth/token", post(oauth::token))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{id}", get(users::get).delete(users::delete))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(docs)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(observe::middleware))
+        .layer(middleware::from_fn(request_id::middleware))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not support the method",
+    )
+}
+
+/// A panic in a handler is a bug: answer 500 in the usual envelope and keep serving.
+fn panicked(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    ApiError::new(ErrorCode::InternalError, "internal error").into_response()
+}

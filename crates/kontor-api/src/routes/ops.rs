@@ -1,0 +1,120 @@
+//! Operations endpoints: liveness, readiness (every database reachable and migrated) and
+//! Prometheus metrics. They take no token: expose them to the cluster, not the internet.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::join_all;
+use kontor_store::Schema;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::observe;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    pub databases: Vec<DatabaseCheck>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseCheck {
+    /// `control`, or `cell:<region>`.
+    #[schema(example = "cell:uk")]
+    pub name: String,
+    #[schema(example = "postgres")]
+    pub backend: &'static str,
+    /// `ok`, `unreachable`, `migrations_pending` or `timeout`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+async fn check(name: String, db: &dyn Schema, timeout: std::time::Duration) -> DatabaseCheck {
+    let backend = db.backend();
+    let probe = async {
+        db.ping().await.map_err(|_| "unreachable")?;
+        let status = db.migration_status().await.map_err(|_| "unreachable")?;
+        if status.is_current() {
+            Ok("ok")
+        } else {
+            Err("migrations_pending")
+        }
+    };
+    let status = match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(status) | Err(status)) => status,
+        Err(_) => "timeout",
+    };
+    if status != "ok" {
+        tracing::warn!(database = %name, status, "database not ready");
+    }
+    DatabaseCheck {
+        name,
+        backend,
+        status,
+    }
+}
+
+/// Readiness: the control database and every cell answer and are fully migrated.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A database is unreachable or not migrated", body = Readiness),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let timeout = state.settings().readiness_timeout;
+    let control = check("control".to_owned(), state.control(), timeout);
+    let cells = state
+        .cells()
+        .iter()
+        .map(|(region, cell)| check(format!("cell:{region}"), cell.as_ref(), timeout));
+    let (control, cells) = tokio::join!(control, join_all(cells));
+    let mut databases = vec![control];
+    databases.extend(cells);
+    let ready = databases.iter().all(|d| d.status == "ok");
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        databases,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics() -> Response {
+    let Some(handle) = observe::prometheus() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response();
+    };
+    handle.run_upkeep();
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,270 @@
+//! `/v1/users`: a tenant's end users. A user is created in a region and lives in that region's
+//! cell; reads and erasure route by the region inside the id.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kontor_domain::tenant::Scope;
+use kontor_domain::user::{ExternalId, NewUser, User};
+use kontor_domain::{Region, UserId};
+use kontor_store::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::pagination::{self, Cursor};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Your own reference for the user, unique per region among your users. Treated as personal
+    /// data: never logged.
+    #[schema(example = "customer-4711", min_length = 1, max_length = 255)]
+    pub external_id: String,
+    /// The user's home region; all their data stays in it. Fixed for the user's lifetime.
+    #[schema(example = "uk")]
+    pub region: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    #[schema(example = "usr_uk_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub id: String,
+    pub external_id: String,
+    #[schema(example = "uk")]
+    pub region: String,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-11-26T18:54:59.123456Z")]
+    pub created_at: String,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            region: user.region().to_string(),
+            id: user.id.to_string(),
+            external_id: user.external_id.as_str().to_owned(),
+            created_at: user.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub data: Vec<UserResponse>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListUsersQuery {
+    /// Only the user(s) with this reference (one per region at most).
+    pub external_id: Option<String>,
+    /// Only users of this region.
+    pub region: Option<String>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn user_id(raw: &str) -> ApiResult<UserId> {
+    UserId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
+}
+
+/// Create a user in a region.
+#[utoipa::path(
+    post, path = "/v1/users", tag = "users",
+    request_body = CreateUserRequest,
+    security(("bearer" = ["users:write"])),
+    responses(
+        (status = 201, description = "Created", body = UserResponse),
+        (status = 400, description = "Invalid body or region", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks users:write", body = ErrorEnvelope),
+        (status = 409, description = "external_id already used in this region", body = ErrorEnvelope),
+        (status = 413, description = "Body too large", body = ErrorEnvelope),
+        (status = 415, description = "Body is not JSON", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> ApiResult<Response> {
+    auth.require(Scope::UsersWrite)?;
+    let external_id = ExternalId::parse(&body.external_id)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidExternalId, err.to_string()))?;
+    let region = state.served_region(&body.region)?;
+    let cell = state.cells().get(&region)?;
+    let new = NewUser::new(auth.tenant.clone(), external_id, &region);
+    let user = match cell.create_user(&new).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict { .. }) => {
+            let existing = cell
+                .user_by_external_id(&auth.tenant, &new.external_id)
+                .await?;
+            let hint = existing.map(|u| format!(" ({})", u.id)).unwrap_or_default();
+            return Err(ApiError::new(
+                ErrorCode::UserExists,
+                format!("a user with this external_id already exists in region {region}{hint}"),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    tracing::info!(user.id = %user.id, "user created");
+    let location = HeaderValue::from_str(&format!("/v1/users/{}", user.id)).ok();
+    let mut response = (StatusCode::CREATED, Json(UserResponse::from(user))).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Read a user.
+#[utoipa::path(
+    get, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "A user id, e.g. usr_uk_…")),
+    security(("bearer" = ["users:read"])),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 400, description = "Malformed id", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks users:read", body = ErrorEnvelope),
+        (status = 404, description = "No such user for this tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<UserResponse>> {
+    auth.require(Scope::UsersRead)?;
+    let id = user_id(&id)?;
+    let cell = state.cells().get(id.region())?;
+    let user = cell.user(&auth.tenant, &id).await?;
+    Ok(Json(user.into()))
+}
+
+/// Erase a user and everything held about them (GDPR Art. 17).
+#[utoipa::path(
+    delete, path = "/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "A user id, e.g. usr_uk_…")),
+    security(("bearer" = ["users:write"])),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 400, description = "Malformed id", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks users:write", body = ErrorEnvelope),
+        (status = 404, description = "No such user for this tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
+    auth.require(Scope::UsersWrite)?;
+    let id = user_id(&id)?;
+    let cell = state.cells().get(id.region())?;
+    cell.delete_user(&auth.tenant, &id).await?;
+    tracing::info!(user.id = %id, "user erased");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List users, optionally by external_id or region, in pages.
+#[utoipa::path(
+    get, path = "/v1/users", tag = "users",
+    params(ListUsersQuery),
+    security(("bearer" = ["users:read"])),
+    responses(
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 400, description = "Invalid query, region or cursor", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks users:read", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiQuery(query): ApiQuery<ListUsersQuery>,
+) -> ApiResult<Json<UserList>> {
+    auth.require(Scope::UsersRead)?;
+    let limit = pagination::limit(query.limit)?;
+    let regions: Vec<Region> = match &query.region {
+        Some(raw) => vec![state.served_region(raw)?],
+        None => state.cells().regions().cloned().collect(),
+    };
+
+    if let Some(raw) = &query.external_id {
+        if query.cursor.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "cursor cannot be combined with external_id",
+            ));
+        }
+        let external_id = ExternalId::parse(raw)
+            .map_err(|err| ApiError::new(ErrorCode::InvalidExternalId, err.to_string()))?;
+        let mut data = Vec::new();
+        for region in &regions {
+            let cell = state.cells().get(region)?;
+            if let Some(user) = cell.user_by_external_id(&auth.tenant, &external_id).await? {
+                data.push(user.into());
+            }
+        }
+        return Ok(Json(UserList {
+            data,
+            next_cursor: None,
+        }));
+    }
+
+    let (start, mut after) = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
+        None => (0, None),
+        Some(cursor) => {
+            let index = regions
+                .iter()
+                .position(|r| r == &cursor.region)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidCursor,
+                        "the cursor does not fit this query",
+                    )
+                })?;
+            (index, cursor.after)
+        }
+    };
+    let mut data = Vec::with_capacity(limit);
+    let mut next = None;
+    for (index, region) in regions.iter().enumerate().skip(start) {
+        let cell = state.cells().get(region)?;
+        let page = cell
+            .list_users(&auth.tenant, after.take().as_ref(), limit - data.len())
+            .await?;
+        data.extend(page.items.into_iter().map(UserResponse::from));
+        if let Some(key) = page.next {
+            next = Some(Cursor {
+                region: region.clone(),
+                after: Some(key),
+            });
+            break;
+        }
+        if data.len() == limit {
+            next = regions.get(index + 1).map(|r| Cursor {
+                region: r.clone(),
+                after: None,
+            });
+            break;
+        }
+    }
+    Ok(Json(UserList {
+        data,
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}

@@ -1,0 +1,112 @@
+//! What every handler can reach: the stores, the token service, and the API's settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kontor_domain::Region;
+use kontor_store::{Cells, ControlStore};
+
+use crate::auth::TokenService;
+use crate::auth::bearer::ClientCache;
+use crate::error::{ApiError, ErrorCode};
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long a client's "not revoked" answer is trusted before asking the database again:
+    /// the longest a revoked client's unexpired tokens keep working.
+    pub client_cache_ttl: Duration,
+    /// How long `/readyz` waits for each database.
+    pub readiness_timeout: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            client_cache_ttl: Duration::from_secs(5),
+            readiness_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    control: Arc<dyn ControlStore>,
+    cells: Cells,
+    tokens: TokenService,
+    settings: ApiSettings,
+    clients: ClientCache,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("cells", &self.inner.cells)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(
+        control: Arc<dyn ControlStore>,
+        cells: Cells,
+        tokens: TokenService,
+        settings: ApiSettings,
+    ) -> Self {
+        let clients = ClientCache::new(settings.client_cache_ttl);
+        Self {
+            inner: Arc::new(Inner {
+                control,
+                cells,
+                tokens,
+                settings,
+                clients,
+            }),
+        }
+    }
+
+    pub fn control(&self) -> &dyn ControlStore {
+        self.inner.control.as_ref()
+    }
+
+    pub fn cells(&self) -> &Cells {
+        &self.inner.cells
+    }
+
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+
+    pub fn settings(&self) -> &ApiSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn clients(&self) -> &ClientCache {
+        &self.inner.clients
+    }
+
+    /// Parses a region a client named and checks this deployment serves it.
+    pub fn served_region(&self, raw: &str) -> Result<Region, ApiError> {
+        let region = Region::parse(raw)
+            .map_err(|err| ApiError::new(ErrorCode::InvalidRegion, err.to_string()))?;
+        if self.inner.cells.contains(&region) {
+            Ok(region)
+        } else {
+            let served: Vec<&str> = self.inner.cells.regions().map(Region::as_str).collect();
+            Err(ApiError::new(
+                ErrorCode::InvalidRegion,
+                format!(
+                    "region {region} is not served here; served: {}",
+                    served.join(", ")
+                ),
+            ))
+        }
+    }
+}

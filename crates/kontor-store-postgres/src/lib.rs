@@ -1,0 +1,47 @@
+//! The PostgreSQL dialect of Kontor's storage. The SQL itself is shared (see `kontor-store-sql`)
+//! and kept portable to CockroachDB and YugabyteDB; what is PostgreSQL's own lives here: how a
+//! write transaction starts, which errors mean "retry", and this backend's migrations.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::error::DatabaseError;
+use sqlx::migrate::Migrator;
+
+pub const BACKEND: &str = "postgres";
+
+/// Every write transaction is SERIALIZABLE; conflicts surface as SQLSTATE 40001 and are retried.
+pub const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
+pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
+
+/// SQLSTATEs after which the server has rolled the transaction back and a rerun may succeed.
+const RETRYABLE: &[&str] = &[
+    "40001", // serialization_failure
+    "40P01", // deadlock_detected
+];
+
+/// SQLSTATEs that mean "this server cannot take the work now": a shutdown, a crash recovery, or
+/// a primary that became a replica during a failover.
+const UNAVAILABLE: &[&str] = &["57P01", "57P02", "57P03", "25006", "53300"];
+
+pub fn is_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Pool settings of this backend. PostgreSQL needs nothing per connection: isolation is chosen per
+/// transaction by [`BEGIN_WRITE`], which keeps reads at the cheaper READ COMMITTED.
+pub fn configure(options: AnyPoolOptions) -> AnyPoolOptions {
+    options
+}
+
+/// Whether the server rolled the transaction back in a way a rerun may fix.
+pub fn is_retryable(err: &dyn DatabaseError) -> bool {
+    err.code()
+        .is_some_and(|code| RETRYABLE.contains(&code.as_ref()))
+}
+
+/// Whether the error says the server cannot take work now (as opposed to rejecting this work).
+pub fn is_unavailable(err: &dyn DatabaseError) -> bool {
+    err.code()
+        .is_some_and(|code| UNAVAILABLE.contains(&code.as_ref()) || code.starts_with("08"))
+}

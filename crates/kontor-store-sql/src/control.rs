@@ -1,0 +1,244 @@
+//! The control database: tenants and API clients.
+
+use async_trait::async_trait;
+use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{ApiClientId, TenantId};
+use kontor_store::{
+    ApiClientStore, DatabaseRole, MigrationStatus, NewApiClient, NewTenant, Schema, SecretHash,
+    StoreError, StoreResult, TenantStore, retry_serializable,
+};
+use sqlx::any::AnyRow;
+
+use crate::database::{PoolSettings, SqlDatabase, column};
+
+#[derive(Debug, Clone)]
+pub struct SqlControl {
+    db: SqlDatabase,
+}
+
+impl SqlControl {
+    pub fn open(url: &str, settings: &PoolSettings) -> StoreResult<Self> {
+        SqlDatabase::open(url, DatabaseRole::Control, settings).map(|db| Self { db })
+    }
+
+    pub fn database(&self) -> &SqlDatabase {
+        &self.db
+    }
+}
+
+/// The columns of an API client row (a macro so queries stay `&'static str`).
+macro_rules! client_columns {
+    () => {
+        "id, tenant_id, scopes, created_at, revoked_at"
+    };
+}
+
+fn tenant_from_row(row: &AnyRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        name: TenantName::parse(&column::<String>(row, "name")?).map_err(StoreError::corrupt)?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+    })
+}
+
+fn client_from_row(row: &AnyRow) -> StoreResult<ApiClient> {
+    Ok(ApiClient {
+        id: ApiClientId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        scopes: Scopes::parse(&column::<String>(row, "scopes")?).map_err(StoreError::corrupt)?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        revoked_at: column::<Option<i64>>(row, "revoked_at")?.map(Timestamp::from_unix_micros),
+    })
+}
+
+impl SqlControl {
+    async fn insert_client(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        client: &NewApiClient,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_clients (id, tenant_id, secret_hash, scopes, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(client.id.as_str())
+        .bind(client.tenant_id.as_str())
+        .bind(client.secret_hash.0.as_str())
+        .bind(client.scopes.to_string())
+        .bind(client.created_at.unix_micros())
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(|e| self.db.classify(e))
+    }
+
+    fn client_from_new(client: &NewApiClient) -> ApiClient {
+        ApiClient {
+            id: client.id.clone(),
+            tenant_id: client.tenant_id.clone(),
+            scopes: client.scopes.clone(),
+            created_at: client.created_at,
+            revoked_at: None,
+        }
+    }
+}
+
+#[async_trait]
+impl TenantStore for SqlControl {
+    async fn create_tenant(
+        &self,
+        tenant: &NewTenant,
+        first_client: &NewApiClient,
+    ) -> StoreResult<Tenant> {
+        retry_serializable(self.db.retry_policy(), "create_tenant", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(tenant.id.as_str())
+                .bind(tenant.name.as_str())
+                .bind(tenant.created_at.unix_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            self.insert_client(&mut tx, first_client).await?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await?;
+        Ok(Tenant {
+            id: tenant.id.clone(),
+            name: tenant.name.clone(),
+            created_at: tenant.created_at,
+        })
+    }
+
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        tenant_from_row(&row)
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(tenant_from_row)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ApiClientStore for SqlControl {
+    async fn create_client(&self, client: &NewApiClient) -> StoreResult<ApiClient> {
+        retry_serializable(self.db.retry_policy(), "create_client", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let tenant_exists: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
+                    .bind(client.tenant_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            if tenant_exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            self.insert_client(&mut tx, client).await?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await?;
+        Ok(Self::client_from_new(client))
+    }
+
+    async fn client(&self, id: &ApiClientId) -> StoreResult<ApiClient> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM api_clients WHERE id = $1"
+        );
+        let row = sqlx::query(sql)
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        client_from_row(&row)
+    }
+
+    async fn client_with_secret(&self, id: &ApiClientId) -> StoreResult<(ApiClient, SecretHash)> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            ", secret_hash FROM api_clients WHERE id = $1"
+        );
+        let row = sqlx::query(sql)
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        Ok((
+            client_from_row(&row)?,
+            SecretHash(column(&row, "secret_hash")?),
+        ))
+    }
+
+    async fn revoke_client(&self, id: &ApiClientId, at: Timestamp) -> StoreResult<ApiClient> {
+        let updated = retry_serializable(self.db.retry_policy(), "revoke_client", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let result = sqlx::query(
+                "UPDATE api_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(result.rows_affected())
+        })
+        .await?;
+        let client = self.client(id).await?;
+        tracing::debug!(client.id = %id, newly_revoked = updated > 0, "client revoked");
+        Ok(client)
+    }
+
+    async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<ApiClient>> {
+        let sql = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM api_clients WHERE tenant_id = $1 ORDER BY created_at, id"
+        );
+        sqlx::query(sql)
+            .bind(tenant.as_str())
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(client_from_row)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Schema for SqlControl {
+    fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+    fn role(&self) -> DatabaseRole {
+        self.db.role()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await
+    }
+    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        self.db.migration_status().await
+    }
+    async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        self.db.migrate().await
+    }
+}

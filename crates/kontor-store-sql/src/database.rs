@@ -1,0 +1,195 @@
+//! One database (the control database or a cell): its pool, its dialect, and the two ways work
+//! reaches it — plain reads on the pool, and write transactions through the retry helper.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kontor_store::{DatabaseRole, MigrationStatus, RetryPolicy, Schema, StoreError, StoreResult};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::dialect::Dialect;
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// How long a SQLite writer waits for the lock before the retry helper takes over.
+    pub sqlite_busy_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlDatabase {
+    pool: AnyPool,
+    dialect: Dialect,
+    role: DatabaseRole,
+    retry: RetryPolicy,
+}
+
+impl SqlDatabase {
+    /// Opens a pool for `url` without connecting yet: a database that is down at start shows up
+    /// in `/readyz` instead of keeping the process from starting.
+    pub fn open(url: &str, role: DatabaseRole, settings: &PoolSettings) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of_url(url).ok_or_else(|| StoreError::Other {
+            source: "unsupported database URL: expected postgres:// or sqlite:".into(),
+        })?;
+        let options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout);
+        let (options, url) = match dialect {
+            Dialect::Postgres => (kontor_store_postgres::configure(options), url.to_owned()),
+            Dialect::Sqlite => {
+                let url = kontor_store_sqlite::prepare_url(url)
+                    .map_err(|msg| StoreError::Other { source: msg.into() })?;
+                (
+                    kontor_store_sqlite::configure(options, settings.sqlite_busy_timeout),
+                    url,
+                )
+            }
+        };
+        let pool = options
+            .connect_lazy(&url)
+            .map_err(|e| classify(dialect, e))?;
+        Ok(Self {
+            pool,
+            dialect,
+            role,
+            retry: settings.retry.clone(),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Starts a write transaction at the backend's serializable level. Run it inside
+    /// [`kontor_store::retry_serializable`] so conflicts are retried.
+    pub async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
+        self.pool
+            .begin_with(self.dialect.begin_write())
+            .await
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Lifts a driver error into the store's vocabulary.
+    pub fn classify(&self, err: sqlx::Error) -> StoreError {
+        classify(self.dialect, err)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn classify(dialect: Dialect, err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        if dialect.is_retryable(db.as_ref()) {
+            return StoreError::SerializationFailure {
+                source: Box::new(err),
+            };
+        }
+        if dialect.is_unavailable(db.as_ref()) {
+            return StoreError::Unavailable {
+                source: Box::new(err),
+            };
+        }
+        if db.is_unique_violation() {
+            let constraint = db.constraint().unwrap_or("unique").to_owned();
+            return StoreError::Conflict { constraint };
+        }
+    }
+    match err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
+            source: Box::new(err),
+        },
+        other => StoreError::Other {
+            source: Box::new(other),
+        },
+    }
+}
+
+/// Reads a column, calling a failure to decode what it is: corrupt data, not a driver fault.
+pub(crate) fn column<T>(row: &AnyRow, name: &str) -> StoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name)
+        .map_err(|e| StoreError::corrupt(format!("column {name}: {e}")))
+}
+
+#[async_trait]
+impl Schema for SqlDatabase {
+    fn backend(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    fn role(&self) -> DatabaseRole {
+        self.role
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| self.classify(e))
+    }
+
+    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        let migrator = self.dialect.migrator(self.role);
+        let known = migrator.iter().map(|m| m.version).collect();
+        let exists: i64 = sqlx::query_scalar(self.dialect.migrations_table_exists())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?;
+        let applied = if exists > 0 {
+            sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.classify(e))?
+        } else {
+            Vec::new()
+        };
+        Ok(MigrationStatus { known, applied })
+    }
+
+    async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        let before = self.migration_status().await?;
+        let migrator = self.dialect.migrator(self.role);
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => self.classify(inner),
+            other => StoreError::Other {
+                source: Box::new(other),
+            },
+        })?;
+        Ok(before.pending())
+    }
+}

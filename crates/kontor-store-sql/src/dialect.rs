@@ -1,0 +1,77 @@
+//! The two backends, and the few things that differ between them.
+
+use kontor_store::DatabaseRole;
+use sqlx::error::DatabaseError;
+use sqlx::migrate::Migrator;
+
+use kontor_store_postgres as postgres;
+use kontor_store_sqlite as sqlite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The backend a database URL names, if it is one Kontor supports.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if postgres::is_url(url) {
+            Some(Dialect::Postgres)
+        } else if sqlite::is_url(url) {
+            Some(Dialect::Sqlite)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => postgres::BACKEND,
+            Dialect::Sqlite => sqlite::BACKEND,
+        }
+    }
+
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Postgres => postgres::BEGIN_WRITE,
+            Dialect::Sqlite => sqlite::BEGIN_WRITE,
+        }
+    }
+
+    pub(crate) fn migrator(self, role: DatabaseRole) -> &'static Migrator {
+        match (self, role) {
+            (Dialect::Postgres, DatabaseRole::Control) => &postgres::CONTROL_MIGRATOR,
+            (Dialect::Postgres, DatabaseRole::Cell) => &postgres::CELL_MIGRATOR,
+            (Dialect::Sqlite, DatabaseRole::Control) => &sqlite::CONTROL_MIGRATOR,
+            (Dialect::Sqlite, DatabaseRole::Cell) => &sqlite::CELL_MIGRATOR,
+        }
+    }
+
+    pub(crate) fn is_retryable(self, err: &dyn DatabaseError) -> bool {
+        match self {
+            Dialect::Postgres => postgres::is_retryable(err),
+            Dialect::Sqlite => sqlite::is_retryable(err),
+        }
+    }
+
+    pub(crate) fn is_unavailable(self, err: &dyn DatabaseError) -> bool {
+        match self {
+            Dialect::Postgres => postgres::is_unavailable(err),
+            Dialect::Sqlite => sqlite::is_unavailable(err),
+        }
+    }
+
+    /// A query answering 1 when sqlx's migration table exists, 0 otherwise.
+    pub(crate) fn migrations_table_exists(self) -> &'static str {
+        match self {
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+            }
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+        }
+    }
+}

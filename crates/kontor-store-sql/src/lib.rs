@@ -1,0 +1,16 @@
+//! Kontor's store traits implemented once, in SQL that PostgreSQL, CockroachDB, YugabyteDB and
+//! SQLite all accept: no sequences, triggers, stored procedures, advisory locks or LISTEN/NOTIFY;
+//! `TEXT` and `BIGINT` columns only, so sqlx's `Any` driver carries the same code to every backend.
+//! What differs per backend — connection setup, how a write transaction starts, which errors mean
+//! "retry", and the migrations — lives in the dialect crates `kontor-store-postgres` and
+//! `kontor-store-sqlite`.
+
+mod cell;
+mod control;
+mod database;
+mod dialect;
+
+pub use cell::SqlCell;
+pub use control::SqlControl;
+pub use database::{PoolSettings, SqlDatabase};
+pub use dialect::Dialect;

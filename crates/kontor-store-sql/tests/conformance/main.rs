@@ -1,0 +1,64 @@
+//! The storage conformance suite: every case runs against SQLite and against PostgreSQL (a fresh
+//! set of databases per test). Cases are written once, against the store traits, in the modules
+//! below; `conformance!` instantiates each for both backends.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+mod retry;
+mod routing;
+mod schema;
+mod tenants;
+mod users;
+
+use kontor_test_support::{Backend, TestStores};
+
+/// Fresh stores with cells `uk` and `de` on `backend`, or `None` if PostgreSQL is skipped.
+pub async fn stores(backend: Backend, test: &str) -> Option<TestStores> {
+    TestStores::new(backend, test, &["uk", "de"]).await
+}
+
+/// Declares `sqlite::case` and `postgres::case` tests for each `module::case` listed.
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!("sqlite::", stringify!($module), "::", stringify!($case));
+                    if let Some(stores) = super::stores(kontor_test_support::Backend::Sqlite, name).await {
+                        super::$module::$case(stores).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let name = concat!("postgres::", stringify!($module), "::", stringify!($case));
+                    if let Some(stores) = super::stores(kontor_test_support::Backend::Postgres, name).await {
+                        super::$module::$case(stores).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    schema::fresh_databases_are_migrated_and_reachable,
+    schema::migrating_twice_applies_nothing,
+    tenants::tenant_is_created_with_its_first_client,
+    tenants::client_needs_an_existing_tenant,
+    tenants::revocation_keeps_the_first_time,
+    tenants::clients_are_listed_per_tenant,
+    users::user_round_trips,
+    users::users_are_scoped_by_tenant,
+    users::external_id_is_unique_per_tenant_and_cell,
+    users::pages_are_stable_and_complete,
+    users::delete_erases_only_the_tenants_user,
+    routing::users_live_only_in_their_home_cell,
+    routing::wrong_cell_writes_are_refused_and_change_nothing,
+    retry::concurrent_writers_lose_no_update,
+    retry::forced_conflict_is_retried_to_success,
+}

@@ -1,0 +1,105 @@
+//! Tenants and API clients in the control database.
+
+use kontor_domain::tenant::{Scope, Scopes, TenantName};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{ApiClientId, TenantId};
+use kontor_store::{NewApiClient, NewTenant, SecretHash, StoreError};
+use kontor_test_support::TestStores;
+
+pub fn new_tenant(name: &str) -> (NewTenant, NewApiClient) {
+    let tenant = NewTenant {
+        id: TenantId::generate(),
+        name: TenantName::parse(name).unwrap(),
+        created_at: Timestamp::now(),
+    };
+    let client = new_client(&tenant.id);
+    (tenant, client)
+}
+
+fn new_client(tenant: &TenantId) -> NewApiClient {
+    NewApiClient {
+        id: ApiClientId::generate(),
+        tenant_id: tenant.clone(),
+        secret_hash: SecretHash(format!("sha256:{}", "ab".repeat(32))),
+        scopes: Scopes::all(),
+        created_at: Timestamp::now(),
+    }
+}
+
+pub async fn tenant_is_created_with_its_first_client(stores: TestStores) {
+    let control = stores.control();
+    let (tenant, client) = new_tenant("Acme Budget");
+    let created = control.create_tenant(&tenant, &client).await.unwrap();
+    assert_eq!(created.id, tenant.id);
+
+    let read = control.tenant(&tenant.id).await.unwrap();
+    assert_eq!(read.name.as_str(), "Acme Budget");
+    assert_eq!(read.created_at, tenant.created_at);
+
+    let (stored, hash) = control.client_with_secret(&client.id).await.unwrap();
+    assert_eq!(stored.tenant_id, tenant.id);
+    assert_eq!(stored.scopes, Scopes::all());
+    assert!(stored.is_active());
+    assert_eq!(hash, client.secret_hash);
+
+    let tenants = control.list_tenants().await.unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert!(matches!(
+        control.tenant(&TenantId::generate()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn client_needs_an_existing_tenant(stores: TestStores) {
+    let control = stores.control();
+    let orphan = new_client(&TenantId::generate());
+    assert!(matches!(
+        control.create_client(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        control.client(&orphan.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn revocation_keeps_the_first_time(stores: TestStores) {
+    let control = stores.control();
+    let (tenant, client) = new_tenant("Acme");
+    control.create_tenant(&tenant, &client).await.unwrap();
+    let first = Timestamp::from_unix_micros(1_000_000);
+    let revoked = control.revoke_client(&client.id, first).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(first));
+    let again = control
+        .revoke_client(&client.id, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(first));
+    assert!(!control.client(&client.id).await.unwrap().is_active());
+    assert!(matches!(
+        control.revoke_client(&ApiClientId::generate(), first).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn clients_are_listed_per_tenant(stores: TestStores) {
+    let control = stores.control();
+    let (a, a_client) = new_tenant("A");
+    let (b, b_client) = new_tenant("B");
+    control.create_tenant(&a, &a_client).await.unwrap();
+    control.create_tenant(&b, &b_client).await.unwrap();
+    let mut extra = new_client(&a.id);
+    extra.scopes = [Scope::UsersRead].into_iter().collect();
+    control.create_client(&extra).await.unwrap();
+
+    let a_clients = control.list_clients(&a.id).await.unwrap();
+    let ids: Vec<_> = a_clients.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&a_client.id) && ids.contains(&extra.id));
+    let b_clients = control.list_clients(&b.id).await.unwrap();
+    assert_eq!(b_clients.len(), 1);
+    assert_eq!(b_clients[0].id, b_client.id);
+    let read_only = a_clients.iter().find(|c| c.id == extra.id).unwrap();
+    assert!(read_only.scopes.contains(Scope::UsersRead));
+    assert!(!read_only.scopes.contains(Scope::UsersWrite));
+}

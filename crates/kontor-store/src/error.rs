@@ -1,0 +1,68 @@
+//! The one error type of the storage layer. Driver errors are classified once, in each dialect,
+//! into the variants callers match on.
+
+use kontor_domain::Region;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("record not found")]
+    NotFound,
+
+    /// A uniqueness rule was violated; `constraint` names the rule (e.g. `users_tenant_external`).
+    #[error("conflicts with an existing record ({constraint})")]
+    Conflict { constraint: String },
+
+    /// The database aborted the transaction to keep it serializable (SQLSTATE 40001/40P01), or
+    /// SQLite could not take its lock in time. Safe to retry: nothing was committed.
+    #[error("transaction aborted by a concurrent one; retry")]
+    SerializationFailure {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The retry helper gave up after this many attempts.
+    #[error("transaction still conflicting after {attempts} attempts")]
+    Contention { attempts: u32 },
+
+    /// A write addressed to the wrong region's cell: a routing bug, refused before any SQL runs.
+    #[error("a {record} of region {record_region} must not be written to the {cell_region} cell")]
+    WrongCell {
+        record: &'static str,
+        record_region: Region,
+        cell_region: Region,
+    },
+
+    /// No cell is configured for this region.
+    #[error("no cell is configured for region {0}")]
+    UnknownRegion(Region),
+
+    /// The database could not be reached (connection refused, pool timeout, I/O).
+    #[error("database unavailable")]
+    Unavailable {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A stored row does not parse into domain types: data written by something else, or a bug.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+
+    #[error("database error")]
+    Other {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// Whether a fresh attempt of the whole transaction may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::SerializationFailure { .. })
+    }
+
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(what.to_string())
+    }
+}

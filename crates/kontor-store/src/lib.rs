@@ -1,0 +1,34 @@
+//! Storage contracts for Kontor. The API and the worker talk to these traits only; the SQL lives
+//! in `kontor-store-sql` with one dialect crate per backend.
+//!
+//! Data is split in two kinds of databases: one **control** database for what is global to a
+//! deployment (tenants, API clients, the bank directory) and one **cell** per region for
+//! everything about users. A cell refuses rows of another region's users.
+
+mod cells;
+mod error;
+mod page;
+mod retry;
+mod schema;
+mod tenants;
+mod users;
+
+pub use cells::Cells;
+pub use error::{StoreError, StoreResult};
+pub use page::{Page, PageKey};
+pub use retry::{RetryPolicy, retry_serializable};
+pub use schema::{DatabaseRole, MigrationStatus, Schema};
+pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
+pub use users::UserStore;
+
+use kontor_domain::Region;
+
+/// Everything the control database holds.
+pub trait ControlStore: TenantStore + ApiClientStore + Schema {}
+impl<T: TenantStore + ApiClientStore + Schema> ControlStore for T {}
+
+/// Everything one region's cell holds.
+pub trait CellStore: UserStore + Schema {
+    /// The region this cell serves; it accepts rows of this region's users only.
+    fn region(&self) -> &Region;
+}

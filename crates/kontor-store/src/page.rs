@@ -1,0 +1,52 @@
+//! Keyset pagination. A page key is the position after the last row returned: rows are ordered by
+//! `(created_at, id)`, which is stable under concurrent inserts, unlike offsets.
+
+use kontor_domain::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageKey {
+    pub created_at: Timestamp,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` when this page was the last.
+    pub next: Option<PageKey>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in order: the extra row only tells that
+    /// another page exists.
+    pub fn from_rows(mut rows: Vec<T>, limit: usize, key_of: impl Fn(&T) -> PageKey) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(key_of) } else { None };
+        Page { items: rows, next }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: i64) -> PageKey {
+        PageKey {
+            created_at: Timestamp::from_unix_micros(n),
+            id: n.to_string(),
+        }
+    }
+
+    #[test]
+    fn extra_row_signals_a_next_page() {
+        let page = Page::from_rows(vec![1, 2, 3], 2, |n| key(*n));
+        assert_eq!(page.items, vec![1, 2]);
+        assert_eq!(page.next, Some(key(2)));
+
+        let last = Page::from_rows(vec![1, 2], 2, |n| key(*n));
+        assert_eq!(last.next, None);
+        let empty = Page::from_rows(Vec::<i64>::new(), 2, |n| key(*n));
+        assert!(empty.items.is_empty() && empty.next.is_none());
+    }
+}

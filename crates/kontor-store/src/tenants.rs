@@ -1,0 +1,58 @@
+//! Tenants and their API clients, kept in the control database.
+
+use async_trait::async_trait;
+use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{ApiClientId, TenantId};
+
+use crate::error::StoreResult;
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub name: TenantName,
+    pub created_at: Timestamp,
+}
+
+/// A stored one-way hash of a client secret, in the `algorithm:hex` form the API layer writes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash(pub String);
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHash(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiClient {
+    pub id: ApiClientId,
+    pub tenant_id: TenantId,
+    pub secret_hash: SecretHash,
+    pub scopes: Scopes,
+    pub created_at: Timestamp,
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates a tenant together with its first API client, atomically.
+    async fn create_tenant(
+        &self,
+        tenant: &NewTenant,
+        first_client: &NewApiClient,
+    ) -> StoreResult<Tenant>;
+    async fn tenant(&self, id: &TenantId) -> StoreResult<Tenant>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+}
+
+#[async_trait]
+pub trait ApiClientStore: Send + Sync {
+    /// Fails with `NotFound` when the tenant does not exist.
+    async fn create_client(&self, client: &NewApiClient) -> StoreResult<ApiClient>;
+    async fn client(&self, id: &ApiClientId) -> StoreResult<ApiClient>;
+    /// The client with its secret hash, for authenticating a token request.
+    async fn client_with_secret(&self, id: &ApiClientId) -> StoreResult<(ApiClient, SecretHash)>;
+    /// Marks the client revoked; revoking twice keeps the first revocation time.
+    async fn revoke_client(&self, id: &ApiClientId, at: Timestamp) -> StoreResult<ApiClient>;
+    async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<ApiClient>>;
+}

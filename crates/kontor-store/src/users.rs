@@ -1,0 +1,32 @@
+//! End users, kept in the cell of their home region. Every query is scoped by tenant: a tenant
+//! cannot name another tenant's user, even by id.
+
+use async_trait::async_trait;
+use kontor_domain::TenantId;
+use kontor_domain::UserId;
+use kontor_domain::user::{ExternalId, NewUser, User};
+
+use crate::error::StoreResult;
+use crate::page::{Page, PageKey};
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with `Conflict` when the tenant already has a user with this `external_id` here, and
+    /// with `WrongCell` when the user belongs to another region.
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<User>;
+    async fn user_by_external_id(
+        &self,
+        tenant: &TenantId,
+        external_id: &ExternalId,
+    ) -> StoreResult<Option<User>>;
+    /// The tenant's users in creation order, after `after`.
+    async fn list_users(
+        &self,
+        tenant: &TenantId,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<User>>;
+    /// Erases the user and everything held about them in this cell.
+    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<()>;
+}

@@ -1,0 +1,149 @@
+//! The command line: `kontor <command>`. Every command takes `--config FILE`; every setting also
+//! has a `KONTOR_…` environment variable (see `kontor config print`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::{commands, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "kontor", version, about = "Kontor: a self-hosted open banking hub", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// A TOML configuration file; values in it override the defaults, and KONTOR_… environment
+    /// variables override it.
+    #[arg(long, global = true, env = "KONTOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where SQLite databases and generated keys live when not configured otherwise
+    /// [default: ./kontor-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API server (with SQLite under --data-dir when no databases are configured).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations to the control database and every cell.
+    Migrate {
+        /// Print one JSON object: database name → versions applied now.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage tenants (the fintech apps using this hub).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage a tenant's API clients (OAuth2 client credentials).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant and its first API client; the client secret is shown once.
+    Create {
+        /// The tenant's display name, e.g. "Acme Budget".
+        name: String,
+        /// Print exactly one JSON object {"tenant_id", "client_id", "client_secret"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create another API client for a tenant; the secret is shown once.
+    Create {
+        /// The tenant's id (ten_…).
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+        /// Space-separated scopes [default: all].
+        #[arg(long)]
+        scopes: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a client: no new tokens at once; its tokens stop working within
+    /// auth.client_cache_seconds.
+    Revoke {
+        /// The client's id (cli_…).
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's clients.
+    List {
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration as TOML, with secrets and passwords masked.
+    Print,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        let listen = match &self.command {
+            Command::Serve { listen } => *listen,
+            _ => None,
+        };
+        Overrides {
+            data_dir: self.global.data_dir.clone(),
+            listen,
+        }
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        let config = Config::load(self.global.config.as_deref(), &self.overrides())?;
+        telemetry::init(&config.log);
+        match self.command {
+            Command::Serve { .. } => commands::serve::run(&config).await,
+            Command::Migrate { json } => commands::migrate::run(&config, json).await,
+            Command::Tenants(TenantsCommand::Create { name, json }) => {
+                commands::tenants::create(&config, &name, json).await
+            }
+            Command::Tenants(TenantsCommand::List { json }) => {
+                commands::tenants::list(&config, json).await
+            }
+            Command::Clients(ClientsCommand::Create {
+                tenant,
+                scopes,
+                json,
+            }) => commands::clients::create(&config, &tenant, scopes.as_deref(), json).await,
+            Command::Clients(ClientsCommand::Revoke { client_id, json }) => {
+                commands::clients::revoke(&config, &client_id, json).await
+            }
+            Command::Clients(ClientsCommand::List { tenant, json }) => {
+                commands::clients::list(&config, &tenant, json).await
+            }
+            Command::Config(ConfigCommand::Print) => commands::config::print(&config),
+        }
+    }
+}

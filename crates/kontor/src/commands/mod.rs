@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod clients;
+pub mod config;
+pub mod migrate;
+pub mod serve;
+pub mod tenants;

@@ -1,0 +1,77 @@
+//! `kontor serve`: the API server. On SIGTERM or Ctrl-C it stops accepting connections, lets
+//! in-flight requests finish (up to `server.shutdown_grace_seconds`), and exits.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::wiring::{self, Stores};
+
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let stores = Stores::open(config)?;
+    if config.database.migrate_on_start {
+        stores.migrate().await?;
+    }
+    let state = wiring::app_state(config, &stores)?;
+    let app = kontor_api::router(state);
+    kontor_api::prometheus();
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, regions = ?stores.cells.regions().collect::<Vec<_>>(), "serving");
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let graceful = {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        () = async {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; exiting with requests in flight"),
+    }
+    stores.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,287 @@
+//! Configuration, layered: built-in defaults → TOML file (`--config`) → `KONTOR_…` environment
+//! (nested keys joined by `__`, e.g. `KONTOR_CELLS__UK__URL`) → command-line flags. Validated once
+//! at startup, with messages that name the offending key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use kontor_domain::Region;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::secret::{DatabaseUrl, Secret};
+
+/// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
+const SECTIONS: &[&str] = &["data_dir", "server", "database", "cells", "auth", "log"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where SQLite databases and generated keys live when not configured otherwise.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    /// One cell per region: `[cells.uk] url = "postgres://…/kontor_uk"`. Defaults to SQLite cells
+    /// `de` and `uk` under `data_dir`.
+    pub cells: BTreeMap<String, CellConfig>,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
+    pub shutdown_grace_seconds: u64,
+    pub readiness_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Tenants, API clients and the bank directory. Defaults to `sqlite://<data_dir>/control.db`.
+    pub control_url: Option<DatabaseUrl>,
+    /// Apply pending migrations when a command starts.
+    pub migrate_on_start: bool,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub sqlite_busy_timeout_ms: u64,
+    /// Attempts per write transaction before giving up on serialization conflicts.
+    pub retry_max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellConfig {
+    pub url: DatabaseUrl,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub token_ttl_seconds: i64,
+    /// How long a client's revocation may take to reach tokens it already holds.
+    pub client_cache_seconds: u64,
+    /// Token signing keys; the first signs, all verify. When empty, a key is generated once and
+    /// kept in `<data_dir>/secrets/` — fine for one node, not for several.
+    pub signing_keys: Vec<SigningKeyConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    pub id: String,
+    /// Base64 (standard alphabet) of at least 32 random bytes.
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `kontor=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./kontor-data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            cells: BTreeMap::new(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 64 * 1024,
+            shutdown_grace_seconds: 30,
+            readiness_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            control_url: None,
+            migrate_on_start: true,
+            max_connections: 10,
+            acquire_timeout_ms: 5000,
+            sqlite_busy_timeout_ms: 5000,
+            retry_max_attempts: 10,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_seconds: 900,
+            client_cache_seconds: 5,
+            signing_keys: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Values given on the command line, which win over every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// The regions' cells and the control database, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Databases {
+    pub control: DatabaseUrl,
+    pub cells: BTreeMap<Region, DatabaseUrl>,
+}
+
+impl Config {
+    /// Loads every layer. `file` must exist when given.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env = Env::prefixed("KONTOR_").split("__").filter(|key| {
+            SECTIONS
+                .iter()
+                .any(|s| key.as_str() == *s || key.as_str().starts_with(&format!("{s}.")))
+        });
+        figment = figment.merge(env);
+        let mut config: Config = figment.extract().map_err(|err| {
+            let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
+        })?;
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        if let Some(listen) = overrides.listen {
+            config.server.listen = listen;
+        }
+        config.fill_in_defaults();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn sqlite_url(&self, file: &str) -> DatabaseUrl {
+        DatabaseUrl::new(format!("sqlite://{}", self.data_dir.join(file).display()))
+    }
+
+    /// Defaults that depend on `data_dir`: SQLite for the control database and cells `de`, `uk`.
+    fn fill_in_defaults(&mut self) {
+        if self.database.control_url.is_none() {
+            self.database.control_url = Some(self.sqlite_url("control.db"));
+        }
+        if self.cells.is_empty() {
+            for region in ["de", "uk"] {
+                let url = self.sqlite_url(&format!("cell-{region}.db"));
+                self.cells.insert(region.to_owned(), CellConfig { url });
+            }
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let databases = self.databases()?;
+        let mut seen = vec![databases.control.expose().to_owned()];
+        for (region, url) in &databases.cells {
+            if seen.iter().any(|u| u == url.expose()) {
+                bail!(
+                    "cells.{region}.url: every cell needs its own database, distinct from the control database and the other cells"
+                );
+            }
+            seen.push(url.expose().to_owned());
+        }
+        if !(60..=86_400).contains(&self.auth.token_ttl_seconds) {
+            bail!("auth.token_ttl_seconds must be between 60 and 86400");
+        }
+        if !(1024..=10 * 1024 * 1024).contains(&self.server.body_limit_bytes) {
+            bail!("server.body_limit_bytes must be between 1024 and 10485760");
+        }
+        if self.database.max_connections == 0 {
+            bail!("database.max_connections must be at least 1");
+        }
+        if self.database.retry_max_attempts == 0 {
+            bail!("database.retry_max_attempts must be at least 1");
+        }
+        for (i, key) in self.auth.signing_keys.iter().enumerate() {
+            crate::wiring::signing_key(key)
+                .with_context(|| format!("auth.signing_keys[{i}] (id {:?})", key.id))?;
+        }
+        Ok(())
+    }
+
+    pub fn databases(&self) -> anyhow::Result<Databases> {
+        let control = self
+            .database
+            .control_url
+            .clone()
+            .context("database.control_url is not set")?;
+        check_url("database.control_url", &control)?;
+        let mut cells = BTreeMap::new();
+        for (name, cell) in &self.cells {
+            let region = Region::parse(name).with_context(|| format!("cells.{name}"))?;
+            check_url(&format!("cells.{name}.url"), &cell.url)?;
+            cells.insert(region, cell.url.clone());
+        }
+        if cells.is_empty() {
+            bail!("at least one cell must be configured");
+        }
+        Ok(Databases { control, cells })
+    }
+
+    /// The effective configuration as TOML, secrets and database passwords masked.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        toml::to_string_pretty(self).context("rendering the configuration")
+    }
+}
+
+fn check_url(key: &str, url: &DatabaseUrl) -> anyhow::Result<()> {
+    let raw = url.expose();
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        url::Url::parse(raw).with_context(|| format!("{key}: not a valid URL ({url})"))?;
+        Ok(())
+    } else if raw.starts_with("sqlite:") {
+        Ok(())
+    } else {
+        bail!("{key}: expected a postgres:// or sqlite: URL, got {url}")
+    }
+}
+
+/// Serializes a value as a fixed mask: used for every secret in `config print`.
+pub(crate) fn masked<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("********")
+}

@@ -1,0 +1,9 @@
+//! The `kontor` binary's parts, as a library so that tests can drive them: configuration,
+//! wiring, and one module per subcommand.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod secret;
+pub mod telemetry;
+pub mod wiring;
