@@ -65,7 +65,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Parses a request body, which is always a JSON object here. serde's derived structs would also
+/// accept an array of field values in declaration order; that is refused as a type error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::new(ErrorCode::InvalidType, "the body must be a JSON object"),
+                Err(err) => ApiError::new(
+                    ErrorCode::MalformedJson,
+                    bounded(&format!("the body is not valid JSON: {err}")),
+                ),
+            },
+        );
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
     deserializer.end().map_err(|_| {
@@ -177,6 +190,9 @@ mod tests {
             ErrorCode::InvalidType
         );
         assert_eq!(code_of("[]"), ErrorCode::InvalidType);
+        assert_eq!(code_of(r#"  ["a", 1]"#), ErrorCode::InvalidType);
+        assert_eq!(code_of("[1,"), ErrorCode::MalformedJson);
+        assert_eq!(code_of("42"), ErrorCode::InvalidType);
         assert!(parse_json::<Body>(br#"{"name":"a","count":1}"#).is_ok());
     }
 

@@ -7,8 +7,18 @@
     reason = "test scaffolding fails loudly"
 )]
 
+mod app;
 mod databases;
 mod skip;
 
+pub use app::{TEST_SIGNING_KEY, TestApp, TestAppBuilder, TestTenant, error_code};
 pub use databases::{Backend, TestDatabase, TestStores};
 pub use skip::{loud_skip, postgres_admin_url, require_postgres};
+
+/// reqwest is built without a bundled TLS provider; tests use ring, installed once per process.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -176,10 +176,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
+        // Keys keep their case until figment lowercases them at the end of the chain.
         let env = Env::prefixed("KONTOR_").split("__").filter(|key| {
-            SECTIONS
-                .iter()
-                .any(|s| key.as_str() == *s || key.as_str().starts_with(&format!("{s}.")))
+            let key = key.as_str().to_ascii_lowercase();
+            SECTIONS.iter().any(|section| {
+                key.strip_prefix(section)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
         });
         figment = figment.merge(env);
         let mut config: Config = figment.extract().map_err(|err| {

@@ -17,6 +17,8 @@ use crate::state::AppState;
 use crate::{observe, openapi, request_id};
 
 pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request, so no early metric is lost.
+    observe::prometheus();
     let body_limit = state.settings().body_limit_bytes;
     let docs = SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
     Router::new()

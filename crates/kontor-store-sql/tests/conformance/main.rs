@@ -4,6 +4,7 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod money;
 mod retry;
 mod routing;
 mod schema;
@@ -59,6 +60,7 @@ conformance! {
     users::delete_erases_only_the_tenants_user,
     routing::users_live_only_in_their_home_cell,
     routing::wrong_cell_writes_are_refused_and_change_nothing,
+    money::amounts_round_trip_exactly_at_the_edges,
     retry::concurrent_writers_lose_no_update,
     retry::forced_conflict_is_retried_to_success,
 }

@@ -17,7 +17,6 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     }
     let state = wiring::app_state(config, &stores)?;
     let app = kontor_api::router(state);
-    kontor_api::prometheus();
 
     let listener = TcpListener::bind(config.server.listen)
         .await

@@ -1,0 +1,66 @@
+//! Tenant isolation: another tenant's ids answer 404 on every route, and nothing changes.
+
+use kontor_test_support::{TestApp, error_code};
+use serde_json::Value;
+
+#[tokio::test]
+async fn another_tenants_users_do_not_exist_for_you() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("A").await;
+    let b = app.tenant("B").await;
+    let a_token = app.token(&a).await;
+    let b_token = app.token(&b).await;
+    let user = app.create_user(&a_token, "a-customer", "uk").await;
+    let path = format!("/v1/users/{}", user["id"].as_str().unwrap());
+
+    let response = app.get(&path, &b_token).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(error_code(response).await, "not_found");
+
+    let response = app.delete(&path, &b_token).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(error_code(response).await, "not_found");
+
+    for query in [
+        "/v1/users",
+        "/v1/users?external_id=a-customer",
+        "/v1/users?region=uk",
+    ] {
+        let page: Value = app.get(query, &b_token).await.json().await.unwrap();
+        assert_eq!(page["data"], serde_json::json!([]), "{query}");
+    }
+
+    // B's attempts changed nothing for A.
+    let still: Value = app.get(&path, &a_token).await.json().await.unwrap();
+    assert_eq!(still, user);
+    assert_eq!(app.user_rows().await, 1);
+}
+
+#[tokio::test]
+async fn a_cursor_from_another_tenant_shows_only_your_users() {
+    let app = TestApp::spawn().await;
+    let a = app.tenant("A").await;
+    let b = app.tenant("B").await;
+    let a_token = app.token(&a).await;
+    let b_token = app.token(&b).await;
+    for i in 0..3 {
+        app.create_user(&a_token, &format!("a{i}"), "uk").await;
+    }
+    app.create_user(&b_token, "b0", "uk").await;
+    let page: Value = app
+        .get("/v1/users?limit=1", &a_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let theirs: Value = app
+        .get(&format!("/v1/users?cursor={cursor}"), &b_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for user in theirs["data"].as_array().unwrap() {
+        assert_eq!(user["external_id"], "b0");
+    }
+}

@@ -1,0 +1,311 @@
+//! `TestApp`: the real router, on fresh databases, serving HTTP on an ephemeral port, with helpers
+//! to create tenants, get tokens and call the API the way a tenant would.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kontor_api::auth::{ClientSecret, SigningKey, TokenService};
+use kontor_api::{ApiSettings, AppState};
+use kontor_domain::tenant::{Scopes, TenantName};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{ApiClientId, TenantId};
+use kontor_store::{NewApiClient, NewTenant, TenantStore};
+use kontor_store_sql::PoolSettings;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::databases::{Backend, TestStores};
+
+/// The key test tokens are signed with; tests may forge tokens with it (e.g. expired ones).
+pub const TEST_SIGNING_KEY: [u8; 32] = [7; 32];
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub stores: TestStores,
+    pub http: reqwest::Client,
+    pub tokens: TokenService,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant created for a test, with its first client's credentials.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub tenant_id: TenantId,
+    pub client_id: ApiClientId,
+    pub client_secret: String,
+}
+
+#[derive(Debug)]
+pub struct TestAppBuilder {
+    backend: Backend,
+    regions: Vec<String>,
+    settings: ApiSettings,
+    pool: PoolSettings,
+}
+
+impl TestAppBuilder {
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    pub fn regions(mut self, regions: &[&str]) -> Self {
+        self.regions = regions.iter().map(|r| (*r).to_owned()).collect();
+        self
+    }
+
+    pub fn api_settings(mut self, settings: ApiSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    pub fn pool_settings(mut self, pool: PoolSettings) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// `None` only when the backend is PostgreSQL and no server is reachable (a banner says so).
+    pub async fn try_spawn(self, test: &str) -> Option<TestApp> {
+        let regions: Vec<&str> = self.regions.iter().map(String::as_str).collect();
+        let stores = match self.backend {
+            Backend::Sqlite => TestStores::sqlite_with(&regions, &self.pool).await,
+            Backend::Postgres => TestStores::postgres_with(test, &regions, &self.pool).await?,
+        };
+        Some(TestApp::serve(stores, self.settings).await)
+    }
+
+    /// Spawns on SQLite (always available).
+    pub async fn spawn(self) -> TestApp {
+        assert_eq!(
+            self.backend,
+            Backend::Sqlite,
+            "use try_spawn for PostgreSQL"
+        );
+        self.try_spawn("sqlite").await.expect("sqlite test app")
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            backend: Backend::Sqlite,
+            regions: vec!["de".to_owned(), "uk".to_owned()],
+            // No client cache: revocation takes effect on the next request, deterministically.
+            settings: ApiSettings {
+                client_cache_ttl: Duration::ZERO,
+                ..ApiSettings::default()
+            },
+            pool: PoolSettings::default(),
+        }
+    }
+
+    /// The common case: SQLite, cells `de` and `uk`.
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    pub async fn serve(stores: TestStores, settings: ApiSettings) -> Self {
+        let key = SigningKey::new("test", &TEST_SIGNING_KEY).expect("test key");
+        let tokens = TokenService::new(vec![key], 900).expect("token service");
+        let state = AppState::new(
+            stores.control(),
+            stores.cells.clone(),
+            tokens.clone(),
+            settings,
+        );
+        let router = kontor_api::router(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self {
+            address,
+            stores,
+            http,
+            tokens,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A tenant with one client holding `scopes` (all scopes when `None`).
+    pub async fn tenant_with_scopes(&self, name: &str, scopes: Option<Scopes>) -> TestTenant {
+        let now = Timestamp::now();
+        let tenant = NewTenant {
+            id: TenantId::generate(),
+            name: TenantName::parse(name).expect("tenant name"),
+            created_at: now,
+        };
+        let secret = ClientSecret::generate();
+        let client = NewApiClient {
+            id: ApiClientId::generate(),
+            tenant_id: tenant.id.clone(),
+            secret_hash: secret.hash(),
+            scopes: scopes.unwrap_or_else(Scopes::all),
+            created_at: now,
+        };
+        self.stores
+            .control
+            .create_tenant(&tenant, &client)
+            .await
+            .expect("create tenant");
+        TestTenant {
+            tenant_id: tenant.id,
+            client_id: client.id,
+            client_secret: secret.reveal().to_owned(),
+        }
+    }
+
+    pub async fn tenant(&self, name: &str) -> TestTenant {
+        self.tenant_with_scopes(name, None).await
+    }
+
+    /// `POST /v1/oauth/token` with HTTP Basic; the raw response.
+    pub async fn request_token(
+        &self,
+        tenant: &TestTenant,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/oauth/token"))
+            .basic_auth(tenant.client_id.as_str(), Some(&tenant.client_secret))
+            .form(form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// A bearer token with all of the client's scopes.
+    pub async fn token(&self, tenant: &TestTenant) -> String {
+        let response = self
+            .request_token(tenant, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(response.status(), 200, "token request failed");
+        let body: Value = response.json().await.expect("token json");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Creates a user and returns its JSON, asserting 201.
+    pub async fn create_user(&self, token: &str, external_id: &str, region: &str) -> Value {
+        let body = serde_json::json!({ "external_id": external_id, "region": region });
+        let response = self.post_json("/v1/users", token, &body).await;
+        assert_eq!(response.status(), 201, "creating user {external_id}");
+        response.json().await.expect("user json")
+    }
+
+    /// Rows in the `users` table of every cell, read behind the API's back.
+    pub async fn user_rows(&self) -> i64 {
+        let mut total = 0;
+        for cell in &self.stores.sql_cells {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(cell.database().pool())
+                .await
+                .expect("count users");
+            total += count;
+        }
+        total
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown_now().await;
+    }
+
+    async fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Reads an error envelope, asserting its shape, and returns its code.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = &body["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        error["request_id"].as_str().map(str::to_owned),
+        header_id,
+        "{body}"
+    );
+    error["code"].as_str().expect("error.code").to_owned()
+}

@@ -1,0 +1,370 @@
+//! The command-line contract operators and scripts rely on, tested against the built binary:
+//! JSON output on stdout, non-zero exit codes with reasons on stderr, layered configuration with
+//! secrets masked, and a graceful stop on SIGTERM.
+
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn kontor(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
+    cmd.arg("--data-dir").arg(dir);
+    // Only what a test sets explicitly may configure the binary.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KONTOR_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("KONTOR_LOG__LEVEL", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "exactly one line on stdout: {text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn tenants_create_prints_one_json_object_and_stores_only_a_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = stdout_json(&run(kontor(dir.path()).args([
+        "tenants",
+        "create",
+        "Acme Budget",
+        "--json",
+    ])));
+    let object = created.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["client_id", "client_secret", "tenant_id"]);
+    let secret = created["client_secret"].as_str().unwrap();
+    assert!(created["tenant_id"].as_str().unwrap().starts_with("ten_"));
+    assert!(created["client_id"].as_str().unwrap().starts_with("cli_"));
+
+    // The secret appears nowhere in the database files; its hash does.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("control.db") {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(!stored.is_empty());
+    let haystack = String::from_utf8_lossy(&stored);
+    assert!(
+        !haystack.contains(secret),
+        "the client secret is stored in clear"
+    );
+    assert!(haystack.contains("sha256:"), "no hash stored");
+
+    let listed = stdout_json(&run(kontor(dir.path()).args(["tenants", "list", "--json"])));
+    assert_eq!(listed[0]["tenant_id"], created["tenant_id"]);
+    assert_eq!(listed[0]["name"], "Acme Budget");
+}
+
+#[test]
+fn clients_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = stdout_json(&run(
+        kontor(dir.path()).args(["tenants", "create", "Acme", "--json"])
+    ));
+    let tenant_id = tenant["tenant_id"].as_str().unwrap();
+    let client = stdout_json(&run(kontor(dir.path()).args([
+        "clients",
+        "create",
+        "--tenant",
+        tenant_id,
+        "--scopes",
+        "users:read",
+        "--json",
+    ])));
+    assert_eq!(client["scopes"], "users:read");
+    assert!(
+        client["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("ksec_")
+    );
+    let client_id = client["client_id"].as_str().unwrap();
+
+    let revoked = stdout_json(&run(
+        kontor(dir.path()).args(["clients", "revoke", client_id, "--json"])
+    ));
+    assert!(revoked["revoked_at"].is_string());
+    let listed = stdout_json(&run(
+        kontor(dir.path()).args(["clients", "list", "--tenant", tenant_id, "--json"])
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let missing = run(kontor(dir.path()).args([
+        "clients",
+        "create",
+        "--tenant",
+        "ten_00000000000000000000000000",
+    ]));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no tenant"));
+    let bad_scope = run(kontor(dir.path()).args([
+        "clients", "create", "--tenant", tenant_id, "--scopes", "root",
+    ]));
+    assert!(!bad_scope.status.success());
+    assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("scope"));
+}
+
+#[test]
+fn migrate_reports_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = stdout_json(&run(kontor(dir.path()).args(["migrate", "--json"])));
+    for db in ["control", "cell:de", "cell:uk"] {
+        assert!(
+            !first[db].as_array().unwrap().is_empty(),
+            "{db} got no migrations"
+        );
+    }
+    let second = stdout_json(&run(kontor(dir.path()).args(["migrate", "--json"])));
+    for db in ["control", "cell:de", "cell:uk"] {
+        assert_eq!(second[db], serde_json::json!([]), "{db}");
+    }
+}
+
+#[test]
+fn config_print_applies_every_layer_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kontor.toml");
+    std::fs::write(
+        &file,
+        r#"
+[server]
+listen = "127.0.0.1:9000"
+body_limit_bytes = 2048
+
+[cells.uk]
+url = "postgres://kontor:file-password@db.uk.internal/kontor_uk"
+
+[[auth.signing_keys]]
+id = "k2026"
+secret = "c2VjcmV0LXNpZ25pbmcta2V5LW9mLWF0LWxlYXN0LTMyLWJ5dGVz"
+"#,
+    )
+    .unwrap();
+    let output = run(kontor(dir.path())
+        .args(["--config", file.to_str().unwrap(), "config", "print"])
+        .env("KONTOR_SERVER__BODY_LIMIT_BYTES", "4096")
+        .env(
+            "KONTOR_CELLS__DE__URL",
+            "postgres://kontor:env-password@db.de.internal/kontor_de",
+        ));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let printed: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(
+        printed["server"]["listen"].as_str(),
+        Some("127.0.0.1:9000"),
+        "from the file"
+    );
+    assert_eq!(
+        printed["server"]["body_limit_bytes"].as_integer(),
+        Some(4096),
+        "env beats file"
+    );
+    assert!(
+        printed["cells"]["de"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("db.de.internal")
+    );
+    for secret in ["file-password", "env-password", "c2VjcmV0LXNpZ25pbmcta2V5"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(text.contains("********"));
+}
+
+#[test]
+fn bad_configuration_fails_with_the_reason_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_CELLS__U_K__URL", "sqlite://x.db")],
+            "cells",
+        ),
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_SERVER__LISTEN", "not-an-address")],
+            "listen",
+        ),
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_AUTH__TOKEN_TTL_SECONDS", "5")],
+            "token_ttl_seconds",
+        ),
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_CELLS__UK__URL", "mysql://db/x")],
+            "cells.uk.url",
+        ),
+        (
+            vec!["--config", "/nonexistent/kontor.toml", "config", "print"],
+            vec![],
+            "does not exist",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let mut cmd = kontor(dir.path());
+        cmd.args(&args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let output = run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.to_lowercase().contains(expected),
+            "{args:?} {env:?}: expected {expected:?} in {stderr}"
+        );
+        assert!(output.stdout.is_empty());
+    }
+    let unknown = dir.path().join("typo.toml");
+    std::fs::write(&unknown, "[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap();
+    let output =
+        run(kontor(dir.path()).args(["--config", unknown.to_str().unwrap(), "config", "print"]));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen_addr"));
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kontor serve` on an ephemeral port and reads the bound address from its log.
+fn serve(dir: &Path) -> Server {
+    let mut child = kontor(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KONTOR_LOG__LEVEL", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                && entry["message"] == "serving"
+            {
+                let _ = tx.send(entry["address"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not start");
+    Server { child, address }
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = stdout_json(&run(
+        kontor(dir.path()).args(["tenants", "create", "Acme", "--json"])
+    ));
+    let mut server = serve(dir.path());
+
+    let token = {
+        let mut stream = TcpStream::connect(&server.address).unwrap();
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            tenant["client_id"].as_str().unwrap(),
+            tenant["client_secret"].as_str().unwrap()
+        );
+        write!(
+            stream,
+            "POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap();
+        serde_json::from_str::<Value>(body).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // Start a request and send only half of its body.
+    let body = r#"{"external_id":"in-flight","region":"uk"}"#;
+    let (head, tail) = body.split_at(10);
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    write!(
+        stream,
+        "POST /v1/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+
+    stream.write_all(tail.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        TcpStream::connect(&server.address).is_err(),
+        "still accepting connections"
+    );
+}
