@@ -179,6 +179,26 @@ regional_id!(
     /// An end user (PSU) of a tenant, living in one region.
     UserId, "usr", "user"
 );
+regional_id!(
+    /// A user's consent at one bank and its lifecycle.
+    ConnectionId, "con", "connection"
+);
+regional_id!(
+    /// A bank account read under a connection.
+    AccountId, "acc", "account"
+);
+regional_id!(
+    /// A transaction on an account; stable across syncs, even when the bank renumbers it.
+    TransactionId, "txn", "transaction"
+);
+regional_id!(
+    /// An entry in the event log (and the `webhook-id` of its deliveries).
+    EventId, "evt", "event"
+);
+regional_id!(
+    /// A payment initiated for a user.
+    PaymentId, "pay", "payment"
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! Kontor's domain: the vocabulary of the hub as plain types, parsed at the boundary so that
 //! invalid states cannot be represented further in. Nothing here does I/O.
 
+pub mod account;
+pub mod bank;
 pub mod bic;
 pub mod connection;
 pub mod currency;
@@ -8,16 +10,21 @@ pub mod iban;
 pub mod id;
 pub mod money;
 pub mod payment;
+pub mod reconcile;
 pub mod region;
 pub mod tenant;
 pub mod time;
+pub mod transaction;
 pub mod user;
 
 pub use bic::{Bic, BicError};
 pub use connection::{ConnectionEvent, ConnectionStatus};
 pub use currency::{Currency, CurrencyError};
 pub use iban::{Iban, IbanError};
-pub use id::{ApiClientId, IdError, TenantId, UserId};
+pub use id::{
+    AccountId, ApiClientId, ConnectionId, EventId, IdError, PaymentId, TenantId, TransactionId,
+    UserId,
+};
 pub use money::{Money, MoneyError};
 pub use payment::{Iso20022Status, PaymentStatus};
 pub use region::{Region, RegionError};
