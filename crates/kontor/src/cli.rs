@@ -53,6 +53,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the sandbox bank: simulated Berlin Group and UK Open Banking banks for demos and
+    /// tests (users alice, bob, carol; password "sandbox"; one-time code 123456).
+    SandboxBank(kontor_sandbox_bank::SandboxArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +147,9 @@ impl Cli {
                 commands::clients::list(&config, &tenant, json).await
             }
             Command::Config(ConfigCommand::Print) => commands::config::print(&config),
+            Command::SandboxBank(args) => {
+                kontor_sandbox_bank::run(args, commands::serve::shutdown_signal()).await
+            }
         }
     }
 }

@@ -1,0 +1,145 @@
+//! `kontor sandbox-bank`: the command-line front of the sandbox.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::builder::{DEFAULT_SEED, SandboxBank};
+use crate::config::Standard;
+use crate::core::dates::{parse_date, parse_uk_query_datetime};
+
+/// Options of `kontor sandbox-bank`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to listen on. Use port 0 for a free port (the URLs printed at start tell which).
+    #[arg(
+        long,
+        env = "KONTOR_SANDBOX_LISTEN",
+        default_value = "127.0.0.1:8090",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// TOML file defining more banks (`[[bank]]` tables; `include_default_banks = false` to
+    /// drop the built-in Sonnenbank, Banque Lumière and Thames Bank).
+    #[arg(long, env = "KONTOR_SANDBOX_BANKS", value_name = "FILE")]
+    pub banks: Option<PathBuf>,
+
+    /// Seed of the generated data: the same seed gives the same transactions, ids and faults.
+    #[arg(long, env = "KONTOR_SANDBOX_SEED", default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+
+    /// Simulated start instant (`2026-03-01` or `2026-03-01T09:00:00Z`); default: now.
+    /// Generated history covers the 24 months before it.
+    #[arg(long, env = "KONTOR_SANDBOX_START", value_name = "DATE|DATETIME")]
+    pub start: Option<String>,
+
+    /// Keep the simulated clock still unless advanced through `POST /admin/clock/advance`
+    /// (by default it also follows wall time).
+    #[arg(long, env = "KONTOR_SANDBOX_FREEZE_CLOCK")]
+    pub freeze_clock: bool,
+
+    /// URL clients use to reach the sandbox, when not `http://<listen address>` (proxies,
+    /// containers). Links and redirects are built from it.
+    #[arg(long, env = "KONTOR_SANDBOX_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Print one JSON object line at start (admin URL and every bank's endpoints and
+    /// credentials) instead of one `<bank-id> <standard> <base-url>` line per bank.
+    #[arg(long, env = "KONTOR_SANDBOX_JSON")]
+    pub json: bool,
+}
+
+fn parse_start(text: &str) -> anyhow::Result<OffsetDateTime> {
+    if let Some(date) = parse_date(text) {
+        return Ok(date.midnight().assume_utc());
+    }
+    if let Ok(at) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Ok(at.to_offset(time::UtcOffset::UTC));
+    }
+    parse_uk_query_datetime(text)
+        .with_context(|| format!("--start `{text}` is neither a date nor an RFC 3339 date-time"))
+}
+
+/// Writes the start lines (kept out of `run` so no stdout lock lives across an await).
+fn print_banks(running: &crate::RunningSandbox, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let line = json!({ "url": running.url(), "admin_url": running.admin_url(), "banks": running.banks() });
+        writeln!(out, "{line}")?;
+    } else {
+        for bank in running.banks() {
+            let standard = match bank.standard {
+                Standard::BerlinGroup => "berlin-group",
+                Standard::UkOpenBanking => "uk-open-banking",
+            };
+            writeln!(out, "{} {standard} {}", bank.id, bank.base_url)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs the sandbox until `shutdown` resolves. At start it prints, on stdout, one line per bank:
+/// `<bank-id> <standard> <base-url>` (or, with `--json`, one JSON object line).
+pub async fn run(
+    args: SandboxArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut builder = SandboxBank::builder()
+        .seed(args.seed)
+        .frozen_clock(args.freeze_clock);
+    if let Some(path) = &args.banks {
+        builder = builder
+            .banks_file(path)
+            .with_context(|| format!("loading banks from {}", path.display()))?;
+    }
+    if let Some(start) = &args.start {
+        builder = builder.start_time(parse_start(start)?);
+    }
+    if let Some(url) = &args.public_url {
+        builder = builder.public_url(url.clone());
+    }
+    let running = builder
+        .start(args.listen)
+        .await
+        .with_context(|| format!("starting the sandbox on {}", args.listen))?;
+    print_banks(&running, args.json)?;
+    tracing::info!(url = running.url(), admin = %running.admin_url(), seed = args.seed, "sandbox bank serving");
+    shutdown.await;
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SandboxArgs,
+    }
+
+    #[test]
+    fn defaults_and_start_parsing() {
+        let cli = Cli::parse_from(["test"]);
+        assert_eq!(cli.args.listen, "127.0.0.1:8090".parse().unwrap());
+        assert_eq!(cli.args.seed, DEFAULT_SEED);
+        assert_eq!(
+            parse_start("2026-03-01").unwrap(),
+            time::macros::datetime!(2026-03-01 0:00 UTC)
+        );
+        assert_eq!(
+            parse_start("2026-03-01T09:30:00+01:00").unwrap(),
+            time::macros::datetime!(2026-03-01 8:30 UTC)
+        );
+        assert!(parse_start("soon").is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! The in-memory state of every simulated bank. Each bank has one mutex; handlers lock it, do
+//! their (synchronous) work and unlock, so there is never an await while it is held.
+
+pub mod consent;
+mod effects;
+pub mod faults;
+pub mod flows;
+pub mod payment;
+pub mod sca;
+pub mod uk;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::config::BankConfig;
+use crate::core::clock::SimClock;
+use crate::core::rng::{combine, hash_str};
+use crate::data::book::CustomerBook;
+use crate::data::model::{Counterparty, Entry, EntryKind};
+use crate::data::users;
+use consent::{BgConsent, UsageCounter};
+use faults::FaultState;
+use payment::Payment;
+use sca::Authorisation;
+use uk::{
+    AccessToken, AuthCode, IdempotencyRecord, IdempotentOp, RefreshToken, UkAccountConsent,
+    UkPaymentConsent,
+};
+
+/// How many days of history the generated data covers.
+pub const HISTORY_DAYS: i64 = 730;
+
+/// Everything one bank knows.
+#[derive(Debug)]
+pub struct BankState {
+    pub books: Vec<CustomerBook>,
+    pub consents: BTreeMap<String, BgConsent>,
+    pub payments: BTreeMap<String, Payment>,
+    pub authorisations: BTreeMap<String, Authorisation>,
+    pub uk_account_consents: BTreeMap<String, UkAccountConsent>,
+    pub uk_payment_consents: BTreeMap<String, UkPaymentConsent>,
+    pub access_tokens: BTreeMap<String, AccessToken>,
+    pub refresh_tokens: BTreeMap<String, RefreshToken>,
+    pub codes: BTreeMap<String, AuthCode>,
+    pub idempotency: BTreeMap<(String, IdempotentOp, String), IdempotencyRecord>,
+    pub usage: UsageCounter,
+    /// Sessions of the decoupled-SCA banking app page: token → (user, expiry).
+    pub app_sessions: BTreeMap<String, (&'static str, OffsetDateTime)>,
+    id_seed: u64,
+    id_counter: u64,
+    generated_through: Date,
+}
+
+/// Why a payment could not be executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionError {
+    InsufficientFunds,
+    NoDebtor,
+    Unknown,
+}
+
+impl BankState {
+    fn new(config: &BankConfig, seed: u64, start: OffsetDateTime) -> Self {
+        let history_start = start.date().saturating_sub(Duration::days(HISTORY_DAYS));
+        let mut books: Vec<CustomerBook> = config
+            .customers
+            .iter()
+            .filter_map(|name| users::find(name))
+            .map(|user| CustomerBook::open(config, user, seed, history_start))
+            .collect();
+        for book in &mut books {
+            book.ensure_generated(start.date());
+        }
+        Self {
+            books,
+            consents: BTreeMap::new(),
+            payments: BTreeMap::new(),
+            authorisations: BTreeMap::new(),
+            uk_account_consents: BTreeMap::new(),
+            uk_payment_consents: BTreeMap::new(),
+            access_tokens: BTreeMap::new(),
+            refresh_tokens: BTreeMap::new(),
+            codes: BTreeMap::new(),
+            idempotency: BTreeMap::new(),
+            usage: UsageCounter::default(),
+            app_sessions: BTreeMap::new(),
+            id_seed: combine(seed, hash_str(&config.id)),
+            id_counter: 0,
+            generated_through: start.date(),
+        }
+    }
+
+    /// A new resource id. Ids follow from the seed and the order of requests, so a test run
+    /// that repeats its requests sees the same ids.
+    pub fn next_id(&mut self, prefix: &str) -> String {
+        self.id_counter += 1;
+        let value = combine(self.id_seed, self.id_counter);
+        format!("{prefix}{value:016x}")
+    }
+
+    /// Brings generated data and consent expiry up to `now`.
+    fn sync(&mut self, now: OffsetDateTime) {
+        let today = now.date();
+        if today > self.generated_through {
+            for book in &mut self.books {
+                book.ensure_generated(today);
+            }
+            self.generated_through = today;
+        }
+        for consent in self.consents.values_mut() {
+            consent.refresh(today);
+        }
+    }
+
+    /// The book of a user at this bank.
+    pub fn book_of(&self, username: &str) -> Option<usize> {
+        self.books.iter().position(|b| b.user.username == username)
+    }
+
+    /// Finds an account by its `resourceId` / `AccountId`.
+    pub fn find_account(&self, resource_id: &str) -> Option<(usize, usize)> {
+        self.books
+            .iter()
+            .enumerate()
+            .find_map(|(u, b)| b.account_index(resource_id).map(|a| (u, a)))
+    }
+
+    /// Finds an account by IBAN (or, for UK, by sort code and account number run together).
+    pub fn find_by_identifier(&self, identifier: &str) -> Option<(usize, usize)> {
+        self.books.iter().enumerate().find_map(|(u, b)| {
+            b.accounts
+                .iter()
+                .position(|a| {
+                    a.iban == identifier
+                        || a.sort_code
+                            .as_ref()
+                            .zip(a.account_number.as_ref())
+                            .is_some_and(|(s, n)| format!("{s}{n}") == identifier)
+                })
+                .map(|a| (u, a))
+        })
+    }
+
+    /// Executes an authorised payment at most once: funds check, then a pending debit that
+    /// books when the payment settles (with a new id, as card and transfer bookings do).
+    pub fn execute_payment(
+        &mut self,
+        payment_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), ExecutionError> {
+        let payment = self
+            .payments
+            .get(payment_id)
+            .ok_or(ExecutionError::Unknown)?;
+        if !payment.is_received() {
+            return Ok(());
+        }
+        let (u, a) = payment.debtor.ok_or(ExecutionError::NoDebtor)?;
+        let book = self.books.get(u).ok_or(ExecutionError::NoDebtor)?;
+        if book.balances(a, now).available < payment.amount {
+            if let Some(p) = self.payments.get_mut(payment_id) {
+                p.reject(now);
+            }
+            return Err(ExecutionError::InsufficientFunds);
+        }
+        let debtor_iban = book.accounts.get(a).map(|acc| acc.iban.clone());
+        let debtor_name = book.user.full_name;
+        let Some(payment) = self.payments.get_mut(payment_id) else {
+            return Err(ExecutionError::Unknown);
+        };
+        if !payment.accept(now) {
+            return Ok(());
+        }
+        let settles_at = payment.settles_at().unwrap_or(now);
+        let h = hash_str(&payment.id);
+        let remittance = payment.remittance.clone().unwrap_or_default();
+        let creditor = payment.creditor.clone();
+        let entry = Entry {
+            account: a,
+            kind: EntryKind::InitiatedPayment,
+            visible_at: now,
+            booked_at: Some(settles_at),
+            value_date: settles_at.date(),
+            pending_amount: -payment.amount,
+            amount: -payment.amount,
+            pending_id: format!("{:020X}", u128::from(combine(h, 1)) << 8),
+            booked_id: format!("{:020X}", u128::from(combine(h, 2)) << 8),
+            pending_reference: format!("AUTH{:012}", combine(h, 3) % 1_000_000_000_000),
+            booked_reference: format!("PIS{:013}", combine(h, 4) % 10_000_000_000_000),
+            counterparty: Some(Counterparty {
+                name: creditor.name.clone(),
+                iban: (creditor.scheme == "iban" || creditor.scheme == "UK.OBIE.IBAN")
+                    .then(|| creditor.identification.clone()),
+            }),
+            remittance,
+            end_to_end_id: payment
+                .end_to_end_id
+                .clone()
+                .or_else(|| Some("NOTPROVIDED".into())),
+            mandate_id: None,
+            creditor_id: None,
+            merchant: None,
+        };
+        let credit = Entry {
+            kind: EntryKind::ReceivedPayment,
+            visible_at: settles_at,
+            pending_amount: payment.amount,
+            amount: payment.amount,
+            counterparty: Some(Counterparty {
+                name: debtor_name.to_string(),
+                iban: debtor_iban,
+            }),
+            pending_id: format!("{:020X}", u128::from(combine(h, 5)) << 8),
+            booked_id: format!("{:020X}", u128::from(combine(h, 6)) << 8),
+            ..entry.clone()
+        };
+        if let Some(book) = self.books.get_mut(u) {
+            book.entries.push(entry);
+        }
+        if let Some((cu, ca)) = self.find_by_identifier(&creditor.identification)
+            && let Some(book) = self.books.get_mut(cu)
+        {
+            book.entries.push(Entry {
+                account: ca,
+                ..credit
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One simulated bank: its configuration, state and faults.
+#[derive(Debug)]
+pub struct Bank {
+    pub config: BankConfig,
+    /// Absolute URL of the bank's root (`http://host:port/<id>`).
+    pub base_url: String,
+    pub clock: Arc<SimClock>,
+    state: Mutex<BankState>,
+    faults: Mutex<FaultState>,
+    /// Key of the sandbox's response signatures (UK `x-jws-signature`).
+    pub signing_key: Vec<u8>,
+}
+
+impl Bank {
+    pub fn new(config: BankConfig, base_url: String, clock: Arc<SimClock>, seed: u64) -> Self {
+        let state = BankState::new(&config, seed, clock.now());
+        let signing_key = format!("kontor-sandbox-{}-{seed}", config.id).into_bytes();
+        let fault_seed = combine(seed, hash_str(&config.id));
+        Self {
+            config,
+            base_url,
+            clock,
+            state: Mutex::new(state),
+            faults: Mutex::new(FaultState::new(fault_seed)),
+            signing_key,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// An absolute URL under this bank's base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The page where a PSU performs redirect SCA for an authorisation.
+    pub fn sca_page_url(&self, authorisation_id: &str) -> String {
+        self.url(&format!("/sca/{authorisation_id}"))
+    }
+
+    /// Locks the bank's state, brought up to the current simulated time.
+    pub fn lock(&self) -> MutexGuard<'_, BankState> {
+        let mut guard = match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.sync(self.clock.now());
+        guard
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, FaultState> {
+        match self.faults.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
