@@ -5,7 +5,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kontor_domain::Region;
-use kontor_domain::time::Timestamp;
 use kontor_store::PageKey;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +33,7 @@ impl Cursor {
     pub fn encode(&self) -> String {
         let wire = WireCursor {
             r: self.region.to_string(),
-            t: self.after.as_ref().map(|k| k.created_at.unix_micros()),
+            t: self.after.as_ref().map(|k| k.sort),
             i: self.after.as_ref().map(|k| k.id.clone()),
         };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
@@ -46,10 +45,7 @@ impl Cursor {
         let wire: WireCursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
         let region = Region::parse(&wire.r).map_err(|_| invalid())?;
         let after = match (wire.t, wire.i) {
-            (Some(t), Some(id)) if id.len() <= 64 => Some(PageKey {
-                created_at: Timestamp::from_unix_micros(t),
-                id,
-            }),
+            (Some(t), Some(id)) if id.len() <= 64 => Some(PageKey { sort: t, id }),
             (None, None) => None,
             _ => return Err(invalid()),
         };
@@ -82,7 +78,7 @@ mod tests {
         let cursor = Cursor {
             region: Region::parse("uk").unwrap(),
             after: Some(PageKey {
-                created_at: Timestamp::from_unix_micros(42),
+                sort: 42,
                 id: "usr_uk_x".into(),
             }),
         };

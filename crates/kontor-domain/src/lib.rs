@@ -6,6 +6,7 @@ pub mod bank;
 pub mod bic;
 pub mod connection;
 pub mod currency;
+pub mod event;
 pub mod iban;
 pub mod id;
 pub mod money;
@@ -18,7 +19,7 @@ pub mod transaction;
 pub mod user;
 
 pub use bic::{Bic, BicError};
-pub use connection::{ConnectionEvent, ConnectionStatus};
+pub use connection::{Connection, ConnectionEvent, ConnectionStatus, NewConnection};
 pub use currency::{Currency, CurrencyError};
 pub use iban::{Iban, IbanError};
 pub use id::{

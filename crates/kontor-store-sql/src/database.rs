@@ -193,3 +193,27 @@ impl Schema for SqlDatabase {
         Ok(before.pending())
     }
 }
+
+/// Dates are stored as `YYYY-MM-DD` text, which sorts and compares correctly everywhere.
+pub(crate) fn date_text(date: time::Date) -> String {
+    let (year, month, day) = (date.year(), u8::from(date.month()), date.day());
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+pub(crate) fn parse_date(raw: &str) -> StoreResult<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, format).map_err(|e| StoreError::corrupt(format!("date {raw:?}: {e}")))
+}
+
+pub(crate) fn optional_date(row: &AnyRow, name: &str) -> StoreResult<Option<time::Date>> {
+    column::<Option<String>>(row, name)?
+        .map(|raw| parse_date(&raw))
+        .transpose()
+}
+
+pub(crate) fn optional_timestamp(
+    row: &AnyRow,
+    name: &str,
+) -> StoreResult<Option<kontor_domain::time::Timestamp>> {
+    Ok(column::<Option<i64>>(row, name)?.map(kontor_domain::time::Timestamp::from_unix_micros))
+}

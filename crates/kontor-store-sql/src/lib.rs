@@ -9,6 +9,7 @@ mod cell;
 mod control;
 mod database;
 mod dialect;
+mod query;
 
 pub use cell::SqlCell;
 pub use control::SqlControl;

@@ -5,16 +5,26 @@
 //! deployment (tenants, API clients, the bank directory) and one **cell** per region for
 //! everything about users. A cell refuses rows of another region's users.
 
+mod accounts;
 mod cells;
+mod connections;
 mod error;
+mod events;
 mod page;
 mod retry;
 mod schema;
 mod tenants;
 mod users;
 
+pub use accounts::{
+    AccountRow, AccountStore, BalanceRow, SyncWrite, TransactionFilter, TransactionRow,
+};
 pub use cells::Cells;
+pub use connections::{
+    ConnectionSecrets, ConnectionStore, SyncBookkeeping, SyncCounters, Transition,
+};
 pub use error::{StoreError, StoreResult};
+pub use events::{EventFilter, EventStore};
 pub use page::{Page, PageKey};
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
@@ -28,7 +38,7 @@ pub trait ControlStore: TenantStore + ApiClientStore + Schema {}
 impl<T: TenantStore + ApiClientStore + Schema> ControlStore for T {}
 
 /// Everything one region's cell holds.
-pub trait CellStore: UserStore + Schema {
+pub trait CellStore: UserStore + ConnectionStore + AccountStore + EventStore + Schema {
     /// The region this cell serves; it accepts rows of this region's users only.
     fn region(&self) -> &Region;
 }

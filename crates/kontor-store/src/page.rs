@@ -1,11 +1,10 @@
 //! Keyset pagination. A page key is the position after the last row returned: rows are ordered by
-//! `(created_at, id)`, which is stable under concurrent inserts, unlike offsets.
-
-use kontor_domain::time::Timestamp;
+//! an integer sort value (a creation time in microseconds, or a date as a day number) and then by
+//! id, which is stable under concurrent inserts, unlike offsets.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageKey {
-    pub created_at: Timestamp,
+    pub sort: i64,
     pub id: String,
 }
 
@@ -33,7 +32,7 @@ mod tests {
 
     fn key(n: i64) -> PageKey {
         PageKey {
-            created_at: Timestamp::from_unix_micros(n),
+            sort: n,
             id: n.to_string(),
         }
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use kontor_domain::TenantId;
 use kontor_domain::UserId;
+use kontor_domain::event::NewEvent;
 use kontor_domain::user::{ExternalId, NewUser, User};
 
 use crate::error::StoreResult;
@@ -27,6 +28,19 @@ pub trait UserStore: Send + Sync {
         after: Option<&PageKey>,
         limit: usize,
     ) -> StoreResult<Page<User>>;
-    /// Erases the user and everything held about them in this cell.
-    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<()>;
+    /// Erases the user and everything held about them in this cell (their connections,
+    /// accounts, balances, transactions and wrapped data key), and records `event` with it.
+    async fn delete_user(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()>;
+
+    /// The user's wrapped data key, if one was made.
+    async fn user_data_key(&self, id: &UserId) -> StoreResult<Option<String>>;
+
+    /// Stores `candidate` as the user's wrapped data key unless one exists, and returns the one
+    /// that is stored (so concurrent first uses agree on a single key).
+    async fn ensure_user_data_key(&self, id: &UserId, candidate: &str) -> StoreResult<String>;
 }

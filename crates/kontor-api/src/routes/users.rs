@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kontor_domain::event::{Event, EventType};
 use kontor_domain::tenant::Scope;
 use kontor_domain::user::{ExternalId, NewUser, User};
 use kontor_domain::{Region, UserId};
@@ -174,7 +175,13 @@ pub async fn delete(
     auth.require(Scope::UsersWrite)?;
     let id = user_id(&id)?;
     let cell = state.cells().get(id.region())?;
-    cell.delete_user(&auth.tenant, &id).await?;
+    let erased = Event::new(
+        auth.tenant.clone(),
+        &id,
+        EventType::UserErased,
+        serde_json::json!({ "user_id": id }),
+    );
+    cell.delete_user(&auth.tenant, &id, Some(&erased)).await?;
     tracing::info!(user.id = %id, "user erased");
     Ok(StatusCode::NO_CONTENT)
 }

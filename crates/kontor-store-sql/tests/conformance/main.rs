@@ -4,6 +4,8 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod accounts;
+mod connections;
 mod money;
 mod retry;
 mod routing;
@@ -61,6 +63,16 @@ conformance! {
     routing::users_live_only_in_their_home_cell,
     routing::wrong_cell_writes_are_refused_and_change_nothing,
     money::amounts_round_trip_exactly_at_the_edges,
+    connections::connections_need_the_tenants_user,
+    connections::state_is_single_use_and_expires,
+    connections::transitions_follow_the_state_machine_and_record_events,
+    connections::due_syncs_and_leases,
+    connections::events_filter_and_page,
+    accounts::a_sync_is_written_atomically_and_read_back,
+    accounts::later_syncs_update_remove_and_keep_ids,
+    accounts::a_failed_write_changes_nothing,
+    accounts::erasing_a_user_erases_everything_of_theirs,
+    accounts::one_data_key_per_user_even_when_racing,
     retry::concurrent_writers_lose_no_update,
     retry::forced_conflict_is_retried_to_success,
 }

@@ -72,7 +72,7 @@ pub async fn wrong_cell_writes_are_refused_and_change_nothing(stores: TestStores
         "{err:?}"
     );
     assert!(matches!(
-        de_cell.delete_user(&tenant, &uk_user.id).await,
+        de_cell.delete_user(&tenant, &uk_user.id, None).await,
         Err(StoreError::WrongCell { .. })
     ));
     assert_eq!(rows_in(&stores.raw_cell_pool("de")).await, 0);

@@ -68,7 +68,7 @@ pub async fn users_are_scoped_by_tenant(stores: TestStores) {
             .is_empty()
     );
     assert!(matches!(
-        uk(&stores).delete_user(&b, &user.id).await,
+        uk(&stores).delete_user(&b, &user.id, None).await,
         Err(StoreError::NotFound)
     ));
     // Still there for its owner.
@@ -172,13 +172,16 @@ pub async fn delete_erases_only_the_tenants_user(stores: TestStores) {
         .create_user(&new_user(&tenant, "gone", "uk"))
         .await
         .unwrap();
-    uk(&stores).delete_user(&tenant, &gone.id).await.unwrap();
+    uk(&stores)
+        .delete_user(&tenant, &gone.id, None)
+        .await
+        .unwrap();
     assert!(matches!(
         uk(&stores).user(&tenant, &gone.id).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        uk(&stores).delete_user(&tenant, &gone.id).await,
+        uk(&stores).delete_user(&tenant, &gone.id, None).await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(uk(&stores).user(&tenant, &keep.id).await.unwrap(), keep);

@@ -1,45 +1,16 @@
-//! A region's cell: the users of that region (and, as the hub grows, everything about them).
+//! Users in a cell: creation, tenant-scoped reads, erasure, and each user's wrapped data key.
 
 use async_trait::async_trait;
+use kontor_domain::event::NewEvent;
 use kontor_domain::time::Timestamp;
 use kontor_domain::user::{ExternalId, NewUser, User};
-use kontor_domain::{Region, TenantId, UserId};
-use kontor_store::{
-    CellStore, DatabaseRole, MigrationStatus, Page, PageKey, Schema, StoreError, StoreResult,
-    UserStore, retry_serializable,
-};
+use kontor_domain::{TenantId, UserId};
+use kontor_store::{Page, PageKey, StoreError, StoreResult, UserStore, retry_serializable};
 use sqlx::any::AnyRow;
 
-use crate::database::{PoolSettings, SqlDatabase, column};
-
-#[derive(Debug, Clone)]
-pub struct SqlCell {
-    db: SqlDatabase,
-    region: Region,
-}
-
-impl SqlCell {
-    pub fn open(region: Region, url: &str, settings: &PoolSettings) -> StoreResult<Self> {
-        SqlDatabase::open(url, DatabaseRole::Cell, settings).map(|db| Self { db, region })
-    }
-
-    pub fn database(&self) -> &SqlDatabase {
-        &self.db
-    }
-
-    /// Refuses, before any SQL runs, a record that belongs to another region.
-    fn ensure_home(&self, record: &'static str, region: &Region) -> StoreResult<()> {
-        if region == &self.region {
-            Ok(())
-        } else {
-            Err(StoreError::WrongCell {
-                record,
-                record_region: region.clone(),
-                cell_region: self.region.clone(),
-            })
-        }
-    }
-}
+use super::SqlCell;
+use super::events::insert_event;
+use crate::database::column;
 
 macro_rules! user_columns {
     () => {
@@ -60,7 +31,7 @@ fn user_from_row(row: &AnyRow) -> StoreResult<User> {
 
 fn user_key(user: &User) -> PageKey {
     PageKey {
-        created_at: user.created_at,
+        sort: user.created_at.unix_micros(),
         id: user.id.to_string(),
     }
 }
@@ -158,7 +129,7 @@ impl UserStore for SqlCell {
                 );
                 sqlx::query(sql)
                     .bind(tenant.as_str())
-                    .bind(key.created_at.unix_micros())
+                    .bind(key.sort)
                     .bind(key.id.as_str())
                     .bind(fetch)
                     .fetch_all(self.db.pool())
@@ -173,49 +144,78 @@ impl UserStore for SqlCell {
         Ok(Page::from_rows(users, limit, user_key))
     }
 
-    async fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<()> {
+    async fn delete_user(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()> {
         self.ensure_home("user", id.region())?;
-        let deleted = retry_serializable(self.db.retry_policy(), "delete_user", |_| async {
+        retry_serializable(self.db.retry_policy(), "delete_user", |_| async {
             let mut tx = self.db.begin_write().await?;
-            let result = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_str())
+            let owned: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            if owned == 0 {
+                return Err(StoreError::NotFound);
+            }
+            // Children first, explicitly: erasure must not depend on foreign-key settings.
+            for &sql in ERASE_USER {
+                sqlx::query(sql)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            }
+            if let Some(event) = event {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn user_data_key(&self, id: &UserId) -> StoreResult<Option<String>> {
+        sqlx::query_scalar::<_, Option<String>>("SELECT data_key FROM users WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn ensure_user_data_key(&self, id: &UserId, candidate: &str) -> StoreResult<String> {
+        self.ensure_home("user", id.region())?;
+        retry_serializable(self.db.retry_policy(), "ensure_user_data_key", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query("UPDATE users SET data_key = $2 WHERE id = $1 AND data_key IS NULL")
                 .bind(id.as_str())
+                .bind(candidate)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
+            let stored: Option<Option<String>> =
+                sqlx::query_scalar("SELECT data_key FROM users WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
             tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(result.rows_affected())
+            stored.flatten().ok_or(StoreError::NotFound)
         })
-        .await?;
-        if deleted == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        .await
     }
 }
 
-impl CellStore for SqlCell {
-    fn region(&self) -> &Region {
-        &self.region
-    }
-}
-
-#[async_trait]
-impl Schema for SqlCell {
-    fn backend(&self) -> &'static str {
-        self.db.backend()
-    }
-    fn role(&self) -> DatabaseRole {
-        self.db.role()
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.db.ping().await
-    }
-    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
-        self.db.migration_status().await
-    }
-    async fn migrate(&self) -> StoreResult<Vec<i64>> {
-        self.db.migrate().await
-    }
-}
+/// Everything held about a user in a cell, child rows first. Each takes the user id as `$1`.
+const ERASE_USER: &[&str] = &[
+    "DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE user_id = $1)",
+    "DELETE FROM balances WHERE account_id IN (SELECT id FROM accounts WHERE user_id = $1)",
+    "DELETE FROM accounts WHERE user_id = $1",
+    "DELETE FROM connections WHERE user_id = $1",
+    "DELETE FROM users WHERE id = $1",
+];

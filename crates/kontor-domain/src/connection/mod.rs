@@ -1,0 +1,221 @@
+//! Connections: a user's consent at one bank, as the hub keeps it, and the rules of its
+//! lifecycle ([`status`]).
+
+mod status;
+
+pub use status::{ConnectionEvent, ConnectionStatus, ConnectionStatusError, IllegalTransition};
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bank::BankId;
+use crate::id::{ConnectionId, TenantId, UserId};
+use crate::time::Timestamp;
+
+/// What the user agrees to share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub accounts: bool,
+    pub balances: bool,
+    pub transactions: bool,
+}
+
+impl Access {
+    pub const ALL: Access = Access {
+        accounts: true,
+        balances: true,
+        transactions: true,
+    };
+
+    /// Space-separated, as stored: `accounts balances transactions`.
+    pub fn to_words(self) -> String {
+        let mut words = Vec::new();
+        if self.accounts {
+            words.push("accounts");
+        }
+        if self.balances {
+            words.push("balances");
+        }
+        if self.transactions {
+            words.push("transactions");
+        }
+        words.join(" ")
+    }
+
+    /// Parses the stored or requested form. Balances and transactions imply accounts.
+    pub fn from_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut access = Access {
+            accounts: false,
+            balances: false,
+            transactions: false,
+        };
+        for word in words {
+            match word {
+                "accounts" => access.accounts = true,
+                "balances" => access.balances = true,
+                "transactions" => access.transactions = true,
+                other => return Err(crate::region::truncate_for_error(other)),
+            }
+        }
+        access.accounts |= access.balances || access.transactions;
+        if access.accounts {
+            Ok(access)
+        } else {
+            Err(String::from("(nothing)"))
+        }
+    }
+}
+
+/// The languages of the hosted pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    En,
+    De,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::De => "de",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.to_ascii_lowercase().as_str() {
+            "en" => Some(Language::En),
+            "de" => Some(Language::De),
+            _ => None,
+        }
+    }
+
+    /// The first supported language of an `Accept-Language` header, English otherwise.
+    pub fn negotiate(accept_language: &str) -> Self {
+        accept_language
+            .split(',')
+            .filter_map(|item| item.split(';').next())
+            .filter_map(|tag| Language::parse(tag.trim().split('-').next().unwrap_or_default()))
+            .next()
+            .unwrap_or(Language::En)
+    }
+}
+
+/// Why a connection failed, as the tenant is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The user cancelled at the bank or on the connect page.
+    UserCancelled,
+    /// The user failed authentication at the bank.
+    ScaFailed,
+    /// The bank refused the consent.
+    BankRejected,
+    /// The bank could not be reached while linking.
+    BankUnavailable,
+    /// The user came back after the link had lapsed, or with a state that does not match.
+    LinkExpired,
+    /// The bank reported the consent invalid later (other than revocation or expiry).
+    ConsentInvalid,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 6] = [
+        FailureReason::UserCancelled,
+        FailureReason::ScaFailed,
+        FailureReason::BankRejected,
+        FailureReason::BankUnavailable,
+        FailureReason::LinkExpired,
+        FailureReason::ConsentInvalid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::UserCancelled => "user_cancelled",
+            FailureReason::ScaFailed => "sca_failed",
+            FailureReason::BankRejected => "bank_rejected",
+            FailureReason::BankUnavailable => "bank_unavailable",
+            FailureReason::LinkExpired => "link_expired",
+            FailureReason::ConsentInvalid => "consent_invalid",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection as stored, without its secrets (the bank session, the connect token and state
+/// hashes are read through their own store methods).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub bank_id: Option<BankId>,
+    pub status: ConnectionStatus,
+    pub failure_reason: Option<FailureReason>,
+    pub access: Access,
+    pub redirect_uri: String,
+    pub language: Option<Language>,
+    pub valid_until: Option<Timestamp>,
+    pub frequency_per_day: u8,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub authorised_at: Option<Timestamp>,
+    pub last_synced_at: Option<Timestamp>,
+    pub next_sync_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub id: ConnectionId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub bank_id: Option<BankId>,
+    pub access: Access,
+    pub redirect_uri: String,
+    pub language: Option<Language>,
+    /// SHA-256 (hex) of the token in the connect URL.
+    pub connect_token_hash: String,
+    pub frequency_per_day: u8,
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_words_round_trip() {
+        assert_eq!(Access::ALL.to_words(), "accounts balances transactions");
+        assert_eq!(
+            Access::from_words(["transactions"]).unwrap().to_words(),
+            "accounts transactions"
+        );
+        assert!(Access::from_words(["everything"]).is_err());
+        assert!(Access::from_words([]).is_err());
+    }
+
+    #[test]
+    fn languages_are_negotiated() {
+        assert_eq!(Language::negotiate("de-DE,de;q=0.9,en;q=0.8"), Language::De);
+        assert_eq!(Language::negotiate("fr-FR, en-GB;q=0.8"), Language::En);
+        assert_eq!(Language::negotiate(""), Language::En);
+        assert_eq!(Language::negotiate("*"), Language::En);
+    }
+
+    #[test]
+    fn failure_reasons_round_trip() {
+        for reason in FailureReason::ALL {
+            assert_eq!(FailureReason::parse(reason.as_str()), Some(reason));
+        }
+    }
+}

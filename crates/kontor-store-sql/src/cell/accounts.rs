@@ -1,0 +1,435 @@
+//! Accounts, balances and transactions in a cell: the read side the API pages through, and the
+//! one transaction a sync writes everything in.
+
+use async_trait::async_trait;
+use kontor_domain::account::{AccountKind, Balance, BalanceKind};
+use kontor_domain::currency::Currency;
+use kontor_domain::money::Money;
+use kontor_domain::time::Timestamp;
+use kontor_domain::transaction::{DedupKey, TransactionStatus};
+use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId, UserId};
+use kontor_store::{
+    AccountRow, AccountStore, BalanceRow, Page, PageKey, StoreError, StoreResult, SyncWrite,
+    TransactionFilter, TransactionRow, retry_serializable,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use time::Date;
+
+use super::SqlCell;
+use super::connections::write_bookkeeping;
+use super::events::insert_event;
+use crate::database::{
+    SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
+};
+use crate::query::{Arg, Filtered};
+
+macro_rules! account_columns {
+    () => {
+        "id, tenant_id, user_id, connection_id, bank_account_id, currency, kind, details, \
+         created_at, updated_at"
+    };
+}
+
+macro_rules! transaction_columns {
+    () => {
+        "id, tenant_id, account_id, dedup_key, status, booking_date, value_date, sort_date, \
+         amount_minor, currency, details, created_at, updated_at"
+    };
+}
+
+fn currency(row: &AnyRow) -> StoreResult<Currency> {
+    Currency::parse(&column::<String>(row, "currency")?).map_err(StoreError::corrupt)
+}
+
+fn account_from_row(row: &AnyRow) -> StoreResult<AccountRow> {
+    let kind: String = column(row, "kind")?;
+    Ok(AccountRow {
+        id: AccountId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        user_id: UserId::parse(&column::<String>(row, "user_id")?).map_err(StoreError::corrupt)?,
+        connection_id: ConnectionId::parse(&column::<String>(row, "connection_id")?)
+            .map_err(StoreError::corrupt)?,
+        bank_account_id: column(row, "bank_account_id")?,
+        currency: currency(row)?,
+        kind: AccountKind::parse(&kind).ok_or_else(|| StoreError::corrupt(kind))?,
+        details: column(row, "details")?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
+    })
+}
+
+fn balance_from_row(row: &AnyRow) -> StoreResult<BalanceRow> {
+    let kind: String = column(row, "kind")?;
+    let amount = Money::from_minor(column(row, "amount_minor")?, currency(row)?)
+        .map_err(StoreError::corrupt)?;
+    Ok(BalanceRow {
+        account_id: AccountId::parse(&column::<String>(row, "account_id")?)
+            .map_err(StoreError::corrupt)?,
+        balance: Balance {
+            kind: BalanceKind::parse(&kind).ok_or_else(|| StoreError::corrupt(kind))?,
+            amount,
+            credit_limit_included: column::<Option<i64>>(row, "credit_limit_included")?
+                .map(|flag| flag != 0),
+            reference_date: optional_date(row, "reference_date")?,
+            last_change: optional_timestamp(row, "last_change_at")?,
+        },
+        fetched_at: Timestamp::from_unix_micros(column(row, "fetched_at")?),
+    })
+}
+
+fn transaction_from_row(row: &AnyRow) -> StoreResult<TransactionRow> {
+    let status: String = column(row, "status")?;
+    Ok(TransactionRow {
+        id: TransactionId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        account_id: AccountId::parse(&column::<String>(row, "account_id")?)
+            .map_err(StoreError::corrupt)?,
+        key: DedupKey::from_stored(column(row, "dedup_key")?),
+        status: TransactionStatus::parse(&status).ok_or_else(|| StoreError::corrupt(status))?,
+        booking_date: optional_date(row, "booking_date")?,
+        value_date: optional_date(row, "value_date")?,
+        sort_date: parse_date(&column::<String>(row, "sort_date")?)?,
+        amount: Money::from_minor(column(row, "amount_minor")?, currency(row)?)
+            .map_err(StoreError::corrupt)?,
+        details: column(row, "details")?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
+    })
+}
+
+/// Transactions page newest first; the key carries the sort date as a Julian day number.
+fn transaction_key(row: &TransactionRow) -> PageKey {
+    PageKey {
+        sort: i64::from(row.sort_date.to_julian_day()),
+        id: row.id.to_string(),
+    }
+}
+
+fn limit_arg(limit: usize) -> Arg {
+    Arg::Int(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl AccountStore for SqlCell {
+    async fn list_accounts(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<AccountRow>> {
+        let mut q = Filtered::new(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE tenant_id = "
+        ));
+        let p = q.arg(Arg::Text(tenant.to_string()));
+        q.push(&p);
+        if let Some(user) = user {
+            let p = q.arg(Arg::Text(user.to_string()));
+            q.push(&format!(" AND user_id = {p}"));
+        }
+        if let Some(key) = after {
+            let sort = q.arg(Arg::Int(key.sort));
+            let id = q.arg(Arg::Text(key.id.clone()));
+            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
+        }
+        let fetch = q.arg(limit_arg(limit));
+        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
+        let rows = q
+            .build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        let items = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |a| PageKey {
+            sort: a.created_at.unix_micros(),
+            id: a.id.to_string(),
+        }))
+    }
+
+    async fn account(&self, tenant: &TenantId, id: &AccountId) -> StoreResult<AccountRow> {
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE tenant_id = $1 AND id = $2"
+        );
+        let row = sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        account_from_row(&row)
+    }
+
+    async fn connection_accounts(&self, connection: &ConnectionId) -> StoreResult<Vec<AccountRow>> {
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE connection_id = $1 ORDER BY created_at, id"
+        );
+        sqlx::query(sql)
+            .bind(connection.as_str())
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+
+    async fn balances(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> StoreResult<Vec<BalanceRow>> {
+        // Scoped by tenant through the account, so another tenant's account id finds nothing.
+        self.account(tenant, account).await?;
+        sqlx::query(
+            "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
+             reference_date, last_change_at, fetched_at FROM balances WHERE account_id = $1 \
+             ORDER BY kind",
+        )
+        .bind(account.as_str())
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?
+        .iter()
+        .map(balance_from_row)
+        .collect()
+    }
+
+    async fn list_transactions(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        filter: &TransactionFilter,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<TransactionRow>> {
+        let mut q = Filtered::new(concat!(
+            "SELECT ",
+            transaction_columns!(),
+            " FROM transactions WHERE tenant_id = "
+        ));
+        let p = q.arg(Arg::Text(tenant.to_string()));
+        q.push(&p);
+        let p = q.arg(Arg::Text(account.to_string()));
+        q.push(&format!(" AND account_id = {p}"));
+        if let Some(from) = filter.from {
+            let p = q.arg(Arg::Text(date_text(from)));
+            q.push(&format!(" AND sort_date >= {p}"));
+        }
+        if let Some(to) = filter.to {
+            let p = q.arg(Arg::Text(date_text(to)));
+            q.push(&format!(" AND sort_date <= {p}"));
+        }
+        if let Some(status) = filter.status {
+            let p = q.arg(Arg::Text(status.as_str().to_owned()));
+            q.push(&format!(" AND status = {p}"));
+        }
+        if let Some(key) = after {
+            let day = i32::try_from(key.sort)
+                .ok()
+                .and_then(|jd| Date::from_julian_day(jd).ok())
+                .ok_or_else(|| StoreError::corrupt("page key"))?;
+            let sort = q.arg(Arg::Text(date_text(day)));
+            let id = q.arg(Arg::Text(key.id.clone()));
+            q.push(&format!(" AND (sort_date, id) < ({sort}, {id})"));
+        }
+        let fetch = q.arg(limit_arg(limit));
+        q.push(&format!(" ORDER BY sort_date DESC, id DESC LIMIT {fetch}"));
+        let rows = q
+            .build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        let items = rows
+            .iter()
+            .map(transaction_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, transaction_key))
+    }
+
+    async fn transactions_for_sync(
+        &self,
+        account: &AccountId,
+        from: Option<Date>,
+    ) -> StoreResult<Vec<TransactionRow>> {
+        let sql = concat!(
+            "SELECT ",
+            transaction_columns!(),
+            " FROM transactions WHERE account_id = $1 AND (status = 'pending' OR sort_date >= $2) \
+             ORDER BY sort_date, id"
+        );
+        let from = from.map_or_else(|| String::from("0000-01-01"), date_text);
+        sqlx::query(sql)
+            .bind(account.as_str())
+            .bind(from)
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(transaction_from_row)
+            .collect()
+    }
+
+    async fn apply_sync(&self, write: &SyncWrite) -> StoreResult<()> {
+        self.ensure_home("connection", write.connection_id.region())?;
+        retry_serializable(self.db.retry_policy(), "apply_sync", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            for account in &write.accounts {
+                upsert_account(&self.db, &mut tx, account).await?;
+            }
+            for (account, balances) in &write.balances {
+                replace_balances(&self.db, &mut tx, account, balances).await?;
+            }
+            for row in &write.inserts {
+                insert_transaction(&self.db, &mut tx, row).await?;
+            }
+            for row in &write.updates {
+                update_transaction(&self.db, &mut tx, row).await?;
+            }
+            for id in &write.removals {
+                sqlx::query("DELETE FROM transactions WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            }
+            write_bookkeeping(&self.db, &mut tx, &write.connection_id, &write.bookkeeping).await?;
+            for event in &write.events {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+}
+
+async fn upsert_account(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    a: &AccountRow,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, tenant_id, user_id, connection_id, bank_account_id, currency, \
+         kind, details, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (connection_id, bank_account_id) DO UPDATE SET currency = excluded.currency, \
+         kind = excluded.kind, details = excluded.details, updated_at = excluded.updated_at",
+    )
+    .bind(a.id.as_str())
+    .bind(a.tenant_id.as_str())
+    .bind(a.user_id.as_str())
+    .bind(a.connection_id.as_str())
+    .bind(a.bank_account_id.as_str())
+    .bind(a.currency.code())
+    .bind(a.kind.as_str())
+    .bind(a.details.as_str())
+    .bind(a.created_at.unix_micros())
+    .bind(a.updated_at.unix_micros())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(|e| db.classify(e))
+}
+
+async fn replace_balances(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    account: &AccountId,
+    balances: &[BalanceRow],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM balances WHERE account_id = $1")
+        .bind(account.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db.classify(e))?;
+    for row in balances {
+        let b = &row.balance;
+        sqlx::query(
+            "INSERT INTO balances (account_id, kind, amount_minor, currency, \
+             credit_limit_included, reference_date, last_change_at, fetched_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, kind) DO UPDATE \
+             SET amount_minor = excluded.amount_minor, currency = excluded.currency, \
+             credit_limit_included = excluded.credit_limit_included, \
+             reference_date = excluded.reference_date, last_change_at = excluded.last_change_at, \
+             fetched_at = excluded.fetched_at",
+        )
+        .bind(account.as_str())
+        .bind(b.kind.as_str())
+        .bind(b.amount.minor_units())
+        .bind(b.amount.currency().code())
+        .bind(b.credit_limit_included.map(i64::from))
+        .bind(b.reference_date.map(date_text))
+        .bind(b.last_change.map(Timestamp::unix_micros))
+        .bind(row.fetched_at.unix_micros())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db.classify(e))?;
+    }
+    Ok(())
+}
+
+async fn insert_transaction(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    t: &TransactionRow,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO transactions (id, tenant_id, account_id, dedup_key, status, booking_date, \
+         value_date, sort_date, amount_minor, currency, details, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(t.id.as_str())
+    .bind(t.tenant_id.as_str())
+    .bind(t.account_id.as_str())
+    .bind(t.key.as_str())
+    .bind(t.status.as_str())
+    .bind(t.booking_date.map(date_text))
+    .bind(t.value_date.map(date_text))
+    .bind(date_text(t.sort_date))
+    .bind(t.amount.minor_units())
+    .bind(t.amount.currency().code())
+    .bind(t.details.as_str())
+    .bind(t.created_at.unix_micros())
+    .bind(t.updated_at.unix_micros())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(|e| db.classify(e))
+}
+
+async fn update_transaction(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    t: &TransactionRow,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE transactions SET dedup_key = $2, status = $3, booking_date = $4, value_date = $5, \
+         sort_date = $6, amount_minor = $7, currency = $8, details = $9, updated_at = $10 \
+         WHERE id = $1",
+    )
+    .bind(t.id.as_str())
+    .bind(t.key.as_str())
+    .bind(t.status.as_str())
+    .bind(t.booking_date.map(date_text))
+    .bind(t.value_date.map(date_text))
+    .bind(date_text(t.sort_date))
+    .bind(t.amount.minor_units())
+    .bind(t.amount.currency().code())
+    .bind(t.details.as_str())
+    .bind(t.updated_at.unix_micros())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(|e| db.classify(e))
+}

@@ -1,0 +1,500 @@
+//! Connections in a cell: creation, the authorisation handshake (state issued, then consumed
+//! once), status changes checked by the domain's state machine and recorded with their event,
+//! and the scheduling and leasing the worker relies on.
+
+use async_trait::async_trait;
+use kontor_domain::bank::BankId;
+use kontor_domain::connection::{
+    Access, Connection, ConnectionEvent, ConnectionStatus, FailureReason, Language, NewConnection,
+};
+use kontor_domain::event::NewEvent;
+use kontor_domain::time::Timestamp;
+use kontor_domain::{ConnectionId, TenantId, UserId};
+use kontor_store::{
+    ConnectionSecrets, ConnectionStore, Page, PageKey, StoreError, StoreResult, SyncBookkeeping,
+    SyncCounters, Transition, retry_serializable,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::SqlCell;
+use super::events::insert_event;
+use crate::database::{SqlDatabase, column, date_text, optional_date, optional_timestamp};
+
+macro_rules! connection_columns {
+    () => {
+        "id, tenant_id, user_id, bank_id, status, failure_reason, access, redirect_uri, language, \
+         valid_until, frequency_per_day, created_at, updated_at, authorised_at, last_synced_at, \
+         next_sync_at"
+    };
+}
+
+fn connection_from_row(row: &AnyRow) -> StoreResult<Connection> {
+    let status: String = column(row, "status")?;
+    let access: String = column(row, "access")?;
+    let frequency: i64 = column(row, "frequency_per_day")?;
+    Ok(Connection {
+        id: ConnectionId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        user_id: UserId::parse(&column::<String>(row, "user_id")?).map_err(StoreError::corrupt)?,
+        bank_id: column::<Option<String>>(row, "bank_id")?
+            .map(|raw| BankId::parse(&raw))
+            .transpose()
+            .map_err(StoreError::corrupt)?,
+        status: ConnectionStatus::parse(&status).map_err(StoreError::corrupt)?,
+        failure_reason: column::<Option<String>>(row, "failure_reason")?
+            .map(|raw| FailureReason::parse(&raw).ok_or_else(|| StoreError::corrupt(raw)))
+            .transpose()?,
+        access: Access::from_words(access.split_whitespace()).map_err(StoreError::corrupt)?,
+        redirect_uri: column(row, "redirect_uri")?,
+        language: column::<Option<String>>(row, "language")?.and_then(|raw| Language::parse(&raw)),
+        valid_until: optional_timestamp(row, "valid_until")?,
+        frequency_per_day: u8::try_from(frequency).map_err(StoreError::corrupt)?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
+        authorised_at: optional_timestamp(row, "authorised_at")?,
+        last_synced_at: optional_timestamp(row, "last_synced_at")?,
+        next_sync_at: optional_timestamp(row, "next_sync_at")?,
+    })
+}
+
+fn secrets_from_row(row: &AnyRow) -> StoreResult<ConnectionSecrets> {
+    Ok(ConnectionSecrets {
+        connection: connection_from_row(row)?,
+        connect_token_hash: column(row, "connect_token_hash")?,
+        state_hash: column(row, "state_hash")?,
+        state_expires_at: optional_timestamp(row, "state_expires_at")?,
+        session: column(row, "session")?,
+    })
+}
+
+const SECRETS_SQL: &str = concat!(
+    "SELECT ",
+    connection_columns!(),
+    ", connect_token_hash, state_hash, state_expires_at, session FROM connections WHERE id = $1"
+);
+
+async fn secrets_in(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    id: &ConnectionId,
+) -> StoreResult<ConnectionSecrets> {
+    let row = sqlx::query(SECRETS_SQL)
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| db.classify(e))?
+        .ok_or(StoreError::NotFound)?;
+    secrets_from_row(&row)
+}
+
+fn illegal(from: ConnectionStatus, event: ConnectionEvent) -> StoreError {
+    StoreError::Conflict {
+        constraint: format!("connection {from} cannot become {}", event.as_str()),
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for SqlCell {
+    async fn create_connection(&self, new: &NewConnection) -> StoreResult<Connection> {
+        self.ensure_home("connection", new.id.region())?;
+        retry_serializable(self.db.retry_policy(), "create_connection", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let owner: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(new.tenant_id.as_str())
+                    .bind(new.user_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            if owner == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "INSERT INTO connections (id, tenant_id, user_id, bank_id, status, access, \
+                 redirect_uri, language, connect_token_hash, frequency_per_day, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+            )
+            .bind(new.id.as_str())
+            .bind(new.tenant_id.as_str())
+            .bind(new.user_id.as_str())
+            .bind(new.bank_id.as_ref().map(BankId::as_str))
+            .bind(ConnectionStatus::Pending.as_str())
+            .bind(new.access.to_words())
+            .bind(new.redirect_uri.as_str())
+            .bind(new.language.map(Language::as_str))
+            .bind(new.connect_token_hash.as_str())
+            .bind(i64::from(new.frequency_per_day))
+            .bind(new.created_at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            let created = secrets_in(&self.db, &mut tx, &new.id).await?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(created.connection)
+        })
+        .await
+    }
+
+    async fn connection(&self, tenant: &TenantId, id: &ConnectionId) -> StoreResult<Connection> {
+        let sql = concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE tenant_id = $1 AND id = $2"
+        );
+        let row = sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        connection_from_row(&row)
+    }
+
+    async fn connection_secrets(&self, id: &ConnectionId) -> StoreResult<ConnectionSecrets> {
+        let row = sqlx::query(SECRETS_SQL)
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        secrets_from_row(&row)
+    }
+
+    async fn list_connections(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Connection>> {
+        let mut q = crate::query::Filtered::new(concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE tenant_id = "
+        ));
+        let p = q.arg(crate::query::Arg::Text(tenant.to_string()));
+        q.push(&p);
+        if let Some(user) = user {
+            let p = q.arg(crate::query::Arg::Text(user.to_string()));
+            q.push(&format!(" AND user_id = {p}"));
+        }
+        if let Some(key) = after {
+            let sort = q.arg(crate::query::Arg::Int(key.sort));
+            let id = q.arg(crate::query::Arg::Text(key.id.clone()));
+            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
+        }
+        let fetch = q.arg(crate::query::Arg::Int(
+            i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
+        ));
+        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
+        let rows = q
+            .build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        let items = rows
+            .iter()
+            .map(connection_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |c| PageKey {
+            sort: c.created_at.unix_micros(),
+            id: c.id.to_string(),
+        }))
+    }
+
+    async fn begin_authorisation(
+        &self,
+        id: &ConnectionId,
+        bank: &BankId,
+        state_hash: &str,
+        state_expires_at: Timestamp,
+        session: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.ensure_home("connection", id.region())?;
+        let updated =
+            retry_serializable(self.db.retry_policy(), "begin_authorisation", |_| async {
+                let mut tx = self.db.begin_write().await?;
+                let result = sqlx::query(
+                    "UPDATE connections SET bank_id = $2, state_hash = $3, state_expires_at = $4, \
+                 session = $5, updated_at = $6 WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(id.as_str())
+                .bind(bank.as_str())
+                .bind(state_hash)
+                .bind(state_expires_at.unix_micros())
+                .bind(session)
+                .bind(at.unix_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+                tx.commit().await.map_err(|e| self.db.classify(e))?;
+                Ok(result.rows_affected())
+            })
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::Conflict {
+                constraint: "connection is not pending".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn take_state(
+        &self,
+        id: &ConnectionId,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<ConnectionSecrets> {
+        retry_serializable(self.db.retry_policy(), "take_state", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let current = secrets_in(&self.db, &mut tx, id).await?;
+            let matches = current.state_hash.as_deref() == Some(state_hash)
+                && current.state_expires_at.is_some_and(|until| now < until);
+            if !matches {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "UPDATE connections SET state_hash = NULL, state_expires_at = NULL, \
+                 updated_at = $2 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(now.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(current)
+        })
+        .await
+    }
+
+    async fn transition(
+        &self,
+        id: &ConnectionId,
+        change: &Transition,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<Connection> {
+        self.ensure_home("connection", id.region())?;
+        retry_serializable(self.db.retry_policy(), "connection_transition", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let current = secrets_in(&self.db, &mut tx, id).await?.connection;
+            let next = current
+                .status
+                .apply(change.event)
+                .map_err(|_| illegal(current.status, change.event))?;
+            let authorised_at = match change.event {
+                ConnectionEvent::Authorised => Some(change.at),
+                _ => current.authorised_at,
+            };
+            let terminal = next.is_terminal();
+            sqlx::query(
+                "UPDATE connections SET status = $2, \
+                 failure_reason = COALESCE($3, failure_reason), \
+                 valid_until = COALESCE($4, valid_until), \
+                 session = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($6, session) END, \
+                 next_sync_at = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($7, next_sync_at) END, \
+                 state_hash = CASE WHEN $5 = 1 THEN NULL ELSE state_hash END, \
+                 authorised_at = $8, updated_at = $9 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(next.as_str())
+            .bind(change.failure_reason.map(FailureReason::as_str))
+            .bind(change.valid_until.map(Timestamp::unix_micros))
+            .bind(i64::from(terminal))
+            .bind(change.session.as_deref())
+            .bind(change.next_sync_at.map(Timestamp::unix_micros))
+            .bind(authorised_at.map(Timestamp::unix_micros))
+            .bind(change.at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            if let Some(event) = event {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            let updated = secrets_in(&self.db, &mut tx, id).await?.connection;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn save_session(&self, id: &ConnectionId, session: &str) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "save_session", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query("UPDATE connections SET session = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(session)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn sync_counters(&self, id: &ConnectionId) -> StoreResult<SyncCounters> {
+        let row = sqlx::query(
+            "SELECT reads_day, unattended_reads, sync_failures FROM connections WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?
+        .ok_or(StoreError::NotFound)?;
+        Ok(SyncCounters {
+            reads_day: optional_date(&row, "reads_day")?,
+            unattended_reads: u32::try_from(column::<i64>(&row, "unattended_reads")?)
+                .map_err(StoreError::corrupt)?,
+            sync_failures: u32::try_from(column::<i64>(&row, "sync_failures")?)
+                .map_err(StoreError::corrupt)?,
+        })
+    }
+
+    async fn due_for_sync(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<ConnectionId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM connections WHERE status = 'active' AND next_sync_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_sync_at, id LIMIT $2",
+        )
+        .bind(now.unix_micros())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?;
+        ids.iter()
+            .map(|raw| ConnectionId::parse(raw).map_err(StoreError::corrupt))
+            .collect()
+    }
+
+    async fn expiring_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>> {
+        let sql = concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE status = 'active' AND valid_until < $1 \
+             ORDER BY valid_until, id LIMIT $2"
+        );
+        sqlx::query(sql)
+            .bind(before.unix_micros())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
+
+    async fn pending_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>> {
+        let sql = concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE status = 'pending' AND created_at < $1 \
+             ORDER BY created_at, id LIMIT $2"
+        );
+        sqlx::query(sql)
+            .bind(before.unix_micros())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        id: &ConnectionId,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        retry_serializable(self.db.retry_policy(), "claim_connection", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let result = sqlx::query(
+                "UPDATE connections SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
+                 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
+            )
+            .bind(id.as_str())
+            .bind(owner)
+            .bind(until.unix_micros())
+            .bind(now.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(result.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "release_connection", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query(
+                "UPDATE connections SET lease_owner = NULL, lease_until = NULL \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id.as_str())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn record_sync_failure(
+        &self,
+        id: &ConnectionId,
+        bookkeeping: &SyncBookkeeping,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "record_sync_failure", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            write_bookkeeping(&self.db, &mut tx, id, bookkeeping).await?;
+            if let Some(event) = event {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+}
+
+/// Writes a sync's bookkeeping inside an open transaction.
+pub(crate) async fn write_bookkeeping(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    id: &ConnectionId,
+    b: &SyncBookkeeping,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE connections SET last_synced_at = COALESCE($2, last_synced_at), next_sync_at = $3, \
+         reads_day = $4, unattended_reads = $5, sync_failures = $6, \
+         session = COALESCE($7, session) WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(b.synced_at.map(Timestamp::unix_micros))
+    .bind(b.next_sync_at.map(Timestamp::unix_micros))
+    .bind(b.reads_day.map(date_text))
+    .bind(i64::from(b.unattended_reads))
+    .bind(i64::from(b.sync_failures))
+    .bind(b.session.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(|e| db.classify(e))
+}

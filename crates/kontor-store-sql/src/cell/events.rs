@@ -1,0 +1,121 @@
+//! The event log of a cell: events are inserted inside the transaction of the change they
+//! report, and listed per tenant with filters.
+
+use async_trait::async_trait;
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{EventId, TenantId, UserId};
+use kontor_store::{
+    EventFilter, EventStore, Page, PageKey, StoreError, StoreResult, retry_serializable,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::SqlCell;
+use crate::database::{SqlDatabase, column};
+use crate::query::{Arg, Filtered};
+
+/// Inserts `event` within an open transaction.
+pub(crate) async fn insert_event(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    event: &Event,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (id, tenant_id, user_id, type, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.tenant_id.as_str())
+    .bind(event.user_id.as_ref().map(UserId::as_str))
+    .bind(event.event_type.as_str())
+    .bind(event.data.to_string())
+    .bind(event.created_at.unix_micros())
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(|e| db.classify(e))
+}
+
+fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
+    let raw_type: String = column(row, "type")?;
+    let data: String = column(row, "data")?;
+    Ok(Event {
+        id: EventId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        user_id: column::<Option<String>>(row, "user_id")?
+            .map(|raw| UserId::parse(&raw))
+            .transpose()
+            .map_err(StoreError::corrupt)?,
+        event_type: EventType::parse(&raw_type)
+            .ok_or_else(|| StoreError::corrupt(format!("event type {raw_type}")))?,
+        data: serde_json::from_str(&data).map_err(StoreError::corrupt)?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+    })
+}
+
+#[async_trait]
+impl EventStore for SqlCell {
+    async fn append_event(&self, event: &Event) -> StoreResult<()> {
+        self.ensure_home("event", event.id.region())?;
+        retry_serializable(self.db.retry_policy(), "append_event", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            insert_event(&self.db, &mut tx, event).await?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        filter: &EventFilter,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Event>> {
+        let mut q = Filtered::new(
+            "SELECT id, tenant_id, user_id, type, data, created_at FROM events WHERE tenant_id = ",
+        );
+        let p = q.arg(Arg::Text(tenant.to_string()));
+        q.push(&p);
+        if let Some(event_type) = filter.event_type {
+            let p = q.arg(Arg::Text(event_type.as_str().to_owned()));
+            q.push(&format!(" AND type = {p}"));
+        }
+        if let Some(user) = &filter.user {
+            let p = q.arg(Arg::Text(user.to_string()));
+            q.push(&format!(" AND user_id = {p}"));
+        }
+        if let Some(since) = filter.since {
+            let p = q.arg(Arg::Int(since.unix_micros()));
+            q.push(&format!(" AND created_at >= {p}"));
+        }
+        if let Some(until) = filter.until {
+            let p = q.arg(Arg::Int(until.unix_micros()));
+            q.push(&format!(" AND created_at < {p}"));
+        }
+        if let Some(key) = after {
+            let sort = q.arg(Arg::Int(key.sort));
+            let id = q.arg(Arg::Text(key.id.clone()));
+            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
+        }
+        let fetch = q.arg(Arg::Int(
+            i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
+        ));
+        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
+        let rows = q
+            .build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(events, limit, |e| PageKey {
+            sort: e.created_at.unix_micros(),
+            id: e.id.to_string(),
+        }))
+    }
+}

@@ -1,0 +1,67 @@
+//! A region's cell: the users of that region and everything about them — connections, accounts,
+//! balances, transactions and the event log. One file per aggregate.
+
+mod accounts;
+mod connections;
+mod events;
+mod users;
+
+use async_trait::async_trait;
+use kontor_domain::Region;
+use kontor_store::{CellStore, DatabaseRole, MigrationStatus, Schema, StoreError, StoreResult};
+
+use crate::database::{PoolSettings, SqlDatabase};
+
+#[derive(Debug, Clone)]
+pub struct SqlCell {
+    db: SqlDatabase,
+    region: Region,
+}
+
+impl SqlCell {
+    pub fn open(region: Region, url: &str, settings: &PoolSettings) -> StoreResult<Self> {
+        SqlDatabase::open(url, DatabaseRole::Cell, settings).map(|db| Self { db, region })
+    }
+
+    pub fn database(&self) -> &SqlDatabase {
+        &self.db
+    }
+
+    /// Refuses, before any SQL runs, a record that belongs to another region.
+    pub(crate) fn ensure_home(&self, record: &'static str, region: &Region) -> StoreResult<()> {
+        if region == &self.region {
+            Ok(())
+        } else {
+            Err(StoreError::WrongCell {
+                record,
+                record_region: region.clone(),
+                cell_region: self.region.clone(),
+            })
+        }
+    }
+}
+
+impl CellStore for SqlCell {
+    fn region(&self) -> &Region {
+        &self.region
+    }
+}
+
+#[async_trait]
+impl Schema for SqlCell {
+    fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+    fn role(&self) -> DatabaseRole {
+        self.db.role()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await
+    }
+    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        self.db.migration_status().await
+    }
+    async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        self.db.migrate().await
+    }
+}

@@ -1,0 +1,448 @@
+//! Accounts, balances and transactions: one sync's write applied atomically, the read side's
+//! filters and newest-first paging, and erasure of everything a user had.
+
+use kontor_domain::account::{AccountKind, Balance, BalanceKind};
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::time::Timestamp;
+use kontor_domain::transaction::{DedupKey, TransactionStatus};
+use kontor_domain::{
+    AccountId, ConnectionId, Currency, Money, Region, TenantId, TransactionId, UserId,
+};
+use kontor_store::{
+    AccountRow, AccountStore, BalanceRow, CellStore, ConnectionStore, EventFilter, EventStore,
+    StoreError, SyncBookkeeping, SyncWrite, TransactionFilter, TransactionRow, UserStore,
+};
+use kontor_test_support::TestStores;
+use time::macros::date;
+
+use crate::connections::user_with_connection;
+
+fn eur(value: &str) -> Money {
+    Money::parse(value, Currency::parse("EUR").unwrap()).unwrap()
+}
+
+fn account(
+    tenant: &TenantId,
+    user: &UserId,
+    connection: &ConnectionId,
+    bank_id: &str,
+) -> AccountRow {
+    let now = Timestamp::now();
+    AccountRow {
+        id: AccountId::generate(&Region::parse("uk").unwrap()),
+        tenant_id: tenant.clone(),
+        user_id: user.clone(),
+        connection_id: connection.clone(),
+        bank_account_id: bank_id.into(),
+        currency: Currency::parse("EUR").unwrap(),
+        kind: AccountKind::Current,
+        details: format!("sealed-{bank_id}"),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn txn(
+    account: &AccountRow,
+    key: &str,
+    day: time::Date,
+    amount: &str,
+    status: TransactionStatus,
+) -> TransactionRow {
+    let now = Timestamp::now();
+    TransactionRow {
+        id: TransactionId::generate(&Region::parse("uk").unwrap()),
+        tenant_id: account.tenant_id.clone(),
+        account_id: account.id.clone(),
+        key: DedupKey::from_stored(key.into()),
+        status,
+        booking_date: (status == TransactionStatus::Booked).then_some(day),
+        value_date: Some(day),
+        sort_date: day,
+        amount: eur(amount),
+        details: format!("sealed-{key}"),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn bookkeeping() -> SyncBookkeeping {
+    SyncBookkeeping {
+        synced_at: Some(Timestamp::now()),
+        next_sync_at: None,
+        reads_day: Some(date!(2026 - 11 - 26)),
+        unattended_reads: 1,
+        sync_failures: 0,
+        session: None,
+    }
+}
+
+fn empty_write(connection: &ConnectionId) -> SyncWrite {
+    SyncWrite {
+        connection_id: connection.clone(),
+        accounts: vec![],
+        balances: vec![],
+        inserts: vec![],
+        updates: vec![],
+        removals: vec![],
+        bookkeeping: bookkeeping(),
+        events: vec![],
+    }
+}
+
+pub async fn a_sync_is_written_atomically_and_read_back(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let current = account(&tenant, &user, &connection, "acc-1");
+    let balance = BalanceRow {
+        account_id: current.id.clone(),
+        balance: Balance {
+            kind: BalanceKind::ClosingBooked,
+            amount: eur("-12345678901234.56"),
+            credit_limit_included: Some(false),
+            reference_date: Some(date!(2026 - 11 - 25)),
+            last_change: None,
+        },
+        fetched_at: Timestamp::now(),
+    };
+    let rows = vec![
+        txn(
+            &current,
+            "id:1",
+            date!(2026 - 11 - 01),
+            "-3.50",
+            TransactionStatus::Booked,
+        ),
+        txn(
+            &current,
+            "id:2",
+            date!(2026 - 11 - 02),
+            "2500.00",
+            TransactionStatus::Booked,
+        ),
+        txn(
+            &current,
+            "id:3",
+            date!(2026 - 11 - 02),
+            "-20.00",
+            TransactionStatus::Pending,
+        ),
+        txn(
+            &current,
+            "id:4",
+            date!(2026 - 10 - 15),
+            "-9.99",
+            TransactionStatus::Booked,
+        ),
+    ];
+    let mut write = empty_write(&connection);
+    write.accounts = vec![current.clone()];
+    write.balances = vec![(current.id.clone(), vec![balance.clone()])];
+    write.inserts = rows.clone();
+    write.events = vec![Event::new(
+        tenant.clone(),
+        &user,
+        EventType::TransactionsUpdated,
+        serde_json::json!({"added": 4}),
+    )];
+    cell.apply_sync(&write).await.unwrap();
+
+    assert_eq!(cell.account(&tenant, &current.id).await.unwrap(), current);
+    assert_eq!(
+        cell.balances(&tenant, &current.id).await.unwrap(),
+        vec![balance]
+    );
+    assert!(matches!(
+        cell.balances(&TenantId::generate(), &current.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let listed = cell
+        .list_accounts(&tenant, Some(&user), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![current.clone()]);
+    assert_eq!(
+        cell.list_events(&tenant, &EventFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let counters = cell.sync_counters(&connection).await.unwrap();
+    assert_eq!(counters.unattended_reads, 1);
+    assert_eq!(counters.reads_day, Some(date!(2026 - 11 - 26)));
+
+    // Newest first, paged by (date, id), filtered by date and status.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = cell
+            .list_transactions(
+                &tenant,
+                &current.id,
+                &TransactionFilter::default(),
+                after.as_ref(),
+                1,
+            )
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|t| t.key.as_str().to_owned()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3], "id:4", "oldest last: {seen:?}");
+    assert!(seen[..2].contains(&"id:2".to_owned()) && seen[..2].contains(&"id:3".to_owned()));
+
+    let november = TransactionFilter {
+        from: Some(date!(2026 - 11 - 01)),
+        to: Some(date!(2026 - 11 - 01)),
+        status: None,
+    };
+    let page = cell
+        .list_transactions(&tenant, &current.id, &november, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0], rows[0]);
+    let pending = TransactionFilter {
+        status: Some(TransactionStatus::Pending),
+        ..TransactionFilter::default()
+    };
+    assert_eq!(
+        cell.list_transactions(&tenant, &current.id, &pending, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let theirs = cell
+        .list_transactions(
+            &TenantId::generate(),
+            &current.id,
+            &TransactionFilter::default(),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(theirs.items.is_empty());
+
+    // What a later sync compares with: from a date, plus every pending one.
+    let window = cell
+        .transactions_for_sync(&current.id, Some(date!(2026 - 11 - 02)))
+        .await
+        .unwrap();
+    let keys: Vec<&str> = window.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(
+        cell.transactions_for_sync(&current.id, None)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+pub async fn later_syncs_update_remove_and_keep_ids(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let acc = account(&tenant, &user, &connection, "acc-1");
+    let pending = txn(
+        &acc,
+        "id:p",
+        date!(2026 - 11 - 02),
+        "-20.00",
+        TransactionStatus::Pending,
+    );
+    let doomed = txn(
+        &acc,
+        "id:x",
+        date!(2026 - 11 - 03),
+        "-5.00",
+        TransactionStatus::Pending,
+    );
+    let mut first = empty_write(&connection);
+    first.accounts = vec![acc.clone()];
+    first.inserts = vec![pending.clone(), doomed.clone()];
+    cell.apply_sync(&first).await.unwrap();
+
+    // The same bank account again, with a new hub id proposed: the stored id wins.
+    let mut renamed = account(&tenant, &user, &connection, "acc-1");
+    renamed.details = "sealed-new-name".into();
+    let mut booked = pending.clone();
+    booked.key = DedupKey::from_stored("id:b".into());
+    booked.status = TransactionStatus::Booked;
+    booked.booking_date = Some(date!(2026 - 11 - 04));
+    booked.sort_date = date!(2026 - 11 - 04);
+    let mut second = empty_write(&connection);
+    second.accounts = vec![renamed];
+    second.updates = vec![booked.clone()];
+    second.removals = vec![doomed.id.clone()];
+    cell.apply_sync(&second).await.unwrap();
+
+    let accounts = cell.connection_accounts(&connection).await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, acc.id);
+    assert_eq!(accounts[0].details, "sealed-new-name");
+    let all = cell.transactions_for_sync(&acc.id, None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, pending.id);
+    assert_eq!(all[0].status, TransactionStatus::Booked);
+    assert_eq!(all[0].key.as_str(), "id:b");
+}
+
+pub async fn a_failed_write_changes_nothing(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let acc = account(&tenant, &user, &connection, "acc-1");
+    let row = txn(
+        &acc,
+        "id:1",
+        date!(2026 - 11 - 01),
+        "-1.00",
+        TransactionStatus::Booked,
+    );
+    let mut write = empty_write(&connection);
+    write.accounts = vec![acc.clone()];
+    // The same dedup key twice violates uniqueness half-way through the write.
+    let mut twin = row.clone();
+    twin.id = TransactionId::generate(&Region::parse("uk").unwrap());
+    write.inserts = vec![row, twin];
+    write.events = vec![Event::new(
+        tenant.clone(),
+        &user,
+        EventType::TransactionsUpdated,
+        serde_json::json!({}),
+    )];
+    assert!(cell.apply_sync(&write).await.is_err());
+    assert!(
+        cell.connection_accounts(&connection)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the account insert was rolled back"
+    );
+    assert!(
+        cell.list_events(&tenant, &EventFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        cell.sync_counters(&connection)
+            .await
+            .unwrap()
+            .unattended_reads,
+        0
+    );
+}
+
+pub async fn erasing_a_user_erases_everything_of_theirs(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let (keep_user, keep_connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    for (u, c) in [(&user, &connection), (&keep_user, &keep_connection)] {
+        let acc = account(&tenant, u, c, "acc-1");
+        let mut write = empty_write(c);
+        write.accounts = vec![acc.clone()];
+        write.balances = vec![(
+            acc.id.clone(),
+            vec![BalanceRow {
+                account_id: acc.id.clone(),
+                balance: Balance {
+                    kind: BalanceKind::Expected,
+                    amount: eur("1.00"),
+                    credit_limit_included: None,
+                    reference_date: None,
+                    last_change: None,
+                },
+                fetched_at: Timestamp::now(),
+            }],
+        )];
+        write.inserts = vec![txn(
+            &acc,
+            "id:1",
+            date!(2026 - 11 - 01),
+            "-1.00",
+            TransactionStatus::Booked,
+        )];
+        cell.apply_sync(&write).await.unwrap();
+    }
+    cell.ensure_user_data_key(&user, "w1.k.key").await.unwrap();
+    let erased = Event::new(
+        tenant.clone(),
+        &user,
+        EventType::UserErased,
+        serde_json::json!({"user_id": user}),
+    );
+    cell.delete_user(&tenant, &user, Some(&erased))
+        .await
+        .unwrap();
+
+    let pool = stores.raw_cell_pool("uk");
+    for (table, column) in [
+        ("users", "id"),
+        ("connections", "user_id"),
+        ("accounts", "user_id"),
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(user.as_str())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table} still holds the user's rows");
+    }
+    let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transactions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 1, "only the other user's transaction is left");
+    let balances: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM balances")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(balances, 1);
+    let events = cell
+        .list_events(
+            &tenant,
+            &EventFilter {
+                event_type: Some(EventType::UserErased),
+                ..EventFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert!(matches!(
+        cell.user_data_key(&user).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn one_data_key_per_user_even_when_racing(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, _) = user_with_connection(cell.as_ref(), &tenant).await;
+    assert_eq!(cell.user_data_key(&user).await.unwrap(), None);
+    let (a, b) = tokio::join!(
+        cell.ensure_user_data_key(&user, "key-a"),
+        cell.ensure_user_data_key(&user, "key-b")
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b, "both callers must end up with the same key");
+    assert_eq!(cell.user_data_key(&user).await.unwrap(), Some(a));
+    let _: &dyn CellStore = cell.as_ref();
+}

@@ -1,0 +1,121 @@
+//! Accounts, balances and transactions read from banks, kept in the user's cell. Personal
+//! details travel sealed (the service layer seals and opens them); what lists filter and sort
+//! on — dates, amounts, status — is stored in clear.
+
+use async_trait::async_trait;
+use kontor_domain::account::{AccountKind, Balance};
+use kontor_domain::currency::Currency;
+use kontor_domain::money::Money;
+use kontor_domain::time::Timestamp;
+use kontor_domain::transaction::{DedupKey, TransactionStatus};
+use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId, UserId};
+use time::Date;
+
+use crate::connections::SyncBookkeeping;
+use crate::error::StoreResult;
+use crate::page::{Page, PageKey};
+use kontor_domain::event::NewEvent;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: AccountId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub connection_id: ConnectionId,
+    pub bank_account_id: String,
+    pub currency: Currency,
+    pub kind: AccountKind,
+    /// Sealed JSON: IBAN, other identification, names, product.
+    pub details: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceRow {
+    pub account_id: AccountId,
+    pub balance: Balance,
+    pub fetched_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRow {
+    pub id: TransactionId,
+    pub tenant_id: TenantId,
+    pub account_id: AccountId,
+    pub key: DedupKey,
+    pub status: TransactionStatus,
+    pub booking_date: Option<Date>,
+    pub value_date: Option<Date>,
+    /// What lists order by: booking date, else value date, else the day first seen.
+    pub sort_date: Date,
+    pub amount: Money,
+    /// Sealed JSON: counterparty, remittance, bank references.
+    pub details: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionFilter {
+    pub from: Option<Date>,
+    pub to: Option<Date>,
+    pub status: Option<TransactionStatus>,
+}
+
+/// Everything one successful sync writes, applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct SyncWrite {
+    pub connection_id: ConnectionId,
+    /// Accounts to insert or update (matched on connection and bank account id).
+    pub accounts: Vec<AccountRow>,
+    /// Each account's balances, replacing the previous ones.
+    pub balances: Vec<(AccountId, Vec<BalanceRow>)>,
+    pub inserts: Vec<TransactionRow>,
+    pub updates: Vec<TransactionRow>,
+    pub removals: Vec<TransactionId>,
+    pub bookkeeping: SyncBookkeeping,
+    pub events: Vec<NewEvent>,
+}
+
+/// Accounts page by `(created_at, id)`, oldest first; transactions by `(sort_date, id)`, newest
+/// first, with the page key's `sort` holding the date's Julian day number.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn list_accounts(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<AccountRow>>;
+
+    async fn account(&self, tenant: &TenantId, id: &AccountId) -> StoreResult<AccountRow>;
+
+    async fn connection_accounts(&self, connection: &ConnectionId) -> StoreResult<Vec<AccountRow>>;
+
+    async fn balances(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> StoreResult<Vec<BalanceRow>>;
+
+    async fn list_transactions(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        filter: &TransactionFilter,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<TransactionRow>>;
+
+    /// What reconciliation compares a fetch with: the account's transactions dated on or after
+    /// `from` (all when `None`), and every pending one regardless of date.
+    async fn transactions_for_sync(
+        &self,
+        account: &AccountId,
+        from: Option<Date>,
+    ) -> StoreResult<Vec<TransactionRow>>;
+
+    async fn apply_sync(&self, write: &SyncWrite) -> StoreResult<()>;
+}

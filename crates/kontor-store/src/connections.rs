@@ -1,0 +1,148 @@
+//! Connections, kept in the user's cell. Secrets (the sealed bank session, hashes of the connect
+//! token and of the callback state) are written and read only through the methods that need them.
+
+use async_trait::async_trait;
+use kontor_domain::bank::BankId;
+use kontor_domain::connection::{Connection, ConnectionEvent, FailureReason, NewConnection};
+use kontor_domain::event::NewEvent;
+use kontor_domain::time::Timestamp;
+use kontor_domain::{ConnectionId, TenantId, UserId};
+use time::Date;
+
+use crate::error::StoreResult;
+use crate::page::{Page, PageKey};
+
+/// A connection with what the hosted pages and the callback need to check.
+#[derive(Debug, Clone)]
+pub struct ConnectionSecrets {
+    pub connection: Connection,
+    pub connect_token_hash: String,
+    pub state_hash: Option<String>,
+    pub state_expires_at: Option<Timestamp>,
+    /// The connector's session, sealed with the user's data key.
+    pub session: Option<String>,
+}
+
+/// A status change, checked against the current status inside the transaction.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub event: ConnectionEvent,
+    pub failure_reason: Option<FailureReason>,
+    /// New validity (on authorisation or reconfirmation).
+    pub valid_until: Option<Timestamp>,
+    /// New sealed session, when it changed.
+    pub session: Option<String>,
+    /// When the first scheduled sync is due (on authorisation).
+    pub next_sync_at: Option<Timestamp>,
+    pub at: Timestamp,
+}
+
+/// The allowance bookkeeping and schedule a sync leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncBookkeeping {
+    pub synced_at: Option<Timestamp>,
+    pub next_sync_at: Option<Timestamp>,
+    /// The UTC day the unattended-read counter is for.
+    pub reads_day: Option<Date>,
+    pub unattended_reads: u32,
+    pub sync_failures: u32,
+    /// New sealed session, when the connector changed it (a refreshed token).
+    pub session: Option<String>,
+}
+
+/// The allowance bookkeeping as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncCounters {
+    pub reads_day: Option<Date>,
+    pub unattended_reads: u32,
+    pub sync_failures: u32,
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn create_connection(&self, new: &NewConnection) -> StoreResult<Connection>;
+
+    /// A tenant's connection; `NotFound` for another tenant's.
+    async fn connection(&self, tenant: &TenantId, id: &ConnectionId) -> StoreResult<Connection>;
+
+    /// A connection with its secrets, by id alone: for the hosted pages and the worker, which
+    /// check the connect token or act for the hub itself.
+    async fn connection_secrets(&self, id: &ConnectionId) -> StoreResult<ConnectionSecrets>;
+
+    async fn list_connections(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Connection>>;
+
+    /// Records that the user was sent to the bank: the bank chosen, the consent created there
+    /// (its sealed session), and the single-use state the callback must bring back. Only while
+    /// the connection is pending.
+    async fn begin_authorisation(
+        &self,
+        id: &ConnectionId,
+        bank: &BankId,
+        state_hash: &str,
+        state_expires_at: Timestamp,
+        session: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Consumes the callback state: returns the connection if `state_hash` is its current,
+    /// unexpired state, and clears it so it cannot be used twice. `NotFound` otherwise.
+    async fn take_state(
+        &self,
+        id: &ConnectionId,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<ConnectionSecrets>;
+
+    /// Applies a status change and records its event, atomically. Fails with `Conflict` when
+    /// the domain's state machine refuses the change from the current status.
+    async fn transition(
+        &self,
+        id: &ConnectionId,
+        transition: &Transition,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<Connection>;
+
+    /// Stores a changed session (say, a refreshed token) outside a sync.
+    async fn save_session(&self, id: &ConnectionId, session: &str) -> StoreResult<()>;
+
+    async fn sync_counters(&self, id: &ConnectionId) -> StoreResult<SyncCounters>;
+
+    /// Active connections whose scheduled sync is due, oldest first.
+    async fn due_for_sync(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<ConnectionId>>;
+
+    /// Active connections whose validity ends before `before`.
+    async fn expiring_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>>;
+
+    /// Pending connections created before `before` (abandoned links).
+    async fn pending_before(&self, before: Timestamp, limit: usize)
+    -> StoreResult<Vec<Connection>>;
+
+    /// Takes a lease on the connection for `owner` until `until`, if nobody else holds one.
+    async fn claim(
+        &self,
+        id: &ConnectionId,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()>;
+
+    /// Records a failed sync (no data changed): bookkeeping plus an optional event.
+    async fn record_sync_failure(
+        &self,
+        id: &ConnectionId,
+        bookkeeping: &SyncBookkeeping,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()>;
+}

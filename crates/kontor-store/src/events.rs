@@ -1,0 +1,32 @@
+//! The event log, kept in the cell of the user an event is about.
+
+use async_trait::async_trait;
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{TenantId, UserId};
+
+use crate::error::StoreResult;
+use crate::page::{Page, PageKey};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub event_type: Option<EventType>,
+    pub user: Option<UserId>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records an event on its own (most events are written with the change they report).
+    async fn append_event(&self, event: &Event) -> StoreResult<()>;
+
+    /// A tenant's events, oldest first.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        filter: &EventFilter,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Event>>;
+}
