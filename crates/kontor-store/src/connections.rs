@@ -123,6 +123,23 @@ pub trait ConnectionStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<Connection>>;
 
+    /// Active connections whose validity ends before `before` and whose tenant has not yet been
+    /// told so.
+    async fn expiring_unnotified(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>>;
+
+    /// Records that the tenant was told, with the event that tells them, atomically. A new
+    /// validity (reconfirmation) clears the mark.
+    async fn mark_expiry_notified(
+        &self,
+        id: &ConnectionId,
+        at: Timestamp,
+        event: &NewEvent,
+    ) -> StoreResult<()>;
+
     /// Pending connections created before `before` (abandoned links).
     async fn pending_before(&self, before: Timestamp, limit: usize)
     -> StoreResult<Vec<Connection>>;

@@ -25,6 +25,8 @@ CREATE TABLE connections (
     -- the connector's session (consent id, tokens), sealed
     session            TEXT,
     valid_until        BIGINT,
+    -- when the tenant was told the consent lapses soon
+    expiry_notified_at BIGINT,
     frequency_per_day  BIGINT NOT NULL,
     -- unattended syncs done on reads_day (UTC, YYYY-MM-DD)
     reads_day          TEXT,

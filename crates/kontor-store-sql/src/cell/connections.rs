@@ -295,6 +295,7 @@ impl ConnectionStore for SqlCell {
                 "UPDATE connections SET status = $2, \
                  failure_reason = COALESCE($3, failure_reason), \
                  valid_until = COALESCE($4, valid_until), \
+                 expiry_notified_at = CASE WHEN $4 IS NULL THEN expiry_notified_at ELSE NULL END, \
                  session = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($6, session) END, \
                  next_sync_at = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($7, next_sync_at) END, \
                  state_hash = CASE WHEN $5 = 1 THEN NULL ELSE state_hash END, \
@@ -389,6 +390,53 @@ impl ConnectionStore for SqlCell {
             .iter()
             .map(connection_from_row)
             .collect()
+    }
+
+    async fn expiring_unnotified(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>> {
+        let sql = concat!(
+            "SELECT ",
+            connection_columns!(),
+            " FROM connections WHERE status = 'active' AND valid_until < $1 \
+             AND expiry_notified_at IS NULL ORDER BY valid_until, id LIMIT $2"
+        );
+        sqlx::query(sql)
+            .bind(before.unix_micros())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(connection_from_row)
+            .collect()
+    }
+
+    async fn mark_expiry_notified(
+        &self,
+        id: &ConnectionId,
+        at: Timestamp,
+        event: &NewEvent,
+    ) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "mark_expiry_notified", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let result = sqlx::query(
+                "UPDATE connections SET expiry_notified_at = $2 \
+                 WHERE id = $1 AND expiry_notified_at IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            if result.rows_affected() == 1 {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
     }
 
     async fn pending_before(

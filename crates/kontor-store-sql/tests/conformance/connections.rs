@@ -334,3 +334,72 @@ pub async fn events_filter_and_page(stores: TestStores) {
         .unwrap();
     assert_eq!(second.items[0].data["n"], 2);
 }
+
+pub async fn expiry_is_announced_once_until_reconfirmed(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, id) = user_with_connection(cell.as_ref(), &tenant).await;
+    let now = Timestamp::now();
+    let active = Transition {
+        valid_until: Some(now.plus_seconds(3 * 86_400)),
+        ..to(ConnectionEvent::Authorised, now)
+    };
+    cell.transition(&id, &active, None).await.unwrap();
+    let week = now.plus_seconds(7 * 86_400);
+    assert_eq!(cell.expiring_unnotified(week, 10).await.unwrap().len(), 1);
+    assert!(cell.expiring_unnotified(now, 10).await.unwrap().is_empty());
+
+    let notice = |n: i64| {
+        Event::new(
+            tenant.clone(),
+            &user,
+            EventType::ConnectionExpiring,
+            serde_json::json!({"n": n}),
+        )
+    };
+    cell.mark_expiry_notified(&id, now, &notice(1))
+        .await
+        .unwrap();
+    cell.mark_expiry_notified(&id, now, &notice(2))
+        .await
+        .unwrap();
+    assert!(cell.expiring_unnotified(week, 10).await.unwrap().is_empty());
+    let filter = EventFilter {
+        event_type: Some(EventType::ConnectionExpiring),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        cell.list_events(&tenant, &filter, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1,
+        "announced once"
+    );
+
+    let reconfirmed = Transition {
+        valid_until: Some(now.plus_seconds(5 * 86_400)),
+        ..to(ConnectionEvent::Reconfirmed, now)
+    };
+    cell.transition(&id, &reconfirmed, None).await.unwrap();
+    assert_eq!(
+        cell.expiring_unnotified(week, 10).await.unwrap().len(),
+        1,
+        "a new period, a new notice"
+    );
+    assert_eq!(
+        cell.expiring_before(now.plus_seconds(4 * 86_400), 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        cell.expiring_before(now.plus_seconds(6 * 86_400), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

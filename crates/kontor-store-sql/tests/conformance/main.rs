@@ -68,6 +68,7 @@ conformance! {
     connections::transitions_follow_the_state_machine_and_record_events,
     connections::due_syncs_and_leases,
     connections::events_filter_and_page,
+    connections::expiry_is_announced_once_until_reconfirmed,
     accounts::a_sync_is_written_atomically_and_read_back,
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,
