@@ -60,6 +60,22 @@ error_codes! {
     NotFound => (NOT_FOUND, "not_found", "No such resource (or it belongs to another tenant)."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The resource does not support this method."),
     UserExists => (CONFLICT, "user_exists", "The tenant already has a user with this external_id in this region."),
+    UnknownBank => (BAD_REQUEST, "unknown_bank", "No bank with this id in the directory."),
+    InvalidRedirectUri => (BAD_REQUEST, "invalid_redirect_uri", "redirect_uri must be an absolute https URL without a fragment."),
+    InvalidAccess => (BAD_REQUEST, "invalid_access", "access lists what to share: accounts, balances, transactions."),
+    InvalidLanguage => (BAD_REQUEST, "invalid_language", "language must be en or de."),
+    InvalidIpAddress => (BAD_REQUEST, "invalid_ip_address", "psu_ip_address must be an IPv4 or IPv6 address."),
+    InvalidDate => (BAD_REQUEST, "invalid_date", "Dates are YYYY-MM-DD, and from must not be after to."),
+    ConnectionNotActive => (CONFLICT, "connection_not_active", "The connection is not active (pending, expired, revoked or failed)."),
+    SyncInProgress => (CONFLICT, "sync_in_progress", "A sync of this connection is already running; retry shortly."),
+    ReconfirmationNotApplicable => (CONFLICT, "reconfirmation_not_applicable", "Only UK Open Banking connections are reconfirmed; others need a new connection."),
+    ConsentExpired => (CONFLICT, "consent_expired", "The bank reports the consent expired; the connection is now expired."),
+    ConsentInvalid => (CONFLICT, "consent_invalid", "The bank no longer honours the consent; the connection has ended."),
+    AccessExceeded => (TOO_MANY_REQUESTS, "access_exceeded", "Today's unattended reads of this consent are used up."),
+    BankRateLimited => (TOO_MANY_REQUESTS, "bank_rate_limited", "The bank asks to slow down; retry after the Retry-After period."),
+    BankUnavailable => (SERVICE_UNAVAILABLE, "bank_unavailable", "The bank did not answer (timeout, connection error or 5xx); retry later."),
+    BankRejected => (BAD_GATEWAY, "bank_rejected", "The bank refused the request."),
+    BankProtocolError => (BAD_GATEWAY, "bank_protocol_error", "The bank's answer did not follow the standard."),
     ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "A database is unreachable or overloaded; retry later."),
     InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error; the request id identifies it in the logs."),
 }
@@ -117,6 +133,31 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+impl From<kontor_service::ServiceError> for ApiError {
+    fn from(err: kontor_service::ServiceError) -> Self {
+        use kontor_service::ServiceError as S;
+        match err {
+            S::NotFound => ApiError::not_found(),
+            S::Invalid { code, message } | S::Conflict { code, message } => {
+                match ErrorCode::ALL.iter().find(|c| c.as_str() == code) {
+                    Some(code) => ApiError::new(*code, message),
+                    None => {
+                        ApiError::internal(&S::Internal(format!("unmapped service code {code}")))
+                    }
+                }
+            }
+            S::Bank(bank) => {
+                let code = kontor_service::error_code(&bank);
+                let known = ErrorCode::ALL.iter().find(|c| c.as_str() == code).copied();
+                tracing::info!(error = %bank, code, "bank error answered to the tenant");
+                ApiError::new(known.unwrap_or(ErrorCode::BankRejected), bank.to_string())
+            }
+            S::Store(store) => store.into(),
+            other => ApiError::internal(&other),
+        }
     }
 }
 

@@ -205,3 +205,19 @@ mod tests {
         assert!(err.message().chars().count() <= ECHO_LIMIT + 1);
     }
 }
+
+/// The peer's socket address, when the server was started with connect info (as `kontor serve`
+/// and the test app are); `None` otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let info = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Peer(info.map(|c| c.0)))
+    }
+}

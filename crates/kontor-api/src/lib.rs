@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod observe;
 pub mod openapi;
+mod pages;
 pub mod pagination;
 pub mod request_id;
 mod routes;

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
-use crate::routes::{oauth, ops, users};
+use crate::routes::{accounts, banks, connections, events, oauth, ops, users};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -19,6 +19,11 @@ use crate::routes::{oauth, ops, users};
     paths(
         oauth::token,
         users::create, users::list, users::get, users::delete,
+        banks::list,
+        connections::create, connections::list, connections::get, connections::delete,
+        connections::refresh, connections::reconfirm,
+        accounts::list, accounts::get, accounts::balances, accounts::transactions,
+        events::list,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
@@ -26,6 +31,10 @@ use crate::routes::{oauth, ops, users};
     tags(
         (name = "auth", description = "OAuth2 client credentials"),
         (name = "users", description = "End users and their home regions"),
+        (name = "banks", description = "The bank directory"),
+        (name = "connections", description = "Linking bank accounts: consents and their lifecycle"),
+        (name = "accounts", description = "Accounts, balances and transactions read from banks"),
+        (name = "events", description = "The event log (what webhooks deliver)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kontor_domain::Region;
-use kontor_store::PageKey;
+use kontor_store::{Page, PageKey};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
@@ -51,6 +51,80 @@ impl Cursor {
         };
         Ok(Self { region, after })
     }
+}
+
+/// Reads one page of a list whose records are spread over cells: regions in a fixed order, each
+/// read from the cursor's position on, the page filled from as many regions as it takes.
+/// `fetch(region, after, limit)` reads one region.
+pub async fn across_cells<T, F, Fut>(
+    regions: &[Region],
+    cursor: Option<&str>,
+    limit: usize,
+    mut fetch: F,
+) -> Result<(Vec<T>, Option<String>), ApiError>
+where
+    F: FnMut(Region, Option<PageKey>, usize) -> Fut,
+    Fut: Future<Output = Result<Page<T>, ApiError>>,
+{
+    let (start, mut after) = match cursor.map(Cursor::decode).transpose()? {
+        None => (0, None),
+        Some(cursor) => {
+            let index = regions
+                .iter()
+                .position(|r| r == &cursor.region)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidCursor,
+                        "the cursor does not fit this query",
+                    )
+                })?;
+            (index, cursor.after)
+        }
+    };
+    let mut items = Vec::with_capacity(limit);
+    let mut next = None;
+    for (index, region) in regions.iter().enumerate().skip(start) {
+        let page = fetch(region.clone(), after.take(), limit - items.len()).await?;
+        items.extend(page.items);
+        if let Some(key) = page.next {
+            next = Some(Cursor {
+                region: region.clone(),
+                after: Some(key),
+            });
+            break;
+        }
+        if items.len() == limit {
+            next = regions.get(index + 1).map(|r| Cursor {
+                region: r.clone(),
+                after: None,
+            });
+            break;
+        }
+    }
+    Ok((items, next.map(|c| c.encode())))
+}
+
+/// The cursor of a list that lives in one region's cell (an account's transactions, say).
+pub fn in_cell(region: &Region, cursor: Option<&str>) -> Result<Option<PageKey>, ApiError> {
+    match cursor.map(Cursor::decode).transpose()? {
+        None => Ok(None),
+        Some(cursor) if &cursor.region == region => Ok(cursor.after),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::InvalidCursor,
+            "the cursor does not fit this query",
+        )),
+    }
+}
+
+/// The `next_cursor` of a single-cell list.
+pub fn next_in_cell(region: &Region, next: Option<PageKey>) -> Option<String> {
+    next.map(|key| {
+        Cursor {
+            region: region.clone(),
+            after: Some(key),
+        }
+        .encode()
+    })
 }
 
 /// Validates `?limit=`: 1..=MAX_LIMIT, DEFAULT_LIMIT when absent.

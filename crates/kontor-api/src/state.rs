@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kontor_domain::Region;
+use kontor_service::Hub;
 use kontor_store::{Cells, ControlStore};
 
 use crate::auth::TokenService;
@@ -19,6 +20,9 @@ pub struct ApiSettings {
     pub client_cache_ttl: Duration,
     /// How long `/readyz` waits for each database.
     pub readiness_timeout: Duration,
+    /// Take the client's address from `X-Forwarded-For` (set by the ingress) rather than from
+    /// the connection. Only behind a proxy that sets it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ApiSettings {
@@ -27,6 +31,7 @@ impl Default for ApiSettings {
             body_limit_bytes: 64 * 1024,
             client_cache_ttl: Duration::from_secs(5),
             readiness_timeout: Duration::from_secs(2),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -37,8 +42,7 @@ pub struct AppState {
 }
 
 struct Inner {
-    control: Arc<dyn ControlStore>,
-    cells: Cells,
+    hub: Hub,
     tokens: TokenService,
     settings: ApiSettings,
     clients: ClientCache,
@@ -47,24 +51,18 @@ struct Inner {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("cells", &self.inner.cells)
+            .field("hub", &self.inner.hub)
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    pub fn new(
-        control: Arc<dyn ControlStore>,
-        cells: Cells,
-        tokens: TokenService,
-        settings: ApiSettings,
-    ) -> Self {
+    pub fn new(hub: Hub, tokens: TokenService, settings: ApiSettings) -> Self {
         let clients = ClientCache::new(settings.client_cache_ttl);
         Self {
             inner: Arc::new(Inner {
-                control,
-                cells,
+                hub,
                 tokens,
                 settings,
                 clients,
@@ -72,12 +70,16 @@ impl AppState {
         }
     }
 
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
     pub fn control(&self) -> &dyn ControlStore {
-        self.inner.control.as_ref()
+        self.inner.hub.control()
     }
 
     pub fn cells(&self) -> &Cells {
-        &self.inner.cells
+        self.inner.hub.cells()
     }
 
     pub fn tokens(&self) -> &TokenService {
@@ -96,10 +98,10 @@ impl AppState {
     pub fn served_region(&self, raw: &str) -> Result<Region, ApiError> {
         let region = Region::parse(raw)
             .map_err(|err| ApiError::new(ErrorCode::InvalidRegion, err.to_string()))?;
-        if self.inner.cells.contains(&region) {
+        if self.cells().contains(&region) {
             Ok(region)
         } else {
-            let served: Vec<&str> = self.inner.cells.regions().map(Region::as_str).collect();
+            let served: Vec<&str> = self.cells().regions().map(Region::as_str).collect();
             Err(ApiError::new(
                 ErrorCode::InvalidRegion,
                 format!(

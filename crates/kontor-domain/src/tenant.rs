@@ -45,15 +45,37 @@ pub enum Scope {
     UsersRead,
     #[serde(rename = "users:write")]
     UsersWrite,
+    /// List banks, read connections.
+    #[serde(rename = "connections:read")]
+    ConnectionsRead,
+    /// Create, revoke, refresh and reconfirm connections.
+    #[serde(rename = "connections:write")]
+    ConnectionsWrite,
+    /// Read accounts, balances and transactions.
+    #[serde(rename = "accounts:read")]
+    AccountsRead,
+    #[serde(rename = "events:read")]
+    EventsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::UsersRead, Scope::UsersWrite];
+    pub const ALL: [Scope; 6] = [
+        Scope::UsersRead,
+        Scope::UsersWrite,
+        Scope::ConnectionsRead,
+        Scope::ConnectionsWrite,
+        Scope::AccountsRead,
+        Scope::EventsRead,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::UsersRead => "users:read",
             Scope::UsersWrite => "users:write",
+            Scope::ConnectionsRead => "connections:read",
+            Scope::ConnectionsWrite => "connections:write",
+            Scope::AccountsRead => "accounts:read",
+            Scope::EventsRead => "events:read",
         }
     }
 }
@@ -175,6 +197,10 @@ mod tests {
     fn scopes_parse_and_print_like_oauth2() {
         let scopes = Scopes::parse("users:write  users:read").unwrap();
         assert_eq!(scopes.to_string(), "users:read users:write");
+        assert_eq!(
+            Scopes::all().to_string(),
+            "users:read users:write connections:read connections:write accounts:read events:read"
+        );
         assert_eq!(
             Scopes::parse("users:read admin"),
             Err(UnknownScope("admin".into()))

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use kontor_api::auth::{ClientSecret, SigningKey, TokenService};
 use kontor_api::{ApiSettings, AppState};
+use kontor_crypto::Keyring;
 use kontor_domain::tenant::{Scopes, TenantName};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, TenantId};
+use kontor_service::{BankDirectory, Hub, HubSettings, Vault};
 use kontor_store::{NewApiClient, NewTenant, TenantStore};
 use kontor_store_sql::PoolSettings;
 use serde_json::Value;
@@ -25,6 +27,7 @@ pub struct TestApp {
     pub stores: TestStores,
     pub http: reqwest::Client,
     pub tokens: TokenService,
+    pub hub: Hub,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -51,6 +54,8 @@ pub struct TestAppBuilder {
     regions: Vec<String>,
     settings: ApiSettings,
     pool: PoolSettings,
+    directory: BankDirectory,
+    tweak: fn(&mut HubSettings),
 }
 
 impl TestAppBuilder {
@@ -74,6 +79,18 @@ impl TestAppBuilder {
         self
     }
 
+    /// The banks the hub knows (see [`crate::sandbox_directory`]).
+    pub fn directory(mut self, directory: BankDirectory) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    /// Adjusts the hub's settings after the defaults for tests are applied.
+    pub fn hub_settings(mut self, tweak: fn(&mut HubSettings)) -> Self {
+        self.tweak = tweak;
+        self
+    }
+
     /// `None` only when the backend is PostgreSQL and no server is reachable (a banner says so).
     pub async fn try_spawn(self, test: &str) -> Option<TestApp> {
         let regions: Vec<&str> = self.regions.iter().map(String::as_str).collect();
@@ -81,7 +98,7 @@ impl TestAppBuilder {
             Backend::Sqlite => TestStores::sqlite_with(&regions, &self.pool).await,
             Backend::Postgres => TestStores::postgres_with(test, &regions, &self.pool).await?,
         };
-        Some(TestApp::serve(stores, self.settings).await)
+        Some(TestApp::serve_with(stores, self.settings, self.directory, self.tweak).await)
     }
 
     /// Spawns on SQLite (always available).
@@ -106,6 +123,8 @@ impl TestApp {
                 ..ApiSettings::default()
             },
             pool: PoolSettings::default(),
+            directory: BankDirectory::new(),
+            tweak: |_| {},
         }
     }
 
@@ -115,19 +134,36 @@ impl TestApp {
     }
 
     pub async fn serve(stores: TestStores, settings: ApiSettings) -> Self {
+        Self::serve_with(stores, settings, BankDirectory::new(), |_| {}).await
+    }
+
+    pub async fn serve_with(
+        stores: TestStores,
+        settings: ApiSettings,
+        directory: BankDirectory,
+        tweak: fn(&mut HubSettings),
+    ) -> Self {
+        crate::install_crypto_provider();
         let key = SigningKey::new("test", &TEST_SIGNING_KEY).expect("test key");
         let tokens = TokenService::new(vec![key], 900).expect("token service");
-        let state = AppState::new(
-            stores.control(),
-            stores.cells.clone(),
-            tokens.clone(),
-            settings,
-        );
-        let router = kontor_api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("local addr");
+        let public_url = url::Url::parse(&format!("http://{address}/")).expect("public url");
+        let mut hub_settings = HubSettings::new(public_url);
+        hub_settings.allow_http_redirects = true;
+        tweak(&mut hub_settings);
+        let keyring = Keyring::new(&[("test".to_owned(), vec![9; 32])]).expect("keyring");
+        let hub = Hub::new(
+            stores.cells.clone(),
+            stores.control(),
+            directory,
+            Vault::new(keyring),
+            hub_settings,
+        );
+        let state = AppState::new(hub.clone(), tokens.clone(), settings);
+        let router = kontor_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
@@ -136,7 +172,6 @@ impl TestApp {
                 })
                 .await;
         });
-        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -146,6 +181,7 @@ impl TestApp {
             stores,
             http,
             tokens,
+            hub,
             shutdown: Some(tx),
             server: Some(server),
         }

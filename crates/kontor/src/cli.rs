@@ -38,6 +38,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Run the background jobs (scheduled syncs, consent expiry and notices) without the API.
+    Worker,
     /// Apply pending database migrations to the control database and every cell.
     Migrate {
         /// Print one JSON object: database name → versions applied now.
@@ -128,6 +130,7 @@ impl Cli {
         telemetry::init(&config.log);
         match self.command {
             Command::Serve { .. } => commands::serve::run(&config).await,
+            Command::Worker => commands::worker::run(&config).await,
             Command::Migrate { json } => commands::migrate::run(&config, json).await,
             Command::Tenants(TenantsCommand::Create { name, json }) => {
                 commands::tenants::create(&config, &name, json).await

@@ -15,7 +15,20 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::secret::{DatabaseUrl, Secret};
 
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
-const SECTIONS: &[&str] = &["data_dir", "server", "database", "cells", "auth", "log"];
+const SECTIONS: &[&str] = &[
+    "data_dir",
+    "server",
+    "database",
+    "cells",
+    "auth",
+    "log",
+    "secrets",
+    "link",
+    "worker",
+    "banks",
+    "banks_file",
+    "bank_http",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,12 +42,25 @@ pub struct Config {
     pub cells: BTreeMap<String, CellConfig>,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub secrets: SecretsConfig,
+    pub link: LinkConfig,
+    pub worker: WorkerConfig,
+    pub bank_http: BankHttpConfig,
+    /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
+    pub banks: Vec<BankConfig>,
+    /// A TOML file with more `[[banks]]` tables.
+    pub banks_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Where users and banks reach this hub (connect pages, the bank callback). Defaults to
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Take client addresses from `X-Forwarded-For`: only behind an ingress that sets it.
+    pub trust_forwarded_for: bool,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
@@ -105,6 +131,12 @@ impl Default for Config {
             cells: BTreeMap::new(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            secrets: SecretsConfig::default(),
+            link: LinkConfig::default(),
+            worker: WorkerConfig::default(),
+            bank_http: BankHttpConfig::default(),
+            banks: Vec::new(),
+            banks_file: None,
         }
     }
 }
@@ -116,6 +148,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             shutdown_grace_seconds: 30,
             readiness_timeout_ms: 2000,
+            public_url: None,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -150,6 +184,105 @@ impl Default for LogConfig {
             level: "info".to_owned(),
         }
     }
+}
+
+/// Key-encryption keys for the per-user data keys that seal bank tokens and account data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// The first wraps new data keys; all unwrap. When empty, one is generated once and kept in
+    /// `<data_dir>/secrets/` — fine for one node, not for several.
+    pub keys: Vec<SigningKeyConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkConfig {
+    /// How long the user may take at the bank before the callback state lapses.
+    pub state_ttl_seconds: i64,
+    /// How long a connect link stays usable.
+    pub link_ttl_seconds: i64,
+    /// Unattended syncs a day asked of banks (1-4).
+    pub frequency_per_day: u8,
+    /// Days before a consent lapses that tenants get `connection.expiring`.
+    pub expiry_notice_days: i64,
+    /// Accept `http` redirect URIs from tenants (development only).
+    pub allow_http_redirects: bool,
+    /// Days each incremental sync re-reads before the previous one.
+    pub overlap_days: i64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            state_ttl_seconds: 1800,
+            link_ttl_seconds: 86_400,
+            frequency_per_day: 4,
+            expiry_notice_days: 7,
+            allow_http_redirects: false,
+            overlap_days: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Run the worker inside `kontor serve` as well (one process does everything).
+    pub embedded: bool,
+    pub tick_ms: u64,
+    pub concurrency: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            embedded: true,
+            tick_ms: 5000,
+            concurrency: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BankHttpConfig {
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for BankHttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 5000,
+            request_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// A bank in the directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankConfig {
+    pub id: String,
+    pub name: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// `berlin-group` or `uk-open-banking`.
+    pub standard: kontor_domain::bank::Standard,
+    pub base_url: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    #[serde(default)]
+    pub decoupled_sca: bool,
+    pub logo_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanksFile {
+    #[serde(default)]
+    banks: Vec<BankConfig>,
 }
 
 /// Values given on the command line, which win over every other layer.
@@ -195,9 +328,32 @@ impl Config {
         if let Some(listen) = overrides.listen {
             config.server.listen = listen;
         }
+        if let Some(path) = &config.banks_file {
+            let raw = std::fs::read_to_string(path)
+                .with_context(|| format!("banks_file {}", path.display()))?;
+            let file: BanksFile =
+                toml::from_str(&raw).with_context(|| format!("banks_file {}", path.display()))?;
+            config.banks.extend(file.banks);
+        }
         config.fill_in_defaults();
         config.validate()?;
         Ok(config)
+    }
+
+    /// The URL users and banks reach this hub at.
+    pub fn public_url(&self) -> anyhow::Result<url::Url> {
+        let raw = self
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/", self.server.listen));
+        let mut url =
+            url::Url::parse(&raw).with_context(|| format!("server.public_url {raw:?}"))?;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(url)
     }
 
     fn sqlite_url(&self, file: &str) -> DatabaseUrl {
@@ -239,6 +395,26 @@ impl Config {
         }
         if self.database.retry_max_attempts == 0 {
             bail!("database.retry_max_attempts must be at least 1");
+        }
+        self.public_url()?;
+        if !(1..=4).contains(&self.link.frequency_per_day) {
+            bail!("link.frequency_per_day must be between 1 and 4 (RTS Art. 36(5)(b))");
+        }
+        let mut bank_ids = std::collections::BTreeSet::new();
+        for (i, bank) in self.banks.iter().enumerate() {
+            kontor_domain::bank::BankId::parse(&bank.id)
+                .with_context(|| format!("banks[{i}].id"))?;
+            url::Url::parse(&bank.base_url).with_context(|| format!("banks[{i}].base_url"))?;
+            if bank.country.len() != 2 || !bank.country.bytes().all(|b| b.is_ascii_uppercase()) {
+                bail!("banks[{i}].country must be an upper-case ISO 3166 code such as DE");
+            }
+            if !bank_ids.insert(bank.id.clone()) {
+                bail!("banks[{i}].id {:?} appears twice", bank.id);
+            }
+        }
+        for (i, key) in self.secrets.keys.iter().enumerate() {
+            crate::wiring::data_key(key)
+                .with_context(|| format!("secrets.keys[{i}] (id {:?})", key.id))?;
         }
         for (i, key) in self.auth.signing_keys.iter().enumerate() {
             crate::wiring::signing_key(key)

@@ -8,6 +8,8 @@ use kontor::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS provider for every outgoing connection (banks, webhooks): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

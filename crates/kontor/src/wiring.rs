@@ -8,8 +8,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kontor_api::auth::{SigningKey, TokenService};
 use kontor_api::{ApiSettings, AppState};
+use kontor_banks::{BankProfile, HttpSettings};
+use kontor_crypto::Keyring;
+use kontor_domain::bank::BankId;
+use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, Vault};
 use kontor_store::{Cells, RetryPolicy, Schema};
 use kontor_store_sql::{PoolSettings, SqlCell, SqlControl};
+use kontor_worker::WorkerSettings;
 use rand::RngCore;
 
 use crate::config::{Config, SigningKeyConfig};
@@ -117,8 +122,45 @@ pub fn signing_keys(config: &Config) -> anyhow::Result<Vec<SigningKey>> {
     if !config.auth.signing_keys.is_empty() {
         return config.auth.signing_keys.iter().map(signing_key).collect();
     }
+    let secret = local_key(config, "token-signing.key", "auth.signing_keys")?;
+    Ok(vec![SigningKey::new("local", &secret)?])
+}
+
+/// A configured key-encryption key: its id and 32 bytes.
+pub fn data_key(config: &SigningKeyConfig) -> anyhow::Result<(String, Vec<u8>)> {
+    let bytes = STANDARD
+        .decode(config.secret.expose().trim())
+        .context("the secret is not valid base64")?;
+    if bytes.len() != 32 {
+        bail!("a key-encryption key must be exactly 32 bytes");
+    }
+    Ok((config.id.clone(), bytes))
+}
+
+/// The keyring that wraps users' data keys: configured keys, or a local one kept in the data
+/// folder.
+pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let keys = if config.secrets.keys.is_empty() {
+        vec![(
+            "local".to_owned(),
+            local_key(config, "data-encryption.key", "secrets.keys")?,
+        )]
+    } else {
+        config
+            .secrets
+            .keys
+            .iter()
+            .map(data_key)
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    Keyring::new(&keys).map_err(|e| anyhow::anyhow!("secrets.keys: {e}"))
+}
+
+/// A 32-byte key kept in `<data_dir>/secrets/<file>`, created on first use. For one node only:
+/// several nodes must share configured keys (`setting` names where).
+fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u8>> {
     let dir = config.data_dir.join("secrets");
-    let path = dir.join("token-signing.key");
+    let path = dir.join(file);
     let secret = if path.exists() {
         let raw = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -132,14 +174,72 @@ pub fn signing_keys(config: &Config) -> anyhow::Result<Vec<SigningKey>> {
         write_private(&path, STANDARD.encode(&bytes).as_bytes())?;
         tracing::warn!(
             path = %path.display(),
-            "generated a token signing key; configure auth.signing_keys when running several nodes"
+            "generated a key; configure {setting} when running several nodes"
         );
         bytes
     };
-    if secret.len() < 32 {
-        bail!("{} holds fewer than 32 bytes", path.display());
+    if secret.len() != 32 {
+        bail!("{} must hold exactly 32 bytes", path.display());
     }
-    Ok(vec![SigningKey::new("local", &secret)?])
+    Ok(secret)
+}
+
+/// The bank directory, each bank with the connector for its standard.
+pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
+    let http = kontor_banks::build_client(&HttpSettings {
+        connect_timeout: Duration::from_millis(config.bank_http.connect_timeout_ms),
+        request_timeout: Duration::from_millis(config.bank_http.request_timeout_ms),
+        ..HttpSettings::default()
+    })
+    .context("building the bank HTTP client")?;
+    let mut directory = BankDirectory::new();
+    for bank in &config.banks {
+        let profile = BankProfile {
+            id: BankId::parse(&bank.id)?,
+            name: bank.name.clone(),
+            country: bank.country.clone(),
+            standard: bank.standard,
+            base_url: url::Url::parse(&bank.base_url)?,
+            client_id: bank.client_id.clone(),
+            client_secret: bank.client_secret.as_ref().map(|s| s.expose().to_owned()),
+            decoupled_sca: bank.decoupled_sca,
+        };
+        let connector = kontor_banks::connector_for(profile.clone(), http.clone());
+        directory.insert(
+            BankEntry {
+                profile,
+                logo_url: bank.logo_url.clone(),
+            },
+            connector,
+        );
+    }
+    Ok(directory)
+}
+
+/// The services' context from configuration.
+pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
+    let mut settings = HubSettings::new(config.public_url()?);
+    settings.state_ttl_seconds = config.link.state_ttl_seconds;
+    settings.link_ttl_seconds = config.link.link_ttl_seconds;
+    settings.frequency_per_day = config.link.frequency_per_day;
+    settings.expiry_notice_days = config.link.expiry_notice_days;
+    settings.allow_http_redirects = config.link.allow_http_redirects;
+    settings.overlap_days = config.link.overlap_days;
+    Ok(Hub::new(
+        stores.cells.clone(),
+        stores.control.clone(),
+        directory(config)?,
+        Vault::new(keyring(config)?),
+        settings,
+    ))
+}
+
+pub fn worker_settings(config: &Config) -> WorkerSettings {
+    WorkerSettings {
+        tick: Duration::from_millis(config.worker.tick_ms.max(100)),
+        concurrency: config.worker.concurrency.max(1),
+        ..WorkerSettings::default()
+    }
 }
 
 /// Writes a file only its owner can read.
@@ -162,7 +262,7 @@ fn write_private(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub fn app_state(config: &Config, stores: &Stores) -> anyhow::Result<AppState> {
+pub fn app_state(config: &Config, hub: Hub) -> anyhow::Result<AppState> {
     let keys = signing_keys(config)?;
     let tokens = TokenService::new(keys, config.auth.token_ttl_seconds)
         .context("auth: no signing key or a non-positive token TTL")?;
@@ -170,11 +270,7 @@ pub fn app_state(config: &Config, stores: &Stores) -> anyhow::Result<AppState> {
         body_limit_bytes: config.server.body_limit_bytes,
         client_cache_ttl: Duration::from_secs(config.auth.client_cache_seconds),
         readiness_timeout: Duration::from_millis(config.server.readiness_timeout_ms),
+        trust_forwarded_for: config.server.trust_forwarded_for,
     };
-    Ok(AppState::new(
-        stores.control.clone(),
-        stores.cells.clone(),
-        tokens,
-        settings,
-    ))
+    Ok(AppState::new(hub, tokens, settings))
 }

@@ -1,5 +1,9 @@
 //! The one routing table of the API, and what wraps every route.
 
+pub mod accounts;
+pub mod banks;
+pub mod connections;
+pub mod events;
 pub mod oauth;
 pub mod ops;
 pub mod users;
@@ -14,7 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::{observe, openapi, request_id};
+use crate::{observe, openapi, pages, request_id};
 
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
@@ -25,6 +29,33 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/oauth/token", post(oauth::token))
         .route("/v1/users", post(users::create).get(users::list))
         .route("/v1/users/{id}", get(users::get).delete(users::delete))
+        .route("/v1/banks", get(banks::list))
+        .route(
+            "/v1/connections",
+            post(connections::create).get(connections::list),
+        )
+        .route(
+            "/v1/connections/{id}",
+            get(connections::get).delete(connections::delete),
+        )
+        .route("/v1/connections/{id}/refresh", post(connections::refresh))
+        .route(
+            "/v1/connections/{id}/reconfirm",
+            post(connections::reconfirm),
+        )
+        .route("/v1/accounts", get(accounts::list))
+        .route("/v1/accounts/{id}", get(accounts::get))
+        .route("/v1/accounts/{id}/balances", get(accounts::balances))
+        .route(
+            "/v1/accounts/{id}/transactions",
+            get(accounts::transactions),
+        )
+        .route("/v1/events", get(events::list))
+        .route("/connect/callback", get(pages::callback))
+        .route("/connect/{id}", get(pages::connect))
+        .route("/connect/{id}/start", post(pages::start))
+        .route("/connect/{id}/cancel", post(pages::cancel))
+        .route("/connect/{id}/wait", get(pages::wait))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
-use crate::pagination::{self, Cursor};
+use crate::pagination;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -232,46 +232,17 @@ pub async fn list(
         }));
     }
 
-    let (start, mut after) = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
-        None => (0, None),
-        Some(cursor) => {
-            let index = regions
-                .iter()
-                .position(|r| r == &cursor.region)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidCursor,
-                        "the cursor does not fit this query",
-                    )
-                })?;
-            (index, cursor.after)
-        }
-    };
-    let mut data = Vec::with_capacity(limit);
-    let mut next = None;
-    for (index, region) in regions.iter().enumerate().skip(start) {
-        let cell = state.cells().get(region)?;
-        let page = cell
-            .list_users(&auth.tenant, after.take().as_ref(), limit - data.len())
-            .await?;
-        data.extend(page.items.into_iter().map(UserResponse::from));
-        if let Some(key) = page.next {
-            next = Some(Cursor {
-                region: region.clone(),
-                after: Some(key),
-            });
-            break;
-        }
-        if data.len() == limit {
-            next = regions.get(index + 1).map(|r| Cursor {
-                region: r.clone(),
-                after: None,
-            });
-            break;
-        }
-    }
-    Ok(Json(UserList {
-        data,
-        next_cursor: next.map(|c| c.encode()),
-    }))
+    let tenant = &auth.tenant;
+    let (users, next_cursor) = pagination::across_cells(
+        &regions,
+        query.cursor.as_deref(),
+        limit,
+        |region, after, n| {
+            let cell = state.cells().get(&region).cloned();
+            async move { Ok(cell?.list_users(tenant, after.as_ref(), n).await?) }
+        },
+    )
+    .await?;
+    let data = users.into_iter().map(UserResponse::from).collect();
+    Ok(Json(UserList { data, next_cursor }))
 }

@@ -18,7 +18,10 @@ async fn basic_auth_yields_a_bearer_token_with_all_scopes() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
-    assert_eq!(body["scope"], "users:read users:write");
+    assert_eq!(
+        body["scope"],
+        kontor_domain::tenant::Scopes::all().to_string()
+    );
     let token = body["access_token"].as_str().unwrap();
     assert_eq!(app.get("/v1/users", token).await.status(), 200);
 }

@@ -5,3 +5,4 @@ pub mod config;
 pub mod migrate;
 pub mod serve;
 pub mod tenants;
+pub mod worker;

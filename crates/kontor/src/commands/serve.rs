@@ -1,9 +1,11 @@
 //! `kontor serve`: the API server. On SIGTERM or Ctrl-C it stops accepting connections, lets
 //! in-flight requests finish (up to `server.shutdown_grace_seconds`), and exits.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use kontor_worker::Worker;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -15,7 +17,8 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     if config.database.migrate_on_start {
         stores.migrate().await?;
     }
-    let state = wiring::app_state(config, &stores)?;
+    let hub = wiring::hub(config, &stores)?;
+    let state = wiring::app_state(config, hub.clone())?;
     let app = kontor_api::router(state);
 
     let listener = TcpListener::bind(config.server.listen)
@@ -36,7 +39,15 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
             tracing::info!("shutting down: finishing in-flight requests");
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let worker = config.worker.embedded.then(|| {
+        let worker = Worker::new(hub.clone(), wiring::worker_settings(config));
+        tokio::spawn(worker.run(stop_rx.clone()))
+    });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     tokio::select! {
         result = server => result.context("serving HTTP")?,
@@ -44,6 +55,9 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
             let _ = stop_rx.wait_for(|stop| *stop).await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; exiting with requests in flight"),
+    }
+    if let Some(worker) = worker {
+        let _ = tokio::time::timeout(grace, worker).await;
     }
     stores.close().await;
     tracing::info!("stopped");

@@ -1,0 +1,251 @@
+//! The hosted pages' HTML: plain server-rendered markup with a little CSS, readable on a phone,
+//! no script. Every dynamic value goes through [`escape`]. Element ids are stable (browser tests
+//! and integrators rely on them): `#bank-search`, `#country`, `#bank-<id>`, `#psu-id`,
+//! `#approve-in-app`, `#cancel`, `#back`.
+
+use kontor_domain::ConnectionId;
+use kontor_service::{BankEntry, LinkPage};
+
+use super::i18n::Texts;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn fill(template: &str, key: &str, value: &str) -> String {
+    template.replace(&format!("{{{key}}}"), &escape(value))
+}
+
+const STYLE: &str = "\
+body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;background:#f4f5f7;color:#1d2330}\
+main{max-width:32rem;margin:0 auto;padding:1.5rem 1rem}\
+.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:1rem}\
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:0 0 .5rem}\
+ul.shares{padding-left:1.2rem;margin:.25rem 0}\
+.banks{list-style:none;padding:0;margin:0}.banks li{margin:.4rem 0}\
+button,input,select{font:inherit}\
+button{width:100%;padding:.75rem;border-radius:8px;border:1px solid #c9ced8;background:#fff;text-align:left;cursor:pointer}\
+button.primary{background:#1f4fd6;color:#fff;border-color:#1f4fd6;text-align:center}\
+button.link{border:0;background:none;color:#1f4fd6;text-align:center}\
+.bank small{display:block;color:#5b6475}\
+.search{display:flex;gap:.5rem;flex-wrap:wrap;margin-bottom:.75rem}\
+.search input{flex:1 1 10rem;padding:.6rem;border:1px solid #c9ced8;border-radius:8px}\
+.search select{padding:.6rem;border:1px solid #c9ced8;border-radius:8px}.search button{width:auto}\
+label{display:block;margin:.5rem 0 .25rem}input.full{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c9ced8;border-radius:8px}\
+.muted{color:#5b6475;font-size:.9rem}";
+
+pub fn layout(texts: &Texts, title: &str, body: &str, refresh: Option<&str>) -> String {
+    let refresh = refresh
+        .map(|url| {
+            format!(
+                "<meta http-equiv=\"refresh\" content=\"2;url={}\">",
+                escape(url)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{refresh}\
+         <title>{title}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        lang = texts.lang,
+        title = escape(title),
+    )
+}
+
+fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+        escape(value)
+    )
+}
+
+fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) -> String {
+    let name = &bank.profile.name;
+    let bank_id = bank.profile.id.as_str();
+    let mut form = format!(
+        "<li><form method=\"post\" action=\"/connect/{id}/start\">{}{}{}\
+         <button class=\"bank\" id=\"bank-{bank_id}\" type=\"submit\">{}<small>{}</small></button></form>",
+        hidden("token", token),
+        hidden("bank_id", bank_id),
+        hidden("lang", texts.lang),
+        fill(texts.continue_to, "bank", name),
+        escape(&bank.profile.country),
+    );
+    if bank.profile.decoupled_sca {
+        form.push_str(&format!(
+            "<details><summary class=\"muted\">{}</summary>\
+             <form method=\"post\" action=\"/connect/{id}/start\">{}{}{}{}\
+             <label for=\"psu-id-{bank_id}\">{}</label>\
+             <input class=\"full\" id=\"psu-id-{bank_id}\" name=\"psu_id\" autocomplete=\"username\" required>\
+             <p><button class=\"primary\" id=\"approve-in-app-{bank_id}\" type=\"submit\">{}</button></p>\
+             </form></details>",
+            escape(texts.approve_in_app),
+            hidden("token", token),
+            hidden("bank_id", bank_id),
+            hidden("method", "app"),
+            hidden("lang", texts.lang),
+            escape(texts.login_name),
+            escape(texts.approve_in_app),
+        ));
+    }
+    form.push_str("</li>");
+    form
+}
+
+/// The connect page: who asks, what is shared for how long, and the bank to continue to.
+pub fn connect_page(
+    texts: &Texts,
+    page: &LinkPage,
+    token: &str,
+    search: &str,
+    country: Option<&str>,
+) -> String {
+    let id = &page.connection.id;
+    let access = page.connection.access;
+    let mut shares = String::new();
+    for (on, text) in [
+        (access.accounts, texts.share_accounts),
+        (access.balances, texts.share_balances),
+        (access.transactions, texts.share_transactions),
+    ] {
+        if on {
+            shares.push_str(&format!("<li>{}</li>", escape(text)));
+        }
+    }
+    let mut body = format!(
+        "<div class=\"card\"><h1>{}</h1><p>{}</p><h2>{}</h2><ul class=\"shares\">{shares}</ul>\
+         <p class=\"muted\">{}</p></div>",
+        escape(texts.title),
+        fill(texts.intro, "tenant", &page.tenant_name),
+        escape(texts.shares),
+        fill(texts.duration, "days", &page.valid_days.to_string()),
+    );
+    body.push_str("<div class=\"card\">");
+    match &page.bank {
+        Some(bank) => {
+            body.push_str(&format!(
+                "<ul class=\"banks\">{}</ul>",
+                bank_form(texts, id, token, bank)
+            ));
+        }
+        None => {
+            let mut countries: Vec<&str> = page
+                .banks
+                .iter()
+                .map(|b| b.profile.country.as_str())
+                .collect();
+            countries.sort_unstable();
+            countries.dedup();
+            let options: String = countries
+                .iter()
+                .map(|c| {
+                    let selected = if country.is_some_and(|x| x.eq_ignore_ascii_case(c)) {
+                        " selected"
+                    } else {
+                        ""
+                    };
+                    format!("<option value=\"{0}\"{selected}>{0}</option>", escape(c))
+                })
+                .collect();
+            body.push_str(&format!(
+                "<h2>{}</h2><form class=\"search\" method=\"get\" action=\"/connect/{id}\">{}{}\
+                 <input id=\"bank-search\" name=\"q\" value=\"{}\" placeholder=\"{}\" aria-label=\"{}\">\
+                 <select id=\"country\" name=\"country\" aria-label=\"country\"><option value=\"\">{}</option>{options}</select>\
+                 <button type=\"submit\">{}</button></form>",
+                escape(texts.choose_bank),
+                hidden("token", token),
+                hidden("lang", texts.lang),
+                escape(search),
+                escape(texts.search_placeholder),
+                escape(texts.search_placeholder),
+                escape(texts.all_countries),
+                escape(texts.search),
+            ));
+            let needle = search.trim().to_lowercase();
+            let shown: Vec<&BankEntry> = page
+                .banks
+                .iter()
+                .filter(|b| {
+                    country
+                        .is_none_or(|c| c.is_empty() || b.profile.country.eq_ignore_ascii_case(c))
+                })
+                .filter(|b| needle.is_empty() || b.profile.name.to_lowercase().contains(&needle))
+                .collect();
+            if shown.is_empty() {
+                body.push_str(&format!("<p class=\"muted\">{}</p>", escape(texts.no_bank)));
+            } else {
+                body.push_str("<ul class=\"banks\">");
+                for bank in shown {
+                    body.push_str(&bank_form(texts, id, token, bank));
+                }
+                body.push_str("</ul>");
+            }
+        }
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/connect/{id}/cancel\">{}{}\
+         <button class=\"link\" id=\"cancel\" type=\"submit\">{}</button></form></div>\
+         <p class=\"muted\">{}</p>",
+        hidden("token", token),
+        hidden("lang", texts.lang),
+        escape(texts.cancel),
+        escape(texts.reassurance),
+    ));
+    layout(texts, texts.title, &body, None)
+}
+
+/// While the user approves in the banking app: refreshes itself every two seconds.
+pub fn wait_page(texts: &Texts, tenant: &str, refresh_url: &str) -> String {
+    let body = format!(
+        "<div class=\"card\"><h1>{}</h1><p>{}</p><p class=\"muted\">{}</p></div>",
+        escape(texts.wait_title),
+        fill(texts.wait_text, "tenant", tenant),
+        escape(texts.wait_refresh),
+    );
+    layout(texts, texts.wait_title, &body, Some(refresh_url))
+}
+
+/// A message, with a way back when there is one.
+pub fn message_page(texts: &Texts, title: &str, text: &str, back: Option<(&str, &str)>) -> String {
+    let link = back
+        .map(|(label, url)| {
+            format!(
+                "<p><a id=\"back\" href=\"{}\">{}</a></p>",
+                escape(url),
+                escape(label)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"card\"><h1>{}</h1><p>{}</p>{link}</div>",
+        escape(title),
+        escape(text)
+    );
+    layout(texts, title, &body, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+        assert_eq!(fill("Hi {tenant}!", "tenant", "<b>"), "Hi &lt;b&gt;!");
+    }
+}

@@ -1,0 +1,365 @@
+//! `/v1/connections`: start linking a user's bank account, follow the connection's state, revoke
+//! it, sync it now, and (UK) reconfirm it.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kontor_domain::bank::BankId;
+use kontor_domain::connection::{Access, Connection, Language};
+use kontor_domain::tenant::Scope;
+use kontor_domain::{ConnectionId, UserId};
+use kontor_service::{LinkRequest, SyncReport, SyncTrigger};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::pagination;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectionRequest {
+    #[schema(example = "usr_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub user_id: String,
+    /// The bank to link; when absent, the user picks one on the connect page.
+    #[schema(example = "sonnenbank")]
+    pub bank_id: Option<String>,
+    /// Where the user is sent back to, with `connection_id`, `status` and (on failure)
+    /// `reason` added to the query.
+    #[schema(example = "https://app.example/banks/linked")]
+    pub redirect_uri: String,
+    /// What to share; default all of `accounts`, `balances`, `transactions`.
+    pub access: Option<Vec<String>>,
+    /// The connect page's language, `en` or `de`; default from the browser.
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionResponse {
+    #[schema(example = "con_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub id: String,
+    pub user_id: String,
+    pub bank_id: Option<String>,
+    /// `pending`, `active`, `expired`, `revoked` or `failed`.
+    #[schema(example = "active")]
+    pub status: String,
+    /// Why a failed connection failed: `user_cancelled`, `sca_failed`, `bank_rejected`,
+    /// `bank_unavailable`, `link_expired`, `consent_invalid`.
+    pub failure_reason: Option<String>,
+    pub access: Vec<String>,
+    /// When access ends (RFC 3339): 180 days after authorisation under EU rules; 90 days in the
+    /// UK unless reconfirmed.
+    pub valid_until: Option<String>,
+    pub created_at: String,
+    pub authorised_at: Option<String>,
+    pub last_synced_at: Option<String>,
+    pub next_sync_at: Option<String>,
+    /// The accounts read under this connection.
+    pub account_ids: Vec<String>,
+    /// Only in the response that created the connection: where to send the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_url: Option<String>,
+}
+
+impl ConnectionResponse {
+    fn from_connection(
+        c: Connection,
+        account_ids: Vec<String>,
+        connect_url: Option<String>,
+    ) -> Self {
+        Self {
+            id: c.id.to_string(),
+            user_id: c.user_id.to_string(),
+            bank_id: c.bank_id.map(|b| b.to_string()),
+            status: c.status.as_str().to_owned(),
+            failure_reason: c.failure_reason.map(|r| r.as_str().to_owned()),
+            access: c.access.to_words().split(' ').map(str::to_owned).collect(),
+            valid_until: c.valid_until.map(|t| t.to_rfc3339()),
+            created_at: c.created_at.to_rfc3339(),
+            authorised_at: c.authorised_at.map(|t| t.to_rfc3339()),
+            last_synced_at: c.last_synced_at.map(|t| t.to_rfc3339()),
+            next_sync_at: c.next_sync_at.map(|t| t.to_rfc3339()),
+            account_ids,
+            connect_url,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub data: Vec<ConnectionResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListConnectionsQuery {
+    /// The user whose connections to list.
+    pub user_id: String,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The user's IP address: a refresh happens with the user present (in your app), which the
+    /// bank is told so that it does not count against the consent's daily allowance.
+    #[schema(example = "203.0.113.7")]
+    pub psu_ip_address: String,
+}
+
+fn connection_id(raw: &str) -> ApiResult<ConnectionId> {
+    ConnectionId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
+}
+
+async fn respond(state: &AppState, connection: Connection) -> ApiResult<ConnectionResponse> {
+    let cell = state.cells().get(connection.id.region())?;
+    let accounts = cell.connection_accounts(&connection.id).await?;
+    let ids = accounts.into_iter().map(|a| a.id.to_string()).collect();
+    Ok(ConnectionResponse::from_connection(connection, ids, None))
+}
+
+/// Start linking a user's bank account.
+#[utoipa::path(
+    post, path = "/v1/connections", tag = "connections",
+    request_body = CreateConnectionRequest,
+    security(("bearer" = ["connections:write"])),
+    responses(
+        (status = 201, description = "Pending; send the user to connect_url", body = ConnectionResponse),
+        (status = 400, description = "Invalid body, bank, redirect_uri, access or language", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks connections:write", body = ErrorEnvelope),
+        (status = 404, description = "No such user", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(body): ApiJson<CreateConnectionRequest>,
+) -> ApiResult<Response> {
+    auth.require(Scope::ConnectionsWrite)?;
+    let user_id = UserId::parse(&body.user_id)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+    let bank_id = body
+        .bank_id
+        .as_deref()
+        .map(BankId::parse)
+        .transpose()
+        .map_err(|err| ApiError::new(ErrorCode::UnknownBank, err.to_string()))?;
+    let access = match &body.access {
+        None => Access::ALL,
+        Some(words) => Access::from_words(words.iter().map(String::as_str)).map_err(|bad| {
+            ApiError::new(ErrorCode::InvalidAccess, format!("unknown access {bad}"))
+        })?,
+    };
+    let language = body
+        .language
+        .as_deref()
+        .map(|raw| {
+            Language::parse(raw).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidLanguage, "language must be en or de")
+            })
+        })
+        .transpose()?;
+    let request = LinkRequest {
+        user_id,
+        bank_id,
+        redirect_uri: body.redirect_uri,
+        access,
+        language,
+    };
+    let created = state.hub().create_link(&auth.tenant, request).await?;
+    let body = ConnectionResponse::from_connection(
+        created.connection,
+        Vec::new(),
+        Some(created.connect_url.to_string()),
+    );
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Read a connection: status, bank, validity, accounts.
+#[utoipa::path(
+    get, path = "/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "A connection id, e.g. con_de_…")),
+    security(("bearer" = ["connections:read"])),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionResponse),
+        (status = 400, description = "Malformed id", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 404, description = "No such connection for this tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ConnectionResponse>> {
+    auth.require(Scope::ConnectionsRead)?;
+    let id = connection_id(&id)?;
+    let cell = state.cells().get(id.region())?;
+    let connection = cell.connection(&auth.tenant, &id).await?;
+    Ok(Json(respond(&state, connection).await?))
+}
+
+/// List a user's connections.
+#[utoipa::path(
+    get, path = "/v1/connections", tag = "connections",
+    params(ListConnectionsQuery),
+    security(("bearer" = ["connections:read"])),
+    responses(
+        (status = 200, description = "A page of connections", body = ConnectionList),
+        (status = 400, description = "Invalid query or cursor", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiQuery(query): ApiQuery<ListConnectionsQuery>,
+) -> ApiResult<Json<ConnectionList>> {
+    auth.require(Scope::ConnectionsRead)?;
+    let limit = pagination::limit(query.limit)?;
+    let user = UserId::parse(&query.user_id)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+    let region = user.region().clone();
+    let after = pagination::in_cell(&region, query.cursor.as_deref())?;
+    let Ok(cell) = state.cells().get(&region) else {
+        return Ok(Json(ConnectionList {
+            data: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    let page = cell
+        .list_connections(&auth.tenant, Some(&user), after.as_ref(), limit)
+        .await?;
+    let mut data = Vec::with_capacity(page.items.len());
+    for connection in page.items {
+        data.push(respond(&state, connection).await?);
+    }
+    Ok(Json(ConnectionList {
+        data,
+        next_cursor: pagination::next_in_cell(&region, page.next),
+    }))
+}
+
+/// Revoke a connection: the consent is withdrawn at the bank, then here.
+#[utoipa::path(
+    delete, path = "/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "A connection id")),
+    security(("bearer" = ["connections:write"])),
+    responses(
+        (status = 200, description = "Revoked (or already ended)", body = ConnectionResponse),
+        (status = 404, description = "No such connection for this tenant", body = ErrorEnvelope),
+        (status = 503, description = "The bank could not be reached; nothing changed", body = ErrorEnvelope),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ConnectionResponse>> {
+    auth.require(Scope::ConnectionsWrite)?;
+    let id = connection_id(&id)?;
+    let connection = state.hub().revoke(&auth.tenant, &id).await?;
+    Ok(Json(respond(&state, connection).await?))
+}
+
+/// Sync a connection now, with the user present.
+#[utoipa::path(
+    post, path = "/v1/connections/{id}/refresh", tag = "connections",
+    params(("id" = String, Path, description = "A connection id")),
+    request_body = RefreshRequest,
+    security(("bearer" = ["connections:write"])),
+    responses(
+        (status = 200, description = "What the sync changed, per account", body = SyncReportResponse),
+        (status = 404, description = "No such connection for this tenant", body = ErrorEnvelope),
+        (status = 409, description = "Not active, already syncing, or the consent ended", body = ErrorEnvelope),
+        (status = 429, description = "The bank rate-limits", body = ErrorEnvelope),
+        (status = 503, description = "The bank could not be reached", body = ErrorEnvelope),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<SyncReportResponse>> {
+    auth.require(Scope::ConnectionsWrite)?;
+    let id = connection_id(&id)?;
+    let ip: IpAddr = body.psu_ip_address.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidIpAddress,
+            "psu_ip_address is not an IP address",
+        )
+    })?;
+    let cell = state.cells().get(id.region())?;
+    cell.connection(&auth.tenant, &id).await?;
+    let report = state.hub().sync(&id, SyncTrigger::UserPresent(ip)).await?;
+    Ok(Json(SyncReportResponse::from(report)))
+}
+
+/// Record that the user reconfirmed access (UK Open Banking, every 90 days).
+#[utoipa::path(
+    post, path = "/v1/connections/{id}/reconfirm", tag = "connections",
+    params(("id" = String, Path, description = "A connection id")),
+    security(("bearer" = ["connections:write"])),
+    responses(
+        (status = 200, description = "Valid for another 90 days", body = ConnectionResponse),
+        (status = 404, description = "No such connection for this tenant", body = ErrorEnvelope),
+        (status = 409, description = "Not active, or not a UK Open Banking connection", body = ErrorEnvelope),
+    )
+)]
+pub async fn reconfirm(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ConnectionResponse>> {
+    auth.require(Scope::ConnectionsWrite)?;
+    let id = connection_id(&id)?;
+    let connection = state.hub().reconfirm(&auth.tenant, &id).await?;
+    Ok(Json(respond(&state, connection).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncReportResponse {
+    pub connection_id: String,
+    pub initial: bool,
+    pub accounts: Vec<AccountChangesResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountChangesResponse {
+    pub account_id: String,
+    pub added: usize,
+    pub updated: usize,
+    /// Pending transactions that booked (also counted in `updated`).
+    pub booked: usize,
+    pub removed: usize,
+}
+
+impl From<SyncReport> for SyncReportResponse {
+    fn from(report: SyncReport) -> Self {
+        Self {
+            connection_id: report.connection_id,
+            initial: report.initial,
+            accounts: report
+                .accounts
+                .into_iter()
+                .map(|a| AccountChangesResponse {
+                    account_id: a.account_id,
+                    added: a.added,
+                    updated: a.updated,
+                    booked: a.booked,
+                    removed: a.removed,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `GET /v1/events`: the event log, across every region's cell.
+
+use axum::Json;
+use axum::extract::State;
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::tenant::Scope;
+use kontor_domain::time::Timestamp;
+use kontor_domain::{Region, UserId};
+use kontor_store::EventFilter;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
+use crate::extract::ApiQuery;
+use crate::pagination;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResponse {
+    /// Also the `webhook-id` of its deliveries.
+    #[schema(example = "evt_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub id: String,
+    #[serde(rename = "type")]
+    #[schema(example = "transactions.updated")]
+    pub event_type: String,
+    pub user_id: Option<String>,
+    /// Ids and counts; never personal data.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub created_at: String,
+}
+
+impl From<Event> for EventResponse {
+    fn from(event: Event) -> Self {
+        Self {
+            id: event.id.to_string(),
+            event_type: event.event_type.as_str().to_owned(),
+            user_id: event.user_id.map(|u| u.to_string()),
+            data: event.data,
+            created_at: event.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub data: Vec<EventResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListEventsQuery {
+    /// Only events of this type, e.g. `connection.active`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only events about this user.
+    pub user_id: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
+    pub since: Option<String>,
+    /// Only events before this instant (RFC 3339).
+    pub until: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<Timestamp>> {
+    raw.map(|value| {
+        Timestamp::parse_rfc3339(value).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("{name} must be an RFC 3339 instant"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// List events, oldest first.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events",
+    params(ListEventsQuery),
+    security(("bearer" = ["events:read"])),
+    responses(
+        (status = 200, description = "A page of events", body = EventList),
+        (status = 400, description = "Invalid query or cursor", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiQuery(query): ApiQuery<ListEventsQuery>,
+) -> ApiResult<Json<EventList>> {
+    auth.require(Scope::EventsRead)?;
+    let limit = pagination::limit(query.limit)?;
+    let event_type = query
+        .event_type
+        .as_deref()
+        .map(|raw| {
+            EventType::parse(raw)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "unknown event type"))
+        })
+        .transpose()?;
+    let user = query
+        .user_id
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+    let filter = EventFilter {
+        event_type,
+        user: user.clone(),
+        since: instant("since", query.since.as_deref())?,
+        until: instant("until", query.until.as_deref())?,
+    };
+    // A user's events live in their region; the tenant's whole log spans every cell.
+    let regions: Vec<Region> = match &user {
+        Some(user) if state.cells().contains(user.region()) => vec![user.region().clone()],
+        Some(_) => Vec::new(),
+        None => state.cells().regions().cloned().collect(),
+    };
+    let tenant = &auth.tenant;
+    let filter = &filter;
+    let (events, next_cursor) = pagination::across_cells(
+        &regions,
+        query.cursor.as_deref(),
+        limit,
+        |region, after, n| {
+            let cell = state.cells().get(&region).cloned();
+            async move { Ok(cell?.list_events(tenant, filter, after.as_ref(), n).await?) }
+        },
+    )
+    .await?;
+    Ok(Json(EventList {
+        data: events.into_iter().map(EventResponse::from).collect(),
+        next_cursor,
+    }))
+}

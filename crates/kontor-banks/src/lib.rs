@@ -1,0 +1,105 @@
+//! Bank connectors. The hub talks to every bank through [`BankConnector`]; each standard has its
+//! own implementation, written from the standard's specification: [`berlin_group`] for
+//! NextGenPSD2 XS2A 1.3.8 and [`uk_open_banking`] for Read/Write API 3.1.11.
+//!
+//! A connector is stateless between calls: what it must remember about a consent (the bank's
+//! consent id, OAuth tokens, a PKCE verifier) lives in a [`ConsentSession`], which the caller
+//! keeps sealed at rest and hands back on every call. A connector may change the session (a
+//! refreshed access token); the caller persists it when it changed.
+//!
+//! Every call has a connect and a total timeout. Reads (and token requests, and consent
+//! deletion, which is idempotent) are retried with jittered exponential backoff on connection
+//! failures, timeouts, 5xx and short 429s, honouring `Retry-After` up to a cap; a request that
+//! creates something at the bank is sent once. What still fails comes back as a [`BankError`]
+//! the hub can act on: transient ([`BankError::is_transient`]), the consent's state
+//! (`ConsentExpired`, `ConsentInvalid`, `AccessExceeded`), or a bug on one side (`Rejected`,
+//! `Protocol`). Logs name the bank, method, path template, status and duration, never tokens,
+//! consent ids, account numbers, names or bodies.
+
+mod error;
+mod http;
+mod support;
+mod types;
+
+pub mod berlin_group;
+pub mod uk_open_banking;
+
+pub use error::BankError;
+pub use http::{HttpSettings, build_client};
+pub use types::*;
+
+use async_trait::async_trait;
+use kontor_domain::account::{Balance, BankAccount};
+use kontor_domain::transaction::BankTransaction;
+
+/// One bank, reached over one standard.
+#[async_trait]
+pub trait BankConnector: Send + Sync + std::fmt::Debug {
+    /// Creates the consent at the bank and says how the user authorises it.
+    async fn start_consent(&self, request: &ConsentRequest) -> Result<ConsentStarted, BankError>;
+
+    /// The user came back from the bank (`callback` holds the query of the redirect): finish the
+    /// authorisation (exchange the code, check the consent's status).
+    async fn complete_consent(
+        &self,
+        session: &mut ConsentSession,
+        callback: &Callback,
+    ) -> Result<ConsentOutcome, BankError>;
+
+    /// The consent's state at the bank now: for decoupled SCA (polled until final) and to notice
+    /// expiry or revocation at the bank.
+    async fn consent_status(
+        &self,
+        session: &mut ConsentSession,
+    ) -> Result<ConsentOutcome, BankError>;
+
+    async fn accounts(
+        &self,
+        session: &mut ConsentSession,
+        context: &ReadContext,
+    ) -> Result<Vec<BankAccount>, BankError>;
+
+    async fn balances(
+        &self,
+        session: &mut ConsentSession,
+        bank_account_id: &str,
+        context: &ReadContext,
+    ) -> Result<Vec<Balance>, BankError>;
+
+    /// Every transaction matching `query`, following the bank's pages to the end.
+    async fn transactions(
+        &self,
+        session: &mut ConsentSession,
+        bank_account_id: &str,
+        query: &TransactionQuery,
+        context: &ReadContext,
+    ) -> Result<Vec<BankTransaction>, BankError>;
+
+    /// Withdraws the consent at the bank. Succeeds if the bank no longer knows it.
+    async fn revoke(&self, session: &mut ConsentSession) -> Result<(), BankError>;
+}
+
+/// The connector for a bank profile, by its standard, with the default [`HttpSettings`].
+pub fn connector_for(
+    profile: BankProfile,
+    http: reqwest::Client,
+) -> std::sync::Arc<dyn BankConnector> {
+    connector_with_settings(profile, http, HttpSettings::default())
+}
+
+/// The connector for a bank profile, with the retry limits and per-request timeout of
+/// `settings` (build `http` from the same settings with [`build_client`]).
+pub fn connector_with_settings(
+    profile: BankProfile,
+    http: reqwest::Client,
+    settings: HttpSettings,
+) -> std::sync::Arc<dyn BankConnector> {
+    match profile.standard {
+        kontor_domain::bank::Standard::BerlinGroup => std::sync::Arc::new(
+            berlin_group::BerlinGroup::new(profile, http).with_settings(settings),
+        ),
+        kontor_domain::bank::Standard::UkOpenBanking => std::sync::Arc::new(
+            uk_open_banking::UkOpenBanking::new(profile, http).with_settings(settings),
+        ),
+    }
+}

@@ -1,0 +1,198 @@
+//! Read/Write API 3.1.11 bodies as `account-info-openapi-3.1.11.json` defines them, and the
+//! OAuth2/OpenID documents around them (only the fields the hub uses), written from the specs
+//! and shared with nothing else.
+
+use serde::{Deserialize, Serialize};
+
+/// `OBReadConsent1`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ReadConsent {
+    pub data: ReadConsentData,
+    /// `OBRisk2` has no properties for account access.
+    pub risk: Empty,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Empty {}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ReadConsentData {
+    pub permissions: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_date_time: Option<String>,
+}
+
+/// `OBReadConsentResponse1`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ReadConsentResponse {
+    pub data: ConsentData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ConsentData {
+    pub consent_id: String,
+    pub status: String,
+    pub expiration_date_time: Option<String>,
+}
+
+/// OpenID Connect Discovery 1.0 provider metadata.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Discovery {
+    pub issuer: Option<String>,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+}
+
+/// RFC 6749 §5.1 access token response.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: Option<i64>,
+    pub refresh_token: Option<String>,
+}
+
+/// `Links`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Links {
+    pub next: Option<String>,
+}
+
+/// `OBReadAccount6`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ReadAccount {
+    pub data: AccountData,
+    #[serde(default)]
+    pub links: Links,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AccountData {
+    #[serde(default)]
+    pub account: Vec<Account>,
+}
+
+/// `OBAccount6`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Account {
+    pub account_id: String,
+    pub currency: Option<String>,
+    pub account_sub_type: Option<String>,
+    pub description: Option<String>,
+    pub nickname: Option<String>,
+    #[serde(default)]
+    pub account: Vec<CashAccount>,
+}
+
+/// `OBCashAccount6_0` / `_1` and the items of `OBAccount6.Account`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CashAccount {
+    pub scheme_name: Option<String>,
+    pub identification: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `OBActiveOrHistoricCurrencyAndAmount_*`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Amount {
+    pub amount: String,
+    pub currency: String,
+}
+
+/// `OBReadBalance1`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ReadBalance {
+    pub data: BalanceData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct BalanceData {
+    pub balance: Vec<Balance>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Balance {
+    pub credit_debit_indicator: String,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub date_time: String,
+    pub amount: Amount,
+    #[serde(default)]
+    pub credit_line: Vec<CreditLine>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CreditLine {
+    pub included: bool,
+}
+
+/// `OBReadTransaction6`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ReadTransaction {
+    pub data: TransactionData,
+    #[serde(default)]
+    pub links: Links,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TransactionData {
+    #[serde(default)]
+    pub transaction: Vec<Transaction>,
+}
+
+/// `OBTransaction6`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Transaction {
+    pub transaction_id: Option<String>,
+    pub transaction_reference: Option<String>,
+    pub credit_debit_indicator: String,
+    pub status: String,
+    pub booking_date_time: String,
+    pub value_date_time: Option<String>,
+    pub transaction_information: Option<String>,
+    pub amount: Amount,
+    pub bank_transaction_code: Option<BankTransactionCode>,
+    pub proprietary_bank_transaction_code: Option<ProprietaryCode>,
+    pub merchant_details: Option<MerchantDetails>,
+    pub creditor_account: Option<CashAccount>,
+    pub debtor_account: Option<CashAccount>,
+}
+
+/// `OBBankTransactionCodeStructure1`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct BankTransactionCode {
+    pub code: String,
+    pub sub_code: String,
+}
+
+/// `ProprietaryBankTransactionCodeStructure1`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ProprietaryCode {
+    pub code: String,
+}
+
+/// `OBMerchantDetails1`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct MerchantDetails {
+    pub merchant_name: Option<String>,
+    pub merchant_category_code: Option<String>,
+}

@@ -1,0 +1,101 @@
+//! What the connectors log: every bank call, and never a token, consent id, account number or
+//! name.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use kontor_banks::{BookingStatus, TransactionQuery};
+use kontor_sandbox_bank::FaultConfig;
+
+use crate::support::{Fixture, present};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Links, reads everything once (through a fault, so that failures are logged too), and
+/// returns the log and the secrets that must not be in it.
+async fn logged_flow(fx: Fixture) -> (String, Vec<String>) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("kontor_banks=trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut session = fx.link().await;
+    fx.faults(FaultConfig {
+        fail_next: 1,
+        error_status: Some(503),
+        ..FaultConfig::default()
+    });
+    let accounts = fx
+        .connector
+        .accounts(&mut session, &present())
+        .await
+        .unwrap();
+    let query = TransactionQuery {
+        from: None,
+        to: None,
+        status: BookingStatus::Both,
+    };
+    for account in &accounts {
+        fx.connector
+            .balances(&mut session, &account.bank_account_id, &present())
+            .await
+            .unwrap();
+        fx.connector
+            .transactions(&mut session, &account.bank_account_id, &query, &present())
+            .await
+            .unwrap();
+    }
+    fx.connector.revoke(&mut session).await.unwrap();
+
+    let mut secrets = vec![session.consent_id.clone()];
+    secrets.extend(session.access_token.clone());
+    secrets.extend(session.refresh_token.clone());
+    for info in fx.sandbox_accounts() {
+        secrets.push(info.iban.clone());
+        secrets.push(info.iban[info.iban.len() - 8..].to_owned());
+        secrets.extend(info.account_number.clone());
+    }
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    (log, secrets)
+}
+
+fn check(log: &str, secrets: &[String], names: &[&str]) {
+    assert!(log.contains("bank call"), "{log}");
+    assert!(log.contains("bank call failed"), "the fault is logged");
+    assert!(log.contains("http.path"), "{log}");
+    for secret in secrets {
+        assert!(!log.contains(secret.as_str()), "log contains {secret}");
+    }
+    for name in names {
+        assert!(!log.contains(name), "log contains {name}");
+    }
+}
+
+#[tokio::test]
+async fn berlin_group_logs_calls_but_no_personal_data() {
+    let (log, secrets) = logged_flow(Fixture::berlin_group().await).await;
+    check(&log, &secrets, &["Alice", "Schneider"]);
+}
+
+#[tokio::test]
+async fn uk_open_banking_logs_calls_but_no_personal_data_or_tokens() {
+    let fx = Fixture::uk().await;
+    let (log, secrets) = logged_flow(fx).await;
+    check(&log, &secrets, &["Bob", "Thompson", "sandbox-secret"]);
+}

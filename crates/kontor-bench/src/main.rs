@@ -1,0 +1,93 @@
+//! `kontor-bench`: load benchmarks of the Kontor hub on PostgreSQL. Each subcommand starts a real
+//! `kontor serve` on fresh databases, loads it with closed-loop workers, and in the same run
+//! executes the SQL the hub runs directly through sqlx as the baseline.
+
+mod databases;
+mod hub;
+mod load;
+mod machine;
+mod report;
+mod setup;
+mod users;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kontor-bench",
+    version,
+    about = "Load benchmarks of the Kontor hub on PostgreSQL, with a direct-SQL baseline in the same run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// `POST /v1/users` and `GET /v1/users/{id}`, against the same INSERT and SELECT run directly
+    /// through sqlx.
+    Users(CommonArgs),
+}
+
+/// Options every benchmark shares.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// The kontor binary [default: target/release/kontor in this workspace].
+    #[arg(long, value_name = "PATH")]
+    pub kontor: Option<PathBuf>,
+    /// An administrator URL of the PostgreSQL server. Fresh databases are created there for the
+    /// run and dropped at its end.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KONTOR_TEST_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres: String,
+    /// Closed-loop workers per phase (each waits for its answer before sending again).
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Measured seconds per phase.
+    #[arg(long, value_name = "SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Unmeasured seconds before each phase's measurement.
+    #[arg(long, value_name = "SECS", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub warmup: u64,
+    /// Run all phases this many times in turn, so that a burst of other work on the machine falls
+    /// on API and baseline phases alike; each phase's figures merge its rounds.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
+    /// Append the Markdown report to this file (created when missing).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the report as one JSON object instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // reqwest is built without a TLS crypto provider of its own (`rustls-no-provider`) and
+    // refuses to build a client until one is installed, even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let run = async {
+        match cli.command {
+            Command::Users(args) => users::run(&args).await,
+        }
+    };
+    // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases
+    // are dropped before the process exits.
+    tokio::select! {
+        result = run => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    }
+}

@@ -1,0 +1,126 @@
+//! A benchmark's world: fresh databases, a tenant, and a running hub pointed at them. Built by
+//! [`BenchEnv::start`] and torn down by [`BenchEnv::teardown`]; if a run fails before that, the
+//! guards inside still kill the hub and drop the databases.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tempfile::TempDir;
+
+use crate::CommonArgs;
+use crate::databases::TempDatabases;
+use crate::hub::{self, Hub, HubExit, LogSummary, Tenant};
+use crate::machine::{CpuProbe, Machine};
+
+/// The cells every run configures; benchmarks write to the first.
+pub const REGIONS: &[&str] = &["uk", "de"];
+
+/// Field order matters: the hub is dropped (killed) before its databases are dropped.
+#[derive(Debug)]
+pub struct BenchEnv {
+    pub hub: Hub,
+    pub tenant: Tenant,
+    pub databases: TempDatabases,
+    pub machine: Machine,
+    pub probe: CpuProbe,
+    /// The hub's pool size per database, as its effective configuration says.
+    pub hub_pool: String,
+    _data_dir: TempDir,
+}
+
+/// What the teardown saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ending {
+    pub hub_exit: Option<HubExit>,
+    pub hub_log: LogSummary,
+}
+
+fn default_kontor() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kontor")
+}
+
+impl BenchEnv {
+    pub async fn start(args: &CommonArgs) -> anyhow::Result<Self> {
+        let kontor = args.kontor.clone().unwrap_or_else(default_kontor);
+        if !kontor.is_file() {
+            bail!(
+                "no kontor binary at {} (build it with `cargo build --release -p kontor`, or pass --kontor)",
+                kontor.display()
+            );
+        }
+        let kontor_version = kontor_version(&kontor).await?;
+
+        let mut roles = vec!["control"];
+        roles.extend_from_slice(REGIONS);
+        let databases = TempDatabases::create(&args.postgres, &roles).await?;
+        let data_dir = tempfile::Builder::new()
+            .prefix("kontor-bench-")
+            .tempdir()
+            .context("creating a data directory for the hub")?;
+
+        let mut env = vec![
+            (
+                "KONTOR_DATABASE__CONTROL_URL".to_owned(),
+                databases.url("control")?,
+            ),
+            (
+                "KONTOR_DATA_DIR".to_owned(),
+                data_dir.path().join("data").display().to_string(),
+            ),
+            ("KONTOR_LOG__LEVEL".to_owned(), "warn".to_owned()),
+        ];
+        for region in REGIONS {
+            env.push((
+                format!("KONTOR_CELLS__{}__URL", region.to_uppercase()),
+                databases.url(region)?,
+            ));
+        }
+
+        let hub_pool = hub::pool_size(&kontor, &env).await?;
+        let tenant = hub::create_tenant(&kontor, &env, "bench").await?;
+        let log = data_dir.path().join("hub.log");
+        let hub = Hub::start(&kontor, &env, &log).await?;
+        let probe = CpuProbe::new(hub.pid(), "kontor_bench_");
+        let machine = Machine::describe(databases.server_version(), &kontor_version);
+        Ok(Self {
+            hub,
+            tenant,
+            databases,
+            machine,
+            probe,
+            hub_pool,
+            _data_dir: data_dir,
+        })
+    }
+
+    /// Stops the hub (SIGTERM), reads its log, and drops the databases.
+    pub async fn teardown(self) -> anyhow::Result<Ending> {
+        let Self {
+            hub,
+            databases,
+            _data_dir: data_dir,
+            ..
+        } = self;
+        let log = hub.log_path().to_owned();
+        let hub_exit = hub.stop().await;
+        let hub_log = hub::summarize_log(&log);
+        let dropped = databases.drop_all().await;
+        drop(data_dir);
+        let hub_exit = hub_exit?;
+        dropped?;
+        Ok(Ending {
+            hub_exit: Some(hub_exit),
+            hub_log,
+        })
+    }
+}
+
+async fn kontor_version(kontor: &Path) -> anyhow::Result<String> {
+    let output = tokio::process::Command::new(kontor)
+        .arg("--version")
+        .output()
+        .await
+        .with_context(|| format!("running {} --version", kontor.display()))?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}

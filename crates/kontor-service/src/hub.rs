@@ -1,0 +1,127 @@
+//! The services' shared context: stores, bank directory, vault and settings. Each capability
+//! adds its methods to [`Hub`] in its own module (`link`, `lifecycle`, `sync`, `reads`).
+
+use std::sync::Arc;
+
+use kontor_domain::{ConnectionId, Region};
+use kontor_store::{CellStore, Cells, ControlStore};
+use url::Url;
+
+use crate::directory::BankDirectory;
+use crate::error::{ServiceError, ServiceResult};
+use crate::vault::Vault;
+
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Where users reach the hub: the base of connect URLs and of the bank callback.
+    pub public_url: Url,
+    /// How long a user has at the bank before the callback state lapses.
+    pub state_ttl_seconds: i64,
+    /// How long a connect link stays usable before the pending connection expires.
+    pub link_ttl_seconds: i64,
+    /// Unattended syncs a day asked of the bank (1..=4).
+    pub frequency_per_day: u8,
+    /// How many days before a consent lapses the tenant is told.
+    pub expiry_notice_days: i64,
+    /// Allow tenant redirect URIs with plain `http` (for local development and tests).
+    pub allow_http_redirects: bool,
+    /// Names this process in leases, so two workers never sync one connection at once.
+    pub instance_id: String,
+    /// How long a sync may hold its lease.
+    pub lease_seconds: i64,
+    /// Each incremental sync re-reads this many days before the last one, to see late bookings.
+    pub overlap_days: i64,
+}
+
+impl HubSettings {
+    pub fn new(public_url: Url) -> Self {
+        Self {
+            public_url,
+            state_ttl_seconds: 30 * 60,
+            link_ttl_seconds: 24 * 3600,
+            frequency_per_day: 4,
+            expiry_notice_days: 7,
+            allow_http_redirects: false,
+            instance_id: format!(
+                "kontor-{}",
+                crate::tokens::random_token().get(..8).unwrap_or("x")
+            ),
+            lease_seconds: 300,
+            overlap_days: 7,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cells: Cells,
+    control: Arc<dyn ControlStore>,
+    directory: BankDirectory,
+    vault: Vault,
+    settings: HubSettings,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    pub fn new(
+        cells: Cells,
+        control: Arc<dyn ControlStore>,
+        directory: BankDirectory,
+        vault: Vault,
+        settings: HubSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cells,
+                control,
+                directory,
+                vault,
+                settings,
+            }),
+        }
+    }
+
+    pub fn cells(&self) -> &Cells {
+        &self.inner.cells
+    }
+
+    pub fn control(&self) -> &dyn ControlStore {
+        self.inner.control.as_ref()
+    }
+
+    pub fn directory(&self) -> &BankDirectory {
+        &self.inner.directory
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    pub fn settings(&self) -> &HubSettings {
+        &self.inner.settings
+    }
+
+    /// The cell of a region; `NotFound` when this deployment does not serve it.
+    pub fn cell(&self, region: &Region) -> ServiceResult<&dyn CellStore> {
+        self.inner
+            .cells
+            .get(region)
+            .map(|cell| cell.as_ref())
+            .map_err(|_| ServiceError::NotFound)
+    }
+
+    pub fn cell_of(&self, connection: &ConnectionId) -> ServiceResult<&dyn CellStore> {
+        self.cell(connection.region())
+    }
+}

@@ -1,0 +1,42 @@
+//! Kontor's application services, shared by the API and the worker: the bank directory, linking
+//! bank accounts (connect flow), the connection lifecycle, syncing within the consent's rules,
+//! and reading the synced data with its personal parts opened. Everything personal that comes
+//! from a bank is sealed with the user's data key before it is stored.
+
+mod details;
+mod directory;
+mod error;
+mod hub;
+mod lifecycle;
+mod link;
+mod reads;
+pub mod schedule;
+mod sync;
+mod tokens;
+mod vault;
+
+pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
+pub use directory::{BankDirectory, BankEntry};
+pub use error::{ServiceError, ServiceResult};
+pub use hub::{Hub, HubSettings};
+pub use link::{
+    CreatedLink, LinkPage, LinkRequest, NextStep, ScaChoice, redirect_for as redirect_url,
+};
+pub use sync::{AccountChanges, SyncReport, SyncTrigger};
+pub use tokens::{hash_token, random_token};
+pub use vault::Vault;
+
+use kontor_banks::BankError;
+
+/// The stable code of a bank error, as the API and events report it.
+pub fn error_code(err: &BankError) -> &'static str {
+    match err {
+        BankError::Unavailable { .. } => "bank_unavailable",
+        BankError::RateLimited { .. } => "bank_rate_limited",
+        BankError::AccessExceeded => "access_exceeded",
+        BankError::ConsentExpired => "consent_expired",
+        BankError::ConsentInvalid { .. } => "consent_invalid",
+        BankError::Rejected { .. } => "bank_rejected",
+        BankError::Protocol { .. } => "bank_protocol_error",
+    }
+}

@@ -1,0 +1,96 @@
+//! Reading what syncs stored, for the API: rows with their sealed details opened with the
+//! user's data key. Every read is scoped by tenant.
+
+use kontor_domain::{AccountId, TenantId, UserId};
+use kontor_store::{BalanceRow, Page, PageKey, TransactionFilter};
+
+use crate::details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
+use crate::error::{ServiceError, ServiceResult};
+use crate::hub::Hub;
+use crate::vault::{context, open_json};
+
+impl Hub {
+    /// A page of a user's accounts (the user's region is in their id).
+    pub async fn accounts_of(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> ServiceResult<Page<AccountView>> {
+        let cell = self.cell(user.region())?;
+        let page = cell
+            .list_accounts(tenant, Some(user), after, limit)
+            .await
+            .map_err(ServiceError::from_store)?;
+        if page.items.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next: page.next,
+            });
+        }
+        let key = self.vault().user_key(cell, user).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for row in page.items {
+            let details: AccountDetails =
+                open_json(&key, &row.details, &context::account(&row.id))?;
+            items.push(AccountView { row, details });
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    pub async fn account(&self, tenant: &TenantId, id: &AccountId) -> ServiceResult<AccountView> {
+        let cell = self.cell(id.region())?;
+        let row = cell
+            .account(tenant, id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let key = self.vault().user_key(cell, &row.user_id).await?;
+        let details: AccountDetails = open_json(&key, &row.details, &context::account(id))?;
+        Ok(AccountView { row, details })
+    }
+
+    pub async fn balances(
+        &self,
+        tenant: &TenantId,
+        id: &AccountId,
+    ) -> ServiceResult<Vec<BalanceRow>> {
+        let cell = self.cell(id.region())?;
+        cell.balances(tenant, id)
+            .await
+            .map_err(ServiceError::from_store)
+    }
+
+    pub async fn transactions(
+        &self,
+        tenant: &TenantId,
+        id: &AccountId,
+        filter: &TransactionFilter,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> ServiceResult<Page<TransactionView>> {
+        let cell = self.cell(id.region())?;
+        let account = cell
+            .account(tenant, id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let page = cell
+            .list_transactions(tenant, id, filter, after, limit)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let key = self.vault().user_key(cell, &account.user_id).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for row in page.items {
+            let details: TransactionDetails =
+                open_json(&key, &row.details, &context::transaction(&row.id))?;
+            items.push(TransactionView { row, details });
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+}

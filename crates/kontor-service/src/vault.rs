@@ -1,0 +1,83 @@
+//! Sealing and opening what the hub keeps secret about a user, with that user's data key.
+
+use kontor_crypto::{DataKey, Keyring, WrappedKey};
+use kontor_domain::UserId;
+use kontor_store::CellStore;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ServiceError, ServiceResult};
+
+#[derive(Debug)]
+pub struct Vault {
+    keyring: Keyring,
+}
+
+impl Vault {
+    pub fn new(keyring: Keyring) -> Self {
+        Self { keyring }
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The user's data key, made (and stored, wrapped) on first use.
+    pub async fn user_key(&self, cell: &dyn CellStore, user: &UserId) -> ServiceResult<DataKey> {
+        let owner = user.as_str();
+        if let Some(wrapped) = cell
+            .user_data_key(user)
+            .await
+            .map_err(ServiceError::from_store)?
+        {
+            return Ok(self
+                .keyring
+                .unwrap_key(&WrappedKey::from_stored(wrapped), owner)?);
+        }
+        let (key, wrapped) = self.keyring.new_data_key(owner)?;
+        let stored = cell
+            .ensure_user_data_key(user, wrapped.as_str())
+            .await
+            .map_err(ServiceError::from_store)?;
+        if stored == wrapped.as_str() {
+            Ok(key)
+        } else {
+            // Another request made the user's key first; use theirs.
+            Ok(self
+                .keyring
+                .unwrap_key(&WrappedKey::from_stored(stored), owner)?)
+        }
+    }
+}
+
+/// Seals a value as JSON, bound to `context` (the record and field it belongs to).
+pub fn seal_json<T: Serialize>(key: &DataKey, value: &T, context: &str) -> ServiceResult<String> {
+    let bytes = serde_json::to_vec(value).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(key.seal(&bytes, context)?)
+}
+
+pub fn open_json<T: DeserializeOwned>(
+    key: &DataKey,
+    sealed: &str,
+    context: &str,
+) -> ServiceResult<T> {
+    let bytes = key.open(sealed, context)?;
+    serde_json::from_slice(&bytes).map_err(|e| ServiceError::Internal(format!("{context}: {e}")))
+}
+
+/// The sealing contexts, one per kind of sealed field.
+pub mod context {
+    use kontor_domain::{AccountId, ConnectionId, TransactionId};
+
+    pub fn session(id: &ConnectionId) -> String {
+        format!("connections/{id}/session")
+    }
+
+    pub fn account(id: &AccountId) -> String {
+        format!("accounts/{id}/details")
+    }
+
+    pub fn transaction(id: &TransactionId) -> String {
+        format!("transactions/{id}/details")
+    }
+}

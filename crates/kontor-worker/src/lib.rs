@@ -1,0 +1,157 @@
+//! The worker: the hub's jobs that run without a request. Several workers (and the API
+//! processes' embedded workers) may run at once: a connection is synced under a lease, and every
+//! state change is a checked transition, so no job does its work twice.
+
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use kontor_domain::time::Timestamp;
+use kontor_service::{Hub, ServiceError, SyncTrigger};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How often the worker looks for due syncs.
+    pub tick: Duration,
+    /// How often the lifecycle jobs (expiry, notices, abandoned links) run.
+    pub lifecycle_every: Duration,
+    /// Due connections taken per cell per tick.
+    pub batch: usize,
+    /// Syncs running at once in this process.
+    pub concurrency: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            lifecycle_every: Duration::from_secs(60),
+            batch: 50,
+            concurrency: 4,
+        }
+    }
+}
+
+/// What one round of work did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    pub synced: usize,
+    pub sync_failures: usize,
+    pub expired: usize,
+    pub announced: usize,
+    pub abandoned: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    hub: Hub,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    pub fn new(hub: Hub, settings: WorkerSettings) -> Self {
+        Self { hub, settings }
+    }
+
+    /// Runs the due scheduled syncs once, across every cell.
+    pub async fn sync_due(&self, now: Timestamp) -> Round {
+        let mut due = Vec::new();
+        for (region, cell) in self.hub.cells().iter() {
+            match cell.due_for_sync(now, self.settings.batch).await {
+                Ok(ids) => due.extend(ids),
+                Err(err) => tracing::warn!(%region, error = %err, "cannot read due syncs"),
+            }
+        }
+        let results: Vec<bool> = stream::iter(due)
+            .map(|id| {
+                let hub = self.hub.clone();
+                async move {
+                    match hub.sync(&id, SyncTrigger::Scheduled).await {
+                        Ok(_) => true,
+                        // Another worker has it, or today's allowance is used: not a failure.
+                        Err(ServiceError::Conflict { .. }) => true,
+                        Err(err) => {
+                            tracing::info!(connection.id = %id, error = %err, "scheduled sync failed");
+                            false
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let synced = results.iter().filter(|ok| **ok).count();
+        Round {
+            synced,
+            sync_failures: results.len() - synced,
+            ..Round::default()
+        }
+    }
+
+    /// Expires lapsed consents, tells tenants about soon-to-lapse ones, closes abandoned links.
+    pub async fn lifecycle(&self, now: Timestamp) -> Round {
+        let mut round = Round::default();
+        match self.hub.expire_lapsed(now).await {
+            Ok(n) => round.expired = n,
+            Err(err) => tracing::warn!(error = %err, "expiring consents failed"),
+        }
+        match self.hub.announce_expiring(now).await {
+            Ok(n) => round.announced = n,
+            Err(err) => tracing::warn!(error = %err, "announcing expiring consents failed"),
+        }
+        match self.hub.abandon_stale_links(now).await {
+            Ok(n) => round.abandoned = n,
+            Err(err) => tracing::warn!(error = %err, "closing abandoned links failed"),
+        }
+        round
+    }
+
+    /// Everything due at `now`, once.
+    pub async fn run_once(&self, now: Timestamp) -> Round {
+        let lifecycle = self.lifecycle(now).await;
+        let syncs = self.sync_due(now).await;
+        Round {
+            synced: syncs.synced,
+            sync_failures: syncs.sync_failures,
+            ..lifecycle
+        }
+    }
+
+    /// Runs until `shutdown` turns true; a round in progress finishes first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!("worker started");
+        let mut ticker = tokio::time::interval(self.settings.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_lifecycle: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+            let now = Timestamp::now();
+            if last_lifecycle.is_none_or(|at| at.elapsed() >= self.settings.lifecycle_every) {
+                let round = self.lifecycle(now).await;
+                if round != Round::default() {
+                    tracing::info!(
+                        expired = round.expired,
+                        announced = round.announced,
+                        abandoned = round.abandoned,
+                        "lifecycle round"
+                    );
+                }
+                last_lifecycle = Some(tokio::time::Instant::now());
+            }
+            let round = self.sync_due(now).await;
+            if round.synced + round.sync_failures > 0 {
+                metrics::counter!("kontor_worker_syncs_total")
+                    .increment(u64::try_from(round.synced).unwrap_or(0));
+                tracing::debug!(
+                    synced = round.synced,
+                    failed = round.sync_failures,
+                    "sync round"
+                );
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+}
