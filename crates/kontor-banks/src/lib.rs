@@ -79,17 +79,9 @@ pub trait BankConnector: Send + Sync + std::fmt::Debug {
     async fn revoke(&self, session: &mut ConsentSession) -> Result<(), BankError>;
 }
 
-/// The connector for a bank profile, by its standard, with the default [`HttpSettings`].
-pub fn connector_for(
-    profile: BankProfile,
-    http: reqwest::Client,
-) -> std::sync::Arc<dyn BankConnector> {
-    connector_with_settings(profile, http, HttpSettings::default())
-}
-
 /// The connector for a bank profile, with the retry limits and per-request timeout of
 /// `settings` (build `http` from the same settings with [`build_client`]).
-pub fn connector_with_settings(
+pub fn connector(
     profile: BankProfile,
     http: reqwest::Client,
     settings: HttpSettings,

@@ -8,6 +8,7 @@
 )]
 
 mod app;
+pub mod browser;
 mod databases;
 mod sandbox;
 mod skip;

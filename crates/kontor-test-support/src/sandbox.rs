@@ -25,7 +25,7 @@ pub fn sandbox_directory(sandbox: &RunningSandbox, http: &HttpSettings) -> BankD
             client_secret: bank.client_secret.clone(),
             decoupled_sca: standard == Standard::BerlinGroup,
         };
-        let connector = kontor_banks::connector_for(profile.clone(), client.clone());
+        let connector = kontor_banks::connector(profile.clone(), client.clone(), http.clone());
         directory.insert(
             BankEntry {
                 profile,

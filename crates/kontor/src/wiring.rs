@@ -186,12 +186,12 @@ fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u
 
 /// The bank directory, each bank with the connector for its standard.
 pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
-    let http = kontor_banks::build_client(&HttpSettings {
+    let settings = HttpSettings {
         connect_timeout: Duration::from_millis(config.bank_http.connect_timeout_ms),
         request_timeout: Duration::from_millis(config.bank_http.request_timeout_ms),
         ..HttpSettings::default()
-    })
-    .context("building the bank HTTP client")?;
+    };
+    let http = kontor_banks::build_client(&settings).context("building the bank HTTP client")?;
     let mut directory = BankDirectory::new();
     for bank in &config.banks {
         let profile = BankProfile {
@@ -204,7 +204,7 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
             client_secret: bank.client_secret.as_ref().map(|s| s.expose().to_owned()),
             decoupled_sca: bank.decoupled_sca,
         };
-        let connector = kontor_banks::connector_for(profile.clone(), http.clone());
+        let connector = kontor_banks::connector(profile.clone(), http.clone(), settings.clone());
         directory.insert(
             BankEntry {
                 profile,

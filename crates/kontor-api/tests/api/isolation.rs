@@ -64,3 +64,66 @@ async fn a_cursor_from_another_tenant_shows_only_your_users() {
         assert_eq!(user["external_id"], "b0");
     }
 }
+
+#[tokio::test]
+async fn another_tenants_connections_accounts_and_events_do_not_exist_for_you() {
+    let w = crate::support::world().await;
+    let (user_id, id, _) = w.link("alice", "sonnenbank").await;
+    w.synced(&id).await;
+    let accounts: Value = w
+        .app
+        .get(&format!("/v1/accounts?user_id={user_id}"), &w.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let account = accounts["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let other = w.app.tenant("Other").await;
+    let b = w.app.token(&other).await;
+    for path in [
+        format!("/v1/connections/{id}"),
+        format!("/v1/accounts/{account}"),
+        format!("/v1/accounts/{account}/balances"),
+        format!("/v1/accounts/{account}/transactions"),
+    ] {
+        let response = w.app.get(&path, &b).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(error_code(response).await, "not_found", "{path}");
+    }
+    for path in [
+        format!("/v1/connections/{id}/refresh"),
+        format!("/v1/connections/{id}/reconfirm"),
+    ] {
+        let body = serde_json::json!({"psu_ip_address": "198.51.100.7"});
+        let body = if path.ends_with("refresh") {
+            body
+        } else {
+            Value::Null
+        };
+        let response = w.app.post_json(&path, &b, &body).await;
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let response = w.app.delete(&format!("/v1/connections/{id}"), &b).await;
+    assert_eq!(response.status(), 404);
+    for path in [
+        format!("/v1/connections?user_id={user_id}"),
+        format!("/v1/accounts?user_id={user_id}"),
+        format!("/v1/events?user_id={user_id}"),
+        "/v1/events".to_owned(),
+    ] {
+        let page: Value = w.app.get(&path, &b).await.json().await.unwrap();
+        assert_eq!(page["data"], serde_json::json!([]), "{path}");
+    }
+    let create = w
+        .app
+        .post_json(
+            "/v1/connections",
+            &b,
+            &serde_json::json!({"user_id": user_id, "redirect_uri": crate::support::REDIRECT}),
+        )
+        .await;
+    assert_eq!(create.status(), 404);
+    // Nothing changed for the owner.
+    assert_eq!(w.connection(&id).await["status"], "active");
+}

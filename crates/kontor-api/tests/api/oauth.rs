@@ -152,6 +152,15 @@ async fn scopes_are_limited_to_the_clients_own() {
 
     let token = app.token(&reader).await;
     assert_eq!(app.get("/v1/users", &token).await.status(), 200);
+    for path in [
+        "/v1/banks",
+        "/v1/events",
+        "/v1/accounts?user_id=usr_de_00000000000000000000000000",
+    ] {
+        let response = app.get(path, &token).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(error_code(response).await, "insufficient_scope");
+    }
     let response = app
         .post_json(
             "/v1/users",

@@ -133,9 +133,11 @@ async fn decoupled_sca_rejected_in_the_app() {
 async fn decoupled_is_not_asked_of_a_bank_that_does_not_offer_it() {
     let mut fx = Fixture::berlin_group().await;
     fx.profile.decoupled_sca = false;
-    let connector = kontor_banks::connector_for(
+    let settings = kontor_banks::HttpSettings::default();
+    let connector = kontor_banks::connector(
         fx.profile.clone(),
-        kontor_banks::build_client(&kontor_banks::HttpSettings::default()).unwrap(),
+        kontor_banks::build_client(&settings).unwrap(),
+        settings,
     );
     let started = connector.start_consent(&decoupled(&fx)).await.unwrap();
     assert!(matches!(started.sca, ScaStep::Redirect { .. }));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kontor_banks::{
     Access, BankConnector, BankProfile, ConsentOutcome, ConsentRequest, ConsentSession,
-    HttpSettings, ReadContext, ScaPreference, ScaStep, build_client, connector_with_settings,
+    HttpSettings, ReadContext, ScaPreference, ScaStep, build_client,
 };
 use kontor_domain::bank::{BankId, Standard};
 use kontor_sandbox_bank::{AccountInfo, FaultConfig, RunningSandbox, SandboxBank};
@@ -174,7 +174,7 @@ impl Fixture {
 
 fn connector(profile: &BankProfile, settings: HttpSettings) -> Arc<dyn BankConnector> {
     let http = build_client(&settings).expect("client");
-    connector_with_settings(profile.clone(), http, settings)
+    kontor_banks::connector(profile.clone(), http, settings)
 }
 
 /// The user at their browser.

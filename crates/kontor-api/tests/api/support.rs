@@ -1,0 +1,210 @@
+//! Shared steps of the flow tests: a hub wired to an in-process sandbox bank, a tenant with a
+//! token, and linking a sandbox user through the real pages, as a person would.
+
+use std::time::Duration;
+
+use kontor_banks::{ConsentSession, HttpSettings};
+use kontor_domain::ConnectionId;
+use kontor_sandbox_bank::{RunningSandbox, SandboxBank};
+use kontor_test_support::browser::{Browser, Landing, Page};
+use kontor_test_support::{TestApp, sandbox_directory};
+use serde_json::{Value, json};
+use url::Url;
+
+pub const REDIRECT: &str = "https://tenant.example/linked";
+
+pub struct World {
+    pub app: TestApp,
+    pub sandbox: RunningSandbox,
+    pub token: String,
+}
+
+/// Connector settings for tests: quick retries, a short timeout for the latency fault.
+pub fn http_settings() -> HttpSettings {
+    HttpSettings {
+        request_timeout: Duration::from_secs(3),
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        max_retry_after: Duration::from_secs(2),
+        ..HttpSettings::default()
+    }
+}
+
+pub async fn world() -> World {
+    let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
+    let directory = sandbox_directory(&sandbox, &http_settings());
+    let app = TestApp::builder().directory(directory).spawn().await;
+    let tenant = app.tenant("Acme Budget").await;
+    let token = app.token(&tenant).await;
+    World {
+        app,
+        sandbox,
+        token,
+    }
+}
+
+pub fn region_of(username: &str) -> &'static str {
+    if username == "bob" { "uk" } else { "de" }
+}
+
+impl World {
+    pub fn browser(&self) -> Browser {
+        Browser::new(&[&self.app.url("/"), self.sandbox.url()])
+    }
+
+    pub async fn user(&self, username: &str) -> String {
+        let external = format!("{username}-{}", rand::random::<u32>());
+        let user = self
+            .app
+            .create_user(&self.token, &external, region_of(username))
+            .await;
+        user["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/connections`; returns the response body.
+    pub async fn create_connection(&self, user_id: &str, bank: Option<&str>) -> Value {
+        let mut body = json!({ "user_id": user_id, "redirect_uri": REDIRECT });
+        if let Some(bank) = bank {
+            body["bank_id"] = json!(bank);
+        }
+        let response = self
+            .app
+            .post_json("/v1/connections", &self.token, &body)
+            .await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Opens the connect page and continues to `bank`: lands on the bank's login page.
+    pub async fn to_bank(&self, browser: &Browser, connect_url: &str, bank: &str) -> Page {
+        let page = browser.open(connect_url).await.page();
+        assert_eq!(page.status, 200, "{}", page.body);
+        let form = page
+            .form(&format!("bank-{bank}"))
+            .expect("the bank's button");
+        let login = browser.submit(&form).await.page();
+        assert_eq!(login.step().as_deref(), Some("login"), "{}", login.body);
+        login
+    }
+
+    /// Logs in and approves at the bank; returns where the user ended up.
+    pub async fn authenticate(&self, browser: &Browser, login: &Page, user: &str) -> Landing {
+        let form = login
+            .form("login-form")
+            .unwrap()
+            .set("username", user)
+            .set("password", "sandbox");
+        let otp = browser.submit(&form).await.page();
+        assert_eq!(otp.step().as_deref(), Some("otp"), "{}", otp.body);
+        let mut landing = browser
+            .submit(&otp.form("otp-form").unwrap().set("otp", "123456"))
+            .await;
+        if let Landing::Page(page) = &landing
+            && page.step().as_deref() == Some("accounts")
+        {
+            landing = browser
+                .submit(&page.form("accounts-form").unwrap().check_all())
+                .await;
+        }
+        landing
+    }
+
+    /// Links `user` at `bank` end to end; returns the connection id and the tenant redirect.
+    pub async fn link(&self, username: &str, bank: &str) -> (String, String, Url) {
+        let user_id = self.user(username).await;
+        let created = self.create_connection(&user_id, None).await;
+        let browser = self.browser();
+        let login = self
+            .to_bank(&browser, created["connect_url"].as_str().unwrap(), bank)
+            .await;
+        let back = self.authenticate(&browser, &login, username).await.left();
+        (user_id, created["id"].as_str().unwrap().to_owned(), back)
+    }
+
+    pub async fn connection(&self, id: &str) -> Value {
+        self.app
+            .get(&format!("/v1/connections/{id}"), &self.token)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits for the initial sync that linking starts in the background.
+    pub async fn synced(&self, id: &str) -> Value {
+        for _ in 0..300 {
+            let connection = self.connection(id).await;
+            if connection["last_synced_at"].is_string() {
+                return connection;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("connection {id} never synced");
+    }
+
+    /// The connector session the hub keeps (sealed) for a connection.
+    pub async fn session(&self, id: &str) -> ConsentSession {
+        let id = ConnectionId::parse(id).unwrap();
+        let cell = self.app.hub.cell_of(&id).unwrap();
+        let secrets = cell.connection_secrets(&id).await.unwrap();
+        let key = self
+            .app
+            .hub
+            .vault()
+            .user_key(cell, &secrets.connection.user_id)
+            .await
+            .unwrap();
+        let sealed = secrets.session.expect("a session");
+        let bytes = key
+            .open(&sealed, &format!("connections/{id}/session"))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Every transaction of an account, through the API's pages.
+    pub async fn all_transactions(&self, account: &str, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/accounts/{account}/transactions?limit=200{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let response = self.app.get(&path, &self.token).await;
+            assert_eq!(response.status(), 200);
+            let page: Value = response.json().await.unwrap();
+            out.extend(page["data"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn events(&self, query: &str) -> Vec<Value> {
+        let page: Value = self
+            .app
+            .get(&format!("/v1/events?limit=200{query}"), &self.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["data"].as_array().unwrap().clone()
+    }
+
+    pub async fn refresh(&self, id: &str) -> reqwest::Response {
+        self.app
+            .post_json(
+                &format!("/v1/connections/{id}/refresh"),
+                &self.token,
+                &json!({"psu_ip_address": "198.51.100.7"}),
+            )
+            .await
+    }
+}
+
+pub fn query_of(url: &Url) -> std::collections::BTreeMap<String, String> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
