@@ -86,6 +86,8 @@ pub struct ApiError {
     message: String,
     /// Sent as `WWW-Authenticate` on 401s.
     challenge: Option<&'static str>,
+    /// Sent as `Retry-After` (seconds) when known.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -94,6 +96,7 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -107,6 +110,11 @@ impl ApiError {
 
     pub fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -153,7 +161,13 @@ impl From<kontor_service::ServiceError> for ApiError {
                 let code = kontor_service::error_code(&bank);
                 let known = ErrorCode::ALL.iter().find(|c| c.as_str() == code).copied();
                 tracing::info!(error = %bank, code, "bank error answered to the tenant");
-                ApiError::new(known.unwrap_or(ErrorCode::BankRejected), bank.to_string())
+                let err = ApiError::new(known.unwrap_or(ErrorCode::BankRejected), bank.to_string());
+                match bank {
+                    kontor_banks::BankError::RateLimited {
+                        retry_after: Some(wait),
+                    } => err.with_retry_after(wait.as_secs().max(1)),
+                    _ => err,
+                }
             }
             S::Store(store) => store.into(),
             other => ApiError::internal(&other),
@@ -202,6 +216,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

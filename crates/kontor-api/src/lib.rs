@@ -14,5 +14,6 @@ pub mod state;
 
 pub use error::{ApiError, ErrorCode};
 pub use observe::prometheus;
+pub use pages::escape_html;
 pub use routes::router;
 pub use state::{ApiSettings, AppState};

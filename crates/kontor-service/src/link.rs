@@ -396,8 +396,18 @@ impl Hub {
         let outcome = connector
             .complete_consent(&mut session, &Callback { params })
             .await;
-        self.settle(&connection, outcome, &mut session, cancelled)
-            .await
+        match self
+            .settle(&connection, outcome, &mut session, cancelled)
+            .await?
+        {
+            // The bank has not decided yet; the user goes back to the tenant, who sees the
+            // connection pending (and, if the bank never decides, lapse).
+            NextStep::Wait => Ok(NextStep::Tenant {
+                url: redirect_for(&connection)?,
+                activated: None,
+            }),
+            step => Ok(step),
+        }
     }
 
     /// Turns a bank's answer about a consent into the connection's next state.

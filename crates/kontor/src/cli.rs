@@ -38,6 +38,9 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Run the hub and the sandbox bank together on SQLite, with a demo tenant and a connect
+    /// link to open in a browser.
+    Demo(commands::demo::DemoArgs),
     /// Run the background jobs (scheduled syncs, consent expiry and notices) without the API.
     Worker,
     /// Apply pending database migrations to the control database and every cell.
@@ -131,6 +134,7 @@ impl Cli {
         match self.command {
             Command::Serve { .. } => commands::serve::run(&config).await,
             Command::Worker => commands::worker::run(&config).await,
+            Command::Demo(args) => commands::demo::run(&config, args).await,
             Command::Migrate { json } => commands::migrate::run(&config, json).await,
             Command::Tenants(TenantsCommand::Create { name, json }) => {
                 commands::tenants::create(&config, &name, json).await

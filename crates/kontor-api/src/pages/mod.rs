@@ -27,6 +27,11 @@ use crate::extract::Peer;
 use crate::state::AppState;
 use i18n::texts;
 
+/// Escapes text for HTML content and attribute values (for pages built outside this crate).
+pub fn escape_html(raw: &str) -> String {
+    render::escape(raw)
+}
+
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
                    base-uri 'none'; frame-ancestors 'none'";
 

@@ -1,6 +1,11 @@
 //! API tests: the real router on fresh databases over real HTTP, one module per resource.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod connect;
 mod docs;

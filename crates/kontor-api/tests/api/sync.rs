@@ -216,11 +216,7 @@ async fn unattended_syncs_stay_within_the_daily_allowance() {
             "{bank}: four unattended syncs a day, then none"
         );
         // The bank never had to refuse one: the hub stopped first.
-        assert!(
-            w.events("&type=connection.sync_failed")
-                .await
-                .is_empty()
-        );
+        assert!(w.events("&type=connection.sync_failed").await.is_empty());
         // With the user present, syncing goes on.
         assert_eq!(w.refresh(&id).await.status(), 200);
         let connection = w.connection(&id).await;
@@ -285,6 +281,29 @@ async fn bank_faults_degrade_clearly_and_recover() {
             assert_eq!(response.status(), 200, "{bank}: {faults:?}");
             w.sandbox.clear_faults(bank).unwrap();
         }
+
+        // A bank asking for a long pause: the tenant gets 429 with the bank's Retry-After.
+        w.sandbox
+            .set_faults(
+                bank,
+                FaultConfig {
+                    rate_limit_next: 5,
+                    retry_after_seconds: Some(30),
+                    ..FaultConfig::default()
+                },
+            )
+            .unwrap();
+        let response = w.refresh(&id).await;
+        assert_eq!(response.status(), 429, "{bank}");
+        assert_eq!(response.headers()["retry-after"], "30", "{bank}");
+        assert_eq!(error_code(response).await, "bank_rate_limited", "{bank}");
+        w.sandbox.clear_faults(bank).unwrap();
+        assert_eq!(w.connection(&id).await["status"], "active");
+        assert_eq!(
+            w.refresh(&id).await.status(),
+            200,
+            "{bank}: a success ends the run of failures"
+        );
 
         // The bank down for good: every read fails, the sync is rescheduled, the tenant told once
         // per run of failures.

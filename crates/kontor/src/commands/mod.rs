@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod config;
+pub mod demo;
 pub mod migrate;
 pub mod serve;
 pub mod tenants;
