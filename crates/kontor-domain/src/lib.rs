@@ -27,5 +27,5 @@ pub use id::{
     UserId,
 };
 pub use money::{Money, MoneyError};
-pub use payment::{Iso20022Status, PaymentStatus};
+pub use payment::{Iso20022Status, Payment, PaymentPhase, PaymentScheme, PaymentStatus};
 pub use region::{Region, RegionError};

@@ -9,6 +9,7 @@ mod cell;
 mod control;
 mod database;
 mod dialect;
+mod idempotency;
 mod query;
 
 pub use cell::SqlCell;

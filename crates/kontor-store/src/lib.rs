@@ -11,6 +11,7 @@ mod connections;
 mod error;
 mod events;
 mod page;
+mod payments;
 mod retry;
 mod schema;
 mod tenants;
@@ -26,6 +27,9 @@ pub use connections::{
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
 pub use page::{Page, PageKey};
+pub use payments::{
+    Idempotency, IdempotencyStore, NewPayment, PaymentChange, PaymentSecrets, PaymentStore,
+};
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
 pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
@@ -34,11 +38,13 @@ pub use users::UserStore;
 use kontor_domain::Region;
 
 /// Everything the control database holds.
-pub trait ControlStore: TenantStore + ApiClientStore + Schema {}
-impl<T: TenantStore + ApiClientStore + Schema> ControlStore for T {}
+pub trait ControlStore: TenantStore + ApiClientStore + IdempotencyStore + Schema {}
+impl<T: TenantStore + ApiClientStore + IdempotencyStore + Schema> ControlStore for T {}
 
 /// Everything one region's cell holds.
-pub trait CellStore: UserStore + ConnectionStore + AccountStore + EventStore + Schema {
+pub trait CellStore:
+    UserStore + ConnectionStore + AccountStore + EventStore + PaymentStore + Schema
+{
     /// The region this cell serves; it accepts rows of this region's users only.
     fn region(&self) -> &Region;
 }

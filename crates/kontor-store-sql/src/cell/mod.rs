@@ -4,6 +4,7 @@
 mod accounts;
 mod connections;
 mod events;
+mod payments;
 mod users;
 
 use async_trait::async_trait;

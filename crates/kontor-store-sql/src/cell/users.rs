@@ -216,6 +216,8 @@ const ERASE_USER: &[&str] = &[
     "DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE user_id = $1)",
     "DELETE FROM balances WHERE account_id IN (SELECT id FROM accounts WHERE user_id = $1)",
     "DELETE FROM accounts WHERE user_id = $1",
+    "DELETE FROM payment_status_history WHERE payment_id IN (SELECT id FROM payments WHERE user_id = $1)",
+    "DELETE FROM payments WHERE user_id = $1",
     "DELETE FROM connections WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 ];

@@ -7,6 +7,7 @@
 mod accounts;
 mod connections;
 mod money;
+mod payments;
 mod retry;
 mod routing;
 mod schema;
@@ -74,6 +75,10 @@ conformance! {
     accounts::a_failed_write_changes_nothing,
     accounts::erasing_a_user_erases_everything_of_theirs,
     accounts::one_data_key_per_user_even_when_racing,
+    payments::a_retried_creation_makes_no_second_payment,
+    payments::payment_steps_are_checked_and_recorded,
+    payments::idempotency_keys_are_held_once_and_resumable,
+    payments::concurrent_requests_with_one_key_get_one_go_ahead,
     retry::concurrent_writers_lose_no_update,
     retry::forced_conflict_is_retried_to_success,
 }

@@ -1,0 +1,428 @@
+//! Payments in a cell: creation that a retry cannot duplicate, steps recorded as checked phase
+//! changes (with the status history and the event, in one transaction), the single-use callback
+//! state, and what the worker polls or resumes.
+
+use async_trait::async_trait;
+use kontor_domain::bank::BankId;
+use kontor_domain::currency::Currency;
+use kontor_domain::money::Money;
+use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{PaymentId, TenantId, UserId};
+use kontor_store::{
+    NewPayment, Page, PageKey, PaymentChange, PaymentSecrets, PaymentStore, StoreError,
+    StoreResult, retry_serializable,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::SqlCell;
+use super::events::insert_event;
+use crate::database::{SqlDatabase, column, optional_timestamp};
+use crate::query::{Arg, Filtered};
+
+macro_rules! payment_columns {
+    () => {
+        "id, tenant_id, user_id, bank_id, scheme, status, phase, amount_minor, currency, \
+         end_to_end_id, redirect_uri, bank_payment_id, bank_status, created_at, updated_at, \
+         next_poll_at, poll_attempts"
+    };
+}
+
+fn payment_from_row(row: &AnyRow) -> StoreResult<Payment> {
+    let scheme: String = column(row, "scheme")?;
+    let status: String = column(row, "status")?;
+    let phase: String = column(row, "phase")?;
+    let currency =
+        Currency::parse(&column::<String>(row, "currency")?).map_err(StoreError::corrupt)?;
+    Ok(Payment {
+        id: PaymentId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        user_id: UserId::parse(&column::<String>(row, "user_id")?).map_err(StoreError::corrupt)?,
+        bank_id: BankId::parse(&column::<String>(row, "bank_id")?).map_err(StoreError::corrupt)?,
+        scheme: PaymentScheme::parse(&scheme).ok_or_else(|| StoreError::corrupt(scheme))?,
+        status: PaymentStatus::parse(&status).map_err(StoreError::corrupt)?,
+        phase: PaymentPhase::parse(&phase).ok_or_else(|| StoreError::corrupt(phase))?,
+        amount: Money::from_minor(column(row, "amount_minor")?, currency)
+            .map_err(StoreError::corrupt)?,
+        end_to_end_id: column(row, "end_to_end_id")?,
+        redirect_uri: column(row, "redirect_uri")?,
+        bank_payment_id: column(row, "bank_payment_id")?,
+        bank_status: column(row, "bank_status")?,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
+        next_poll_at: optional_timestamp(row, "next_poll_at")?,
+        poll_attempts: u32::try_from(column::<i64>(row, "poll_attempts")?)
+            .map_err(StoreError::corrupt)?,
+    })
+}
+
+fn secrets_from_row(row: &AnyRow) -> StoreResult<PaymentSecrets> {
+    Ok(PaymentSecrets {
+        payment: payment_from_row(row)?,
+        details: column(row, "details")?,
+        authorize_token_hash: column(row, "authorize_token_hash")?,
+        state_hash: column(row, "state_hash")?,
+        state_expires_at: optional_timestamp(row, "state_expires_at")?,
+        session: column(row, "session")?,
+    })
+}
+
+const SECRETS_SQL: &str = concat!(
+    "SELECT ",
+    payment_columns!(),
+    ", details, authorize_token_hash, state_hash, state_expires_at, session FROM payments WHERE id = $1"
+);
+
+async fn secrets_in(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    id: &PaymentId,
+) -> StoreResult<PaymentSecrets> {
+    let row = sqlx::query(SECRETS_SQL)
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| db.classify(e))?
+        .ok_or(StoreError::NotFound)?;
+    secrets_from_row(&row)
+}
+
+async fn append_history(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    id: &PaymentId,
+    status: PaymentStatus,
+    bank_status: Option<&str>,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let next: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM payment_status_history WHERE payment_id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| db.classify(e))?;
+    sqlx::query("INSERT INTO payment_status_history (payment_id, seq, status, bank_status, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id.as_str())
+        .bind(next)
+        .bind(status.as_str())
+        .bind(bank_status)
+        .bind(at.unix_micros())
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+        .map_err(|e| db.classify(e))
+}
+
+#[async_trait]
+impl PaymentStore for SqlCell {
+    async fn create_payment(&self, new: &NewPayment) -> StoreResult<Payment> {
+        let p = &new.payment;
+        self.ensure_home("payment", p.id.region())?;
+        retry_serializable(self.db.retry_policy(), "create_payment", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            if let Ok(existing) = secrets_in(&self.db, &mut tx, &p.id).await {
+                return Ok(existing.payment);
+            }
+            let owner: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(p.tenant_id.as_str())
+                    .bind(p.user_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            if owner == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "INSERT INTO payments (id, tenant_id, user_id, bank_id, scheme, status, phase, \
+                 amount_minor, currency, end_to_end_id, redirect_uri, details, \
+                 authorize_token_hash, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+            )
+            .bind(p.id.as_str())
+            .bind(p.tenant_id.as_str())
+            .bind(p.user_id.as_str())
+            .bind(p.bank_id.as_str())
+            .bind(p.scheme.as_str())
+            .bind(p.status.as_str())
+            .bind(p.phase.as_str())
+            .bind(p.amount.minor_units())
+            .bind(p.amount.currency().code())
+            .bind(p.end_to_end_id.as_str())
+            .bind(p.redirect_uri.as_str())
+            .bind(new.details.as_str())
+            .bind(new.authorize_token_hash.as_str())
+            .bind(p.created_at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            append_history(&self.db, &mut tx, &p.id, p.status, None, p.created_at).await?;
+            let created = secrets_in(&self.db, &mut tx, &p.id).await?.payment;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn payment(&self, tenant: &TenantId, id: &PaymentId) -> StoreResult<Payment> {
+        let sql = concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE tenant_id = $1 AND id = $2"
+        );
+        let row = sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        payment_from_row(&row)
+    }
+
+    async fn payment_secrets(&self, id: &PaymentId) -> StoreResult<PaymentSecrets> {
+        let row = sqlx::query(SECRETS_SQL)
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+        secrets_from_row(&row)
+    }
+
+    async fn list_payments(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Payment>> {
+        let mut q = Filtered::new(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE tenant_id = "
+        ));
+        let p = q.arg(Arg::Text(tenant.to_string()));
+        q.push(&p);
+        if let Some(user) = user {
+            let p = q.arg(Arg::Text(user.to_string()));
+            q.push(&format!(" AND user_id = {p}"));
+        }
+        if let Some(key) = after {
+            let sort = q.arg(Arg::Int(key.sort));
+            let id = q.arg(Arg::Text(key.id.clone()));
+            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
+        }
+        let fetch = q.arg(Arg::Int(
+            i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
+        ));
+        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
+        let rows = q
+            .build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        let items = rows
+            .iter()
+            .map(payment_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |p| PageKey {
+            sort: p.created_at.unix_micros(),
+            id: p.id.to_string(),
+        }))
+    }
+
+    async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>> {
+        let rows = sqlx::query("SELECT status, bank_status, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
+            .bind(id.as_str())
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        rows.iter()
+            .map(|row| {
+                let status: String = column(row, "status")?;
+                Ok(StatusChange {
+                    status: PaymentStatus::parse(&status).map_err(StoreError::corrupt)?,
+                    bank_status: column(row, "bank_status")?,
+                    at: Timestamp::from_unix_micros(column(row, "at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn advance_payment(
+        &self,
+        id: &PaymentId,
+        change: &PaymentChange,
+    ) -> StoreResult<Payment> {
+        self.ensure_home("payment", id.region())?;
+        retry_serializable(self.db.retry_policy(), "advance_payment", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let current = secrets_in(&self.db, &mut tx, id).await?;
+            let p = &current.payment;
+            if !change.from.contains(&p.phase) {
+                return Err(StoreError::Conflict {
+                    constraint: format!("payment is {}", p.phase.as_str()),
+                });
+            }
+            let (status, bank_status, record) = match &change.status {
+                None => (p.status, p.bank_status.clone(), false),
+                Some((next, verbatim)) => {
+                    let status = if *next == p.status {
+                        *next
+                    } else {
+                        p.status.apply(*next).map_err(|e| StoreError::Conflict {
+                            constraint: e.to_string(),
+                        })?
+                    };
+                    let bank_status = verbatim.clone().or_else(|| p.bank_status.clone());
+                    let record = status != p.status || bank_status != p.bank_status;
+                    (status, bank_status, record)
+                }
+            };
+            let (state_hash, state_expires) = match &change.state {
+                None => (current.state_hash.clone(), current.state_expires_at),
+                Some(None) => (None, None),
+                Some(Some((hash, until))) => (Some(hash.clone()), Some(*until)),
+            };
+            let next_poll = match change.next_poll_at {
+                None => p.next_poll_at,
+                Some(next) => next,
+            };
+            sqlx::query(
+                "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
+                 session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
+                 state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
+                 updated_at = $11 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(change.phase.as_str())
+            .bind(status.as_str())
+            .bind(bank_status.as_deref())
+            .bind(change.session.as_deref())
+            .bind(change.bank_payment_id.as_deref())
+            .bind(state_hash.as_deref())
+            .bind(state_expires.map(Timestamp::unix_micros))
+            .bind(next_poll.map(Timestamp::unix_micros))
+            .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
+            .bind(change.at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            if record {
+                append_history(
+                    &self.db,
+                    &mut tx,
+                    id,
+                    status,
+                    bank_status.as_deref(),
+                    change.at,
+                )
+                .await?;
+            }
+            if let Some(event) = &change.event {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            let updated = secrets_in(&self.db, &mut tx, id).await?.payment;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn take_payment_state(
+        &self,
+        id: &PaymentId,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<PaymentSecrets> {
+        retry_serializable(self.db.retry_policy(), "take_payment_state", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let current = secrets_in(&self.db, &mut tx, id).await?;
+            let matches = current.state_hash.as_deref() == Some(state_hash)
+                && current.state_expires_at.is_some_and(|until| now < until);
+            if !matches {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "UPDATE payments SET state_hash = NULL, state_expires_at = NULL WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(current)
+        })
+        .await
+    }
+
+    async fn payments_due(
+        &self,
+        now: Timestamp,
+        stale: Timestamp,
+        abandoned: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<PaymentId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM payments WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
+               (phase = 'submitted' AND next_poll_at <= $1) \
+               OR (phase IN ('initiating', 'submitting') AND updated_at < $2) \
+               OR (phase IN ('accepted', 'awaiting_sca') AND updated_at < $3)) \
+             ORDER BY updated_at, id LIMIT $4",
+        )
+        .bind(now.unix_micros())
+        .bind(stale.unix_micros())
+        .bind(abandoned.unix_micros())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?;
+        ids.iter()
+            .map(|raw| PaymentId::parse(raw).map_err(StoreError::corrupt))
+            .collect()
+    }
+
+    async fn claim_payment(
+        &self,
+        id: &PaymentId,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        retry_serializable(self.db.retry_policy(), "claim_payment", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let result = sqlx::query(
+                "UPDATE payments SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
+                 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
+            )
+            .bind(id.as_str())
+            .bind(owner)
+            .bind(until.unix_micros())
+            .bind(now.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(result.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "release_payment", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query("UPDATE payments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+                .bind(id.as_str())
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+}

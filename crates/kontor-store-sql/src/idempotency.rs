@@ -1,0 +1,148 @@
+//! Idempotency keys in the control database: claimed in one serializable transaction, so two
+//! requests with the same key can never both go ahead.
+
+use async_trait::async_trait;
+use kontor_domain::TenantId;
+use kontor_domain::time::Timestamp;
+use kontor_store::{Idempotency, IdempotencyStore, StoreResult, retry_serializable};
+
+use crate::control::SqlControl;
+use crate::database::{column, optional_timestamp};
+
+#[async_trait]
+impl IdempotencyStore for SqlControl {
+    async fn begin_idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        request_hash: &str,
+        resource_id: &str,
+        lock_until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Idempotency> {
+        let db = self.database();
+        retry_serializable(db.retry_policy(), "begin_idempotent", |_| async {
+            let mut tx = db.begin_write().await?;
+            let existing = sqlx::query(
+                "SELECT request_hash, resource_id, state, locked_until FROM idempotency_keys \
+                 WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db.classify(e))?;
+            let outcome = match existing {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, \
+                         resource_id, state, locked_until, created_at) \
+                         VALUES ($1, $2, $3, $4, 'in_flight', $5, $6)",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(key)
+                    .bind(request_hash)
+                    .bind(resource_id)
+                    .bind(lock_until.unix_micros())
+                    .bind(now.unix_micros())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.classify(e))?;
+                    Idempotency::New
+                }
+                Some(row) => {
+                    let stored_hash: String = column(&row, "request_hash")?;
+                    let stored_resource: String = column(&row, "resource_id")?;
+                    let state: String = column(&row, "state")?;
+                    let locked = optional_timestamp(&row, "locked_until")?;
+                    if stored_hash != request_hash {
+                        Idempotency::Mismatch
+                    } else if state == "done" {
+                        Idempotency::Replay {
+                            resource_id: stored_resource,
+                        }
+                    } else if locked.is_some_and(|until| until > now) {
+                        Idempotency::InFlight
+                    } else {
+                        // The request holding the key died: take it over, same resource.
+                        sqlx::query(
+                            "UPDATE idempotency_keys SET locked_until = $3 \
+                             WHERE tenant_id = $1 AND idempotency_key = $2",
+                        )
+                        .bind(tenant.as_str())
+                        .bind(key)
+                        .bind(lock_until.unix_micros())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| db.classify(e))?;
+                        Idempotency::Resume {
+                            resource_id: stored_resource,
+                        }
+                    }
+                }
+            };
+            tx.commit().await.map_err(|e| db.classify(e))?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn complete_idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let db = self.database();
+        retry_serializable(db.retry_policy(), "complete_idempotent", |_| async {
+            let mut tx = db.begin_write().await?;
+            sqlx::query(
+                "UPDATE idempotency_keys SET state = 'done', locked_until = NULL, completed_at = $3 \
+                 WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(key)
+            .bind(at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db.classify(e))?;
+            tx.commit().await.map_err(|e| db.classify(e))
+        })
+        .await
+    }
+
+    async fn release_idempotent(&self, tenant: &TenantId, key: &str) -> StoreResult<()> {
+        let db = self.database();
+        retry_serializable(db.retry_policy(), "release_idempotent", |_| async {
+            let mut tx = db.begin_write().await?;
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2 \
+                 AND state = 'in_flight'",
+            )
+            .bind(tenant.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db.classify(e))?;
+            tx.commit().await.map_err(|e| db.classify(e))
+        })
+        .await
+    }
+
+    async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64> {
+        let db = self.database();
+        retry_serializable(db.retry_policy(), "purge_idempotency", |_| async {
+            let mut tx = db.begin_write().await?;
+            let result = sqlx::query(
+                "DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'",
+            )
+            .bind(before.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db.classify(e))?;
+            tx.commit().await.map_err(|e| db.classify(e))?;
+            Ok(result.rows_affected())
+        })
+        .await
+    }
+}

@@ -1,0 +1,302 @@
+//! Payments and idempotency keys: a retried creation makes no second payment, steps are checked
+//! phase changes with their history, a key is held by one request at a time, and an abandoned
+//! request's key can be resumed.
+
+use kontor_domain::bank::BankId;
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{Currency, Money, PaymentId, TenantId, UserId};
+use kontor_store::{
+    EventFilter, EventStore, Idempotency, NewPayment, PaymentChange,
+    PaymentStore, StoreError, UserStore,
+};
+use kontor_test_support::TestStores;
+
+use crate::users::new_user;
+
+fn new_payment(tenant: &TenantId, user: &UserId) -> NewPayment {
+    let now = Timestamp::now();
+    NewPayment {
+        payment: Payment {
+            id: PaymentId::generate(user.region()),
+            tenant_id: tenant.clone(),
+            user_id: user.clone(),
+            bank_id: BankId::parse("sonnenbank").unwrap(),
+            scheme: PaymentScheme::Sepa,
+            status: PaymentStatus::Pending,
+            phase: PaymentPhase::Accepted,
+            amount: Money::parse("12.34", Currency::parse("EUR").unwrap()).unwrap(),
+            end_to_end_id: "E2E-1".into(),
+            redirect_uri: "https://app.example/paid".into(),
+            bank_payment_id: None,
+            bank_status: None,
+            created_at: now,
+            updated_at: now,
+            next_poll_at: None,
+            poll_attempts: 0,
+        },
+        details: "sealed".into(),
+        authorize_token_hash: "hash".into(),
+    }
+}
+
+pub async fn a_retried_creation_makes_no_second_payment(stores: TestStores) {
+    let cell = stores.cell("de");
+    let tenant = TenantId::generate();
+    let user = cell
+        .create_user(&new_user(&tenant, "payer", "de"))
+        .await
+        .unwrap();
+    let new = new_payment(&tenant, &user.id);
+    let first = cell.create_payment(&new).await.unwrap();
+    let again = cell.create_payment(&new).await.unwrap();
+    assert_eq!(first, again);
+    let page = cell
+        .list_payments(&tenant, Some(&user.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(cell.status_history(&new.payment.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        cell.payment(&TenantId::generate(), &new.payment.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut stranger = new_payment(&TenantId::generate(), &user.id);
+    stranger.payment.id = PaymentId::generate(user.id.region());
+    assert!(matches!(
+        cell.create_payment(&stranger).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
+    let cell = stores.cell("de");
+    let tenant = TenantId::generate();
+    let user = cell
+        .create_user(&new_user(&tenant, "payer", "de"))
+        .await
+        .unwrap();
+    let new = new_payment(&tenant, &user.id);
+    let id = new.payment.id.clone();
+    cell.create_payment(&new).await.unwrap();
+    let now = Timestamp::now();
+
+    let mut initiate =
+        PaymentChange::phase(&[PaymentPhase::Accepted], PaymentPhase::Initiating, now);
+    initiate.state = Some(Some(("state-hash".into(), now.plus_seconds(600))));
+    cell.advance_payment(&id, &initiate).await.unwrap();
+    // The same step again is refused: the payment is no longer accepted.
+    assert!(matches!(
+        cell.advance_payment(&id, &initiate).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    let mut sca = PaymentChange::phase(&[PaymentPhase::Initiating], PaymentPhase::AwaitingSca, now);
+    sca.status = Some((PaymentStatus::Pending, Some("RCVD".into())));
+    sca.bank_payment_id = Some("bank-1".into());
+    sca.session = Some("sealed-session".into());
+    let p = cell.advance_payment(&id, &sca).await.unwrap();
+    assert_eq!(p.bank_payment_id.as_deref(), Some("bank-1"));
+    assert_eq!(p.bank_status.as_deref(), Some("RCVD"));
+
+    let taken = cell
+        .take_payment_state(&id, "state-hash", now)
+        .await
+        .unwrap();
+    assert_eq!(taken.session.as_deref(), Some("sealed-session"));
+    assert!(matches!(
+        cell.take_payment_state(&id, "state-hash", now).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let mut submitted =
+        PaymentChange::phase(&[PaymentPhase::AwaitingSca], PaymentPhase::Submitted, now);
+    submitted.status = Some((PaymentStatus::Authorised, Some("ACTC".into())));
+    submitted.next_poll_at = Some(Some(now.plus_seconds(60)));
+    submitted.event = Some(Event::new(
+        tenant.clone(),
+        &user.id,
+        EventType::PaymentStatusChanged,
+        serde_json::json!({"payment_id": id}),
+    ));
+    cell.advance_payment(&id, &submitted).await.unwrap();
+
+    // Polls: due only when the time comes; a backwards status is refused.
+    let stale = now.plus_seconds(-3600);
+    assert!(
+        cell.payments_due(now, stale, stale, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        cell.payments_due(now.plus_seconds(61), stale, stale, 10)
+            .await
+            .unwrap(),
+        vec![id.clone()]
+    );
+    let mut backwards =
+        PaymentChange::phase(&[PaymentPhase::Submitted], PaymentPhase::Submitted, now);
+    backwards.status = Some((PaymentStatus::Pending, Some("PDNG".into())));
+    assert!(matches!(
+        cell.advance_payment(&id, &backwards).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    let mut done = PaymentChange::phase(&[PaymentPhase::Submitted], PaymentPhase::Done, now);
+    done.status = Some((PaymentStatus::Completed, Some("ACSC".into())));
+    done.next_poll_at = Some(None);
+    let p = cell.advance_payment(&id, &done).await.unwrap();
+    assert_eq!(p.status, PaymentStatus::Completed);
+    let history: Vec<(PaymentStatus, Option<String>)> = cell
+        .status_history(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.status, h.bank_status))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            (PaymentStatus::Pending, None),
+            (PaymentStatus::Pending, Some("RCVD".into())),
+            (PaymentStatus::Authorised, Some("ACTC".into())),
+            (PaymentStatus::Completed, Some("ACSC".into())),
+        ]
+    );
+    let events = cell
+        .list_events(&tenant, &EventFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert!(
+        cell.payments_due(now.plus_seconds(10_000), stale, stale, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Erasure takes the payment and its history.
+    cell.delete_user(&tenant, &user.id, None).await.unwrap();
+    assert!(matches!(
+        cell.payment_secrets(&id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(cell.status_history(&id).await.unwrap().is_empty());
+}
+
+pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
+    let control = stores.control();
+    let tenant = TenantId::generate();
+    let other = TenantId::generate();
+    let now = Timestamp::now();
+    let lock = now.plus_seconds(60);
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k1", "h1", "pay_1", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k1", "h1", "pay_2", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::InFlight
+    );
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k1", "h2", "pay_2", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::Mismatch
+    );
+    // Keys are per tenant.
+    assert_eq!(
+        control
+            .begin_idempotent(&other, "k1", "h9", "pay_9", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+    // The holder died: after its lock, the same request resumes with the same resource.
+    let later = now.plus_seconds(61);
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k1", "h1", "pay_3", later.plus_seconds(60), later)
+            .await
+            .unwrap(),
+        Idempotency::Resume {
+            resource_id: "pay_1".into()
+        }
+    );
+    control
+        .complete_idempotent(&tenant, "k1", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k1", "h1", "pay_4", lock, later)
+            .await
+            .unwrap(),
+        Idempotency::Replay {
+            resource_id: "pay_1".into()
+        }
+    );
+    // A released key is free again.
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k2", "h1", "pay_5", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+    control.release_idempotent(&tenant, "k2").await.unwrap();
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, "k2", "h2", "pay_6", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+    // Old finished keys are purged; unfinished ones are kept.
+    assert_eq!(
+        control
+            .purge_idempotency(later.plus_seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+pub async fn concurrent_requests_with_one_key_get_one_go_ahead(stores: TestStores) {
+    let control = stores.control();
+    let tenant = TenantId::generate();
+    let now = Timestamp::now();
+    let attempts = (0..8).map(|i| {
+        let control = control.clone();
+        let tenant = tenant.clone();
+        async move {
+            control
+                .begin_idempotent(
+                    &tenant,
+                    "same",
+                    "h",
+                    &format!("pay_{i}"),
+                    now.plus_seconds(60),
+                    now,
+                )
+                .await
+                .unwrap()
+        }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let new = outcomes.iter().filter(|o| **o == Idempotency::New).count();
+    let busy = outcomes
+        .iter()
+        .filter(|o| **o == Idempotency::InFlight)
+        .count();
+    assert_eq!((new, busy), (1, 7), "{outcomes:?}");
+}

@@ -1,0 +1,164 @@
+//! Payments, kept in the user's cell, and idempotency keys, kept in the control database (they
+//! are per tenant, and a key must be recognised whichever region its request named).
+
+use async_trait::async_trait;
+use kontor_domain::event::NewEvent;
+use kontor_domain::payment::{Payment, PaymentPhase, PaymentStatus, StatusChange};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{PaymentId, TenantId, UserId};
+
+use crate::error::StoreResult;
+use crate::page::{Page, PageKey};
+
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    /// Status `pending`, phase `accepted`.
+    pub payment: Payment,
+    /// Sealed JSON: creditor, debtor, remittance, the authorisation token.
+    pub details: String,
+    /// SHA-256 (hex) of the token in the authorisation URL.
+    pub authorize_token_hash: String,
+}
+
+/// A payment with what the authorisation pages, the callback and the worker need.
+#[derive(Debug, Clone)]
+pub struct PaymentSecrets {
+    pub payment: Payment,
+    pub details: String,
+    pub authorize_token_hash: String,
+    pub state_hash: Option<String>,
+    pub state_expires_at: Option<Timestamp>,
+    /// The connector's session, sealed.
+    pub session: Option<String>,
+}
+
+/// One recorded step of a payment: a phase change (only from one of `from`), with what it learnt.
+#[derive(Debug, Clone)]
+pub struct PaymentChange {
+    pub from: Vec<PaymentPhase>,
+    pub phase: PaymentPhase,
+    /// A new status with the bank's verbatim status; appended to the history. Checked against the
+    /// payment's state machine; a repeat of the current status is recorded only if the bank's
+    /// verbatim status changed.
+    pub status: Option<(PaymentStatus, Option<String>)>,
+    pub session: Option<String>,
+    pub bank_payment_id: Option<String>,
+    /// A new callback state (hash, expiry); `Some(None)` clears it.
+    pub state: Option<Option<(String, Timestamp)>>,
+    /// When to poll next; `Some(None)` stops polling.
+    pub next_poll_at: Option<Option<Timestamp>>,
+    pub poll_attempts: Option<u32>,
+    pub event: Option<NewEvent>,
+    pub at: Timestamp,
+}
+
+impl PaymentChange {
+    /// A change of phase only.
+    pub fn phase(from: &[PaymentPhase], to: PaymentPhase, at: Timestamp) -> Self {
+        Self {
+            from: from.to_vec(),
+            phase: to,
+            status: None,
+            session: None,
+            bank_payment_id: None,
+            state: None,
+            next_poll_at: None,
+            poll_attempts: None,
+            event: None,
+            at,
+        }
+    }
+}
+
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
+    /// Stores a new payment. Creating one that exists (same id) returns the stored one: a retry
+    /// of an interrupted request must not make a second payment.
+    async fn create_payment(&self, new: &NewPayment) -> StoreResult<Payment>;
+
+    async fn payment(&self, tenant: &TenantId, id: &PaymentId) -> StoreResult<Payment>;
+
+    async fn payment_secrets(&self, id: &PaymentId) -> StoreResult<PaymentSecrets>;
+
+    async fn list_payments(
+        &self,
+        tenant: &TenantId,
+        user: Option<&UserId>,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Payment>>;
+
+    /// The payment's statuses, oldest first.
+    async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>>;
+
+    /// Records a step atomically: `Conflict` when the payment is not in one of `change.from`, or
+    /// the status change is one the state machine refuses.
+    async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange) -> StoreResult<Payment>;
+
+    /// Consumes the callback state (single use, unexpired).
+    async fn take_payment_state(
+        &self,
+        id: &PaymentId,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<PaymentSecrets>;
+
+    /// Payments the worker should look at: polls due, phases left mid-step before `stale`, and
+    /// authorisations abandoned before `abandoned`.
+    async fn payments_due(
+        &self,
+        now: Timestamp,
+        stale: Timestamp,
+        abandoned: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<PaymentId>>;
+
+    async fn claim_payment(
+        &self,
+        id: &PaymentId,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()>;
+}
+
+/// What a request's idempotency key says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotency {
+    /// First use of the key: go ahead and create `resource_id`.
+    New,
+    /// The key's earlier request finished: answer with `resource_id` again.
+    Replay { resource_id: String },
+    /// The key's earlier request died mid-way: carry on with the same `resource_id`.
+    Resume { resource_id: String },
+    /// Another request with the key is in flight.
+    InFlight,
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request with `request_hash` that will create `resource_id`, holding it
+    /// until `lock_until`; or tells what an earlier use of the key means.
+    async fn begin_idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        request_hash: &str,
+        resource_id: &str,
+        lock_until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Idempotency>;
+
+    /// The request finished: later uses replay it.
+    async fn complete_idempotent(&self, tenant: &TenantId, key: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// The request failed without creating anything: the key is free again.
+    async fn release_idempotent(&self, tenant: &TenantId, key: &str) -> StoreResult<()>;
+
+    /// Forgets keys created before `before`; returns how many.
+    async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64>;
+}
