@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
-use crate::routes::{accounts, banks, connections, events, oauth, ops, users};
+use crate::routes::{accounts, banks, connections, events, oauth, ops, payments, users};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::routes::{accounts, banks, connections, events, oauth, ops, users};
         connections::refresh, connections::reconfirm,
         accounts::list, accounts::get, accounts::balances, accounts::transactions,
         events::list,
+        payments::create, payments::list, payments::get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
@@ -35,6 +36,7 @@ use crate::routes::{accounts, banks, connections, events, oauth, ops, users};
         (name = "connections", description = "Linking bank accounts: consents and their lifecycle"),
         (name = "accounts", description = "Accounts, balances and transactions read from banks"),
         (name = "events", description = "The event log (what webhooks deliver)"),
+        (name = "payments", description = "Payment initiation, exactly once per Idempotency-Key"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -18,7 +18,10 @@ pub enum BankError {
     /// Revoked, rejected or unknown at the bank.
     #[error("the consent is no longer valid at the bank ({code})")]
     ConsentInvalid { code: String },
-    /// The bank refused the request itself (4xx): a bug on one side or the other.
+    /// The bank refused the request itself (4xx): a bug on one side or the other. With
+    /// `status` 0 and `code` [`INVALID_REQUEST`], the connector refused it before sending,
+    /// because the standard forbids it (see [`BankError::invalid_request`]): nothing reached
+    /// the bank.
     #[error("the bank rejected the request: {status} {code}: {message}")]
     Rejected {
         status: u16,
@@ -30,6 +33,9 @@ pub enum BankError {
     Protocol { detail: String },
 }
 
+/// The `code` of a [`BankError::Rejected`] that the connector raised itself, before sending.
+pub const INVALID_REQUEST: &str = "KONTOR_INVALID_REQUEST";
+
 impl BankError {
     /// Whether repeating the same read later may succeed.
     pub fn is_transient(&self) -> bool {
@@ -37,6 +43,26 @@ impl BankError {
             self,
             BankError::Unavailable { .. } | BankError::RateLimited { .. }
         )
+    }
+
+    /// A request the connector will not send because the standard (or the bank's standard
+    /// profile) forbids it: a field too long, a missing debtor account, a currency the product
+    /// does not carry. `field` names the [`crate::PaymentRequest`] field; `problem` says what
+    /// is wrong without quoting the value, which may be personal data.
+    ///
+    /// A [`BankError::Rejected`] rather than a variant of its own, so that callers matching on
+    /// `BankError` keep compiling; [`BankError::is_invalid_request`] tells it apart.
+    pub fn invalid_request(field: &str, problem: &str) -> Self {
+        BankError::Rejected {
+            status: 0,
+            code: INVALID_REQUEST.to_owned(),
+            message: format!("{field}: {problem}"),
+        }
+    }
+
+    /// Whether the connector refused the request before sending it.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self, BankError::Rejected { status: 0, code, .. } if code == INVALID_REQUEST)
     }
 
     pub fn protocol(detail: impl Into<String>) -> Self {

@@ -5,7 +5,11 @@
 //! A connector is stateless between calls: what it must remember about a consent (the bank's
 //! consent id, OAuth tokens, a PKCE verifier) lives in a [`ConsentSession`], which the caller
 //! keeps sealed at rest and hands back on every call. A connector may change the session (a
-//! refreshed access token); the caller persists it when it changed.
+//! refreshed access token); the caller persists it when it changed. Payments work the same way
+//! with a [`PaymentSession`]: initiation ([`BankConnector::initiate_payment`]), the user's
+//! return ([`BankConnector::complete_payment`]) and polling
+//! ([`BankConnector::payment_status`]), exactly once through the hub's idempotency key (see
+//! [`PaymentRequest`]).
 //!
 //! Every call has a connect and a total timeout. Reads (and token requests, and consent
 //! deletion, which is idempotent) are retried with jittered exponential backoff on connection
@@ -18,21 +22,36 @@
 
 mod error;
 mod http;
+mod payments;
 mod support;
 mod types;
 
 pub mod berlin_group;
 pub mod uk_open_banking;
 
-pub use error::BankError;
+pub use error::{BankError, INVALID_REQUEST};
 pub use http::{HttpSettings, build_client};
+pub use payments::{
+    AccountReference, BankPaymentStatus, PaymentProduct, PaymentRequest, PaymentSession,
+    PaymentStarted,
+};
 pub use types::*;
 
 use async_trait::async_trait;
 use kontor_domain::account::{Balance, BankAccount};
 use kontor_domain::transaction::BankTransaction;
 
-/// One bank, reached over one standard.
+/// What a connector that offers account information only answers to payment calls.
+fn payments_unsupported() -> BankError {
+    BankError::Rejected {
+        status: 501,
+        code: "PAYMENTS_UNSUPPORTED".into(),
+        message: "this bank connection does not initiate payments".into(),
+    }
+}
+
+/// One bank, reached over one standard. Payment initiation is optional: a connector that does
+/// not offer it keeps the default methods, which refuse.
 #[async_trait]
 pub trait BankConnector: Send + Sync + std::fmt::Debug {
     /// Creates the consent at the bank and says how the user authorises it.
@@ -77,6 +96,54 @@ pub trait BankConnector: Send + Sync + std::fmt::Debug {
 
     /// Withdraws the consent at the bank. Succeeds if the bank no longer knows it.
     async fn revoke(&self, session: &mut ConsentSession) -> Result<(), BankError>;
+
+    /// Creates the payment (Berlin Group) or the payment consent (UK) at the bank, with the
+    /// request's idempotency key, and says how the user authorises it. Repeating the call with
+    /// the same key returns the same payment: that is how a call whose answer was lost is
+    /// recovered. The request is sent once (never retried by the connector): a timeout or a
+    /// dropped connection comes back as [`BankError::Unavailable`] with the outcome unknown,
+    /// and the answer is to call again with the same key. A request the standard forbids is
+    /// refused before sending ([`BankError::is_invalid_request`]).
+    async fn initiate_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> Result<PaymentStarted, BankError> {
+        let _ = request;
+        Err(payments_unsupported())
+    }
+
+    /// The user came back from the bank: finish the authorisation. UK: exchange the code and
+    /// submit the domestic payment with `idempotency_key` (repeatable, as above); Berlin Group:
+    /// read the status (`idempotency_key` is not used). A callback that says the user cancelled
+    /// or failed authentication gives a status with a `reason`.
+    ///
+    /// This is also how an interrupted completion is resumed: save the session after every
+    /// call, failed ones included (it may hold the user's token by then), and call again with
+    /// the same key, and the same callback or an empty one ([`Callback::default`]). With the
+    /// token in the session, a UK payment is (re)submitted under the same key, which the bank
+    /// answers with the payment it made, if it made one; without it, and without a code, the
+    /// status is read. A UK callback whose `state` is not this payment's is refused (its code
+    /// is not exchanged); a Berlin Group one is only not trusted to say the user failed.
+    async fn complete_payment(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+        idempotency_key: &str,
+    ) -> Result<BankPaymentStatus, BankError> {
+        let _ = (session, callback, idempotency_key);
+        Err(payments_unsupported())
+    }
+
+    /// The payment's status now (for polling until final). Before a UK payment is submitted,
+    /// the consent's status. Reads only, retried like every read: it never submits a UK
+    /// payment (see `complete_payment` for resuming one).
+    async fn payment_status(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<BankPaymentStatus, BankError> {
+        let _ = session;
+        Err(payments_unsupported())
+    }
 }
 
 /// The connector for a bank profile, with the retry limits and per-request timeout of

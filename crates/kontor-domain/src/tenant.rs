@@ -56,16 +56,23 @@ pub enum Scope {
     AccountsRead,
     #[serde(rename = "events:read")]
     EventsRead,
+    #[serde(rename = "payments:read")]
+    PaymentsRead,
+    /// Initiate payments.
+    #[serde(rename = "payments:write")]
+    PaymentsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::ConnectionsRead,
         Scope::ConnectionsWrite,
         Scope::AccountsRead,
         Scope::EventsRead,
+        Scope::PaymentsRead,
+        Scope::PaymentsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +83,8 @@ impl Scope {
             Scope::ConnectionsWrite => "connections:write",
             Scope::AccountsRead => "accounts:read",
             Scope::EventsRead => "events:read",
+            Scope::PaymentsRead => "payments:read",
+            Scope::PaymentsWrite => "payments:write",
         }
     }
 }
@@ -199,7 +208,8 @@ mod tests {
         assert_eq!(scopes.to_string(), "users:read users:write");
         assert_eq!(
             Scopes::all().to_string(),
-            "users:read users:write connections:read connections:write accounts:read events:read"
+            "users:read users:write connections:read connections:write accounts:read events:read \
+             payments:read payments:write"
         );
         assert_eq!(
             Scopes::parse("users:read admin"),

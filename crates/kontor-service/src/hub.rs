@@ -31,6 +31,7 @@ pub struct HubSettings {
     pub lease_seconds: i64,
     /// Each incremental sync re-reads this many days before the last one, to see late bookings.
     pub overlap_days: i64,
+    pub payments: crate::payments::PaymentSettings,
 }
 
 impl HubSettings {
@@ -48,6 +49,7 @@ impl HubSettings {
             ),
             lease_seconds: 300,
             overlap_days: 7,
+            payments: crate::payments::PaymentSettings::default(),
         }
     }
 }

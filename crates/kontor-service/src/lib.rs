@@ -9,6 +9,7 @@ mod error;
 mod hub;
 mod lifecycle;
 mod link;
+mod payments;
 mod reads;
 pub mod schedule;
 mod sync;
@@ -21,6 +22,10 @@ pub use error::{ServiceError, ServiceResult};
 pub use hub::{Hub, HubSettings};
 pub use link::{
     CreatedLink, LinkPage, LinkRequest, NextStep, ScaChoice, redirect_for as redirect_url,
+};
+pub use payments::{
+    AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
+    StoredAccount, payment_redirect,
 };
 pub use sync::{AccountChanges, SyncReport, SyncTrigger};
 pub use tokens::{hash_token, random_token};

@@ -93,7 +93,7 @@ pub fn redirect_for(connection: &Connection) -> ServiceResult<Url> {
 }
 
 impl Hub {
-    fn check_redirect_uri(&self, raw: &str) -> ServiceResult<()> {
+    pub(crate) fn check_redirect_uri(&self, raw: &str) -> ServiceResult<()> {
         let url = Url::parse(raw).map_err(|_| {
             ServiceError::invalid(
                 "invalid_redirect_uri",
@@ -196,9 +196,22 @@ impl Hub {
         } else {
             Vec::new()
         };
-        let valid_days = bank
-            .as_ref()
-            .map_or(90, |b| b.profile.standard.max_consent_days());
+        // The chosen bank's rule; otherwise the longest any listed bank of the user's country
+        // allows (the page says "up to").
+        let home = match connection.user_id.region().as_str() {
+            "uk" => "GB".to_owned(),
+            other => other.to_ascii_uppercase(),
+        };
+        let valid_days = match &bank {
+            Some(b) => b.profile.standard.max_consent_days(),
+            None => banks
+                .iter()
+                .filter(|b| b.profile.country == home)
+                .chain(banks.iter())
+                .map(|b| b.profile.standard.max_consent_days())
+                .next()
+                .unwrap_or(90),
+        };
         Ok(LinkPage {
             connection,
             tenant_name,

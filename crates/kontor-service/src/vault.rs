@@ -67,7 +67,7 @@ pub fn open_json<T: DeserializeOwned>(
 
 /// The sealing contexts, one per kind of sealed field.
 pub mod context {
-    use kontor_domain::{AccountId, ConnectionId, TransactionId};
+    use kontor_domain::{AccountId, ConnectionId, PaymentId, TransactionId};
 
     pub fn session(id: &ConnectionId) -> String {
         format!("connections/{id}/session")
@@ -79,5 +79,13 @@ pub mod context {
 
     pub fn transaction(id: &TransactionId) -> String {
         format!("transactions/{id}/details")
+    }
+
+    pub fn payment(id: &PaymentId) -> String {
+        format!("payments/{id}/details")
+    }
+
+    pub fn payment_session(id: &PaymentId) -> String {
+        format!("payments/{id}/session")
     }
 }

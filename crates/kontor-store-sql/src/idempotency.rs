@@ -55,14 +55,16 @@ impl IdempotencyStore for SqlControl {
                     let stored_resource: String = column(&row, "resource_id")?;
                     let state: String = column(&row, "state")?;
                     let locked = optional_timestamp(&row, "locked_until")?;
-                    if stored_hash != request_hash {
+                    // A request still holding the key is answered "in use" whatever this one
+                    // says: its outcome is not known yet.
+                    if state != "done" && locked.is_some_and(|until| until > now) {
+                        Idempotency::InFlight
+                    } else if stored_hash != request_hash {
                         Idempotency::Mismatch
                     } else if state == "done" {
                         Idempotency::Replay {
                             resource_id: stored_resource,
                         }
-                    } else if locked.is_some_and(|until| until > now) {
-                        Idempotency::InFlight
                     } else {
                         // The request holding the key died: take it over, same resource.
                         sqlx::query(

@@ -93,7 +93,8 @@ pub trait PaymentStore: Send + Sync {
 
     /// Records a step atomically: `Conflict` when the payment is not in one of `change.from`, or
     /// the status change is one the state machine refuses.
-    async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange) -> StoreResult<Payment>;
+    async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange)
+    -> StoreResult<Payment>;
 
     /// Consumes the callback state (single use, unexpired).
     async fn take_payment_state(
@@ -154,7 +155,12 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> StoreResult<Idempotency>;
 
     /// The request finished: later uses replay it.
-    async fn complete_idempotent(&self, tenant: &TenantId, key: &str, at: Timestamp) -> StoreResult<()>;
+    async fn complete_idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// The request failed without creating anything: the key is free again.
     async fn release_idempotent(&self, tenant: &TenantId, key: &str) -> StoreResult<()>;

@@ -37,6 +37,9 @@ impl Default for WorkerSettings {
 pub struct Round {
     pub synced: usize,
     pub sync_failures: usize,
+    /// Payments resumed, polled or closed.
+    pub payments: usize,
+    pub payment_failures: usize,
     pub expired: usize,
     pub announced: usize,
     pub abandoned: usize,
@@ -88,6 +91,46 @@ impl Worker {
         }
     }
 
+    /// Moves payments on: resumes steps a crash interrupted, polls submitted payments whose poll
+    /// is due, closes authorisations nobody finished.
+    pub async fn progress_payments(&self, now: Timestamp) -> Round {
+        let settings = &self.hub.settings().payments;
+        let stale = now.plus_seconds(-settings.stale_seconds);
+        let abandoned = now.plus_seconds(-settings.authorisation_ttl_seconds);
+        let mut due = Vec::new();
+        for (region, cell) in self.hub.cells().iter() {
+            match cell
+                .payments_due(now, stale, abandoned, self.settings.batch)
+                .await
+            {
+                Ok(ids) => due.extend(ids),
+                Err(err) => tracing::warn!(%region, error = %err, "cannot read due payments"),
+            }
+        }
+        let results: Vec<bool> = stream::iter(due)
+            .map(|id| {
+                let hub = self.hub.clone();
+                async move {
+                    match hub.progress_payment(&id, now).await {
+                        Ok(_) | Err(ServiceError::Conflict { .. }) => true,
+                        Err(err) => {
+                            tracing::info!(payment.id = %id, error = %err, "payment step failed; retried later");
+                            false
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let done = results.iter().filter(|ok| **ok).count();
+        Round {
+            payments: done,
+            payment_failures: results.len() - done,
+            ..Round::default()
+        }
+    }
+
     /// Expires lapsed consents, tells tenants about soon-to-lapse ones, closes abandoned links.
     pub async fn lifecycle(&self, now: Timestamp) -> Round {
         let mut round = Round::default();
@@ -102,6 +145,15 @@ impl Worker {
         match self.hub.abandon_stale_links(now).await {
             Ok(n) => round.abandoned = n,
             Err(err) => tracing::warn!(error = %err, "closing abandoned links failed"),
+        }
+        // Idempotency keys are kept a week (at least the 24 hours tenants may rely on).
+        if let Err(err) = self
+            .hub
+            .control()
+            .purge_idempotency(now.plus_seconds(-7 * 86_400))
+            .await
+        {
+            tracing::warn!(error = %err, "purging idempotency keys failed");
         }
         round
     }
@@ -140,6 +192,14 @@ impl Worker {
                     );
                 }
                 last_lifecycle = Some(tokio::time::Instant::now());
+            }
+            let payments = self.progress_payments(now).await;
+            if payments.payments + payments.payment_failures > 0 {
+                tracing::debug!(
+                    progressed = payments.payments,
+                    failed = payments.payment_failures,
+                    "payment round"
+                );
             }
             let round = self.sync_due(now).await;
             if round.synced + round.sync_failures > 0 {

@@ -46,6 +46,7 @@ pub struct Config {
     pub link: LinkConfig,
     pub worker: WorkerConfig,
     pub bank_http: BankHttpConfig,
+    pub payments: PaymentsConfig,
     /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
     pub banks: Vec<BankConfig>,
     /// A TOML file with more `[[banks]]` tables.
@@ -135,6 +136,7 @@ impl Default for Config {
             link: LinkConfig::default(),
             worker: WorkerConfig::default(),
             bank_http: BankHttpConfig::default(),
+            payments: PaymentsConfig::default(),
             banks: Vec::new(),
             banks_file: None,
         }
@@ -240,6 +242,33 @@ impl Default for WorkerConfig {
             embedded: true,
             tick_ms: 5000,
             concurrency: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// A step toward the bank left unfinished this long (a crash) is resumed by the worker.
+    pub stale_seconds: i64,
+    /// A payment the user has not authorised within this time is cancelled.
+    pub authorisation_ttl_seconds: i64,
+    /// First status poll after submission; doubling up to `poll_cap_seconds`.
+    pub poll_base_seconds: i64,
+    pub poll_cap_seconds: i64,
+    /// Without a final status this long after creation, a payment's status becomes `unknown`.
+    pub unknown_after_seconds: i64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        let d = kontor_service::PaymentSettings::default();
+        Self {
+            stale_seconds: d.stale_seconds,
+            authorisation_ttl_seconds: d.authorisation_ttl_seconds,
+            poll_base_seconds: d.poll_base_seconds,
+            poll_cap_seconds: d.poll_cap_seconds,
+            unknown_after_seconds: d.unknown_after_seconds,
         }
     }
 }

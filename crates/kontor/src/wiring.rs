@@ -225,6 +225,14 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
     settings.expiry_notice_days = config.link.expiry_notice_days;
     settings.allow_http_redirects = config.link.allow_http_redirects;
     settings.overlap_days = config.link.overlap_days;
+    let p = &config.payments;
+    settings.payments = kontor_service::PaymentSettings {
+        stale_seconds: p.stale_seconds,
+        authorisation_ttl_seconds: p.authorisation_ttl_seconds,
+        poll_base_seconds: p.poll_base_seconds,
+        poll_cap_seconds: p.poll_cap_seconds,
+        unknown_after_seconds: p.unknown_after_seconds,
+    };
     Ok(Hub::new(
         stores.cells.clone(),
         stores.control.clone(),

@@ -31,6 +31,16 @@ pub struct Texts {
     pub settled: &'static str,
     pub back_to: &'static str,
     pub error_title: &'static str,
+    pub country_label: &'static str,
+    pub send_to_app: &'static str,
+    pub pay_title: &'static str,
+    pub pay_intro: &'static str,
+    pub pay_to: &'static str,
+    pub pay_amount: &'static str,
+    pub pay_reference: &'static str,
+    pub pay_from: &'static str,
+    pub pay_continue: &'static str,
+    pub pay_settled: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -41,17 +51,17 @@ const EN: Texts = Texts {
     share_accounts: "Your accounts: names, account numbers and owners",
     share_balances: "Your balances",
     share_transactions: "Your transactions, up to 24 months back",
-    duration: "Access lasts {days} days. You can withdraw it at any time, here or at your bank.",
+    duration: "Access lasts up to {days} days. You can withdraw it at any time, here or at your bank.",
     choose_bank: "Choose your bank",
     search_placeholder: "Search by name",
     all_countries: "All countries",
     search: "Search",
     no_bank: "No bank matches your search.",
     continue_to: "Continue to {bank}",
-    approve_in_app: "Approve in my banking app instead",
+    approve_in_app: "Approve in the banking app instead",
     login_name: "Your online banking login",
     cancel: "Cancel",
-    reassurance: "You will sign in on your bank's own pages. Kontor never sees your password.",
+    reassurance: "You sign in on your bank's own pages. Neither {tenant} nor Kontor sees your password.",
     wait_title: "Approve in your banking app",
     wait_text: "Open your banking app and approve the request from {tenant}.",
     wait_refresh: "This page updates by itself.",
@@ -60,6 +70,16 @@ const EN: Texts = Texts {
     settled: "This connection is already {status}.",
     back_to: "Back to {tenant}",
     error_title: "Something went wrong",
+    country_label: "Country",
+    send_to_app: "Send to my banking app",
+    pay_title: "Confirm a payment",
+    pay_intro: "{tenant} asks you to confirm this payment at your bank.",
+    pay_to: "To",
+    pay_amount: "Amount",
+    pay_reference: "Reference",
+    pay_from: "From your account at",
+    pay_continue: "Continue to {bank}",
+    pay_settled: "This payment is already {status}.",
 };
 
 const DE: Texts = Texts {
@@ -70,17 +90,17 @@ const DE: Texts = Texts {
     share_accounts: "Ihre Konten: Namen, Kontonummern und Inhaber",
     share_balances: "Ihre Kontostände",
     share_transactions: "Ihre Umsätze, bis zu 24 Monate zurück",
-    duration: "Der Zugriff gilt {days} Tage. Sie können ihn jederzeit widerrufen, hier oder bei Ihrer Bank.",
+    duration: "Der Zugriff gilt bis zu {days} Tage. Sie können ihn jederzeit widerrufen, hier oder bei Ihrer Bank.",
     choose_bank: "Wählen Sie Ihre Bank",
     search_placeholder: "Nach Namen suchen",
     all_countries: "Alle Länder",
     search: "Suchen",
     no_bank: "Keine Bank passt zu Ihrer Suche.",
     continue_to: "Weiter zu {bank}",
-    approve_in_app: "Stattdessen in meiner Banking-App freigeben",
+    approve_in_app: "Stattdessen in der Banking-App freigeben",
     login_name: "Ihr Online-Banking-Login",
     cancel: "Abbrechen",
-    reassurance: "Sie melden sich auf den Seiten Ihrer Bank an. Kontor sieht Ihr Passwort nie.",
+    reassurance: "Sie melden sich auf den Seiten Ihrer Bank an. Weder {tenant} noch Kontor sehen Ihr Passwort.",
     wait_title: "In der Banking-App freigeben",
     wait_text: "Öffnen Sie Ihre Banking-App und geben Sie die Anfrage von {tenant} frei.",
     wait_refresh: "Diese Seite aktualisiert sich von selbst.",
@@ -89,6 +109,16 @@ const DE: Texts = Texts {
     settled: "Diese Verbindung ist bereits {status}.",
     back_to: "Zurück zu {tenant}",
     error_title: "Etwas ist schiefgelaufen",
+    country_label: "Land",
+    send_to_app: "An meine Banking-App senden",
+    pay_title: "Zahlung bestätigen",
+    pay_intro: "{tenant} bittet Sie, diese Zahlung bei Ihrer Bank zu bestätigen.",
+    pay_to: "An",
+    pay_amount: "Betrag",
+    pay_reference: "Verwendungszweck",
+    pay_from: "Von Ihrem Konto bei",
+    pay_continue: "Weiter zu {bank}",
+    pay_settled: "Diese Zahlung ist bereits {status}.",
 };
 
 pub fn texts(language: Language) -> &'static Texts {
@@ -111,5 +141,39 @@ pub fn status_word(language: Language, status: &str) -> &'static str {
         (Language::En, "revoked") => "revoked",
         (Language::En, "failed") => "failed",
         (Language::En, _) => "pending",
+    }
+}
+
+/// A country's name, for the bank list (ISO 3166-1 alpha-2 codes the directory uses).
+pub fn country_name(language: Language, code: &str) -> String {
+    let name = match (language, code) {
+        (Language::En, "DE") => "Germany",
+        (Language::De, "DE") => "Deutschland",
+        (Language::En, "FR") => "France",
+        (Language::De, "FR") => "Frankreich",
+        (Language::En, "GB") => "United Kingdom",
+        (Language::De, "GB") => "Vereinigtes Königreich",
+        (Language::En, "AT") => "Austria",
+        (Language::De, "AT") => "Österreich",
+        (Language::En, "NL") => "Netherlands",
+        (Language::De, "NL") => "Niederlande",
+        (Language::En, "BE") => "Belgium",
+        (Language::De, "BE") => "Belgien",
+        (Language::En, "ES") => "Spain",
+        (Language::De, "ES") => "Spanien",
+        (Language::En, "IT") => "Italy",
+        (Language::De, "IT") => "Italien",
+        (Language::En, "IE") => "Ireland",
+        (Language::De, "IE") => "Irland",
+        _ => return code.to_owned(),
+    };
+    name.to_owned()
+}
+
+/// The country a user's region stands for, to preselect the bank list (`uk` is `GB`).
+pub fn region_country(region: &str) -> String {
+    match region {
+        "uk" => "GB".to_owned(),
+        other => other.to_ascii_uppercase(),
     }
 }

@@ -4,6 +4,7 @@
 //! this one connection), and are never cached or framed, and never leak the token as a referrer.
 
 mod i18n;
+pub mod pay;
 mod render;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,13 @@
 use kontor_domain::ConnectionId;
 use kontor_service::{BankEntry, LinkPage};
 
-use super::i18n::Texts;
+use kontor_domain::connection::Language;
+
+use super::i18n::{Texts, country_name, region_country};
+
+fn language_of(texts: &Texts) -> Language {
+    Language::parse(texts.lang).unwrap_or(Language::En)
+}
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(raw: &str) -> String {
@@ -40,9 +46,11 @@ button{width:100%;padding:.75rem;border-radius:8px;border:1px solid #c9ced8;back
 button.primary{background:#1f4fd6;color:#fff;border-color:#1f4fd6;text-align:center}\
 button.link{border:0;background:none;color:#1f4fd6;text-align:center}\
 .bank small{display:block;color:#5b6475}\
-.search{display:flex;gap:.5rem;flex-wrap:wrap;margin-bottom:.75rem}\
-.search input{flex:1 1 10rem;padding:.6rem;border:1px solid #c9ced8;border-radius:8px}\
-.search select{padding:.6rem;border:1px solid #c9ced8;border-radius:8px}.search button{width:auto}\
+.search{display:grid;grid-template-columns:1fr auto;gap:.5rem;margin-bottom:.75rem}\
+.search input,.search select,.search button{box-sizing:border-box;height:2.75rem;padding:0 .6rem;border:1px solid #c9ced8;border-radius:8px;background:#fff;color:inherit}\
+.search select{grid-column:1}.search button{grid-column:2;grid-row:1 / span 2;width:auto;text-align:center}\
+details{margin:.15rem 0 .6rem .75rem}summary{cursor:pointer;color:#1f4fd6;font-size:.95rem;padding:.5rem 0;min-height:1.75rem}\
+.shares{font-size:.95rem}\
 label{display:block;margin:.5rem 0 .25rem}input.full{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c9ced8;border-radius:8px}\
 .muted{color:#5b6475;font-size:.9rem}";
 
@@ -81,7 +89,7 @@ fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) ->
         hidden("bank_id", bank_id),
         hidden("lang", texts.lang),
         fill(texts.continue_to, "bank", name),
-        escape(&bank.profile.country),
+        escape(&country_name(language_of(texts), &bank.profile.country)),
     );
     if bank.profile.decoupled_sca {
         form.push_str(&format!(
@@ -89,7 +97,7 @@ fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) ->
              <form method=\"post\" action=\"/connect/{id}/start\">{}{}{}{}\
              <label for=\"psu-id-{bank_id}\">{}</label>\
              <input class=\"full\" id=\"psu-id-{bank_id}\" name=\"psu_id\" autocomplete=\"username\" required>\
-             <p><button class=\"primary\" id=\"approve-in-app-{bank_id}\" type=\"submit\">{}</button></p>\
+             <p><button id=\"approve-in-app-{bank_id}\" type=\"submit\">{}</button></p>\
              </form></details>",
             escape(texts.approve_in_app),
             hidden("token", token),
@@ -97,7 +105,7 @@ fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) ->
             hidden("method", "app"),
             hidden("lang", texts.lang),
             escape(texts.login_name),
-            escape(texts.approve_in_app),
+            escape(texts.send_to_app),
         ));
     }
     form.push_str("</li>");
@@ -126,13 +134,12 @@ pub fn connect_page(
     }
     let mut body = format!(
         "<div class=\"card\"><h1>{}</h1><p>{}</p><h2>{}</h2><ul class=\"shares\">{shares}</ul>\
-         <p class=\"muted\">{}</p></div>",
+         <p class=\"muted\">{}</p>",
         escape(texts.title),
         fill(texts.intro, "tenant", &page.tenant_name),
         escape(texts.shares),
         fill(texts.duration, "days", &page.valid_days.to_string()),
     );
-    body.push_str("<div class=\"card\">");
     match &page.bank {
         Some(bank) => {
             body.push_str(&format!(
@@ -148,21 +155,34 @@ pub fn connect_page(
                 .collect();
             countries.sort_unstable();
             countries.dedup();
+            // No country asked for (and no name searched): the user's own, when banks of it are
+            // listed; "" means all.
+            let home = region_country(page.connection.user_id.region().as_str());
+            let country = match country {
+                Some(asked) => asked.to_owned(),
+                None if search.trim().is_empty() && countries.contains(&home.as_str()) => home,
+                None => String::new(),
+            };
+            let language = language_of(texts);
             let options: String = countries
                 .iter()
                 .map(|c| {
-                    let selected = if country.is_some_and(|x| x.eq_ignore_ascii_case(c)) {
+                    let selected = if country.eq_ignore_ascii_case(c) {
                         " selected"
                     } else {
                         ""
                     };
-                    format!("<option value=\"{0}\"{selected}>{0}</option>", escape(c))
+                    format!(
+                        "<option value=\"{}\"{selected}>{}</option>",
+                        escape(c),
+                        escape(&country_name(language, c))
+                    )
                 })
                 .collect();
             body.push_str(&format!(
                 "<h2>{}</h2><form class=\"search\" method=\"get\" action=\"/connect/{id}\">{}{}\
                  <input id=\"bank-search\" name=\"q\" value=\"{}\" placeholder=\"{}\" aria-label=\"{}\">\
-                 <select id=\"country\" name=\"country\" aria-label=\"country\"><option value=\"\">{}</option>{options}</select>\
+                 <select id=\"country\" name=\"country\" aria-label=\"{}\"><option value=\"\">{}</option>{options}</select>\
                  <button type=\"submit\">{}</button></form>",
                 escape(texts.choose_bank),
                 hidden("token", token),
@@ -170,6 +190,7 @@ pub fn connect_page(
                 escape(search),
                 escape(texts.search_placeholder),
                 escape(texts.search_placeholder),
+                escape(texts.country_label),
                 escape(texts.all_countries),
                 escape(texts.search),
             ));
@@ -177,10 +198,7 @@ pub fn connect_page(
             let shown: Vec<&BankEntry> = page
                 .banks
                 .iter()
-                .filter(|b| {
-                    country
-                        .is_none_or(|c| c.is_empty() || b.profile.country.eq_ignore_ascii_case(c))
-                })
+                .filter(|b| country.is_empty() || b.profile.country.eq_ignore_ascii_case(&country))
                 .filter(|b| needle.is_empty() || b.profile.name.to_lowercase().contains(&needle))
                 .collect();
             if shown.is_empty() {
@@ -201,9 +219,62 @@ pub fn connect_page(
         hidden("token", token),
         hidden("lang", texts.lang),
         escape(texts.cancel),
-        escape(texts.reassurance),
+        fill(texts.reassurance, "tenant", &page.tenant_name),
     ));
     layout(texts, texts.title, &body, None)
+}
+
+/// The payment page: who is paid how much, from which bank, and the step to the bank.
+pub fn payment_page(texts: &Texts, page: &kontor_service::PaymentPage, token: &str) -> String {
+    let p = &page.payment;
+    let bank_name = page
+        .bank
+        .as_ref()
+        .map_or_else(|| p.bank_id.to_string(), |b| b.profile.name.clone());
+    let amount = format!(
+        "{} {}",
+        p.amount.to_decimal_string(),
+        p.amount.currency().code()
+    );
+    let reference = page
+        .details
+        .remittance
+        .as_deref()
+        .map(|r| {
+            format!(
+                "<dt>{}</dt><dd>{}</dd>",
+                escape(texts.pay_reference),
+                escape(r)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"card\"><h1>{}</h1><p>{}</p><dl>\
+         <dt>{}</dt><dd id=\"amount\"><b>{}</b></dd><dt>{}</dt><dd id=\"creditor\">{}</dd>{reference}\
+         <dt>{}</dt><dd>{}</dd></dl>\
+         <form method=\"post\" action=\"/pay/{id}/start\">{}{}\
+         <button class=\"primary\" id=\"pay\" type=\"submit\">{}</button></form>\
+         <form method=\"post\" action=\"/pay/{id}/cancel\">{}{}\
+         <button class=\"link\" id=\"cancel\" type=\"submit\">{}</button></form></div>\
+         <p class=\"muted\">{}</p>",
+        escape(texts.pay_title),
+        fill(texts.pay_intro, "tenant", &page.tenant_name),
+        escape(texts.pay_amount),
+        escape(&amount),
+        escape(texts.pay_to),
+        escape(&page.details.creditor_name),
+        escape(texts.pay_from),
+        escape(&bank_name),
+        hidden("token", token),
+        hidden("lang", texts.lang),
+        fill(texts.pay_continue, "bank", &bank_name),
+        hidden("token", token),
+        hidden("lang", texts.lang),
+        escape(texts.cancel),
+        fill(texts.reassurance, "tenant", &page.tenant_name),
+        id = p.id,
+    );
+    layout(texts, texts.pay_title, &body, None)
 }
 
 /// While the user approves in the banking app: refreshes itself every two seconds.

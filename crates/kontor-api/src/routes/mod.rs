@@ -6,6 +6,7 @@ pub mod connections;
 pub mod events;
 pub mod oauth;
 pub mod ops;
+pub mod payments;
 pub mod users;
 
 use axum::Router;
@@ -51,11 +52,21 @@ pub fn router(state: AppState) -> Router {
             get(accounts::transactions),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/payments", post(payments::create).get(payments::list))
+        .route("/v1/payments/{id}", get(payments::get))
         .route("/connect/callback", get(pages::callback))
         .route("/connect/{id}", get(pages::connect))
         .route("/connect/{id}/start", post(pages::start))
         .route("/connect/{id}/cancel", post(pages::cancel))
         .route("/connect/{id}/wait", get(pages::wait))
+        .route("/pay/callback", get(pages::pay::callback))
+        .route("/pay/{id}", get(pages::pay::page))
+        .route("/pay/{id}/start", post(pages::pay::start))
+        .route("/pay/{id}/cancel", post(pages::pay::cancel))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

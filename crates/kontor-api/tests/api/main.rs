@@ -14,6 +14,7 @@ mod isolation;
 mod lifecycle;
 mod oauth;
 mod ops;
+mod payments;
 mod regions;
 mod support;
 mod sync;

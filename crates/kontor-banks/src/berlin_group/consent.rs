@@ -10,9 +10,9 @@ use super::wire::{
     Consents, Links,
 };
 use super::{BerlinGroup, NOK_PARAM};
-use crate::http::{Body, Outgoing, Retry, put};
+use crate::http::{Body, Outgoing, Retry};
 use crate::support::dates::{date, format_date};
-use crate::support::urls::{browser_url, resolve_link, with_query};
+use crate::support::urls::{browser_url, resolve_link};
 use crate::{
     BankError, Callback, ConsentOutcome, ConsentRequest, ConsentSession, ConsentStarted,
     ScaPreference, ScaStep,
@@ -53,7 +53,7 @@ impl BerlinGroup {
             "/v1/consents",
             Retry::Never,
         );
-        out.headers = self.sca_headers(request, psu_id.map(String::as_str))?;
+        out.headers = self.consent_sca_headers(request, psu_id.map(String::as_str))?;
         out.body = Some(Body::Json(body));
         let answer = self.transport.send(out).await?;
         let approach = answer
@@ -85,7 +85,7 @@ impl BerlinGroup {
             "/v1/consents/{consentId}/authorisations",
             Retry::Never,
         );
-        out.headers = self.sca_headers(request, psu_id.map(String::as_str))?;
+        out.headers = self.consent_sca_headers(request, psu_id.map(String::as_str))?;
         let answer = self.transport.send(out).await?;
         let approach = answer
             .header("aspsp-sca-approach")
@@ -101,29 +101,19 @@ impl BerlinGroup {
         }
     }
 
-    /// Headers of the requests that start SCA: where the user comes back to (with the state,
-    /// and marked on failure), and which approach the hub prefers.
-    fn sca_headers(
+    /// Headers of the requests that start SCA for a consent (see [`BerlinGroup::sca_headers`]).
+    fn consent_sca_headers(
         &self,
         request: &ConsentRequest,
         psu_id: Option<&str>,
     ) -> Result<reqwest::header::HeaderMap, BankError> {
-        let mut headers = self.headers(request.psu_ip, None)?;
-        let state = [("state", request.state.as_str())];
-        let ok = with_query(&request.redirect_uri, &state);
-        let nok = with_query(&ok, &[(NOK_PARAM, "nok")]);
-        // Sent for decoupled too (the spec recommends it always): a bank that cannot do
-        // decoupled for this user falls back to redirect.
-        put(&mut headers, "tpp-redirect-uri", ok.as_str())?;
-        put(&mut headers, "tpp-nok-redirect-uri", nok.as_str())?;
-        match psu_id {
-            Some(psu_id) => {
-                put(&mut headers, "tpp-redirect-preferred", "false")?;
-                put(&mut headers, "psu-id", psu_id)?;
-            }
-            None => put(&mut headers, "tpp-redirect-preferred", "true")?,
-        }
-        Ok(headers)
+        self.sca_headers(
+            &request.redirect_uri,
+            &request.state,
+            request.psu_ip,
+            None,
+            psu_id,
+        )
     }
 
     pub(super) async fn complete(
@@ -208,7 +198,7 @@ impl BerlinGroup {
 }
 
 /// The SCA step the links offer, if any: a redirect link, or the decoupled approach.
-fn sca_step(
+pub(super) fn sca_step(
     links: &Links,
     decoupled: bool,
     psu_message: Option<&String>,
@@ -228,7 +218,7 @@ fn sca_step(
 
 /// The authorisation's id, the last segment of `scaStatus`
 /// (`…/consents/{consentId}/authorisations/{authorisationId}`).
-fn authorisation_id(links: &Links) -> Option<String> {
+pub(super) fn authorisation_id(links: &Links) -> Option<String> {
     let href = &links.get("scaStatus")?.href;
     let path = href.split(['?', '#']).next()?;
     let (before, id) = path.trim_end_matches('/').rsplit_once('/')?;

@@ -8,11 +8,17 @@
 //!
 //! The callback: the bank sends the user back to the request's `redirect_uri` with `state`
 //! added, and on failure (when it honours `TPP-Nok-Redirect-URI`) with [`NOK_PARAM`]`=nok` too.
+//!
+//! Payment initiation: single SEPA credit transfers, plain and instant, authorised by redirect,
+//! their status read from `transactionStatus` (see `payments`).
 
 mod accounts;
 mod consent;
+mod payments;
 mod transactions;
 mod wire;
+
+pub use payments::payment_request_id;
 
 use std::net::IpAddr;
 
@@ -24,10 +30,11 @@ use url::Url;
 
 use crate::http::{Dialect, HttpSettings, Outgoing, Transport, put};
 use crate::support::ids::{is_uuid, uuid_v4};
-use crate::support::urls::endpoint;
+use crate::support::urls::{endpoint, with_query};
 use crate::{
-    BankConnector, BankError, BankProfile, Callback, ConsentOutcome, ConsentRequest,
-    ConsentSession, ConsentStarted, ReadContext, TransactionQuery,
+    BankConnector, BankError, BankPaymentStatus, BankProfile, Callback, ConsentOutcome,
+    ConsentRequest, ConsentSession, ConsentStarted, PaymentRequest, PaymentSession, PaymentStarted,
+    ReadContext, TransactionQuery,
 };
 
 /// The query parameter added to `TPP-Nok-Redirect-URI`, so that the callback can tell a
@@ -78,6 +85,33 @@ impl BerlinGroup {
         put(&mut headers, "x-request-id", &request_id)?;
         if let Some(ip) = psu_ip {
             put(&mut headers, "psu-ip-address", &psu_ip_address(ip))?;
+        }
+        Ok(headers)
+    }
+
+    /// Headers of the requests that start SCA: where the user comes back to (with the state,
+    /// and marked on failure), and which approach the hub prefers.
+    fn sca_headers(
+        &self,
+        redirect_uri: &Url,
+        state: &str,
+        psu_ip: Option<IpAddr>,
+        request_id: Option<&str>,
+        psu_id: Option<&str>,
+    ) -> Result<HeaderMap, BankError> {
+        let mut headers = self.headers(psu_ip, request_id)?;
+        let ok = with_query(redirect_uri, &[("state", state)]);
+        let nok = with_query(&ok, &[(NOK_PARAM, "nok")]);
+        // Sent for decoupled too (the spec recommends it always): a bank that cannot do
+        // decoupled for this user falls back to redirect.
+        put(&mut headers, "tpp-redirect-uri", ok.as_str())?;
+        put(&mut headers, "tpp-nok-redirect-uri", nok.as_str())?;
+        match psu_id {
+            Some(psu_id) => {
+                put(&mut headers, "tpp-redirect-preferred", "false")?;
+                put(&mut headers, "psu-id", psu_id)?;
+            }
+            None => put(&mut headers, "tpp-redirect-preferred", "true")?,
         }
         Ok(headers)
     }
@@ -162,6 +196,29 @@ impl BankConnector for BerlinGroup {
 
     async fn revoke(&self, session: &mut ConsentSession) -> Result<(), BankError> {
         self.delete(session).await
+    }
+
+    async fn initiate_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> Result<PaymentStarted, BankError> {
+        self.initiate(request).await
+    }
+
+    async fn complete_payment(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+        _idempotency_key: &str,
+    ) -> Result<BankPaymentStatus, BankError> {
+        self.complete_initiation(session, callback).await
+    }
+
+    async fn payment_status(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<BankPaymentStatus, BankError> {
+        self.initiation_status(session).await
     }
 }
 

@@ -110,8 +110,8 @@ pub(crate) struct AccountDetails {
     pub owner_name: Option<String>,
 }
 
-/// `amount`.
-#[derive(Debug, Deserialize)]
+/// `amount`; `amount` is an `amountValue`, decimal text.
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Amount {
     pub currency: String,
     pub amount: String,
@@ -175,4 +175,37 @@ pub(crate) struct Transaction {
     /// Defined for card transactions (`cardTransaction`); some banks send it on account
     /// transactions too.
     pub merchant_category_code: Option<String>,
+}
+
+/// `paymentInitiation_json`: the body of `POST /v1/payments/{payment-product}` for the JSON
+/// products (`sepa-credit-transfers`, `instant-sepa-credit-transfers`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PaymentInitiation {
+    pub end_to_end_identification: String,
+    pub debtor_account: AccountReference,
+    pub instructed_amount: Amount,
+    pub creditor_account: AccountReference,
+    pub creditor_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remittance_information_unstructured: Option<String>,
+}
+
+/// `paymentInitationRequestResponse-201` (sic).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PaymentInitiated {
+    pub transaction_status: String,
+    pub payment_id: String,
+    #[serde(rename = "_links")]
+    pub links: Links,
+    pub psu_message: Option<String>,
+}
+
+/// `paymentInitiationStatusResponse-200_json`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PaymentStatus {
+    pub transaction_status: String,
+    pub funds_available: Option<bool>,
 }

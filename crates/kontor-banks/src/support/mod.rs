@@ -1,6 +1,8 @@
-//! Small pieces both connectors need and that are not about HTTP: amounts, dates, URLs, ids.
+//! Small pieces both connectors need and that are not about HTTP: amounts, dates, URLs, ids,
+//! and the checks a payment request passes before it is sent.
 
 pub(crate) mod amount;
+pub(crate) mod checks;
 pub(crate) mod dates;
 pub(crate) mod ids;
 pub(crate) mod urls;

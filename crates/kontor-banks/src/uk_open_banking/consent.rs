@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use time::OffsetDateTime;
-use url::Url;
 
-use super::oauth::{bearer, pkce_challenge, request_object};
+use super::oauth::{ACCOUNTS, Authorisation, bearer};
 use super::wire::{ConsentData, Empty, ReadConsent, ReadConsentData, ReadConsentResponse};
 use super::{UkOpenBanking, interaction_id};
-use crate::http::{Body, Incoming, Outgoing, Retry, put};
+use crate::http::{Body, Outgoing, Retry, put};
 use crate::support::dates::{date_time, format_date};
 use crate::support::ids::random_token;
 use crate::{
@@ -71,7 +70,7 @@ impl UkOpenBanking {
         let interaction = interaction_id(None);
         let url = self.aisp(&["account-access-consents"])?;
         let answer = self
-            .with_client_token(|token| {
+            .with_client_token(ACCOUNTS, |token| {
                 let mut out = Outgoing::new(Method::POST, url.clone(), CONSENTS, Retry::Never);
                 out.headers = consent_headers(token, &interaction)?;
                 if let Some(ip) = request.psu_ip {
@@ -91,7 +90,14 @@ impl UkOpenBanking {
         let verifier = random_token(64);
         let nonce = random_token(24);
         let url = self
-            .authorisation_url(request, &consent_id, &verifier, &nonce)
+            .authorisation_url(&Authorisation {
+                redirect_uri: &request.redirect_uri,
+                state: &request.state,
+                scope: "openid accounts",
+                intent_id: &consent_id,
+                verifier: &verifier,
+                nonce: &nonce,
+            })
             .await?;
         let session = ConsentSession {
             consent_id,
@@ -107,61 +113,6 @@ impl UkOpenBanking {
             session,
             sca: ScaStep::Redirect { url },
         })
-    }
-
-    /// The OpenID Connect authorisation request: the consent id travels in the request object's
-    /// `openbanking_intent_id` claim; the plain parameters repeat what the object says, as
-    /// OpenID Connect requires of `response_type`, `client_id` and `scope`.
-    async fn authorisation_url(
-        &self,
-        request: &ConsentRequest,
-        consent_id: &str,
-        verifier: &str,
-        nonce: &str,
-    ) -> Result<Url, BankError> {
-        let discovery = self.discovery().await?;
-        let (client_id, _) = self.client_credentials()?;
-        let challenge = pkce_challenge(verifier);
-        let redirect_uri = request.redirect_uri.as_str();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let intent = serde_json::json!({ "value": consent_id, "essential": true });
-        let claims = serde_json::json!({
-            "iss": client_id,
-            "aud": discovery.issuer.as_deref().unwrap_or(&discovery.authorization_endpoint),
-            "iat": now,
-            "nbf": now,
-            "exp": now + 600,
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
-            "scope": "openid accounts",
-            "state": request.state,
-            "nonce": nonce,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "claims": {
-                "userinfo": { "openbanking_intent_id": intent },
-                "id_token": {
-                    "openbanking_intent_id": intent,
-                    "acr": { "essential": true, "values": ["urn:openbanking:psd2:sca"] },
-                },
-            },
-        });
-        let jwt = request_object(self.signer.as_ref(), &claims)?;
-        let mut url = Url::parse(&discovery.authorization_endpoint)
-            .map_err(|_| BankError::protocol("malformed authorization endpoint"))?;
-        url.query_pairs_mut().extend_pairs([
-            ("client_id", client_id),
-            ("response_type", "code"),
-            ("redirect_uri", redirect_uri),
-            ("scope", "openid accounts"),
-            ("state", request.state.as_str()),
-            ("nonce", nonce),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("request", jwt.as_str()),
-        ]);
-        Ok(url)
     }
 
     pub(super) async fn complete(
@@ -212,7 +163,7 @@ impl UkOpenBanking {
         let url = self.aisp(&["account-access-consents", consent_id])?;
         let interaction = interaction_id(None);
         let answer = self
-            .with_client_token(|token| {
+            .with_client_token(ACCOUNTS, |token| {
                 let mut out = Outgoing::get(url.clone(), CONSENT);
                 out.headers = consent_headers(token, &interaction)?;
                 Ok(out)
@@ -227,7 +178,7 @@ impl UkOpenBanking {
         let url = self.aisp(&["account-access-consents", &session.consent_id])?;
         let interaction = interaction_id(None);
         let result = self
-            .with_client_token(|token| {
+            .with_client_token(ACCOUNTS, |token| {
                 // DELETE is idempotent, so it is retried like a read.
                 let mut out = Outgoing::new(Method::DELETE, url.clone(), CONSENT, Retry::Safe);
                 out.headers = consent_headers(token, &interaction)?;
@@ -242,27 +193,10 @@ impl UkOpenBanking {
             Err(err) => Err(err),
         }
     }
-
-    /// Sends a request made with the hub's token; a 401 means the bank no longer takes the
-    /// cached token (nothing was done), so one more try with a new token is safe even for a
-    /// POST.
-    async fn with_client_token(
-        &self,
-        build: impl Fn(&str) -> Result<Outgoing, BankError>,
-    ) -> Result<Incoming, BankError> {
-        let token = self.client_token().await?;
-        match self.transport.send(build(&token)?).await {
-            Err(BankError::Rejected { status: 401, .. }) => {
-                self.drop_client_token().await;
-                let token = self.client_token().await?;
-                self.transport.send(build(&token)?).await
-            }
-            other => other,
-        }
-    }
 }
 
-fn consent_headers(token: &str, interaction: &str) -> Result<HeaderMap, BankError> {
+/// The headers of a request made with a bearer token (the hub's or the user's).
+pub(super) fn consent_headers(token: &str, interaction: &str) -> Result<HeaderMap, BankError> {
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, bearer(token)?);
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

@@ -7,15 +7,24 @@
 //! [`ConsentSession`]) reads data and is refreshed when it expires. Reads with the user present
 //! carry `x-fapi-customer-ip-address`; reads without it count against the bank's daily
 //! allowance. The callback is the OAuth2 redirect: `code` and `state`, or `error`.
+//!
+//! Payment initiation, from `payment-initiation-openapi-3.1.11.json`: domestic payments through
+//! a payment consent the user authorises (`openid payments`), submitted with the user's token
+//! and an idempotency key, every body signed (`x-jws-signature`); see `payments`.
 
 mod consent;
+mod domestic;
 mod oauth;
+mod payments;
 mod reads;
+mod signing;
 mod transactions;
 mod wire;
 
-pub use oauth::{RequestObjectSigner, Unsigned};
+pub use payments::consent_idempotency_key;
+pub use signing::{ClientSecretSigner, RequestObjectSigner, Unsigned};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -28,8 +37,9 @@ use crate::http::{Dialect, HttpSettings, Transport};
 use crate::support::ids::{is_uuid, uuid_v4};
 use crate::support::urls::endpoint;
 use crate::{
-    BankConnector, BankError, BankProfile, Callback, ConsentOutcome, ConsentRequest,
-    ConsentSession, ConsentStarted, ReadContext, TransactionQuery,
+    BankConnector, BankError, BankPaymentStatus, BankProfile, Callback, ConsentOutcome,
+    ConsentRequest, ConsentSession, ConsentStarted, PaymentRequest, PaymentSession, PaymentStarted,
+    ReadContext, TransactionQuery,
 };
 
 /// A bank speaking the UK Open Banking Read/Write API.
@@ -41,14 +51,21 @@ pub struct UkOpenBanking {
     /// The OAuth2 endpoints (RFC 6749 errors).
     oauth: Transport,
     discovery: OnceCell<wire::Discovery>,
-    client_token: Mutex<Option<oauth::CachedToken>>,
+    /// The hub's client-credentials tokens, one per scope.
+    client_tokens: Mutex<BTreeMap<&'static str, oauth::CachedToken>>,
     signer: Arc<dyn RequestObjectSigner>,
 }
 
 impl UkOpenBanking {
     /// Uses `http` (see [`crate::build_client`]) with the default [`HttpSettings`] for retries
-    /// and per-request timeouts, and an unsigned request object.
+    /// and per-request timeouts, and signs with the client secret ([`ClientSecretSigner`]), or
+    /// not at all ([`Unsigned`]) when the profile has none; production banks need
+    /// [`UkOpenBanking::with_signer`].
     pub fn new(profile: BankProfile, http: reqwest::Client) -> Self {
+        let signer: Arc<dyn RequestObjectSigner> = match &profile.client_secret {
+            Some(secret) => Arc::new(ClientSecretSigner::new(secret.clone())),
+            None => Arc::new(Unsigned),
+        };
         let transport = Transport::new(
             http,
             HttpSettings::default(),
@@ -60,8 +77,8 @@ impl UkOpenBanking {
             transport,
             profile,
             discovery: OnceCell::new(),
-            client_token: Mutex::new(None),
-            signer: Arc::new(Unsigned),
+            client_tokens: Mutex::new(BTreeMap::new()),
+            signer,
         }
     }
 
@@ -71,7 +88,8 @@ impl UkOpenBanking {
         self
     }
 
-    /// Signs the request object with the hub's registered key instead of leaving it unsigned.
+    /// Signs the request object and the payment requests' `x-jws-signature` with the hub's
+    /// registered key instead of leaving them unsigned.
     pub fn with_signer(mut self, signer: Arc<dyn RequestObjectSigner>) -> Self {
         self.signer = signer;
         self
@@ -144,5 +162,29 @@ impl BankConnector for UkOpenBanking {
 
     async fn revoke(&self, session: &mut ConsentSession) -> Result<(), BankError> {
         self.delete(session).await
+    }
+
+    async fn initiate_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> Result<PaymentStarted, BankError> {
+        self.initiate(request).await
+    }
+
+    async fn complete_payment(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+        idempotency_key: &str,
+    ) -> Result<BankPaymentStatus, BankError> {
+        self.complete_submission(session, callback, idempotency_key)
+            .await
+    }
+
+    async fn payment_status(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<BankPaymentStatus, BankError> {
+        self.submission_status(session).await
     }
 }

@@ -1,6 +1,6 @@
-//! OAuth2 and OpenID Connect at a UK bank: discovery, the hub's own client-credentials token
-//! (cached), the user's tokens (code exchange with PKCE, refresh), and the signed request
-//! object that carries the consent id to the bank's authorisation page.
+//! OAuth2 and OpenID Connect at a UK bank: discovery, the hub's own client-credentials tokens
+//! (cached, one per scope), the user's tokens (code exchange with PKCE, refresh), and the
+//! authorisation URL whose signed request object carries the consent id to the bank.
 
 use std::time::{Duration, Instant};
 
@@ -10,45 +10,37 @@ use kontor_domain::time::Timestamp;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use url::Url;
 
 use super::UkOpenBanking;
+use super::signing::request_object;
 use super::wire::{Discovery, TokenResponse};
-use crate::http::{Body, Outgoing, Retry};
+use crate::http::{Body, Incoming, Outgoing, Retry};
 use crate::support::urls::endpoint;
 use crate::{BankError, ConsentSession};
+
+/// The client-credentials scope for account-access consents.
+pub(super) const ACCOUNTS: &str = "accounts";
+/// The client-credentials scope for payment consents and payment reads.
+pub(super) const PAYMENTS: &str = "payments";
+
+/// What the user is sent to the bank to authorise: the consent (`intent_id`) and the OAuth2
+/// parameters around it.
+pub(super) struct Authorisation<'a> {
+    pub redirect_uri: &'a Url,
+    pub state: &'a str,
+    /// `openid accounts` or `openid payments`.
+    pub scope: &'static str,
+    /// The consent id, carried as `openbanking_intent_id`.
+    pub intent_id: &'a str,
+    pub verifier: &'a str,
+    pub nonce: &'a str,
+}
 
 /// A token is renewed this long before the bank would refuse it, so that a request sent just
 /// before expiry does not arrive just after it.
 const EXPIRY_MARGIN_SECONDS: i64 = 30;
-
-/// Signs the OpenID Connect request object (a JWT) sent to the bank's authorisation endpoint.
-/// Production banks require a signature with the key registered for the hub's client;
-/// [`Unsigned`] is what a sandbox accepts.
-pub trait RequestObjectSigner: Send + Sync + std::fmt::Debug {
-    /// The JWS `alg` header value (`PS256` for Open Banking; `none` when unsigned).
-    fn algorithm(&self) -> &str;
-    /// The JWS `kid` header value.
-    fn key_id(&self) -> Option<&str> {
-        None
-    }
-    /// The signature over `header.payload` (both base64url), raw bytes.
-    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, BankError>;
-}
-
-/// An unsecured JWT (`alg: none`, RFC 7519 §6).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Unsigned;
-
-impl RequestObjectSigner for Unsigned {
-    fn algorithm(&self) -> &str {
-        "none"
-    }
-
-    fn sign(&self, _signing_input: &[u8]) -> Result<Vec<u8>, BankError> {
-        Ok(Vec::new())
-    }
-}
 
 /// The hub's client-credentials token, kept until shortly before it expires.
 pub(super) struct CachedToken {
@@ -60,25 +52,6 @@ impl std::fmt::Debug for CachedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedToken").finish_non_exhaustive()
     }
-}
-
-/// `header.payload.signature`, each part base64url without padding.
-pub(super) fn request_object(
-    signer: &dyn RequestObjectSigner,
-    claims: &serde_json::Value,
-) -> Result<String, BankError> {
-    let mut header = serde_json::json!({ "alg": signer.algorithm(), "typ": "JWT" });
-    if let Some(kid) = signer.key_id() {
-        header["kid"] = serde_json::Value::from(kid);
-    }
-    let encode = |value: &serde_json::Value| {
-        serde_json::to_vec(value)
-            .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
-            .map_err(|_| BankError::protocol("cannot encode the request object"))
-    };
-    let signing_input = format!("{}.{}", encode(&header)?, encode(claims)?);
-    let signature = URL_SAFE_NO_PAD.encode(signer.sign(signing_input.as_bytes())?);
-    Ok(format!("{signing_input}.{signature}"))
 }
 
 /// RFC 7636 S256: the challenge is the verifier's SHA-256, base64url.
@@ -131,6 +104,58 @@ impl UkOpenBanking {
             .await
     }
 
+    /// The OpenID Connect authorisation request: the consent id travels in the request object's
+    /// `openbanking_intent_id` claim; the plain parameters repeat what the object says, as
+    /// OpenID Connect requires of `response_type`, `client_id` and `scope`.
+    pub(super) async fn authorisation_url(
+        &self,
+        request: &Authorisation<'_>,
+    ) -> Result<Url, BankError> {
+        let discovery = self.discovery().await?;
+        let (client_id, _) = self.client_credentials()?;
+        let challenge = pkce_challenge(request.verifier);
+        let redirect_uri = request.redirect_uri.as_str();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let intent = serde_json::json!({ "value": request.intent_id, "essential": true });
+        let claims = serde_json::json!({
+            "iss": client_id,
+            "aud": discovery.issuer.as_deref().unwrap_or(&discovery.authorization_endpoint),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": request.scope,
+            "state": request.state,
+            "nonce": request.nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "claims": {
+                "userinfo": { "openbanking_intent_id": intent },
+                "id_token": {
+                    "openbanking_intent_id": intent,
+                    "acr": { "essential": true, "values": ["urn:openbanking:psd2:sca"] },
+                },
+            },
+        });
+        let jwt = request_object(self.signer.as_ref(), &claims)?;
+        let mut url = Url::parse(&discovery.authorization_endpoint)
+            .map_err(|_| BankError::protocol("malformed authorization endpoint"))?;
+        url.query_pairs_mut().extend_pairs([
+            ("client_id", client_id),
+            ("response_type", "code"),
+            ("redirect_uri", redirect_uri),
+            ("scope", request.scope),
+            ("state", request.state),
+            ("nonce", request.nonce),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("request", jwt.as_str()),
+        ]);
+        Ok(url)
+    }
+
     pub(super) fn client_credentials(&self) -> Result<(&str, &str), BankError> {
         match (&self.profile.client_id, &self.profile.client_secret) {
             (Some(id), Some(secret)) => Ok((id, secret)),
@@ -162,10 +187,13 @@ impl UkOpenBanking {
         self.oauth.send(out).await?.json("token response")
     }
 
-    /// The hub's own token (scope `accounts`), for consent resources.
-    pub(super) async fn client_token(&self) -> Result<String, BankError> {
-        let mut cached = self.client_token.lock().await;
-        if let Some(token) = cached.as_ref()
+    /// The hub's own token for `scope` (`accounts` for account-access consents, `payments` for
+    /// payment consents and payment reads). One token per scope, not one for both: a bank that
+    /// registered the hub for account information only refuses a token request naming
+    /// `payments`, and that must not break account information.
+    pub(super) async fn client_token(&self, scope: &'static str) -> Result<String, BankError> {
+        let mut cached = self.client_tokens.lock().await;
+        if let Some(token) = cached.get(scope)
             && Instant::now() < token.renew_at
         {
             return Ok(token.token.clone());
@@ -173,23 +201,45 @@ impl UkOpenBanking {
         // Another token for the same client changes nothing at the bank: safe to retry.
         let answer = self
             .token_request(
-                &[("grant_type", "client_credentials"), ("scope", "accounts")],
+                &[("grant_type", "client_credentials"), ("scope", scope)],
                 Retry::Safe,
             )
             .await?;
         let lifetime = answer.expires_in.unwrap_or(300);
         let usable = u64::try_from(lifetime.saturating_sub(EXPIRY_MARGIN_SECONDS)).unwrap_or(0);
-        *cached = Some(CachedToken {
-            token: answer.access_token.clone(),
-            renew_at: Instant::now() + Duration::from_secs(usable),
-        });
+        cached.insert(
+            scope,
+            CachedToken {
+                token: answer.access_token.clone(),
+                renew_at: Instant::now() + Duration::from_secs(usable),
+            },
+        );
         Ok(answer.access_token)
     }
 
-    /// Forgets the cached client token, after the bank refused it (it restarted, or its clock
-    /// ran ahead of ours).
-    pub(super) async fn drop_client_token(&self) {
-        *self.client_token.lock().await = None;
+    /// Forgets the cached client token for `scope`, after the bank refused it (it restarted, or
+    /// its clock ran ahead of ours).
+    pub(super) async fn drop_client_token(&self, scope: &'static str) {
+        self.client_tokens.lock().await.remove(scope);
+    }
+
+    /// Sends a request made with the hub's token for `scope`; a 401 means the bank no longer
+    /// takes the cached token (nothing was done), so one more try with a new token is safe even
+    /// for a POST.
+    pub(super) async fn with_client_token(
+        &self,
+        scope: &'static str,
+        build: impl Fn(&str) -> Result<Outgoing, BankError>,
+    ) -> Result<Incoming, BankError> {
+        let token = self.client_token(scope).await?;
+        match self.transport.send(build(&token)?).await {
+            Err(BankError::Rejected { status: 401, .. }) => {
+                self.drop_client_token(scope).await;
+                let token = self.client_token(scope).await?;
+                self.transport.send(build(&token)?).await
+            }
+            other => other,
+        }
     }
 
     /// Exchanges the authorisation code for the user's tokens. Not repeated on failure: a code
@@ -207,20 +257,29 @@ impl UkOpenBanking {
             .redirect_uri
             .clone()
             .ok_or_else(|| BankError::protocol("the session has no redirect URI"))?;
-        let answer = self
-            .token_request(
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", code),
-                    ("redirect_uri", &redirect_uri),
-                    ("code_verifier", &verifier),
-                ],
-                Retry::Never,
-            )
-            .await?;
+        let answer = self.code_grant(code, &verifier, &redirect_uri).await?;
         store(session, answer);
         session.pkce_verifier = None;
         Ok(())
+    }
+
+    /// RFC 6749 §4.1.3 with the PKCE verifier (RFC 7636 §4.5), sent once.
+    pub(super) async fn code_grant(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenResponse, BankError> {
+        self.token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+            ],
+            Retry::Never,
+        )
+        .await
     }
 
     /// A new access token from the refresh token; the session changes and must be saved.
@@ -278,20 +337,6 @@ mod tests {
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-    }
-
-    #[test]
-    fn unsigned_request_objects_have_an_empty_signature() {
-        let jwt = request_object(&Unsigned, &serde_json::json!({ "a": 1 })).unwrap();
-        let parts: Vec<&str> = jwt.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        assert_eq!(parts[2], "");
-        let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-        assert_eq!(header["alg"], "none");
-        let claims: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-        assert_eq!(claims["a"], 1);
     }
 
     #[test]

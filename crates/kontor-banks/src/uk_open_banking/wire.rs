@@ -1,6 +1,6 @@
-//! Read/Write API 3.1.11 bodies as `account-info-openapi-3.1.11.json` defines them, and the
-//! OAuth2/OpenID documents around them (only the fields the hub uses), written from the specs
-//! and shared with nothing else.
+//! Read/Write API 3.1.11 bodies as `account-info-openapi-3.1.11.json` and
+//! `payment-initiation-openapi-3.1.11.json` define them, and the OAuth2/OpenID documents around
+//! them (only the fields the hub uses), written from the specs and shared with nothing else.
 
 use serde::{Deserialize, Serialize};
 
@@ -100,8 +100,8 @@ pub(crate) struct CashAccount {
     pub name: Option<String>,
 }
 
-/// `OBActiveOrHistoricCurrencyAndAmount_*`.
-#[derive(Debug, Deserialize)]
+/// `OBActiveOrHistoricCurrencyAndAmount_*`; an initiation's `InstructedAmount`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct Amount {
     pub amount: String,
@@ -195,4 +195,96 @@ pub(crate) struct ProprietaryCode {
 pub(crate) struct MerchantDetails {
     pub merchant_name: Option<String>,
     pub merchant_category_code: Option<String>,
+}
+
+/// `OBWriteDomesticConsent4`: the body of `POST /domestic-payment-consents`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticConsent<'a> {
+    pub data: DomesticConsentRequestData<'a>,
+    /// `OBRisk1`: every property optional; the hub knows nothing the bank could use.
+    pub risk: &'a serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticConsentRequestData<'a> {
+    pub initiation: &'a serde_json::Value,
+}
+
+/// `OBWriteDomestic2`: the body of `POST /domestic-payments`, repeating the consent's
+/// `Initiation` and `Risk`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Domestic<'a> {
+    pub data: DomesticData<'a>,
+    pub risk: &'a serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticData<'a> {
+    pub consent_id: &'a str,
+    pub initiation: &'a serde_json::Value,
+}
+
+/// `OBWriteDomesticConsent4.Data.Initiation` (the same object in `OBWriteDomestic2`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticInitiation {
+    pub instruction_identification: String,
+    pub end_to_end_identification: String,
+    pub instructed_amount: Amount,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debtor_account: Option<PaymentAccount>,
+    pub creditor_account: PaymentAccount,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remittance_information: Option<RemittanceInformation>,
+}
+
+/// `DebtorAccount` / `CreditorAccount` of an initiation (`Name` is required of the creditor).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PaymentAccount {
+    /// `UK.OBIE.SortCodeAccountNumber` or `UK.OBIE.IBAN`.
+    pub scheme_name: &'static str,
+    pub identification: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `RemittanceInformation` of an initiation.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct RemittanceInformation {
+    pub unstructured: String,
+}
+
+/// `OBWriteDomesticConsentResponse5`, the fields the hub needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticConsentResponse {
+    pub data: DomesticConsentData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticConsentData {
+    pub consent_id: String,
+    pub status: String,
+}
+
+/// `OBWriteDomesticResponse5`, the fields the hub needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticResponse {
+    pub data: DomesticPaymentData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DomesticPaymentData {
+    pub domestic_payment_id: String,
+    pub consent_id: String,
+    pub status: String,
 }

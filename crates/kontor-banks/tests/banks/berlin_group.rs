@@ -157,3 +157,95 @@ async fn an_unknown_account_is_rejected_with_the_banks_code() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn instant_sepa_settles_in_seconds() {
+    let fx = Fixture::berlin_group().await;
+    let mut request = fx.payment("40.00");
+    request.product = kontor_banks::PaymentProduct::InstantSepaCreditTransfer;
+    let (mut session, status) = fx.pay(&request).await;
+    assert_eq!(status.verbatim, "ACTC");
+    let settled = fx.settle(&mut session, time::Duration::seconds(2)).await;
+    assert_eq!(settled.verbatim, "ACSC");
+    let entry = fx.only_payment(&request.idempotency_key);
+    assert_eq!(entry.product, "instant-sepa-credit-transfers");
+    assert!(entry.executed);
+}
+
+/// `debtorAccount` is mandatory for an initiation, and SEPA knows accounts by IBAN only: such
+/// requests are refused before sending.
+#[tokio::test]
+async fn what_nextgenpsd2_requires_of_a_payment_is_checked_before_sending() {
+    let fx = Fixture::berlin_group().await;
+    let mut request = fx.payment("1.00");
+    request.debtor = None;
+    let err = fx.connector.initiate_payment(&request).await.unwrap_err();
+    assert!(
+        err.is_invalid_request() && err.to_string().contains("debtor"),
+        "{err}"
+    );
+    let mut request = fx.payment("1.00");
+    request.creditor = kontor_banks::AccountReference::SortCode {
+        sort_code: "400993".into(),
+        account_number: "30971327".into(),
+    };
+    let err = fx.connector.initiate_payment(&request).await.unwrap_err();
+    assert!(
+        err.is_invalid_request() && err.to_string().contains("creditor"),
+        "{err}"
+    );
+    assert!(fx.sandbox.payments().is_empty(), "nothing reached the bank");
+}
+
+/// The spec's `X-Request-ID` is a UUID: another key travels as a UUID derived from it, the
+/// same on every attempt.
+#[tokio::test]
+async fn a_key_that_is_not_a_uuid_travels_as_a_derived_one() {
+    let fx = Fixture::berlin_group().await;
+    let mut request = fx.payment("41.00");
+    request.idempotency_key = "order-2026-117/attempt".into();
+    let first = fx.connector.initiate_payment(&request).await.unwrap();
+    let second = fx.connector.initiate_payment(&request).await.unwrap();
+    assert_eq!(first.session.payment_id, second.session.payment_id);
+    let entry = fx.only_payment(&request.idempotency_key);
+    let sent = entry.idempotency_key.unwrap();
+    assert_ne!(sent, request.idempotency_key);
+    assert_eq!(sent.len(), 36);
+    assert_eq!(
+        sent,
+        kontor_banks::berlin_group::payment_request_id(&request.idempotency_key)
+    );
+}
+
+/// The hub's worker resumes an initiation whose answer was lost: no user present (so no
+/// `PSU-IP-Address` of theirs: the hub's own is sent) and another state. The bank answers with
+/// the first payment, whose redirect carries the first state; completion still reads it.
+#[tokio::test]
+async fn a_resumed_initiation_completes_with_the_first_redirect() {
+    let fx = Fixture::berlin_group().await;
+    let (proxy, lossy) = fx.through_proxy().await;
+    let request = fx.payment("42.00");
+    proxy.lose_next_answer(&format!("POST {}/v1/payments/", proxy.base_url.path()));
+    assert!(lossy.initiate_payment(&request).await.is_err());
+
+    let resumed = kontor_banks::PaymentRequest {
+        state: "resumed".into(),
+        psu_ip: None,
+        ..request.clone()
+    };
+    let started = fx.connector.initiate_payment(&resumed).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    assert_eq!(
+        callback.get("state"),
+        Some(request.state.as_str()),
+        "the first"
+    );
+    let mut session = started.session;
+    let status = fx
+        .connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "ACTC");
+    assert!(fx.only_payment(&request.idempotency_key).executed);
+}

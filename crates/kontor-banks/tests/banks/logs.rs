@@ -99,3 +99,50 @@ async fn uk_open_banking_logs_calls_but_no_personal_data_or_tokens() {
     let (log, secrets) = logged_flow(fx).await;
     check(&log, &secrets, &["Bob", "Thompson", "sandbox-secret"]);
 }
+
+/// A payment initiated, authorised, completed and polled (through a fault): the log names the
+/// calls, and no account, name, remittance text, token or id of the payment.
+async fn logged_payment(fx: Fixture) -> (String, Vec<String>) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("kontor_banks=trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let request = fx.payment("12.34");
+    fx.faults(FaultConfig {
+        fail_next: 1,
+        error_status: Some(503),
+        path_contains: Some("payment".into()),
+        ..FaultConfig::default()
+    });
+    assert!(fx.connector.initiate_payment(&request).await.is_err());
+    let (mut session, _) = fx.pay(&request).await;
+    fx.connector.payment_status(&mut session).await.unwrap();
+
+    let mut secrets = vec![
+        crate::support::payments::CAROL_SONNENBANK.to_owned(),
+        "30971327".to_owned(),
+        fx.current_account().iban,
+    ];
+    secrets.extend(session.payment_id.clone());
+    secrets.extend(session.consent_id.clone());
+    secrets.extend(session.access_token.clone());
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    (log, secrets)
+}
+
+#[tokio::test]
+async fn payments_log_calls_but_no_personal_data() {
+    for fx in [Fixture::berlin_group().await, Fixture::uk().await] {
+        let (log, secrets) = logged_payment(fx).await;
+        check(
+            &log,
+            &secrets,
+            &["Carol", "Dubois", "Invoice", "sandbox-secret"],
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Connector tests over real HTTP against the sandbox bank, started in-process on a free port
-//! for each test. Scenarios common to both standards live in `scenarios`; each standard's module
-//! runs them against its bank and adds what only it has.
+//! for each test. Scenarios common to both standards live in `scenarios` (account information),
+//! `payments` and `payment_faults` (payment initiation); each standard's module runs the account
+//! scenarios against its bank and adds what only it has, payments included.
 
 #![expect(
     clippy::unwrap_used,
@@ -12,6 +13,8 @@
 mod berlin_group;
 mod faults;
 mod logs;
+mod payment_faults;
+mod payments;
 mod scenarios;
 mod support;
 mod uk_open_banking;

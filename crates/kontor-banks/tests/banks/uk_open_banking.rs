@@ -136,3 +136,272 @@ async fn a_consent_never_authorised_reads_as_pending_and_refuses_reads() {
         .unwrap_err();
     assert!(matches!(err, BankError::ConsentInvalid { .. }), "{err:?}");
 }
+
+/// The submission's answer is lost after the bank carried it out (as when the hub dies right
+/// after sending it): the session keeps the user's token, and the same call with the same key
+/// answers with the same payment.
+#[tokio::test]
+async fn a_repeated_submission_makes_one_payment() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("30.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session;
+
+    let (proxy, lossy) = fx.through_proxy().await;
+    proxy.lose_next_answer(&format!(
+        "POST {}/open-banking/v3.1/pisp/domestic-payments HTTP",
+        proxy.base_url.path()
+    ));
+    let err = lossy
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BankError::Unavailable { .. }), "{err:?}");
+    assert_eq!(proxy.lost(), 1);
+    assert!(
+        session.access_token.is_some(),
+        "the token is kept for the retry"
+    );
+    assert_eq!(session.payment_id, None);
+    let entry = fx.only_payment(&request.idempotency_key);
+    assert!(entry.executed, "the bank carried it out");
+
+    let status = fx
+        .connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+    assert_eq!(
+        session.payment_id.as_deref(),
+        Some(entry.payment_id.as_str())
+    );
+
+    // Again, with the answer saved: only a read.
+    let again = fx
+        .connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(again.verbatim, "AcceptedSettlementInProcess");
+    // Again, from a session saved before the answer came: the same payment.
+    let mut stale = session.clone();
+    stale.payment_id = None;
+    fx.connector
+        .complete_payment(&mut stale, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(stale.payment_id, session.payment_id);
+    assert_eq!(fx.sandbox.payments().len(), 1, "one payment at the bank");
+}
+
+#[tokio::test]
+async fn a_server_error_on_submission_is_recovered() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("31.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session;
+    fx.faults(kontor_sandbox_bank::FaultConfig {
+        fail_next: 1,
+        error_status: Some(500),
+        path_contains: Some("/domestic-payments".into()),
+        ..kontor_sandbox_bank::FaultConfig::default()
+    });
+    let err = fx
+        .connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BankError::Unavailable {
+                status: Some(500),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(fx.injected().await, 1, "sent once");
+    assert!(fx.sandbox.payments().is_empty());
+    let status = fx
+        .connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+    assert!(fx.only_payment(&request.idempotency_key).executed);
+}
+
+/// A consent pays once: a second submission under another key is refused by the bank.
+#[tokio::test]
+async fn a_consumed_consent_refuses_a_second_payment() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("32.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session;
+    fx.connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    let mut other = session.clone();
+    other.payment_id = None;
+    let err = fx
+        .connector
+        .complete_payment(&mut other, &callback, "another-key")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BankError::ConsentInvalid { code } if code == "UK.OBIE.Resource.InvalidConsentStatus"),
+        "{err:?}"
+    );
+    assert_eq!(fx.sandbox.payments().len(), 1);
+}
+
+/// Before submission the consent's status stands for the payment: authorised, not yet paid.
+#[tokio::test]
+async fn the_consents_status_is_read_before_submission() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("33.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session;
+    let status = fx.connector.payment_status(&mut session).await.unwrap();
+    assert_eq!(status.verbatim, "Authorised");
+    assert_eq!(crate::support::payments::iso(&status), Some("ACTC"));
+    fx.connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    let status = fx.connector.payment_status(&mut session).await.unwrap();
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+}
+
+/// A debtor account given by the hub is the one debited; creditors may be given by IBAN too.
+#[tokio::test]
+async fn the_given_debtor_is_debited_and_ibans_are_accepted() {
+    let fx = Fixture::uk().await;
+    let savings = fx
+        .sandbox_accounts()
+        .into_iter()
+        .find(|a| a.kind == "Savings")
+        .unwrap();
+    let mut request = fx.payment("34.00");
+    request.debtor = Some(kontor_banks::AccountReference::SortCode {
+        sort_code: savings.sort_code.clone().unwrap(),
+        account_number: savings.account_number.clone().unwrap(),
+    });
+    request.creditor = kontor_banks::AccountReference::Iban(
+        kontor_domain::iban::Iban::parse("GB52THAM40099330971327").unwrap(),
+    );
+    let (_, status) = fx.pay(&request).await;
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+    let entry = fx.only_payment(&request.idempotency_key);
+    assert_eq!(entry.debtor_iban.as_deref(), Some(savings.iban.as_str()));
+    assert_eq!(entry.creditor_account, "GB52THAM40099330971327");
+}
+
+#[tokio::test]
+async fn malformed_uk_accounts_are_not_sent() {
+    let fx = Fixture::uk().await;
+    let mut request = fx.payment("1.00");
+    request.creditor = kontor_banks::AccountReference::SortCode {
+        sort_code: "40-09-9".into(),
+        account_number: "30971327".into(),
+    };
+    let err = fx.connector.initiate_payment(&request).await.unwrap_err();
+    assert!(
+        err.is_invalid_request() && err.to_string().contains("creditor"),
+        "{err}"
+    );
+    let mut request = fx.payment("1.00");
+    request.amount =
+        kontor_domain::money::Money::parse("10000000000000", request.amount.currency()).unwrap();
+    let err = fx.connector.initiate_payment(&request).await.unwrap_err();
+    assert!(
+        err.is_invalid_request() && err.to_string().contains("amount"),
+        "{err}"
+    );
+    // Spaces and hyphens in a sort code are what people write; they are fine.
+    let mut request = fx.payment("1.00");
+    request.creditor = kontor_banks::AccountReference::SortCode {
+        sort_code: "40-09-93".into(),
+        account_number: "3097 1327".into(),
+    };
+    fx.connector.initiate_payment(&request).await.unwrap();
+}
+
+/// The hub resumes an interrupted completion without the callback: with the token saved, the
+/// payment is submitted under the same key; without it, the consent's status is read.
+#[tokio::test]
+async fn a_completion_is_resumed_without_the_callback() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("35.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let before_exchange = started.session.clone();
+
+    let resumed = fx
+        .connector
+        .complete_payment(
+            &mut before_exchange.clone(),
+            &kontor_banks::Callback::default(),
+            &request.idempotency_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.verbatim, "Authorised",
+        "no token, no code: read only"
+    );
+    assert!(fx.sandbox.payments().is_empty());
+
+    let (proxy, lossy) = fx.through_proxy().await;
+    proxy.lose_next_answer(&format!(
+        "POST {}/open-banking/v3.1/pisp/domestic-payments HTTP",
+        proxy.base_url.path()
+    ));
+    let mut session = started.session;
+    assert!(
+        lossy
+            .complete_payment(&mut session, &callback, &request.idempotency_key)
+            .await
+            .is_err()
+    );
+    let status = fx
+        .connector
+        .complete_payment(
+            &mut session,
+            &kontor_banks::Callback::default(),
+            &request.idempotency_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+    assert_eq!(
+        session.payment_id.as_deref(),
+        Some(
+            fx.only_payment(&request.idempotency_key)
+                .payment_id
+                .as_str()
+        )
+    );
+
+    // A caller that lost the token and tries the spent code again learns that a payment was
+    // submitted, not that the bank refused.
+    let spent = fx
+        .connector
+        .complete_payment(
+            &mut before_exchange.clone(),
+            &callback,
+            &request.idempotency_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!((spent.verbatim.as_str(), spent.iso), ("Consumed", None));
+    assert!(spent.reason.is_some());
+    assert_eq!(fx.sandbox.payments().len(), 1);
+}

@@ -3,7 +3,9 @@
 
 mod status;
 
-pub use status::{IllegalTransition, Iso20022Status, Iso20022StatusError, PaymentStatus, PaymentStatusError};
+pub use status::{
+    IllegalTransition, Iso20022Status, Iso20022StatusError, PaymentStatus, PaymentStatusError,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,9 +36,13 @@ impl PaymentScheme {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [PaymentScheme::Sepa, PaymentScheme::SepaInstant, PaymentScheme::UkDomestic]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            PaymentScheme::Sepa,
+            PaymentScheme::SepaInstant,
+            PaymentScheme::UkDomestic,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -126,7 +132,11 @@ mod tests {
         for phase in PaymentPhase::ALL {
             assert_eq!(PaymentPhase::parse(phase.as_str()), Some(phase));
         }
-        for scheme in [PaymentScheme::Sepa, PaymentScheme::SepaInstant, PaymentScheme::UkDomestic] {
+        for scheme in [
+            PaymentScheme::Sepa,
+            PaymentScheme::SepaInstant,
+            PaymentScheme::UkDomestic,
+        ] {
             assert_eq!(PaymentScheme::parse(scheme.as_str()), Some(scheme));
         }
     }

@@ -8,8 +8,8 @@ use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus
 use kontor_domain::time::Timestamp;
 use kontor_domain::{Currency, Money, PaymentId, TenantId, UserId};
 use kontor_store::{
-    EventFilter, EventStore, Idempotency, NewPayment, PaymentChange,
-    PaymentStore, StoreError, UserStore,
+    EventFilter, EventStore, Idempotency, NewPayment, PaymentChange, PaymentStore, StoreError,
+    UserStore,
 };
 use kontor_test_support::TestStores;
 
@@ -211,7 +211,8 @@ pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
             .begin_idempotent(&tenant, "k1", "h2", "pay_2", lock, now)
             .await
             .unwrap(),
-        Idempotency::Mismatch
+        Idempotency::InFlight,
+        "while held, even a different request is told the key is in use"
     );
     // Keys are per tenant.
     assert_eq!(

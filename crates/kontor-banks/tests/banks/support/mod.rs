@@ -3,6 +3,8 @@
 
 pub mod browser;
 pub mod html;
+pub mod payments;
+pub mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -103,6 +105,17 @@ impl Fixture {
         connector(&self.profile, settings)
     }
 
+    /// A connector that reaches the bank's API through a proxy able to lose answers.
+    pub async fn through_proxy(&self) -> (proxy::LossyProxy, Arc<dyn BankConnector>) {
+        let proxy = proxy::LossyProxy::start(&self.profile.base_url).await;
+        let profile = BankProfile {
+            base_url: proxy.base_url.clone(),
+            ..self.profile.clone()
+        };
+        let connector = connector(&profile, test_settings());
+        (proxy, connector)
+    }
+
     pub fn request(&self) -> ConsentRequest {
         ConsentRequest {
             access: Access::ALL,
@@ -190,7 +203,7 @@ pub fn unattended() -> ReadContext {
     ReadContext::default()
 }
 
-fn rand_suffix() -> u64 {
+pub fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }

@@ -1,0 +1,465 @@
+//! `/v1/payments`: initiate a payment from a user's account (exactly once per Idempotency-Key),
+//! and follow it. The user authorises it at `authorize_url`; the hub then follows the bank's
+//! status until it is final.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kontor_banks::AccountReference;
+use kontor_domain::bank::{BankId, Standard};
+use kontor_domain::currency::Currency;
+use kontor_domain::iban::Iban;
+use kontor_domain::money::Money;
+use kontor_domain::payment::PaymentScheme;
+use kontor_domain::tenant::Scope;
+use kontor_domain::{PaymentId, UserId};
+use kontor_service::{PaymentOrder, PaymentView, StoredAccount, hash_token};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::pagination;
+use crate::routes::accounts::Amount;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    #[schema(example = "DE89370400440532013000")]
+    pub iban: Option<String>,
+    /// UK: with `account_number`, instead of an IBAN.
+    #[schema(example = "400993")]
+    pub sort_code: Option<String>,
+    #[schema(example = "11463434")]
+    pub account_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditorInput {
+    #[schema(example = "Hausverwaltung Müller")]
+    pub name: String,
+    pub iban: Option<String>,
+    pub sort_code: Option<String>,
+    pub account_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountInput {
+    /// A decimal string, never a number: `"12.34"`.
+    #[schema(example = "12.34")]
+    pub value: String,
+    #[schema(example = "EUR")]
+    pub currency: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePaymentRequest {
+    pub user_id: String,
+    #[schema(example = "sonnenbank")]
+    pub bank_id: String,
+    /// The account to pay from. Required at Berlin Group banks; at UK banks, when absent, the user
+    /// picks it at the bank.
+    pub debtor_account: Option<AccountInput>,
+    pub creditor: CreditorInput,
+    pub amount: AmountInput,
+    /// Unstructured remittance information, at most 140 characters.
+    #[schema(example = "Rent November")]
+    pub remittance: Option<String>,
+    /// At most 35 characters; generated when absent.
+    pub end_to_end_id: Option<String>,
+    /// SEPA Instant (Berlin Group banks that offer it).
+    pub instant: Option<bool>,
+    /// Where the user is sent back to, with `payment_id` and `status`.
+    #[schema(example = "https://app.example/payments/done")]
+    pub redirect_uri: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusEntry {
+    /// Kontor's status: `pending`, `authorised`, `executing`, `completed`, `rejected`,
+    /// `cancelled` or `unknown`.
+    pub status: String,
+    /// What the bank said, verbatim (an ISO 20022 code, or a UK status name).
+    pub bank_status: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountOutput {
+    pub iban: Option<String>,
+    pub sort_code: Option<String>,
+    pub account_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentResponse {
+    #[schema(example = "pay_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub id: String,
+    /// `pending`, `authorised`, `executing`, `completed`, `rejected`, `cancelled` or `unknown`.
+    pub status: String,
+    pub user_id: String,
+    pub bank_id: String,
+    /// `sepa`, `sepa_instant` or `uk_domestic`.
+    pub scheme: String,
+    pub amount: Amount,
+    pub creditor_name: String,
+    pub creditor_account: AccountOutput,
+    pub debtor_account: Option<AccountOutput>,
+    pub remittance: Option<String>,
+    pub end_to_end_id: String,
+    /// The bank's id for the payment, once it has one.
+    pub bank_payment_id: Option<String>,
+    /// Where the user authorises the payment; present until they have.
+    pub authorize_url: Option<String>,
+    pub history: Vec<StatusEntry>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn account_output(account: &StoredAccount) -> AccountOutput {
+    match account {
+        StoredAccount::Iban(iban) => AccountOutput {
+            iban: Some(iban.clone()),
+            sort_code: None,
+            account_number: None,
+        },
+        StoredAccount::SortCode {
+            sort_code,
+            account_number,
+        } => AccountOutput {
+            iban: None,
+            sort_code: Some(sort_code.clone()),
+            account_number: Some(account_number.clone()),
+        },
+    }
+}
+
+impl From<PaymentView> for PaymentResponse {
+    fn from(view: PaymentView) -> Self {
+        let PaymentView {
+            payment: p,
+            details,
+            history,
+            authorize_url,
+        } = view;
+        Self {
+            id: p.id.to_string(),
+            status: p.status.as_str().to_owned(),
+            user_id: p.user_id.to_string(),
+            bank_id: p.bank_id.to_string(),
+            scheme: p.scheme.as_str().to_owned(),
+            amount: p.amount.into(),
+            creditor_name: details.creditor_name,
+            creditor_account: account_output(&details.creditor),
+            debtor_account: details.debtor.as_ref().map(account_output),
+            remittance: details.remittance,
+            end_to_end_id: p.end_to_end_id,
+            bank_payment_id: p.bank_payment_id,
+            authorize_url: authorize_url.map(|u| u.to_string()),
+            history: history
+                .into_iter()
+                .map(|h| StatusEntry {
+                    status: h.status.as_str().to_owned(),
+                    bank_status: h.bank_status,
+                    at: h.at.to_rfc3339(),
+                })
+                .collect(),
+            created_at: p.created_at.to_rfc3339(),
+            updated_at: p.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentList {
+    pub data: Vec<PaymentResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListPaymentsQuery {
+    pub user_id: String,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn invalid(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
+    let value = headers.get("idempotency-key").ok_or_else(|| {
+        invalid(
+            ErrorCode::MissingIdempotencyKey,
+            "send an Idempotency-Key header",
+        )
+    })?;
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            invalid(
+                ErrorCode::InvalidIdempotencyKey,
+                "an Idempotency-Key is 1-255 visible ASCII characters",
+            )
+        })?;
+    Ok(key.to_owned())
+}
+
+fn text_ok(value: &str, max: usize) -> bool {
+    let len = value.chars().count();
+    (1..=max).contains(&len) && !value.chars().any(char::is_control) && value.trim() == value
+}
+
+fn account(
+    iban: Option<&String>,
+    sort_code: Option<&String>,
+    account_number: Option<&String>,
+    what: &str,
+) -> ApiResult<AccountReference> {
+    match (iban, sort_code, account_number) {
+        (Some(iban), None, None) => Iban::parse(iban)
+            .map(AccountReference::Iban)
+            .map_err(|e| invalid(ErrorCode::InvalidIban, format!("{what}: {e}"))),
+        (None, Some(sort), Some(number)) => {
+            let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+            if digits(sort, 6) && digits(number, 8) {
+                Ok(AccountReference::SortCode {
+                    sort_code: sort.clone(),
+                    account_number: number.clone(),
+                })
+            } else {
+                Err(invalid(
+                    ErrorCode::InvalidAccountNumber,
+                    format!("{what}: a 6-digit sort code and an 8-digit account number"),
+                ))
+            }
+        }
+        _ => Err(invalid(
+            ErrorCode::InvalidAccountNumber,
+            format!("{what}: give an iban, or a sort_code with an account_number"),
+        )),
+    }
+}
+
+/// Checks everything the request says against the rules and the bank, before anything is stored.
+fn order(state: &AppState, body: &CreatePaymentRequest) -> ApiResult<PaymentOrder> {
+    let user_id =
+        UserId::parse(&body.user_id).map_err(|e| invalid(ErrorCode::InvalidId, e.to_string()))?;
+    let bank_id =
+        BankId::parse(&body.bank_id).map_err(|e| invalid(ErrorCode::UnknownBank, e.to_string()))?;
+    let bank = state.hub().directory().get(&bank_id).ok_or_else(|| {
+        invalid(
+            ErrorCode::UnknownBank,
+            format!("no bank {bank_id} in the directory"),
+        )
+    })?;
+    let currency = Currency::parse(&body.amount.currency)
+        .map_err(|e| invalid(ErrorCode::InvalidCurrency, e.to_string()))?;
+    let amount = Money::parse(&body.amount.value, currency)
+        .map_err(|e| invalid(ErrorCode::InvalidAmount, e.to_string()))?;
+    if !amount.is_positive() {
+        return Err(invalid(
+            ErrorCode::InvalidAmount,
+            "amount.value must be greater than zero",
+        ));
+    }
+    let standard = bank.profile.standard;
+    let (scheme, accepted) = match (standard, body.instant.unwrap_or(false)) {
+        (Standard::BerlinGroup, false) => (PaymentScheme::Sepa, "EUR"),
+        (Standard::BerlinGroup, true) => (PaymentScheme::SepaInstant, "EUR"),
+        (Standard::UkOpenBanking, _) => (PaymentScheme::UkDomestic, "GBP"),
+    };
+    if currency.code() != accepted {
+        return Err(invalid(
+            ErrorCode::CurrencyNotSupported,
+            format!("{bank_id} pays in {accepted} only"),
+        ));
+    }
+    if !text_ok(&body.creditor.name, 70) {
+        return Err(invalid(
+            ErrorCode::InvalidCreditorName,
+            "creditor.name must be 1-70 characters without control characters or surrounding spaces",
+        ));
+    }
+    let creditor = account(
+        body.creditor.iban.as_ref(),
+        body.creditor.sort_code.as_ref(),
+        body.creditor.account_number.as_ref(),
+        "creditor",
+    )?;
+    let debtor = body
+        .debtor_account
+        .as_ref()
+        .map(|d| {
+            account(
+                d.iban.as_ref(),
+                d.sort_code.as_ref(),
+                d.account_number.as_ref(),
+                "debtor_account",
+            )
+        })
+        .transpose()?;
+    if standard == Standard::BerlinGroup
+        && (matches!(creditor, AccountReference::SortCode { .. })
+            || matches!(debtor, Some(AccountReference::SortCode { .. })))
+    {
+        return Err(invalid(
+            ErrorCode::SchemeNotSupported,
+            "SEPA payments need IBANs",
+        ));
+    }
+    if standard == Standard::BerlinGroup && debtor.is_none() {
+        return Err(invalid(
+            ErrorCode::DebtorAccountRequired,
+            "give debtor_account: SEPA payments at this bank name the account to pay from",
+        ));
+    }
+    if let Some(remittance) = &body.remittance
+        && !text_ok(remittance, 140)
+    {
+        return Err(invalid(
+            ErrorCode::InvalidRemittance,
+            "remittance must be 1-140 characters without control characters",
+        ));
+    }
+    if let Some(e2e) = &body.end_to_end_id
+        && !((1..=35).contains(&e2e.len()) && e2e.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(invalid(
+            ErrorCode::InvalidEndToEndId,
+            "end_to_end_id must be 1-35 visible ASCII characters",
+        ));
+    }
+    Ok(PaymentOrder {
+        user_id,
+        bank_id,
+        scheme,
+        debtor,
+        creditor_name: body.creditor.name.clone(),
+        creditor,
+        amount,
+        remittance: body.remittance.clone(),
+        end_to_end_id: body.end_to_end_id.clone(),
+        redirect_uri: body.redirect_uri.clone(),
+    })
+}
+
+fn payment_id(raw: &str) -> ApiResult<PaymentId> {
+    PaymentId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
+}
+
+/// Initiate a payment, exactly once per Idempotency-Key.
+#[utoipa::path(
+    post, path = "/v1/payments", tag = "payments",
+    request_body = CreatePaymentRequest,
+    params(("Idempotency-Key" = String, Header, description = "Unique per payment; retries with the same key and body get the first answer again")),
+    security(("bearer" = ["payments:write"])),
+    responses(
+        (status = 201, description = "Accepted; send the user to authorize_url. A replay carries `Idempotent-Replayed: true`.", body = PaymentResponse),
+        (status = 400, description = "Invalid body, amount, account, currency or key", body = ErrorEnvelope),
+        (status = 404, description = "No such user", body = ErrorEnvelope),
+        (status = 409, description = "A request with this key is in flight", body = ErrorEnvelope),
+        (status = 422, description = "The key was used with a different request", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreatePaymentRequest>,
+) -> ApiResult<Response> {
+    auth.require(Scope::PaymentsWrite)?;
+    let key = idempotency_key(&headers)?;
+    let order = order(&state, &body)?;
+    let canonical = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
+    let accepted = state
+        .hub()
+        .accept_payment(&auth.tenant, &key, &hash_token(&canonical), order)
+        .await?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(PaymentResponse::from(accepted.view)),
+    )
+        .into_response();
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Read a payment: status, history, bank references.
+#[utoipa::path(
+    get, path = "/v1/payments/{id}", tag = "payments",
+    params(("id" = String, Path, description = "A payment id, e.g. pay_de_…")),
+    security(("bearer" = ["payments:read"])),
+    responses(
+        (status = 200, description = "The payment", body = PaymentResponse),
+        (status = 404, description = "No such payment for this tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<PaymentResponse>> {
+    auth.require(Scope::PaymentsRead)?;
+    let id = payment_id(&id)?;
+    Ok(Json(
+        state.hub().payment_view(&auth.tenant, &id).await?.into(),
+    ))
+}
+
+/// List a user's payments.
+#[utoipa::path(
+    get, path = "/v1/payments", tag = "payments",
+    params(ListPaymentsQuery),
+    security(("bearer" = ["payments:read"])),
+    responses((status = 200, description = "A page of payments", body = PaymentList))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiQuery(query): ApiQuery<ListPaymentsQuery>,
+) -> ApiResult<Json<PaymentList>> {
+    auth.require(Scope::PaymentsRead)?;
+    let limit = pagination::limit(query.limit)?;
+    let user = UserId::parse(&query.user_id)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidId, e.to_string()))?;
+    let region = user.region().clone();
+    let after = pagination::in_cell(&region, query.cursor.as_deref())?;
+    let Ok(cell) = state.cells().get(&region) else {
+        return Ok(Json(PaymentList {
+            data: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    let page = cell
+        .list_payments(&auth.tenant, Some(&user), after.as_ref(), limit)
+        .await?;
+    let mut data = Vec::with_capacity(page.items.len());
+    for payment in page.items {
+        data.push(
+            state
+                .hub()
+                .payment_view(&auth.tenant, &payment.id)
+                .await?
+                .into(),
+        );
+    }
+    Ok(Json(PaymentList {
+        data,
+        next_cursor: pagination::next_in_cell(&region, page.next),
+    }))
+}

@@ -1,0 +1,324 @@
+//! Payments: accepted once per idempotency key, authorised by the user at their bank through the
+//! hub's page, and followed at the bank until a final status. Initiation is split into recorded
+//! phases (see `PaymentPhase`); every call to the bank that creates something carries the
+//! payment's own idempotency key, so the worker can resume any payment a crash left between
+//! phases without creating a second one at the bank.
+
+mod authorise;
+mod progress;
+
+pub use authorise::{PaymentPage, payment_redirect};
+pub use progress::PaymentSettings;
+
+use kontor_banks::AccountReference;
+use kontor_domain::bank::BankId;
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::iban::Iban;
+use kontor_domain::money::Money;
+use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{PaymentId, TenantId, UserId};
+use kontor_store::{Idempotency, NewPayment};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::hub::Hub;
+use crate::tokens::{hash_token, random_token};
+use crate::vault::{open_json, seal_json};
+
+/// A validated payment request.
+#[derive(Debug, Clone)]
+pub struct PaymentOrder {
+    pub user_id: UserId,
+    pub bank_id: BankId,
+    pub scheme: PaymentScheme,
+    pub debtor: Option<AccountReference>,
+    pub creditor_name: String,
+    pub creditor: AccountReference,
+    pub amount: Money,
+    pub remittance: Option<String>,
+    pub end_to_end_id: Option<String>,
+    pub redirect_uri: String,
+}
+
+/// The personal parts of a payment, sealed with the user's data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentDetails {
+    pub creditor_name: String,
+    pub creditor: StoredAccount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debtor: Option<StoredAccount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remittance: Option<String>,
+    /// The token of the authorisation URL, kept so a replayed request can answer the same URL.
+    pub authorize_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredAccount {
+    Iban(String),
+    SortCode {
+        sort_code: String,
+        account_number: String,
+    },
+}
+
+impl StoredAccount {
+    pub fn from_reference(reference: &AccountReference) -> Self {
+        match reference {
+            AccountReference::Iban(iban) => StoredAccount::Iban(iban.as_str().to_owned()),
+            AccountReference::SortCode {
+                sort_code,
+                account_number,
+            } => StoredAccount::SortCode {
+                sort_code: sort_code.clone(),
+                account_number: account_number.clone(),
+            },
+        }
+    }
+
+    pub fn to_reference(&self) -> ServiceResult<AccountReference> {
+        Ok(match self {
+            StoredAccount::Iban(raw) => AccountReference::Iban(
+                Iban::parse(raw)
+                    .map_err(|e| ServiceError::Internal(format!("stored IBAN: {e}")))?,
+            ),
+            StoredAccount::SortCode {
+                sort_code,
+                account_number,
+            } => AccountReference::SortCode {
+                sort_code: sort_code.clone(),
+                account_number: account_number.clone(),
+            },
+        })
+    }
+}
+
+/// A payment as the API shows it.
+#[derive(Debug, Clone)]
+pub struct PaymentView {
+    pub payment: Payment,
+    pub details: PaymentDetails,
+    pub history: Vec<StatusChange>,
+    /// Where the user authorises it, while that is still to do.
+    pub authorize_url: Option<Url>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AcceptedPayment {
+    pub view: PaymentView,
+    /// Whether this answers an earlier request with the same idempotency key.
+    pub replayed: bool,
+}
+
+/// How long a request holds its idempotency key before another may take it over (the request
+/// is presumed dead).
+const KEY_LOCK_SECONDS: i64 = 30;
+
+impl Hub {
+    fn authorize_url(&self, id: &PaymentId, token: &str) -> ServiceResult<Url> {
+        let mut url = self
+            .settings()
+            .public_url
+            .join(&format!("pay/{id}"))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        url.query_pairs_mut().append_pair("token", token);
+        Ok(url)
+    }
+
+    /// The hub's idempotency key towards the bank for this payment: stable, at most 40 characters.
+    pub(crate) fn bank_idempotency_key(id: &PaymentId) -> String {
+        let random = id.as_str().rsplit('_').next().unwrap_or(id.as_str());
+        format!("kp-{random}")
+    }
+
+    /// Accepts a payment once per idempotency key (Stripe's semantics): the same key with the
+    /// same request answers the first answer again; with another request, `idempotency_key_reused`;
+    /// while the first is still running, `idempotency_key_in_use`. Nothing is sent to the bank
+    /// until the user starts the authorisation.
+    pub async fn accept_payment(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        request_hash: &str,
+        order: PaymentOrder,
+    ) -> ServiceResult<AcceptedPayment> {
+        self.check_redirect_uri(&order.redirect_uri)?;
+        let candidate = PaymentId::generate(order.user_id.region());
+        let now = Timestamp::now();
+        let outcome = self
+            .control()
+            .begin_idempotent(
+                tenant,
+                key,
+                request_hash,
+                candidate.as_str(),
+                now.plus_seconds(KEY_LOCK_SECONDS),
+                now,
+            )
+            .await
+            .map_err(ServiceError::from_store)?;
+        let (id, replayed) = match outcome {
+            Idempotency::New => (candidate, false),
+            Idempotency::Resume { resource_id } => (Self::parse_payment_id(&resource_id)?, false),
+            Idempotency::Replay { resource_id } => (Self::parse_payment_id(&resource_id)?, true),
+            Idempotency::InFlight => {
+                return Err(ServiceError::conflict(
+                    "idempotency_key_in_use",
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                ));
+            }
+            Idempotency::Mismatch => {
+                return Err(ServiceError::invalid(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+        };
+        if replayed {
+            let view = self.payment_view(tenant, &id).await?;
+            return Ok(AcceptedPayment {
+                view,
+                replayed: true,
+            });
+        }
+        match self.create_payment(tenant, &id, order, now).await {
+            Ok(view) => {
+                self.control()
+                    .complete_idempotent(tenant, key, Timestamp::now())
+                    .await
+                    .map_err(ServiceError::from_store)?;
+                tracing::info!(payment.id = %id, "payment accepted");
+                Ok(AcceptedPayment {
+                    view,
+                    replayed: false,
+                })
+            }
+            Err(err) => {
+                // Nothing was created: the key is free for a corrected request.
+                if let Err(release) = self.control().release_idempotent(tenant, key).await {
+                    tracing::warn!(error = %release, "could not release an idempotency key");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn parse_payment_id(raw: &str) -> ServiceResult<PaymentId> {
+        PaymentId::parse(raw).map_err(|e| ServiceError::Internal(format!("stored payment id: {e}")))
+    }
+
+    async fn create_payment(
+        &self,
+        tenant: &TenantId,
+        id: &PaymentId,
+        order: PaymentOrder,
+        now: Timestamp,
+    ) -> ServiceResult<PaymentView> {
+        let cell = self.cell(order.user_id.region())?;
+        let token = random_token();
+        let key = self.vault().user_key(cell, &order.user_id).await?;
+        let details = PaymentDetails {
+            creditor_name: order.creditor_name,
+            creditor: StoredAccount::from_reference(&order.creditor),
+            debtor: order.debtor.as_ref().map(StoredAccount::from_reference),
+            remittance: order.remittance,
+            authorize_token: token.clone(),
+        };
+        let end_to_end_id = order.end_to_end_id.unwrap_or_else(|| {
+            id.as_str()
+                .rsplit('_')
+                .next()
+                .unwrap_or("kontor")
+                .to_owned()
+        });
+        let new = NewPayment {
+            payment: Payment {
+                id: id.clone(),
+                tenant_id: tenant.clone(),
+                user_id: order.user_id,
+                bank_id: order.bank_id,
+                scheme: order.scheme,
+                status: PaymentStatus::Pending,
+                phase: PaymentPhase::Accepted,
+                amount: order.amount,
+                end_to_end_id,
+                redirect_uri: order.redirect_uri,
+                bank_payment_id: None,
+                bank_status: None,
+                created_at: now,
+                updated_at: now,
+                next_poll_at: None,
+                poll_attempts: 0,
+            },
+            details: seal_json(&key, &details, &crate::vault::context::payment(id))?,
+            authorize_token_hash: hash_token(&token),
+        };
+        cell.create_payment(&new)
+            .await
+            .map_err(ServiceError::from_store)?;
+        self.payment_view(tenant, id).await
+    }
+
+    /// A tenant's payment with its details, history, and (while pending) the authorisation URL.
+    pub async fn payment_view(
+        &self,
+        tenant: &TenantId,
+        id: &PaymentId,
+    ) -> ServiceResult<PaymentView> {
+        let cell = self.cell(id.region())?;
+        let payment = cell
+            .payment(tenant, id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let secrets = cell
+            .payment_secrets(id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let key = self.vault().user_key(cell, &payment.user_id).await?;
+        let details: PaymentDetails =
+            open_json(&key, &secrets.details, &crate::vault::context::payment(id))?;
+        let history = cell
+            .status_history(id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let open = matches!(
+            payment.phase,
+            PaymentPhase::Accepted | PaymentPhase::Initiating | PaymentPhase::AwaitingSca
+        );
+        let authorize_url = if open {
+            Some(self.authorize_url(id, &details.authorize_token)?)
+        } else {
+            None
+        };
+        Ok(PaymentView {
+            payment,
+            details,
+            history,
+            authorize_url,
+        })
+    }
+
+    /// The event a status change emits.
+    pub(crate) fn status_event(
+        payment: &Payment,
+        next: PaymentStatus,
+        bank_status: Option<&str>,
+    ) -> Option<Event> {
+        (next != payment.status).then(|| {
+            Event::new(
+                payment.tenant_id.clone(),
+                &payment.user_id,
+                EventType::PaymentStatusChanged,
+                serde_json::json!({
+                    "payment_id": payment.id,
+                    "status": next.as_str(),
+                    "previous_status": payment.status.as_str(),
+                    "bank_status": bank_status,
+                }),
+            )
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! The account-linking flow in a real browser: `kontor demo` serves the hub and the sandbox bank,
+//! and `tests/browser/link.mjs` drives Debian's headless Chromium through Playwright from the
+//! connect page through the bank's login, code and account pages back to the redirect URI, for
+//! both standards, then checks the accounts over the API (see the script's header).
+//!
+//! Needs `node` (20 or later), `/usr/bin/chromium` (`apt-get install -y chromium`; another path
+//! through `KONTOR_CHROMIUM`) and `tests/browser/node_modules` (`npm ci` there). Without them the
+//! test prints a `*** SKIPPED … ***` banner to stderr and returns; with `KONTOR_REQUIRE_BROWSER=1`
+//! (as CI sets) it fails instead. Screenshots go to `KONTOR_BROWSER_ARTIFACTS` (default: a new
+//! temporary folder); the script prints their paths (`--nocapture` shows them).
+
+#![expect(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kontor_test_support::loud_skip;
+
+const TEST: &str = "links_accounts_in_headless_chromium_for_both_standards";
+/// Longer than the script's own global timeout, so that one normally reports first.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(200);
+const DEMO_START_TIMEOUT: Duration = Duration::from_secs(60);
+const DEMO_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("KONTOR_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// What is missing for the test to run, in words; empty when all is there.
+fn missing_prerequisites(node: Option<&Path>) -> Vec<String> {
+    let mut missing = Vec::new();
+    match node {
+        None => missing.push("no `node` on PATH (Node.js 20 or later)".to_owned()),
+        Some(node) => {
+            let version = Command::new(node)
+                .arg("--version")
+                .output()
+                .ok()
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                .unwrap_or_default();
+            let major = version
+                .trim_start_matches('v')
+                .split('.')
+                .next()
+                .and_then(|m| m.parse::<u32>().ok());
+            if major.is_none_or(|m| m < 20) {
+                missing.push(format!(
+                    "`{}` is version {version:?}; Playwright needs 20 or later",
+                    node.display()
+                ));
+            }
+        }
+    }
+    let chromium = chromium();
+    if !chromium.is_file() {
+        missing.push(format!(
+            "no browser at {} (apt-get install -y chromium)",
+            chromium.display()
+        ));
+    }
+    if !browser_dir()
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        missing.push(
+            "no tests/browser/node_modules/playwright-core (npm ci in tests/browser)".to_owned(),
+        );
+    }
+    missing
+}
+
+/// The demo process; killed if the test ends early.
+struct Demo {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Demo {
+    fn start(data_dir: &Path) -> (Self, String) {
+        let stderr = data_dir.join("demo.stderr");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
+        // Only what this test sets may configure the binary.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KONTOR_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("KONTOR_LOG__LEVEL", "warn")
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.join("data"))
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&stderr).expect("creating the demo's stderr file"));
+        let mut child = cmd.spawn().expect("starting kontor demo");
+        let stdout = child.stdout.take().expect("the demo's stdout");
+        let mut demo = Self { child, stderr };
+
+        // Read the first line on a thread (with a deadline here), then keep draining stdout.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let first = match rx.recv_timeout(DEMO_START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(other) => panic!(
+                "kontor demo printed no first line ({other:?}); exit: {:?}\n{}",
+                demo.child.try_wait(),
+                demo.log()
+            ),
+            Err(_) => panic!(
+                "kontor demo printed nothing within {DEMO_START_TIMEOUT:?}\n{}",
+                demo.log()
+            ),
+        };
+        let json: serde_json::Value = serde_json::from_str(&first)
+            .unwrap_or_else(|err| panic!("the demo's first line is not JSON ({err}): {first}"));
+        for key in ["api_base_url", "client_id", "client_secret", "connect_url"] {
+            assert!(
+                json[key].as_str().is_some_and(|v| !v.is_empty()),
+                "the demo's JSON has no {key}: {first}"
+            );
+        }
+        (demo, first)
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "--- kontor demo stderr (last lines) ---\n{}",
+            tail.join("\n")
+        )
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn stop(mut self) -> (ExitStatus, String) {
+        let pid =
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits an i32"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+            .expect("sending SIGTERM to the demo");
+        let status = wait_for(&mut self.child, DEMO_STOP_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "kontor demo did not exit within {DEMO_STOP_TIMEOUT:?} of SIGTERM\n{}",
+                self.log()
+            )
+        });
+        (status, self.log())
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child process") {
+            return Some(status);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn links_accounts_in_headless_chromium_for_both_standards() {
+    let node = find_on_path("node");
+    let missing = missing_prerequisites(node.as_deref());
+    if !missing.is_empty() {
+        let why = format!("the browser test did not run: {}", missing.join("; "));
+        assert!(
+            std::env::var("KONTOR_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "KONTOR_REQUIRE_BROWSER=1 but {why}"
+        );
+        loud_skip(
+            TEST,
+            &format!("{why} (set KONTOR_REQUIRE_BROWSER=1 to fail instead)"),
+        );
+        return;
+    }
+    let node = node.expect("checked above");
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let started = Instant::now();
+    let (demo, json) = Demo::start(dir.path());
+
+    let out = dir.path().join("link.stdout");
+    let err = dir.path().join("link.stderr");
+    let mut script = Command::new(&node)
+        .arg("link.mjs")
+        .current_dir(browser_dir())
+        .env("KONTOR_DEMO_JSON", &json)
+        .env("KONTOR_CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).expect("creating the script's stdout file"))
+        .stderr(File::create(&err).expect("creating the script's stderr file"))
+        .spawn()
+        .expect("starting node");
+    let status = wait_for(&mut script, SCRIPT_TIMEOUT);
+    if status.is_none() {
+        let _ = script.kill();
+        let _ = script.wait();
+    }
+    let output = format!(
+        "--- link.mjs stdout ---\n{}\n--- link.mjs stderr ---\n{}",
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    match status {
+        Some(status) if status.success() => println!("{output}"),
+        Some(status) => panic!("link.mjs failed ({status})\n{output}\n{}", demo.log()),
+        None => panic!(
+            "link.mjs did not finish within {SCRIPT_TIMEOUT:?}\n{output}\n{}",
+            demo.log()
+        ),
+    }
+
+    let (status, log) = demo.stop();
+    assert!(
+        status.success(),
+        "kontor demo exited with {status} after SIGTERM\n{log}"
+    );
+    println!("browser test took {:.1?}", started.elapsed());
+}
