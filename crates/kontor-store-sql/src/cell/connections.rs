@@ -19,6 +19,7 @@ use sqlx::{Any, Transaction};
 
 use super::SqlCell;
 use super::events::insert_event;
+use super::lease::{self, Leased};
 use crate::database::{SqlDatabase, column, date_text, optional_date, optional_timestamp};
 
 macro_rules! connection_columns {
@@ -468,40 +469,19 @@ impl ConnectionStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        retry_serializable(self.db.retry_policy(), "claim_connection", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let result = sqlx::query(
-                "UPDATE connections SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
-                 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
-            )
-            .bind(id.as_str())
-            .bind(owner)
-            .bind(until.unix_micros())
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(result.rows_affected() == 1)
-        })
+        lease::claim(
+            &self.db,
+            Leased::Connections,
+            id.as_str(),
+            owner,
+            until,
+            now,
+        )
         .await
     }
 
     async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "release_connection", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            sqlx::query(
-                "UPDATE connections SET lease_owner = NULL, lease_until = NULL \
-                 WHERE id = $1 AND lease_owner = $2",
-            )
-            .bind(id.as_str())
-            .bind(owner)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
-        })
-        .await
+        lease::release(&self.db, Leased::Connections, id.as_str(), owner).await
     }
 
     async fn record_sync_failure(

@@ -4,6 +4,7 @@
 mod accounts;
 mod connections;
 mod events;
+mod lease;
 mod payments;
 mod users;
 

@@ -18,6 +18,7 @@ use sqlx::{Any, Transaction};
 
 use super::SqlCell;
 use super::events::insert_event;
+use super::lease::{self, Leased};
 use crate::database::{SqlDatabase, column, optional_timestamp};
 use crate::query::{Arg, Filtered};
 
@@ -393,36 +394,10 @@ impl PaymentStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        retry_serializable(self.db.retry_policy(), "claim_payment", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let result = sqlx::query(
-                "UPDATE payments SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
-                 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
-            )
-            .bind(id.as_str())
-            .bind(owner)
-            .bind(until.unix_micros())
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(result.rows_affected() == 1)
-        })
-        .await
+        lease::claim(&self.db, Leased::Payments, id.as_str(), owner, until, now).await
     }
 
     async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "release_payment", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            sqlx::query("UPDATE payments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
-                .bind(id.as_str())
-                .bind(owner)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
-        })
-        .await
+        lease::release(&self.db, Leased::Payments, id.as_str(), owner).await
     }
 }
