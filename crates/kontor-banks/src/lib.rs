@@ -112,6 +112,31 @@ pub trait BankConnector: Send + Sync + std::fmt::Debug {
         Err(payments_unsupported())
     }
 
+    /// Whether an authorised payment waits for the hub to submit it with the user's token
+    /// (UK: the consent is authorised, the payment not yet made) rather than going ahead at
+    /// the bank by itself (Berlin Group). Such a payment whose user never came back cannot go
+    /// ahead: the code that would let the hub submit it never arrived.
+    fn submits_after_authorisation(&self) -> bool {
+        false
+    }
+
+    /// The user came back from the bank with a code to exchange for their token (UK): exchange
+    /// it and keep the token in the session, before anything else is sent. The caller saves the
+    /// session straight after, so that a crash between this and [`complete_payment`] resumes
+    /// with the token rather than with a spent code. `false` when there is nothing to exchange
+    /// (no code, a token already, or a standard without one, as Berlin Group). A callback whose
+    /// `state` is not this payment's is refused.
+    ///
+    /// [`complete_payment`]: BankConnector::complete_payment
+    async fn exchange_payment_code(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+    ) -> Result<bool, BankError> {
+        let _ = (session, callback);
+        Ok(false)
+    }
+
     /// The user came back from the bank: finish the authorisation. UK: exchange the code and
     /// submit the domestic payment with `idempotency_key` (repeatable, as above); Berlin Group:
     /// read the status (`idempotency_key` is not used). A callback that says the user cancelled

@@ -133,6 +133,10 @@ pub struct PaymentSession {
     pub redirect_uri: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
+    /// The query the user came back from the bank with, kept by the caller until the code in
+    /// it has been exchanged, so that a completion a crash interrupted can be resumed with it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub callback: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for PaymentSession {

@@ -96,12 +96,19 @@ pub trait PaymentStore: Send + Sync {
     async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange)
     -> StoreResult<Payment>;
 
-    /// Consumes the callback state (single use, unexpired).
+    /// Consumes the callback state (single use, unexpired), records `change` and takes the
+    /// payment's lease (owner, until) in the same transaction, so that the user's return is
+    /// either wholly recorded or not at all: a crash cannot leave the state spent with the step
+    /// it allowed unrecorded, and no worker resumes the step while the request is on it.
+    /// `NotFound` when the state does not match or has expired; `Conflict` when someone else
+    /// holds the lease, or as for `advance_payment`. Returns the payment after the change.
     async fn take_payment_state(
         &self,
         id: &PaymentId,
         state_hash: &str,
         now: Timestamp,
+        change: &PaymentChange,
+        lease: (&str, Timestamp),
     ) -> StoreResult<PaymentSecrets>;
 
     /// Payments the worker should look at: polls due, phases left mid-step before `stale`, and

@@ -93,6 +93,14 @@ fn invalid_link(language: Language) -> Response {
 fn failure(language: Language, err: &ServiceError) -> Response {
     match err {
         ServiceError::NotFound | ServiceError::Invalid { .. } => invalid_link(language),
+        ServiceError::Conflict { code, .. } => {
+            tracing::info!(code, "page step refused for now");
+            let t = texts(language);
+            html(
+                StatusCode::CONFLICT,
+                render::message_page(t, t.error_title, t.busy_text, None),
+            )
+        }
         other => {
             tracing::error!(error = %other, "connect page failed");
             let t = texts(language);

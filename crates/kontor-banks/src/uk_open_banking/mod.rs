@@ -171,6 +171,18 @@ impl BankConnector for UkOpenBanking {
         self.initiate(request).await
     }
 
+    fn submits_after_authorisation(&self) -> bool {
+        true
+    }
+
+    async fn exchange_payment_code(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+    ) -> Result<bool, BankError> {
+        self.take_user_token(session, callback).await
+    }
+
     async fn complete_payment(
         &self,
         session: &mut PaymentSession,

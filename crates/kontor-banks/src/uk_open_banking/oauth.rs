@@ -18,7 +18,7 @@ use super::signing::request_object;
 use super::wire::{Discovery, TokenResponse};
 use crate::http::{Body, Incoming, Outgoing, Retry};
 use crate::support::urls::endpoint;
-use crate::{BankError, ConsentSession};
+use crate::{BankError, ConsentSession, PaymentSession};
 
 /// The client-credentials scope for account-access consents.
 pub(super) const ACCOUNTS: &str = "accounts";
@@ -301,6 +301,35 @@ impl UkOpenBanking {
             .await?;
         store(session, answer);
         tracing::debug!(bank.id = %self.profile.id, "refreshed the user's access token");
+        Ok(())
+    }
+
+    /// A new access token for a payment from the user's refresh token; the session changes and
+    /// must be saved.
+    pub(super) async fn refresh_user_token(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<(), BankError> {
+        let refresh_token = session
+            .refresh_token
+            .clone()
+            .ok_or(BankError::ConsentInvalid {
+                code: "no_refresh_token".to_owned(),
+            })?;
+        let answer = self
+            .token_request(
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &refresh_token),
+                ],
+                Retry::Safe,
+            )
+            .await?;
+        session.access_token = Some(answer.access_token);
+        if let Some(refresh) = answer.refresh_token {
+            session.refresh_token = Some(refresh);
+        }
+        tracing::debug!(bank.id = %self.profile.id, "refreshed the user's payment token");
         Ok(())
     }
 }

@@ -136,12 +136,8 @@ impl UkOpenBanking {
         })
     }
 
-    pub(super) async fn complete_submission(
-        &self,
-        session: &mut PaymentSession,
-        callback: &Callback,
-        idempotency_key: &str,
-    ) -> Result<BankPaymentStatus, BankError> {
+    /// Refuses a callback that does not belong to this payment (its code is not exchanged).
+    fn check_state(session: &PaymentSession, callback: &Callback) -> Result<(), BankError> {
         if let (Some(expected), Some(got)) = (session.extra.get(STATE_KEY), callback.get("state"))
             && expected != got
         {
@@ -149,6 +145,49 @@ impl UkOpenBanking {
                 "the callback's state does not belong to this payment",
             ));
         }
+        Ok(())
+    }
+
+    /// Exchanges the callback's code for the user's token and keeps it in the session; `false`
+    /// when there is nothing to exchange (a token already, a submitted payment, no code, or a
+    /// callback that reports an error).
+    pub(super) async fn take_user_token(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+    ) -> Result<bool, BankError> {
+        Self::check_state(session, callback)?;
+        if callback.get("error").is_some()
+            || session.payment_id.is_some()
+            || session.access_token.is_some()
+        {
+            return Ok(false);
+        }
+        let Some(code) = callback.get("code") else {
+            return Ok(false);
+        };
+        let verifier = session
+            .pkce_verifier
+            .clone()
+            .ok_or_else(|| BankError::protocol("the session has no PKCE verifier"))?;
+        let redirect_uri = session
+            .redirect_uri
+            .clone()
+            .ok_or_else(|| BankError::protocol("the session has no redirect URI"))?;
+        let tokens = self.code_grant(code, &verifier, &redirect_uri).await?;
+        session.access_token = Some(tokens.access_token);
+        session.refresh_token = tokens.refresh_token;
+        session.pkce_verifier = None;
+        Ok(true)
+    }
+
+    pub(super) async fn complete_submission(
+        &self,
+        session: &mut PaymentSession,
+        callback: &Callback,
+        idempotency_key: &str,
+    ) -> Result<BankPaymentStatus, BankError> {
+        Self::check_state(session, callback)?;
         if let Some(error) = callback.get("error") {
             // RFC 6749 §4.1.2.1: `access_denied` when the user cancelled or failed to
             // authenticate. The bank rejects the consent; the code is an ASCII token.
@@ -175,40 +214,29 @@ impl UkOpenBanking {
         // A repeat after a failed submission has the token already: the code was single-use.
         if session.access_token.is_none() {
             // Resumed without the callback and without a token: nothing to submit with.
-            let Some(code) = callback.get("code") else {
+            if callback.get("code").is_none() {
                 return self.submission_status(session).await;
-            };
-            let verifier = session
-                .pkce_verifier
-                .clone()
-                .ok_or_else(|| BankError::protocol("the session has no PKCE verifier"))?;
-            let redirect_uri = session
-                .redirect_uri
-                .clone()
-                .ok_or_else(|| BankError::protocol("the session has no redirect URI"))?;
-            let tokens = match self.code_grant(code, &verifier, &redirect_uri).await {
-                Ok(tokens) => tokens,
+            }
+            match self.take_user_token(session, callback).await {
+                Ok(_) => {}
                 Err(err @ BankError::ConsentInvalid { .. }) => {
                     return self.after_a_spent_code(session, err).await;
                 }
                 Err(err) => return Err(err),
-            };
-            session.access_token = Some(tokens.access_token);
-            session.refresh_token = tokens.refresh_token;
-            session.pkce_verifier = None;
+            }
         }
-        let token = session
-            .access_token
-            .clone()
-            .ok_or_else(|| BankError::protocol("the session has no access token"))?;
-        let stored = |key: &str| -> Result<serde_json::Value, BankError> {
-            session
-                .extra
-                .get(key)
-                .and_then(|raw| serde_json::from_str(raw).ok())
-                .ok_or_else(|| BankError::protocol("the payment session lost the consent's terms"))
+        let (initiation, risk) = {
+            let stored = |key: &str| -> Result<serde_json::Value, BankError> {
+                session
+                    .extra
+                    .get(key)
+                    .and_then(|raw| serde_json::from_str(raw).ok())
+                    .ok_or_else(|| {
+                        BankError::protocol("the payment session lost the consent's terms")
+                    })
+            };
+            (stored(INITIATION_KEY)?, stored(RISK_KEY)?)
         };
-        let (initiation, risk) = (stored(INITIATION_KEY)?, stored(RISK_KEY)?);
         let body = serde_json::to_vec(&Domestic {
             data: DomesticData {
                 consent_id: &consent_id,
@@ -217,20 +245,27 @@ impl UkOpenBanking {
             risk: &risk,
         })
         .map_err(|_| BankError::protocol("cannot encode the domestic payment"))?;
-        let mut out = Outgoing::new(
-            Method::POST,
-            self.pisp(&["domestic-payments"])?,
-            PAYMENTS_PATH,
-            Retry::Never,
-        );
-        out.headers = pisp_post_headers(
-            &token,
-            idempotency_key,
-            &self.sign(&body)?,
-            &interaction_id(None),
-        )?;
-        out.body = Some(Body::Json(body));
-        let created: DomesticResponse = self.transport.send(out).await?.json("domestic payment")?;
+        let created = match self.post_payment(session, &body, idempotency_key).await {
+            // The user's token lapsed (a completion resumed long after the user left): a new
+            // one from the refresh token, and the same request again under the same key. A
+            // bank refuses the refresh once the consent is consumed.
+            Err(err @ BankError::Rejected { status: 401, .. }) => {
+                match self.refresh_user_token(session).await {
+                    Ok(()) => self.post_payment(session, &body, idempotency_key).await,
+                    Err(_) => Err(err),
+                }
+            }
+            other => other,
+        };
+        let created = match created {
+            Ok(created) => created,
+            // Without a token nothing can have been submitted since; something may have been
+            // before, and the consent says so.
+            Err(err @ BankError::Rejected { status: 401, .. }) => {
+                return self.after_a_spent_code(session, err).await;
+            }
+            Err(err) => return Err(err),
+        };
         if created.data.consent_id != consent_id {
             return Err(BankError::protocol(
                 "the bank answered with a payment of another consent",
@@ -240,8 +275,36 @@ impl UkOpenBanking {
         Ok(payment_status(&created.data.status))
     }
 
+    /// `POST /domestic-payments` with the user's token, sent once.
+    async fn post_payment(
+        &self,
+        session: &PaymentSession,
+        body: &[u8],
+        idempotency_key: &str,
+    ) -> Result<DomesticResponse, BankError> {
+        let token = session
+            .access_token
+            .as_deref()
+            .ok_or_else(|| BankError::protocol("the session has no access token"))?;
+        let mut out = Outgoing::new(
+            Method::POST,
+            self.pisp(&["domestic-payments"])?,
+            PAYMENTS_PATH,
+            Retry::Never,
+        );
+        out.headers = pisp_post_headers(
+            token,
+            idempotency_key,
+            &self.sign(body)?,
+            &interaction_id(None),
+        )?;
+        out.body = Some(Body::Json(body.to_vec()));
+        self.transport.send(out).await?.json("domestic payment")
+    }
+
     /// The code was refused (`invalid_grant`): used already, most likely by an earlier
-    /// attempt whose token the caller did not keep. If the consent is consumed, a payment was
+    /// attempt whose token the caller did not keep; or the user's token lapsed and could not
+    /// be refreshed. If the consent is consumed, a payment was
     /// submitted under it and may be executing: that is said (`Consumed`, no ISO meaning), not
     /// an error the caller could take for a refusal. Otherwise the refusal stands.
     async fn after_a_spent_code(

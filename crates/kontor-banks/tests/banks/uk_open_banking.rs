@@ -405,3 +405,109 @@ async fn a_completion_is_resumed_without_the_callback() {
     assert!(spent.reason.is_some());
     assert_eq!(fx.sandbox.payments().len(), 1);
 }
+
+/// The code is exchanged on its own first, so that the caller can keep the token before the
+/// payment is submitted; the submission then uses the kept token, and a second exchange is a
+/// no-op rather than a spent code.
+#[tokio::test]
+async fn the_code_is_exchanged_before_submission() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("36.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session;
+
+    assert!(
+        fx.connector
+            .exchange_payment_code(&mut session, &callback)
+            .await
+            .unwrap()
+    );
+    assert!(session.access_token.is_some());
+    assert!(fx.sandbox.payments().is_empty(), "nothing submitted yet");
+    assert!(
+        !fx.connector
+            .exchange_payment_code(&mut session, &callback)
+            .await
+            .unwrap(),
+        "a token already: nothing to exchange"
+    );
+    let status = fx
+        .connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+    assert_eq!(fx.sandbox.payments().len(), 1);
+
+    // A callback of another payment is refused before its code is sent anywhere.
+    let mut foreign = callback.clone();
+    foreign
+        .params
+        .insert("state".into(), "another-payment".into());
+    let mut fresh = fx
+        .connector
+        .initiate_payment(&fx.payment("37.00"))
+        .await
+        .unwrap()
+        .session;
+    assert!(matches!(
+        fx.connector
+            .exchange_payment_code(&mut fresh, &foreign)
+            .await,
+        Err(BankError::Protocol { .. })
+    ));
+    assert!(fresh.access_token.is_none());
+}
+
+/// A completion resumed after the user's token lapsed (the hub was down a long time): if
+/// the submission never reached the bank, the token is refreshed and the payment submitted;
+/// if it did, the bank refuses the refresh (the consent is consumed) and the answer says a
+/// payment was made, never a refusal the hub could take for "no money moved".
+#[tokio::test]
+async fn a_resumed_submission_with_a_lapsed_token() {
+    let fx = Fixture::uk().await;
+    let request = fx.payment("38.00");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session;
+    fx.connector
+        .exchange_payment_code(&mut session, &callback)
+        .await
+        .unwrap();
+    let lapsed = session.access_token.clone();
+    fx.sandbox.advance_clock(time::Duration::hours(2)).unwrap();
+    let status = fx
+        .connector
+        .complete_payment(
+            &mut session,
+            &kontor_banks::Callback::default(),
+            &request.idempotency_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "AcceptedSettlementInProcess");
+    assert_ne!(session.access_token, lapsed, "a new token, to be saved");
+    let made = fx.only_payment(&request.idempotency_key);
+    assert_eq!(
+        session.payment_id.as_deref(),
+        Some(made.payment_id.as_str())
+    );
+
+    // As saved before the submission's answer arrived, read back two hours later still.
+    let mut saved = session.clone();
+    saved.payment_id = None;
+    fx.sandbox.advance_clock(time::Duration::hours(2)).unwrap();
+    let status = fx
+        .connector
+        .complete_payment(
+            &mut saved,
+            &kontor_banks::Callback::default(),
+            &request.idempotency_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.verbatim, "Consumed");
+    assert_eq!(status.iso, None);
+    assert_eq!(fx.sandbox.payments().len(), 1, "one payment at the bank");
+}

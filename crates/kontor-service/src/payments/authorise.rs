@@ -138,7 +138,6 @@ impl Hub {
     ) -> ServiceResult<NextStep> {
         let secrets = self.checked_payment(id, token).await?;
         let payment = secrets.payment.clone();
-        let cell = self.cell(id.region())?;
         match payment.phase {
             PaymentPhase::Accepted | PaymentPhase::Initiating => {}
             // Already at the bank: send the user back there (if the page was reloaded, say).
@@ -154,11 +153,33 @@ impl Hub {
                 });
             }
         }
-        let details = self.payment_details(&secrets).await?;
+        // Under the payment's lease, so that the worker does not resume an initiation this
+        // request is still making.
+        let owner = self.request_lease_owner();
+        self.with_payment_lease(id, &owner, self.initiate(&secrets, psu_ip))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::conflict(
+                    "payment_busy",
+                    "the payment is being sent to the bank; try again in a moment",
+                )
+            })
+    }
+
+    /// Creates the payment at the bank and says where the user goes next.
+    async fn initiate(
+        &self,
+        secrets: &PaymentSecrets,
+        psu_ip: Option<IpAddr>,
+    ) -> ServiceResult<NextStep> {
+        let payment = secrets.payment.clone();
+        let id = &payment.id;
+        let cell = self.cell(id.region())?;
+        let details = self.payment_details(secrets).await?;
         // One state per payment: a repeated initiation (the user retrying, or the worker resuming
         // after a crash) must carry the same one, since the bank answers a repeat with the first
         // request's redirect.
-        let state = match self.initiation_state(&secrets).await? {
+        let state = match self.initiation_state(secrets).await? {
             Some(state) => state,
             None => format!("{}.{}", id, random_token()),
         };
@@ -358,42 +379,66 @@ impl Hub {
             .ok_or_else(|| ServiceError::invalid("invalid_state", "the link is not valid"))?;
         let cell = self.cell(id.region())?;
         let now = Timestamp::now();
-        let secrets = match cell.take_payment_state(&id, &hash_token(&state), now).await {
+        let current = cell
+            .payment_secrets(&id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let back_to_tenant = |payment: &Payment| -> ServiceResult<NextStep> {
+            Ok(NextStep::Tenant {
+                url: payment_redirect(payment)?,
+                activated: None,
+            })
+        };
+        if current.payment.phase != PaymentPhase::AwaitingSca {
+            // Replayed or late: the payment goes on regardless; back to the tenant.
+            return back_to_tenant(&current.payment);
+        }
+        // The user's return is recorded whole, in one transaction with spending the state: the
+        // step to `submitting` and the callback kept in the session. If the hub dies after it,
+        // the worker completes the payment with the kept callback; before it, nothing happened.
+        let mut session = self.payment_session(&current).await?.unwrap_or_default();
+        session.callback = params;
+        let key = self
+            .vault()
+            .user_key(cell, &current.payment.user_id)
+            .await?;
+        let mut returned =
+            PaymentChange::phase(&[PaymentPhase::AwaitingSca], PaymentPhase::Submitting, now);
+        returned.session = Some(seal_json(&key, &session, &context::payment_session(&id))?);
+        // The request holds the payment's lease from then on, so that the worker does not
+        // resume the completion while the request is still on it.
+        let owner = self.request_lease_owner();
+        let until = now.plus_seconds(self.settings().lease_seconds);
+        let secrets = match cell
+            .take_payment_state(&id, &hash_token(&state), now, &returned, (&owner, until))
+            .await
+        {
             Ok(secrets) => secrets,
-            Err(StoreError::NotFound) => {
-                // Replayed or late: the payment goes on regardless; back to the tenant.
+            // Taken already, by an earlier try of this callback, or the worker has the payment:
+            // it goes on regardless.
+            Err(StoreError::NotFound | StoreError::Conflict { .. }) => {
                 let current = cell
                     .payment_secrets(&id)
                     .await
-                    .map_err(ServiceError::from_store)?
-                    .payment;
-                return Ok(NextStep::Tenant {
-                    url: payment_redirect(&current)?,
-                    activated: None,
-                });
+                    .map_err(ServiceError::from_store)?;
+                return back_to_tenant(&current.payment);
             }
             Err(err) => return Err(ServiceError::from_store(err)),
         };
-        if secrets.payment.phase != PaymentPhase::AwaitingSca {
-            return Ok(NextStep::Tenant {
-                url: payment_redirect(&secrets.payment)?,
-                activated: None,
-            });
+        let submitted = self.submit(&secrets).await;
+        if let Err(err) = cell.release_payment(&id, &owner).await {
+            tracing::warn!(payment.id = %id, error = %err, "could not release the payment lease");
         }
-        let payment = self.submit(&secrets, Some(Callback { params })).await?;
-        Ok(NextStep::Tenant {
-            url: payment_redirect(&payment)?,
-            activated: None,
-        })
+        back_to_tenant(&submitted?)
     }
 
-    /// Completes the payment at the bank (recorded first as `submitting`): with the callback
-    /// when the user just came back, without when the worker resumes a step a crash interrupted.
-    pub(crate) async fn submit(
-        &self,
-        secrets: &PaymentSecrets,
-        callback: Option<Callback>,
-    ) -> ServiceResult<Payment> {
+    /// Completes the payment at the bank, from `submitting`: right after the user came back, or
+    /// when the worker resumes a step a crash interrupted. The callback is the one kept in the
+    /// session when the user came back (none if they never did). A code in it is exchanged for
+    /// the user's token first, and the token saved, before the payment is submitted under the
+    /// hub's idempotency key; so a resumed completion submits again with the token (the bank
+    /// answers with the payment it made, if it made one), never with a spent code.
+    pub(crate) async fn submit(&self, secrets: &PaymentSecrets) -> ServiceResult<Payment> {
         let payment = &secrets.payment;
         let cell = self.cell(payment.id.region())?;
         let submitting = [PaymentPhase::AwaitingSca, PaymentPhase::Submitting];
@@ -408,12 +453,42 @@ impl Hub {
             .connector(&payment.bank_id)
             .ok_or(ServiceError::NotFound)?;
         let mut session = self.payment_session(secrets).await?.unwrap_or_default();
+        let callback = Callback {
+            params: session.callback.clone(),
+        };
+        let user_key = self.vault().user_key(cell, &payment.user_id).await?;
+        let save = |session: &PaymentSession| -> ServiceResult<PaymentChange> {
+            let mut keep = PaymentChange::phase(
+                &[PaymentPhase::Submitting],
+                PaymentPhase::Submitting,
+                Timestamp::now(),
+            );
+            keep.session = Some(seal_json(
+                &user_key,
+                session,
+                &context::payment_session(&payment.id),
+            )?);
+            Ok(keep)
+        };
+        match connector
+            .exchange_payment_code(&mut session, &callback)
+            .await
+        {
+            Ok(true) => {
+                session.callback.clear();
+                cell.advance_payment(&payment.id, &save(&session)?)
+                    .await
+                    .map_err(ServiceError::from_store)?;
+            }
+            Ok(false) => {}
+            // Completing tries the exchange again and answers for a code that is spent.
+            Err(err) => {
+                tracing::info!(payment.id = %payment.id, error = %err, "exchanging the code failed; completing decides");
+            }
+        }
         let key = Self::bank_idempotency_key(&payment.id);
-        // Resuming is the same call without a callback: with the user's token saved from the
-        // interrupted attempt, the connector submits again under the same key (and gets the same
-        // payment back); without one it reads the status.
         let outcome = connector
-            .complete_payment(&mut session, &callback.unwrap_or_default(), &key)
+            .complete_payment(&mut session, &callback, &key)
             .await;
         let status = match outcome {
             Ok(status) => status,
@@ -423,28 +498,20 @@ impl Hub {
             {
                 // The bank may have acted: keep what the session learnt (the user's token, say)
                 // and let the worker ask again with the same key.
-                let cell_key = self.vault().user_key(cell, &payment.user_id).await?;
-                let mut keep = PaymentChange::phase(
-                    &[PaymentPhase::Submitting],
-                    PaymentPhase::Submitting,
-                    Timestamp::now(),
-                );
-                keep.session = Some(seal_json(
-                    &cell_key,
-                    &session,
-                    &context::payment_session(&payment.id),
-                )?);
-                cell.advance_payment(&payment.id, &keep)
+                cell.advance_payment(&payment.id, &save(&session)?)
                     .await
                     .map_err(ServiceError::from_store)?;
                 tracing::warn!(payment.id = %payment.id, error = %err, "completing the payment unanswered; the worker resumes it");
                 return Err(err.into());
             }
-            Err(err) => BankPaymentStatus {
-                verbatim: "RJCT".into(),
-                iso: None,
-                reason: Some(crate::error_code(&err).into()),
-            },
+            Err(err) => {
+                tracing::info!(payment.id = %payment.id, error = %err, "the bank refused to complete the payment");
+                BankPaymentStatus {
+                    verbatim: "RJCT".into(),
+                    iso: None,
+                    reason: Some(crate::error_code(&err).into()),
+                }
+            }
         };
         self.record_status(payment, &session, &status, &[PaymentPhase::Submitting])
             .await

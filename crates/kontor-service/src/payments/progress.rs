@@ -163,32 +163,52 @@ impl Hub {
             .map_err(ServiceError::from_store)
     }
 
+    /// Runs `step` holding the payment's lease for `owner`, so that no worker and no other
+    /// request works on the payment meanwhile; `None` (without running it) when someone else
+    /// holds the lease. A process that dies holding it loses it when it lapses.
+    pub(crate) async fn with_payment_lease<T>(
+        &self,
+        id: &PaymentId,
+        owner: &str,
+        step: impl Future<Output = ServiceResult<T>>,
+    ) -> ServiceResult<Option<T>> {
+        let cell = self.cell(id.region())?;
+        let now = Timestamp::now();
+        let until = now.plus_seconds(self.settings().lease_seconds);
+        if !cell
+            .claim_payment(id, owner, until, now)
+            .await
+            .map_err(ServiceError::from_store)?
+        {
+            return Ok(None);
+        }
+        let result = step.await;
+        if let Err(err) = cell.release_payment(id, owner).await {
+            tracing::warn!(payment.id = %id, error = %err, "could not release the payment lease");
+        }
+        result.map(Some)
+    }
+
+    /// A lease owner for one request: distinct from the workers' (and this process's worker),
+    /// so that a request never takes over a claim the worker holds.
+    pub(crate) fn request_lease_owner(&self) -> String {
+        format!(
+            "{}/request/{}",
+            self.settings().instance_id,
+            crate::tokens::random_token()
+        )
+    }
+
     /// The worker's step for one payment: resume an interrupted step, poll a submitted payment,
     /// or close an authorisation nobody finished. Safe to run concurrently with requests and other
     /// workers: it holds the payment's lease, and every step is a checked phase change.
     pub async fn progress_payment(&self, id: &PaymentId, now: Timestamp) -> ServiceResult<Payment> {
-        let cell = self.cell(id.region())?;
         let owner = self.settings().instance_id.clone();
-        if !cell
-            .claim_payment(
-                id,
-                &owner,
-                now.plus_seconds(self.settings().lease_seconds),
-                now,
-            )
-            .await
-            .map_err(ServiceError::from_store)?
-        {
-            return Err(ServiceError::conflict(
-                "payment_busy",
-                "another worker has this payment",
-            ));
-        }
-        let result = self.progress_claimed(id, now).await;
-        if let Err(err) = cell.release_payment(id, &owner).await {
-            tracing::warn!(payment.id = %id, error = %err, "could not release the payment lease");
-        }
-        result
+        self.with_payment_lease(id, &owner, self.progress_claimed(id, now))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::conflict("payment_busy", "another worker has this payment")
+            })
     }
 
     async fn progress_claimed(&self, id: &PaymentId, now: Timestamp) -> ServiceResult<Payment> {
@@ -250,7 +270,12 @@ impl Hub {
                 match connector.payment_status(&mut session).await {
                     Ok(status) => {
                         let meaning = self.kontor_status(&payment, &status);
-                        if meaning == PaymentStatus::Pending {
+                        // Authorised at the bank, but the user's return (and the code in it)
+                        // never reached the hub: nothing can submit it.
+                        let stranded = meaning == PaymentStatus::Authorised
+                            && connector.submits_after_authorisation()
+                            && session.payment_id.is_none();
+                        if meaning == PaymentStatus::Pending || stranded {
                             self.finish(
                                 &payment,
                                 PaymentStatus::Cancelled,
@@ -282,7 +307,7 @@ impl Hub {
             }
             PaymentPhase::Submitting if idle > settings.stale_seconds => {
                 tracing::info!(payment.id = %id, "resuming an interrupted submission by asking the bank");
-                self.submit(&secrets, None).await
+                self.submit(&secrets).await
             }
             PaymentPhase::Submitted if payment.next_poll_at.is_some_and(|at| at <= now) => {
                 let connector = self

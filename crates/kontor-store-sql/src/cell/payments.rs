@@ -117,6 +117,73 @@ async fn append_history(
         .map_err(|e| db.classify(e))
 }
 
+/// Applies a checked step to the payment read as `current` in `tx`; the payment as it is then.
+async fn advance_in(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    current: &PaymentSecrets,
+    change: &PaymentChange,
+) -> StoreResult<PaymentSecrets> {
+    let p = &current.payment;
+    let id = &p.id;
+    if !change.from.contains(&p.phase) {
+        return Err(StoreError::Conflict {
+            constraint: format!("payment is {}", p.phase.as_str()),
+        });
+    }
+    let (status, bank_status, record) = match &change.status {
+        None => (p.status, p.bank_status.clone(), false),
+        Some((next, verbatim)) => {
+            let status = if *next == p.status {
+                *next
+            } else {
+                p.status.apply(*next).map_err(|e| StoreError::Conflict {
+                    constraint: e.to_string(),
+                })?
+            };
+            let bank_status = verbatim.clone().or_else(|| p.bank_status.clone());
+            let record = status != p.status || bank_status != p.bank_status;
+            (status, bank_status, record)
+        }
+    };
+    let (state_hash, state_expires) = match &change.state {
+        None => (current.state_hash.clone(), current.state_expires_at),
+        Some(None) => (None, None),
+        Some(Some((hash, until))) => (Some(hash.clone()), Some(*until)),
+    };
+    let next_poll = match change.next_poll_at {
+        None => p.next_poll_at,
+        Some(next) => next,
+    };
+    sqlx::query(
+        "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
+         session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
+         state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
+         updated_at = $11 WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(change.phase.as_str())
+    .bind(status.as_str())
+    .bind(bank_status.as_deref())
+    .bind(change.session.as_deref())
+    .bind(change.bank_payment_id.as_deref())
+    .bind(state_hash.as_deref())
+    .bind(state_expires.map(Timestamp::unix_micros))
+    .bind(next_poll.map(Timestamp::unix_micros))
+    .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
+    .bind(change.at.unix_micros())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db.classify(e))?;
+    if record {
+        append_history(db, tx, id, status, bank_status.as_deref(), change.at).await?;
+    }
+    if let Some(event) = &change.event {
+        insert_event(db, tx, event).await?;
+    }
+    secrets_in(db, tx, id).await
+}
+
 #[async_trait]
 impl PaymentStore for SqlCell {
     async fn create_payment(&self, new: &NewPayment) -> StoreResult<Payment> {
@@ -263,73 +330,9 @@ impl PaymentStore for SqlCell {
         retry_serializable(self.db.retry_policy(), "advance_payment", |_| async {
             let mut tx = self.db.begin_write().await?;
             let current = secrets_in(&self.db, &mut tx, id).await?;
-            let p = &current.payment;
-            if !change.from.contains(&p.phase) {
-                return Err(StoreError::Conflict {
-                    constraint: format!("payment is {}", p.phase.as_str()),
-                });
-            }
-            let (status, bank_status, record) = match &change.status {
-                None => (p.status, p.bank_status.clone(), false),
-                Some((next, verbatim)) => {
-                    let status = if *next == p.status {
-                        *next
-                    } else {
-                        p.status.apply(*next).map_err(|e| StoreError::Conflict {
-                            constraint: e.to_string(),
-                        })?
-                    };
-                    let bank_status = verbatim.clone().or_else(|| p.bank_status.clone());
-                    let record = status != p.status || bank_status != p.bank_status;
-                    (status, bank_status, record)
-                }
-            };
-            let (state_hash, state_expires) = match &change.state {
-                None => (current.state_hash.clone(), current.state_expires_at),
-                Some(None) => (None, None),
-                Some(Some((hash, until))) => (Some(hash.clone()), Some(*until)),
-            };
-            let next_poll = match change.next_poll_at {
-                None => p.next_poll_at,
-                Some(next) => next,
-            };
-            sqlx::query(
-                "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
-                 session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
-                 state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
-                 updated_at = $11 WHERE id = $1",
-            )
-            .bind(id.as_str())
-            .bind(change.phase.as_str())
-            .bind(status.as_str())
-            .bind(bank_status.as_deref())
-            .bind(change.session.as_deref())
-            .bind(change.bank_payment_id.as_deref())
-            .bind(state_hash.as_deref())
-            .bind(state_expires.map(Timestamp::unix_micros))
-            .bind(next_poll.map(Timestamp::unix_micros))
-            .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
-            .bind(change.at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            if record {
-                append_history(
-                    &self.db,
-                    &mut tx,
-                    id,
-                    status,
-                    bank_status.as_deref(),
-                    change.at,
-                )
-                .await?;
-            }
-            if let Some(event) = &change.event {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            let updated = secrets_in(&self.db, &mut tx, id).await?.payment;
+            let updated = advance_in(&self.db, &mut tx, &current, change).await?;
             tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(updated)
+            Ok(updated.payment)
         })
         .await
     }
@@ -339,7 +342,11 @@ impl PaymentStore for SqlCell {
         id: &PaymentId,
         state_hash: &str,
         now: Timestamp,
+        change: &PaymentChange,
+        lease: (&str, Timestamp),
     ) -> StoreResult<PaymentSecrets> {
+        self.ensure_home("payment", id.region())?;
+        let (owner, until) = lease;
         retry_serializable(self.db.retry_policy(), "take_payment_state", |_| async {
             let mut tx = self.db.begin_write().await?;
             let current = secrets_in(&self.db, &mut tx, id).await?;
@@ -348,15 +355,27 @@ impl PaymentStore for SqlCell {
             if !matches {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(
-                "UPDATE payments SET state_hash = NULL, state_expires_at = NULL WHERE id = $1",
+            let leased = sqlx::query(
+                "UPDATE payments SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
+                 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
             )
             .bind(id.as_str())
+            .bind(owner)
+            .bind(until.unix_micros())
+            .bind(now.unix_micros())
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
+            if leased.rows_affected() != 1 {
+                return Err(StoreError::Conflict {
+                    constraint: "payment is leased".into(),
+                });
+            }
+            let mut change = change.clone();
+            change.state = Some(None);
+            let updated = advance_in(&self.db, &mut tx, &current, &change).await?;
             tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(current)
+            Ok(updated)
         })
         .await
     }

@@ -100,18 +100,64 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     assert_eq!(p.bank_payment_id.as_deref(), Some("bank-1"));
     assert_eq!(p.bank_status.as_deref(), Some("RCVD"));
 
+    // The state is taken together with the step it allows; a wrong or expired state changes
+    // nothing.
+    let mut returned =
+        PaymentChange::phase(&[PaymentPhase::AwaitingSca], PaymentPhase::Submitting, now);
+    returned.session = Some("sealed-session-with-callback".into());
+    let lease = ("request-1", now.plus_seconds(30));
+    assert!(matches!(
+        cell.take_payment_state(&id, "other-hash", now, &returned, lease)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        cell.take_payment_state(&id, "state-hash", now.plus_seconds(601), &returned, lease)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // While someone else holds the payment, the state stays unspent.
+    assert!(
+        cell.claim_payment(&id, "worker-1", now.plus_seconds(10), now)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        cell.take_payment_state(&id, "state-hash", now, &returned, lease)
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    cell.release_payment(&id, "worker-1").await.unwrap();
+    assert_eq!(
+        cell.payment_secrets(&id).await.unwrap().payment.phase,
+        PaymentPhase::AwaitingSca
+    );
     let taken = cell
-        .take_payment_state(&id, "state-hash", now)
+        .take_payment_state(&id, "state-hash", now, &returned, lease)
         .await
         .unwrap();
-    assert_eq!(taken.session.as_deref(), Some("sealed-session"));
+    // The request holds the payment now: no worker takes it.
+    assert!(
+        !cell
+            .claim_payment(&id, "worker-1", now.plus_seconds(10), now)
+            .await
+            .unwrap()
+    );
+    cell.release_payment(&id, "request-1").await.unwrap();
+    assert_eq!(taken.payment.phase, PaymentPhase::Submitting);
+    assert_eq!(
+        taken.session.as_deref(),
+        Some("sealed-session-with-callback")
+    );
+    assert_eq!(taken.state_hash, None);
     assert!(matches!(
-        cell.take_payment_state(&id, "state-hash", now).await,
+        cell.take_payment_state(&id, "state-hash", now, &returned, lease)
+            .await,
         Err(StoreError::NotFound)
     ));
 
     let mut submitted =
-        PaymentChange::phase(&[PaymentPhase::AwaitingSca], PaymentPhase::Submitted, now);
+        PaymentChange::phase(&[PaymentPhase::Submitting], PaymentPhase::Submitted, now);
     submitted.status = Some((PaymentStatus::Authorised, Some("ACTC".into())));
     submitted.next_poll_at = Some(Some(now.plus_seconds(60)));
     submitted.event = Some(Event::new(
