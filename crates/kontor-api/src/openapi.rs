@@ -5,7 +5,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
-use crate::routes::{accounts, banks, connections, events, oauth, ops, payments, users};
+use crate::routes::{
+    accounts, banks, connections, deliveries, events, oauth, ops, payments, users,
+    webhook_endpoints,
+};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -23,7 +26,10 @@ use crate::routes::{accounts, banks, connections, events, oauth, ops, payments, 
         connections::create, connections::list, connections::get, connections::delete,
         connections::refresh, connections::reconfirm,
         accounts::list, accounts::get, accounts::balances, accounts::transactions,
-        events::list,
+        events::list, events::get, events::redeliver,
+        webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::get,
+        webhook_endpoints::update, webhook_endpoints::delete, webhook_endpoints::rotate_secret,
+        deliveries::list,
         payments::create, payments::list, payments::get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -36,6 +42,7 @@ use crate::routes::{accounts, banks, connections, events, oauth, ops, payments, 
         (name = "connections", description = "Linking bank accounts: consents and their lifecycle"),
         (name = "accounts", description = "Accounts, balances and transactions read from banks"),
         (name = "events", description = "The event log (what webhooks deliver)"),
+        (name = "webhooks", description = "Webhook endpoints (Standard Webhooks signatures) and their delivery log"),
         (name = "payments", description = "Payment initiation, exactly once per Idempotency-Key"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

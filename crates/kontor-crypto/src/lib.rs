@@ -6,6 +6,11 @@
 //! AES-256-GCM throughout (ring), with a fresh random 96-bit nonce per message and associated
 //! data binding each ciphertext to the record and field it belongs to, so a ciphertext copied
 //! into another row does not decrypt.
+//!
+//! `webhook` holds the other secret the hub keeps for tenants: webhook signing secrets, and the
+//! Standard Webhooks signatures made with them.
+
+mod webhook;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,6 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
+
+pub use webhook::WebhookSecret;
 
 const KEY_LEN: usize = 32;
 const SEALED_PREFIX: &str = "s1.";

@@ -41,6 +41,7 @@ event_types! {
     SyncFailed => "connection.sync_failed", "A sync could not complete; `code` says why. Retried automatically.";
     PaymentStatusChanged => "payment.status_changed", "A payment moved to a new status.";
     UserErased => "user.erased", "A user and everything held about them was erased.";
+    WebhookEndpointDisabled => "webhook_endpoint.disabled", "The hub disabled a webhook endpoint that kept failing; `endpoint_id` says which.";
 }
 
 impl EventType {

@@ -199,6 +199,14 @@ regional_id!(
     /// A payment initiated for a user.
     PaymentId, "pay", "payment"
 );
+global_id!(
+    /// A tenant's webhook endpoint (kept in the control database: endpoints are per tenant).
+    WebhookEndpointId, "whe", "webhook endpoint"
+);
+regional_id!(
+    /// One event's delivery to one webhook endpoint, kept next to the event in the user's cell.
+    DeliveryId, "dlv", "delivery"
+);
 
 #[cfg(test)]
 mod tests {

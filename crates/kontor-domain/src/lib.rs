@@ -17,14 +17,15 @@ pub mod tenant;
 pub mod time;
 pub mod transaction;
 pub mod user;
+pub mod webhook;
 
 pub use bic::{Bic, BicError};
 pub use connection::{Connection, ConnectionEvent, ConnectionStatus, NewConnection};
 pub use currency::{Currency, CurrencyError};
 pub use iban::{Iban, IbanError};
 pub use id::{
-    AccountId, ApiClientId, ConnectionId, EventId, IdError, PaymentId, TenantId, TransactionId,
-    UserId,
+    AccountId, ApiClientId, ConnectionId, DeliveryId, EventId, IdError, PaymentId, TenantId,
+    TransactionId, UserId, WebhookEndpointId,
 };
 pub use money::{Money, MoneyError};
 pub use payment::{Iso20022Status, Payment, PaymentPhase, PaymentScheme, PaymentStatus};

@@ -61,10 +61,13 @@ pub enum Scope {
     /// Initiate payments.
     #[serde(rename = "payments:write")]
     PaymentsWrite,
+    /// Manage webhook endpoints, read their deliveries, redeliver events.
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::ConnectionsRead,
@@ -73,6 +76,7 @@ impl Scope {
         Scope::EventsRead,
         Scope::PaymentsRead,
         Scope::PaymentsWrite,
+        Scope::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Scope {
             Scope::EventsRead => "events:read",
             Scope::PaymentsRead => "payments:read",
             Scope::PaymentsWrite => "payments:write",
+            Scope::WebhooksManage => "webhooks:manage",
         }
     }
 }
@@ -209,7 +214,7 @@ mod tests {
         assert_eq!(
             Scopes::all().to_string(),
             "users:read users:write connections:read connections:write accounts:read events:read \
-             payments:read payments:write"
+             payments:read payments:write webhooks:manage"
         );
         assert_eq!(
             Scopes::parse("users:read admin"),

@@ -32,6 +32,7 @@ pub struct HubSettings {
     /// Each incremental sync re-reads this many days before the last one, to see late bookings.
     pub overlap_days: i64,
     pub payments: crate::payments::PaymentSettings,
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl HubSettings {
@@ -50,6 +51,7 @@ impl HubSettings {
             lease_seconds: 300,
             overlap_days: 7,
             payments: crate::payments::PaymentSettings::default(),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }

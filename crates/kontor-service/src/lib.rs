@@ -1,7 +1,8 @@
 //! Kontor's application services, shared by the API and the worker: the bank directory, linking
 //! bank accounts (connect flow), the connection lifecycle, syncing within the consent's rules,
-//! and reading the synced data with its personal parts opened. Everything personal that comes
-//! from a bank is sealed with the user's data key before it is stored.
+//! reading the synced data with its personal parts opened, and delivering events by webhook.
+//! Everything personal that comes from a bank is sealed with the user's data key before it is
+//! stored.
 
 mod details;
 mod directory;
@@ -15,6 +16,7 @@ pub mod schedule;
 mod sync;
 mod tokens;
 mod vault;
+pub mod webhooks;
 
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
 pub use directory::{BankDirectory, BankEntry};
@@ -30,6 +32,7 @@ pub use payments::{
 pub use sync::{AccountChanges, SyncReport, SyncTrigger};
 pub use tokens::{hash_token, random_token};
 pub use vault::Vault;
+pub use webhooks::{Deliverer, WebhookSettings};
 
 use kontor_banks::BankError;
 

@@ -11,6 +11,17 @@ pub const BACKEND: &str = "postgres";
 /// Every write transaction is SERIALIZABLE; conflicts surface as SQLSTATE 40001 and are retried.
 pub const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 
+/// How a queue's own transactions begin (claiming rows, recording what became of one):
+/// READ COMMITTED, because what makes them safe is row locks — taken with [`SKIP_LOCKED`] by a
+/// claim, and by the UPDATE that opens a record — not serializability. Concurrent workers then
+/// split the due rows between them instead of aborting one another on predicate locks that
+/// cover neighbouring rows.
+pub const BEGIN_QUEUE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// Appended to the SELECT that picks rows to claim: rows another transaction is claiming are
+/// skipped, not waited for, so several workers take disjoint batches of the same queue.
+pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
 pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
 pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
 

@@ -39,6 +39,23 @@ impl Dialect {
         }
     }
 
+    /// How a queue's own transactions begin: claiming due rows for a worker, and recording
+    /// what became of one (both safe by row locks rather than serializability).
+    pub(crate) fn begin_queue(self) -> &'static str {
+        match self {
+            Dialect::Postgres => postgres::BEGIN_QUEUE,
+            Dialect::Sqlite => sqlite::BEGIN_QUEUE,
+        }
+    }
+
+    /// The clause that makes concurrent claims skip each other's rows, if the backend needs one.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => postgres::SKIP_LOCKED,
+            Dialect::Sqlite => sqlite::SKIP_LOCKED,
+        }
+    }
+
     pub(crate) fn migrator(self, role: DatabaseRole) -> &'static Migrator {
         match (self, role) {
             (Dialect::Postgres, DatabaseRole::Control) => &postgres::CONTROL_MIGRATOR,

@@ -11,6 +11,7 @@ mod database;
 mod dialect;
 mod idempotency;
 mod query;
+mod webhooks;
 
 pub use cell::SqlCell;
 pub use control::SqlControl;

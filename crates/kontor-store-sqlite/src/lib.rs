@@ -17,6 +17,14 @@ pub const BACKEND: &str = "sqlite";
 
 pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// How a queue's own transactions begin. SQLite has one writer at a time, and `BEGIN IMMEDIATE`
+/// takes the write lock before anything is read: no two claims overlap, which is what
+/// `FOR UPDATE SKIP LOCKED` gives on PostgreSQL.
+pub const BEGIN_QUEUE: &str = "BEGIN IMMEDIATE";
+
+/// SQLite has no row locks to skip; see [`BEGIN_QUEUE`].
+pub const SKIP_LOCKED: &str = "";
+
 pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
 pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
 

@@ -16,6 +16,7 @@ mod retry;
 mod schema;
 mod tenants;
 mod users;
+mod webhooks;
 
 pub use accounts::{
     AccountRow, AccountStore, BalanceRow, SyncWrite, TransactionFilter, TransactionRow,
@@ -34,16 +35,26 @@ pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
 pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
 pub use users::UserStore;
+pub use webhooks::{
+    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
+    EndpointSecrets, NewDelivery, NewWebhookEndpoint, WebhookEndpointStore,
+};
 
 use kontor_domain::Region;
 
 /// Everything the control database holds.
-pub trait ControlStore: TenantStore + ApiClientStore + IdempotencyStore + Schema {}
-impl<T: TenantStore + ApiClientStore + IdempotencyStore + Schema> ControlStore for T {}
+pub trait ControlStore:
+    TenantStore + ApiClientStore + IdempotencyStore + WebhookEndpointStore + Schema
+{
+}
+impl<T: TenantStore + ApiClientStore + IdempotencyStore + WebhookEndpointStore + Schema>
+    ControlStore for T
+{
+}
 
 /// Everything one region's cell holds.
 pub trait CellStore:
-    UserStore + ConnectionStore + AccountStore + EventStore + PaymentStore + Schema
+    UserStore + ConnectionStore + AccountStore + EventStore + PaymentStore + DeliveryStore + Schema
 {
     /// The region this cell serves; it accepts rows of this region's users only.
     fn region(&self) -> &Region;

@@ -1,6 +1,9 @@
 //! The worker: the hub's jobs that run without a request. Several workers (and the API
-//! processes' embedded workers) may run at once: a connection is synced under a lease, and every
-//! state change is a checked transition, so no job does its work twice.
+//! processes' embedded workers) may run at once: a connection is synced under a lease, a webhook
+//! delivery is attempted under a lease, and every state change is a checked transition, so no
+//! job does its work twice at once.
+
+mod webhooks;
 
 use std::time::Duration;
 
@@ -169,9 +172,11 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown` turns true; a round in progress finishes first.
+    /// Runs until `shutdown` turns true; a round in progress finishes first. Webhook delivery
+    /// runs beside the rounds, in its own loop (`webhooks.rs`).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!("worker started");
+        let webhooks = tokio::spawn(webhooks::run(self.hub.clone(), shutdown.clone()));
         let mut ticker = tokio::time::interval(self.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_lifecycle: Option<tokio::time::Instant> = None;
@@ -211,6 +216,9 @@ impl Worker {
                     "sync round"
                 );
             }
+        }
+        if let Err(err) = webhooks.await {
+            tracing::error!(error = %err, "the webhook loop panicked");
         }
         tracing::info!("worker stopped");
     }

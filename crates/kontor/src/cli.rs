@@ -41,7 +41,8 @@ pub enum Command {
     /// Run the hub and the sandbox bank together on SQLite, with a demo tenant and a connect
     /// link to open in a browser.
     Demo(commands::demo::DemoArgs),
-    /// Run the background jobs (scheduled syncs, consent expiry and notices) without the API.
+    /// Run the background jobs (scheduled syncs, consent expiry and notices, payment progress,
+    /// webhook delivery) without the API.
     Worker,
     /// Apply pending database migrations to the control database and every cell.
     Migrate {

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::secret::{DatabaseUrl, Secret};
 
+mod webhooks;
+pub use webhooks::WebhooksConfig;
+
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
 const SECTIONS: &[&str] = &[
     "data_dir",
@@ -28,6 +31,7 @@ const SECTIONS: &[&str] = &[
     "banks",
     "banks_file",
     "bank_http",
+    "webhooks",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +51,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub bank_http: BankHttpConfig,
     pub payments: PaymentsConfig,
+    pub webhooks: WebhooksConfig,
     /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
     pub banks: Vec<BankConfig>,
     /// A TOML file with more `[[banks]]` tables.
@@ -137,6 +142,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             bank_http: BankHttpConfig::default(),
             payments: PaymentsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             banks: Vec::new(),
             banks_file: None,
         }
@@ -234,6 +240,9 @@ pub struct WorkerConfig {
     pub embedded: bool,
     pub tick_ms: u64,
     pub concurrency: usize,
+    /// How long a worker's claim on a connection or payment lasts. A worker that dies holds
+    /// its claims this long; another worker (or the same one restarted) resumes after it.
+    pub lease_seconds: i64,
 }
 
 impl Default for WorkerConfig {
@@ -242,6 +251,7 @@ impl Default for WorkerConfig {
             embedded: true,
             tick_ms: 5000,
             concurrency: 4,
+            lease_seconds: 300,
         }
     }
 }
@@ -428,6 +438,18 @@ impl Config {
         self.public_url()?;
         if !(1..=4).contains(&self.link.frequency_per_day) {
             bail!("link.frequency_per_day must be between 1 and 4 (RTS Art. 36(5)(b))");
+        }
+        self.webhooks.validate()?;
+        // A claim must outlast one step's bank calls: a request and its retries.
+        let request_s =
+            i64::try_from(self.bank_http.request_timeout_ms.div_ceil(1000)).unwrap_or(i64::MAX);
+        if self.worker.lease_seconds < request_s.saturating_mul(3)
+            || self.worker.lease_seconds > 3600
+        {
+            bail!(
+                "worker.lease_seconds must be at least three bank request timeouts ({} s) and at most 3600",
+                request_s.saturating_mul(3)
+            );
         }
         let mut bank_ids = std::collections::BTreeSet::new();
         for (i, bank) in self.banks.iter().enumerate() {

@@ -225,6 +225,8 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
     settings.expiry_notice_days = config.link.expiry_notice_days;
     settings.allow_http_redirects = config.link.allow_http_redirects;
     settings.overlap_days = config.link.overlap_days;
+    settings.lease_seconds = config.worker.lease_seconds;
+    settings.webhooks = config.webhooks.settings();
     let p = &config.payments;
     settings.payments = kontor_service::PaymentSettings {
         stale_seconds: p.stale_seconds,

@@ -1,18 +1,24 @@
-//! `GET /v1/events`: the event log, across every region's cell.
+//! `/v1/events`: the event log, across every region's cell (`GET /v1/events`, filtered by type,
+//! time and user; `GET /v1/events/{id}`), and replaying an event to webhook endpoints
+//! (`POST /v1/events/{id}/redeliver`).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use kontor_domain::event::{Event, EventType};
 use kontor_domain::tenant::Scope;
 use kontor_domain::time::Timestamp;
-use kontor_domain::{Region, UserId};
+use kontor_domain::{EventId, Region, UserId};
 use kontor_store::EventFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::deliveries::DeliveryResponse;
+use super::webhook_endpoints;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiQuery, IdPath, body_bytes, has_content_type, parse_json};
 use crate::pagination;
 use crate::state::AppState;
 
@@ -138,4 +144,101 @@ pub async fn list(
         data: events.into_iter().map(EventResponse::from).collect(),
         next_cursor,
     }))
+}
+
+fn event_id(raw: &str) -> ApiResult<EventId> {
+    EventId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
+}
+
+/// Read one event.
+#[utoipa::path(
+    get, path = "/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "An event id, e.g. evt_uk_…")),
+    security(("bearer" = ["events:read"])),
+    responses(
+        (status = 200, description = "The event", body = EventResponse),
+        (status = 400, description = "Malformed id", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks events:read", body = ErrorEnvelope),
+        (status = 404, description = "No such event for this tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<EventResponse>> {
+    auth.require(Scope::EventsRead)?;
+    let id = event_id(&id)?;
+    let cell = state.cells().get(id.region())?;
+    Ok(Json(cell.event(&auth.tenant, &id).await?.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRequest {
+    /// Deliver to this endpoint only (whichever events it selects); by default to every enabled
+    /// endpoint that selects the event's type.
+    #[schema(example = "whe_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub endpoint_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedeliveryList {
+    /// The new deliveries, one per endpoint.
+    pub data: Vec<DeliveryResponse>,
+}
+
+/// Deliver an event again. Each new delivery carries the event id as its `webhook-id`, like the
+/// first, and queues behind what is pending for the same user at its endpoint. The body is
+/// optional.
+#[utoipa::path(
+    post, path = "/v1/events/{id}/redeliver", tag = "events",
+    params(("id" = String, Path, description = "An event id, e.g. evt_uk_…")),
+    request_body(content = Option<RedeliverRequest>, description = "Optional: the endpoint to deliver to"),
+    security(("bearer" = ["webhooks:manage"])),
+    responses(
+        (status = 202, description = "Queued", body = RedeliveryList),
+        (status = 400, description = "Malformed id or body", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks webhooks:manage", body = ErrorEnvelope),
+        (status = 404, description = "No such event or endpoint for this tenant", body = ErrorEnvelope),
+        (status = 409, description = "The endpoint is disabled, or no enabled endpoint selects the event", body = ErrorEnvelope),
+    )
+)]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<RedeliveryList>)> {
+    auth.require(Scope::WebhooksManage)?;
+    let id = event_id(&id)?;
+    let has_type = request.headers().contains_key(CONTENT_TYPE);
+    let json = has_content_type(request.headers(), "application/json");
+    let bytes = body_bytes(request).await?;
+    let body: RedeliverRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RedeliverRequest::default()
+    } else if has_type && !json {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as Content-Type: application/json",
+        ));
+    } else {
+        parse_json(&bytes)?
+    };
+    let endpoint = body
+        .endpoint_id
+        .as_deref()
+        .map(webhook_endpoints::endpoint_id)
+        .transpose()?;
+    let deliveries = state
+        .hub()
+        .redeliver(&auth.tenant, &id, endpoint.as_ref())
+        .await?;
+    let data = deliveries
+        .into_iter()
+        .map(|d| DeliveryResponse::new(d, Vec::new()))
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(RedeliveryList { data })))
 }

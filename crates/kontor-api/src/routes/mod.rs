@@ -3,11 +3,13 @@
 pub mod accounts;
 pub mod banks;
 pub mod connections;
+pub mod deliveries;
 pub mod events;
 pub mod oauth;
 pub mod ops;
 pub mod payments;
 pub mod users;
+pub mod webhook_endpoints;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -52,6 +54,26 @@ pub fn router(state: AppState) -> Router {
             get(accounts::transactions),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/events/{id}", get(events::get))
+        .route("/v1/events/{id}/redeliver", post(events::redeliver))
+        .route(
+            "/v1/webhook-endpoints",
+            post(webhook_endpoints::create).get(webhook_endpoints::list),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            get(webhook_endpoints::get)
+                .patch(webhook_endpoints::update)
+                .delete(webhook_endpoints::delete),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/rotate-secret",
+            post(webhook_endpoints::rotate_secret),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/deliveries",
+            get(deliveries::list),
+        )
         .route("/v1/payments", post(payments::create).get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/connect/callback", get(pages::callback))

@@ -19,3 +19,4 @@ mod regions;
 mod support;
 mod sync;
 mod users;
+mod webhooks;

@@ -37,7 +37,7 @@ pub(crate) async fn insert_event(
     .map_err(|e| db.classify(e))
 }
 
-fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
+pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
     let raw_type: String = column(row, "type")?;
     let data: String = column(row, "data")?;
     Ok(Event {

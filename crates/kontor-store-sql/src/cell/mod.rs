@@ -1,8 +1,9 @@
 //! A region's cell: the users of that region and everything about them — connections, accounts,
-//! balances, transactions and the event log. One file per aggregate.
+//! balances, transactions, the event log and its webhook deliveries. One file per aggregate.
 
 mod accounts;
 mod connections;
+mod deliveries;
 mod events;
 mod lease;
 mod payments;

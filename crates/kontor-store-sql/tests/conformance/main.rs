@@ -13,6 +13,7 @@ mod routing;
 mod schema;
 mod tenants;
 mod users;
+mod webhooks;
 
 use kontor_test_support::{Backend, TestStores};
 
@@ -81,4 +82,9 @@ conformance! {
     payments::concurrent_requests_with_one_key_get_one_go_ahead,
     retry::concurrent_writers_lose_no_update,
     retry::forced_conflict_is_retried_to_success,
+    webhooks::endpoints_keep_secrets_sealed_and_rotate,
+    webhooks::the_outbox_is_dispatched_once,
+    webhooks::claims_take_each_queue_head_in_order,
+    webhooks::concurrent_claims_never_share_a_delivery,
+    webhooks::job_leases_have_one_holder,
 }

@@ -125,6 +125,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     config.server.listen = address;
     config.server.public_url = Some(format!("http://{address}/"));
     config.link.allow_http_redirects = true;
+    // The demo's receivers run on this machine, over http.
+    config.webhooks.allow_http = true;
+    config.webhooks.allow_private_addresses = true;
     config.banks = sandbox
         .banks()
         .into_iter()

@@ -1,5 +1,6 @@
-//! `kontor worker`: the background jobs on their own (scheduled syncs, expiry, notices), for
-//! deployments that run them apart from the API. Stops on SIGTERM after the current round.
+//! `kontor worker`: the background jobs on their own (scheduled syncs, expiry, notices, payment
+//! progress, webhook delivery), for deployments that run them apart from the API. Stops on
+//! SIGTERM after the current round and the webhook attempts in flight.
 
 use tokio::sync::watch;
 

@@ -1,0 +1,209 @@
+//! `GET /v1/webhook-endpoints/{id}/deliveries`: the delivery log of an endpoint, each delivery
+//! with every attempt's status and latency. Deliveries live next to their events, in every
+//! region's cell; the list walks the cells like the event log does.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use kontor_domain::tenant::Scope;
+use kontor_domain::webhook::{Attempt, Delivery, DeliveryState};
+use kontor_domain::{DeliveryId, EventId, Region};
+use kontor_store::DeliveryFilter;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::webhook_endpoints::endpoint_id;
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
+use crate::extract::{ApiQuery, IdPath};
+use crate::pagination;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptResponse {
+    /// 1 for the first attempt.
+    pub number: u32,
+    pub at: String,
+    /// The receiver's HTTP status; null when no answer came.
+    pub status_code: Option<u16>,
+    /// What went wrong: `timeout`, `dns_failed`, `address_not_allowed`, `connection_failed`,
+    /// `redirect` (3xx answers are not followed) or `http_status` (any other non-2xx).
+    pub error: Option<String>,
+    /// From sending the request to the answer's status (or giving up), rounded up.
+    pub latency_ms: u64,
+}
+
+impl From<Attempt> for AttemptResponse {
+    fn from(a: Attempt) -> Self {
+        let micros = u64::try_from(a.latency_us).unwrap_or(0);
+        Self {
+            number: a.number,
+            at: a.at.to_rfc3339(),
+            status_code: a.status_code,
+            error: a.error.map(|e| e.as_str().to_owned()),
+            latency_ms: micros.div_ceil(1000),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    #[schema(example = "dlv_uk_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    pub id: String,
+    pub endpoint_id: String,
+    /// Also the `webhook-id` header of every attempt.
+    pub event_id: String,
+    pub event_type: String,
+    pub user_id: Option<String>,
+    /// `pending` (waiting or in flight), `succeeded` or `failed`.
+    #[schema(example = "succeeded")]
+    pub state: String,
+    /// Once failed: `retries_exhausted`, `endpoint_disabled` or `endpoint_deleted`.
+    pub failure_reason: Option<String>,
+    /// Made by `POST /v1/events/{id}/redeliver`.
+    pub redelivery: bool,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+    /// Every attempt so far, oldest first.
+    pub attempts: Vec<AttemptResponse>,
+}
+
+impl DeliveryResponse {
+    pub(crate) fn new(d: Delivery, attempts: Vec<Attempt>) -> Self {
+        Self {
+            id: d.id.to_string(),
+            endpoint_id: d.endpoint_id.to_string(),
+            event_id: d.event_id.to_string(),
+            event_type: d.event_type.as_str().to_owned(),
+            user_id: d.user_id.map(|u| u.to_string()),
+            state: d.state.as_str().to_owned(),
+            failure_reason: d.failure.map(|f| f.as_str().to_owned()),
+            redelivery: d.redelivery,
+            next_attempt_at: d.next_attempt_at.map(|t| t.to_rfc3339()),
+            delivered_at: d.delivered_at.map(|t| t.to_rfc3339()),
+            created_at: d.created_at.to_rfc3339(),
+            attempts: attempts.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub data: Vec<DeliveryResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListDeliveriesQuery {
+    /// Only deliveries in this state: `pending`, `succeeded` or `failed`.
+    pub state: Option<String>,
+    /// Only deliveries of this event.
+    pub event_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// List an endpoint's deliveries, oldest first, with their attempts.
+#[utoipa::path(
+    get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "A webhook endpoint id, e.g. whe_…"), ListDeliveriesQuery),
+    security(("bearer" = ["webhooks:manage"])),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryList),
+        (status = 400, description = "Malformed id, query or cursor", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
+        (status = 403, description = "Token lacks webhooks:manage", body = ErrorEnvelope),
+        (status = 404, description = "No such endpoint for this tenant", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    IdPath(id): IdPath,
+    ApiQuery(query): ApiQuery<ListDeliveriesQuery>,
+) -> ApiResult<Json<DeliveryList>> {
+    auth.require(Scope::WebhooksManage)?;
+    let endpoint = endpoint_id(&id)?;
+    let limit = pagination::limit(query.limit)?;
+    let filter = DeliveryFilter {
+        state: query
+            .state
+            .as_deref()
+            .map(|raw| {
+                DeliveryState::parse(raw).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
+                        "state must be pending, succeeded or failed",
+                    )
+                })
+            })
+            .transpose()?,
+        event: query
+            .event_id
+            .as_deref()
+            .map(EventId::parse)
+            .transpose()
+            .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?,
+    };
+    // 404 for another tenant's endpoint, before any cell is read.
+    state
+        .hub()
+        .webhook_endpoint(&auth.tenant, &endpoint)
+        .await?;
+    let regions: Vec<Region> = match &filter.event {
+        Some(event) if state.cells().contains(event.region()) => vec![event.region().clone()],
+        Some(_) => Vec::new(),
+        None => state.cells().regions().cloned().collect(),
+    };
+    let tenant = &auth.tenant;
+    let (filter, endpoint) = (&filter, &endpoint);
+    let (deliveries, next_cursor) = pagination::across_cells(
+        &regions,
+        query.cursor.as_deref(),
+        limit,
+        |region, after, n| {
+            let cell = state.cells().get(&region).cloned();
+            async move {
+                Ok(cell?
+                    .list_deliveries(tenant, endpoint, filter, after.as_ref(), n)
+                    .await?)
+            }
+        },
+    )
+    .await?;
+    let mut attempts = attempts_of(&state, &deliveries).await?;
+    let data = deliveries
+        .into_iter()
+        .map(|d| {
+            let tried = attempts.remove(&d.id).unwrap_or_default();
+            DeliveryResponse::new(d, tried)
+        })
+        .collect();
+    Ok(Json(DeliveryList { data, next_cursor }))
+}
+
+/// The attempts of a page of deliveries, read from each delivery's cell.
+async fn attempts_of(
+    state: &AppState,
+    deliveries: &[Delivery],
+) -> ApiResult<HashMap<DeliveryId, Vec<Attempt>>> {
+    let mut by_region: HashMap<Region, Vec<DeliveryId>> = HashMap::new();
+    for d in deliveries.iter().filter(|d| d.attempts > 0) {
+        by_region
+            .entry(d.id.region().clone())
+            .or_default()
+            .push(d.id.clone());
+    }
+    let mut out: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
+    for (region, ids) in by_region {
+        let cell = state.cells().get(&region)?;
+        for (id, attempt) in cell.delivery_attempts(&ids).await? {
+            out.entry(id).or_default().push(attempt);
+        }
+    }
+    Ok(out)
+}

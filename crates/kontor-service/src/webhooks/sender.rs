@@ -1,0 +1,508 @@
+//! Attempting deliveries. A worker leases due deliveries (the oldest pending one of each queue),
+//! signs each with the endpoint's secret(s) as Standard Webhooks specifies, POSTs it, and records
+//! the attempt: a 2xx within the timeout delivers it; anything else — a redirect included, which
+//! is never followed — schedules the next attempt, until the retry schedule is used up. Then the
+//! delivery has failed, and if nothing reached the endpoint since the delivery's first attempt,
+//! the endpoint is disabled with a `webhook_endpoint.disabled` event.
+//!
+//! A worker that dies mid-attempt holds its leases until they lapse; then another worker attempts
+//! those deliveries again, with the same `webhook-id`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use kontor_crypto::WebhookSecret;
+use kontor_domain::event::Event;
+use kontor_domain::time::Timestamp;
+use kontor_domain::webhook::{
+    Attempt, AttemptError, DeliveryFailure, EndpointStatus, WebhookEndpoint,
+    endpoint_disabled_event,
+};
+use kontor_domain::{DeliveryId, Region, WebhookEndpointId};
+use kontor_store::{CellStore, ClaimedDelivery, DeliveryOutcome, EndpointSecrets};
+use rand::Rng;
+use url::{Host, Url};
+
+use super::address::{AddressRefused, GuardedResolver, Unresolvable, address_allowed};
+use super::keys::open_secret;
+use super::payload;
+use crate::error::{ServiceError, ServiceResult};
+use crate::hub::Hub;
+
+/// Most of an answer's body read (and thrown away) so the connection can be reused.
+const BODY_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// An endpoint ready to sign with: its URL and its secrets in clear, for one round of attempts.
+struct Signer {
+    endpoint: WebhookEndpoint,
+    url: Option<Url>,
+    secrets: Vec<WebhookSecret>,
+}
+
+/// A leased delivery with what attempting it needs.
+pub struct Job {
+    region: Region,
+    claimed: ClaimedDelivery,
+    signer: Option<Arc<Signer>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("delivery", &self.claimed.id)
+            .field("endpoint", &self.claimed.endpoint_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of one leased delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    pub delivery: DeliveryId,
+    pub endpoint: WebhookEndpointId,
+    /// `None` when the delivery was given up without an attempt (endpoint gone or disabled).
+    pub attempt: Option<Attempt>,
+    pub outcome: DeliveryOutcome,
+    /// The hub disabled the endpoint after this attempt.
+    pub disabled_endpoint: bool,
+}
+
+/// Sends deliveries for one worker. Cheap to clone; clones share the HTTP client and the owner
+/// name under which leases are taken.
+#[derive(Clone)]
+pub struct Deliverer {
+    hub: Hub,
+    client: reqwest::Client,
+    owner: Arc<str>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    /// A deliverer whose leases carry the hub's instance id and a random suffix, so that two
+    /// deliverers in one process are two owners.
+    pub fn new(hub: Hub) -> ServiceResult<Self> {
+        let owner = format!(
+            "{}-{}",
+            hub.settings().instance_id,
+            crate::tokens::random_token().get(..6).unwrap_or("x")
+        );
+        Self::with_owner(hub, &owner)
+    }
+
+    pub fn with_owner(hub: Hub, owner: &str) -> ServiceResult<Self> {
+        // reqwest is built without a bundled TLS provider; ring is the workspace's one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let settings = &hub.settings().webhooks;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: settings.url_policy(),
+            }))
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("Kontor-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ServiceError::Internal(format!("building the webhook client: {e}")))?;
+        Ok(Self {
+            hub,
+            client,
+            owner: Arc::from(owner),
+        })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Dispatches new events in every cell; returns how many. Errors are logged per cell.
+    pub async fn dispatch(&self, now: Timestamp) -> usize {
+        let mut total = 0;
+        for (region, cell) in self.hub.cells().iter() {
+            match self
+                .hub
+                .dispatch_events(cell.as_ref(), &self.owner, now)
+                .await
+            {
+                Ok(n) => total += n,
+                Err(err) => tracing::warn!(%region, error = %err, "dispatching events failed"),
+            }
+        }
+        total
+    }
+
+    /// Leases up to `limit` due deliveries across the cells and prepares them for sending.
+    pub async fn claim(&self, limit: usize, now: Timestamp) -> Vec<Job> {
+        let lease_until = now.plus_seconds(self.hub.settings().webhooks.lease_seconds);
+        let mut claimed: Vec<(Region, ClaimedDelivery)> = Vec::new();
+        // First each cell's fair share, so that a busy cell cannot starve the others; then
+        // whatever room is left, to the cells that had more.
+        let share = limit.div_ceil(self.hub.cells().len().max(1));
+        let mut hungry = Vec::new();
+        for pass in [Some(share), None] {
+            for (region, cell) in self.hub.cells().iter() {
+                let room = limit.saturating_sub(claimed.len());
+                if room == 0 || (pass.is_none() && !hungry.contains(region)) {
+                    continue;
+                }
+                let want = pass.map_or(room, |share| share.min(room));
+                match cell
+                    .claim_deliveries(&self.owner, lease_until, now, want)
+                    .await
+                {
+                    Ok(batch) => {
+                        if batch.len() == want {
+                            hungry.push(region.clone());
+                        }
+                        claimed.extend(batch.into_iter().map(|c| (region.clone(), c)));
+                    }
+                    Err(err) => tracing::warn!(%region, error = %err, "claiming deliveries failed"),
+                }
+            }
+            if pass.is_some() && hungry.is_empty() {
+                break;
+            }
+        }
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        let mut ids: Vec<WebhookEndpointId> =
+            claimed.iter().map(|(_, c)| c.endpoint_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let signers = match self.signers(&ids, now).await {
+            Ok(signers) => signers,
+            Err(err) => {
+                // The leases lapse and the deliveries are attempted again later.
+                tracing::warn!(error = %err, "reading webhook endpoints failed");
+                return Vec::new();
+            }
+        };
+        claimed
+            .into_iter()
+            .map(|(region, claimed)| Job {
+                signer: signers.get(&claimed.endpoint_id).cloned(),
+                region,
+                claimed,
+            })
+            .collect()
+    }
+
+    async fn signers(
+        &self,
+        ids: &[WebhookEndpointId],
+        now: Timestamp,
+    ) -> ServiceResult<HashMap<WebhookEndpointId, Arc<Signer>>> {
+        let rows = self
+            .hub
+            .control()
+            .endpoint_secrets(ids, now)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let mut signers = HashMap::new();
+        for row in rows {
+            let signer = self.signer(row)?;
+            signers.insert(signer.endpoint.id.clone(), Arc::new(signer));
+        }
+        Ok(signers)
+    }
+
+    fn signer(&self, row: EndpointSecrets) -> ServiceResult<Signer> {
+        let endpoint = row.endpoint;
+        let wrapped = row.tenant_key.ok_or_else(|| {
+            ServiceError::Internal(format!("tenant of {} has no data key", endpoint.id))
+        })?;
+        let key = self
+            .hub
+            .vault()
+            .open_tenant_key(&wrapped, &endpoint.tenant_id)?;
+        let mut secrets = vec![open_secret(&key, &endpoint.id, &row.sealed_secret)?];
+        if let Some(previous) = &row.sealed_previous {
+            secrets.push(open_secret(&key, &endpoint.id, previous)?);
+        }
+        Ok(Signer {
+            url: Url::parse(&endpoint.url).ok(),
+            endpoint,
+            secrets,
+        })
+    }
+
+    /// Attempts one leased delivery and records how it went.
+    pub async fn run(&self, job: Job) -> ServiceResult<AttemptReport> {
+        let cell = self.hub.cell(&job.region)?;
+        let claimed = &job.claimed;
+        let signer = match job.signer.as_deref() {
+            None => {
+                return self
+                    .give_up(cell, claimed, DeliveryFailure::EndpointDeleted)
+                    .await;
+            }
+            Some(s) if s.endpoint.status != EndpointStatus::Enabled => {
+                return self
+                    .give_up(cell, claimed, DeliveryFailure::EndpointDisabled)
+                    .await;
+            }
+            Some(s) => s,
+        };
+        let attempt = self
+            .send(signer, &claimed.event, claimed.attempts + 1)
+            .await;
+        let settings = &self.hub.settings().webhooks;
+        let ended = Timestamp::now();
+        let outcome = if attempt.succeeded() {
+            DeliveryOutcome::Delivered
+        } else {
+            match settings.retry_schedule.delay_after(attempt.number) {
+                Some(delay) => {
+                    let jitter = rand::rng().random_range(0..=delay / 10);
+                    DeliveryOutcome::RetryAt(ended.plus_seconds(delay + jitter))
+                }
+                None => DeliveryOutcome::GiveUp(DeliveryFailure::RetriesExhausted),
+            }
+        };
+        let disabled = match outcome {
+            DeliveryOutcome::GiveUp(_) => {
+                let since = claimed.first_attempt_at.unwrap_or(attempt.at);
+                self.disable_if_failing(&job.region, &signer.endpoint, since)
+                    .await
+            }
+            _ => None,
+        };
+        cell.record_attempt(
+            &claimed.id,
+            &self.owner,
+            &attempt,
+            outcome,
+            disabled.as_ref(),
+        )
+        .await
+        .map_err(ServiceError::from_store)?;
+        let result = if attempt.succeeded() {
+            "delivered"
+        } else {
+            "failed"
+        };
+        metrics::counter!("kontor_webhook_attempts_total", "result" => result).increment(1);
+        if let DeliveryOutcome::GiveUp(failure) = outcome {
+            metrics::counter!("kontor_webhook_deliveries_failed_total", "reason" => failure.as_str())
+                .increment(1);
+            tracing::info!(
+                delivery.id = %claimed.id,
+                webhook_endpoint.id = %claimed.endpoint_id,
+                attempts = attempt.number,
+                "webhook delivery failed for good"
+            );
+        }
+        Ok(AttemptReport {
+            delivery: claimed.id.clone(),
+            endpoint: claimed.endpoint_id.clone(),
+            attempt: Some(attempt),
+            outcome,
+            disabled_endpoint: disabled.is_some(),
+        })
+    }
+
+    /// Gives a delivery up without attempting it: its endpoint is gone or disabled.
+    async fn give_up(
+        &self,
+        cell: &dyn CellStore,
+        claimed: &ClaimedDelivery,
+        failure: DeliveryFailure,
+    ) -> ServiceResult<AttemptReport> {
+        cell.give_up_delivery(&claimed.id, &self.owner, failure, Timestamp::now())
+            .await
+            .map_err(ServiceError::from_store)?;
+        metrics::counter!("kontor_webhook_deliveries_failed_total", "reason" => failure.as_str())
+            .increment(1);
+        Ok(AttemptReport {
+            delivery: claimed.id.clone(),
+            endpoint: claimed.endpoint_id.clone(),
+            attempt: None,
+            outcome: DeliveryOutcome::GiveUp(failure),
+            disabled_endpoint: false,
+        })
+    }
+
+    /// After a delivery failed for good: if nothing reached the endpoint (in any cell) since the
+    /// delivery's first attempt, the endpoint keeps failing — disable it, and return the event
+    /// that says so. Errors are logged: they must not keep the attempt from being recorded.
+    async fn disable_if_failing(
+        &self,
+        region: &Region,
+        endpoint: &WebhookEndpoint,
+        since: Timestamp,
+    ) -> Option<Event> {
+        for (_, other) in self.hub.cells().iter() {
+            match other.delivered_since(&endpoint.id, since).await {
+                Ok(true) => return None,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot tell whether an endpoint keeps failing");
+                    return None;
+                }
+            }
+        }
+        match self
+            .hub
+            .control()
+            .disable_failing_endpoint(&endpoint.id, Timestamp::now())
+            .await
+        {
+            Ok(true) => {
+                metrics::counter!("kontor_webhook_endpoints_disabled_total").increment(1);
+                tracing::warn!(
+                    webhook_endpoint.id = %endpoint.id,
+                    tenant.id = %endpoint.tenant_id,
+                    "webhook endpoint disabled: every attempt failed since {since}"
+                );
+                Some(endpoint_disabled_event(
+                    endpoint.tenant_id.clone(),
+                    region,
+                    &endpoint.id,
+                    since,
+                ))
+            }
+            Ok(false) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "disabling a failing endpoint failed");
+                None
+            }
+        }
+    }
+
+    /// One HTTP attempt. Never fails: what went wrong is part of the attempt.
+    async fn send(&self, signer: &Signer, event: &Event, number: u32) -> Attempt {
+        let at = Timestamp::now();
+        let failed = |error: AttemptError, status: Option<u16>, latency: Duration| Attempt {
+            number,
+            at,
+            status_code: status,
+            error: Some(error),
+            latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
+        };
+        let policy = self.hub.settings().webhooks.url_policy();
+        let Some(url) = signer.url.clone() else {
+            return failed(AttemptError::ConnectionFailed, None, Duration::ZERO);
+        };
+        // The resolver guards names; addresses written in the URL never reach it.
+        let literal = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !address_allowed(ip, policy)) {
+            return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
+        }
+        let body = payload(event);
+        let timestamp = at.unix_seconds();
+        let id = event.id.as_str();
+        let signature = signer
+            .secrets
+            .iter()
+            .map(|secret| secret.sign(id, timestamp, &body))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body);
+        let started = Instant::now();
+        let timeout = self.hub.settings().webhooks.timeout;
+        let sent = tokio::time::timeout(timeout, async {
+            let mut response = request.send().await?;
+            let status = response.status().as_u16();
+            let latency = started.elapsed();
+            let mut drained = 0;
+            while drained < BODY_DRAIN_LIMIT {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => drained += chunk.len(),
+                    _ => break,
+                }
+            }
+            Ok::<_, reqwest::Error>((status, latency))
+        })
+        .await;
+        let elapsed = started.elapsed();
+        let attempt = match sent {
+            Err(_) => failed(AttemptError::Timeout, None, elapsed),
+            Ok(Err(err)) => failed(classify(&err), None, elapsed),
+            Ok(Ok((status, latency))) => match status {
+                200..=299 => Attempt {
+                    number,
+                    at,
+                    status_code: Some(status),
+                    error: None,
+                    latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
+                },
+                300..=399 => failed(AttemptError::Redirect, Some(status), latency),
+                _ => failed(AttemptError::HttpStatus, Some(status), latency),
+            },
+        };
+        metrics::histogram!("kontor_webhook_attempt_duration_seconds")
+            .record(elapsed.as_secs_f64());
+        attempt
+    }
+
+    /// Everything due now, once: dispatches new events, then attempts due deliveries until none
+    /// is left (retries scheduled later stay for later). For tests and tools; the worker runs
+    /// the same steps continuously.
+    pub async fn run_once(&self) -> Vec<AttemptReport> {
+        self.dispatch(Timestamp::now()).await;
+        let concurrency = self.hub.settings().webhooks.concurrency.max(1);
+        let mut reports = Vec::new();
+        loop {
+            let jobs = self.claim(concurrency, Timestamp::now()).await;
+            if jobs.is_empty() {
+                return reports;
+            }
+            let done: Vec<_> = stream::iter(jobs)
+                .map(|job| self.run(job))
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            for report in done {
+                match report {
+                    Ok(report) => reports.push(report),
+                    Err(err) => tracing::warn!(error = %err, "recording a delivery failed"),
+                }
+            }
+        }
+    }
+}
+
+/// What a failed request says about where it failed.
+fn classify(err: &reqwest::Error) -> AttemptError {
+    if err.is_timeout() {
+        return AttemptError::Timeout;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if cause.is::<AddressRefused>() {
+            return AttemptError::AddressNotAllowed;
+        }
+        if cause.is::<Unresolvable>() {
+            return AttemptError::DnsFailed;
+        }
+        source = cause.source();
+    }
+    AttemptError::ConnectionFailed
+}

@@ -1,0 +1,540 @@
+//! Webhook deliveries in a cell, next to the events they deliver. The claim that leases due
+//! deliveries to a worker is the one statement whose SQL differs per backend: on PostgreSQL its
+//! row selection ends in `FOR UPDATE SKIP LOCKED`, on SQLite it runs under the single write lock
+//! (see the dialect crates). The queue's own transactions — claiming, recording an attempt,
+//! taking the dispatcher's lease — begin with the dialect's `BEGIN_QUEUE` (READ COMMITTED on
+//! PostgreSQL): each touches rows it locks first, and under SERIALIZABLE concurrent workers would
+//! abort one another on predicate locks that cover neighbouring rows. Everything else is
+//! serializable as usual.
+
+use async_trait::async_trait;
+use kontor_domain::event::{Event, EventType, NewEvent};
+use kontor_domain::time::Timestamp;
+use kontor_domain::webhook::{Attempt, AttemptError, Delivery, DeliveryFailure, DeliveryState};
+use kontor_domain::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
+use kontor_store::{
+    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery, Page, PageKey,
+    StoreError, StoreResult, retry_serializable,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::SqlCell;
+use super::events::{event_from_row, insert_event};
+use crate::database::{SqlDatabase, column, optional_timestamp};
+use crate::query::{Arg, Filtered};
+
+/// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
+const INSERT_CHUNK: usize = 50;
+
+fn limit_arg(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// `$a, $b, …` for `values`, bound in order.
+fn push_list(q: &mut Filtered, values: impl IntoIterator<Item = String>) {
+    for (i, value) in values.into_iter().enumerate() {
+        let p = q.arg(Arg::Text(value));
+        q.push(if i == 0 { "" } else { ", " });
+        q.push(&p);
+    }
+}
+
+async fn insert_deliveries(
+    db: &SqlDatabase,
+    tx: &mut Transaction<'static, Any>,
+    deliveries: &[NewDelivery],
+) -> StoreResult<()> {
+    for chunk in deliveries.chunks(INSERT_CHUNK) {
+        let mut q = Filtered::new(
+            "INSERT INTO webhook_deliveries (id, tenant_id, event_id, endpoint_id, ordering_key, \
+             queued_at, state, next_attempt_at, redelivery, created_at, updated_at) VALUES ",
+        );
+        for (i, d) in chunk.iter().enumerate() {
+            let id = q.arg(Arg::Text(d.id.to_string()));
+            let tenant = q.arg(Arg::Text(d.tenant_id.to_string()));
+            let event = q.arg(Arg::Text(d.event_id.to_string()));
+            let endpoint = q.arg(Arg::Text(d.endpoint_id.to_string()));
+            let key = q.arg(Arg::Text(d.ordering_key.clone()));
+            let queued = q.arg(Arg::Int(d.queued_at.unix_micros()));
+            let redelivery = q.arg(Arg::Int(i64::from(d.redelivery)));
+            let created = q.arg(Arg::Int(d.created_at.unix_micros()));
+            q.push(if i == 0 { "" } else { ", " });
+            q.push(&format!(
+                "({id}, {tenant}, {event}, {endpoint}, {key}, {queued}, 'pending', {created}, \
+                 {redelivery}, {created}, {created})"
+            ));
+        }
+        // A fan-out row that exists already (another worker dispatched the event) is kept.
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db.classify(e))?;
+    }
+    Ok(())
+}
+
+fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
+    let state: String = column(row, "state")?;
+    let raw_type: String = column(row, "type")?;
+    let failure: Option<String> = column(row, "failure")?;
+    Ok(Delivery {
+        id: DeliveryId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+            .map_err(StoreError::corrupt)?,
+        endpoint_id: WebhookEndpointId::parse(&column::<String>(row, "endpoint_id")?)
+            .map_err(StoreError::corrupt)?,
+        event_id: EventId::parse(&column::<String>(row, "event_id")?)
+            .map_err(StoreError::corrupt)?,
+        event_type: EventType::parse(&raw_type)
+            .ok_or_else(|| StoreError::corrupt(format!("event type {raw_type}")))?,
+        user_id: column::<Option<String>>(row, "user_id")?
+            .map(|raw| UserId::parse(&raw))
+            .transpose()
+            .map_err(StoreError::corrupt)?,
+        state: DeliveryState::parse(&state).ok_or_else(|| StoreError::corrupt(state))?,
+        failure: failure
+            .map(|f| DeliveryFailure::parse(&f).ok_or_else(|| StoreError::corrupt(f)))
+            .transpose()?,
+        attempts: u32::try_from(column::<i64>(row, "attempts")?).map_err(StoreError::corrupt)?,
+        next_attempt_at: optional_timestamp(row, "next_attempt_at")?,
+        redelivery: column::<i64>(row, "redelivery")? != 0,
+        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        delivered_at: optional_timestamp(row, "delivered_at")?,
+    })
+}
+
+fn attempt_from_row(row: &AnyRow) -> StoreResult<(DeliveryId, Attempt)> {
+    let error: Option<String> = column(row, "error")?;
+    let status: Option<i64> = column(row, "status_code")?;
+    Ok((
+        DeliveryId::parse(&column::<String>(row, "delivery_id")?).map_err(StoreError::corrupt)?,
+        Attempt {
+            number: u32::try_from(column::<i64>(row, "seq")?).map_err(StoreError::corrupt)?,
+            at: Timestamp::from_unix_micros(column(row, "at")?),
+            status_code: status
+                .map(u16::try_from)
+                .transpose()
+                .map_err(StoreError::corrupt)?,
+            error: error
+                .map(|e| AttemptError::parse(&e).ok_or_else(|| StoreError::corrupt(e)))
+                .transpose()?,
+            latency_us: column(row, "latency_us")?,
+        },
+    ))
+}
+
+impl SqlCell {
+    /// Begins one of the queue's own transactions (see the module's documentation).
+    async fn begin_queue(&self) -> StoreResult<Transaction<'static, Any>> {
+        self.db
+            .pool()
+            .begin_with(self.db.dialect().begin_queue())
+            .await
+            .map_err(|e| self.db.classify(e))
+    }
+
+    /// The events with these ids, in no particular order.
+    async fn events_by_id(&self, ids: &[String]) -> StoreResult<Vec<Event>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Filtered::new(
+            "SELECT id, tenant_id, user_id, type, data, created_at FROM events WHERE id IN (",
+        );
+        push_list(&mut q, ids.iter().cloned());
+        q.push(")");
+        q.build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(event_from_row)
+            .collect()
+    }
+}
+
+/// Picks the due heads of their queues; the dialect's clause makes concurrent claims skip each
+/// other's rows. `$3` is now.
+fn claim_sql(skip_locked: &str) -> String {
+    format!(
+        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+           SELECT d.id FROM webhook_deliveries d \
+           WHERE d.state = 'pending' AND d.next_attempt_at <= $3 \
+             AND (d.lease_until IS NULL OR d.lease_until < $3) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+               WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
+                 AND o.state = 'pending' AND o.id <> d.id \
+                 AND ((o.queued_at, o.id) < (d.queued_at, d.id) OR o.lease_until >= $3)) \
+           ORDER BY d.next_attempt_at, d.queued_at, d.id LIMIT $4{skip_locked}) \
+         RETURNING id, endpoint_id, event_id, attempts, first_attempt_at"
+    )
+}
+
+#[async_trait]
+impl DeliveryStore for SqlCell {
+    async fn undispatched_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
+        sqlx::query(
+            "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+             WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT $1",
+        )
+        .bind(limit_arg(limit))
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?
+        .iter()
+        .map(event_from_row)
+        .collect()
+    }
+
+    async fn dispatch_events(
+        &self,
+        events: &[EventId],
+        deliveries: &[NewDelivery],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        for event in events {
+            self.ensure_home("event", event.region())?;
+        }
+        retry_serializable(self.db.retry_policy(), "dispatch_events", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            insert_deliveries(&self.db, &mut tx, deliveries).await?;
+            for chunk in events.chunks(INSERT_CHUNK) {
+                let mut q = Filtered::new("UPDATE events SET dispatched_at = ");
+                let p = q.arg(Arg::Int(at.unix_micros()));
+                q.push(&p);
+                q.push(" WHERE dispatched_at IS NULL AND id IN (");
+                push_list(&mut q, chunk.iter().map(EventId::to_string));
+                q.push(")");
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        name: &str,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        retry_serializable(self.db.retry_policy(), "claim_job", |_| async {
+            // Row-locked like the queue's transactions: two workers asking at once would
+            // otherwise abort one another under SERIALIZABLE.
+            let mut tx = self.begin_queue().await?;
+            let result = sqlx::query(
+                "INSERT INTO worker_leases (name, owner, lease_until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
+                 lease_until = excluded.lease_until \
+                 WHERE worker_leases.lease_until < $4 OR worker_leases.owner = excluded.owner",
+            )
+            .bind(name)
+            .bind(owner)
+            .bind(until.unix_micros())
+            .bind(now.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(result.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn release_job(&self, name: &str, owner: &str) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "release_job", |_| async {
+            let mut tx = self.begin_queue().await?;
+            sqlx::query("DELETE FROM worker_leases WHERE name = $1 AND owner = $2")
+                .bind(name)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let sql = claim_sql(self.db.dialect().skip_locked());
+        let rows = retry_serializable(self.db.retry_policy(), "claim_deliveries", |_| async {
+            let mut tx = self.begin_queue().await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(owner)
+                .bind(until.unix_micros())
+                .bind(now.unix_micros())
+                .bind(limit_arg(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(rows)
+        })
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut event_ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            event_ids.push(column::<String>(row, "event_id")?);
+        }
+        let events = self.events_by_id(&event_ids).await?;
+        for row in &rows {
+            let event_id: String = column(row, "event_id")?;
+            let event = events
+                .iter()
+                .find(|e| e.id.as_str() == event_id)
+                .cloned()
+                .ok_or_else(|| StoreError::corrupt(format!("delivery of missing {event_id}")))?;
+            claimed.push(ClaimedDelivery {
+                id: DeliveryId::parse(&column::<String>(row, "id")?)
+                    .map_err(StoreError::corrupt)?,
+                endpoint_id: WebhookEndpointId::parse(&column::<String>(row, "endpoint_id")?)
+                    .map_err(StoreError::corrupt)?,
+                attempts: u32::try_from(column::<i64>(row, "attempts")?)
+                    .map_err(StoreError::corrupt)?,
+                first_attempt_at: optional_timestamp(row, "first_attempt_at")?,
+                event,
+            });
+        }
+        // Oldest first, so that a worker starts queues in the order they became due.
+        claimed.sort_by_key(|c| (c.event.created_at, c.id.to_string()));
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: &DeliveryId,
+        owner: &str,
+        attempt: &Attempt,
+        outcome: DeliveryOutcome,
+        event: Option<&NewEvent>,
+    ) -> StoreResult<()> {
+        self.ensure_home("delivery", id.region())?;
+        if let Some(event) = event {
+            self.ensure_home("event", event.id.region())?;
+        }
+        retry_serializable(self.db.retry_policy(), "record_attempt", |_| async {
+            let mut tx = self.begin_queue().await?;
+            // Counting the attempt locks the row: a second recorder of the same delivery (one
+            // whose lease ran out) waits here and then counts the next number.
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, \
+                 first_attempt_at = COALESCE(first_attempt_at, $2), updated_at = $3 \
+                 WHERE id = $1 RETURNING attempts",
+            )
+            .bind(id.as_str())
+            .bind(attempt.at.unix_micros())
+            .bind(Timestamp::now().unix_micros())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .ok_or(StoreError::NotFound)?;
+            sqlx::query(
+                "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, \
+                 latency_us) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id.as_str())
+            .bind(seq)
+            .bind(attempt.at.unix_micros())
+            .bind(attempt.status_code.map(i64::from))
+            .bind(attempt.error.map(AttemptError::as_str))
+            .bind(attempt.latency_us)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            // A success counts whoever sent it; a failure moves the delivery on only for the
+            // lease holder (a worker whose lease ran out must not reschedule another's attempt).
+            let (state, failure, next, delivered, lease_check) = match outcome {
+                DeliveryOutcome::Delivered => ("succeeded", None, None, Some(attempt.at), false),
+                DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
+                DeliveryOutcome::GiveUp(why) => ("failed", Some(why.as_str()), None, None, true),
+            };
+            let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
+            let p = q.arg(Arg::Text(state.to_owned()));
+            q.push(&p);
+            match failure {
+                Some(f) => {
+                    let p = q.arg(Arg::Text(f.to_owned()));
+                    q.push(&format!(", failure = {p}"));
+                }
+                None => q.push(", failure = NULL"),
+            }
+            match next {
+                Some(at) => {
+                    let p = q.arg(Arg::Int(at.unix_micros()));
+                    q.push(&format!(", next_attempt_at = {p}"));
+                }
+                None => q.push(", next_attempt_at = NULL"),
+            }
+            if let Some(at) = delivered {
+                let p = q.arg(Arg::Int(at.unix_micros()));
+                q.push(&format!(", delivered_at = {p}"));
+            }
+            q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
+            let p = q.arg(Arg::Text(id.to_string()));
+            q.push(&p);
+            q.push(" AND state = 'pending'");
+            if lease_check {
+                let p = q.arg(Arg::Text(owner.to_owned()));
+                q.push(&format!(" AND lease_owner = {p}"));
+            }
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            if let Some(event) = event {
+                insert_event(&self.db, &mut tx, event).await?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn give_up_delivery(
+        &self,
+        id: &DeliveryId,
+        owner: &str,
+        failure: DeliveryFailure,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "give_up_delivery", |_| async {
+            let mut tx = self.begin_queue().await?;
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = 'failed', failure = $3, \
+                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $4 \
+                 WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
+            )
+            .bind(id.as_str())
+            .bind(owner)
+            .bind(failure.as_str())
+            .bind(at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn delivered_since(
+        &self,
+        endpoint: &WebhookEndpointId,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM webhook_deliveries \
+             WHERE endpoint_id = $1 AND delivered_at >= $2 LIMIT 1) recent",
+        )
+        .bind(endpoint.as_str())
+        .bind(since.unix_micros())
+        .fetch_one(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?;
+        Ok(found > 0)
+    }
+
+    async fn event(&self, tenant: &TenantId, id: &EventId) -> StoreResult<Event> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))?
+        .ok_or(StoreError::NotFound)?;
+        event_from_row(&row)
+    }
+
+    async fn create_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        for d in deliveries {
+            self.ensure_home("delivery", d.id.region())?;
+        }
+        retry_serializable(self.db.retry_policy(), "create_deliveries", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            insert_deliveries(&self.db, &mut tx, deliveries).await?;
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &WebhookEndpointId,
+        filter: &DeliveryFilter,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> StoreResult<Page<Delivery>> {
+        let mut q = Filtered::new(
+            "SELECT d.id, d.tenant_id, d.endpoint_id, d.event_id, e.type, e.user_id, d.state, \
+             d.failure, d.attempts, d.next_attempt_at, d.redelivery, d.created_at, d.delivered_at \
+             FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.tenant_id = ",
+        );
+        let p = q.arg(Arg::Text(tenant.to_string()));
+        q.push(&p);
+        let p = q.arg(Arg::Text(endpoint.to_string()));
+        q.push(&format!(" AND d.endpoint_id = {p}"));
+        if let Some(state) = filter.state {
+            let p = q.arg(Arg::Text(state.as_str().to_owned()));
+            q.push(&format!(" AND d.state = {p}"));
+        }
+        if let Some(event) = &filter.event {
+            let p = q.arg(Arg::Text(event.to_string()));
+            q.push(&format!(" AND d.event_id = {p}"));
+        }
+        if let Some(key) = after {
+            let sort = q.arg(Arg::Int(key.sort));
+            let id = q.arg(Arg::Text(key.id.clone()));
+            q.push(&format!(" AND (d.created_at, d.id) > ({sort}, {id})"));
+        }
+        let fetch = q.arg(Arg::Int(limit_arg(limit.saturating_add(1))));
+        q.push(&format!(" ORDER BY d.created_at, d.id LIMIT {fetch}"));
+        let items = q
+            .build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(delivery_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |d| PageKey {
+            sort: d.created_at.unix_micros(),
+            id: d.id.to_string(),
+        }))
+    }
+
+    async fn delivery_attempts(
+        &self,
+        ids: &[DeliveryId],
+    ) -> StoreResult<Vec<(DeliveryId, Attempt)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Filtered::new(
+            "SELECT delivery_id, seq, at, status_code, error, latency_us FROM webhook_attempts \
+             WHERE delivery_id IN (",
+        );
+        push_list(&mut q, ids.iter().map(DeliveryId::to_string));
+        q.push(") ORDER BY delivery_id, seq");
+        q.build()
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .iter()
+            .map(attempt_from_row)
+            .collect()
+    }
+}

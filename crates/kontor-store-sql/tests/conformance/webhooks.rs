@@ -1,0 +1,480 @@
+//! Webhooks in storage: endpoints and their sealed secrets in the control database; the outbox
+//! (events turned into deliveries once), queue heads leased to one worker at a time, attempts
+//! recorded, and claims that never hand one delivery to two workers — on both backends.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::time::Timestamp;
+use kontor_domain::webhook::{
+    Attempt, AttemptError, DeliveryFailure, DeliveryState, DisabledReason, EndpointStatus,
+    EventSelection, WebhookEndpoint, ordering_key,
+};
+use kontor_domain::{DeliveryId, Region, TenantId, UserId, WebhookEndpointId};
+use kontor_store::{
+    CellStore, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange, EventStore,
+    NewDelivery, NewWebhookEndpoint, StoreError,
+};
+use kontor_test_support::TestStores;
+
+use crate::tenants::new_tenant;
+
+fn uk() -> Region {
+    Region::parse("uk").unwrap()
+}
+
+async fn tenant(stores: &TestStores) -> TenantId {
+    let (tenant, client) = new_tenant("Hooks Ltd");
+    stores
+        .control()
+        .create_tenant(&tenant, &client)
+        .await
+        .unwrap();
+    tenant.id
+}
+
+fn endpoint(tenant: &TenantId, created_at: Timestamp) -> NewWebhookEndpoint {
+    NewWebhookEndpoint {
+        endpoint: WebhookEndpoint {
+            id: WebhookEndpointId::generate(),
+            tenant_id: tenant.clone(),
+            url: "https://hooks.example/kontor".into(),
+            description: None,
+            events: EventSelection::All,
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            disabled_at: None,
+            previous_secret_expires_at: None,
+            created_at,
+            updated_at: created_at,
+        },
+        sealed_secret: "s1.current".into(),
+    }
+}
+
+fn event(tenant: &TenantId, user: &UserId, at: i64) -> Event {
+    Event {
+        created_at: Timestamp::from_unix_micros(at),
+        ..Event::new(
+            tenant.clone(),
+            user,
+            EventType::TransactionsUpdated,
+            serde_json::json!({ "n": at }),
+        )
+    }
+}
+
+fn delivery(event: &Event, endpoint: &WebhookEndpointId, at: Timestamp) -> NewDelivery {
+    NewDelivery {
+        id: DeliveryId::generate(event.id.region()),
+        tenant_id: event.tenant_id.clone(),
+        endpoint_id: endpoint.clone(),
+        event_id: event.id.clone(),
+        ordering_key: ordering_key(event),
+        queued_at: event.created_at,
+        redelivery: false,
+        created_at: at,
+    }
+}
+
+fn attempt(status: Option<u16>, error: Option<AttemptError>) -> Attempt {
+    Attempt {
+        number: 1,
+        at: Timestamp::now(),
+        status_code: status,
+        error,
+        latency_us: 1234,
+    }
+}
+
+pub async fn endpoints_keep_secrets_sealed_and_rotate(stores: TestStores) {
+    let control = stores.control();
+    let tenant = tenant(&stores).await;
+    let now = Timestamp::now();
+    let first = endpoint(&tenant, now);
+    let created = control.create_webhook_endpoint(&first, 2).await.unwrap();
+    assert_eq!(created, first.endpoint);
+    let id = created.id.clone();
+    assert_eq!(
+        control.webhook_endpoint(&tenant, &id).await.unwrap(),
+        created
+    );
+    assert!(matches!(
+        control.webhook_endpoint(&TenantId::generate(), &id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A tenant's limit holds.
+    control
+        .create_webhook_endpoint(&endpoint(&tenant, now), 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        control
+            .create_webhook_endpoint(&endpoint(&tenant, now), 2)
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        control.list_webhook_endpoints(&tenant).await.unwrap().len(),
+        2
+    );
+
+    // Changes apply field by field; disabling records who did it.
+    let change = EndpointChange {
+        url: Some("https://hooks.example/v2".into()),
+        events: Some(EventSelection::parse(&["user.erased"]).unwrap()),
+        status: Some((EndpointStatus::Disabled, Some(DisabledReason::Tenant))),
+        ..EndpointChange::default()
+    };
+    let changed = control
+        .update_webhook_endpoint(&tenant, &id, &change, now)
+        .await
+        .unwrap();
+    assert_eq!(changed.url, "https://hooks.example/v2");
+    assert_eq!(changed.status, EndpointStatus::Disabled);
+    assert_eq!(changed.disabled_reason, Some(DisabledReason::Tenant));
+    assert!(changed.disabled_at.is_some());
+    let enable = EndpointChange {
+        status: Some((EndpointStatus::Enabled, None)),
+        ..EndpointChange::default()
+    };
+    let enabled = control
+        .update_webhook_endpoint(&tenant, &id, &enable, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (enabled.status, enabled.disabled_reason, enabled.disabled_at),
+        (EndpointStatus::Enabled, None, None)
+    );
+    assert_eq!(enabled.url, "https://hooks.example/v2");
+
+    // Rotation keeps the old sealed secret, valid until the given time.
+    let until = now.plus_seconds(86_400);
+    control
+        .rotate_webhook_secret(&tenant, &id, "s1.next", until, now)
+        .await
+        .unwrap();
+    let secrets = control
+        .endpoint_secrets(std::slice::from_ref(&id), now)
+        .await
+        .unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].sealed_secret, "s1.next");
+    assert_eq!(secrets[0].sealed_previous.as_deref(), Some("s1.current"));
+    assert_eq!(secrets[0].endpoint.previous_secret_expires_at, Some(until));
+    assert_eq!(secrets[0].tenant_key, None);
+    let later = control
+        .endpoint_secrets(std::slice::from_ref(&id), until.plus_seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(later[0].sealed_previous, None);
+    assert!(!format!("{:?}", secrets[0]).contains("s1."));
+
+    // The tenant's data key is made once, whoever asks first.
+    assert_eq!(control.tenant_data_key(&tenant).await.unwrap(), None);
+    let kept = control
+        .ensure_tenant_data_key(&tenant, "w1.a")
+        .await
+        .unwrap();
+    assert_eq!(kept, "w1.a");
+    assert_eq!(
+        control
+            .ensure_tenant_data_key(&tenant, "w1.b")
+            .await
+            .unwrap(),
+        "w1.a"
+    );
+    let secrets = control
+        .endpoint_secrets(std::slice::from_ref(&id), now)
+        .await
+        .unwrap();
+    assert_eq!(secrets[0].tenant_key.as_deref(), Some("w1.a"));
+
+    // The hub disables a failing endpoint once; a deleted one is gone.
+    assert!(control.disable_failing_endpoint(&id, now).await.unwrap());
+    assert!(!control.disable_failing_endpoint(&id, now).await.unwrap());
+    let disabled = control.webhook_endpoint(&tenant, &id).await.unwrap();
+    assert_eq!(disabled.disabled_reason, Some(DisabledReason::Failing));
+    control.delete_webhook_endpoint(&tenant, &id).await.unwrap();
+    assert!(matches!(
+        control.delete_webhook_endpoint(&tenant, &id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        control
+            .endpoint_secrets(&[id], now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn the_outbox_is_dispatched_once(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let user = UserId::generate(&uk());
+    let endpoint = WebhookEndpointId::generate();
+    let events: Vec<Event> = (1..=3).map(|n| event(&tenant, &user, n)).collect();
+    for e in &events {
+        cell.append_event(e).await.unwrap();
+    }
+    let waiting = cell.undispatched_events(10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        events.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        "oldest first"
+    );
+    let now = Timestamp::now();
+    let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    let deliveries: Vec<_> = events.iter().map(|e| delivery(e, &endpoint, now)).collect();
+    cell.dispatch_events(&ids, &deliveries, now).await.unwrap();
+    assert!(cell.undispatched_events(10).await.unwrap().is_empty());
+
+    // A second dispatcher that read the same events makes no second delivery.
+    let again: Vec<_> = events.iter().map(|e| delivery(e, &endpoint, now)).collect();
+    cell.dispatch_events(&ids, &again, now).await.unwrap();
+    let listed = cell
+        .list_deliveries(&tenant, &endpoint, &DeliveryFilter::default(), None, 50)
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 3);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|d| d.state == DeliveryState::Pending)
+    );
+    assert_eq!(listed.items[0].event_type, EventType::TransactionsUpdated);
+    assert_eq!(listed.items[0].user_id.as_ref(), Some(&user));
+
+    // A cell refuses another region's events.
+    let de_event = Event::new(
+        tenant.clone(),
+        &UserId::generate(&Region::parse("de").unwrap()),
+        EventType::UserErased,
+        serde_json::json!({}),
+    );
+    assert!(matches!(
+        cell.dispatch_events(&[de_event.id], &[], now).await,
+        Err(StoreError::WrongCell { .. })
+    ));
+}
+
+pub async fn claims_take_each_queue_head_in_order(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (alice, bob) = (UserId::generate(&uk()), UserId::generate(&uk()));
+    let endpoint = WebhookEndpointId::generate();
+    let a: Vec<Event> = (1..=3).map(|n| event(&tenant, &alice, n)).collect();
+    let b = event(&tenant, &bob, 2);
+    let now = Timestamp::now();
+    let mut all = a.clone();
+    all.push(b.clone());
+    for e in &all {
+        cell.append_event(e).await.unwrap();
+    }
+    let deliveries: Vec<_> = all.iter().map(|e| delivery(e, &endpoint, now)).collect();
+    let ids: Vec<_> = all.iter().map(|e| e.id.clone()).collect();
+    cell.dispatch_events(&ids, &deliveries, now).await.unwrap();
+
+    // One head per user's queue; nothing behind a head is handed out.
+    let lease = now.plus_seconds(60);
+    let claimed = cell.claim_deliveries("w1", lease, now, 10).await.unwrap();
+    let events: HashSet<_> = claimed.iter().map(|c| c.event.id.clone()).collect();
+    assert_eq!(events, HashSet::from([a[0].id.clone(), b.id.clone()]));
+    assert!(claimed.iter().all(|c| c.attempts == 0));
+    assert!(
+        cell.claim_deliveries("w2", lease, now, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased heads block their queues"
+    );
+
+    // A failed attempt of alice's head keeps her queue waiting until its retry is due.
+    let head = claimed.iter().find(|c| c.event.id == a[0].id).unwrap();
+    let retry_at = now.plus_seconds(30);
+    cell.record_attempt(
+        &head.id,
+        "w1",
+        &attempt(Some(503), Some(AttemptError::HttpStatus)),
+        DeliveryOutcome::RetryAt(retry_at),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        cell.claim_deliveries("w2", lease, now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = cell
+        .claim_deliveries("w2", retry_at.plus_seconds(61), retry_at, 10)
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1, "bob's head is still leased to w1");
+    assert_eq!(retried[0].event.id, a[0].id);
+    assert_eq!(retried[0].attempts, 1);
+    assert!(retried[0].first_attempt_at.is_some());
+
+    // Delivered: the next of alice's events is the head.
+    cell.record_attempt(
+        &retried[0].id,
+        "w2",
+        &attempt(Some(204), None),
+        DeliveryOutcome::Delivered,
+        None,
+    )
+    .await
+    .unwrap();
+    let next = cell
+        .claim_deliveries("w2", retry_at.plus_seconds(61), retry_at, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|c| c.event.id.clone()).collect::<Vec<_>>(),
+        vec![a[1].id.clone()]
+    );
+
+    // A lease that lapsed (a worker died) is taken over.
+    let lapsed = lease.plus_seconds(1);
+    let taken = cell
+        .claim_deliveries("w3", lapsed.plus_seconds(60), lapsed, 10)
+        .await
+        .unwrap();
+    assert!(taken.iter().any(|c| c.event.id == b.id));
+    // w1's late failure report does not move bob's delivery on, but the attempt is logged.
+    let bobs = taken.iter().find(|c| c.event.id == b.id).unwrap();
+    cell.record_attempt(
+        &bobs.id,
+        "w1",
+        &attempt(None, Some(AttemptError::Timeout)),
+        DeliveryOutcome::GiveUp(DeliveryFailure::RetriesExhausted),
+        None,
+    )
+    .await
+    .unwrap();
+    let filter = DeliveryFilter {
+        event: Some(b.id.clone()),
+        ..DeliveryFilter::default()
+    };
+    let bob_delivery = &cell
+        .list_deliveries(&tenant, &endpoint, &filter, None, 10)
+        .await
+        .unwrap()
+        .items[0];
+    assert_eq!(bob_delivery.state, DeliveryState::Pending);
+    assert_eq!(bob_delivery.attempts, 1);
+    let attempts = cell
+        .delivery_attempts(std::slice::from_ref(&bob_delivery.id))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].1.error, Some(AttemptError::Timeout));
+
+    // Giving up needs the lease; success is recorded whoever sends it.
+    cell.give_up_delivery(&bobs.id, "w3", DeliveryFailure::EndpointDeleted, lapsed)
+        .await
+        .unwrap();
+    let failed = cell
+        .list_deliveries(
+            &tenant,
+            &endpoint,
+            &DeliveryFilter {
+                state: Some(DeliveryState::Failed),
+                ..DeliveryFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.items.len(), 1);
+    assert_eq!(
+        failed.items[0].failure,
+        Some(DeliveryFailure::EndpointDeleted)
+    );
+    assert!(failed.items[0].next_attempt_at.is_none());
+    assert!(cell.delivered_since(&endpoint, now).await.unwrap());
+    assert!(
+        !cell
+            .delivered_since(&endpoint, Timestamp::now().plus_seconds(5))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn concurrent_claims_never_share_a_delivery(stores: TestStores) {
+    let cell: Arc<dyn CellStore> = stores.cell("uk").clone();
+    let tenant = TenantId::generate();
+    let endpoint = WebhookEndpointId::generate();
+    let now = Timestamp::now();
+    // One event per user: every delivery is the head of its own queue.
+    let events: Vec<Event> = (0..120)
+        .map(|n| event(&tenant, &UserId::generate(&uk()), n))
+        .collect();
+    for e in &events {
+        cell.append_event(e).await.unwrap();
+    }
+    let deliveries: Vec<_> = events.iter().map(|e| delivery(e, &endpoint, now)).collect();
+    let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    cell.dispatch_events(&ids, &deliveries, now).await.unwrap();
+
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let cell = cell.clone();
+            tokio::spawn(async move {
+                let owner = format!("worker-{w}");
+                let mut mine = Vec::new();
+                loop {
+                    let batch = cell
+                        .claim_deliveries(&owner, now.plus_seconds(60), now, 7)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|c| c.id));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for worker in workers {
+        for id in worker.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id} was claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), events.len(), "every delivery was claimed once");
+}
+
+pub async fn job_leases_have_one_holder(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let now = Timestamp::now();
+    let until = now.plus_seconds(30);
+    assert!(cell.claim_job("dispatch", "a", until, now).await.unwrap());
+    assert!(!cell.claim_job("dispatch", "b", until, now).await.unwrap());
+    assert!(
+        cell.claim_job("dispatch", "a", until, now).await.unwrap(),
+        "renewal"
+    );
+    assert!(cell.claim_job("other", "b", until, now).await.unwrap());
+    assert!(
+        cell.claim_job(
+            "dispatch",
+            "b",
+            until.plus_seconds(30),
+            until.plus_seconds(1)
+        )
+        .await
+        .unwrap(),
+        "a lapsed lease is taken over"
+    );
+    cell.release_job("dispatch", "a").await.unwrap();
+    assert!(!cell.claim_job("dispatch", "a", until, now).await.unwrap());
+    cell.release_job("dispatch", "b").await.unwrap();
+    assert!(cell.claim_job("dispatch", "a", until, now).await.unwrap());
+}
