@@ -25,7 +25,7 @@ pub struct Tenant {
 
 /// `kontor` with exactly the benchmark's configuration: the caller's own `KONTOR_…` settings
 /// (a config file, other databases) and `RUST_LOG` are not passed on.
-fn kontor_command(kontor: &Path, env: &[(String, String)]) -> Command {
+pub fn kontor_command(kontor: &Path, env: &[(String, String)]) -> Command {
     let mut command = Command::new(kontor);
     for (key, _) in std::env::vars_os() {
         let inherited = key.to_string_lossy();
@@ -127,9 +127,22 @@ impl Hub {
         env: &[(String, String)],
         log: &Path,
     ) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let stdout = std::fs::File::create(log)
-            .with_context(|| format!("creating the hub log {}", log.display()))?;
+        Self::start_on(kontor, env, log, free_port()?).await
+    }
+
+    /// The same on a given port. The log is appended to, so that the lives of a hub restarted
+    /// on the same log follow one another.
+    pub async fn start_on(
+        kontor: &Path,
+        env: &[(String, String)],
+        log: &Path,
+        port: u16,
+    ) -> anyhow::Result<Self> {
+        let stdout = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening the hub log {}", log.display()))?;
         let stderr = stdout.try_clone().context("sharing the hub log")?;
         let child = kontor_command(kontor, env)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -176,7 +189,8 @@ impl Hub {
                     tail(&self.log, 20)
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Short: the crash test counts how long each restart takes.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -232,6 +246,16 @@ impl Hub {
         &self.log
     }
 
+    /// Whether the process has exited on its own, and how.
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait().context("watching the hub")
+    }
+
+    /// SIGKILL, as a crash would, and waits until the process is gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing the hub")
+    }
+
     /// Stops the hub as an orchestrator would: SIGTERM, then SIGKILL after [`STOP_TIMEOUT`].
     pub async fn stop(mut self) -> anyhow::Result<HubExit> {
         let started = Instant::now();
@@ -262,7 +286,7 @@ impl Hub {
 }
 
 /// A port nobody listens on right now (the hub binds it a moment later).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").context("finding a free local port")?;
     Ok(listener

@@ -1,14 +1,20 @@
-//! `kontor-bench`: load benchmarks of the Kontor hub on PostgreSQL. Each subcommand starts a real
-//! `kontor serve` on fresh databases, loads it with closed-loop workers, and in the same run
-//! executes the SQL the hub runs directly through sqlx as the baseline.
+//! `kontor-bench`: load benchmarks of the Kontor hub on PostgreSQL, and the payments crash test.
+//! Each benchmark starts a real `kontor serve` on fresh databases, loads it with closed-loop
+//! workers, and in the same run measures a baseline (the SQL the hub runs, sent directly through
+//! sqlx, or the bank call it makes). `crash` kills and restarts the hub under payment traffic
+//! and checks exactly-once against the sandbox bank's ledger.
 
+mod crash;
 mod databases;
 mod hub;
 mod load;
 mod machine;
+mod payments;
 mod report;
+mod sandbox;
 mod setup;
 mod users;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -18,7 +24,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "kontor-bench",
     version,
-    about = "Load benchmarks of the Kontor hub on PostgreSQL, with a direct-SQL baseline in the same run"
+    about = "Load benchmarks of the Kontor hub on PostgreSQL, with a baseline in the same run; and the payments crash test"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +36,17 @@ enum Command {
     /// `POST /v1/users` and `GET /v1/users/{id}`, against the same INSERT and SELECT run directly
     /// through sqlx.
     Users(CommonArgs),
+    /// Payment initiation: `POST /v1/payments` alone and the whole initiation including the
+    /// bank call (sandbox, latency zero), against the POST's write transactions run directly
+    /// through sqlx and the bank's initiation endpoint called directly.
+    Payments(CommonArgs),
+    /// The payments crash test (not a benchmark): payments with random Idempotency-Key retries
+    /// while the hub is SIGKILLed at random moments and restarted, checked at the end against
+    /// the sandbox bank's ledger; exits non-zero on any violation of exactly-once.
+    Crash(crash::CrashArgs),
+    /// Webhook delivery: deliveries per second draining a backlog with several `kontor worker`
+    /// processes, and the delay from event commit to delivery under a steady rate.
+    Webhooks(webhooks::WebhookArgs),
 }
 
 /// Options every benchmark shares.
@@ -82,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
     let run = async {
         match cli.command {
             Command::Users(args) => users::run(&args).await,
+            Command::Payments(args) => payments::run(&args).await,
+            Command::Crash(args) => crash::run(&args).await,
+            Command::Webhooks(args) => webhooks::run(&args).await,
         }
     };
     // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases

@@ -290,7 +290,12 @@ impl Report {
                 let _ = writeln!(md, "- {}: {count} × {kind}", p.name);
             }
             for (series, delta) in &p.hub_counters {
-                let _ = writeln!(md, "- {}: hub counter `{series}` rose by {delta}", p.name);
+                let whose = if series.starts_with("baseline_") {
+                    "baseline counter"
+                } else {
+                    "hub counter"
+                };
+                let _ = writeln!(md, "- {}: {whose} `{series}` rose by {delta}", p.name);
             }
         }
         if let Some(ending) = &self.ending {

@@ -42,6 +42,15 @@ fn default_kontor() -> PathBuf {
 
 impl BenchEnv {
     pub async fn start(args: &CommonArgs) -> anyhow::Result<Self> {
+        Self::start_with(args, "bench", Vec::new()).await
+    }
+
+    /// The same, with a tenant of another name and more settings for the hub (`KONTOR_…`).
+    pub async fn start_with(
+        args: &CommonArgs,
+        tenant_name: &str,
+        extra_env: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
         let kontor = args.kontor.clone().unwrap_or_else(default_kontor);
         if !kontor.is_file() {
             bail!(
@@ -77,8 +86,9 @@ impl BenchEnv {
             ));
         }
 
+        env.extend(extra_env);
         let hub_pool = hub::pool_size(&kontor, &env).await?;
-        let tenant = hub::create_tenant(&kontor, &env, "bench").await?;
+        let tenant = hub::create_tenant(&kontor, &env, tenant_name).await?;
         let log = data_dir.path().join("hub.log");
         let hub = Hub::start(&kontor, &env, &log).await?;
         let probe = CpuProbe::new(hub.pid(), "kontor_bench_");

@@ -1,6 +1,10 @@
 //! A small scripted browser for flow tests: it loads pages, fills and submits their forms, and
 //! follows redirects by hand until the user lands back at the tenant. It reads only what a
 //! person would use — forms, inputs, buttons, links — by their element ids.
+//!
+//! Tests use `open` and `submit`, which panic on any failure. Tools that expect failures (the
+//! crash test, whose hub dies mid-flow) use `try_open` and `try_submit`: every failure comes
+//! back with the request that failed, so that it can be retried from there.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +49,7 @@ fn attributes(tag: &str) -> BTreeMap<String, String> {
 fn unescape(raw: &str) -> String {
     raw.replace("&quot;", "\"")
         .replace("&#39;", "'")
+        .replace("&#x27;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
@@ -145,6 +150,20 @@ impl Form {
         self
     }
 
+    /// Ticks the first choice of each name: one account, whether checkboxes or radios.
+    pub fn choose_first(mut self) -> Self {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut picked = Vec::new();
+        for (name, value, _) in &self.choices {
+            if !seen.contains(&name.as_str()) {
+                seen.push(name);
+                picked.push((name.clone(), value.clone()));
+            }
+        }
+        self.fields.extend(picked);
+        self
+    }
+
     /// Ticks every checkbox (all accounts, say).
     pub fn check_all(mut self) -> Self {
         let ticked: Vec<(String, String)> = self
@@ -162,8 +181,61 @@ impl Form {
 pub enum Landing {
     /// A page on one of the hosts the browser follows.
     Page(Page),
-    /// A redirect off those hosts (back to the tenant).
+    /// A redirect off those hosts: where the user leaves (back to the tenant, or to the bank
+    /// when only the hub's host is followed).
     Left(Url),
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Nobody listened (the hub was down).
+    Connect,
+    Timeout,
+    /// The connection broke or the answer could not be read (the hub died mid-answer).
+    Transport,
+    /// A redirect without a usable `Location`, or too many redirects.
+    Protocol,
+}
+
+/// A step that failed, and the request that failed: retrying `url` with `method` repeats it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub method: String,
+    pub url: Url,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} on {} {}: {}",
+            self.kind,
+            self.method,
+            self.url.path(),
+            self.detail
+        )
+    }
+}
+
+/// What kind of failure a request error is.
+pub fn kind_of(err: &reqwest::Error) -> FailureKind {
+    if err.is_timeout() {
+        FailureKind::Timeout
+    } else if err.is_connect() {
+        FailureKind::Connect
+    } else {
+        FailureKind::Transport
+    }
+}
+
+/// The query of a URL as a map.
+pub fn query_of(url: &Url) -> BTreeMap<String, String> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +261,12 @@ impl Browser {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("browser client");
+        Self::with_client(http, urls)
+    }
+
+    /// Follows redirects within the hosts of `urls`, on `http` (whose redirect policy must be
+    /// `none`).
+    pub fn with_client(http: reqwest::Client, urls: &[&str]) -> Self {
         let hosts = urls
             .iter()
             .filter_map(|u| Url::parse(u).ok())
@@ -197,43 +275,103 @@ impl Browser {
         Self { http, hosts }
     }
 
-    async fn follow(&self, mut response: reqwest::Response) -> Landing {
+    async fn follow(
+        &self,
+        mut response: reqwest::Response,
+        method: &str,
+    ) -> Result<Landing, Failure> {
+        let mut method = method.to_owned();
         for _ in 0..20 {
             let url = response.url().clone();
             if response.status().is_redirection() {
-                let location = response
+                let Some(location) = response
                     .headers()
                     .get(LOCATION)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|l| url.join(l).ok())
-                    .expect("redirect without a location");
+                else {
+                    return Err(Failure {
+                        kind: FailureKind::Protocol,
+                        method,
+                        url,
+                        detail: format!("{} without a Location", response.status()),
+                    });
+                };
                 if !self.hosts.contains(&host_of(&location)) {
-                    return Landing::Left(location);
+                    return Ok(Landing::Left(location));
                 }
-                response = self.http.get(location).send().await.expect("GET");
+                method = "GET".to_owned();
+                response = self.get_response(&location).await?;
                 continue;
             }
             let status = response.status().as_u16();
-            let body = response.text().await.expect("page body");
-            return Landing::Page(Page { url, status, body });
+            let body = response.text().await.map_err(|e| Failure {
+                kind: kind_of(&e),
+                method: method.clone(),
+                url: url.clone(),
+                detail: format!("reading the page: {e}"),
+            })?;
+            return Ok(Landing::Page(Page { url, status, body }));
         }
-        panic!("too many redirects");
+        Err(Failure {
+            kind: FailureKind::Protocol,
+            method,
+            url: response.url().clone(),
+            detail: "more than 20 redirects".to_owned(),
+        })
     }
 
-    pub async fn open(&self, url: &str) -> Landing {
-        self.follow(self.http.get(url).send().await.expect("GET"))
+    async fn get_response(&self, url: &Url) -> Result<reqwest::Response, Failure> {
+        self.http
+            .get(url.clone())
+            .send()
             .await
+            .map_err(|e| Failure {
+                kind: kind_of(&e),
+                method: "GET".to_owned(),
+                url: url.clone(),
+                detail: e.to_string(),
+            })
     }
 
-    pub async fn submit(&self, form: &Form) -> Landing {
-        let request = if form.method == "post" {
-            self.http.post(form.action.clone()).form(&form.fields)
+    /// Loads `url` and follows where it leads.
+    pub async fn try_open(&self, url: &Url) -> Result<Landing, Failure> {
+        let response = self.get_response(url).await?;
+        self.follow(response, "GET").await
+    }
+
+    /// Submits `form` and follows where it leads.
+    pub async fn try_submit(&self, form: &Form) -> Result<Landing, Failure> {
+        let (method, request) = if form.method == "post" {
+            (
+                "POST",
+                self.http.post(form.action.clone()).form(&form.fields),
+            )
         } else {
             let mut url = form.action.clone();
             url.query_pairs_mut().extend_pairs(form.fields.iter());
-            self.http.get(url)
+            ("GET", self.http.get(url))
         };
-        self.follow(request.send().await.expect("submit")).await
+        let response = request.send().await.map_err(|e| Failure {
+            kind: kind_of(&e),
+            method: method.to_owned(),
+            url: form.action.clone(),
+            detail: e.to_string(),
+        })?;
+        self.follow(response, method).await
+    }
+
+    pub async fn open(&self, url: &str) -> Landing {
+        let url = Url::parse(url).expect("a URL to open");
+        self.try_open(&url)
+            .await
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    pub async fn submit(&self, form: &Form) -> Landing {
+        self.try_submit(form)
+            .await
+            .unwrap_or_else(|failure| panic!("{failure}"))
     }
 }
 
@@ -253,5 +391,47 @@ impl Landing {
                 page.url, page.status, page.body
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(body: &str) -> Page {
+        Page {
+            url: Url::parse("http://127.0.0.1:1/pay/x").unwrap(),
+            status: 200,
+            body: body.to_owned(),
+        }
+    }
+
+    #[test]
+    fn forms_are_found_by_their_id_or_a_button_inside() {
+        let p = page(
+            r#"<body data-step="accounts"><form id="accounts-form" method="post" action="/b/sca">
+               <input type="hidden" name="t" value="a&amp;b">
+               <input type="radio" name="account" value="acc-1" id="account-acc-1">
+               <input type="radio" name="account" value="acc-2" id="account-acc-2">
+               <button id="submit">Go</button></form>
+               <form method="post" action="/pay/x/start"><button id="pay">Pay</button></form>"#,
+        );
+        assert_eq!(p.step().as_deref(), Some("accounts"));
+        let form = p.form("accounts-form").unwrap().choose_first();
+        assert_eq!(form.action.as_str(), "http://127.0.0.1:1/b/sca");
+        assert_eq!(form.method, "post");
+        assert!(form.fields.contains(&("t".to_owned(), "a&b".to_owned())));
+        assert!(
+            form.fields
+                .contains(&("account".to_owned(), "acc-1".to_owned()))
+        );
+        assert!(
+            !form
+                .fields
+                .contains(&("account".to_owned(), "acc-2".to_owned()))
+        );
+        let pay = p.form("pay").unwrap();
+        assert_eq!(pay.action.path(), "/pay/x/start");
+        assert!(p.form("cancel").is_none());
     }
 }

@@ -4,6 +4,8 @@
 
 mod ops;
 
+pub(crate) use ops::OpFuture;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::AtomicU64;
@@ -27,7 +29,7 @@ const PHASES: [&str; 4] = [API_CREATE, API_GET, SQL_INSERT, SQL_SELECT];
 /// Keeps a token this far from its expiry.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 /// The hub counters watched during the API phases: database retries on serialization failures.
-const RETRY_COUNTERS: &str = "kontor_db_retries";
+pub(crate) const RETRY_COUNTERS: &str = "kontor_db_retries";
 
 pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
     let started_at = now_rfc3339();
@@ -83,14 +85,18 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
 
 /// One phase's measurements over all rounds so far.
 #[derive(Debug, Default)]
-struct Accumulated {
+pub(crate) struct Accumulated {
     total: Option<Measured>,
     round_throughput: Vec<f64>,
     hub_counters: BTreeMap<String, f64>,
 }
 
 impl Accumulated {
-    fn add(&mut self, measured: Measured, counters: BTreeMap<String, f64>) -> anyhow::Result<()> {
+    pub(crate) fn add(
+        &mut self,
+        measured: Measured,
+        counters: BTreeMap<String, f64>,
+    ) -> anyhow::Result<()> {
         self.round_throughput.push(measured.throughput());
         for (series, delta) in counters {
             #[expect(clippy::float_arithmetic, reason = "Prometheus counters are floats")]
@@ -104,7 +110,7 @@ impl Accumulated {
         Ok(())
     }
 
-    fn report(self, name: &str) -> anyhow::Result<PhaseReport> {
+    pub(crate) fn report(self, name: &str) -> anyhow::Result<PhaseReport> {
         let total = self
             .total
             .with_context(|| format!("the phase {name} never ran"))?;
@@ -197,7 +203,7 @@ fn announce(phase: &str, plan: &Plan, round: u16, rounds: u16) {
 }
 
 /// A token that outlives the phase: tokens are short-lived, so each API phase gets its own.
-async fn fresh_token(env: &BenchEnv, plan: &Plan) -> anyhow::Result<Arc<String>> {
+pub(crate) async fn fresh_token(env: &BenchEnv, plan: &Plan) -> anyhow::Result<Arc<String>> {
     let token = env.hub.token(&env.tenant).await?;
     if token.expires_in < plan.warmup + plan.duration + TOKEN_MARGIN {
         bail!(
@@ -210,7 +216,7 @@ async fn fresh_token(env: &BenchEnv, plan: &Plan) -> anyhow::Result<Arc<String>>
     Ok(Arc::new(token.bearer))
 }
 
-fn counter_delta(
+pub(crate) fn counter_delta(
     before: &BTreeMap<String, f64>,
     after: &BTreeMap<String, f64>,
 ) -> BTreeMap<String, f64> {
@@ -225,7 +231,7 @@ fn counter_delta(
         .collect()
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()

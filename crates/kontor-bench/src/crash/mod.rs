@@ -1,0 +1,635 @@
+//! `kontor-bench crash`: payments exactly once while the hub is SIGKILLed at random moments and
+//! restarted. The sandbox bank runs in this process (it survives every hub life); the hub runs
+//! as a child on SQLite (or fresh PostgreSQL databases) under a temporary data directory. The
+//! driver pushes payments through `POST /v1/payments` and the authorisation pages with random
+//! retries; at the end the killing stops, simulated time passes at the bank, and every key is
+//! checked against the hub's payments and the bank's ledger ([`check`]).
+
+mod check;
+mod driver;
+mod inspect;
+mod killer;
+mod report;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use kontor_sandbox_bank::RunningSandbox;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::databases::TempDatabases;
+use crate::hub::{self, Hub, Tenant};
+use crate::sandbox::{self, HubBank};
+use check::{HubPayment, Verdict};
+use driver::{Driver, Knobs, Payer, Target, lock};
+use killer::{HubRecipe, KillPlan, Killer};
+use report::{CrashReport, CrashSettings, Evidence};
+
+#[derive(Debug, Clone, Args)]
+pub struct CrashArgs {
+    /// The kontor binary [default: `kontor` beside this program, e.g. target/release/kontor].
+    #[arg(long, value_name = "PATH")]
+    pub kontor: Option<PathBuf>,
+    /// Run the hub on fresh PostgreSQL databases created under this administrator URL (dropped
+    /// at the end) instead of SQLite files in the temporary data directory.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Idempotency keys to drive (each a payment of its own, with a unique amount).
+    #[arg(long, value_name = "N", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..=9000))]
+    pub payments: u32,
+    /// New keys started per second (0: as fast as the workers go). Spreads the keys over time,
+    /// so that the kills fall among them: at 10/s, 300 keys take at least 30 s.
+    #[arg(long, value_name = "N", default_value_t = 10.0)]
+    pub rate: f64,
+    /// Keys driven at the same time (at most).
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Seed of every random choice (kill times, retries, abandonments). Timing still differs
+    /// between runs, so a seed does not replay a run exactly.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Shortest life of the hub between kills, in ms after it is ready.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub kill_min_ms: u64,
+    /// Longest life of the hub between kills, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub kill_max_ms: u64,
+    /// Stop killing after this many kills.
+    #[arg(long, value_name = "N")]
+    pub max_kills: Option<u32>,
+    /// Chance that a key's first POST is sent twice at once.
+    #[arg(long, value_name = "P", default_value_t = 0.15)]
+    pub concurrent: f64,
+    /// Chance that a key is POSTed again after its 201 (before or during the authorisation).
+    #[arg(long, value_name = "P", default_value_t = 0.25)]
+    pub replay: f64,
+    /// Chance, after each failed POST, that the key is abandoned and never sent again.
+    #[arg(long, value_name = "P", default_value_t = 0.5)]
+    pub abandon: f64,
+    /// The hub's `payments.authorisation_ttl_seconds`: payments nobody authorised are cancelled
+    /// after this long (abandoned keys' payments need it to become final).
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub authorisation_ttl: u64,
+    /// The hub's `payments.stale_seconds`: a step toward the bank left unfinished this long
+    /// is resumed by the worker.
+    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    pub stale: u64,
+    /// The hub's `payments.poll_base_seconds` (first status poll 2× this after submission).
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub poll_base: u64,
+    /// The hub's `payments.poll_cap_seconds`.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub poll_cap: u64,
+    /// The hub's `worker.lease_seconds`: a killed life's claims on payments hold this long
+    /// before the next life's worker may resume them. The hub's bank request timeout is set to
+    /// a third of it.
+    #[arg(long, value_name = "SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease: u64,
+    /// How long to wait, after the killing stopped, for every payment to become final. The
+    /// default outlasts the lease several times over.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub settle_timeout: u64,
+    /// Copy the hub's log (all lives, level info) here.
+    #[arg(long, value_name = "FILE")]
+    pub hub_log: Option<PathBuf>,
+    /// Append the Markdown report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the report as one JSON object instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The hub's configuration file for the run (`--config`).
+#[derive(Debug, Serialize)]
+struct HubConfigFile {
+    data_dir: String,
+    auth: toml::Table,
+    log: toml::Table,
+    worker: toml::Table,
+    bank_http: toml::Table,
+    payments: toml::Table,
+    banks: Vec<HubBank>,
+}
+
+fn table<const N: usize>(entries: [(&str, toml::Value); N]) -> toml::Table {
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+fn secs(value: u64) -> toml::Value {
+    toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+fn default_kontor() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("kontor"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kontor")
+        })
+}
+
+pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
+    for (name, p) in [
+        ("--concurrent", args.concurrent),
+        ("--replay", args.replay),
+        ("--abandon", args.abandon),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("{name} is a probability between 0 and 1");
+        }
+    }
+    if !args.rate.is_finite() || args.rate < 0.0 {
+        bail!("--rate must be 0 or more");
+    }
+    if args.kill_min_ms > args.kill_max_ms || args.kill_min_ms == 0 {
+        bail!("--kill-min-ms must be at least 1 and not above --kill-max-ms");
+    }
+    let kontor = args.kontor.clone().unwrap_or_else(default_kontor);
+    if !kontor.is_file() {
+        bail!(
+            "no kontor binary at {} (build it, or pass --kontor)",
+            kontor.display()
+        );
+    }
+    let started_at = crate::users::now_rfc3339();
+    let kontor_version = kontor_version(&kontor).await;
+
+    let sandbox = sandbox::start(args.seed).await?;
+    let data = tempfile::Builder::new()
+        .prefix("kontor-crash-")
+        .tempdir()
+        .context("creating the hub's data directory")?;
+    let databases = match &args.postgres {
+        Some(url) => Some(TempDatabases::create(url, &["control", "de", "uk"]).await?),
+        None => None,
+    };
+    let backend = databases.as_ref().map_or_else(
+        || "SQLite".to_owned(),
+        |d| format!("PostgreSQL {}", d.server_version()),
+    );
+    let payments_config = table([
+        ("stale_seconds", secs(args.stale)),
+        ("authorisation_ttl_seconds", secs(args.authorisation_ttl)),
+        ("poll_base_seconds", secs(args.poll_base)),
+        ("poll_cap_seconds", secs(args.poll_cap)),
+    ]);
+    let config = HubConfigFile {
+        data_dir: data.path().join("data").display().to_string(),
+        auth: table([("token_ttl_seconds", secs(86_400))]),
+        log: table([("level", toml::Value::String("info".to_owned()))]),
+        worker: table([("tick_ms", secs(200)), ("lease_seconds", secs(args.lease))]),
+        bank_http: table([("request_timeout_ms", secs(args.lease * 1000 / 3))]),
+        payments: payments_config.clone(),
+        banks: sandbox::hub_banks(&sandbox),
+    };
+    let config_path = data.path().join("kontor.toml");
+    std::fs::write(
+        &config_path,
+        toml::to_string(&config).context("writing the hub configuration")?,
+    )
+    .with_context(|| format!("writing {}", config_path.display()))?;
+    let mut env = vec![(
+        "KONTOR_CONFIG".to_owned(),
+        config_path.display().to_string(),
+    )];
+    if let Some(d) = &databases {
+        env.push(("KONTOR_DATABASE__CONTROL_URL".to_owned(), d.url("control")?));
+        env.push(("KONTOR_CELLS__DE__URL".to_owned(), d.url("de")?));
+        env.push(("KONTOR_CELLS__UK__URL".to_owned(), d.url("uk")?));
+    }
+
+    // Where the evidence for unexplained payments is read from (read-only).
+    let cells: BTreeMap<String, String> = match &databases {
+        Some(d) => [("de", d.url("de")?), ("uk", d.url("uk")?)]
+            .into_iter()
+            .map(|(r, u)| (r.to_owned(), u))
+            .collect(),
+        None => ["de", "uk"]
+            .into_iter()
+            .map(|r| {
+                let file = data.path().join("data").join(format!("cell-{r}.db"));
+                (r.to_owned(), format!("sqlite://{}?mode=ro", file.display()))
+            })
+            .collect(),
+    };
+    let tenant = hub::create_tenant(&kontor, &env, "crash-test").await?;
+    let recipe = Arc::new(HubRecipe {
+        kontor: kontor.clone(),
+        env,
+        log: data.path().join("hub.log"),
+        port: hub::free_port()?,
+    });
+    eprintln!(
+        "kontor-bench crash: starting the hub ({backend}) on port {}…",
+        recipe.port
+    );
+    let hub = recipe.start().await?;
+    let settings = CrashSettings {
+        backend,
+        payments: usize::try_from(args.payments).unwrap_or(usize::MAX),
+        concurrency: usize::from(args.concurrency),
+        rate: (args.rate > 0.0).then_some(args.rate),
+        seed: args.seed,
+        kill_every_ms: (args.kill_min_ms, args.kill_max_ms),
+        max_kills: args.max_kills,
+        concurrent_first_post: args.concurrent,
+        replay_after_201: args.replay,
+        abandon_after_error: args.abandon,
+        hub_payments_config: payments_config
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .chain([format!("worker lease {} s", args.lease)])
+            .collect::<Vec<_>>()
+            .join(", "),
+        kontor_version,
+    };
+    let world = World {
+        sandbox: &sandbox,
+        recipe: &recipe,
+        tenant: &tenant,
+        cells: &cells,
+    };
+    let outcome = drive_and_check(args, &world, hub, settings, started_at).await;
+    if let Some(copy) = &args.hub_log
+        && let Err(err) = std::fs::copy(&recipe.log, copy)
+    {
+        eprintln!(
+            "kontor-bench: copying the hub log to {}: {err}",
+            copy.display()
+        );
+    }
+    let dropped = match databases {
+        Some(d) => d.drop_all().await,
+        None => Ok(()),
+    };
+    drop(data);
+    let report = outcome?;
+    dropped?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(stdout, "{}", report.to_markdown())?;
+    }
+    if let Some(out) = &args.out {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .with_context(|| format!("opening {}", out.display()))?;
+        writeln!(file, "{}", report.to_markdown())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if !report.passed {
+        bail!(
+            "{} violation(s) of exactly-once; see the report",
+            report.verdict.violations.len()
+        );
+    }
+    Ok(())
+}
+
+async fn kontor_version(kontor: &Path) -> String {
+    tokio::process::Command::new(kontor)
+        .arg("--version")
+        .output()
+        .await
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "kontor (version unknown)".to_owned())
+}
+
+/// From a running hub to the report. The hub is stopped (SIGTERM) before returning; on an
+/// error it is killed when dropped.
+/// What the run set up around the hub.
+#[derive(Debug)]
+struct World<'a> {
+    sandbox: &'a RunningSandbox,
+    recipe: &'a Arc<HubRecipe>,
+    tenant: &'a Tenant,
+    /// Region → cell database URL, for the evidence.
+    cells: &'a BTreeMap<String, String>,
+}
+
+async fn drive_and_check(
+    args: &CrashArgs,
+    world: &World<'_>,
+    hub: Hub,
+    settings: CrashSettings,
+    started_at: String,
+) -> anyhow::Result<CrashReport> {
+    let (sandbox, recipe, tenant) = (world.sandbox, world.recipe, world.tenant);
+    let token = hub.token(tenant).await?;
+    let timeout = Duration::from_secs(10);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .context("building the HTTP client")?;
+    let base = hub.url("");
+    let mut payers = Vec::new();
+    for customer in sandbox::customers(sandbox)? {
+        let user_id = create_user(
+            &http,
+            &base,
+            &token.bearer,
+            &customer.username,
+            &customer.region,
+        )
+        .await?;
+        payers.push(Payer { customer, user_id });
+    }
+    let knobs = Knobs {
+        concurrent: args.concurrent,
+        replay: args.replay,
+        abandon: args.abandon,
+        post_deadline: Duration::from_secs(120),
+        auth_deadline: Duration::from_secs(120),
+        rate: (args.rate > 0.0).then_some(args.rate),
+    };
+    let target = Target {
+        hub_base: base.clone(),
+        sandbox_url: sandbox.url().to_owned(),
+        bearer: token.bearer.clone(),
+    };
+    let driver = Arc::new(Driver::new(
+        http.clone(),
+        target,
+        payers.clone(),
+        knobs,
+        args.seed,
+        settings.payments,
+    ));
+    let plan = KillPlan {
+        min: Duration::from_millis(args.kill_min_ms),
+        max: Duration::from_millis(args.kill_max_ms),
+        max_kills: args.max_kills,
+        seed: args.seed,
+    };
+    eprintln!(
+        "kontor-bench crash: driving {} payments with {} workers while killing the hub…",
+        settings.payments, settings.concurrency
+    );
+    let killer = Killer::spawn(hub, Arc::clone(recipe), plan, driver.t0);
+    let mut workers = JoinSet::new();
+    for worker in 0..u64::from(args.concurrency) {
+        workers.spawn(Arc::clone(&driver).work(worker));
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined.context("a driver worker failed")?;
+    }
+    let drive_seconds = driver.t0.elapsed().as_secs_f64();
+    let (hub, killer_stats) = killer.finish().await?;
+
+    eprintln!(
+        "kontor-bench crash: {} kills; letting every payment settle…",
+        killer_stats.kills
+    );
+    let settle_started = Instant::now();
+    let deadline = settle_started + Duration::from_secs(args.settle_timeout);
+    // First let the hub finish (or resume, once a killed life's lease lapses) every step it had
+    // started toward the bank, with the bank's clock still: moving it first would let a resumed
+    // submission find the user's token lapsed (the sandbox's live one simulated hour), which
+    // tests the clock, not a crash.
+    let steps_due = Instant::now() + Duration::from_secs(args.lease + args.stale + 30);
+    while Instant::now() < steps_due.min(deadline) {
+        match inspect::mid_step(world.cells).await {
+            Some(0) | None => break,
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    // SEPA credit transfers settle 4 simulated hours after acceptance, UK FPS 5 s.
+    sandbox
+        .advance_clock(time::Duration::hours(5))
+        .context("advancing the sandbox clock")?;
+    let mut told = Instant::now();
+    let (hub_payments, settled) = loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listed = list_payments(&http, &base, &token.bearer, &payers).await?;
+        let open = listed
+            .iter()
+            .filter(|p| !["completed", "rejected", "cancelled"].contains(&p.status.as_str()))
+            .count();
+        if open == 0 {
+            break (listed, true);
+        }
+        if Instant::now() > deadline {
+            break (listed, false);
+        }
+        if told.elapsed() > Duration::from_secs(30) {
+            told = Instant::now();
+            eprintln!(
+                "kontor-bench crash: {open} payment(s) not final after {} s…",
+                settle_started.elapsed().as_secs()
+            );
+        }
+        sandbox
+            .advance_clock(time::Duration::hours(1))
+            .context("advancing the sandbox clock")?;
+    };
+    let settle_seconds = settle_started.elapsed().as_secs_f64();
+    let ledger = sandbox.payments();
+    let keys: Vec<_> = driver.keys.iter().map(|k| lock(k).clone()).collect();
+    let verdict = check::check(&keys, &hub_payments, &ledger);
+    let sources = Sources {
+        http: &http,
+        base: &base,
+        bearer: &token.bearer,
+        log: &recipe.log,
+        cells: world.cells,
+    };
+    let evidence = gather_evidence(&verdict, &keys, &killer_stats, &sources).await;
+
+    let log = hub.log_path().to_owned();
+    let hub_exit = hub.stop().await.ok();
+    let mut restarts = killer_stats.restart_ms.clone();
+    restarts.sort_unstable();
+    Ok(CrashReport {
+        started_at,
+        passed: verdict.violations.is_empty() && settled,
+        drive_seconds,
+        settle_seconds,
+        settled,
+        restart_p50_ms: restarts.get(restarts.len() / 2).copied().unwrap_or(0),
+        restart_max_ms: restarts.last().copied().unwrap_or(0),
+        killer: killer_stats,
+        counters: driver.counters.snapshot(),
+        keys_abandoned: keys.iter().filter(|k| k.abandoned).count(),
+        keys_given_up: keys.iter().filter(|k| k.gave_up).count(),
+        verdict,
+        evidence,
+        hub_log: hub::summarize_log(&log),
+        hub_exit,
+        settings,
+    })
+}
+
+async fn create_user(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    username: &str,
+    region: &str,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{base}/v1/users"))
+        .bearer_auth(bearer)
+        .json(&serde_json::json!({"external_id": format!("crash-{username}"), "region": region}))
+        .send()
+        .await
+        .context("creating a user")?;
+    let status = response.status();
+    let body: Value = response.json().await.context("reading the new user")?;
+    match body["id"].as_str() {
+        Some(id) if status == reqwest::StatusCode::CREATED => Ok(id.to_owned()),
+        _ => bail!("POST /v1/users answered {status}: {body}"),
+    }
+}
+
+/// Every payment of the run's users, through the list's pages.
+async fn list_payments(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    payers: &[Payer],
+) -> anyhow::Result<Vec<HubPayment>> {
+    let mut out = Vec::new();
+    for payer in payers {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = http
+                .get(format!("{base}/v1/payments"))
+                .bearer_auth(bearer)
+                .query(&[("user_id", payer.user_id.as_str()), ("limit", "200")]);
+            if let Some(c) = &cursor {
+                request = request.query(&[("cursor", c.as_str())]);
+            }
+            let response = request.send().await.context("listing payments")?;
+            let status = response.status();
+            let page: Value = response
+                .json()
+                .await
+                .context("reading a page of payments")?;
+            if status != reqwest::StatusCode::OK {
+                bail!("GET /v1/payments answered {status}: {page}");
+            }
+            for p in page["data"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                out.push(HubPayment {
+                    id: text(&p["id"]),
+                    status: text(&p["status"]),
+                    bank_id: text(&p["bank_id"]),
+                    amount: text(&p["amount"]["value"]),
+                    currency: text(&p["amount"]["currency"]),
+                    bank_payment_id: p["bank_payment_id"].as_str().map(str::to_owned),
+                });
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// For each violation: the key's timeline, the kills around it, the payment as the hub shows
+/// it, and what the hub logged about it.
+/// Where evidence comes from.
+#[derive(Debug)]
+struct Sources<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    bearer: &'a str,
+    log: &'a Path,
+    cells: &'a BTreeMap<String, String>,
+}
+
+async fn gather_evidence(
+    verdict: &Verdict,
+    keys: &[driver::KeyRecord],
+    killer: &killer::KillerStats,
+    sources: &Sources<'_>,
+) -> Vec<Evidence> {
+    let Sources {
+        http,
+        base,
+        bearer,
+        log,
+        cells,
+    } = sources;
+    let log_text = std::fs::read_to_string(log).unwrap_or_default();
+    let ids: Vec<String> = verdict
+        .violations
+        .iter()
+        .filter_map(|v| v.payment_id.clone())
+        .collect();
+    let rows = inspect::store_rows(cells, &ids).await;
+    let mut out = Vec::new();
+    for (i, violation) in verdict.violations.iter().enumerate().take(20) {
+        let key = violation
+            .key
+            .as_ref()
+            .and_then(|k| keys.iter().find(|r| &r.key == k));
+        let timeline = key.map(|k| k.events.clone()).unwrap_or_default();
+        let kills = match (timeline.first(), timeline.last()) {
+            (Some((from, _)), Some((to, _))) => killer
+                .kill_at_ms
+                .iter()
+                .copied()
+                .filter(|t| *t + 2000 >= *from && *t <= to + 2000)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let id = violation
+            .payment_id
+            .clone()
+            .or_else(|| key.and_then(|k| k.payment_ids.iter().next().cloned()));
+        let mut hub_payment = None;
+        let mut hub_log = Vec::new();
+        if let Some(id) = &id {
+            if let Ok(response) = http
+                .get(format!("{base}/v1/payments/{id}"))
+                .bearer_auth(bearer)
+                .send()
+                .await
+            {
+                hub_payment = response.json::<Value>().await.ok();
+            }
+            hub_log = log_text
+                .lines()
+                .filter(|l| l.contains(id.as_str()))
+                .take(40)
+                .map(|l| l.chars().take(400).collect())
+                .collect();
+        }
+        out.push(Evidence {
+            violation: i,
+            key_timeline: timeline,
+            kills_nearby_ms: kills,
+            hub_payment,
+            store: id.as_ref().and_then(|id| rows.get(id).cloned()),
+            hub_log,
+        });
+    }
+    out
+}
