@@ -491,6 +491,66 @@ async fn bank_faults_never_make_a_second_payment() {
     }
 }
 
+/// The user came back from the bank, and the hub recorded it, but could not finish (here the
+/// bank's token endpoint fails; a crash at that point leaves the same state). The return is
+/// kept whole, the code with it, so the worker completes the payment later: one payment at the
+/// bank, not a payment stranded as `authorised`.
+#[tokio::test]
+async fn an_interrupted_return_from_the_bank_is_completed_by_the_worker() {
+    let w = world().await;
+    let user_id = w.user("bob").await;
+    let created: Value = post(
+        &w,
+        Some("uk-interrupted"),
+        &body(&user_id, "thames-bank", "4.32"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let url = created["authorize_url"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&[&w.app.url("/"), w.sandbox.url()]);
+    let page = browser.open(&url).await.page();
+    let login = browser.submit(&page.form("pay").unwrap()).await.page();
+
+    w.sandbox
+        .set_faults(
+            "thames-bank",
+            FaultConfig {
+                error_percent: 100,
+                error_status: Some(503),
+                path_contains: Some("/oauth2/token".into()),
+                ..FaultConfig::default()
+            },
+        )
+        .unwrap();
+    let answer = match w.authenticate(&browser, &login, "bob").await {
+        Landing::Page(page) => page,
+        Landing::Left(to) => panic!("expected the hub's error page, went to {to}"),
+    };
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    let stuck = payment(&w, &id).await;
+    assert_eq!(stuck["status"], "pending", "{stuck}");
+    assert!(w.sandbox.payments().iter().all(|p| p.amount != "4.32"));
+
+    w.sandbox.clear_faults("thames-bank").unwrap();
+    let worker =
+        kontor_worker::Worker::new(w.app.hub.clone(), kontor_worker::WorkerSettings::default());
+    worker
+        .progress_payments(Timestamp::now().plus_seconds(120))
+        .await;
+    let done = settle(&w, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let ours: Vec<_> = w
+        .sandbox
+        .payments()
+        .into_iter()
+        .filter(|p| p.bank_id == "thames-bank" && p.amount == "4.32")
+        .collect();
+    assert_eq!(ours.len(), 1, "one payment at the bank: {ours:?}");
+}
+
 #[tokio::test]
 async fn another_tenants_payments_do_not_exist_for_you() {
     let w = world().await;
