@@ -50,6 +50,21 @@ fn random_part() -> String {
     encode_random(u128::from_be_bytes(bytes))
 }
 
+/// The random part of a derived id: the first 128 bits of SHA-256 over the prefix and the
+/// parts, each length-prefixed so that no two lists of parts collide by concatenation.
+fn derived_part(prefix: &str, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in std::iter::once(prefix).chain(parts.iter().copied()) {
+        hash.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let digest = hash.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    encode_random(u128::from_be_bytes(first))
+}
+
 /// Declares an id whose data is global to the deployment (kept in the control database).
 macro_rules! global_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
@@ -100,6 +115,15 @@ macro_rules! regional_id {
             pub fn generate(region: &Region) -> Self {
                 Self {
                     raw: format!("{}_{}_{}", $prefix, region, random_part()),
+                    region: region.clone(),
+                }
+            }
+
+            /// An id fixed by `parts` (what the record is about) rather than random, so that
+            /// recording the same thing twice yields the same id and a store can keep one.
+            pub fn derived(region: &Region, parts: &[&str]) -> Self {
+                Self {
+                    raw: format!("{}_{}_{}", $prefix, region, derived_part($prefix, parts)),
                     region: region.clone(),
                 }
             }

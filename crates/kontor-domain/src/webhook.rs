@@ -307,14 +307,25 @@ impl RetrySchedule {
 
 /// The event that tells a tenant the hub disabled one of its endpoints. It is about no user; it
 /// is recorded in the cell where the delivery that gave up lives.
+/// The event that says the hub disabled a failing endpoint. Its id is derived from the
+/// endpoint and the moment it was disabled, so that recording it again (after a crash between
+/// disabling and recording) keeps one event.
 pub fn endpoint_disabled_event(
     tenant: TenantId,
     region: &Region,
     endpoint: &WebhookEndpointId,
+    disabled_at: Timestamp,
     failing_since: Timestamp,
 ) -> Event {
     Event {
-        id: EventId::generate(region),
+        id: EventId::derived(
+            region,
+            &[
+                EventType::WebhookEndpointDisabled.as_str(),
+                endpoint.as_str(),
+                &disabled_at.unix_micros().to_string(),
+            ],
+        ),
         tenant_id: tenant,
         user_id: None,
         event_type: EventType::WebhookEndpointDisabled,
@@ -323,7 +334,7 @@ pub fn endpoint_disabled_event(
             "reason": DisabledReason::Failing.as_str(),
             "failing_since": failing_since,
         }),
-        created_at: Timestamp::now(),
+        created_at: disabled_at,
     }
 }
 

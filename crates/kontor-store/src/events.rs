@@ -18,7 +18,8 @@ pub struct EventFilter {
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Records an event on its own (most events are written with the change they report).
+    /// Records an event on its own (most events are written with the change they report). An
+    /// event whose id is stored already is not recorded again.
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
 
     /// A tenant's events, oldest first.

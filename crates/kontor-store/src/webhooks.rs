@@ -4,7 +4,7 @@
 //! event into deliveries marks it dispatched in the same transaction.
 
 use async_trait::async_trait;
-use kontor_domain::event::{Event, NewEvent};
+use kontor_domain::event::Event;
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{
     Attempt, DeliveryFailure, DeliveryState, Description, DisabledReason, EndpointStatus,
@@ -199,14 +199,13 @@ pub trait DeliveryStore: Send + Sync {
     ) -> StoreResult<Vec<ClaimedDelivery>>;
 
     /// Records an attempt, and — if `owner` still holds the lease — what it leaves the delivery
-    /// as; `event` (say, `webhook_endpoint.disabled`) is recorded with it.
+    /// as.
     async fn record_attempt(
         &self,
         id: &DeliveryId,
         owner: &str,
         attempt: &Attempt,
         outcome: DeliveryOutcome,
-        event: Option<&NewEvent>,
     ) -> StoreResult<()>;
 
     /// Gives a delivery up without an attempt (its endpoint is gone or disabled).

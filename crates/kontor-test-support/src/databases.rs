@@ -224,6 +224,11 @@ impl TestStores {
             .expect("no such test cell")
     }
 
+    /// A raw pool on the control database, for tests that look behind the store's back.
+    pub fn raw_control_pool(&self) -> AnyPool {
+        self.control.database().pool().clone()
+    }
+
     /// A raw pool on a cell, for tests that look behind the store's back.
     pub fn raw_cell_pool(&self, region: &str) -> AnyPool {
         self.cell(region).database().pool().clone()

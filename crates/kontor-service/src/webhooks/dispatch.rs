@@ -47,7 +47,6 @@ impl Hub {
         {
             return Ok(0);
         }
-        let mut endpoints: HashMap<TenantId, Vec<WebhookEndpoint>> = HashMap::new();
         let mut dispatched = 0;
         let result = async {
             for round in 0..MAX_BATCHES {
@@ -55,6 +54,9 @@ impl Hub {
                 if round > 0 && !cell.claim_job(DISPATCH_JOB, owner, lease(at), at).await? {
                     break;
                 }
+                // Read for each batch: an endpoint created or enabled since the last one wants
+                // the events this batch reads.
+                let mut endpoints: HashMap<TenantId, Vec<WebhookEndpoint>> = HashMap::new();
                 let events = cell.undispatched_events(batch).await?;
                 let mut deliveries = Vec::new();
                 for event in &events {

@@ -8,7 +8,7 @@
 //! A worker that dies mid-attempt holds its leases until they lapse; then another worker attempts
 //! those deliveries again, with the same `webhook-id`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use kontor_crypto::WebhookSecret;
 use kontor_domain::event::Event;
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{
-    Attempt, AttemptError, DeliveryFailure, EndpointStatus, WebhookEndpoint,
+    Attempt, AttemptError, DeliveryFailure, DisabledReason, EndpointStatus, WebhookEndpoint,
     endpoint_disabled_event,
 };
 use kontor_domain::{DeliveryId, Region, WebhookEndpointId};
@@ -34,6 +34,8 @@ use crate::hub::Hub;
 
 /// Most of an answer's body read (and thrown away) so the connection can be reused.
 const BODY_DRAIN_LIMIT: usize = 64 * 1024;
+/// How long the body of an answer is read after its status arrived.
+const BODY_DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// An endpoint ready to sign with: its URL and its secrets in clear, for one round of attempts.
 struct Signer {
@@ -185,16 +187,19 @@ impl Deliverer {
             claimed.iter().map(|(_, c)| c.endpoint_id.clone()).collect();
         ids.sort();
         ids.dedup();
-        let signers = match self.signers(&ids, now).await {
-            Ok(signers) => signers,
+        let (signers, unreadable) = match self.signers(&ids, now).await {
+            Ok(found) => found,
             Err(err) => {
                 // The leases lapse and the deliveries are attempted again later.
                 tracing::warn!(error = %err, "reading webhook endpoints failed");
                 return Vec::new();
             }
         };
+        // Deliveries to an endpoint whose secret cannot be opened wait (their leases lapse and
+        // they are claimed again), without holding up the others.
         claimed
             .into_iter()
+            .filter(|(_, claimed)| !unreadable.contains(&claimed.endpoint_id))
             .map(|(region, claimed)| Job {
                 signer: signers.get(&claimed.endpoint_id).cloned(),
                 region,
@@ -207,7 +212,10 @@ impl Deliverer {
         &self,
         ids: &[WebhookEndpointId],
         now: Timestamp,
-    ) -> ServiceResult<HashMap<WebhookEndpointId, Arc<Signer>>> {
+    ) -> ServiceResult<(
+        HashMap<WebhookEndpointId, Arc<Signer>>,
+        HashSet<WebhookEndpointId>,
+    )> {
         let rows = self
             .hub
             .control()
@@ -215,11 +223,20 @@ impl Deliverer {
             .await
             .map_err(ServiceError::from_store)?;
         let mut signers = HashMap::new();
+        let mut unreadable = HashSet::new();
         for row in rows {
-            let signer = self.signer(row)?;
-            signers.insert(signer.endpoint.id.clone(), Arc::new(signer));
+            let id = row.endpoint.id.clone();
+            match self.signer(row) {
+                Ok(signer) => {
+                    signers.insert(id, Arc::new(signer));
+                }
+                Err(err) => {
+                    tracing::error!(webhook_endpoint.id = %id, error = %err, "cannot open the endpoint's signing secret; its deliveries wait");
+                    unreadable.insert(id);
+                }
+            }
         }
-        Ok(signers)
+        Ok((signers, unreadable))
     }
 
     fn signer(&self, row: EndpointSecrets) -> ServiceResult<Signer> {
@@ -253,6 +270,14 @@ impl Deliverer {
                     .await;
             }
             Some(s) if s.endpoint.status != EndpointStatus::Enabled => {
+                // Disabled for failing: make sure the event that says so is recorded (a crash
+                // right after disabling would have lost it; recording it again keeps one).
+                if s.endpoint.disabled_reason == Some(DisabledReason::Failing)
+                    && let Some(at) = s.endpoint.disabled_at
+                {
+                    let since = claimed.first_attempt_at.unwrap_or(at);
+                    self.record_disabled(&s.endpoint, at, since).await?;
+                }
                 return self
                     .give_up(cell, claimed, DeliveryFailure::EndpointDisabled)
                     .await;
@@ -278,20 +303,16 @@ impl Deliverer {
         let disabled = match outcome {
             DeliveryOutcome::GiveUp(_) => {
                 let since = claimed.first_attempt_at.unwrap_or(attempt.at);
-                self.disable_if_failing(&job.region, &signer.endpoint, since)
-                    .await
+                self.disable_if_failing(&signer.endpoint, since).await
             }
             _ => None,
         };
-        cell.record_attempt(
-            &claimed.id,
-            &self.owner,
-            &attempt,
-            outcome,
-            disabled.as_ref(),
-        )
-        .await
-        .map_err(ServiceError::from_store)?;
+        cell.record_attempt(&claimed.id, &self.owner, &attempt, outcome)
+            .await
+            .map_err(ServiceError::from_store)?;
+        if let Some((at, since)) = disabled {
+            self.record_disabled(&signer.endpoint, at, since).await?;
+        }
         let result = if attempt.succeeded() {
             "delivered"
         } else {
@@ -338,15 +359,34 @@ impl Deliverer {
         })
     }
 
+    /// Records `webhook_endpoint.disabled` for an endpoint the hub disabled at `at`, in the
+    /// first cell (the endpoint belongs to no region; one fixed cell keeps the event single
+    /// however many deliveries, in whichever cells, come to record it).
+    async fn record_disabled(
+        &self,
+        endpoint: &WebhookEndpoint,
+        at: Timestamp,
+        since: Timestamp,
+    ) -> ServiceResult<()> {
+        let Some((region, cell)) = self.hub.cells().iter().next() else {
+            return Ok(());
+        };
+        let event =
+            endpoint_disabled_event(endpoint.tenant_id.clone(), region, &endpoint.id, at, since);
+        cell.append_event(&event)
+            .await
+            .map_err(ServiceError::from_store)
+    }
+
     /// After a delivery failed for good: if nothing reached the endpoint (in any cell) since the
-    /// delivery's first attempt, the endpoint keeps failing — disable it, and return the event
-    /// that says so. Errors are logged: they must not keep the attempt from being recorded.
+    /// delivery's first attempt, the endpoint keeps failing — disable it, and return when (and
+    /// since when it failed), for the event that says so. Errors are logged: they must not keep
+    /// the attempt from being recorded.
     async fn disable_if_failing(
         &self,
-        region: &Region,
         endpoint: &WebhookEndpoint,
         since: Timestamp,
-    ) -> Option<Event> {
+    ) -> Option<(Timestamp, Timestamp)> {
         for (_, other) in self.hub.cells().iter() {
             match other.delivered_since(&endpoint.id, since).await {
                 Ok(true) => return None,
@@ -357,10 +397,11 @@ impl Deliverer {
                 }
             }
         }
+        let at = Timestamp::now();
         match self
             .hub
             .control()
-            .disable_failing_endpoint(&endpoint.id, Timestamp::now())
+            .disable_failing_endpoint(&endpoint.id, at)
             .await
         {
             Ok(true) => {
@@ -370,12 +411,7 @@ impl Deliverer {
                     tenant.id = %endpoint.tenant_id,
                     "webhook endpoint disabled: every attempt failed since {since}"
                 );
-                Some(endpoint_disabled_event(
-                    endpoint.tenant_id.clone(),
-                    region,
-                    &endpoint.id,
-                    since,
-                ))
+                Some((at, since))
             }
             Ok(false) => None,
             Err(err) => {
@@ -427,25 +463,33 @@ impl Deliverer {
             .body(body);
         let started = Instant::now();
         let timeout = self.hub.settings().webhooks.timeout;
-        let sent = tokio::time::timeout(timeout, async {
-            let mut response = request.send().await?;
-            let status = response.status().as_u16();
-            let latency = started.elapsed();
-            let mut drained = 0;
-            while drained < BODY_DRAIN_LIMIT {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => drained += chunk.len(),
-                    _ => break,
-                }
+        let sent = tokio::time::timeout(timeout, request.send()).await;
+        let latency = started.elapsed();
+        let status = match sent {
+            Ok(Ok(mut response)) => {
+                // The answer is the status: the body is read (a little of it, briefly) only so
+                // that the connection can be used again; how that ends changes nothing.
+                let status = response.status().as_u16();
+                let _ = tokio::time::timeout(BODY_DRAIN_TIME, async {
+                    let mut drained = 0;
+                    while drained < BODY_DRAIN_LIMIT {
+                        match response.chunk().await {
+                            Ok(Some(chunk)) => drained += chunk.len(),
+                            _ => break,
+                        }
+                    }
+                })
+                .await;
+                Ok(Ok(status))
             }
-            Ok::<_, reqwest::Error>((status, latency))
-        })
-        .await;
+            Ok(Err(err)) => Ok(Err(err)),
+            Err(elapsed) => Err(elapsed),
+        };
         let elapsed = started.elapsed();
-        let attempt = match sent {
+        let attempt = match status {
             Err(_) => failed(AttemptError::Timeout, None, elapsed),
             Ok(Err(err)) => failed(classify(&err), None, elapsed),
-            Ok(Ok((status, latency))) => match status {
+            Ok(Ok(status)) => match status {
                 200..=299 => Attempt {
                     number,
                     at,

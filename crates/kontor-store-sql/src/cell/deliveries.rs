@@ -8,7 +8,7 @@
 //! serializable as usual.
 
 use async_trait::async_trait;
-use kontor_domain::event::{Event, EventType, NewEvent};
+use kontor_domain::event::{Event, EventType};
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{Attempt, AttemptError, Delivery, DeliveryFailure, DeliveryState};
 use kontor_domain::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
@@ -20,7 +20,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::SqlCell;
-use super::events::{event_from_row, insert_event};
+use super::events::event_from_row;
 use crate::database::{SqlDatabase, column, optional_timestamp};
 use crate::query::{Arg, Filtered};
 
@@ -318,12 +318,8 @@ impl DeliveryStore for SqlCell {
         owner: &str,
         attempt: &Attempt,
         outcome: DeliveryOutcome,
-        event: Option<&NewEvent>,
     ) -> StoreResult<()> {
         self.ensure_home("delivery", id.region())?;
-        if let Some(event) = event {
-            self.ensure_home("event", event.id.region())?;
-        }
         retry_serializable(self.db.retry_policy(), "record_attempt", |_| async {
             let mut tx = self.begin_queue().await?;
             // Counting the attempt locks the row: a second recorder of the same delivery (one
@@ -393,9 +389,6 @@ impl DeliveryStore for SqlCell {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
-            if let Some(event) = event {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
             tx.commit().await.map_err(|e| self.db.classify(e))
         })
         .await

@@ -15,7 +15,8 @@ use super::SqlCell;
 use crate::database::{SqlDatabase, column};
 use crate::query::{Arg, Filtered};
 
-/// Inserts `event` within an open transaction.
+/// Inserts `event` within an open transaction; an event whose id is stored already is left as
+/// it is (ids are random, or derived from what the event records so that a repeat is one).
 pub(crate) async fn insert_event(
     db: &SqlDatabase,
     tx: &mut Transaction<'static, Any>,
@@ -23,7 +24,7 @@ pub(crate) async fn insert_event(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO events (id, tenant_id, user_id, type, data, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
     )
     .bind(event.id.as_str())
     .bind(event.tenant_id.as_str())

@@ -301,7 +301,6 @@ pub async fn claims_take_each_queue_head_in_order(stores: TestStores) {
         "w1",
         &attempt(Some(503), Some(AttemptError::HttpStatus)),
         DeliveryOutcome::RetryAt(retry_at),
-        None,
     )
     .await
     .unwrap();
@@ -326,7 +325,6 @@ pub async fn claims_take_each_queue_head_in_order(stores: TestStores) {
         "w2",
         &attempt(Some(204), None),
         DeliveryOutcome::Delivered,
-        None,
     )
     .await
     .unwrap();
@@ -353,7 +351,6 @@ pub async fn claims_take_each_queue_head_in_order(stores: TestStores) {
         "w1",
         &attempt(None, Some(AttemptError::Timeout)),
         DeliveryOutcome::GiveUp(DeliveryFailure::RetriesExhausted),
-        None,
     )
     .await
     .unwrap();

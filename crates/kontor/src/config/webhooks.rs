@@ -55,9 +55,12 @@ impl WebhooksConfig {
             bail!("webhooks.timeout_ms must be between 100 and 60000");
         }
         let timeout_s = i64::try_from(self.timeout_ms.div_ceil(1000)).unwrap_or(i64::MAX);
-        if self.lease_seconds < timeout_s + 1 || self.lease_seconds > 3600 {
+        // A lease covers more than the request: the endpoint lookup, the name resolution, the
+        // check whether the endpoint keeps failing and the recording's retries.
+        let least = timeout_s.saturating_mul(2).saturating_add(10);
+        if self.lease_seconds < least || self.lease_seconds > 3600 {
             bail!(
-                "webhooks.lease_seconds must exceed the timeout ({timeout_s} s) and be at most 3600"
+                "webhooks.lease_seconds must be at least twice the timeout plus 10 s ({least} s) and at most 3600"
             );
         }
         if self.retry_schedule_seconds.len() > 50

@@ -157,3 +157,51 @@ async fn loop_until_delivered(h: &super::Hooks, endpoint: &str) -> Value {
     assert_eq!(log[0]["state"], "succeeded", "{log:?}");
     log[0].clone()
 }
+
+/// An endpoint whose signing secret cannot be opened (a corrupt row, a key the hub no longer
+/// has) holds up only its own deliveries: the others claimed with them are sent.
+#[tokio::test]
+async fn an_unreadable_secret_holds_up_only_its_own_endpoint() {
+    let h = hooks().await;
+    let receiver = Receiver::start().await;
+    let broken = h.endpoint(&receiver.url(), &["*"]).await;
+    let good = h
+        .endpoint(&format!("{}/good", receiver.url()), &["*"])
+        .await;
+    sqlx::query("UPDATE webhook_endpoints SET secret = 'not-a-sealed-secret' WHERE id = $1")
+        .bind(broken["id"].as_str().unwrap())
+        .execute(&h.app.stores.raw_control_pool())
+        .await
+        .unwrap();
+    let user = h.user("uk").await;
+    let event = h.record(&user, 1).await;
+    h.deliverer().run_once().await;
+    let got = receiver.wait_delivered(1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, event.to_string());
+    assert_eq!(got[0].path, "/hook/good");
+    let good_log = h.deliveries(good["id"].as_str().unwrap()).await;
+    assert_eq!(good_log[0]["state"], "succeeded");
+    let waiting = h.deliveries(broken["id"].as_str().unwrap()).await;
+    assert_eq!(
+        waiting[0]["state"], "pending",
+        "kept for when the secret is readable"
+    );
+}
+
+/// The status is the answer: a 2xx within the timeout counts even if the body behind it is
+/// slow (reading it is not waited for), so the receiver does not get the event twice.
+#[tokio::test]
+async fn a_success_with_a_slow_body_counts_once() {
+    let h = hooks().await;
+    let receiver = Receiver::start().await;
+    receiver.set_rule(|_, _| Reply::SlowBody(Duration::from_secs(3)));
+    let endpoint = h.endpoint(&receiver.url(), &["*"]).await;
+    let user = h.user("uk").await;
+    h.record(&user, 1).await;
+    h.deliverer().run_once().await;
+    let log = h.deliveries(endpoint["id"].as_str().unwrap()).await;
+    assert_eq!(log[0]["state"], "succeeded", "{log:?}");
+    assert_eq!(log[0]["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(receiver.received().len(), 1);
+}

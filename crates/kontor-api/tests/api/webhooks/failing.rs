@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use kontor_domain::WebhookEndpointId;
+use kontor_domain::time::Timestamp;
 use serde_json::json;
 
 use super::hooks;
@@ -116,5 +118,66 @@ async fn an_endpoint_that_fails_only_some_deliveries_stays_enabled() {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The hub disabled a failing endpoint and died before recording the event that says so: the
+/// deliveries still queued for the endpoint record it when they are given up — once, however
+/// many of them there are and in whichever cells.
+#[tokio::test]
+async fn the_disabled_event_is_recorded_after_a_crash_once() {
+    let h = hooks().await;
+    let broken = Receiver::start().await;
+    broken.set_rule(|_, _| Reply::Status(500));
+    let failing = h.endpoint(&broken.url(), &["*"]).await;
+    let failing_id = failing["id"].as_str().unwrap().to_owned();
+    for region in ["uk", "de"] {
+        let user = h.user(region).await;
+        h.record(&user, 1).await;
+    }
+    h.deliverer().run_once().await;
+    assert_eq!(broken.received().len(), 2, "a first attempt each");
+
+    // What the worker did before it died: the endpoint is disabled, no event recorded.
+    let id = WebhookEndpointId::parse(&failing_id).unwrap();
+    assert!(
+        h.app
+            .hub
+            .control()
+            .disable_failing_endpoint(&id, Timestamp::now())
+            .await
+            .unwrap()
+    );
+    let disabled_events = async || {
+        h.get("/v1/events?type=webhook_endpoint.disabled").await["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(disabled_events().await.is_empty());
+
+    let id = failing_id.clone();
+    h.pump_until(Duration::from_secs(10), async || {
+        h.deliveries(&id)
+            .await
+            .iter()
+            .all(|d| d["state"] == "failed")
+    })
+    .await;
+    let log = h.deliveries(&failing_id).await;
+    assert!(
+        log.iter()
+            .all(|d| d["failure_reason"] == "endpoint_disabled")
+    );
+    let told = disabled_events().await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["data"]["endpoint_id"], failing_id.as_str());
+    assert_eq!(told[0]["data"]["reason"], "failing");
+    h.deliverer().run_once().await;
+    assert_eq!(disabled_events().await.len(), 1);
+    assert_eq!(
+        broken.received().len(),
+        2,
+        "nothing sent to a disabled endpoint"
     );
 }

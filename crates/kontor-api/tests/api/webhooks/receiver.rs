@@ -28,6 +28,8 @@ pub enum Reply {
     Redirect,
     /// Answers 204 after a while.
     Slow(Duration),
+    /// Answers 200 at once, but sends the body only after a while.
+    SlowBody(Duration),
     /// Never answers.
     Hang,
 }
@@ -220,6 +222,7 @@ async fn handle(
             Reply::Status(s) => *s,
             Reply::Redirect => 302,
             Reply::Slow(_) => 204,
+            Reply::SlowBody(_) => 200,
             Reply::Hang => 0,
         };
         let per_id = inner.in_flight_ids.entry(received.id.clone()).or_default();
@@ -241,6 +244,13 @@ async fn handle(
         Reply::Slow(wait) => {
             tokio::time::sleep(wait).await;
             StatusCode::NO_CONTENT.into_response()
+        }
+        Reply::SlowBody(wait) => {
+            let late = futures_util::stream::once(async move {
+                tokio::time::sleep(wait).await;
+                Ok::<_, std::convert::Infallible>(Bytes::from_static(b"thanks"))
+            });
+            (StatusCode::OK, axum::body::Body::from_stream(late)).into_response()
         }
         Reply::Hang => std::future::pending().await,
     };
