@@ -44,6 +44,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 0 && c == 0)      // 192.0.0/24 protocol assignments
         || ip.is_documentation()               // 192.0.2/24, 198.51.100/24, 203.0.113/24
         || (a == 198 && (b == 18 || b == 19))  // 198.18/15 benchmarking
+        || (a == 192 && b == 88 && c == 99)    // 192.88.99/24 6to4 relays (deprecated)
         || ip.is_multicast()                   // 224/4
         || a >= 240) // 240/4 reserved, and the broadcast address
 }
@@ -73,6 +74,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
         || (segments[0] == 0x2001 && segments[1] == 0)      // Teredo: hides an IPv4 address
         || segments[..4] == [0x100, 0, 0, 0]   // 100::/64 discard-only
+        || segments[..3] == [0x64, 0xff9b, 1]  // 64:ff9b:1::/48 local-use NAT64
+        || segments[..6] == [0, 0, 0, 0, 0xffff, 0] // ::ffff:0:0/96 SIIT translated IPv4
         || segments[..6] == [0; 6]) // ::/96, IPv4-compatible (deprecated)
 }
 
@@ -228,6 +231,9 @@ mod tests {
             "2002:7f00:1::",
             "2001:db8::1",
             "::127.0.0.1",
+            "192.88.99.1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:a9fe:a9fe",
         ] {
             let ip: IpAddr = private.parse().unwrap();
             assert!(!is_public(ip), "{private} must be refused");

@@ -435,6 +435,10 @@ impl Deliverer {
         let Some(url) = signer.url.clone() else {
             return failed(AttemptError::ConnectionFailed, None, Duration::ZERO);
         };
+        // The configuration may have changed since the URL was accepted.
+        if url.scheme() != "https" && !(url.scheme() == "http" && policy.allow_http) {
+            return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
+        }
         // The resolver guards names; addresses written in the URL never reach it.
         let literal = match url.host() {
             Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),

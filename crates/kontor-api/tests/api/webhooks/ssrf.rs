@@ -79,9 +79,15 @@ async fn private_loopback_and_plain_http_urls_are_refused() {
 /// may, here, so that the endpoints exist): what a worker sees when a name that resolved to a
 /// public address at creation resolves to a private one later.
 fn strict_hub(app: &TestApp) -> Hub {
+    hub_with(app, |settings| {
+        settings.webhooks.allow_private_addresses = false;
+    })
+}
+
+fn hub_with(app: &TestApp, tweak: impl FnOnce(&mut HubSettings)) -> Hub {
     let mut settings = HubSettings::new(url::Url::parse("http://127.0.0.1/").unwrap());
     super::local(&mut settings);
-    settings.webhooks.allow_private_addresses = false;
+    tweak(&mut settings);
     let keyring = Keyring::new(&[("test".to_owned(), vec![9; 32])]).unwrap();
     Hub::new(
         app.stores.cells.clone(),
@@ -119,4 +125,26 @@ async fn every_attempt_checks_the_address_it_connects_to() {
         );
         assert!(log[0]["attempts"][0]["status_code"].is_null());
     }
+}
+
+/// Plain http allowed when the endpoint was created, not any more when the worker sends (the
+/// configuration changed): nothing is sent.
+#[tokio::test]
+async fn plain_http_is_checked_again_at_every_attempt() {
+    let h = hooks().await;
+    let receiver = Receiver::start().await;
+    let endpoint = h.endpoint(&receiver.url(), &["*"]).await;
+    let user = h.user("uk").await;
+    h.record(&user, 1).await;
+
+    let https_only = hub_with(&h.app, |settings| settings.webhooks.allow_http = false);
+    let reports = Deliverer::new(https_only).unwrap().run_once().await;
+    assert_eq!(reports.len(), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(receiver.received().is_empty(), "nothing sent over http");
+    let log = h.deliveries(endpoint["id"].as_str().unwrap()).await;
+    assert_eq!(
+        log[0]["attempts"][0]["error"], "address_not_allowed",
+        "{log:?}"
+    );
 }
