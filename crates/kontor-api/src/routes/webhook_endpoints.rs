@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kontor_domain::WebhookEndpointId;
 use kontor_domain::tenant::Scope;
+use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::WebhookEndpoint;
 use kontor_service::webhooks::{CreatedEndpoint, EndpointUpdate, NewEndpointRequest};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -65,7 +66,7 @@ pub struct WebhookEndpointResponse {
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,
     /// After a rotation: until when the previous secret still signs deliveries (each carries
-    /// both signatures until then).
+    /// both signatures until then); absent once that has passed.
     pub previous_secret_expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -96,7 +97,10 @@ impl From<WebhookEndpoint> for WebhookEndpointResponse {
             status: e.status.as_str().to_owned(),
             disabled_reason: e.disabled_reason.map(|r| r.as_str().to_owned()),
             disabled_at: e.disabled_at.map(|t| t.to_rfc3339()),
-            previous_secret_expires_at: e.previous_secret_expires_at.map(|t| t.to_rfc3339()),
+            previous_secret_expires_at: e
+                .previous_secret_expires_at
+                .filter(|until| *until > Timestamp::now())
+                .map(|t| t.to_rfc3339()),
             created_at: e.created_at.to_rfc3339(),
             updated_at: e.updated_at.to_rfc3339(),
             secret: None,

@@ -59,6 +59,11 @@ async fn a_rotated_secret_signs_beside_the_new_one_for_a_day() {
     assert_eq!(second.signature.split(' ').count(), 1);
     assert!(verify(&new, second));
     assert!(!verify(&old, second));
+    let shown = h.get(&format!("/v1/webhook-endpoints/{id}")).await;
+    assert!(
+        shown["previous_secret_expires_at"].is_null(),
+        "an overlap that is over is not shown: {shown}"
+    );
 
     // The sealed secrets are not readable in the database.
     let stored: (String, Option<String>) =
