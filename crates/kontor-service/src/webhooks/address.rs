@@ -17,6 +17,9 @@ pub struct UrlPolicy {
     pub allow_private_addresses: bool,
 }
 
+/// How long a request setting an endpoint URL waits for its host to resolve.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Longest URL accepted.
 const MAX_URL_LEN: usize = 2048;
 
@@ -136,10 +139,12 @@ pub async fn check_resolved(url: &Url, policy: UrlPolicy) -> ServiceResult<()> {
         return Ok(()); // an IP address, checked with the syntax
     };
     let port = url.port_or_known_default().unwrap_or(443);
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((domain, port))
-        .await
-        .map_err(|_| invalid(format!("the host {domain} does not resolve")))?
-        .collect();
+    let addresses: Vec<SocketAddr> =
+        tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((domain, port)))
+            .await
+            .map_err(|_| invalid(format!("the host {domain} did not resolve in time")))?
+            .map_err(|_| invalid(format!("the host {domain} does not resolve")))?
+            .collect();
     if addresses.is_empty() {
         return Err(invalid(format!("the host {domain} does not resolve")));
     }
