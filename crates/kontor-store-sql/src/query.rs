@@ -1,9 +1,18 @@
 //! A small builder for queries whose conditions depend on the request (list filters): it numbers
 //! the `$n` placeholders and binds the values in order, so filters never splice values into SQL.
 
+use kontor_store::{Page, PageKey, StoreResult};
 use sqlx::Any;
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
+
+use crate::database::SqlDatabase;
+
+/// `LIMIT` for a page of `limit` rows: one more, so that [`Page::from_rows`] can tell whether
+/// another page follows.
+pub(crate) fn page_limit(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
 
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
@@ -45,5 +54,40 @@ impl Filtered {
             };
         }
         query
+    }
+
+    /// Ends the query with keyset paging in `(created_at, id)` order, `prefix` naming the
+    /// table (`""` or `"d."`): rows after `after`, at most one more than `limit`.
+    pub(crate) fn page_by_creation(&mut self, prefix: &str, after: Option<&PageKey>, limit: usize) {
+        if let Some(key) = after {
+            let sort = self.arg(Arg::Int(key.sort));
+            let id = self.arg(Arg::Text(key.id.clone()));
+            self.push(&format!(
+                " AND ({prefix}created_at, {prefix}id) > ({sort}, {id})"
+            ));
+        }
+        let fetch = self.arg(Arg::Int(page_limit(limit)));
+        self.push(&format!(
+            " ORDER BY {prefix}created_at, {prefix}id LIMIT {fetch}"
+        ));
+    }
+
+    /// Runs a query ended by [`Filtered::page_by_creation`] and makes the page.
+    pub(crate) async fn fetch_page<T>(
+        &self,
+        db: &SqlDatabase,
+        limit: usize,
+        from_row: impl Fn(&AnyRow) -> StoreResult<T>,
+        key_of: impl Fn(&T) -> PageKey,
+    ) -> StoreResult<Page<T>> {
+        let items = self
+            .build()
+            .fetch_all(db.pool())
+            .await
+            .map_err(|e| db.classify(e))?
+            .iter()
+            .map(from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, key_of))
     }
 }

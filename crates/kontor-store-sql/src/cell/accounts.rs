@@ -22,7 +22,7 @@ use super::events::insert_event;
 use crate::database::{
     SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
 };
-use crate::query::{Arg, Filtered};
+use crate::query::{Arg, Filtered, page_limit};
 
 macro_rules! account_columns {
     () => {
@@ -108,10 +108,6 @@ fn transaction_key(row: &TransactionRow) -> PageKey {
     }
 }
 
-fn limit_arg(limit: usize) -> Arg {
-    Arg::Int(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
-}
-
 #[async_trait]
 impl AccountStore for SqlCell {
     async fn list_accounts(
@@ -132,26 +128,12 @@ impl AccountStore for SqlCell {
             let p = q.arg(Arg::Text(user.to_string()));
             q.push(&format!(" AND user_id = {p}"));
         }
-        if let Some(key) = after {
-            let sort = q.arg(Arg::Int(key.sort));
-            let id = q.arg(Arg::Text(key.id.clone()));
-            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
-        }
-        let fetch = q.arg(limit_arg(limit));
-        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
-        let rows = q
-            .build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?;
-        let items = rows
-            .iter()
-            .map(account_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |a| PageKey {
+        q.page_by_creation("", after, limit);
+        q.fetch_page(&self.db, limit, account_from_row, |a| PageKey {
             sort: a.created_at.unix_micros(),
             id: a.id.to_string(),
-        }))
+        })
+        .await
     }
 
     async fn account(&self, tenant: &TenantId, id: &AccountId) -> StoreResult<AccountRow> {
@@ -245,7 +227,7 @@ impl AccountStore for SqlCell {
             let id = q.arg(Arg::Text(key.id.clone()));
             q.push(&format!(" AND (sort_date, id) < ({sort}, {id})"));
         }
-        let fetch = q.arg(limit_arg(limit));
+        let fetch = q.arg(Arg::Int(page_limit(limit)));
         q.push(&format!(" ORDER BY sort_date DESC, id DESC LIMIT {fetch}"));
         let rows = q
             .build()

@@ -182,28 +182,12 @@ impl ConnectionStore for SqlCell {
             let p = q.arg(crate::query::Arg::Text(user.to_string()));
             q.push(&format!(" AND user_id = {p}"));
         }
-        if let Some(key) = after {
-            let sort = q.arg(crate::query::Arg::Int(key.sort));
-            let id = q.arg(crate::query::Arg::Text(key.id.clone()));
-            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
-        }
-        let fetch = q.arg(crate::query::Arg::Int(
-            i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
-        ));
-        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
-        let rows = q
-            .build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?;
-        let items = rows
-            .iter()
-            .map(connection_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |c| PageKey {
+        q.page_by_creation("", after, limit);
+        q.fetch_page(&self.db, limit, connection_from_row, |c| PageKey {
             sort: c.created_at.unix_micros(),
             id: c.id.to_string(),
-        }))
+        })
+        .await
     }
 
     async fn begin_authorisation(

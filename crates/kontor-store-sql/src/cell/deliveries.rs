@@ -488,25 +488,12 @@ impl DeliveryStore for SqlCell {
             let p = q.arg(Arg::Text(event.to_string()));
             q.push(&format!(" AND d.event_id = {p}"));
         }
-        if let Some(key) = after {
-            let sort = q.arg(Arg::Int(key.sort));
-            let id = q.arg(Arg::Text(key.id.clone()));
-            q.push(&format!(" AND (d.created_at, d.id) > ({sort}, {id})"));
-        }
-        let fetch = q.arg(Arg::Int(limit_arg(limit.saturating_add(1))));
-        q.push(&format!(" ORDER BY d.created_at, d.id LIMIT {fetch}"));
-        let items = q
-            .build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
-            .iter()
-            .map(delivery_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |d| PageKey {
+        q.page_by_creation("d.", after, limit);
+        q.fetch_page(&self.db, limit, delivery_from_row, |d| PageKey {
             sort: d.created_at.unix_micros(),
             id: d.id.to_string(),
-        }))
+        })
+        .await
     }
 
     async fn delivery_attempts(

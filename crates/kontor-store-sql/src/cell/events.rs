@@ -96,27 +96,11 @@ impl EventStore for SqlCell {
             let p = q.arg(Arg::Int(until.unix_micros()));
             q.push(&format!(" AND created_at < {p}"));
         }
-        if let Some(key) = after {
-            let sort = q.arg(Arg::Int(key.sort));
-            let id = q.arg(Arg::Text(key.id.clone()));
-            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
-        }
-        let fetch = q.arg(Arg::Int(
-            i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
-        ));
-        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
-        let rows = q
-            .build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?;
-        let events = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_rows(events, limit, |e| PageKey {
+        q.page_by_creation("", after, limit);
+        q.fetch_page(&self.db, limit, event_from_row, |e| PageKey {
             sort: e.created_at.unix_micros(),
             id: e.id.to_string(),
-        }))
+        })
+        .await
     }
 }

@@ -279,28 +279,12 @@ impl PaymentStore for SqlCell {
             let p = q.arg(Arg::Text(user.to_string()));
             q.push(&format!(" AND user_id = {p}"));
         }
-        if let Some(key) = after {
-            let sort = q.arg(Arg::Int(key.sort));
-            let id = q.arg(Arg::Text(key.id.clone()));
-            q.push(&format!(" AND (created_at, id) > ({sort}, {id})"));
-        }
-        let fetch = q.arg(Arg::Int(
-            i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX),
-        ));
-        q.push(&format!(" ORDER BY created_at, id LIMIT {fetch}"));
-        let rows = q
-            .build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?;
-        let items = rows
-            .iter()
-            .map(payment_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |p| PageKey {
+        q.page_by_creation("", after, limit);
+        q.fetch_page(&self.db, limit, payment_from_row, |p| PageKey {
             sort: p.created_at.unix_micros(),
             id: p.id.to_string(),
-        }))
+        })
+        .await
     }
 
     async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>> {

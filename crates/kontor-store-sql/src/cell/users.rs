@@ -106,7 +106,7 @@ impl UserStore for SqlCell {
         after: Option<&PageKey>,
         limit: usize,
     ) -> StoreResult<Page<User>> {
-        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let fetch = crate::query::page_limit(limit);
         let rows = match after {
             None => {
                 let sql = concat!(
