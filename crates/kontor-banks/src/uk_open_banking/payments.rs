@@ -211,19 +211,18 @@ impl UkOpenBanking {
             .consent_id
             .clone()
             .ok_or_else(|| BankError::protocol("the payment session has no consent id"))?;
-        // A repeat after a failed submission has the token already: the code was single-use.
+        // A repeat after a failed submission has the token already (the code was single-use);
+        // otherwise the callback's code is exchanged now.
+        match self.take_user_token(session, callback).await {
+            Ok(_) => {}
+            Err(err @ BankError::ConsentInvalid { .. }) => {
+                return self.after_a_spent_code(session, err).await;
+            }
+            Err(err) => return Err(err),
+        }
+        // Resumed without the callback and without a token: nothing to submit with.
         if session.access_token.is_none() {
-            // Resumed without the callback and without a token: nothing to submit with.
-            if callback.get("code").is_none() {
-                return self.submission_status(session).await;
-            }
-            match self.take_user_token(session, callback).await {
-                Ok(_) => {}
-                Err(err @ BankError::ConsentInvalid { .. }) => {
-                    return self.after_a_spent_code(session, err).await;
-                }
-                Err(err) => return Err(err),
-            }
+            return self.submission_status(session).await;
         }
         let (initiation, risk) = {
             let stored = |key: &str| -> Result<serde_json::Value, BankError> {

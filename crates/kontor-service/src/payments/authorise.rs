@@ -440,14 +440,11 @@ impl Hub {
     /// answers with the payment it made, if it made one), never with a spent code.
     pub(crate) async fn submit(&self, secrets: &PaymentSecrets) -> ServiceResult<Payment> {
         let payment = &secrets.payment;
+        // Both callers hold the payment's lease and have just read it as `submitting`.
+        if payment.phase != PaymentPhase::Submitting {
+            return Ok(payment.clone());
+        }
         let cell = self.cell(payment.id.region())?;
-        let submitting = [PaymentPhase::AwaitingSca, PaymentPhase::Submitting];
-        cell.advance_payment(
-            &payment.id,
-            &PaymentChange::phase(&submitting, PaymentPhase::Submitting, Timestamp::now()),
-        )
-        .await
-        .map_err(ServiceError::from_store)?;
         let connector = self
             .directory()
             .connector(&payment.bank_id)
@@ -490,6 +487,10 @@ impl Hub {
         let outcome = connector
             .complete_payment(&mut session, &callback, &key)
             .await;
+        if outcome.is_ok() {
+            // The callback has served; the session saved with the status need not keep it.
+            session.callback.clear();
+        }
         let status = match outcome {
             Ok(status) => status,
             Err(err)
