@@ -229,6 +229,16 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
             "cells.uk.url",
         ),
         (
+            vec!["config", "print"],
+            vec![("KONTOR_WORKER__LEASE_SECONDS", "10")],
+            "worker.lease_seconds",
+        ),
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_WEBHOOKS__LEASE_SECONDS", "15")],
+            "webhooks.lease_seconds",
+        ),
+        (
             vec!["--config", "/nonexistent/kontor.toml", "config", "print"],
             vec![],
             "does not exist",
