@@ -82,12 +82,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=100))]
     pub rounds: u16,
-    /// Append the Markdown report to this file (created when missing).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Print the report as one JSON object instead of Markdown.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::report::Output,
 }
 
 #[tokio::main]

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -333,15 +332,36 @@ impl Report {
             }
         }
     }
+}
 
-    /// Appends the Markdown report to `path`, creating it when missing.
-    pub fn append_to(&self, path: &Path) -> anyhow::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        writeln!(file, "{}", self.to_markdown())
-            .with_context(|| format!("writing {}", path.display()))
+/// Where a run's report goes: stdout, as Markdown or JSON, and optionally appended to a file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Output {
+    /// Append the Markdown report to this file (created when missing).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Print the report as one JSON object instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `report` (JSON or Markdown) and appends its Markdown to `--out`, if given.
+    pub fn emit(&self, report: &impl Serialize, markdown: &str) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            writeln!(stdout, "{}", serde_json::to_string_pretty(report)?)?;
+        } else {
+            writeln!(stdout, "{markdown}")?;
+        }
+        if let Some(path) = &self.out {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            writeln!(file, "{markdown}").with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
 }

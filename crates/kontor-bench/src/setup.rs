@@ -36,8 +36,16 @@ pub struct Ending {
     pub hub_log: LogSummary,
 }
 
-fn default_kontor() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kontor")
+/// The kontor binary beside this program (both built into the same target folder), else the
+/// workspace's release build.
+pub fn default_kontor() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("kontor"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kontor")
+        })
 }
 
 impl BenchEnv {

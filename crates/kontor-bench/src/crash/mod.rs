@@ -12,7 +12,6 @@ mod killer;
 mod report;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,12 +102,8 @@ pub struct CrashArgs {
     /// Copy the hub's log (all lives, level info) here.
     #[arg(long, value_name = "FILE")]
     pub hub_log: Option<PathBuf>,
-    /// Append the Markdown report to this file.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Print the report as one JSON object instead of Markdown.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::report::Output,
 }
 
 /// The hub's configuration file for the run (`--config`).
@@ -134,16 +129,6 @@ fn secs(value: u64) -> toml::Value {
     toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
-fn default_kontor() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .map(|exe| exe.with_file_name("kontor"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kontor")
-        })
-}
-
 pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
     for (name, p) in [
         ("--concurrent", args.concurrent),
@@ -160,7 +145,10 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
     if args.kill_min_ms > args.kill_max_ms || args.kill_min_ms == 0 {
         bail!("--kill-min-ms must be at least 1 and not above --kill-max-ms");
     }
-    let kontor = args.kontor.clone().unwrap_or_else(default_kontor);
+    let kontor = args
+        .kontor
+        .clone()
+        .unwrap_or_else(crate::setup::default_kontor);
     if !kontor.is_file() {
         bail!(
             "no kontor binary at {} (build it, or pass --kontor)",
@@ -281,21 +269,7 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
     drop(data);
     let report = outcome?;
     dropped?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(stdout, "{}", report.to_markdown())?;
-    }
-    if let Some(out) = &args.out {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(out)
-            .with_context(|| format!("opening {}", out.display()))?;
-        writeln!(file, "{}", report.to_markdown())
-            .with_context(|| format!("writing {}", out.display()))?;
-    }
+    args.output.emit(&report, &report.to_markdown())?;
     if !report.passed {
         bail!(
             "{} violation(s) of exactly-once; see the report",

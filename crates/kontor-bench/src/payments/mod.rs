@@ -7,7 +7,6 @@
 mod ops;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -113,15 +112,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
         comparisons,
         ending,
     };
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(stdout, "{}", report.to_markdown())?;
-    }
-    if let Some(out) = &args.out {
-        report.append_to(out)?;
-    }
+    args.output.emit(&report, &report.to_markdown())?;
     Ok(())
 }
 

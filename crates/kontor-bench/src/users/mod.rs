@@ -7,7 +7,6 @@ mod ops;
 pub(crate) use ops::OpFuture;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,15 +70,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
         comparisons,
         ending,
     };
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(stdout, "{}", report.to_markdown())?;
-    }
-    if let Some(out) = &args.out {
-        report.append_to(out)?;
-    }
+    args.output.emit(&report, &report.to_markdown())?;
     Ok(())
 }
 

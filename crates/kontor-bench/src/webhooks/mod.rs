@@ -10,7 +10,6 @@ mod receiver;
 mod report;
 mod workers;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,12 +72,8 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub baseline_seconds: u64,
-    /// Append the Markdown report to this file.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Print the report as one JSON object instead of Markdown.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::report::Output,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,8 +173,10 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
         duration: args.duration,
         warmup: 0,
         rounds: 1,
-        out: None,
-        json: false,
+        output: crate::report::Output {
+            out: None,
+            json: false,
+        },
     };
     eprintln!("kontor-bench webhooks: starting the hub on fresh databases…");
     let env = BenchEnv::start_with(
@@ -188,9 +185,10 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
         vec![("KONTOR_CONFIG".to_owned(), config.display().to_string())],
     )
     .await?;
-    let kontor = args.kontor.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kontor")
-    });
+    let kontor = args
+        .kontor
+        .clone()
+        .unwrap_or_else(crate::setup::default_kontor);
     let mut worker_env = vec![
         ("KONTOR_CONFIG".to_owned(), config.display().to_string()),
         (
@@ -239,15 +237,7 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
         workers_log,
         hub_exit: ending.ok().and_then(|e| e.hub_exit),
     };
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(stdout, "{}", report.to_markdown())?;
-    }
-    if let Some(out) = &args.out {
-        report.append_to(out)?;
-    }
+    args.output.emit(&report, &report.to_markdown())?;
     Ok(())
 }
 

@@ -2,9 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::hub::{HubExit, LogSummary};
@@ -135,16 +133,5 @@ impl WebhookReport {
             }
         }
         md
-    }
-
-    pub fn append_to(&self, path: &Path) -> anyhow::Result<()> {
-        use std::io::Write as _;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        writeln!(file, "{}", self.to_markdown())
-            .with_context(|| format!("writing {}", path.display()))
     }
 }
