@@ -20,14 +20,6 @@ pub struct StoreRow {
     pub seconds_since_update: i64,
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_micros()).ok())
-        .unwrap_or(0)
-}
-
 /// The store rows of `ids`, by id. `cells` maps a region (`de`, `uk`) to its database URL.
 /// Whatever cannot be read is left out: this only adds evidence.
 pub async fn store_rows(
@@ -47,7 +39,7 @@ pub async fn store_rows(
         let Ok(mut conn) = AnyConnection::connect(url).await else {
             continue;
         };
-        let now = now_micros();
+        let now = kontor_domain::time::Timestamp::now().unix_micros();
         for id in mine {
             let row = sqlx::query(
                 "SELECT phase, status, lease_owner, lease_until, next_poll_at, poll_attempts, updated_at \

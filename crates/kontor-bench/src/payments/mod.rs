@@ -187,6 +187,7 @@ async fn run_rounds(
         .base_url(&alice.bank_id)
         .with_context(|| format!("no bank {}", alice.bank_id))?;
     let sql_target = SqlTarget {
+        region: kontor_domain::Region::parse("de").context("region de")?,
         control: control.clone(),
         cell: cell.clone(),
         tenant_id: Arc::new(env.tenant.tenant_id.clone()),

@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use kontor_domain::time::Timestamp;
+use kontor_domain::{PaymentId, Region};
 use rand::{Rng, RngCore};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -171,6 +172,8 @@ pub fn api_initiate(
 /// The ids and values the SQL baseline writes.
 #[derive(Debug, Clone)]
 pub struct SqlTarget {
+    /// The cell's region (the payments' ids carry it).
+    pub region: Region,
     pub control: PgPool,
     pub cell: PgPool,
     pub tenant_id: Arc<String>,
@@ -294,7 +297,7 @@ async fn complete(t: &SqlTarget, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query(COMPLETE_KEY)
         .bind(t.tenant_id.as_str())
         .bind(key)
-        .bind(unix_micros())
+        .bind(Timestamp::now().unix_micros())
         .execute(&mut *tx)
         .await?;
     tx.commit().await
@@ -315,8 +318,8 @@ pub fn sql_accept(
         let key = format!("sql-{run}-{}", sequence.fetch_add(1, Ordering::Relaxed));
         let t = target.clone();
         Box::pin(async move {
-            let id = random_id("pay_de_");
-            let now = unix_micros();
+            let id = PaymentId::generate(&t.region).to_string();
+            let now = Timestamp::now().unix_micros();
             retrying(&t.retries[0], || claim(&t, &key, &id, now)).await?;
             retrying(&t.retries[1], || insert(&t, &id, now)).await?;
             retrying(&t.retries[2], || complete(&t, &key)).await
@@ -382,13 +385,6 @@ fn random_text(len: usize) -> String {
         .collect()
 }
 
-/// An id shaped like the hub's: a prefix and 128 random bits as 26 Crockford base32
-/// characters (so the first is at most `7`).
-fn random_id(prefix: &str) -> String {
-    let first = char::from(ALPHABET[rand::rng().random_range(0..8)]);
-    format!("{prefix}{first}{}", random_text(25))
-}
-
 fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
@@ -403,14 +399,6 @@ fn uuid_v4() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_micros()).ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

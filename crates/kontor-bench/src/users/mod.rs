@@ -134,6 +134,7 @@ async fn run_rounds(env: &BenchEnv, plan: &Plan, rounds: u16) -> anyhow::Result<
     // External ids stay unique across rounds: each round builds its operations anew.
     let api_sequence = Arc::new(AtomicU64::new(0));
     let sql_sequence = Arc::new(AtomicU64::new(0));
+    let region = kontor_domain::Region::parse(ops::REGION).context("the benchmark's region")?;
     let mut phases: [Accumulated; 4] = Default::default();
 
     for round in 1..=rounds {
@@ -164,7 +165,7 @@ async fn run_rounds(env: &BenchEnv, plan: &Plan, rounds: u16) -> anyhow::Result<
         phases[1].add(measured, counter_delta(&before, &after))?;
 
         announce(SQL_INSERT, plan, round, rounds);
-        let op = ops::sql_insert(&pool, &tenant, &sql_sequence);
+        let op = ops::sql_insert(&region, &pool, &tenant, &sql_sequence);
         let measured = load::run(plan, &env.probe, op).await?;
         phases[2].add(measured, BTreeMap::new())?;
 

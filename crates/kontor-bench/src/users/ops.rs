@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use rand::{Rng, RngCore};
+use kontor_domain::time::Timestamp;
+use kontor_domain::{Region, UserId};
+use rand::Rng;
 use serde::Deserialize;
 use sqlx::PgPool;
 
@@ -129,6 +130,7 @@ pub fn api_get(
 }
 
 pub fn sql_insert(
+    region: &Region,
     pool: &PgPool,
     tenant: &Arc<String>,
     sequence: &Arc<AtomicU64>,
@@ -136,9 +138,10 @@ pub fn sql_insert(
     let pool = pool.clone();
     let tenant = Arc::clone(tenant);
     let sequence = Arc::clone(sequence);
+    let region = region.clone();
     move || {
         let n = sequence.fetch_add(1, Ordering::Relaxed);
-        let id = user_id(REGION);
+        let id = UserId::generate(&region).to_string();
         let external_id = format!("bench-sql-{n}");
         let pool = pool.clone();
         let tenant = Arc::clone(&tenant);
@@ -151,7 +154,7 @@ pub fn sql_insert(
                 .bind(id)
                 .bind(tenant.as_str())
                 .bind(external_id)
-                .bind(unix_micros())
+                .bind(Timestamp::now().unix_micros())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| sql_failure(&e))?;
@@ -185,48 +188,5 @@ pub fn sql_select(
                 None => Err("not found".to_owned()),
             }
         })
-    }
-}
-
-/// A user id shaped like the hub's: `usr_<region>_` and 128 random bits in lowercase Crockford
-/// base32 (26 characters, the first at most `7`).
-fn user_id(region: &str) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let value = u128::from_be_bytes(bytes);
-    let random: String = (0..26)
-        .rev()
-        .map(|i| {
-            let index = usize::from(u8::try_from((value >> (5 * i)) & 0x1f).unwrap_or(0));
-            char::from(ALPHABET[index])
-        })
-        .collect();
-    format!("usr_{region}_{random}")
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_micros()).ok())
-        .unwrap_or(0)
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_ids_look_like_the_hubs() {
-        let id = user_id("uk");
-        let random = id.strip_prefix("usr_uk_").unwrap();
-        assert_eq!(random.len(), 26);
-        assert!(random.as_bytes()[0] <= b'7');
-        assert!(
-            random
-                .bytes()
-                .all(|b| b"0123456789abcdefghjkmnpqrstvwxyz".contains(&b))
-        );
-        assert_ne!(user_id("uk"), id);
     }
 }

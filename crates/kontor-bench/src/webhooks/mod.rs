@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use clap::Args;
+use kontor_domain::{EventId, Region, UserId};
 use serde::Serialize;
 
 use crate::CommonArgs;
@@ -109,29 +111,6 @@ struct HubConfig {
     worker: WorkerSection,
 }
 
-/// Standard base64 with padding (the form `secrets.keys` takes).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                let index = usize::try_from((n >> shift) & 63).unwrap_or(0);
-                out.push(char::from(ALPHABET[index]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn write_config(dir: &Path, args: &WebhookArgs) -> anyhow::Result<PathBuf> {
     let mut key = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
@@ -139,7 +118,7 @@ fn write_config(dir: &Path, args: &WebhookArgs) -> anyhow::Result<PathBuf> {
         secrets: Secrets {
             keys: vec![KeyConfig {
                 id: "bench".to_owned(),
-                secret: base64(&key),
+                secret: base64::engine::general_purpose::STANDARD.encode(key),
             }],
         },
         webhooks: Hooks {
@@ -426,10 +405,11 @@ async fn baseline(
     let done = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + duration;
     let url = receiver.url();
+    let uk = Region::parse("uk").context("region uk")?;
     let body = serde_json::json!({
-        "id": outbox::hub_id("evt", "uk"),
+        "id": EventId::generate(&uk),
         "type": "transactions.updated",
-        "user_id": outbox::hub_id("usr", "uk"),
+        "user_id": UserId::generate(&uk),
         "data": { "accounts": [] },
         "created_at": crate::users::now_rfc3339(),
     })
@@ -462,16 +442,4 @@ async fn baseline(
         task.await.context("a baseline task failed")?;
     }
     Ok(done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_the_standard() {
-        assert_eq!(super::base64(b""), "");
-        assert_eq!(super::base64(b"f"), "Zg==");
-        assert_eq!(super::base64(b"fo"), "Zm8=");
-        assert_eq!(super::base64(b"foo"), "Zm9v");
-        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
-    }
 }

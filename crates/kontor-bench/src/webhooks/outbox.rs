@@ -3,39 +3,19 @@
 //! time of each event is noted when its COMMIT returns — the start of the delay measured.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use rand::RngCore;
+use kontor_domain::time::Timestamp;
+use kontor_domain::{EventId, Region, UserId};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-
-/// An id shaped like the hub's: `prefix_region_` and 26 random Crockford base32 characters.
-pub fn hub_id(prefix: &str, region: &str) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let value = u128::from_be_bytes(bytes);
-    let random: String = (0..26)
-        .rev()
-        .map(|i| {
-            let index = usize::from(u8::try_from((value >> (5 * i)) & 0x1f).unwrap_or(0));
-            char::from(ALPHABET[index])
-        })
-        .collect();
-    format!("{prefix}_{region}_{random}")
-}
-
-fn micros(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
 
 /// The `events` tables of the cells, and users to write events about.
 pub struct Outbox {
     tenant: String,
     /// (region, pool, users of that region)
-    cells: Vec<(String, PgPool, Vec<String>)>,
+    cells: Vec<(Region, PgPool, Vec<String>)>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -60,8 +40,11 @@ impl Outbox {
                 .connect(url)
                 .await
                 .with_context(|| format!("connecting to the {region} cell"))?;
-            let ids = (0..users.max(1)).map(|_| hub_id("usr", region)).collect();
-            cells.push((region.clone(), pool, ids));
+            let region = Region::parse(region).with_context(|| format!("cell {region}"))?;
+            let ids = (0..users.max(1))
+                .map(|_| UserId::generate(&region).to_string())
+                .collect();
+            cells.push((region, pool, ids));
         }
         Ok(Self {
             tenant: tenant.to_owned(),
@@ -73,7 +56,7 @@ impl Outbox {
         let cell = n % self.cells.len();
         let (region, _, users) = &self.cells[cell];
         let user = users[(n / self.cells.len()) % users.len()].clone();
-        (cell, hub_id("evt", region), user)
+        (cell, EventId::generate(region).to_string(), user)
     }
 
     /// Writes `count` events in batches; returns how many.
@@ -109,7 +92,7 @@ impl Outbox {
                     query = query.bind(id).bind(&self.tenant).bind(user);
                 }
                 query
-                    .bind(micros(SystemTime::now()))
+                    .bind(Timestamp::now().unix_micros())
                     .execute(pool)
                     .await
                     .context("writing the backlog")?;
@@ -143,7 +126,7 @@ impl Outbox {
             .bind(&id)
             .bind(&self.tenant)
             .bind(&user)
-            .bind(micros(SystemTime::now()))
+            .bind(Timestamp::now().unix_micros())
             .execute(&self.cells[cell].1)
             .await
             .context("writing an event")?;
