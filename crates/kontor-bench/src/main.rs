@@ -49,10 +49,10 @@ enum Command {
     Webhooks(webhooks::WebhookArgs),
 }
 
-/// Options every benchmark shares.
+/// The hub a benchmark runs: which binary, on fresh databases of which PostgreSQL server.
 #[derive(Debug, Clone, Args)]
-pub struct CommonArgs {
-    /// The kontor binary [default: target/release/kontor in this workspace].
+pub struct HubArgs {
+    /// The kontor binary [default: `kontor` beside this program, else target/release/kontor].
     #[arg(long, value_name = "PATH")]
     pub kontor: Option<PathBuf>,
     /// An administrator URL of the PostgreSQL server. Fresh databases are created there for the
@@ -65,6 +65,13 @@ pub struct CommonArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub postgres: String,
+}
+
+/// Options the closed-loop benchmarks share.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub hub: HubArgs,
     /// Closed-loop workers per phase (each waits for its answer before sending again).
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use tempfile::TempDir;
 
-use crate::CommonArgs;
+use crate::HubArgs;
 use crate::databases::TempDatabases;
 use crate::hub::{self, Hub, HubExit, LogSummary, Tenant};
 use crate::machine::{CpuProbe, Machine};
@@ -49,13 +49,13 @@ pub fn default_kontor() -> PathBuf {
 }
 
 impl BenchEnv {
-    pub async fn start(args: &CommonArgs) -> anyhow::Result<Self> {
+    pub async fn start(args: &HubArgs) -> anyhow::Result<Self> {
         Self::start_with(args, "bench", Vec::new()).await
     }
 
     /// The same, with a tenant of another name and more settings for the hub (`KONTOR_…`).
     pub async fn start_with(
-        args: &CommonArgs,
+        args: &HubArgs,
         tenant_name: &str,
         extra_env: Vec<(String, String)>,
     ) -> anyhow::Result<Self> {

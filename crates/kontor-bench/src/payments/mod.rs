@@ -65,7 +65,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
     .with_context(|| format!("writing {}", config.display()))?;
     eprintln!("kontor-bench payments: starting the hub on fresh databases…");
     let env = BenchEnv::start_with(
-        args,
+        &args.hub,
         "bench-payments",
         vec![("KONTOR_CONFIG".to_owned(), config.display().to_string())],
     )

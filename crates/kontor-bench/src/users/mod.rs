@@ -38,7 +38,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
         duration: Duration::from_secs(args.duration),
     };
     eprintln!("kontor-bench users: starting the hub on fresh databases…");
-    let env = BenchEnv::start(args).await?;
+    let env = BenchEnv::start(&args.hub).await?;
     let phases = run_rounds(&env, &plan, args.rounds).await;
     let hub_pool = env.hub_pool.clone();
     let machine = env.machine.clone();

@@ -21,7 +21,6 @@ use clap::Args;
 use kontor_domain::{EventId, Region, UserId};
 use serde::Serialize;
 
-use crate::CommonArgs;
 use crate::setup::{BenchEnv, REGIONS};
 use outbox::Outbox;
 use receiver::Receiver;
@@ -30,18 +29,8 @@ use workers::Workers;
 
 #[derive(Debug, Clone, Args)]
 pub struct WebhookArgs {
-    /// The kontor binary [default: target/release/kontor in this workspace].
-    #[arg(long, value_name = "PATH")]
-    pub kontor: Option<PathBuf>,
-    /// An administrator URL of the PostgreSQL server; fresh databases are created for the run.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "KONTOR_TEST_POSTGRES_URL",
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    pub postgres: String,
+    #[command(flatten)]
+    pub hub: crate::HubArgs,
     /// Events in the backlog the workers drain.
     #[arg(long, value_name = "N", default_value_t = 20_000,
           value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
@@ -145,26 +134,15 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("creating a folder for the run")?;
     let config = write_config(dir.path(), args)?;
-    let common = CommonArgs {
-        kontor: args.kontor.clone(),
-        postgres: args.postgres.clone(),
-        concurrency: 16,
-        duration: args.duration,
-        warmup: 0,
-        rounds: 1,
-        output: crate::report::Output {
-            out: None,
-            json: false,
-        },
-    };
     eprintln!("kontor-bench webhooks: starting the hub on fresh databases…");
     let env = BenchEnv::start_with(
-        &common,
+        &args.hub,
         "bench-webhooks",
         vec![("KONTOR_CONFIG".to_owned(), config.display().to_string())],
     )
     .await?;
     let kontor = args
+        .hub
         .kontor
         .clone()
         .unwrap_or_else(crate::setup::default_kontor);
