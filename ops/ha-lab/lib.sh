@@ -136,10 +136,11 @@ start_daemon() {
 }
 # stop_daemon NAME SIGNAL TIMEOUT_S: signals the daemon, waits for it to exit, then SIGKILLs it.
 stop_daemon() {
-    local name=$1 sig=$2 timeout=$3 pid i
+    local name=$1 sig=$2 timeout=$3 pid deadline
     pid=$(daemon_pid "$name") || return 0
     kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < timeout * 10; i++)); do
+    deadline=$(($(now_ms) + timeout * 1000))
+    while (($(now_ms) < deadline)); do
         cmdline_has "$pid" "$(daemon_marker "$name")" || return 0
         sleep 0.1
     done
@@ -182,6 +183,20 @@ leader_name() {
     name=$(cluster_json | jq -r '[.members[] | select(.role == "leader" and .state == "running")][0].name // empty') || return 1
     [[ -n $name ]] || return 1
     echo "$name"
+}
+
+# log_event_ms LOG TEXT AFTER_MS: the time of the first Patroni log line containing TEXT logged at
+# or after AFTER_MS (Patroni stamps lines in local time, with milliseconds after a comma).
+log_event_ms() {
+    local d t ms
+    while read -r d t _; do
+        ms=$(date -d "$d ${t/,/.}" +%s%3N 2>/dev/null) || continue
+        if ((ms >= $3)); then
+            echo "$ms"
+            return 0
+        fi
+    done < <(grep -F -- "$2" "$1" 2>/dev/null)
+    return 1
 }
 
 psql_at() {
