@@ -189,10 +189,8 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> UkRe
     {
         return Err(UkError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "", ""));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let message = error.inner().to_string();
+    crate::web::json::from_slice(body).map_err(|error| {
+        let message = error.message;
         let code = if message.starts_with("unknown field") {
             "UK.OBIE.Field.Unexpected"
         } else if message.starts_with("missing field") {
@@ -200,7 +198,7 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> UkRe
         } else {
             "UK.OBIE.Field.Invalid"
         };
-        UkError::bad_request(code, format!("invalid request body: {message}")).at(path)
+        UkError::bad_request(code, format!("invalid request body: {message}")).at(error.path)
     })
 }
 
