@@ -195,6 +195,11 @@ pub fn json_body<T: DeserializeOwned>(
     body: &Bytes,
     service: Service,
 ) -> BgResult<T> {
+    // No content has no media type to refuse (415 is about the content's format): a missing
+    // body is a malformed request.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BgError::format(service, "a JSON body is required"));
+    }
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())

@@ -179,6 +179,13 @@ pub fn jws_signature(headers: &HeaderMap) -> UkResult<()> {
 
 /// Parses a JSON body: other media types get 415, schema problems the matching field code.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> UkResult<T> {
+    // No content has no media type to refuse (415 is about the content's format).
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(UkError::bad_request(
+            "UK.OBIE.Field.Missing",
+            "a JSON body is required",
+        ));
+    }
     let content_type = header(headers, "content-type").unwrap_or("");
     if !content_type
         .split(';')

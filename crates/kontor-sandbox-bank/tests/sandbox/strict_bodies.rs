@@ -203,3 +203,57 @@ async fn admin_bodies_must_be_objects() {
         .await;
     assert_eq!(refused.status, 400, "{}", refused.text());
 }
+
+#[tokio::test]
+async fn a_missing_body_is_a_bad_request_not_an_unsupported_media_type() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    for path in ["/v1/consents", "/v1/payments/sepa-credit-transfers"] {
+        let reply = h
+            .call_raw(
+                Api::BerlinGroup,
+                &h.base(BANK),
+                Method::POST,
+                path,
+                &redirect_headers(),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (reply.status, tpp_code(&reply)),
+            (400, "FORMAT_ERROR".into()),
+            "{path}"
+        );
+    }
+    let token = client_token(&h, "accounts").await;
+    let reply = h
+        .call_raw(
+            Api::UkAccounts,
+            &aisp(&h),
+            Method::POST,
+            "/account-access-consents",
+            &auth(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (reply.status, ob_code(&reply)),
+        (400, "UK.OBIE.Field.Missing".into())
+    );
+    // A body in another format still gets 415.
+    let xml = h
+        .call_raw(
+            Api::BerlinGroup,
+            &h.base(BANK),
+            Method::POST,
+            "/v1/consents",
+            &redirect_headers(),
+            Some(b"<consent/>".to_vec()),
+            Some("application/xml".into()),
+        )
+        .await;
+    assert_eq!(xml.status, 415);
+}
