@@ -29,7 +29,7 @@ use error::{BgError, Service};
 pub fn router(bank: Arc<Bank>) -> Router {
     let consent = "/v1/consents/{consent_id}";
     let payment = "/v1/{service}/{product}/{payment_id}";
-    Router::new()
+    let api = Router::new()
         .route("/v1/consents", post(consents::create))
         .route(
             consent,
@@ -78,7 +78,14 @@ pub fn router(bank: Arc<Bank>) -> Router {
             crate::web::faults::inject,
         ))
         .layer(middleware::from_fn(echo_request_id))
-        .with_state(bank)
+        .with_state(bank);
+    // Around the whole router rather than as a route layer: axum adds `Allow` after the route
+    // layers have run.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(middleware::from_fn(allow_only_on_405))
+            .service(api),
+    )
 }
 
 fn service_of(path: &str) -> Service {
@@ -155,6 +162,17 @@ async fn method_not_allowed(request: Request) -> BgError {
             "no such endpoint at this bank",
         ),
     }
+}
+
+/// axum adds the route's methods as `Allow` to whatever its method-not-allowed fallback
+/// answers; when that answer is a 404 (a template path that does not exist here), those methods
+/// are not the resource's and must not be advertised.
+async fn allow_only_on_405(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().remove("allow");
+    }
+    response
 }
 
 /// Every response carries `X-Request-ID`: the TPP's when it sent a valid one, else a new one.

@@ -113,6 +113,7 @@ async fn services_the_bank_does_not_offer_do_not_exist_here() {
             (404, "RESOURCE_UNKNOWN".into()),
             "{method} {path}"
         );
+        assert_eq!(reply.header("allow"), None, "{method} {path}");
     }
     let product = h
         .send(
@@ -128,6 +129,7 @@ async fn services_the_bank_does_not_offer_do_not_exist_here() {
         (404, "PRODUCT_UNKNOWN".into()),
         "like its POST"
     );
+    assert_eq!(product.header("allow"), None);
 }
 
 #[tokio::test]
