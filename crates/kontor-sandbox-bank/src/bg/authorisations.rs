@@ -26,6 +26,10 @@ fn check_body(headers: &HeaderMap, body: &[u8], service: Service) -> BgResult<()
     }
     let value: serde_json::Value =
         super::headers::json_body(headers, &axum::body::Bytes::copy_from_slice(body), service)?;
+    // The spec's body is `oneOf [{}, …]`: `null`, like an empty body, carries no PSU data.
+    if value.is_null() {
+        return Ok(());
+    }
     let Some(object) = value.as_object() else {
         return Err(BgError::format(service, "body must be a JSON object"));
     };

@@ -8,13 +8,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 use time::Duration;
 
 use crate::core::dates::{format_date, parse_date};
 
 use super::error::{BgError, BgResult, Service};
 use super::headers::{TppHeaders, json_body, read};
-use super::sca::{choose_approach, links_from, new_authorisation, set_header};
+use super::request_ids;
+use super::sca::{approach_of, choose_approach, links_from, new_authorisation, set_header};
 use super::wire::{
     AccountAccess, AccountReference, ConsentCreated, ConsentInformation, ConsentRequest,
     ConsentStatusResponse, links,
@@ -22,6 +24,7 @@ use super::wire::{
 use crate::core::iban;
 use crate::state::consent::{BgAccess, BgConsent, ConsentStatus, ListAccess};
 use crate::state::sca::{AuthTarget, ScaApproach};
+use crate::state::uk::IdempotentOp;
 use crate::state::{Bank, BankState};
 use crate::web::extract::{Params, read_body};
 
@@ -88,6 +91,23 @@ pub async fn create(
         .await
         .ok_or_else(|| BgError::format(SERVICE, "body too large"))?;
     let request: ConsentRequest = json_body(&headers, &body, SERVICE)?;
+    let asked = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let now = bank.now();
+    let mut state = bank.lock();
+    // A retried creation (same X-Request-ID and body within 24 h) answers the consent it
+    // created; the same id on another body is refused.
+    if let Some(id) = request_ids::earlier(
+        &state,
+        IdempotentOp::BgConsent,
+        &tpp.request_id,
+        &asked,
+        now,
+        SERVICE,
+    )? && let Some(existing) = state.consents.get(&id)
+    {
+        let approach = approach_of(&state, &existing.authorisations, &tpp, SERVICE);
+        return Ok(created(&bank, existing, approach));
+    }
     if request.combined_service_indicator {
         return Err(BgError::new(
             SERVICE,
@@ -104,7 +124,6 @@ pub async fn create(
         )
         .at_path("frequencyPerDay"));
     }
-    let now = bank.now();
     let today = now.date();
     let valid_until = parse_date(&request.valid_until).ok_or_else(|| {
         BgError::format(SERVICE, "validUntil must be a date (YYYY-MM-DD)").at_path("validUntil")
@@ -113,7 +132,6 @@ pub async fn create(
         return Err(BgError::format(SERVICE, "validUntil is in the past").at_path("validUntil"));
     }
     let valid_until = valid_until.min(today.saturating_add(Duration::days(MAX_VALIDITY_DAYS)));
-    let mut state = bank.lock();
     let currency = bank.config.currency.as_str();
     let access = &request.access;
     let requested = BgAccess {
@@ -163,19 +181,7 @@ pub async fn create(
         redirect_ok: tpp.redirect_uri.clone(),
         redirect_nok: tpp.nok_redirect_uri.clone(),
     };
-    let path = format!("/v1/consents/{id}");
-    let self_url = bank.url(&path);
-    let mut link_list = vec![
-        ("self", self_url.clone()),
-        ("status", bank.url(&format!("{path}/status"))),
-    ];
-    let mut psu_message = None;
-    if tpp.explicit_authorisation == Some(true) {
-        link_list.push((
-            "startAuthorisation",
-            bank.url(&format!("{path}/authorisations")),
-        ));
-    } else {
+    if tpp.explicit_authorisation != Some(true) {
         let bank_offered = consent.requested.is_bank_offered();
         let auth_id = new_authorisation(
             &mut state,
@@ -188,33 +194,64 @@ pub async fn create(
         if let Some(auth) = state.authorisations.get_mut(&auth_id) {
             auth.choose_accounts = bank_offered;
         }
-        consent.authorisations.push(auth_id.clone());
-        link_list.push((
-            "scaStatus",
-            bank.url(&format!("{path}/authorisations/{auth_id}")),
-        ));
-        match approach {
-            ScaApproach::Redirect => link_list.push(("scaRedirect", bank.sca_page_url(&auth_id))),
-            ScaApproach::Decoupled => {
-                psu_message = Some(format!(
-                    "Please approve this request in your {} app.",
-                    bank.config.name
-                ));
+        consent.authorisations.push(auth_id);
+    }
+    let response = created(&bank, &consent, approach);
+    state.consents.insert(id.clone(), consent);
+    request_ids::remember(
+        &mut state,
+        IdempotentOp::BgConsent,
+        &tpp.request_id,
+        asked,
+        id,
+        now,
+    );
+    Ok(response)
+}
+
+/// The 201 answer for a consent: its links (`startAuthorisation` when the TPP asked to start
+/// the authorisation explicitly, else the implicit one's), `Location` and `ASPSP-SCA-Approach`.
+fn created(bank: &Bank, consent: &BgConsent, approach: ScaApproach) -> Response {
+    let path = format!("/v1/consents/{}", consent.id);
+    let self_url = bank.url(&path);
+    let mut link_list = vec![
+        ("self", self_url.clone()),
+        ("status", bank.url(&format!("{path}/status"))),
+    ];
+    let mut psu_message = None;
+    match consent.authorisations.first() {
+        None => link_list.push((
+            "startAuthorisation",
+            bank.url(&format!("{path}/authorisations")),
+        )),
+        Some(auth_id) => {
+            link_list.push((
+                "scaStatus",
+                bank.url(&format!("{path}/authorisations/{auth_id}")),
+            ));
+            match approach {
+                ScaApproach::Redirect => {
+                    link_list.push(("scaRedirect", bank.sca_page_url(auth_id)));
+                }
+                ScaApproach::Decoupled => {
+                    psu_message = Some(format!(
+                        "Please approve this request in your {} app.",
+                        bank.config.name
+                    ));
+                }
             }
         }
     }
-    state.consents.insert(id.clone(), consent);
-    drop(state);
     let body = ConsentCreated {
-        consent_status: ConsentStatus::Received.as_str(),
-        consent_id: id,
+        consent_status: consent.status.as_str(),
+        consent_id: consent.id.clone(),
         links: links_from(link_list),
         psu_message,
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     set_header(&mut response, "location", &self_url);
     set_header(&mut response, "aspsp-sca-approach", approach.header());
-    Ok(response)
+    response
 }
 
 fn unknown_consent() -> BgError {

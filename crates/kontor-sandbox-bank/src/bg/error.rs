@@ -21,6 +21,8 @@ pub struct BgError {
     pub path: Option<String>,
     pub service: Service,
     pub retry_after: Option<u32>,
+    /// `Allow` of a 405 raised by a handler (the router sets it on its own 405s).
+    pub allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +64,7 @@ impl BgError {
             path: None,
             service,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -99,6 +102,11 @@ impl IntoResponse for BgError {
         } else {
             self.status.into_response()
         };
+        if let Some(methods) = self.allow {
+            response
+                .headers_mut()
+                .insert("allow", HeaderValue::from_static(methods));
+        }
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {

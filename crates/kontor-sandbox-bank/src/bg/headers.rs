@@ -1,5 +1,8 @@
 //! Request headers of the Berlin Group API, checked as the spec defines them (`X-Request-ID`
-//! is a UUID, `PSU-IP-Address` an IPv4 address, redirect URIs are URIs, booleans are booleans).
+//! and `PSU-Device-ID` are UUIDs, `PSU-IP-Address` an IPv4 address, `PSU-Http-Method` one of
+//! its enum, `PSU-Geo-Location` matches its pattern, redirect URIs are URIs, booleans are
+//! booleans). `PSU-IP-Port` and the other `PSU-*` headers are plain strings in the spec and are
+//! not checked.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -29,6 +32,27 @@ pub fn is_uuid(text: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The `enum` of the spec's `PSU-Http-Method` parameter (HTTP methods are case-sensitive).
+const PSU_HTTP_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// The spec's `PSU-Geo-Location` pattern, `GEO:-?[0-9]{1,2}\.[0-9]{6};-?[0-9]{1,3}\.[0-9]{6}`,
+/// matched against the whole value (the pattern and its example describe the value itself).
+fn is_geo_location(text: &str) -> bool {
+    fn coordinate(text: &str, max_whole_digits: usize) -> bool {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let Some((whole, fraction)) = digits.split_once('.') else {
+            return false;
+        };
+        (1..=max_whole_digits).contains(&whole.len())
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.len() == 6
+            && fraction.bytes().all(|b| b.is_ascii_digit())
+    }
+    text.strip_prefix("GEO:")
+        .and_then(|rest| rest.split_once(';'))
+        .is_some_and(|(latitude, longitude)| coordinate(latitude, 2) && coordinate(longitude, 3))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str, service: Service) -> BgResult<Option<&'a str>> {
@@ -93,6 +117,22 @@ pub fn read(headers: &HeaderMap, service: Service) -> BgResult<TppHeaders> {
             "header PSU-Device-ID must be a UUID",
         ));
     }
+    if let Some(method) = header(headers, "psu-http-method", service)?
+        && !PSU_HTTP_METHODS.contains(&method)
+    {
+        return Err(BgError::format(
+            service,
+            "header PSU-Http-Method must be one of GET, POST, PUT, PATCH, DELETE",
+        ));
+    }
+    if let Some(location) = header(headers, "psu-geo-location", service)?
+        && !is_geo_location(location)
+    {
+        return Err(BgError::format(
+            service,
+            "header PSU-Geo-Location must look like GEO:52.506931;13.144558",
+        ));
+    }
     Ok(TppHeaders {
         request_id: request_id.to_string(),
         psu_ip,
@@ -155,6 +195,11 @@ pub fn json_body<T: DeserializeOwned>(
     body: &Bytes,
     service: Service,
 ) -> BgResult<T> {
+    // No content has no media type to refuse (415 is about the content's format): a missing
+    // body is a malformed request.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BgError::format(service, "a JSON body is required"));
+    }
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -168,9 +213,38 @@ pub fn json_body<T: DeserializeOwned>(
             "body must be application/json",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        BgError::format(service, format!("invalid body: {}", error.inner())).at_path(path)
+    crate::web::json::from_slice(body).map_err(|error| {
+        BgError::format(service, format!("invalid body: {}", error.message)).at_path(error.path)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geo_locations_follow_the_specs_pattern() {
+        for good in [
+            "GEO:52.506931;13.144558",
+            "GEO:-1.000000;-179.999999",
+            "GEO:0.000000;0.000000",
+        ] {
+            assert!(is_geo_location(good), "{good}");
+        }
+        for bad in [
+            "0",
+            "",
+            "GEO:52.50693;13.144558",
+            "GEO:152.506931;13.144558",
+            "GEO:52.506931;1313.144558",
+            "GEO:52.506931,13.144558",
+            "geo:52.506931;13.144558",
+            "GEO:52.506931;13.144558x",
+            "xGEO:52.506931;13.144558",
+            "GEO:+52.506931;13.144558",
+            "GEO:52.506931;13.144558;1.000000",
+        ] {
+            assert!(!is_geo_location(bad), "{bad}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! The Berlin Group NextGenPSD2 1.3.8 API of one bank: routing table, `X-Request-ID` echo and
-//! the spec-format answers for unknown paths and methods.
+//! the spec-format answers for unknown paths, services not offered and methods not allowed.
 
 mod accounts;
 mod authorisations;
@@ -7,6 +7,7 @@ mod consents;
 pub mod error;
 mod headers;
 mod payments;
+mod request_ids;
 mod sca;
 mod transactions;
 mod wire;
@@ -18,7 +19,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::core::rng::{Rng, combine};
 use crate::state::Bank;
@@ -28,7 +29,7 @@ use error::{BgError, Service};
 pub fn router(bank: Arc<Bank>) -> Router {
     let consent = "/v1/consents/{consent_id}";
     let payment = "/v1/{service}/{product}/{payment_id}";
-    Router::new()
+    let api = Router::new()
         .route("/v1/consents", post(consents::create))
         .route(
             consent,
@@ -64,6 +65,12 @@ pub fn router(bank: Arc<Bank>) -> Router {
             &format!("{payment}/authorisations/{{authorisation_id}}"),
             get(authorisations::payment_sca_status).put(authorisations::update_psu_data),
         )
+        .route("/v1/card-accounts", any(not_offered))
+        .route("/v1/card-accounts/{*rest}", any(not_offered))
+        .route("/v1/signing-baskets", any(not_offered))
+        .route("/v1/signing-baskets/{*rest}", any(not_offered))
+        .route("/v1/funds-confirmations", any(not_offered))
+        .route("/v1/funds-confirmations/{*rest}", any(not_offered))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -71,7 +78,14 @@ pub fn router(bank: Arc<Bank>) -> Router {
             crate::web::faults::inject,
         ))
         .layer(middleware::from_fn(echo_request_id))
-        .with_state(bank)
+        .with_state(bank);
+    // Around the whole router rather than as a route layer: axum adds `Allow` after the route
+    // layers have run.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(middleware::from_fn(allow_only_on_405))
+            .service(api),
+    )
 }
 
 fn service_of(path: &str) -> Service {
@@ -95,14 +109,70 @@ async fn not_found(request: Request) -> BgError {
     )
 }
 
-async fn method_not_allowed(request: Request) -> BgError {
-    let service = service_of(request.uri().path());
+/// Services of the spec this bank does not offer (card accounts, signing baskets, confirmation
+/// of funds). The spec leaves it to each bank which of its endpoints to implement; for one it
+/// does not, the endpoint does not exist here: `404 RESOURCE_UNKNOWN` (the one code of
+/// `MessageCode404_AIS`/`_PIIS`/`_SBS`) for every method, never a 405 that would advertise
+/// methods.
+async fn not_offered(request: Request) -> BgError {
+    let path = request.uri().path();
+    let what = if path.starts_with("/v1/card-accounts") {
+        "card accounts"
+    } else if path.starts_with("/v1/signing-baskets") {
+        "signing baskets"
+    } else {
+        "confirmation of funds"
+    };
     BgError::new(
-        service,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "SERVICE_INVALID",
-        "method not allowed on this endpoint",
+        service_of(path),
+        StatusCode::NOT_FOUND,
+        "RESOURCE_UNKNOWN",
+        format!("this bank does not offer {what}"),
     )
+}
+
+/// A method the route does not have. axum puts the route's methods into `Allow`; the payment
+/// routes are templates (`/v1/{payment-service}/{payment-product}/…`), so a path whose service
+/// or product does not exist here is a 404, as its POST or GET would be, not a 405.
+async fn method_not_allowed(request: Request) -> BgError {
+    let path = request.uri().path();
+    let service = service_of(path);
+    let mut segments = path.trim_start_matches('/').split('/').skip(1);
+    match (segments.next(), segments.next()) {
+        (Some("consents" | "accounts" | "bulk-payments" | "periodic-payments"), _)
+        | (
+            Some("payments"),
+            Some("sepa-credit-transfers" | "instant-sepa-credit-transfers") | None,
+        ) => BgError::new(
+            service,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "SERVICE_INVALID",
+            "method not allowed on this endpoint",
+        ),
+        (Some("payments"), Some(product)) => BgError::new(
+            service,
+            StatusCode::NOT_FOUND,
+            "PRODUCT_UNKNOWN",
+            format!("payment product {product} is not supported by this bank"),
+        ),
+        _ => BgError::new(
+            service,
+            StatusCode::NOT_FOUND,
+            "RESOURCE_UNKNOWN",
+            "no such endpoint at this bank",
+        ),
+    }
+}
+
+/// axum adds the route's methods as `Allow` to whatever its method-not-allowed fallback
+/// answers; when that answer is a 404 (a template path that does not exist here), those methods
+/// are not the resource's and must not be advertised.
+async fn allow_only_on_405(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().remove("allow");
+    }
+    response
 }
 
 /// Every response carries `X-Request-ID`: the TPP's when it sent a valid one, else a new one.

@@ -8,12 +8,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use time::Duration;
+use serde_json::{Value, json};
 
 use super::authorisations::payment_path_matches;
 use super::error::{BgError, BgResult, Service};
 use super::headers::{json_body, read};
-use super::sca::{choose_approach, links_from, new_authorisation, set_header};
+use super::request_ids;
+use super::sca::{approach_of, choose_approach, links_from, new_authorisation, set_header};
 use super::wire::{
     AccountReference, Amount, PaymentCreated, PaymentInitiation, PaymentStatusResponse,
     PaymentWithStatus,
@@ -22,7 +23,7 @@ use crate::config::Standard;
 use crate::core::{iban, money};
 use crate::state::payment::{CreditorAccount, Payment, PaymentProduct};
 use crate::state::sca::{AuthTarget, ScaApproach};
-use crate::state::uk::{IdempotencyRecord, IdempotentOp};
+use crate::state::uk::IdempotentOp;
 use crate::state::{Bank, BankState};
 use crate::web::extract::{Params, read_body};
 
@@ -198,24 +199,25 @@ pub async fn initiate(
         .await
         .ok_or_else(|| BgError::format(SERVICE, "body too large"))?;
     let request: PaymentInitiation = json_body(&headers, &body, SERVICE)?;
+    let asked = json!({
+        "paymentService": params.get(0),
+        "paymentProduct": params.get(1),
+        "body": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+    });
     let now = bank.now();
     let mut state = bank.lock();
-    // A retried initiation (same X-Request-ID within 24 h) returns the payment it created
-    // instead of creating a second one.
-    let key = (
-        String::new(),
+    // A retried initiation (same X-Request-ID and request within 24 h) returns the payment it
+    // created instead of creating a second one; the same id on another request is refused.
+    if let Some(id) = request_ids::earlier(
+        &state,
         IdempotentOp::BgPayment,
-        tpp.request_id.clone(),
-    );
-    if let Some(record) = state.idempotency.get(&key)
-        && now - record.created_at < Duration::hours(24)
-        && let Some(existing) = state.payments.get(&record.resource_id)
+        &tpp.request_id,
+        &asked,
+        now,
+        SERVICE,
+    )? && let Some(existing) = state.payments.get(&id)
     {
-        let approach = existing
-            .authorisations
-            .first()
-            .and_then(|a| state.authorisations.get(a))
-            .map_or(ScaApproach::Redirect, |a| a.approach);
+        let approach = approach_of(&state, &existing.authorisations, &tpp, SERVICE);
         return Ok(created(&bank, existing, approach, now));
     }
     let (amount, debtor) = validate(&request, &state, product)?;
@@ -274,12 +276,13 @@ pub async fn initiate(
     }
     let response = created(&bank, &payment, approach, now);
     state.payments.insert(id.clone(), payment);
-    state.idempotency.insert(
-        key,
-        IdempotencyRecord {
-            resource_id: id,
-            created_at: now,
-        },
+    request_ids::remember(
+        &mut state,
+        IdempotentOp::BgPayment,
+        &tpp.request_id,
+        asked,
+        id,
+        now,
     );
     Ok(response)
 }
@@ -365,12 +368,16 @@ pub async fn cancel(
         ));
     };
     if !p.is_received() {
-        return Err(BgError::new(
+        let mut error = BgError::new(
             SERVICE,
             StatusCode::METHOD_NOT_ALLOWED,
             "CANCELLATION_INVALID",
             "the payment can no longer be cancelled",
-        ));
+        );
+        // RFC 9110 (15.5.6): a 405 lists the methods the resource supports now; DELETE is no
+        // longer one of them.
+        error.allow = Some("GET,HEAD");
+        return Err(error);
     }
     p.cancel(now);
     let auths = p.authorisations.clone();

@@ -64,6 +64,22 @@ pub fn new_authorisation(
     id
 }
 
+/// The approach of an existing consent or payment, for answering a retried creation: that of
+/// its first authorisation, else what the (same) headers choose.
+pub fn approach_of(
+    state: &BankState,
+    authorisations: &[String],
+    tpp: &TppHeaders,
+    service: Service,
+) -> ScaApproach {
+    authorisations
+        .first()
+        .and_then(|a| state.authorisations.get(a))
+        .map(|a| a.approach)
+        .or_else(|| choose_approach(tpp, state, service).ok())
+        .unwrap_or(ScaApproach::Redirect)
+}
+
 pub fn links_from(list: Vec<(&'static str, String)>) -> super::wire::Links {
     list.into_iter()
         .map(|(k, v)| (k, super::wire::Href { href: v }))

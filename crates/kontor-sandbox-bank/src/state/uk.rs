@@ -114,12 +114,13 @@ pub struct AuthCode {
     pub expires_at: OffsetDateTime,
 }
 
-/// Which POST an idempotency key was used on.
+/// Which POST an idempotency key (UK `x-idempotency-key`, Berlin Group `X-Request-ID`) was used on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IdempotentOp {
     AccountConsent,
     PaymentConsent,
     Payment,
+    BgConsent,
     BgPayment,
 }
 
@@ -128,4 +129,8 @@ pub enum IdempotentOp {
 pub struct IdempotencyRecord {
     pub resource_id: String,
     pub created_at: OffsetDateTime,
+    /// Berlin Group: what the call asked for, to tell a retry from another request under the
+    /// same `X-Request-ID`. UK keys have none: the standard answers the first resource whatever
+    /// the body.
+    pub request: Option<serde_json::Value>,
 }

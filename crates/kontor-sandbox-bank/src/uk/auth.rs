@@ -179,6 +179,13 @@ pub fn jws_signature(headers: &HeaderMap) -> UkResult<()> {
 
 /// Parses a JSON body: other media types get 415, schema problems the matching field code.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> UkResult<T> {
+    // No content has no media type to refuse (415 is about the content's format).
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(UkError::bad_request(
+            "UK.OBIE.Field.Missing",
+            "a JSON body is required",
+        ));
+    }
     let content_type = header(headers, "content-type").unwrap_or("");
     if !content_type
         .split(';')
@@ -189,10 +196,8 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> UkRe
     {
         return Err(UkError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "", ""));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let message = error.inner().to_string();
+    crate::web::json::from_slice(body).map_err(|error| {
+        let message = error.message;
         let code = if message.starts_with("unknown field") {
             "UK.OBIE.Field.Unexpected"
         } else if message.starts_with("missing field") {
@@ -200,7 +205,7 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> UkRe
         } else {
             "UK.OBIE.Field.Invalid"
         };
-        UkError::bad_request(code, format!("invalid request body: {message}")).at(path)
+        UkError::bad_request(code, format!("invalid request body: {message}")).at(error.path)
     })
 }
 

@@ -321,6 +321,7 @@ pub async fn create_consent(
         IdempotencyRecord {
             resource_id: id,
             created_at: now,
+            request: None,
         },
     );
     Ok((StatusCode::CREATED, Json(body)).into_response())

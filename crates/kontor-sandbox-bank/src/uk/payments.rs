@@ -142,6 +142,7 @@ pub async fn create_payment(
         IdempotencyRecord {
             resource_id: id.clone(),
             created_at: now,
+            request: None,
         },
     );
     let body = state

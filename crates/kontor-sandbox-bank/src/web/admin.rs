@@ -105,7 +105,7 @@ async fn advance(State(app): State<Arc<App>>, body: Body) -> Response {
     let Some(bytes) = read_body(body).await else {
         return error(StatusCode::BAD_REQUEST, "invalid_body", "body too large");
     };
-    let request: Advance = match serde_json::from_slice(&bytes) {
+    let request: Advance = match crate::web::json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {
             return error(
@@ -160,7 +160,7 @@ async fn put_faults(State(app): State<Arc<App>>, params: Params, body: Body) -> 
     let Some(bytes) = read_body(body).await else {
         return error(StatusCode::BAD_REQUEST, "invalid_body", "body too large");
     };
-    let config: FaultConfig = match serde_json::from_slice(&bytes) {
+    let config: FaultConfig = match crate::web::json::from_slice(&bytes) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_faults", &e.to_string()),
     };
@@ -313,7 +313,7 @@ async fn decision(app: &App, params: &Params, body: Body, approve: bool) -> Resp
     let approval: Approval = if bytes.iter().all(u8::is_ascii_whitespace) {
         Approval::default()
     } else {
-        match serde_json::from_slice(&bytes) {
+        match crate::web::json::from_slice(&bytes) {
             Ok(a) => a,
             Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()),
         }

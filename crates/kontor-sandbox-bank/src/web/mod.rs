@@ -4,6 +4,7 @@ pub mod admin;
 pub mod extract;
 pub mod faults;
 mod index;
+pub mod json;
 pub mod pages;
 
 use std::sync::Arc;

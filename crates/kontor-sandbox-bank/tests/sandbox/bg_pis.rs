@@ -125,6 +125,11 @@ async fn sepa_credit_transfer_goes_rcvd_actc_acsc_and_debits_once() {
         (cancel.status, tpp_code(&cancel)),
         (405, "CANCELLATION_INVALID".into())
     );
+    assert_eq!(
+        cancel.header("allow"),
+        Some("GET,HEAD"),
+        "a 405 lists what the payment still allows"
+    );
 }
 
 #[tokio::test]

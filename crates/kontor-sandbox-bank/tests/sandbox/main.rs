@@ -9,12 +9,15 @@
 mod admin;
 mod bg_ais;
 mod bg_pis;
+mod bg_request_ids;
 mod bg_rules;
 mod bg_sca;
+mod bg_surface;
 mod common;
 mod faults;
 mod flows;
 mod spec;
+mod strict_bodies;
 mod uk_ais;
 mod uk_flows;
 mod uk_pis;
