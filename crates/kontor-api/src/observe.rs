@@ -81,6 +81,11 @@ fn describe() {
         "kontor_db_retries_exhausted_total",
         "Transactions abandoned after the last retry"
     );
+    metrics::describe_gauge!("kontor_http_connections_open", "HTTP connections open now");
+    metrics::describe_counter!(
+        "kontor_http_connections_closed_total",
+        "Connections closed by the server for a slow request head or idleness, by reason"
+    );
 }
 
 pub async fn middleware(request: Request, next: Next) -> Response {

@@ -72,6 +72,14 @@ pub struct ServerConfig {
     /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
     pub shutdown_grace_seconds: u64,
     pub readiness_timeout_ms: u64,
+    /// How long a client may take to send a request's head (from connecting, or from the first
+    /// byte of the next request on a kept-alive connection).
+    pub header_read_timeout_seconds: u64,
+    /// How long a kept-alive connection may stay idle; keep it above the idle timeout of the
+    /// ingress or load balancer in front.
+    pub keep_alive_timeout_seconds: u64,
+    /// Connections open at once; beyond it new ones wait to be accepted.
+    pub connection_limit: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +159,7 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let http = kontor_api::server::ServerSettings::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 64 * 1024,
@@ -158,7 +167,37 @@ impl Default for ServerConfig {
             readiness_timeout_ms: 2000,
             public_url: None,
             trust_forwarded_for: false,
+            header_read_timeout_seconds: http.header_read_timeout.as_secs(),
+            keep_alive_timeout_seconds: http.keep_alive_timeout.as_secs(),
+            connection_limit: http.connection_limit,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The accept loop's timeouts and connection limit.
+    pub fn http(&self) -> kontor_api::server::ServerSettings {
+        kontor_api::server::ServerSettings {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            keep_alive_timeout: std::time::Duration::from_secs(self.keep_alive_timeout_seconds),
+            connection_limit: self.connection_limit,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1024..=10 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            bail!("server.body_limit_bytes must be between 1024 and 10485760");
+        }
+        if !(1..=300).contains(&self.header_read_timeout_seconds) {
+            bail!("server.header_read_timeout_seconds must be between 1 and 300");
+        }
+        if !(1..=3600).contains(&self.keep_alive_timeout_seconds) {
+            bail!("server.keep_alive_timeout_seconds must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&self.connection_limit) {
+            bail!("server.connection_limit must be between 1 and 1000000");
+        }
+        Ok(())
     }
 }
 
@@ -426,9 +465,7 @@ impl Config {
         if !(60..=86_400).contains(&self.auth.token_ttl_seconds) {
             bail!("auth.token_ttl_seconds must be between 60 and 86400");
         }
-        if !(1024..=10 * 1024 * 1024).contains(&self.server.body_limit_bytes) {
-            bail!("server.body_limit_bytes must be between 1024 and 10485760");
-        }
+        self.server.validate()?;
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");
         }

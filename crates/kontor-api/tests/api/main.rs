@@ -16,6 +16,7 @@ mod oauth;
 mod ops;
 mod payments;
 mod regions;
+mod slow_clients;
 mod support;
 mod sync;
 mod users;
