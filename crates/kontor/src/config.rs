@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::secret::{DatabaseUrl, Secret};
 
+mod rate_limits;
 mod webhooks;
+pub use rate_limits::RateLimitsConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
@@ -32,6 +34,7 @@ const SECTIONS: &[&str] = &[
     "banks_file",
     "bank_http",
     "webhooks",
+    "rate_limits",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +55,7 @@ pub struct Config {
     pub bank_http: BankHttpConfig,
     pub payments: PaymentsConfig,
     pub webhooks: WebhooksConfig,
+    pub rate_limits: RateLimitsConfig,
     /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
     pub banks: Vec<BankConfig>,
     /// A TOML file with more `[[banks]]` tables.
@@ -151,6 +155,7 @@ impl Default for Config {
             bank_http: BankHttpConfig::default(),
             payments: PaymentsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
             banks: Vec::new(),
             banks_file: None,
         }
@@ -477,6 +482,7 @@ impl Config {
             bail!("link.frequency_per_day must be between 1 and 4 (RTS Art. 36(5)(b))");
         }
         self.webhooks.validate()?;
+        self.rate_limits.validate()?;
         // A claim must outlast one step's bank calls: a request and its retries.
         let request_s =
             i64::try_from(self.bank_http.request_timeout_ms.div_ceil(1000)).unwrap_or(i64::MAX);

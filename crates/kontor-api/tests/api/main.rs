@@ -12,6 +12,7 @@ mod docs;
 mod errors;
 mod isolation;
 mod lifecycle;
+mod limits;
 mod oauth;
 mod ops;
 mod payments;
