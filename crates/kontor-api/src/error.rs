@@ -98,8 +98,21 @@ error_codes! {
     WebhookEndpointLimit => (CONFLICT, "webhook_endpoint_limit", "The tenant has as many webhook endpoints as a tenant may have."),
     WebhookEndpointDisabled => (CONFLICT, "webhook_endpoint_disabled", "The webhook endpoint is disabled; enable it first."),
     NoWebhookEndpoints => (CONFLICT, "no_webhook_endpoints", "No enabled webhook endpoint selects this event's type."),
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests (or failed authentications) for a rate limit; retry after the Retry-After period."),
     ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "A database is unreachable or overloaded; retry later."),
     InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error; the request id identifies it in the logs."),
+}
+
+impl ErrorCode {
+    /// `Retry-After` (seconds) for answers that say "later" without knowing how much later: a
+    /// database failover or a bank's blip is usually over within seconds.
+    pub fn default_retry_after(self) -> Option<u64> {
+        match self {
+            ErrorCode::ServiceUnavailable => Some(2),
+            ErrorCode::BankUnavailable => Some(5),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -238,7 +251,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after
+        if let Some(seconds) = self.retry_after.or_else(|| self.code.default_retry_after())
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -273,5 +286,25 @@ mod tests {
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
             assert!(code.status().is_client_error() || code.status().is_server_error());
         }
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        for code in ErrorCode::ALL {
+            let response = ApiError::new(*code, "later").into_response();
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                let wait = response.headers().get(header::RETRY_AFTER);
+                let seconds: u64 = wait
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("{} has no Retry-After", code.as_str()));
+                assert!((1..=30).contains(&seconds), "{}", code.as_str());
+            }
+        }
+        // A known wait (the bank's) wins over the default.
+        let response = ApiError::new(ErrorCode::BankUnavailable, "later")
+            .with_retry_after(42)
+            .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
     }
 }

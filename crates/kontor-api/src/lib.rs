@@ -4,12 +4,14 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
 mod observe;
 pub mod openapi;
 mod pages;
 pub mod pagination;
 pub mod request_id;
 mod routes;
+pub mod server;
 pub mod state;
 
 pub use error::{ApiError, ErrorCode};

@@ -4,7 +4,7 @@
 //! (`/v1/users/{id}`), never by the concrete path, so ids stay out of metrics and logs.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -18,6 +18,9 @@ use crate::request_id;
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -36,9 +39,28 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            start_upkeep(handle.clone());
             Some(handle)
         })
         .as_ref()
+}
+
+/// The recorder keeps every histogram sample raw until something drains it into the buckets;
+/// only a scrape did, so without a scraper memory grew by each request's latency sample for
+/// ever. A thread of its own (not a task: the recorder outlives any one runtime, as in the
+/// tests) drains it every second, which keeps memory flat whether or not anyone scrapes.
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the metrics upkeep thread; only scrapes drain histograms");
+    }
 }
 
 fn describe() {
@@ -58,6 +80,11 @@ fn describe() {
     metrics::describe_counter!(
         "kontor_db_retries_exhausted_total",
         "Transactions abandoned after the last retry"
+    );
+    metrics::describe_gauge!("kontor_http_connections_open", "HTTP connections open now");
+    metrics::describe_counter!(
+        "kontor_http_connections_closed_total",
+        "Connections closed by the server for a slow request head or idleness, by reason"
     );
 }
 

@@ -10,6 +10,7 @@ use kontor_store::{Cells, ControlStore};
 use crate::auth::TokenService;
 use crate::auth::bearer::ClientCache;
 use crate::error::{ApiError, ErrorCode};
+use crate::limits::{Limiters, RateLimitSettings};
 
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -23,6 +24,8 @@ pub struct ApiSettings {
     /// Take the client's address from `X-Forwarded-For` (set by the ingress) rather than from
     /// the connection. Only behind a proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// Token buckets for failed authentications, API requests and page starts.
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for ApiSettings {
@@ -32,6 +35,7 @@ impl Default for ApiSettings {
             client_cache_ttl: Duration::from_secs(5),
             readiness_timeout: Duration::from_secs(2),
             trust_forwarded_for: false,
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -46,6 +50,7 @@ struct Inner {
     tokens: TokenService,
     settings: ApiSettings,
     clients: ClientCache,
+    limits: Limiters,
 }
 
 impl std::fmt::Debug for AppState {
@@ -60,12 +65,14 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     pub fn new(hub: Hub, tokens: TokenService, settings: ApiSettings) -> Self {
         let clients = ClientCache::new(settings.client_cache_ttl);
+        let limits = Limiters::new(&settings.rate_limits);
         Self {
             inner: Arc::new(Inner {
                 hub,
                 tokens,
                 settings,
                 clients,
+                limits,
             }),
         }
     }
@@ -92,6 +99,10 @@ impl AppState {
 
     pub(crate) fn clients(&self) -> &ClientCache {
         &self.inner.clients
+    }
+
+    pub(crate) fn limits(&self) -> &Limiters {
+        &self.inner.limits
     }
 
     /// Parses a region a client named and checks this deployment serves it.

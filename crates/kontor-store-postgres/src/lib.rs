@@ -51,6 +51,16 @@ pub fn is_retryable(err: &dyn DatabaseError) -> bool {
         .is_some_and(|code| RETRYABLE.contains(&code.as_ref()))
 }
 
+/// SQLSTATEs with which the server ends a session: an administrator's or a crash's shutdown,
+/// `pg_terminate_backend`, and class 08 (connection exceptions).
+const SESSION_ENDED: &[&str] = &["57P01", "57P02"];
+
+/// Whether the server ended the session the statement ran on; another connection may work.
+pub fn is_connection_lost(err: &dyn DatabaseError) -> bool {
+    err.code()
+        .is_some_and(|code| SESSION_ENDED.contains(&code.as_ref()) || code.starts_with("08"))
+}
+
 /// Whether the error says the server cannot take work now (as opposed to rejecting this work).
 pub fn is_unavailable(err: &dyn DatabaseError) -> bool {
     err.code()

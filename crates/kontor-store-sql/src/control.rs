@@ -113,20 +113,25 @@ impl TenantStore for SqlControl {
     }
 
     async fn tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         tenant_from_row(&row)
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+                    .fetch_all(pool)
+            })
+            .await?
             .iter()
             .map(tenant_from_row)
             .collect()
@@ -160,11 +165,10 @@ impl ApiClientStore for SqlControl {
             client_columns!(),
             " FROM api_clients WHERE id = $1"
         );
-        let row = sqlx::query(sql)
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| sqlx::query(sql).bind(id.as_str()).fetch_optional(pool))
+            .await?
             .ok_or(StoreError::NotFound)?;
         client_from_row(&row)
     }
@@ -175,11 +179,10 @@ impl ApiClientStore for SqlControl {
             client_columns!(),
             ", secret_hash FROM api_clients WHERE id = $1"
         );
-        let row = sqlx::query(sql)
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| sqlx::query(sql).bind(id.as_str()).fetch_optional(pool))
+            .await?
             .ok_or(StoreError::NotFound)?;
         Ok((
             client_from_row(&row)?,
@@ -213,11 +216,9 @@ impl ApiClientStore for SqlControl {
             client_columns!(),
             " FROM api_clients WHERE tenant_id = $1 ORDER BY created_at, id"
         );
-        sqlx::query(sql)
-            .bind(tenant.as_str())
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| sqlx::query(sql).bind(tenant.as_str()).fetch_all(pool))
+            .await?
             .iter()
             .map(client_from_row)
             .collect()

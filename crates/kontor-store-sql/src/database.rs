@@ -1,6 +1,8 @@
 //! One database (the control database or a cell): its pool, its dialect, and the two ways work
-//! reaches it — plain reads on the pool, and write transactions through the retry helper.
+//! reaches it — reads on the pool ([`SqlDatabase::read`], retried once when their connection
+//! died), and write transactions through the retry helper.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -90,6 +92,26 @@ impl SqlDatabase {
             .begin_with(self.dialect.begin_write())
             .await
             .map_err(|e| self.classify(e))
+    }
+
+    /// Runs a read on the pool: every read outside a write transaction goes through here. A read
+    /// whose connection died under it (the server restarted or terminated its backend, the
+    /// network dropped it) runs once more; the pool hands out only connections that answer a
+    /// ping, so the second attempt gets a live one — or a new one. Reads change nothing, so
+    /// running one twice is safe; writes are never retried this way.
+    pub async fn read<'p, T, F, Fut>(&'p self, run: F) -> StoreResult<T>
+    where
+        F: Fn(&'p AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        match run(&self.pool).await {
+            Err(err) if self.dialect.is_connection_lost(&err) => {
+                tracing::warn!(error = %err, "a read lost its database connection; retrying once");
+                metrics::counter!("kontor_db_read_retries_total").increment(1);
+                run(&self.pool).await.map_err(|e| self.classify(e))
+            }
+            other => other.map_err(|e| self.classify(e)),
+        }
     }
 
     /// Lifts a driver error into the store's vocabulary.

@@ -79,6 +79,19 @@ impl Dialect {
         }
     }
 
+    /// Whether a statement failed because its connection died rather than because of the
+    /// statement: a broken socket, or the server ending the session.
+    pub(crate) fn is_connection_lost(self, err: &sqlx::Error) -> bool {
+        match err {
+            sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => match self {
+                Dialect::Postgres => postgres::is_connection_lost(db.as_ref()),
+                Dialect::Sqlite => false,
+            },
+            _ => false,
+        }
+    }
+
     /// A query answering 1 when sqlx's migration table exists, 0 otherwise.
     pub(crate) fn migrations_table_exists(self) -> &'static str {
         match self {

@@ -80,11 +80,9 @@ impl Filtered {
         from_row: impl Fn(&AnyRow) -> StoreResult<T>,
         key_of: impl Fn(&T) -> PageKey,
     ) -> StoreResult<Page<T>> {
-        let items = self
-            .build()
-            .fetch_all(db.pool())
-            .await
-            .map_err(|e| db.classify(e))?
+        let items = db
+            .read(|pool| self.build().fetch_all(pool))
+            .await?
             .iter()
             .map(from_row)
             .collect::<StoreResult<Vec<_>>>()?;

@@ -131,12 +131,14 @@ impl WebhookEndpointStore for SqlControl {
             endpoint_columns!(),
             " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
         );
-        let row = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(db.pool())
-            .await
-            .map_err(|e| db.classify(e))?
+        let row = db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         endpoint_from_row(&row)
     }
@@ -148,11 +150,8 @@ impl WebhookEndpointStore for SqlControl {
             endpoint_columns!(),
             " FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id"
         );
-        sqlx::query(sql)
-            .bind(tenant.as_str())
-            .fetch_all(db.pool())
-            .await
-            .map_err(|e| db.classify(e))?
+        db.read(|pool| sqlx::query(sql).bind(tenant.as_str()).fetch_all(pool))
+            .await?
             .iter()
             .map(endpoint_from_row)
             .collect()
@@ -287,11 +286,7 @@ impl WebhookEndpointStore for SqlControl {
             q.push(&p);
         }
         q.push(")");
-        let rows = q
-            .build()
-            .fetch_all(db.pool())
-            .await
-            .map_err(|e| db.classify(e))?;
+        let rows = db.read(|pool| q.build().fetch_all(pool)).await?;
         rows.iter()
             .map(|row| {
                 let endpoint = endpoint_from_row(row)?;
@@ -337,11 +332,12 @@ impl WebhookEndpointStore for SqlControl {
 
     async fn tenant_data_key(&self, tenant: &TenantId) -> StoreResult<Option<String>> {
         let db = self.database();
-        sqlx::query_scalar("SELECT data_key FROM tenant_keys WHERE tenant_id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(db.pool())
-            .await
-            .map_err(|e| db.classify(e))
+        db.read(|pool| {
+            sqlx::query_scalar("SELECT data_key FROM tenant_keys WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(pool)
+        })
+        .await
     }
 
     async fn ensure_tenant_data_key(

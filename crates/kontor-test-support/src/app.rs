@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kontor_api::auth::{ClientSecret, SigningKey, TokenService};
+use kontor_api::server::ServerSettings;
 use kontor_api::{ApiSettings, AppState};
 use kontor_crypto::Keyring;
 use kontor_domain::tenant::{Scopes, TenantName};
@@ -53,6 +54,7 @@ pub struct TestAppBuilder {
     backend: Backend,
     regions: Vec<String>,
     settings: ApiSettings,
+    server: ServerSettings,
     pool: PoolSettings,
     directory: BankDirectory,
     tweak: fn(&mut HubSettings),
@@ -71,6 +73,12 @@ impl TestAppBuilder {
 
     pub fn api_settings(mut self, settings: ApiSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// The HTTP server's timeouts and connection limit.
+    pub fn server_settings(mut self, server: ServerSettings) -> Self {
+        self.server = server;
         self
     }
 
@@ -98,7 +106,16 @@ impl TestAppBuilder {
             Backend::Sqlite => TestStores::sqlite_with(&regions, &self.pool).await,
             Backend::Postgres => TestStores::postgres_with(test, &regions, &self.pool).await?,
         };
-        Some(TestApp::serve_with(stores, self.settings, self.directory, self.tweak).await)
+        Some(
+            TestApp::start(
+                stores,
+                self.settings,
+                self.server,
+                self.directory,
+                self.tweak,
+            )
+            .await,
+        )
     }
 
     /// Spawns on SQLite (always available).
@@ -122,6 +139,7 @@ impl TestApp {
                 client_cache_ttl: Duration::ZERO,
                 ..ApiSettings::default()
             },
+            server: ServerSettings::default(),
             pool: PoolSettings::default(),
             directory: BankDirectory::new(),
             tweak: |_| {},
@@ -140,6 +158,25 @@ impl TestApp {
     pub async fn serve_with(
         stores: TestStores,
         settings: ApiSettings,
+        directory: BankDirectory,
+        tweak: fn(&mut HubSettings),
+    ) -> Self {
+        Self::start(
+            stores,
+            settings,
+            ServerSettings::default(),
+            directory,
+            tweak,
+        )
+        .await
+    }
+
+    /// Serves through the same accept loop as `kontor serve` (timeouts, connection limit, peer
+    /// addresses for the handlers).
+    async fn start(
+        stores: TestStores,
+        settings: ApiSettings,
+        server: ServerSettings,
         directory: BankDirectory,
         tweak: fn(&mut HubSettings),
     ) -> Self {
@@ -163,15 +200,11 @@ impl TestApp {
             hub_settings,
         );
         let state = AppState::new(hub.clone(), tokens.clone(), settings);
-        let router = kontor_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let router = kontor_api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let server = tokio::spawn(kontor_api::server::serve(listener, router, server, async {
+            let _ = rx.await;
+        }));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

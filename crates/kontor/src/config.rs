@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::secret::{DatabaseUrl, Secret};
 
+mod rate_limits;
 mod webhooks;
+pub use rate_limits::RateLimitsConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
@@ -32,6 +34,7 @@ const SECTIONS: &[&str] = &[
     "banks_file",
     "bank_http",
     "webhooks",
+    "rate_limits",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +55,7 @@ pub struct Config {
     pub bank_http: BankHttpConfig,
     pub payments: PaymentsConfig,
     pub webhooks: WebhooksConfig,
+    pub rate_limits: RateLimitsConfig,
     /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
     pub banks: Vec<BankConfig>,
     /// A TOML file with more `[[banks]]` tables.
@@ -72,6 +76,14 @@ pub struct ServerConfig {
     /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
     pub shutdown_grace_seconds: u64,
     pub readiness_timeout_ms: u64,
+    /// How long a client may take to send a request's head (from connecting, or from the first
+    /// byte of the next request on a kept-alive connection).
+    pub header_read_timeout_seconds: u64,
+    /// How long a kept-alive connection may stay idle; keep it above the idle timeout of the
+    /// ingress or load balancer in front.
+    pub keep_alive_timeout_seconds: u64,
+    /// Connections open at once; beyond it new ones wait to be accepted.
+    pub connection_limit: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +155,7 @@ impl Default for Config {
             bank_http: BankHttpConfig::default(),
             payments: PaymentsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
             banks: Vec::new(),
             banks_file: None,
         }
@@ -151,6 +164,7 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let http = kontor_api::server::ServerSettings::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 64 * 1024,
@@ -158,7 +172,37 @@ impl Default for ServerConfig {
             readiness_timeout_ms: 2000,
             public_url: None,
             trust_forwarded_for: false,
+            header_read_timeout_seconds: http.header_read_timeout.as_secs(),
+            keep_alive_timeout_seconds: http.keep_alive_timeout.as_secs(),
+            connection_limit: http.connection_limit,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The accept loop's timeouts and connection limit.
+    pub fn http(&self) -> kontor_api::server::ServerSettings {
+        kontor_api::server::ServerSettings {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            keep_alive_timeout: std::time::Duration::from_secs(self.keep_alive_timeout_seconds),
+            connection_limit: self.connection_limit,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1024..=10 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            bail!("server.body_limit_bytes must be between 1024 and 10485760");
+        }
+        if !(1..=300).contains(&self.header_read_timeout_seconds) {
+            bail!("server.header_read_timeout_seconds must be between 1 and 300");
+        }
+        if !(1..=3600).contains(&self.keep_alive_timeout_seconds) {
+            bail!("server.keep_alive_timeout_seconds must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&self.connection_limit) {
+            bail!("server.connection_limit must be between 1 and 1000000");
+        }
+        Ok(())
     }
 }
 
@@ -426,9 +470,7 @@ impl Config {
         if !(60..=86_400).contains(&self.auth.token_ttl_seconds) {
             bail!("auth.token_ttl_seconds must be between 60 and 86400");
         }
-        if !(1024..=10 * 1024 * 1024).contains(&self.server.body_limit_bytes) {
-            bail!("server.body_limit_bytes must be between 1024 and 10485760");
-        }
+        self.server.validate()?;
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");
         }
@@ -440,6 +482,7 @@ impl Config {
             bail!("link.frequency_per_day must be between 1 and 4 (RTS Art. 36(5)(b))");
         }
         self.webhooks.validate()?;
+        self.rate_limits.validate()?;
         // A claim must outlast one step's bank calls: a request and its retries.
         let request_s =
             i64::try_from(self.bank_http.request_timeout_ms.div_ceil(1000)).unwrap_or(i64::MAX);

@@ -239,6 +239,16 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
             "webhooks.lease_seconds",
         ),
         (
+            vec!["config", "print"],
+            vec![("KONTOR_SERVER__HEADER_READ_TIMEOUT_SECONDS", "0")],
+            "server.header_read_timeout_seconds",
+        ),
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_RATE_LIMITS__MAX_TRACKED_KEYS", "5")],
+            "rate_limits.max_tracked_keys",
+        ),
+        (
             vec!["--config", "/nonexistent/kontor.toml", "config", "print"],
             vec![],
             "does not exist",

@@ -1,6 +1,7 @@
 //! The bearer-token extractor: every tenant route takes an [`Authenticated`] and names the scope
 //! it needs. The token's signature and expiry are checked locally; whether its client has been
-//! revoked is asked of the control database at most once per client per cache period.
+//! revoked is asked of the control database at most once per client per cache period. Then the
+//! tenant's rate limit takes one request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -91,6 +92,10 @@ impl FromRequestParts<AppState> for Authenticated {
         let span = tracing::Span::current();
         span.record("tenant.id", claims.tenant.as_str());
         span.record("client.id", claims.client.as_str());
+        // The tenant is known only now, so its rate limit comes after authentication.
+        state
+            .limits()
+            .api_request(&claims.tenant, &parts.extensions)?;
         Ok(Authenticated {
             tenant: claims.tenant,
             client: claims.client,

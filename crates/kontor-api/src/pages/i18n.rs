@@ -43,6 +43,9 @@ pub struct Texts {
     pub pay_from: &'static str,
     pub pay_continue: &'static str,
     pub pay_settled: &'static str,
+    /// A start refused by a rate limit; `{seconds}` is the wait.
+    pub rate_limited_title: &'static str,
+    pub rate_limited_text: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -83,6 +86,8 @@ const EN: Texts = Texts {
     pay_from: "From your account at",
     pay_continue: "Continue to {bank}",
     pay_settled: "This payment is already {status}.",
+    rate_limited_title: "Too many attempts",
+    rate_limited_text: "Please wait {seconds} seconds, then try again.",
 };
 
 const DE: Texts = Texts {
@@ -123,6 +128,8 @@ const DE: Texts = Texts {
     pay_from: "Von Ihrem Konto bei",
     pay_continue: "Weiter zu {bank}",
     pay_settled: "Diese Zahlung ist bereits {status}.",
+    rate_limited_title: "Zu viele Versuche",
+    rate_limited_text: "Bitte warten Sie {seconds} Sekunden und versuchen Sie es dann erneut.",
 };
 
 pub fn texts(language: Language) -> &'static Texts {

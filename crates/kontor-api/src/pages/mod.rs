@@ -4,6 +4,7 @@
 //! this one connection), and are never cached or framed, and never leak the token as a referrer.
 
 mod i18n;
+mod limited;
 pub mod pay;
 mod render;
 
@@ -71,7 +72,11 @@ fn language(asked: Option<&str>, chosen: Option<Language>, headers: &HeaderMap) 
 }
 
 /// The user's address: from the connection, or from `X-Forwarded-For` behind a trusted proxy.
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+pub(crate) fn client_ip(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<IpAddr> {
     if state.settings().trust_forwarded_for
         && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
         && let Some(first) = forwarded.split(',').next()
@@ -218,6 +223,10 @@ pub async fn start(
 ) -> Response {
     let form = form_fields(&body);
     let lang = language(form.get("lang").map(String::as_str), None, &headers);
+    let ip = client_ip(&state, &headers, peer);
+    if let Some(refused) = limited::from_address(&state, lang, ip) {
+        return refused;
+    }
     let (Ok(id), Some(token), Some(Ok(bank))) = (
         ConnectionId::parse(&id),
         form.get("token"),
@@ -233,7 +242,9 @@ pub async fn start(
         }
         _ => ScaChoice::Redirect,
     };
-    let ip = client_ip(&state, &headers, peer);
+    if let Some(refused) = limited::for_link(&state, lang, &id, token).await {
+        return refused;
+    }
     match state.hub().start_link(&id, token, &bank, sca, ip).await {
         Ok(step) => follow(&state, step, Some(wait_url(&id, token, lang)), ip),
         Err(err) => failure(lang, &err),

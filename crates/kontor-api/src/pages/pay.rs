@@ -11,7 +11,8 @@ use kontor_service::NextStep;
 
 use super::i18n::{status_word, texts};
 use super::{
-    client_ip, failure, form_fields, html, invalid_link, language, page_query, render, see_other,
+    client_ip, failure, form_fields, html, invalid_link, language, limited, page_query, render,
+    see_other,
 };
 use crate::extract::Peer;
 use crate::state::AppState;
@@ -76,10 +77,16 @@ pub async fn start(
 ) -> Response {
     let form = form_fields(&body);
     let lang = language(form.get("lang").map(String::as_str), None, &headers);
+    let ip = client_ip(&state, &headers, peer);
+    if let Some(refused) = limited::from_address(&state, lang, ip) {
+        return refused;
+    }
     let (Ok(id), Some(token)) = (PaymentId::parse(&id), form.get("token")) else {
         return invalid_link(lang);
     };
-    let ip = client_ip(&state, &headers, peer);
+    if let Some(refused) = limited::for_payment(&state, lang, &id, token).await {
+        return refused;
+    }
     match state.hub().start_payment(&id, token, ip).await {
         Ok(step) => go(step, lang),
         Err(err) => failure(lang, &err),

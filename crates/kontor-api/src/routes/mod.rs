@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::{observe, openapi, pages, request_id};
+use crate::{limits, observe, openapi, pages, request_id};
 
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(limits::headers))
         .layer(middleware::from_fn(observe::middleware))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(state)

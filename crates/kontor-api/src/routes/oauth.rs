@@ -1,7 +1,8 @@
 //! `POST /v1/oauth/token`: the OAuth2 client credentials grant (RFC 6749 §4.4). The client
 //! authenticates with HTTP Basic or with `client_id`/`client_secret` in the form body (§2.3.1),
 //! never both, and gets a short-lived bearer token for the scopes it asked for (all of its own by
-//! default). Errors use the API's envelope, with RFC 6749's error names as codes.
+//! default). Errors use the API's envelope, with RFC 6749's error names as codes. Failed
+//! authentications are rate-limited per client id and per address (`crate::limits`).
 
 use std::collections::HashMap;
 
@@ -21,7 +22,8 @@ use utoipa::ToSchema;
 
 use crate::auth::verify_secret;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{body_bytes, has_content_type};
+use crate::extract::{Peer, body_bytes, has_content_type};
+use crate::pages::client_ip;
 use crate::state::AppState;
 
 const BASIC_CHALLENGE: &str = "Basic realm=\"kontor\"";
@@ -117,16 +119,32 @@ fn parse_form(body: &[u8]) -> ApiResult<HashMap<String, String>> {
         (status = 401, description = "invalid_client", body = ErrorEnvelope),
         (status = 413, description = "Body too large", body = ErrorEnvelope),
         (status = 415, description = "Not a form body", body = ErrorEnvelope),
+        (status = 429, description = "rate_limited: too many failed authentications from this address or for this client", body = ErrorEnvelope),
     )
 )]
-pub async fn token(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+pub async fn token(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    request: Request,
+) -> ApiResult<Response> {
+    let ip = client_ip(&state, request.headers(), peer);
+    let limits = state.limits();
+    let extensions = request.extensions().clone();
+    // An address that failed too often is refused before its credentials are even looked at.
+    limits.token_attempt(ip, None, &extensions)?;
+    let failed = |client: Option<&ApiClientId>, err: ApiError| {
+        if err.code() == ErrorCode::InvalidClient {
+            limits.token_failed(ip, client);
+        }
+        err
+    };
     if !has_content_type(request.headers(), "application/x-www-form-urlencoded") {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "send the token request as application/x-www-form-urlencoded",
         ));
     }
-    let basic = basic_credentials(request.headers())?;
+    let basic = basic_credentials(request.headers()).map_err(|err| failed(None, err))?;
     let body = body_bytes(request).await?;
     let mut form = parse_form(&body)?;
 
@@ -150,18 +168,22 @@ pub async fn token(State(state): State<AppState>, request: Request) -> ApiResult
         }
         (Some(credentials), _) => credentials,
         (None, (Some(id), Some(secret))) => (id, secret),
-        (None, _) => return Err(invalid_client(false)),
+        (None, _) => return Err(failed(None, invalid_client(false))),
     };
 
-    let client_id = ApiClientId::parse(&client_id).map_err(|_| invalid_client(via_basic))?;
+    let client_id =
+        ApiClientId::parse(&client_id).map_err(|_| failed(None, invalid_client(via_basic)))?;
+    limits.token_attempt(None, Some(&client_id), &extensions)?;
     let (client, hash) = match state.control().client_with_secret(&client_id).await {
         Ok(found) => found,
-        Err(StoreError::NotFound) => return Err(invalid_client(via_basic)),
+        Err(StoreError::NotFound) => {
+            return Err(failed(Some(&client_id), invalid_client(via_basic)));
+        }
         Err(err) => return Err(err.into()),
     };
     if !verify_secret(&secret, &hash) || !client.is_active() {
         tracing::info!(client.id = %client.id, "client authentication failed");
-        return Err(invalid_client(via_basic));
+        return Err(failed(Some(&client_id), invalid_client(via_basic)));
     }
 
     let scopes = match form.remove("scope").filter(|s| !s.trim().is_empty()) {

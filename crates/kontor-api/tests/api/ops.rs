@@ -78,6 +78,11 @@ async fn an_unreachable_cell_is_not_ready_and_answers_503() {
         .get("/v1/users/usr_fr_00000000000000000000000000", &token)
         .await;
     assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["retry-after"],
+        "2",
+        "a 503 says when to retry"
+    );
     assert_eq!(error_code(response).await, "service_unavailable");
     // The healthy region keeps working.
     app.create_user(&token, "fine", "uk").await;

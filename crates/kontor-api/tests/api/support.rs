@@ -7,7 +7,7 @@ use kontor_banks::{ConsentSession, HttpSettings};
 use kontor_domain::ConnectionId;
 use kontor_sandbox_bank::{RunningSandbox, SandboxBank};
 use kontor_test_support::browser::{Browser, Landing, Page};
-use kontor_test_support::{TestApp, sandbox_directory};
+use kontor_test_support::{TestApp, TestAppBuilder, sandbox_directory};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -31,9 +31,16 @@ pub fn http_settings() -> HttpSettings {
 }
 
 pub async fn world() -> World {
+    world_with(|app| app).await
+}
+
+/// The same, with the test app's builder adjusted (settings, limits).
+pub async fn world_with(configure: impl FnOnce(TestAppBuilder) -> TestAppBuilder) -> World {
     let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
     let directory = sandbox_directory(&sandbox, &http_settings());
-    let app = TestApp::builder().directory(directory).spawn().await;
+    let app = configure(TestApp::builder().directory(directory))
+        .spawn()
+        .await;
     let tenant = app.tenant("Acme Budget").await;
     let token = app.token(&tenant).await;
     World {

@@ -246,6 +246,10 @@ async fn bank_faults_degrade_clearly_and_recover() {
             .unwrap();
         let response = w.refresh(&id).await;
         assert_eq!(response.status(), 503, "{bank}");
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "a 503 says when to retry"
+        );
         assert_eq!(error_code(response).await, "bank_unavailable");
         w.sandbox.clear_faults(bank).unwrap();
         assert_eq!(

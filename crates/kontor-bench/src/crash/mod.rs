@@ -192,10 +192,14 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
         toml::to_string(&config).context("writing the hub configuration")?,
     )
     .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut env = vec![(
-        "KONTOR_CONFIG".to_owned(),
-        config_path.display().to_string(),
-    )];
+    let mut env = vec![
+        (
+            "KONTOR_CONFIG".to_owned(),
+            config_path.display().to_string(),
+        ),
+        // Every page start of the load comes from one address.
+        ("KONTOR_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
+    ];
     if let Some(d) = &databases {
         env.push(("KONTOR_DATABASE__CONTROL_URL".to_owned(), d.url("control")?));
         env.push(("KONTOR_CELLS__DE__URL".to_owned(), d.url("de")?));

@@ -142,12 +142,15 @@ impl AccountStore for SqlCell {
             account_columns!(),
             " FROM accounts WHERE tenant_id = $1 AND id = $2"
         );
-        let row = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         account_from_row(&row)
     }
@@ -158,11 +161,9 @@ impl AccountStore for SqlCell {
             account_columns!(),
             " FROM accounts WHERE connection_id = $1 ORDER BY created_at, id"
         );
-        sqlx::query(sql)
-            .bind(connection.as_str())
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| sqlx::query(sql).bind(connection.as_str()).fetch_all(pool))
+            .await?
             .iter()
             .map(account_from_row)
             .collect()
@@ -175,18 +176,20 @@ impl AccountStore for SqlCell {
     ) -> StoreResult<Vec<BalanceRow>> {
         // Scoped by tenant through the account, so another tenant's account id finds nothing.
         self.account(tenant, account).await?;
-        sqlx::query(
-            "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
+        self.db
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
              reference_date, last_change_at, fetched_at FROM balances WHERE account_id = $1 \
              ORDER BY kind",
-        )
-        .bind(account.as_str())
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?
-        .iter()
-        .map(balance_from_row)
-        .collect()
+                )
+                .bind(account.as_str())
+                .fetch_all(pool)
+            })
+            .await?
+            .iter()
+            .map(balance_from_row)
+            .collect()
     }
 
     async fn list_transactions(
@@ -229,11 +232,7 @@ impl AccountStore for SqlCell {
         }
         let fetch = q.arg(Arg::Int(page_limit(limit)));
         q.push(&format!(" ORDER BY sort_date DESC, id DESC LIMIT {fetch}"));
-        let rows = q
-            .build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?;
+        let rows = self.db.read(|pool| q.build().fetch_all(pool)).await?;
         let items = rows
             .iter()
             .map(transaction_from_row)
@@ -253,12 +252,14 @@ impl AccountStore for SqlCell {
              ORDER BY sort_date, id"
         );
         let from = from.map_or_else(|| String::from("0000-01-01"), date_text);
-        sqlx::query(sql)
-            .bind(account.as_str())
-            .bind(from)
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(account.as_str())
+                    .bind(from.as_str())
+                    .fetch_all(pool)
+            })
+            .await?
             .iter()
             .map(transaction_from_row)
             .collect()

@@ -144,22 +144,28 @@ impl ConnectionStore for SqlCell {
             connection_columns!(),
             " FROM connections WHERE tenant_id = $1 AND id = $2"
         );
-        let row = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         connection_from_row(&row)
     }
 
     async fn connection_secrets(&self, id: &ConnectionId) -> StoreResult<ConnectionSecrets> {
-        let row = sqlx::query(SECRETS_SQL)
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(SECRETS_SQL)
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         secrets_from_row(&row)
     }
@@ -323,14 +329,17 @@ impl ConnectionStore for SqlCell {
     }
 
     async fn sync_counters(&self, id: &ConnectionId) -> StoreResult<SyncCounters> {
-        let row = sqlx::query(
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(
             "SELECT reads_day, unattended_reads, sync_failures FROM connections WHERE id = $1",
         )
         .bind(id.as_str())
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?
-        .ok_or(StoreError::NotFound)?;
+        .fetch_optional(pool)
+            })
+            .await?
+            .ok_or(StoreError::NotFound)?;
         Ok(SyncCounters {
             reads_day: optional_date(&row, "reads_day")?,
             unattended_reads: u32::try_from(column::<i64>(&row, "unattended_reads")?)
@@ -341,15 +350,18 @@ impl ConnectionStore for SqlCell {
     }
 
     async fn due_for_sync(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<ConnectionId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM connections WHERE status = 'active' AND next_sync_at <= $1 \
+        let ids: Vec<String> = self
+            .db
+            .read(|pool| {
+                sqlx::query_scalar(
+                    "SELECT id FROM connections WHERE status = 'active' AND next_sync_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_sync_at, id LIMIT $2",
-        )
-        .bind(now.unix_micros())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?;
+                )
+                .bind(now.unix_micros())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+            })
+            .await?;
         ids.iter()
             .map(|raw| ConnectionId::parse(raw).map_err(StoreError::corrupt))
             .collect()
@@ -366,12 +378,14 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'active' AND valid_until < $1 \
              ORDER BY valid_until, id LIMIT $2"
         );
-        sqlx::query(sql)
-            .bind(before.unix_micros())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(before.unix_micros())
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(pool)
+            })
+            .await?
             .iter()
             .map(connection_from_row)
             .collect()
@@ -388,12 +402,14 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'active' AND valid_until < $1 \
              AND expiry_notified_at IS NULL ORDER BY valid_until, id LIMIT $2"
         );
-        sqlx::query(sql)
-            .bind(before.unix_micros())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(before.unix_micros())
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(pool)
+            })
+            .await?
             .iter()
             .map(connection_from_row)
             .collect()
@@ -435,12 +451,14 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'pending' AND created_at < $1 \
              ORDER BY created_at, id LIMIT $2"
         );
-        sqlx::query(sql)
-            .bind(before.unix_micros())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(before.unix_micros())
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(pool)
+            })
+            .await?
             .iter()
             .map(connection_from_row)
             .collect()

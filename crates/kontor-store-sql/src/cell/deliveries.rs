@@ -145,10 +145,9 @@ impl SqlCell {
         );
         push_list(&mut q, ids.iter().cloned());
         q.push(")");
-        q.build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| q.build().fetch_all(pool))
+            .await?
             .iter()
             .map(event_from_row)
             .collect()
@@ -175,17 +174,19 @@ fn claim_sql(skip_locked: &str) -> String {
 #[async_trait]
 impl DeliveryStore for SqlCell {
     async fn undispatched_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
-        sqlx::query(
-            "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+        self.db
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
              WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT $1",
-        )
-        .bind(limit_arg(limit))
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?
-        .iter()
-        .map(event_from_row)
-        .collect()
+                )
+                .bind(limit_arg(limit))
+                .fetch_all(pool)
+            })
+            .await?
+            .iter()
+            .map(event_from_row)
+            .collect()
     }
 
     async fn dispatch_events(
@@ -425,29 +426,35 @@ impl DeliveryStore for SqlCell {
         endpoint: &WebhookEndpointId,
         since: Timestamp,
     ) -> StoreResult<bool> {
-        let found: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM webhook_deliveries \
+        let found: i64 = self
+            .db
+            .read(|pool| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 AS one FROM webhook_deliveries \
              WHERE endpoint_id = $1 AND delivered_at >= $2 LIMIT 1) recent",
-        )
-        .bind(endpoint.as_str())
-        .bind(since.unix_micros())
-        .fetch_one(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?;
+                )
+                .bind(endpoint.as_str())
+                .bind(since.unix_micros())
+                .fetch_one(pool)
+            })
+            .await?;
         Ok(found > 0)
     }
 
     async fn event(&self, tenant: &TenantId, id: &EventId) -> StoreResult<Event> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
              WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?
-        .ok_or(StoreError::NotFound)?;
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(pool)
+            })
+            .await?
+            .ok_or(StoreError::NotFound)?;
         event_from_row(&row)
     }
 
@@ -509,10 +516,9 @@ impl DeliveryStore for SqlCell {
         );
         push_list(&mut q, ids.iter().map(DeliveryId::to_string));
         q.push(") ORDER BY delivery_id, seq");
-        q.build()
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| q.build().fetch_all(pool))
+            .await?
             .iter()
             .map(attempt_from_row)
             .collect()

@@ -241,22 +241,28 @@ impl PaymentStore for SqlCell {
             payment_columns!(),
             " FROM payments WHERE tenant_id = $1 AND id = $2"
         );
-        let row = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         payment_from_row(&row)
     }
 
     async fn payment_secrets(&self, id: &PaymentId) -> StoreResult<PaymentSecrets> {
-        let row = sqlx::query(SECRETS_SQL)
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(SECRETS_SQL)
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         secrets_from_row(&row)
     }
@@ -288,11 +294,10 @@ impl PaymentStore for SqlCell {
     }
 
     async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>> {
-        let rows = sqlx::query("SELECT status, bank_status, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
+        let rows = self.db.read(|pool| sqlx::query("SELECT status, bank_status, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
             .bind(id.as_str())
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?;
+            .fetch_all(pool))
+            .await?;
         rows.iter()
             .map(|row| {
                 let status: String = column(row, "status")?;
@@ -371,20 +376,23 @@ impl PaymentStore for SqlCell {
         abandoned: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<PaymentId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM payments WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
+        let ids: Vec<String> = self
+            .db
+            .read(|pool| {
+                sqlx::query_scalar(
+                    "SELECT id FROM payments WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
                (phase = 'submitted' AND next_poll_at <= $1) \
                OR (phase IN ('initiating', 'submitting') AND updated_at < $2) \
                OR (phase IN ('accepted', 'awaiting_sca') AND updated_at < $3)) \
              ORDER BY updated_at, id LIMIT $4",
-        )
-        .bind(now.unix_micros())
-        .bind(stale.unix_micros())
-        .bind(abandoned.unix_micros())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))?;
+                )
+                .bind(now.unix_micros())
+                .bind(stale.unix_micros())
+                .bind(abandoned.unix_micros())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+            })
+            .await?;
         ids.iter()
             .map(|raw| PaymentId::parse(raw).map_err(StoreError::corrupt))
             .collect()

@@ -69,12 +69,15 @@ impl UserStore for SqlCell {
             user_columns!(),
             " FROM users WHERE tenant_id = $1 AND id = $2"
         );
-        let row = sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)?;
         user_from_row(&row)
     }
@@ -89,12 +92,14 @@ impl UserStore for SqlCell {
             user_columns!(),
             " FROM users WHERE tenant_id = $1 AND external_id = $2"
         );
-        sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(external_id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query(sql)
+                    .bind(tenant.as_str())
+                    .bind(external_id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .as_ref()
             .map(user_from_row)
             .transpose()
@@ -107,36 +112,40 @@ impl UserStore for SqlCell {
         limit: usize,
     ) -> StoreResult<Page<User>> {
         let fetch = crate::query::page_limit(limit);
-        let rows = match after {
-            None => {
-                let sql = concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2"
-                );
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(fetch)
-                    .fetch_all(self.db.pool())
-                    .await
-            }
-            Some(key) => {
-                let sql = concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE tenant_id = $1 AND (created_at, id) > ($2, $3) \
+        let rows = self
+            .db
+            .read(|pool| async move {
+                match after {
+                    None => {
+                        let sql = concat!(
+                            "SELECT ",
+                            user_columns!(),
+                            " FROM users WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2"
+                        );
+                        sqlx::query(sql)
+                            .bind(tenant.as_str())
+                            .bind(fetch)
+                            .fetch_all(pool)
+                            .await
+                    }
+                    Some(key) => {
+                        let sql = concat!(
+                            "SELECT ",
+                            user_columns!(),
+                            " FROM users WHERE tenant_id = $1 AND (created_at, id) > ($2, $3) \
                      ORDER BY created_at, id LIMIT $4"
-                );
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(key.sort)
-                    .bind(key.id.as_str())
-                    .bind(fetch)
-                    .fetch_all(self.db.pool())
-                    .await
-            }
-        }
-        .map_err(|e| self.db.classify(e))?;
+                        );
+                        sqlx::query(sql)
+                            .bind(tenant.as_str())
+                            .bind(key.sort)
+                            .bind(key.id.as_str())
+                            .bind(fetch)
+                            .fetch_all(pool)
+                            .await
+                    }
+                }
+            })
+            .await?;
         let users = rows
             .iter()
             .map(user_from_row)
@@ -180,11 +189,13 @@ impl UserStore for SqlCell {
     }
 
     async fn user_data_key(&self, id: &UserId) -> StoreResult<Option<String>> {
-        sqlx::query_scalar::<_, Option<String>>("SELECT data_key FROM users WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(|e| self.db.classify(e))?
+        self.db
+            .read(|pool| {
+                sqlx::query_scalar::<_, Option<String>>("SELECT data_key FROM users WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+            })
+            .await?
             .ok_or(StoreError::NotFound)
     }
 

@@ -8,6 +8,7 @@ mod accounts;
 mod connections;
 mod money;
 mod payments;
+mod reconnect;
 mod retry;
 mod routing;
 mod schema;

@@ -239,15 +239,10 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let worker =
         tokio::spawn(Worker::new(hub, wiring::worker_settings(&config)).run(stop_rx.clone()));
     let mut graceful = stop_rx.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    kontor_api::server::serve(listener, app, config.server.http(), async move {
         let _ = graceful.wait_for(|stop| *stop).await;
     })
-    .await
-    .context("serving")?;
+    .await;
     let _ = worker.await;
     sandbox.shutdown().await;
     stores.close().await;

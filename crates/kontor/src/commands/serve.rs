@@ -1,7 +1,6 @@
 //! `kontor serve`: the API server. On SIGTERM or Ctrl-C it stops accepting connections, lets
 //! in-flight requests finish (up to `server.shutdown_grace_seconds`), and exits.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,14 +42,10 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         let worker = Worker::new(hub.clone(), wiring::worker_settings(config));
         tokio::spawn(worker.run(stop_rx.clone()))
     });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
+    let server = kontor_api::server::serve(listener, app, config.server.http(), graceful);
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
+        () = server => {},
         () = async {
             let _ = stop_rx.wait_for(|stop| *stop).await;
             tokio::time::sleep(grace).await;
