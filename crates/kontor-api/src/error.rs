@@ -102,6 +102,9 @@ error_codes! {
     InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error; the request id identifies it in the logs."),
 }
 
+/// The `Retry-After` of a `bank_unavailable` answer.
+const BANK_UNAVAILABLE_RETRY_SECONDS: u64 = 5;
+
 #[derive(Debug)]
 pub struct ApiError {
     code: ErrorCode,
@@ -188,6 +191,10 @@ impl From<kontor_service::ServiceError> for ApiError {
                     kontor_banks::BankError::RateLimited {
                         retry_after: Some(wait),
                     } => err.with_retry_after(wait.as_secs().max(1)),
+                    // Nothing from the bank says when: a short pause before trying again.
+                    kontor_banks::BankError::Unavailable { .. } => {
+                        err.with_retry_after(BANK_UNAVAILABLE_RETRY_SECONDS)
+                    }
                     _ => err,
                 }
             }

@@ -23,6 +23,10 @@ pub struct ApiSettings {
     /// Take the client's address from `X-Forwarded-For` (set by the ingress) rather than from
     /// the connection. Only behind a proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// The longest a request waits on banks in all (its bank calls, their retries and pauses):
+    /// past it the request answers `bank_unavailable`, or `bank_rate_limited` with the bank's
+    /// `Retry-After`, rather than keeping the caller (often a person) waiting.
+    pub bank_deadline: Duration,
 }
 
 impl Default for ApiSettings {
@@ -32,6 +36,7 @@ impl Default for ApiSettings {
             client_cache_ttl: Duration::from_secs(5),
             readiness_timeout: Duration::from_secs(2),
             trust_forwarded_for: false,
+            bank_deadline: Duration::from_secs(15),
         }
     }
 }

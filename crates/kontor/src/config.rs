@@ -72,6 +72,9 @@ pub struct ServerConfig {
     /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
     pub shutdown_grace_seconds: u64,
     pub readiness_timeout_ms: u64,
+    /// The longest a request (an API call, a hosted page) waits on banks in all, retries and
+    /// pauses included; past it, it answers `bank_unavailable` or `bank_rate_limited`.
+    pub bank_deadline_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +159,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             shutdown_grace_seconds: 30,
             readiness_timeout_ms: 2000,
+            bank_deadline_ms: 15_000,
             public_url: None,
             trust_forwarded_for: false,
         }
@@ -428,6 +432,9 @@ impl Config {
         }
         if !(1024..=10 * 1024 * 1024).contains(&self.server.body_limit_bytes) {
             bail!("server.body_limit_bytes must be between 1024 and 10485760");
+        }
+        if !(1_000..=300_000).contains(&self.server.bank_deadline_ms) {
+            bail!("server.bank_deadline_ms must be between 1000 and 300000");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");

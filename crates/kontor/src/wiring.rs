@@ -281,6 +281,7 @@ pub fn app_state(config: &Config, hub: Hub) -> anyhow::Result<AppState> {
         client_cache_ttl: Duration::from_secs(config.auth.client_cache_seconds),
         readiness_timeout: Duration::from_millis(config.server.readiness_timeout_ms),
         trust_forwarded_for: config.server.trust_forwarded_for,
+        bank_deadline: Duration::from_millis(config.server.bank_deadline_ms),
     };
     Ok(AppState::new(hub, tokens, settings))
 }

@@ -235,6 +235,11 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
         ),
         (
             vec!["config", "print"],
+            vec![("KONTOR_SERVER__BANK_DEADLINE_MS", "10")],
+            "server.bank_deadline_ms",
+        ),
+        (
+            vec!["config", "print"],
             vec![("KONTOR_WEBHOOKS__LEASE_SECONDS", "15")],
             "webhooks.lease_seconds",
         ),

@@ -7,6 +7,7 @@
     reason = "tests fail loudly"
 )]
 
+mod bank_deadline;
 mod connect;
 mod docs;
 mod errors;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kontor_api::ApiSettings;
 use kontor_banks::{ConsentSession, HttpSettings};
 use kontor_domain::ConnectionId;
 use kontor_sandbox_bank::{RunningSandbox, SandboxBank};
@@ -31,9 +32,31 @@ pub fn http_settings() -> HttpSettings {
 }
 
 pub async fn world() -> World {
+    world_with(http_settings(), test_api_settings(), |_| {}).await
+}
+
+/// The API settings of [`world`]: no client cache, so that revocation is deterministic.
+pub fn test_api_settings() -> ApiSettings {
+    ApiSettings {
+        client_cache_ttl: Duration::ZERO,
+        ..ApiSettings::default()
+    }
+}
+
+/// A world with other connector, API or hub settings.
+pub async fn world_with(
+    http: HttpSettings,
+    api: ApiSettings,
+    hub: fn(&mut kontor_service::HubSettings),
+) -> World {
     let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
-    let directory = sandbox_directory(&sandbox, &http_settings());
-    let app = TestApp::builder().directory(directory).spawn().await;
+    let directory = sandbox_directory(&sandbox, &http);
+    let app = TestApp::builder()
+        .directory(directory)
+        .api_settings(api)
+        .hub_settings(hub)
+        .spawn()
+        .await;
     let tenant = app.tenant("Acme Budget").await;
     let token = app.token(&tenant).await;
     World {
