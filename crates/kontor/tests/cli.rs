@@ -230,7 +230,7 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
         ),
         (
             vec!["config", "print"],
-            vec![("KONTOR_WORKER__LEASE_SECONDS", "10")],
+            vec![("KONTOR_WORKER__LEASE_SECONDS", "2")],
             "worker.lease_seconds",
         ),
         (

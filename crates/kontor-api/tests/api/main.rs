@@ -19,5 +19,7 @@ mod payments;
 mod regions;
 mod support;
 mod sync;
+mod sync_leases;
+mod sync_state;
 mod users;
 mod webhooks;
