@@ -98,23 +98,30 @@ impl Hub {
         owner: &str,
         work: impl Future<Output = T>,
     ) -> Option<T> {
-        let every = self.renew_every();
-        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // On the heap: the work is a sync or a payment step, large futures both.
-        let mut work = Box::pin(work);
-        let outcome = loop {
-            tokio::select! {
-                done = &mut work => break Some(done),
-                _ = ticker.tick() => match self.renew_lease(on, owner).await {
+        // The renewals run beside the work, never instead of it: the work may hold a write on
+        // the leased row (a sync's last transaction) that a renewal has to wait for.
+        let renewing = async {
+            let every = self.renew_every();
+            let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match self.renew_lease(on, owner).await {
                     Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(lease.on = %on, "lease taken over by another process; stopping");
-                        break None;
-                    }
+                    Ok(false) => break,
                     // Perhaps the next renewal gets through; the lease still runs meanwhile.
-                    Err(err) => tracing::warn!(lease.on = %on, error = %err, "could not renew a lease"),
-                },
+                    Err(err) => {
+                        tracing::warn!(lease.on = %on, error = %err, "could not renew a lease");
+                    }
+                }
+            }
+        };
+        // On the heap: the work is a sync or a payment step, large futures both.
+        let outcome = tokio::select! {
+            done = Box::pin(work) => Some(done),
+            () = renewing => {
+                tracing::warn!(lease.on = %on, "lease taken over by another process; stopping");
+                None
             }
         };
         if outcome.is_some() {
