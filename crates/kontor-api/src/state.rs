@@ -26,6 +26,10 @@ pub struct ApiSettings {
     pub trust_forwarded_for: bool,
     /// Token buckets for failed authentications, API requests and page starts.
     pub rate_limits: RateLimitSettings,
+    /// The longest a request waits on banks in all (its bank calls, their retries and pauses):
+    /// past it the request answers `bank_unavailable`, or `bank_rate_limited` with the bank's
+    /// `Retry-After`, rather than keeping the caller (often a person) waiting.
+    pub bank_deadline: Duration,
 }
 
 impl Default for ApiSettings {
@@ -36,6 +40,7 @@ impl Default for ApiSettings {
             readiness_timeout: Duration::from_secs(2),
             trust_forwarded_for: false,
             rate_limits: RateLimitSettings::default(),
+            bank_deadline: Duration::from_secs(15),
         }
     }
 }

@@ -14,12 +14,14 @@
 //! Every call has a connect and a total timeout. Reads (and token requests, and consent
 //! deletion, which is idempotent) are retried with jittered exponential backoff on connection
 //! failures, timeouts, 5xx and short 429s, honouring `Retry-After` up to a cap; a request that
-//! creates something at the bank is sent once. What still fails comes back as a [`BankError`]
+//! creates something at the bank is sent once. A caller with a person waiting bounds all of it
+//! with [`deadline::within`]. What still fails comes back as a [`BankError`]
 //! the hub can act on: transient ([`BankError::is_transient`]), the consent's state
 //! (`ConsentExpired`, `ConsentInvalid`, `AccessExceeded`), or a bug on one side (`Rejected`,
 //! `Protocol`). Logs name the bank, method, path template, status and duration, never tokens,
 //! consent ids, account numbers, names or bodies.
 
+pub mod deadline;
 mod error;
 mod http;
 mod payments;

@@ -38,7 +38,8 @@ event_types! {
     ConnectionExpiring => "connection.expiring", "The consent lapses soon; `valid_until` says when.";
     ConnectionReconfirmed => "connection.reconfirmed", "The user reconfirmed access (UK 90-day rule); `valid_until` moved.";
     TransactionsUpdated => "transactions.updated", "A sync changed an account's transactions; counts per account.";
-    SyncFailed => "connection.sync_failed", "A sync could not complete; `code` says why. Retried automatically.";
+    SyncFailed => "connection.sync_failed", "A sync could not complete (the first failure of a run); `code` says why, `next_attempt_at` when the hub tries again.";
+    SyncRecovered => "connection.sync_recovered", "Syncing works again after failures; `consecutive_failures` and `last_error_code` say what it recovered from.";
     PaymentStatusChanged => "payment.status_changed", "A payment moved to a new status.";
     UserErased => "user.erased", "A user and everything held about them was erased.";
     WebhookEndpointDisabled => "webhook_endpoint.disabled", "The hub disabled a webhook endpoint that kept failing; `endpoint_id` says which.";

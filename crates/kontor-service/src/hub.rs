@@ -27,7 +27,8 @@ pub struct HubSettings {
     pub allow_http_redirects: bool,
     /// Names this process in leases, so two workers never sync one connection at once.
     pub instance_id: String,
-    /// How long a sync may hold its lease.
+    /// How long a claim on a connection or payment lasts unless renewed: its live holder renews
+    /// it every third of this, so a process that dies loses its claims within this time.
     pub lease_seconds: i64,
     /// Each incremental sync re-reads this many days before the last one, to see late bookings.
     pub overlap_days: i64,
@@ -48,7 +49,7 @@ impl HubSettings {
                 "kontor-{}",
                 crate::tokens::random_token().get(..8).unwrap_or("x")
             ),
-            lease_seconds: 300,
+            lease_seconds: 15,
             overlap_days: 7,
             payments: crate::payments::PaymentSettings::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),

@@ -8,6 +8,7 @@ mod details;
 mod directory;
 mod error;
 mod hub;
+mod lease;
 mod lifecycle;
 mod link;
 mod payments;

@@ -65,6 +65,54 @@ pub fn next_utc_day(now: Timestamp) -> Timestamp {
     Timestamp::from_unix_micros(micros - micros.rem_euclid(DAY_MICROS) + DAY_MICROS)
 }
 
+/// The connection's first slot of the next UTC day.
+pub fn first_slot_tomorrow(
+    now: Timestamp,
+    connection: &ConnectionId,
+    frequency_per_day: u8,
+) -> Timestamp {
+    let midnight = next_utc_day(now).unix_micros();
+    next_sync(
+        Timestamp::from_unix_micros(midnight - 1),
+        connection,
+        frequency_per_day,
+    )
+}
+
+/// When the next unattended sync really happens after a successful one, with `reads_left`
+/// unattended reads left today: the next slot, unless that is today and none are left.
+pub fn next_attempt(
+    now: Timestamp,
+    connection: &ConnectionId,
+    frequency_per_day: u8,
+    reads_left: u32,
+) -> Timestamp {
+    let slot = next_sync(now, connection, frequency_per_day);
+    if reads_left == 0 && utc_day(slot) == utc_day(now) {
+        first_slot_tomorrow(now, connection, frequency_per_day)
+    } else {
+        slot
+    }
+}
+
+/// When to try again after the `failures`-th failed sync in a row, with `reads_left` unattended
+/// reads left today: the backoff, unless it falls on today and none are left — then the first
+/// slot of tomorrow. Either way, the attempt that will really be made.
+pub fn next_attempt_after_failure(
+    now: Timestamp,
+    failures: u32,
+    connection: &ConnectionId,
+    frequency_per_day: u8,
+    reads_left: u32,
+) -> Timestamp {
+    let retry = retry_after_failure(now, failures);
+    if reads_left == 0 && utc_day(retry) == utc_day(now) {
+        first_slot_tomorrow(now, connection, frequency_per_day)
+    } else {
+        retry
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +173,38 @@ mod tests {
             4,
             "never above the regulatory ceiling"
         );
+    }
+
+    #[test]
+    fn the_next_attempt_waits_for_tomorrow_only_when_no_read_is_left() {
+        let connection = id();
+        let noon = Timestamp::from_unix_micros(1_764_115_200_000_000 + DAY_MICROS / 2);
+        let tomorrow = first_slot_tomorrow(noon, &connection, 4);
+        assert_eq!(utc_day(tomorrow), utc_day(next_utc_day(noon)));
+        assert!(tomorrow.unix_micros() - next_utc_day(noon).unix_micros() < DAY_MICROS / 4);
+
+        let retry = next_attempt_after_failure(noon, 1, &connection, 4, 1);
+        assert!(
+            retry.unix_seconds() - noon.unix_seconds() <= 360,
+            "a retry, today"
+        );
+        assert_eq!(
+            next_attempt_after_failure(noon, 1, &connection, 4, 0),
+            tomorrow
+        );
+        // Late in the day the backoff itself reaches tomorrow, where reads are fresh.
+        let late = Timestamp::from_unix_micros(next_utc_day(noon).unix_micros() - 60_000_000);
+        let after = next_attempt_after_failure(late, 1, &connection, 4, 0);
+        assert!(after > next_utc_day(noon) && after.unix_seconds() - late.unix_seconds() <= 360);
+
+        let slot = next_sync(noon, &connection, 4);
+        let expected = if utc_day(slot) == utc_day(noon) {
+            tomorrow
+        } else {
+            slot
+        };
+        assert_eq!(next_attempt(noon, &connection, 4, 0), expected);
+        assert_eq!(next_attempt(noon, &connection, 4, 1), slot);
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub mod context {
         format!("connections/{id}/session")
     }
 
+    /// The IP address of the user who started a connection's first sync.
+    pub fn first_sync_ip(id: &ConnectionId) -> String {
+        format!("connections/{id}/first-sync-ip")
+    }
+
     pub fn account(id: &AccountId) -> String {
         format!("accounts/{id}/details")
     }

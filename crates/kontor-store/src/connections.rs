@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use kontor_domain::bank::BankId;
-use kontor_domain::connection::{Connection, ConnectionEvent, FailureReason, NewConnection};
+use kontor_domain::connection::{
+    Connection, ConnectionEvent, FailureReason, NewConnection, SyncError,
+};
 use kontor_domain::event::NewEvent;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId, UserId};
@@ -21,6 +23,9 @@ pub struct ConnectionSecrets {
     pub state_expires_at: Option<Timestamp>,
     /// The connector's session, sealed with the user's data key.
     pub session: Option<String>,
+    /// A first sync the user started and that has not finished: their IP address (sealed) and
+    /// when it started.
+    pub first_sync: Option<(String, Timestamp)>,
 }
 
 /// A status change, checked against the current status inside the transaction.
@@ -40,14 +45,31 @@ pub struct Transition {
 /// The allowance bookkeeping and schedule a sync leaves behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncBookkeeping {
+    /// Set on success: the last success, which also ends a first sync.
     pub synced_at: Option<Timestamp>,
     pub next_sync_at: Option<Timestamp>,
-    /// The UTC day the unattended-read counter is for.
-    pub reads_day: Option<Date>,
-    pub unattended_reads: u32,
+    /// What becomes of the unattended reads counted for the day.
+    pub reads: ReadsChange,
+    /// Failures in a row after this sync (0 on success).
     pub sync_failures: u32,
+    /// How this sync failed; `None` keeps the last error as it was.
+    pub error: Option<SyncError>,
     /// New sealed session, when the connector changed it (a refreshed token).
     pub session: Option<String>,
+}
+
+/// A change to the day's count of unattended reads, which a scheduled sync took beforehand
+/// ([`ConnectionStore::reserve_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadsChange {
+    Keep,
+    /// The bank served nothing: the read taken on that day is given back.
+    GiveBack(Date),
+    /// The bank says the day's allowance is used up: count it so.
+    UsedUp {
+        day: Date,
+        allowance: u32,
+    },
 }
 
 /// The allowance bookkeeping as stored.
@@ -113,6 +135,21 @@ pub trait ConnectionStore: Send + Sync {
 
     async fn sync_counters(&self, id: &ConnectionId) -> StoreResult<SyncCounters>;
 
+    /// Counts one unattended read on `day` if fewer than `allowance` were counted on it; `false`
+    /// (nothing changed) when the day's allowance is used up. Atomic, so that processes racing
+    /// for a connection never count past the allowance.
+    async fn reserve_read(&self, id: &ConnectionId, day: Date, allowance: u32)
+    -> StoreResult<bool>;
+
+    /// Records that the user started the connection's first sync (their IP address, sealed), so
+    /// that a crash does not turn its resumption into an unattended read.
+    async fn start_first_sync(
+        &self,
+        id: &ConnectionId,
+        psu_ip: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
     /// Active connections whose scheduled sync is due, oldest first.
     async fn due_for_sync(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<ConnectionId>>;
 
@@ -144,7 +181,8 @@ pub trait ConnectionStore: Send + Sync {
     async fn pending_before(&self, before: Timestamp, limit: usize)
     -> StoreResult<Vec<Connection>>;
 
-    /// Takes a lease on the connection for `owner` until `until`, if nobody else holds one.
+    /// Takes a lease on the connection for `owner` until `until`, if nobody else holds one. The
+    /// holder renews it while it works ([`ConnectionStore::renew`]); a dead one's lapses.
     async fn claim(
         &self,
         id: &ConnectionId,
@@ -152,6 +190,9 @@ pub trait ConnectionStore: Send + Sync {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool>;
+
+    /// Extends `owner`'s lease to `until`; `false` when `owner` no longer holds it.
+    async fn renew(&self, id: &ConnectionId, owner: &str, until: Timestamp) -> StoreResult<bool>;
 
     async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()>;
 

@@ -23,7 +23,7 @@ pub use accounts::{
 };
 pub use cells::Cells;
 pub use connections::{
-    ConnectionSecrets, ConnectionStore, SyncBookkeeping, SyncCounters, Transition,
+    ConnectionSecrets, ConnectionStore, ReadsChange, SyncBookkeeping, SyncCounters, Transition,
 };
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};

@@ -129,6 +129,14 @@ pub trait PaymentStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<bool>;
 
+    /// Extends `owner`'s lease to `until`; `false` when `owner` no longer holds it.
+    async fn renew_payment(
+        &self,
+        id: &PaymentId,
+        owner: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+
     async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()>;
 }
 

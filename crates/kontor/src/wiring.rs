@@ -282,6 +282,7 @@ pub fn app_state(config: &Config, hub: Hub) -> anyhow::Result<AppState> {
         readiness_timeout: Duration::from_millis(config.server.readiness_timeout_ms),
         trust_forwarded_for: config.server.trust_forwarded_for,
         rate_limits: config.rate_limits.settings(),
+        bank_deadline: Duration::from_millis(config.server.bank_deadline_ms),
     };
     Ok(AppState::new(hub, tokens, settings))
 }

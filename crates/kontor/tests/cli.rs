@@ -230,8 +230,13 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
         ),
         (
             vec!["config", "print"],
-            vec![("KONTOR_WORKER__LEASE_SECONDS", "10")],
+            vec![("KONTOR_WORKER__LEASE_SECONDS", "2")],
             "worker.lease_seconds",
+        ),
+        (
+            vec!["config", "print"],
+            vec![("KONTOR_SERVER__BANK_DEADLINE_MS", "10")],
+            "server.bank_deadline_ms",
         ),
         (
             vec!["config", "print"],

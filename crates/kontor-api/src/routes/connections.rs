@@ -57,13 +57,45 @@ pub struct ConnectionResponse {
     pub valid_until: Option<String>,
     pub created_at: String,
     pub authorised_at: Option<String>,
+    /// The last successful sync (also `sync.last_success_at`).
     pub last_synced_at: Option<String>,
+    /// The next sync without the user (also `sync.next_attempt_at`).
     pub next_sync_at: Option<String>,
+    pub sync: SyncStateResponse,
     /// The accounts read under this connection.
     pub account_ids: Vec<String>,
     /// Only in the response that created the connection: where to send the user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_url: Option<String>,
+}
+
+/// How syncing goes: whether the last sync worked, what failed, and when the hub tries next.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncStateResponse {
+    /// The last successful sync (RFC 3339); null before the first.
+    pub last_success_at: Option<String>,
+    /// Syncs that failed in a row; 0 once one succeeds.
+    #[schema(example = 0)]
+    pub consecutive_failures: u32,
+    /// How the last failed sync ended; kept after a success, so compare its `at` with
+    /// `last_success_at`. Null if no sync ever failed.
+    pub last_error: Option<SyncErrorResponse>,
+    /// When the hub syncs next without the user, as it will really happen: the next of the
+    /// day's slots, a retry after a failure, or tomorrow when today's unattended reads are used
+    /// up. Null when the connection is not active.
+    pub next_attempt_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncErrorResponse {
+    /// `bank_unavailable`, `bank_rate_limited`, `access_exceeded`, `bank_rejected` or
+    /// `bank_protocol_error` (an ended consent ends the connection instead).
+    #[schema(example = "bank_unavailable")]
+    pub code: String,
+    #[schema(example = "bank unavailable: the bank answered 503")]
+    pub message: String,
+    /// When it failed (RFC 3339).
+    pub at: String,
 }
 
 impl ConnectionResponse {
@@ -84,6 +116,16 @@ impl ConnectionResponse {
             authorised_at: c.authorised_at.map(|t| t.to_rfc3339()),
             last_synced_at: c.last_synced_at.map(|t| t.to_rfc3339()),
             next_sync_at: c.next_sync_at.map(|t| t.to_rfc3339()),
+            sync: SyncStateResponse {
+                last_success_at: c.last_synced_at.map(|t| t.to_rfc3339()),
+                consecutive_failures: c.sync_failures,
+                last_error: c.last_sync_error.map(|e| SyncErrorResponse {
+                    code: e.code,
+                    message: e.message,
+                    at: e.at.to_rfc3339(),
+                }),
+                next_attempt_at: c.next_sync_at.map(|t| t.to_rfc3339()),
+            },
             account_ids,
             connect_url,
         }
@@ -281,8 +323,8 @@ pub async fn delete(
         (status = 200, description = "What the sync changed, per account", body = SyncReportResponse),
         (status = 404, description = "No such connection for this tenant", body = ErrorEnvelope),
         (status = 409, description = "Not active, already syncing, or the consent ended", body = ErrorEnvelope),
-        (status = 429, description = "The bank rate-limits", body = ErrorEnvelope),
-        (status = 503, description = "The bank could not be reached", body = ErrorEnvelope),
+        (status = 429, description = "The bank rate-limits (`bank_rate_limited`, with the bank's Retry-After)", body = ErrorEnvelope),
+        (status = 503, description = "The bank did not answer within `server.bank_deadline_ms` (`bank_unavailable`, with Retry-After)", body = ErrorEnvelope),
     )
 )]
 pub async fn refresh(

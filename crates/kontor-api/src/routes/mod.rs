@@ -12,8 +12,8 @@ pub mod users;
 pub mod webhook_endpoints;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -95,12 +95,20 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), bank_deadline))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(limits::headers))
         .layer(middleware::from_fn(observe::middleware))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(state)
+}
+
+/// Bounds the time every request waits on banks (`ApiSettings::bank_deadline`). Work a request
+/// starts in the background (the first sync after linking) is not bounded by it.
+async fn bank_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.settings().bank_deadline;
+    kontor_banks::deadline::within(limit, next.run(request)).await
 }
 
 async fn not_found() -> ApiError {

@@ -8,7 +8,7 @@ use kontor_api::limits::{Limit, RateLimitSettings};
 use kontor_test_support::{TestApp, error_code};
 use serde_json::{Value, json};
 
-use crate::support::{World, query_of, world_with};
+use crate::support::{World, http_settings, query_of, world_with};
 
 const GENEROUS: Limit = Limit::new(1000, 1000);
 
@@ -190,7 +190,7 @@ async fn assert_refused_page(response: reqwest::Response, limit: u64, words: &st
 #[tokio::test]
 async fn page_starts_are_limited_per_address_with_a_page_in_the_users_language() {
     let settings = limits(|l| l.page_starts_per_ip = Limit::new(2, 1));
-    let w = world_with(|app| app.api_settings(settings)).await;
+    let w = world_with(http_settings(), settings, |_| {}).await;
     let (path, token) = connect_link(&w).await;
     let form = [
         ("token", token.as_str()),
@@ -216,7 +216,7 @@ async fn page_starts_are_limited_per_address_with_a_page_in_the_users_language()
 #[tokio::test]
 async fn page_starts_are_limited_per_tenant() {
     let settings = limits(|l| l.page_starts_per_tenant = Limit::new(2, 1));
-    let w = world_with(|app| app.api_settings(settings)).await;
+    let w = world_with(http_settings(), settings, |_| {}).await;
     // Starts on links that are not genuine cost the tenant nothing.
     for _ in 0..3 {
         let response = start(

@@ -7,6 +7,7 @@
     reason = "tests fail loudly"
 )]
 
+mod bank_deadline;
 mod connect;
 mod docs;
 mod errors;
@@ -20,5 +21,7 @@ mod regions;
 mod slow_clients;
 mod support;
 mod sync;
+mod sync_leases;
+mod sync_state;
 mod users;
 mod webhooks;

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use kontor_api::ApiSettings;
 use kontor_banks::{ConsentSession, HttpSettings};
 use kontor_domain::ConnectionId;
 use kontor_sandbox_bank::{RunningSandbox, SandboxBank};
 use kontor_test_support::browser::{Browser, Landing, Page};
-use kontor_test_support::{TestApp, TestAppBuilder, sandbox_directory};
+use kontor_test_support::{TestApp, sandbox_directory};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -31,14 +32,29 @@ pub fn http_settings() -> HttpSettings {
 }
 
 pub async fn world() -> World {
-    world_with(|app| app).await
+    world_with(http_settings(), test_api_settings(), |_| {}).await
 }
 
-/// The same, with the test app's builder adjusted (settings, limits).
-pub async fn world_with(configure: impl FnOnce(TestAppBuilder) -> TestAppBuilder) -> World {
+/// The API settings of [`world`]: no client cache, so that revocation is deterministic.
+pub fn test_api_settings() -> ApiSettings {
+    ApiSettings {
+        client_cache_ttl: Duration::ZERO,
+        ..ApiSettings::default()
+    }
+}
+
+/// A world with other connector, API or hub settings.
+pub async fn world_with(
+    http: HttpSettings,
+    api: ApiSettings,
+    hub: fn(&mut kontor_service::HubSettings),
+) -> World {
     let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
-    let directory = sandbox_directory(&sandbox, &http_settings());
-    let app = configure(TestApp::builder().directory(directory))
+    let directory = sandbox_directory(&sandbox, &http);
+    let app = TestApp::builder()
+        .directory(directory)
+        .api_settings(api)
+        .hub_settings(hub)
         .spawn()
         .await;
     let tenant = app.tenant("Acme Budget").await;

@@ -1,5 +1,6 @@
 //! Sending one request: attempts, pauses between them, the answer read with a size limit, and
-//! one log line per attempt.
+//! one log line per attempt. Under a caller's time limit ([`crate::deadline`]) each attempt gets
+//! at most the time left, and a pause that would outlast it is not taken.
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use super::backoff::backoff;
 use super::classify::{self, Verdict};
 use super::{Body, Incoming, Outgoing, Retry, Transport};
 use crate::BankError;
+use crate::deadline;
 
 /// No bank answer the connectors read comes near this; a larger one is refused rather than
 /// held in memory.
@@ -26,9 +28,15 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let Some(copy) = request.try_clone() else {
+            let Some(mut copy) = request.try_clone() else {
                 return Err(BankError::protocol("request cannot be repeated"));
             };
+            if let Some(left) = deadline::remaining() {
+                if left.is_zero() {
+                    return Err(out_of_time());
+                }
+                *copy.timeout_mut() = Some(left.min(self.settings.request_timeout));
+            }
             let started = Instant::now();
             let verdict = match self.client.execute(copy).await {
                 Ok(response) => {
@@ -68,7 +76,9 @@ impl Transport {
                 Verdict::Final(error) => (error, None),
                 Verdict::Transient { error, after } if attempt < attempts => {
                     let pause = backoff(&self.settings, attempt).max(after.unwrap_or_default());
-                    (error, Some(pause))
+                    // Someone is waiting: rather the error now than an answer too late.
+                    let in_time = deadline::remaining().is_none_or(|left| pause < left);
+                    (error, in_time.then_some(pause))
                 }
                 Verdict::Transient { error, .. } => (error, None),
             };
@@ -143,6 +153,14 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The caller's time limit ran out before an attempt could be made.
+fn out_of_time() -> BankError {
+    BankError::Unavailable {
+        status: None,
+        detail: "no answer within the time the request may wait".into(),
+    }
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kontor_banks::{BankError, ConsentOutcome, HttpSettings};
+use kontor_banks::{BankError, ConsentOutcome, HttpSettings, deadline};
 use kontor_domain::bank::Standard;
 use kontor_sandbox_bank::FaultConfig;
 
@@ -170,6 +170,68 @@ async fn a_long_rate_limit_is_reported_not_waited(standard: Standard) {
     assert_eq!(fx.injected().await, 1);
 }
 
+/// A caller with someone waiting bounds its bank calls ([`deadline::within`]): a pause the bank
+/// asks for that would outlast the bound is not taken, and a slow answer is cut off at it.
+async fn a_deadline_bounds_retries_pauses_and_slow_answers(standard: Standard) {
+    let fx = Fixture::for_standard(standard).await;
+    let mut session = fx.link().await;
+    // Short enough that the connector would wait it out (max_retry_after is 5 s).
+    fx.faults(FaultConfig {
+        rate_limit_next: 3,
+        retry_after_seconds: Some(3),
+        ..on(READS)
+    });
+    let err = deadline::within(
+        Duration::from_secs(2),
+        fx.connector.accounts(&mut session, &present()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        BankError::RateLimited {
+            retry_after: Some(Duration::from_secs(3))
+        }
+    );
+    assert_eq!(fx.injected().await, 1, "not asked again within the bound");
+
+    fx.faults(FaultConfig {
+        latency_ms: 3_000,
+        ..on(READS)
+    });
+    let err = deadline::within(
+        Duration::from_millis(500),
+        fx.connector.accounts(&mut session, &present()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, BankError::Unavailable { status: None, detail } if detail.contains("timed out")),
+        "{err:?}"
+    );
+
+    // Out of time before the first attempt: nothing is sent at all.
+    fx.faults(FaultConfig {
+        fail_next: 1,
+        ..on(READS)
+    });
+    let err = deadline::within(
+        Duration::ZERO,
+        fx.connector.accounts(&mut session, &present()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BankError::Unavailable { .. }), "{err:?}");
+    assert_eq!(fx.injected().await, 0);
+    fx.sandbox.clear_faults(fx.bank).unwrap();
+    deadline::within(
+        Duration::from_secs(10),
+        fx.connector.accounts(&mut session, &present()),
+    )
+    .await
+    .unwrap();
+}
+
 async fn a_dropped_connection_on_a_read_is_retried(standard: Standard) {
     let fx = Fixture::for_standard(standard).await;
     let mut session = fx.link().await;
@@ -243,6 +305,7 @@ for_both_standards!(
     a_failed_consent_creation_is_not_repeated,
     a_short_rate_limit_is_waited_out,
     a_long_rate_limit_is_reported_not_waited,
+    a_deadline_bounds_retries_pauses_and_slow_answers,
     a_dropped_connection_on_a_read_is_retried,
     status_polls_ride_out_errors,
 );

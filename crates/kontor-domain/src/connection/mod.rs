@@ -171,7 +171,21 @@ pub struct Connection {
     pub updated_at: Timestamp,
     pub authorised_at: Option<Timestamp>,
     pub last_synced_at: Option<Timestamp>,
+    /// When the next sync is due: the next slot, or the retry after a failure.
     pub next_sync_at: Option<Timestamp>,
+    /// Syncs that failed in a row; 0 since the last success.
+    pub sync_failures: u32,
+    /// How the last failed sync ended; kept after a success, for reference.
+    pub last_sync_error: Option<SyncError>,
+}
+
+/// How a sync failed, as the tenant is told: the API's error code and a message without
+/// personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncError {
+    pub code: String,
+    pub message: String,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ use super::PaymentDetails;
 use crate::directory::BankEntry;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
+use crate::lease::LeaseOn;
 use crate::link::NextStep;
 use crate::tokens::{hash_token, random_token, token_matches};
 use crate::vault::{context, open_json, seal_json};
@@ -425,10 +426,10 @@ impl Hub {
             }
             Err(err) => return Err(ServiceError::from_store(err)),
         };
-        let submitted = self.submit(&secrets).await;
-        if let Err(err) = cell.release_payment(&id, &owner).await {
-            tracing::warn!(payment.id = %id, error = %err, "could not release the payment lease");
-        }
+        let submitted = self
+            .holding_lease(LeaseOn::Payment(&id), &owner, self.submit(&secrets))
+            .await
+            .ok_or_else(super::progress::taken_over)?;
         back_to_tenant(&submitted?)
     }
 

@@ -10,6 +10,7 @@ use kontor_store::PaymentChange;
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
+use crate::lease::LeaseOn;
 use crate::vault::{context, seal_json};
 
 #[derive(Debug, Clone)]
@@ -163,40 +164,29 @@ impl Hub {
             .map_err(ServiceError::from_store)
     }
 
-    /// Runs `step` holding the payment's lease for `owner`, so that no worker and no other
-    /// request works on the payment meanwhile; `None` (without running it) when someone else
-    /// holds the lease. A process that dies holding it loses it when it lapses.
+    /// Runs `step` holding the payment's lease for `owner` (renewed while it runs), so that no
+    /// worker and no other request works on the payment meanwhile; `None` (without running it)
+    /// when someone else holds the lease. A process that dies holding it loses it when it
+    /// lapses, within `lease_seconds`.
     pub(crate) async fn with_payment_lease<T>(
         &self,
         id: &PaymentId,
         owner: &str,
         step: impl Future<Output = ServiceResult<T>>,
     ) -> ServiceResult<Option<T>> {
-        let cell = self.cell(id.region())?;
-        let now = Timestamp::now();
-        let until = now.plus_seconds(self.settings().lease_seconds);
-        if !cell
-            .claim_payment(id, owner, until, now)
-            .await
-            .map_err(ServiceError::from_store)?
-        {
+        if !self.claim_lease(LeaseOn::Payment(id), owner).await? {
             return Ok(None);
         }
-        let result = step.await;
-        if let Err(err) = cell.release_payment(id, owner).await {
-            tracing::warn!(payment.id = %id, error = %err, "could not release the payment lease");
+        match self.holding_lease(LeaseOn::Payment(id), owner, step).await {
+            Some(result) => result.map(Some),
+            None => Err(taken_over()),
         }
-        result.map(Some)
     }
 
     /// A lease owner for one request: distinct from the workers' (and this process's worker),
     /// so that a request never takes over a claim the worker holds.
     pub(crate) fn request_lease_owner(&self) -> String {
-        format!(
-            "{}/request/{}",
-            self.settings().instance_id,
-            crate::tokens::random_token()
-        )
+        self.lease_owner("request")
     }
 
     /// The worker's step for one payment: resume an interrupted step, poll a submitted payment,
@@ -340,4 +330,9 @@ impl Hub {
             _ => Ok(payment),
         }
     }
+}
+
+/// Our lease on a payment lapsed and another process has the payment now.
+pub(crate) fn taken_over() -> ServiceError {
+    ServiceError::conflict("payment_busy", "another process took this payment over")
 }

@@ -17,8 +17,8 @@ use sqlx::{Any, Transaction};
 use time::Date;
 
 use super::SqlCell;
-use super::connections::write_bookkeeping;
 use super::events::insert_event;
+use super::sync_state;
 use crate::database::{
     SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
 };
@@ -288,7 +288,7 @@ impl AccountStore for SqlCell {
                     .await
                     .map_err(|e| self.db.classify(e))?;
             }
-            write_bookkeeping(&self.db, &mut tx, &write.connection_id, &write.bookkeeping).await?;
+            sync_state::write(&self.db, &mut tx, &write.connection_id, &write.bookkeeping).await?;
             for event in &write.events {
                 insert_event(&self.db, &mut tx, event).await?;
             }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use kontor_domain::bank::BankId;
 use kontor_domain::connection::{
     Access, Connection, ConnectionEvent, ConnectionStatus, FailureReason, Language, NewConnection,
+    SyncError,
 };
 use kontor_domain::event::NewEvent;
 use kontor_domain::time::Timestamp;
@@ -16,17 +17,20 @@ use kontor_store::{
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use time::Date;
 
 use super::SqlCell;
 use super::events::insert_event;
 use super::lease::{self, Leased};
-use crate::database::{SqlDatabase, column, date_text, optional_date, optional_timestamp};
+use super::sync_state;
+use crate::database::{SqlDatabase, column, optional_timestamp};
 
 macro_rules! connection_columns {
     () => {
         "id, tenant_id, user_id, bank_id, status, failure_reason, access, redirect_uri, language, \
          valid_until, frequency_per_day, created_at, updated_at, authorised_at, last_synced_at, \
-         next_sync_at"
+         next_sync_at, sync_failures, last_sync_error_code, last_sync_error_message, \
+         last_sync_error_at"
     };
 }
 
@@ -57,6 +61,17 @@ fn connection_from_row(row: &AnyRow) -> StoreResult<Connection> {
         authorised_at: optional_timestamp(row, "authorised_at")?,
         last_synced_at: optional_timestamp(row, "last_synced_at")?,
         next_sync_at: optional_timestamp(row, "next_sync_at")?,
+        sync_failures: u32::try_from(column::<i64>(row, "sync_failures")?)
+            .map_err(StoreError::corrupt)?,
+        last_sync_error: match optional_timestamp(row, "last_sync_error_at")? {
+            Some(at) => Some(SyncError {
+                code: column::<Option<String>>(row, "last_sync_error_code")?.unwrap_or_default(),
+                message: column::<Option<String>>(row, "last_sync_error_message")?
+                    .unwrap_or_default(),
+                at,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -67,13 +82,21 @@ fn secrets_from_row(row: &AnyRow) -> StoreResult<ConnectionSecrets> {
         state_hash: column(row, "state_hash")?,
         state_expires_at: optional_timestamp(row, "state_expires_at")?,
         session: column(row, "session")?,
+        first_sync: match (
+            column::<Option<String>>(row, "first_sync_psu_ip")?,
+            optional_timestamp(row, "first_sync_started_at")?,
+        ) {
+            (Some(ip), Some(at)) => Some((ip, at)),
+            _ => None,
+        },
     })
 }
 
 const SECRETS_SQL: &str = concat!(
     "SELECT ",
     connection_columns!(),
-    ", connect_token_hash, state_hash, state_expires_at, session FROM connections WHERE id = $1"
+    ", connect_token_hash, state_hash, state_expires_at, session, first_sync_psu_ip, \
+     first_sync_started_at FROM connections WHERE id = $1"
 );
 
 async fn secrets_in(
@@ -290,6 +313,9 @@ impl ConnectionStore for SqlCell {
                  session = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($6, session) END, \
                  next_sync_at = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($7, next_sync_at) END, \
                  state_hash = CASE WHEN $5 = 1 THEN NULL ELSE state_hash END, \
+                 first_sync_psu_ip = CASE WHEN $5 = 1 THEN NULL ELSE first_sync_psu_ip END, \
+                 first_sync_started_at = \
+                   CASE WHEN $5 = 1 THEN NULL ELSE first_sync_started_at END, \
                  authorised_at = $8, updated_at = $9 WHERE id = $1",
             )
             .bind(id.as_str())
@@ -329,24 +355,25 @@ impl ConnectionStore for SqlCell {
     }
 
     async fn sync_counters(&self, id: &ConnectionId) -> StoreResult<SyncCounters> {
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(
-            "SELECT reads_day, unattended_reads, sync_failures FROM connections WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok(SyncCounters {
-            reads_day: optional_date(&row, "reads_day")?,
-            unattended_reads: u32::try_from(column::<i64>(&row, "unattended_reads")?)
-                .map_err(StoreError::corrupt)?,
-            sync_failures: u32::try_from(column::<i64>(&row, "sync_failures")?)
-                .map_err(StoreError::corrupt)?,
-        })
+        sync_state::counters(&self.db, id).await
+    }
+
+    async fn reserve_read(
+        &self,
+        id: &ConnectionId,
+        day: Date,
+        allowance: u32,
+    ) -> StoreResult<bool> {
+        sync_state::reserve_read(&self.db, id, day, allowance).await
+    }
+
+    async fn start_first_sync(
+        &self,
+        id: &ConnectionId,
+        psu_ip: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sync_state::start_first_sync(&self.db, id, psu_ip, at).await
     }
 
     async fn due_for_sync(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<ConnectionId>> {
@@ -482,6 +509,10 @@ impl ConnectionStore for SqlCell {
         .await
     }
 
+    async fn renew(&self, id: &ConnectionId, owner: &str, until: Timestamp) -> StoreResult<bool> {
+        lease::renew(&self.db, Leased::Connections, id.as_str(), owner, until).await
+    }
+
     async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()> {
         lease::release(&self.db, Leased::Connections, id.as_str(), owner).await
     }
@@ -494,7 +525,7 @@ impl ConnectionStore for SqlCell {
     ) -> StoreResult<()> {
         retry_serializable(self.db.retry_policy(), "record_sync_failure", |_| async {
             let mut tx = self.db.begin_write().await?;
-            write_bookkeeping(&self.db, &mut tx, id, bookkeeping).await?;
+            sync_state::write(&self.db, &mut tx, id, bookkeeping).await?;
             if let Some(event) = event {
                 insert_event(&self.db, &mut tx, event).await?;
             }
@@ -502,29 +533,4 @@ impl ConnectionStore for SqlCell {
         })
         .await
     }
-}
-
-/// Writes a sync's bookkeeping inside an open transaction.
-pub(crate) async fn write_bookkeeping(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    id: &ConnectionId,
-    b: &SyncBookkeeping,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE connections SET last_synced_at = COALESCE($2, last_synced_at), next_sync_at = $3, \
-         reads_day = $4, unattended_reads = $5, sync_failures = $6, \
-         session = COALESCE($7, session) WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .bind(b.synced_at.map(Timestamp::unix_micros))
-    .bind(b.next_sync_at.map(Timestamp::unix_micros))
-    .bind(b.reads_day.map(date_text))
-    .bind(i64::from(b.unattended_reads))
-    .bind(i64::from(b.sync_failures))
-    .bind(b.session.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map(drop)
-    .map_err(|e| db.classify(e))
 }

@@ -1,6 +1,7 @@
 //! Leases: a worker's claim on a row (a connection it syncs, a payment it moves on), so that
-//! several workers never work on the same one at once. A lease lapses at `lease_until`, so a
-//! worker that dies loses its claim without anyone releasing it.
+//! several workers never work on the same one at once. A lease is short and its live holder
+//! renews it while it works; it lapses at `lease_until`, so a process that dies loses its claim
+//! soon, without anyone releasing it.
 
 use kontor_domain::time::Timestamp;
 use kontor_store::{StoreResult, retry_serializable};
@@ -28,6 +29,17 @@ impl Leased {
         }
     }
 
+    fn renew_sql(self) -> &'static str {
+        match self {
+            Leased::Connections => {
+                "UPDATE connections SET lease_until = $3 WHERE id = $1 AND lease_owner = $2"
+            }
+            Leased::Payments => {
+                "UPDATE payments SET lease_until = $3 WHERE id = $1 AND lease_owner = $2"
+            }
+        }
+    }
+
     fn release_sql(self) -> &'static str {
         match self {
             Leased::Connections => {
@@ -42,6 +54,29 @@ impl Leased {
     }
 }
 
+/// Runs one statement on a lease (bound to the row's id, the owner, then `times` in
+/// microseconds) in a write transaction of its own; whether it changed the row.
+async fn update(
+    db: &SqlDatabase,
+    op: &'static str,
+    sql: &'static str,
+    id: &str,
+    owner: &str,
+    times: &[Timestamp],
+) -> StoreResult<bool> {
+    retry_serializable(db.retry_policy(), op, |_| async {
+        let mut tx = db.begin_write().await?;
+        let mut query = sqlx::query(sql).bind(id).bind(owner);
+        for at in times {
+            query = query.bind(at.unix_micros());
+        }
+        let result = query.execute(&mut *tx).await.map_err(|e| db.classify(e))?;
+        tx.commit().await.map_err(|e| db.classify(e))?;
+        Ok(result.rows_affected() == 1)
+    })
+    .await
+}
+
 /// Takes the lease for `owner` until `until` if nobody else holds one at `now`.
 pub(crate) async fn claim(
     db: &SqlDatabase,
@@ -51,20 +86,27 @@ pub(crate) async fn claim(
     until: Timestamp,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    retry_serializable(db.retry_policy(), "claim_lease", |_| async {
-        let mut tx = db.begin_write().await?;
-        let result = sqlx::query(table.claim_sql())
-            .bind(id)
-            .bind(owner)
-            .bind(until.unix_micros())
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-        tx.commit().await.map_err(|e| db.classify(e))?;
-        Ok(result.rows_affected() == 1)
-    })
+    update(
+        db,
+        "claim_lease",
+        table.claim_sql(),
+        id,
+        owner,
+        &[until, now],
+    )
     .await
+}
+
+/// Extends the lease to `until` if `owner` still holds it (a lapsed lease nobody took meanwhile
+/// is still the owner's).
+pub(crate) async fn renew(
+    db: &SqlDatabase,
+    table: Leased,
+    id: &str,
+    owner: &str,
+    until: Timestamp,
+) -> StoreResult<bool> {
+    update(db, "renew_lease", table.renew_sql(), id, owner, &[until]).await
 }
 
 /// Gives the lease back, if `owner` still holds it.
@@ -74,15 +116,7 @@ pub(crate) async fn release(
     id: &str,
     owner: &str,
 ) -> StoreResult<()> {
-    retry_serializable(db.retry_policy(), "release_lease", |_| async {
-        let mut tx = db.begin_write().await?;
-        sqlx::query(table.release_sql())
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-        tx.commit().await.map_err(|e| db.classify(e))
-    })
-    .await
+    update(db, "release_lease", table.release_sql(), id, owner, &[])
+        .await
+        .map(drop)
 }

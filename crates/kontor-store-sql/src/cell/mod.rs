@@ -7,6 +7,7 @@ mod deliveries;
 mod events;
 mod lease;
 mod payments;
+mod sync_state;
 mod users;
 
 use async_trait::async_trait;

@@ -408,6 +408,15 @@ impl PaymentStore for SqlCell {
         lease::claim(&self.db, Leased::Payments, id.as_str(), owner, until, now).await
     }
 
+    async fn renew_payment(
+        &self,
+        id: &PaymentId,
+        owner: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        lease::renew(&self.db, Leased::Payments, id.as_str(), owner, until).await
+    }
+
     async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()> {
         lease::release(&self.db, Leased::Payments, id.as_str(), owner).await
     }

@@ -10,7 +10,8 @@ use kontor_domain::{
 };
 use kontor_store::{
     AccountRow, AccountStore, BalanceRow, CellStore, ConnectionStore, EventFilter, EventStore,
-    StoreError, SyncBookkeeping, SyncWrite, TransactionFilter, TransactionRow, UserStore,
+    ReadsChange, StoreError, SyncBookkeeping, SyncWrite, TransactionFilter, TransactionRow,
+    UserStore,
 };
 use kontor_test_support::TestStores;
 use time::macros::date;
@@ -70,9 +71,12 @@ fn bookkeeping() -> SyncBookkeeping {
     SyncBookkeeping {
         synced_at: Some(Timestamp::now()),
         next_sync_at: None,
-        reads_day: Some(date!(2026 - 11 - 26)),
-        unattended_reads: 1,
+        reads: ReadsChange::UsedUp {
+            day: date!(2026 - 11 - 26),
+            allowance: 1,
+        },
         sync_failures: 0,
+        error: None,
         session: None,
     }
 }

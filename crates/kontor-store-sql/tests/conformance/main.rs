@@ -12,6 +12,7 @@ mod reconnect;
 mod retry;
 mod routing;
 mod schema;
+mod sync_state;
 mod tenants;
 mod users;
 mod webhooks;
@@ -72,6 +73,9 @@ conformance! {
     connections::due_syncs_and_leases,
     connections::events_filter_and_page,
     connections::expiry_is_announced_once_until_reconfirmed,
+    sync_state::leases_are_renewed_by_their_holder_only,
+    sync_state::unattended_reads_are_counted_once_across_racing_processes,
+    sync_state::the_last_error_and_the_first_sync_are_kept_as_they_should,
     accounts::a_sync_is_written_atomically_and_read_back,
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,

@@ -15,7 +15,7 @@ use kontor_test_support::TestStores;
 
 use crate::users::new_user;
 
-fn new_payment(tenant: &TenantId, user: &UserId) -> NewPayment {
+pub fn new_payment(tenant: &TenantId, user: &UserId) -> NewPayment {
     let now = Timestamp::now();
     NewPayment {
         payment: Payment {

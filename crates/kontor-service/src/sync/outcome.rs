@@ -1,0 +1,197 @@
+//! What a sync leaves behind: on success the data with its events and the next slot; on a bank
+//! error the connection ended (the consent did) or the next attempt scheduled, the day's read
+//! given back when the bank served nothing, and the tenant told when a run of failures starts
+//! (`connection.sync_failed`) and when it ends (`connection.sync_recovered`).
+
+use kontor_banks::{BankError, ConsentOutcome, ConsentSession};
+use kontor_domain::connection::{ConnectionEvent, FailureReason, SyncError};
+use kontor_domain::event::{Event, EventType};
+use kontor_domain::time::Timestamp;
+use kontor_store::{ReadsChange, SyncBookkeeping, SyncWrite, Transition};
+
+use super::{Prepared, SyncReport};
+use crate::error::{ServiceError, ServiceResult};
+use crate::hub::Hub;
+use crate::schedule;
+
+/// The longest error message kept on a connection.
+const MESSAGE_CHARS: usize = 200;
+
+impl Hub {
+    pub(super) async fn record_success(
+        &self,
+        p: &Prepared<'_>,
+        before: &ConsentSession,
+        mut write: SyncWrite,
+        report: SyncReport,
+    ) -> ServiceResult<SyncReport> {
+        let c = &p.connection;
+        let now = Timestamp::now();
+        let next = schedule::next_attempt(now, &c.id, c.frequency_per_day, p.reads_left());
+        write.bookkeeping = SyncBookkeeping {
+            synced_at: Some(now),
+            next_sync_at: Some(next),
+            reads: ReadsChange::Keep,
+            sync_failures: 0,
+            error: None,
+            session: self.changed_session(p, before)?,
+        };
+        if report.initial || report.changed() {
+            write.events.push(Event::new(
+                c.tenant_id.clone(),
+                &c.user_id,
+                EventType::TransactionsUpdated,
+                serde_json::to_value(&report).map_err(|e| ServiceError::Internal(e.to_string()))?,
+            ));
+        }
+        if c.sync_failures > 0 {
+            write.events.push(Event::new(
+                c.tenant_id.clone(),
+                &c.user_id,
+                EventType::SyncRecovered,
+                serde_json::json!({
+                    "connection_id": c.id,
+                    "consecutive_failures": c.sync_failures,
+                    "last_error_code": c.last_sync_error.as_ref().map(|e| e.code.as_str()),
+                    "next_attempt_at": next,
+                }),
+            ));
+        }
+        p.cell
+            .apply_sync(&write)
+            .await
+            .map_err(ServiceError::from_store)?;
+        tracing::info!(
+            connection.id = %c.id,
+            initial = report.initial,
+            changed = report.changed(),
+            recovered_after = c.sync_failures,
+            "sync done"
+        );
+        Ok(report)
+    }
+
+    /// Records a sync the bank failed: the connection ends if the consent did; otherwise the
+    /// next attempt is scheduled (backoff, within what is left of today's reads), the read
+    /// given back if the bank served nothing, and the tenant told at the first failure of a run.
+    pub(super) async fn record_bank_error(
+        &self,
+        p: &mut Prepared<'_>,
+        before: &ConsentSession,
+        err: &BankError,
+    ) -> ServiceResult<()> {
+        let id = p.connection.id.clone();
+        let now = Timestamp::now();
+        let ended = match err {
+            BankError::ConsentExpired => {
+                Some((ConnectionEvent::Expired, EventType::ConnectionExpired, None))
+            }
+            BankError::ConsentInvalid { .. } => {
+                Some(match p.connector.consent_status(&mut p.session).await {
+                    Ok(ConsentOutcome::Revoked) => {
+                        (ConnectionEvent::Revoked, EventType::ConnectionRevoked, None)
+                    }
+                    Ok(ConsentOutcome::Expired) => {
+                        (ConnectionEvent::Expired, EventType::ConnectionExpired, None)
+                    }
+                    _ => (
+                        ConnectionEvent::Failed,
+                        EventType::ConnectionFailed,
+                        Some(FailureReason::ConsentInvalid),
+                    ),
+                })
+            }
+            _ => None,
+        };
+        if let Some((event_kind, event_type, reason)) = ended {
+            let event = Event::new(
+                p.connection.tenant_id.clone(),
+                &p.connection.user_id,
+                event_type,
+                serde_json::json!({ "connection_id": id, "by": "bank", "reason": reason.map(FailureReason::as_str) }),
+            );
+            let change = Transition {
+                event: event_kind,
+                failure_reason: reason,
+                valid_until: None,
+                session: None,
+                next_sync_at: None,
+                at: now,
+            };
+            p.cell
+                .transition(&id, &change, Some(&event))
+                .await
+                .map_err(ServiceError::from_store)?;
+            tracing::info!(connection.id = %id, status = ?event_kind, "the bank ended the consent");
+            return Ok(());
+        }
+        let c = &p.connection;
+        // A read counts when the bank served it (RTS Art. 36(5)(b) limits accesses to the
+        // account, and banks count the requests they answer). The account list answered, or an
+        // answer the connector could not read, counts; a refusal (5xx, timeout, 429, a 4xx
+        // before any data) served nothing and the read counted beforehand is given back.
+        let served = p.served || matches!(err, BankError::Protocol { .. });
+        let reads = match err {
+            // The bank's count says the day is used up, whatever ours says.
+            BankError::AccessExceeded => {
+                p.reads_today = p.allowance();
+                ReadsChange::UsedUp {
+                    day: p.today,
+                    allowance: p.allowance(),
+                }
+            }
+            _ if p.unattended() && !served => {
+                p.reads_today = p.reads_today.saturating_sub(1);
+                ReadsChange::GiveBack(p.today)
+            }
+            _ => ReadsChange::Keep,
+        };
+        let failures = c.sync_failures.saturating_add(1);
+        let next = match err {
+            BankError::AccessExceeded => {
+                schedule::first_slot_tomorrow(now, &id, c.frequency_per_day)
+            }
+            _ => schedule::next_attempt_after_failure(
+                now,
+                failures,
+                &id,
+                c.frequency_per_day,
+                p.reads_left(),
+            ),
+        };
+        let code = crate::error_code(err);
+        let event = (failures == 1).then(|| {
+            Event::new(
+                c.tenant_id.clone(),
+                &c.user_id,
+                EventType::SyncFailed,
+                serde_json::json!({ "connection_id": id, "code": code, "next_attempt_at": next }),
+            )
+        });
+        let bookkeeping = SyncBookkeeping {
+            synced_at: None,
+            next_sync_at: Some(next),
+            reads,
+            sync_failures: failures,
+            error: Some(SyncError {
+                code: code.to_owned(),
+                message: err.to_string().chars().take(MESSAGE_CHARS).collect(),
+                at: now,
+            }),
+            session: self.changed_session(p, before)?,
+        };
+        p.cell
+            .record_sync_failure(&id, &bookkeeping, event.as_ref())
+            .await
+            .map_err(ServiceError::from_store)?;
+        tracing::warn!(
+            connection.id = %id,
+            error = %err,
+            failures,
+            served,
+            next_attempt_at = %next,
+            "sync failed"
+        );
+        Ok(())
+    }
+}
