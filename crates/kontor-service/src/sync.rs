@@ -166,14 +166,7 @@ impl Hub {
                 "today's unattended reads are used up",
             ));
         }
-        let bank = connection
-            .bank_id
-            .clone()
-            .ok_or_else(|| ServiceError::Internal("active without a bank".into()))?;
-        let connector = self
-            .directory()
-            .connector(&bank)
-            .ok_or(ServiceError::NotFound)?;
+        let connector = self.connection_connector(&connection)?;
         let key = self.vault().user_key(cell, &connection.user_id).await?;
         let sealed = secrets
             .session
@@ -488,6 +481,11 @@ impl Hub {
             _ => None,
         };
         if let Some((event_kind, event_type, reason)) = ended {
+            // An early expiry may have a cause the hub saw: a newer consent that superseded it.
+            let reason = match (event_kind, reason) {
+                (ConnectionEvent::Expired, None) => self.expiry_reason(&p.connection).await,
+                (_, reason) => reason,
+            };
             let event = Event::new(
                 p.connection.tenant_id.clone(),
                 &p.connection.user_id,

@@ -73,6 +73,10 @@ pub mod context {
         format!("connections/{id}/session")
     }
 
+    pub fn psu_id(id: &ConnectionId) -> String {
+        format!("connections/{id}/psu_id")
+    }
+
     pub fn account(id: &AccountId) -> String {
         format!("accounts/{id}/details")
     }

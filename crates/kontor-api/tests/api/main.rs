@@ -7,7 +7,9 @@
     reason = "tests fail loudly"
 )]
 
+mod callbacks;
 mod connect;
+mod decoupled;
 mod docs;
 mod errors;
 mod isolation;
@@ -16,6 +18,8 @@ mod oauth;
 mod ops;
 mod payments;
 mod regions;
+mod rejections;
+mod supersession;
 mod support;
 mod sync;
 mod users;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use kontor_banks::{ConsentSession, HttpSettings};
-use kontor_domain::ConnectionId;
+use kontor_domain::{ConnectionId, TenantId};
 use kontor_sandbox_bank::{RunningSandbox, SandboxBank};
+use kontor_service::HubSettings;
 use kontor_test_support::browser::{Browser, Landing, Page};
 use kontor_test_support::{TestApp, sandbox_directory};
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ pub struct World {
     pub app: TestApp,
     pub sandbox: RunningSandbox,
     pub token: String,
+    pub tenant_id: TenantId,
 }
 
 /// Connector settings for tests: quick retries, a short timeout for the latency fault.
@@ -31,15 +33,25 @@ pub fn http_settings() -> HttpSettings {
 }
 
 pub async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// A world whose hub settings `tweak` adjusts (a state that lapses at once, say).
+pub async fn world_with(tweak: fn(&mut HubSettings)) -> World {
     let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
     let directory = sandbox_directory(&sandbox, &http_settings());
-    let app = TestApp::builder().directory(directory).spawn().await;
+    let app = TestApp::builder()
+        .directory(directory)
+        .hub_settings(tweak)
+        .spawn()
+        .await;
     let tenant = app.tenant("Acme Budget").await;
     let token = app.token(&tenant).await;
     World {
         app,
         sandbox,
         token,
+        tenant_id: tenant.tenant_id,
     }
 }
 
@@ -207,4 +219,14 @@ pub fn query_of(url: &Url) -> std::collections::BTreeMap<String, String> {
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// A response as a script sees it, redirects not followed: (status, Location, body).
+pub async fn raw(response: reqwest::Response) -> (u16, Option<String>, String) {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, location, response.text().await.unwrap())
 }

@@ -71,6 +71,8 @@ conformance! {
     connections::due_syncs_and_leases,
     connections::events_filter_and_page,
     connections::expiry_is_announced_once_until_reconfirmed,
+    connections::decoupled_starts_are_capped_across_requests,
+    connections::newer_authorisations_sharing_accounts_are_found,
     accounts::a_sync_is_written_atomically_and_read_back,
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,

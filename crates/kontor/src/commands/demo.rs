@@ -178,6 +178,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
                 redirect_uri: done,
                 access: Access::ALL,
                 language: None,
+                psu_id: None,
             },
         )
         .await
