@@ -366,13 +366,13 @@ async fn insufficient_funds_cancel_and_cancel_at_the_bank() {
         let id = created["id"].as_str().unwrap();
         let done = settle(&w, id).await;
         assert_eq!(done["status"], "rejected", "{bank}: {done} ({back})");
-        if bank == "sonnenbank" {
-            // The bank's reason, from its status answer.
-            assert_eq!(
-                done["status_reason"], "insufficient funds (fundsAvailable: false)",
-                "{done}"
-            );
-        }
+        // The bank's reason: Berlin Group's status answer, the UK payment details.
+        let reason = if bank == "sonnenbank" {
+            "insufficient funds (fundsAvailable: false)"
+        } else {
+            "Insufficient funds on the debtor account"
+        };
+        assert_eq!(done["status_reason"], reason, "{done}");
 
         // Cancelled on the hub's page: nothing reaches the bank.
         let before = w.sandbox.payments().len();
