@@ -64,6 +64,7 @@ error_codes! {
     InvalidRedirectUri => (BAD_REQUEST, "invalid_redirect_uri", "redirect_uri must be an absolute https URL without a fragment."),
     InvalidAccess => (BAD_REQUEST, "invalid_access", "access lists what to share: accounts, balances, transactions."),
     InvalidLanguage => (BAD_REQUEST, "invalid_language", "language must be en or de."),
+    InvalidPsuId => (BAD_REQUEST, "invalid_psu_id", "psu_id (the user's bank login name) must be 1-100 characters without control characters."),
     InvalidIpAddress => (BAD_REQUEST, "invalid_ip_address", "psu_ip_address must be an IPv4 or IPv6 address."),
     InvalidDate => (BAD_REQUEST, "invalid_date", "Dates are YYYY-MM-DD, and from must not be after to."),
     ConnectionNotActive => (CONFLICT, "connection_not_active", "The connection is not active (pending, expired, revoked or failed)."),

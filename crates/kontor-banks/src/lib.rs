@@ -32,7 +32,7 @@ pub mod berlin_group;
 pub mod uk_open_banking;
 
 pub use error::{BankError, INVALID_REQUEST};
-pub use http::{HttpSettings, build_client};
+pub use http::{HttpSettings, build_client, build_client_with_identity};
 pub use payments::{
     AccountReference, BankPaymentStatus, PaymentProduct, PaymentRequest, PaymentSession,
     PaymentStarted,

@@ -156,6 +156,11 @@ pub enum ConsentOutcome {
     /// The user cancelled, failed SCA, or the bank refused.
     Rejected {
         reason: String,
+        /// The bank sent the user back with its negative answer (Berlin Group's
+        /// `TPP-Nok-Redirect-URI`, OAuth2 `access_denied`): the user cancelled there, or gave
+        /// up after failed attempts; neither standard tells the two apart. `false` when the
+        /// bank refused the consent otherwise.
+        by_user: bool,
     },
     Expired,
     Revoked,

@@ -1,9 +1,11 @@
-//! The bank directory: the banks an operator configured, each with its connector.
+//! The bank directory: the banks an operator configured, each with its connector, and the
+//! connectors of tenants that are a third party of their own at a bank (their own credentials).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kontor_banks::{BankConnector, BankProfile};
+use kontor_domain::TenantId;
 use kontor_domain::bank::BankId;
 
 /// A bank as the directory lists it.
@@ -17,6 +19,9 @@ pub struct BankEntry {
 #[derive(Debug, Clone, Default)]
 pub struct BankDirectory {
     banks: BTreeMap<BankId, (BankEntry, Arc<dyn BankConnector>)>,
+    /// A tenant registered at a bank as its own third party: the connector with its
+    /// credentials. Every other tenant reaches the bank with the hub's.
+    own: BTreeMap<(BankId, TenantId), Arc<dyn BankConnector>>,
 }
 
 impl BankDirectory {
@@ -34,8 +39,35 @@ impl BankDirectory {
         self.banks.get(id).map(|(entry, _)| entry)
     }
 
-    pub fn connector(&self, id: &BankId) -> Option<Arc<dyn BankConnector>> {
-        self.banks.get(id).map(|(_, connector)| connector.clone())
+    /// Gives `tenant` its own connector (its own third-party credentials) at a bank added
+    /// before; `false` when the bank is not in the directory.
+    pub fn insert_for_tenant(
+        &mut self,
+        bank: &BankId,
+        tenant: TenantId,
+        connector: Arc<dyn BankConnector>,
+    ) -> bool {
+        if !self.banks.contains_key(bank) {
+            return false;
+        }
+        self.own.insert((bank.clone(), tenant), connector);
+        true
+    }
+
+    /// The connector `tenant` reaches the bank with: its own, or the hub's.
+    pub fn connector(&self, id: &BankId, tenant: &TenantId) -> Option<Arc<dyn BankConnector>> {
+        self.own
+            .get(&(id.clone(), tenant.clone()))
+            .or_else(|| self.banks.get(id).map(|(_, connector)| connector))
+            .cloned()
+    }
+
+    /// Which third party `tenant` is at the bank: itself when it has its own credentials
+    /// there, `None` for the hub's (shared by every tenant without their own).
+    pub fn third_party(&self, bank: &BankId, tenant: &TenantId) -> Option<TenantId> {
+        self.own
+            .contains_key(&(bank.clone(), tenant.clone()))
+            .then(|| tenant.clone())
     }
 
     /// Banks in a stable order (by name), optionally of one country (ISO 3166-1 alpha-2).

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use kontor_banks::BankConnector;
+use kontor_domain::connection::Connection;
 use kontor_domain::{ConnectionId, Region};
 use kontor_store::{CellStore, Cells, ControlStore};
 use url::Url;
@@ -128,5 +130,18 @@ impl Hub {
 
     pub fn cell_of(&self, connection: &ConnectionId) -> ServiceResult<&dyn CellStore> {
         self.cell(connection.region())
+    }
+
+    /// The connector a connection's tenant reaches the connection's bank with.
+    pub(crate) fn connection_connector(
+        &self,
+        connection: &Connection,
+    ) -> ServiceResult<Arc<dyn BankConnector>> {
+        let bank = connection.bank_id.as_ref().ok_or_else(|| {
+            ServiceError::Internal(format!("connection {} has no bank", connection.id))
+        })?;
+        self.directory()
+            .connector(bank, &connection.tenant_id)
+            .ok_or(ServiceError::NotFound)
     }
 }

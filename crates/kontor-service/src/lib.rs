@@ -11,9 +11,12 @@ mod hub;
 mod lease;
 mod lifecycle;
 mod link;
+mod link_return;
+mod link_start;
 mod payments;
 mod reads;
 pub mod schedule;
+mod supersession;
 mod sync;
 mod tokens;
 mod vault;
@@ -24,7 +27,8 @@ pub use directory::{BankDirectory, BankEntry};
 pub use error::{ServiceError, ServiceResult};
 pub use hub::{Hub, HubSettings};
 pub use link::{
-    CreatedLink, LinkPage, LinkRequest, NextStep, ScaChoice, redirect_for as redirect_url,
+    CreatedLink, LinkPage, LinkRequest, MAX_DECOUPLED_STARTS, NextStep, ScaChoice,
+    redirect_for as redirect_url,
 };
 pub use payments::{
     AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
@@ -47,5 +51,26 @@ pub fn error_code(err: &BankError) -> &'static str {
         BankError::ConsentInvalid { .. } => "consent_invalid",
         BankError::Rejected { .. } => "bank_rejected",
         BankError::Protocol { .. } => "bank_protocol_error",
+    }
+}
+
+/// Why the bank refused a request, as a payment's status reason: the bank's own error code when
+/// it gave one (an ASCII token such as `PRODUCT_INVALID`; its free-text message may quote
+/// personal data and is left out), else the hub's code for the error.
+pub fn bank_reason(err: &BankError) -> String {
+    match err {
+        BankError::Rejected { code, .. } if !err.is_invalid_request() => {
+            let code: String = code
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                .take(70)
+                .collect();
+            if code.is_empty() {
+                error_code(err).to_owned()
+            } else {
+                code
+            }
+        }
+        other => error_code(other).to_owned(),
     }
 }

@@ -46,7 +46,7 @@ impl Hub {
             .await
             .map_err(ServiceError::from_store)?;
         if let (Some(bank), Some(sealed)) = (&connection.bank_id, &secrets.session)
-            && let Some(connector) = self.directory().connector(bank)
+            && let Some(connector) = self.directory().connector(bank, &connection.tenant_id)
         {
             let key = self.vault().user_key(cell, &connection.user_id).await?;
             let mut session: kontor_banks::ConsentSession =

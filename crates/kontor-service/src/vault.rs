@@ -78,6 +78,10 @@ pub mod context {
         format!("connections/{id}/first-sync-ip")
     }
 
+    pub fn psu_id(id: &ConnectionId) -> String {
+        format!("connections/{id}/psu_id")
+    }
+
     pub fn account(id: &AccountId) -> String {
         format!("accounts/{id}/details")
     }

@@ -21,11 +21,17 @@ pub struct ConnectionSecrets {
     pub connect_token_hash: String,
     pub state_hash: Option<String>,
     pub state_expires_at: Option<Timestamp>,
+    /// When the state was used; its hash is kept, so that a replay is recognised as one.
+    pub state_spent_at: Option<Timestamp>,
     /// The connector's session, sealed with the user's data key.
     pub session: Option<String>,
     /// A first sync the user started and that has not finished: their IP address (sealed) and
     /// when it started.
     pub first_sync: Option<(String, Timestamp)>,
+    /// The bank login name the tenant bound, sealed with the user's data key.
+    pub psu_id: Option<String>,
+    /// Decoupled-SCA starts made from the connect link so far.
+    pub decoupled_starts: u32,
 }
 
 /// A status change, checked against the current status inside the transaction.
@@ -100,8 +106,8 @@ pub trait ConnectionStore: Send + Sync {
     ) -> StoreResult<Page<Connection>>;
 
     /// Records that the user was sent to the bank: the bank chosen, the consent created there
-    /// (its sealed session), and the single-use state the callback must bring back. Only while
-    /// the connection is pending.
+    /// (its sealed session), and the single-use state the callback must bring back (replacing
+    /// an earlier one, spent or not). Only while the connection is pending.
     async fn begin_authorisation(
         &self,
         id: &ConnectionId,
@@ -113,7 +119,8 @@ pub trait ConnectionStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Consumes the callback state: returns the connection if `state_hash` is its current,
-    /// unexpired state, and clears it so it cannot be used twice. `NotFound` otherwise.
+    /// unexpired and unspent state, and marks it spent so it cannot be used twice (the hash is
+    /// kept, to recognise a replay). `NotFound` otherwise.
     async fn take_state(
         &self,
         id: &ConnectionId,
@@ -129,6 +136,22 @@ pub trait ConnectionStore: Send + Sync {
         transition: &Transition,
         event: Option<&NewEvent>,
     ) -> StoreResult<Connection>;
+
+    /// Counts one decoupled-SCA start of a pending connection, if fewer than `max` were made:
+    /// `false` (and nothing changes) when the link has used them up or is no longer pending.
+    /// Atomic, so that concurrent requests on several processes cannot exceed `max`.
+    async fn count_decoupled_start(&self, id: &ConnectionId, max: u32) -> StoreResult<bool>;
+
+    /// Connections at `bank`, other than `except`, authorised after `after` and holding an
+    /// account with one of `bank_account_ids`: those whose authorisation may have superseded
+    /// the consent of `except` (the same person's accounts at the same bank).
+    async fn authorised_sharing_accounts(
+        &self,
+        bank: &BankId,
+        after: Timestamp,
+        bank_account_ids: &[String],
+        except: &ConnectionId,
+    ) -> StoreResult<Vec<Connection>>;
 
     /// Stores a changed session (say, a refreshed token) outside a sync.
     async fn save_session(&self, id: &ConnectionId, session: &str) -> StoreResult<()>;

@@ -28,6 +28,8 @@ pub struct PaymentSecrets {
     pub authorize_token_hash: String,
     pub state_hash: Option<String>,
     pub state_expires_at: Option<Timestamp>,
+    /// When the state was used; its hash is kept, so that a replay is recognised as one.
+    pub state_spent_at: Option<Timestamp>,
     /// The connector's session, sealed.
     pub session: Option<String>,
 }
@@ -41,6 +43,8 @@ pub struct PaymentChange {
     /// payment's state machine; a repeat of the current status is recorded only if the bank's
     /// verbatim status changed.
     pub status: Option<(PaymentStatus, Option<String>)>,
+    /// The bank's reason for the new status (kept with it, and in the history).
+    pub reason: Option<String>,
     pub session: Option<String>,
     pub bank_payment_id: Option<String>,
     /// A new callback state (hash, expiry); `Some(None)` clears it.
@@ -59,6 +63,7 @@ impl PaymentChange {
             from: from.to_vec(),
             phase: to,
             status: None,
+            reason: None,
             session: None,
             bank_payment_id: None,
             state: None,
@@ -96,7 +101,8 @@ pub trait PaymentStore: Send + Sync {
     async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange)
     -> StoreResult<Payment>;
 
-    /// Consumes the callback state (single use, unexpired), records `change` and takes the
+    /// Consumes the callback state (single use, unexpired; marked spent, its hash kept so that
+    /// a replay is recognised), records `change` and takes the
     /// payment's lease (owner, until) in the same transaction, so that the user's return is
     /// either wholly recorded or not at all: a crash cannot leave the state spent with the step
     /// it allowed unrecorded, and no worker resumes the step while the request is on it.

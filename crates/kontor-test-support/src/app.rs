@@ -226,9 +226,21 @@ impl TestApp {
 
     /// A tenant with one client holding `scopes` (all scopes when `None`).
     pub async fn tenant_with_scopes(&self, name: &str, scopes: Option<Scopes>) -> TestTenant {
+        self.tenant_with_id(TenantId::generate(), name, scopes)
+            .await
+    }
+
+    /// A tenant with an id chosen beforehand (to configure something for it before the app
+    /// starts, such as its own bank credentials).
+    pub async fn tenant_with_id(
+        &self,
+        id: TenantId,
+        name: &str,
+        scopes: Option<Scopes>,
+    ) -> TestTenant {
         let now = Timestamp::now();
         let tenant = NewTenant {
-            id: TenantId::generate(),
+            id,
             name: TenantName::parse(name).expect("tenant name"),
             created_at: now,
         };

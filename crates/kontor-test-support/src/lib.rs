@@ -15,7 +15,7 @@ mod skip;
 
 pub use app::{TEST_SIGNING_KEY, TestApp, TestAppBuilder, TestTenant, error_code};
 pub use databases::{Backend, TestDatabase, TestStores};
-pub use sandbox::sandbox_directory;
+pub use sandbox::{sandbox_directory, sandbox_profiles};
 pub use skip::{loud_skip, postgres_admin_url, require_postgres};
 
 /// reqwest is built without a bundled TLS provider; tests use ring, installed once per process.

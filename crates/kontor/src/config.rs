@@ -343,6 +343,17 @@ pub struct BankHttpConfig {
     pub request_timeout_ms: u64,
 }
 
+impl BankHttpConfig {
+    /// The connectors' HTTP settings.
+    pub fn settings(&self) -> kontor_banks::HttpSettings {
+        kontor_banks::HttpSettings {
+            connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
+            ..kontor_banks::HttpSettings::default()
+        }
+    }
+}
+
 impl Default for BankHttpConfig {
     fn default() -> Self {
         Self {
@@ -368,6 +379,12 @@ pub struct BankConfig {
     #[serde(default)]
     pub decoupled_sca: bool,
     pub logo_url: Option<String>,
+    /// A PEM file with the hub's certificate chain and private key, presented on every TLS
+    /// connection to the bank (the third party's eIDAS certificate).
+    pub tls_identity: Option<PathBuf>,
+    /// Tenants registered at this bank as third parties of their own (see `crate::tpp`).
+    #[serde(default)]
+    pub tenant_credentials: Vec<crate::tpp::TenantCredentials>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -508,6 +525,7 @@ impl Config {
             if !bank_ids.insert(bank.id.clone()) {
                 bail!("banks[{i}].id {:?} appears twice", bank.id);
             }
+            crate::tpp::validate(&format!("banks[{i}]"), bank, &self.bank_http.settings())?;
         }
         for (i, key) in self.secrets.keys.iter().enumerate() {
             crate::wiring::data_key(key)

@@ -6,4 +6,5 @@ pub mod commands;
 pub mod config;
 pub mod secret;
 pub mod telemetry;
+pub mod tpp;
 pub mod wiring;

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kontor_api::auth::{SigningKey, TokenService};
 use kontor_api::{ApiSettings, AppState};
-use kontor_banks::{BankProfile, HttpSettings};
+use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
 use kontor_domain::bank::BankId;
 use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, Vault};
@@ -184,16 +184,13 @@ fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u
     Ok(secret)
 }
 
-/// The bank directory, each bank with the connector for its standard.
+/// The bank directory, each bank with the connector for its standard, and the connectors of
+/// tenants with their own credentials there.
 pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
-    let settings = HttpSettings {
-        connect_timeout: Duration::from_millis(config.bank_http.connect_timeout_ms),
-        request_timeout: Duration::from_millis(config.bank_http.request_timeout_ms),
-        ..HttpSettings::default()
-    };
+    let settings = config.bank_http.settings();
     let http = kontor_banks::build_client(&settings).context("building the bank HTTP client")?;
     let mut directory = BankDirectory::new();
-    for bank in &config.banks {
+    for (i, bank) in config.banks.iter().enumerate() {
         let profile = BankProfile {
             id: BankId::parse(&bank.id)?,
             name: bank.name.clone(),
@@ -204,14 +201,27 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
             client_secret: bank.client_secret.as_ref().map(|s| s.expose().to_owned()),
             decoupled_sca: bank.decoupled_sca,
         };
-        let connector = kontor_banks::connector(profile.clone(), http.clone(), settings.clone());
+        let client = match &bank.tls_identity {
+            Some(path) => kontor_banks::build_client_with_identity(
+                &settings,
+                &crate::tpp::load_identity(path, &settings)?,
+            )
+            .with_context(|| format!("banks[{i}].tls_identity"))?,
+            None => http.clone(),
+        };
+        let connector = kontor_banks::connector(profile.clone(), client.clone(), settings.clone());
+        let own = crate::tpp::tenant_connectors(bank, &profile, &client, &settings)
+            .with_context(|| format!("banks[{i}].tenant_credentials"))?;
         directory.insert(
             BankEntry {
-                profile,
+                profile: profile.clone(),
                 logo_url: bank.logo_url.clone(),
             },
             connector,
         );
+        for (tenant, connector) in own {
+            directory.insert_for_tenant(&profile.id, tenant, connector);
+        }
     }
     Ok(directory)
 }

@@ -280,6 +280,24 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
         run(kontor(dir.path()).args(["--config", unknown.to_str().unwrap(), "config", "print"]));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen_addr"));
+
+    // A tenant's own credentials at a Berlin Group bank need its certificate.
+    let banks = dir.path().join("banks.toml");
+    std::fs::write(
+        &banks,
+        "[[banks]]\nid = \"sonnenbank\"\nname = \"Sonnenbank\"\ncountry = \"DE\"\n\
+         standard = \"berlin-group\"\nbase_url = \"https://bank.example\"\n\
+         [[banks.tenant_credentials]]\ntenant_id = \"ten_01h8x3k4q9c2m7v5t6r8w0y1z2\"\n",
+    )
+    .unwrap();
+    let output =
+        run(kontor(dir.path()).args(["--config", banks.to_str().unwrap(), "config", "print"]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("banks[0].tenant_credentials[0]") && stderr.contains("tls_identity"),
+        "{stderr}"
+    );
 }
 
 struct Server {

@@ -164,9 +164,20 @@ fn follow(
 }
 
 fn wait_url(id: &ConnectionId, token: &str, language: Language) -> String {
-    let query = serde_urlencoded::to_string([("token", token), ("lang", language.as_str())])
-        .unwrap_or_default();
-    format!("/connect/{id}/wait?{query}")
+    format!("{}/wait?{}", connect_path(id), link_query(token, language))
+}
+
+fn connect_path(id: &ConnectionId) -> String {
+    format!("/connect/{id}")
+}
+
+fn link_query(token: &str, language: Language) -> String {
+    serde_urlencoded::to_string([("token", token), ("lang", language.as_str())]).unwrap_or_default()
+}
+
+/// The connect page again (to choose another way, or try again).
+fn connect_url(id: &ConnectionId, token: &str, language: Language) -> String {
+    format!("{}?{}", connect_path(id), link_query(token, language))
 }
 
 /// `GET /connect/{id}`: the connect page.
@@ -234,12 +245,16 @@ pub async fn start(
     ) else {
         return invalid_link(lang);
     };
-    let sca = match (form.get("method").map(String::as_str), form.get("psu_id")) {
-        (Some("app"), Some(psu)) if !psu.trim().is_empty() && psu.len() <= 100 => {
-            ScaChoice::Decoupled {
-                psu_id: psu.trim().to_owned(),
-            }
-        }
+    // Approval in the app: with the login name typed here, or the one the tenant bound (the
+    // page does not ask for it then, and the hub ignores one typed anyway).
+    let sca = match form.get("method").map(String::as_str) {
+        Some("app") => ScaChoice::Decoupled {
+            psu_id: form
+                .get("psu_id")
+                .map(|psu| psu.trim())
+                .filter(|psu| !psu.is_empty() && psu.chars().count() <= 100)
+                .map(str::to_owned),
+        },
         _ => ScaChoice::Redirect,
     };
     if let Some(refused) = limited::for_link(&state, lang, &id, token).await {
@@ -247,6 +262,22 @@ pub async fn start(
     }
     match state.hub().start_link(&id, token, &bank, sca, ip).await {
         Ok(step) => follow(&state, step, Some(wait_url(&id, token, lang)), ip),
+        Err(ServiceError::Conflict {
+            code: "decoupled_starts_used",
+            ..
+        }) => {
+            let t = texts(lang);
+            let back = connect_url(&id, token, lang);
+            html(
+                StatusCode::TOO_MANY_REQUESTS,
+                render::message_page(
+                    t,
+                    t.starts_used_title,
+                    t.starts_used_text,
+                    Some((t.back_to_banks, &back)),
+                ),
+            )
+        }
         Err(err) => failure(lang, &err),
     }
 }
@@ -291,7 +322,12 @@ pub async fn wait(
             };
             html(
                 StatusCode::OK,
-                render::wait_page(texts(lang), &tenant, &wait_url(&id, token, lang)),
+                render::wait_page(
+                    texts(lang),
+                    &tenant,
+                    &wait_url(&id, token, lang),
+                    &connect_url(&id, token, lang),
+                ),
             )
         }
         Ok(step) => follow(&state, step, None, ip),

@@ -1,9 +1,8 @@
 //! The hosted pages' HTML: plain server-rendered markup with a little CSS, readable on a phone,
 //! no script. Every dynamic value goes through [`escape`]. Element ids are stable (browser tests
-//! and integrators rely on them): `#bank-search`, `#country`, `#bank-<id>`, `#psu-id`,
-//! `#approve-in-app`, `#cancel`, `#back`.
+//! and integrators rely on them): `#bank-search`, `#country`, `#bank-<id>`, `#psu-id-<id>`,
+//! `#approve-in-app-<id>`, `#cancel`, `#back`, `#retry`.
 
-use kontor_domain::ConnectionId;
 use kontor_service::{BankEntry, LinkPage};
 
 use kontor_domain::connection::Language;
@@ -79,7 +78,8 @@ fn hidden(name: &str, value: &str) -> String {
     )
 }
 
-fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) -> String {
+fn bank_form(texts: &Texts, page: &LinkPage, token: &str, bank: &BankEntry) -> String {
+    let id = &page.connection.id;
     let name = &bank.profile.name;
     let bank_id = bank.profile.id.as_str();
     let mut form = format!(
@@ -91,12 +91,20 @@ fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) ->
         fill(texts.continue_to, "bank", name),
         escape(&country_name(language_of(texts), &bank.profile.country)),
     );
-    if bank.profile.decoupled_sca {
+    if bank.profile.decoupled_sca && page.decoupled_starts_left > 0 {
+        // A login name the tenant bound is not asked for (nor shown).
+        let login = if page.psu_bound {
+            String::new()
+        } else {
+            format!(
+                "<label for=\"psu-id-{bank_id}\">{}</label>\
+                 <input class=\"full\" id=\"psu-id-{bank_id}\" name=\"psu_id\" autocomplete=\"username\" required>",
+                escape(texts.login_name),
+            )
+        };
         form.push_str(&format!(
             "<details><summary class=\"muted\">{}</summary>\
-             <form method=\"post\" action=\"/connect/{id}/start\">{}{}{}{}\
-             <label for=\"psu-id-{bank_id}\">{}</label>\
-             <input class=\"full\" id=\"psu-id-{bank_id}\" name=\"psu_id\" autocomplete=\"username\" required>\
+             <form method=\"post\" action=\"/connect/{id}/start\">{}{}{}{}{login}\
              <p><button id=\"approve-in-app-{bank_id}\" type=\"submit\">{}</button></p>\
              </form></details>",
             escape(texts.approve_in_app),
@@ -104,7 +112,6 @@ fn bank_form(texts: &Texts, id: &ConnectionId, token: &str, bank: &BankEntry) ->
             hidden("bank_id", bank_id),
             hidden("method", "app"),
             hidden("lang", texts.lang),
-            escape(texts.login_name),
             escape(texts.send_to_app),
         ));
     }
@@ -144,7 +151,7 @@ pub fn connect_page(
         Some(bank) => {
             body.push_str(&format!(
                 "<ul class=\"banks\">{}</ul>",
-                bank_form(texts, id, token, bank)
+                bank_form(texts, page, token, bank)
             ));
         }
         None => {
@@ -206,7 +213,7 @@ pub fn connect_page(
             } else {
                 body.push_str("<ul class=\"banks\">");
                 for bank in shown {
-                    body.push_str(&bank_form(texts, id, token, bank));
+                    body.push_str(&bank_form(texts, page, token, bank));
                 }
                 body.push_str("</ul>");
             }
@@ -277,13 +284,18 @@ pub fn payment_page(texts: &Texts, page: &kontor_service::PaymentPage, token: &s
     layout(texts, texts.pay_title, &body, None)
 }
 
-/// While the user approves in the banking app: refreshes itself every two seconds.
-pub fn wait_page(texts: &Texts, tenant: &str, refresh_url: &str) -> String {
+/// While the user approves in the banking app: refreshes itself every two seconds. The same
+/// page whether or not the bank knew the login name, with a way back to try again.
+pub fn wait_page(texts: &Texts, tenant: &str, refresh_url: &str, connect_url: &str) -> String {
     let body = format!(
-        "<div class=\"card\"><h1>{}</h1><p>{}</p><p class=\"muted\">{}</p></div>",
+        "<div class=\"card\"><h1>{}</h1><p>{}</p><p class=\"muted\">{}</p>\
+         <p class=\"muted\">{}</p><p><a id=\"retry\" href=\"{}\">{}</a></p></div>",
         escape(texts.wait_title),
         fill(texts.wait_text, "tenant", tenant),
         escape(texts.wait_refresh),
+        escape(texts.wait_nothing),
+        escape(connect_url),
+        escape(texts.wait_retry),
     );
     layout(texts, texts.wait_title, &body, Some(refresh_url))
 }

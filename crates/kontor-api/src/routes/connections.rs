@@ -37,6 +37,11 @@ pub struct CreateConnectionRequest {
     pub access: Option<Vec<String>>,
     /// The connect page's language, `en` or `de`; default from the browser.
     pub language: Option<String>,
+    /// The user's login name at the bank, from your own KYC (1-100 characters). Binds the
+    /// connection to it: approval in the banking app (decoupled SCA) is requested for this
+    /// login only, and the connect page does not ask the user for it. Never shown back.
+    #[schema(example = "alice")]
+    pub psu_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,8 +53,11 @@ pub struct ConnectionResponse {
     /// `pending`, `active`, `expired`, `revoked` or `failed`.
     #[schema(example = "active")]
     pub status: String,
-    /// Why a failed connection failed: `user_cancelled`, `sca_failed`, `bank_rejected`,
-    /// `bank_unavailable`, `link_expired`, `consent_invalid`.
+    /// Why a connection failed or ended early: `user_cancelled` (at the bank or on the
+    /// connect page; banks do not tell a cancel from failed authentication), `sca_failed`,
+    /// `bank_rejected`, `bank_unavailable`, `link_expired`, `consent_invalid`, or, for an
+    /// expired one, `superseded` (the bank ended the consent when the same person authorised a
+    /// newer one for the same third party).
     pub failure_reason: Option<String>,
     pub access: Vec<String>,
     /// When access ends (RFC 3339): 180 days after authorisation under EU rules; 90 days in the
@@ -175,7 +183,7 @@ async fn respond(state: &AppState, connection: Connection) -> ApiResult<Connecti
     security(("bearer" = ["connections:write"])),
     responses(
         (status = 201, description = "Pending; send the user to connect_url", body = ConnectionResponse),
-        (status = 400, description = "Invalid body, bank, redirect_uri, access or language", body = ErrorEnvelope),
+        (status = 400, description = "Invalid body, bank, redirect_uri, access, language or psu_id", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
         (status = 403, description = "Token lacks connections:write", body = ErrorEnvelope),
         (status = 404, description = "No such user", body = ErrorEnvelope),
@@ -216,6 +224,7 @@ pub async fn create(
         redirect_uri: body.redirect_uri,
         access,
         language,
+        psu_id: body.psu_id,
     };
     let created = state.hub().create_link(&auth.tenant, request).await?;
     let body = ConnectionResponse::from_connection(

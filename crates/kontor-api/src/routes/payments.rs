@@ -87,6 +87,9 @@ pub struct StatusEntry {
     pub status: String,
     /// What the bank said, verbatim (an ISO 20022 code, or a UK status name).
     pub bank_status: Option<String>,
+    /// Why, when the bank said: for a rejection, the bank's reason (its error code, or what
+    /// its status answer stated, such as insufficient funds).
+    pub reason: Option<String>,
     pub at: String,
 }
 
@@ -117,6 +120,9 @@ pub struct PaymentResponse {
     pub bank_payment_id: Option<String>,
     /// Where the user authorises the payment; present until they have.
     pub authorize_url: Option<String>,
+    /// Why the payment has its status, when the bank said: for `rejected`, the bank's reason
+    /// (`PRODUCT_INVALID`, `insufficient funds (fundsAvailable: false)`, …).
+    pub status_reason: Option<String>,
     pub history: Vec<StatusEntry>,
     pub created_at: String,
     pub updated_at: String,
@@ -162,11 +168,13 @@ impl From<PaymentView> for PaymentResponse {
             end_to_end_id: p.end_to_end_id,
             bank_payment_id: p.bank_payment_id,
             authorize_url: authorize_url.map(|u| u.to_string()),
+            status_reason: p.status_reason,
             history: history
                 .into_iter()
                 .map(|h| StatusEntry {
                     status: h.status.as_str().to_owned(),
                     bank_status: h.bank_status,
+                    reason: h.reason,
                     at: h.at.to_rfc3339(),
                 })
                 .collect(),

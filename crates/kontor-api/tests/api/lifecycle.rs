@@ -31,7 +31,7 @@ async fn revoking_withdraws_the_consent_at_the_bank() {
             .app
             .hub
             .directory()
-            .connector(&BankId::parse(bank).unwrap())
+            .connector(&BankId::parse(bank).unwrap(), &w.tenant_id)
             .unwrap();
         let mut probe = ConsentSession {
             consent_id,

@@ -8,7 +8,9 @@
 )]
 
 mod bank_deadline;
+mod callbacks;
 mod connect;
+mod decoupled;
 mod docs;
 mod errors;
 mod isolation;
@@ -18,7 +20,9 @@ mod oauth;
 mod ops;
 mod payments;
 mod regions;
+mod rejections;
 mod slow_clients;
+mod supersession;
 mod support;
 mod sync;
 mod sync_leases;

@@ -13,7 +13,7 @@ use crate::support::{World, query_of, world};
 
 const PAID: &str = "https://tenant.example/paid";
 
-fn body(user_id: &str, bank: &str, amount: &str) -> Value {
+pub(crate) fn body(user_id: &str, bank: &str, amount: &str) -> Value {
     let (creditor, currency) = if bank == "thames-bank" {
         (
             json!({"name": "Landlord Ltd", "sort_code": "400993", "account_number": "30971327"}),
@@ -40,7 +40,7 @@ fn body(user_id: &str, bank: &str, amount: &str) -> Value {
     body
 }
 
-async fn post(w: &World, key: Option<&str>, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(w: &World, key: Option<&str>, body: &Value) -> reqwest::Response {
     let mut request = w
         .app
         .http
@@ -66,7 +66,7 @@ async fn payment_rows(w: &World) -> i64 {
 }
 
 /// Confirms on the hub's page and authorises at the bank; returns the tenant redirect.
-async fn authorise(w: &World, authorize_url: &str, user: &str) -> url::Url {
+pub(crate) async fn authorise(w: &World, authorize_url: &str, user: &str) -> url::Url {
     let browser = Browser::new(&[&w.app.url("/"), w.sandbox.url()]);
     let page = browser.open(authorize_url).await.page();
     assert!(page.contains("id=\"pay\""), "{}", page.body);
@@ -75,7 +75,7 @@ async fn authorise(w: &World, authorize_url: &str, user: &str) -> url::Url {
     w.authenticate(&browser, &login, user).await.left()
 }
 
-async fn payment(w: &World, id: &str) -> Value {
+pub(crate) async fn payment(w: &World, id: &str) -> Value {
     w.app
         .get(&format!("/v1/payments/{id}"), &w.token)
         .await
@@ -86,7 +86,7 @@ async fn payment(w: &World, id: &str) -> Value {
 
 /// Lets simulated time pass at the bank and runs the worker's payment polling until `id` is
 /// final (bounded).
-async fn settle(w: &World, id: &str) -> Value {
+pub(crate) async fn settle(w: &World, id: &str) -> Value {
     let worker =
         kontor_worker::Worker::new(w.app.hub.clone(), kontor_worker::WorkerSettings::default());
     let mut later = Timestamp::now();
@@ -366,6 +366,13 @@ async fn insufficient_funds_cancel_and_cancel_at_the_bank() {
         let id = created["id"].as_str().unwrap();
         let done = settle(&w, id).await;
         assert_eq!(done["status"], "rejected", "{bank}: {done} ({back})");
+        // The bank's reason: Berlin Group's status answer, the UK payment details.
+        let reason = if bank == "sonnenbank" {
+            "insufficient funds (fundsAvailable: false)"
+        } else {
+            "Insufficient funds on the debtor account"
+        };
+        assert_eq!(done["status_reason"], reason, "{done}");
 
         // Cancelled on the hub's page: nothing reaches the bank.
         let before = w.sandbox.payments().len();
@@ -410,11 +417,13 @@ async fn insufficient_funds_cancel_and_cancel_at_the_bank() {
                 .left(),
         };
         let id = created["id"].as_str().unwrap();
-        let status = payment(&w, id).await["status"].as_str().unwrap().to_owned();
+        let left = payment(&w, id).await;
+        let status = left["status"].as_str().unwrap().to_owned();
         assert!(
             ["rejected", "cancelled"].contains(&status.as_str()),
             "{bank}: {status} ({back})"
         );
+        assert!(left["status_reason"].is_string(), "{bank}: {left}");
         assert!(
             !w.sandbox
                 .payments()

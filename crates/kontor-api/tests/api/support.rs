@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kontor_api::ApiSettings;
 use kontor_banks::{ConsentSession, HttpSettings};
-use kontor_domain::ConnectionId;
+use kontor_domain::{ConnectionId, TenantId};
 use kontor_sandbox_bank::{RunningSandbox, SandboxBank};
 use kontor_test_support::browser::{Browser, Landing, Page};
 use kontor_test_support::{TestApp, sandbox_directory};
@@ -18,6 +18,7 @@ pub struct World {
     pub app: TestApp,
     pub sandbox: RunningSandbox,
     pub token: String,
+    pub tenant_id: TenantId,
 }
 
 /// Connector settings for tests: quick retries, a short timeout for the latency fault.
@@ -63,6 +64,7 @@ pub async fn world_with(
         app,
         sandbox,
         token,
+        tenant_id: tenant.tenant_id,
     }
 }
 
@@ -230,4 +232,14 @@ pub fn query_of(url: &Url) -> std::collections::BTreeMap<String, String> {
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// A response as a script sees it, redirects not followed: (status, Location, body).
+pub async fn raw(response: reqwest::Response) -> (u16, Option<String>, String) {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, location, response.text().await.unwrap())
 }

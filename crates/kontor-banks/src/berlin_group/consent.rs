@@ -131,10 +131,15 @@ impl BerlinGroup {
         let failed = callback.get(NOK_PARAM) == Some("nok") || callback.get("error").is_some();
         let outcome = self.status(session).await?;
         // The bank may not have settled the consent's status yet when it sends the user back.
+        // The negative redirect is the bank's answer that the user did not authorise: the same
+        // whether they pressed cancel or ran out of attempts.
         Ok(match outcome {
-            ConsentOutcome::Pending if failed => ConsentOutcome::Rejected {
-                reason: "the user cancelled or failed authentication at the bank".to_owned(),
-            },
+            ConsentOutcome::Pending | ConsentOutcome::Rejected { .. } if failed => {
+                ConsentOutcome::Rejected {
+                    reason: "the user cancelled or failed authentication at the bank".to_owned(),
+                    by_user: true,
+                }
+            }
             other => other,
         })
     }
@@ -231,6 +236,7 @@ fn map_status(status: &str) -> Result<ConsentOutcome, BankError> {
         "rejected" => ConsentOutcome::Rejected {
             reason: "the bank rejected the consent (authentication failed or was cancelled)"
                 .to_owned(),
+            by_user: false,
         },
         "expired" => ConsentOutcome::Expired,
         "revokedByPsu" | "terminatedByTpp" => ConsentOutcome::Revoked,

@@ -54,6 +54,22 @@ impl Default for HttpSettings {
 /// A client for talking to banks. Redirects are not followed: a bank API that redirects is
 /// misconfigured, and following it could carry a consent id or token somewhere else.
 pub fn build_client(settings: &HttpSettings) -> reqwest::Result<reqwest::Client> {
+    builder(settings).build()
+}
+
+/// As [`build_client`], presenting a client certificate on every TLS connection: the third
+/// party's certificate (eIDAS QWAC), by which Berlin Group banks — and UK ones, for mutual TLS —
+/// know who calls. `identity_pem` holds the certificate chain and its private key (PKCS #8,
+/// PKCS #1 or SEC1), PEM-encoded. Fails if it holds no usable pair.
+pub fn build_client_with_identity(
+    settings: &HttpSettings,
+    identity_pem: &[u8],
+) -> reqwest::Result<reqwest::Client> {
+    let identity = reqwest::Identity::from_pem(identity_pem)?;
+    builder(settings).identity(identity).build()
+}
+
+fn builder(settings: &HttpSettings) -> reqwest::ClientBuilder {
     // reqwest is built without a bundled TLS provider; ring is the workspace's one. Installing it
     // fails harmlessly when the process already chose a provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -62,7 +78,6 @@ pub fn build_client(settings: &HttpSettings) -> reqwest::Result<reqwest::Client>
         .timeout(settings.request_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(settings.user_agent.clone())
-        .build()
 }
 
 /// Whether a request may be sent again after a failure that left its effect unknown.

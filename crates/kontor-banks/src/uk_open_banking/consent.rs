@@ -137,6 +137,7 @@ impl UkOpenBanking {
                 .collect();
             return Ok(ConsentOutcome::Rejected {
                 reason: format!("the bank answered `{code}` to the authorisation"),
+                by_user: code == "access_denied",
             });
         }
         let code = callback
@@ -224,6 +225,7 @@ fn outcome(data: &ConsentData, now: OffsetDateTime) -> Result<ConsentOutcome, Ba
         "Rejected" => ConsentOutcome::Rejected {
             reason: "the bank rejected the consent (authentication failed or was cancelled)"
                 .to_owned(),
+            by_user: false,
         },
         "Revoked" => ConsentOutcome::Revoked,
         "Expired" => ConsentOutcome::Expired,

@@ -13,6 +13,7 @@
 //! and an idempotency key, every body signed (`x-jws-signature`); see `payments`.
 
 mod consent;
+mod details;
 mod domestic;
 mod oauth;
 mod payments;

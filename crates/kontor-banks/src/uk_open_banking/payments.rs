@@ -58,7 +58,7 @@ pub fn consent_idempotency_key(idempotency_key: &str) -> String {
 
 impl UkOpenBanking {
     /// `{base}/open-banking/v3.1/pisp/…`.
-    fn pisp(&self, segments: &[&str]) -> Result<Url, BankError> {
+    pub(super) fn pisp(&self, segments: &[&str]) -> Result<Url, BankError> {
         let mut all = vec!["open-banking", "v3.1", "pisp"];
         all.extend_from_slice(segments);
         endpoint(&self.profile.base_url, &all)
@@ -270,8 +270,12 @@ impl UkOpenBanking {
                 "the bank answered with a payment of another consent",
             ));
         }
+        let status = payment_status(&created.data.status);
+        let status = self
+            .with_rejection_reason(&created.data.domestic_payment_id, status)
+            .await;
         session.payment_id = Some(created.data.domestic_payment_id);
-        Ok(payment_status(&created.data.status))
+        Ok(status)
     }
 
     /// `POST /domestic-payments` with the user's token, sent once.
@@ -340,7 +344,8 @@ impl UkOpenBanking {
                 })
                 .await?;
             let payment: DomesticResponse = answer.json("domestic payment")?;
-            return Ok(payment_status(&payment.data.status));
+            let status = payment_status(&payment.data.status);
+            return Ok(self.with_rejection_reason(payment_id, status).await);
         }
         let consent_id = session
             .consent_id

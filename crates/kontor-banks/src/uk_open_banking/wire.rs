@@ -288,3 +288,30 @@ pub(crate) struct DomesticPaymentData {
     pub consent_id: String,
     pub status: String,
 }
+
+/// `OBWritePaymentDetailsResponse1`: the payment's status on the rail, with a reason.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PaymentDetailsResponse {
+    pub data: PaymentDetailsData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PaymentDetailsData {
+    #[serde(default)]
+    pub payment_status: Vec<PaymentStatusEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PaymentStatusEntry {
+    pub status_detail: Option<StatusDetail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct StatusDetail {
+    pub status_reason: Option<String>,
+    pub status_reason_description: Option<String>,
+}

@@ -96,6 +96,9 @@ async fn insufficient_funds_are_rejected(standard: Standard) {
     );
     let polled = fx.connector.payment_status(&mut session).await.unwrap();
     assert_eq!(polled.verbatim, expected, "and it stays so");
+    // The bank's reason: Berlin Group's fundsAvailable, the UK payment details' StatusDetail.
+    let reason = polled.reason.unwrap_or_default();
+    assert!(reason.to_lowercase().contains("funds"), "{reason:?}");
     let entry = fx.only_payment(&request.idempotency_key);
     assert!(!entry.executed, "no money moved");
 }

@@ -31,8 +31,9 @@ const INSERT_KEY: &str = "INSERT INTO idempotency_keys (tenant_id, idempotency_k
      resource_id, state, locked_until, created_at) VALUES ($1, $2, $3, $4, 'in_flight', $5, $6)";
 const SELECT_PAYMENT: &str = "SELECT id, tenant_id, user_id, bank_id, scheme, status, phase, \
      amount_minor, currency, end_to_end_id, redirect_uri, bank_payment_id, bank_status, \
-     created_at, updated_at, next_poll_at, poll_attempts, details, authorize_token_hash, \
-     state_hash, state_expires_at, session FROM payments WHERE id = $1";
+     status_reason, created_at, updated_at, next_poll_at, poll_attempts, details, \
+     authorize_token_hash, state_hash, state_expires_at, state_spent_at, session FROM payments \
+     WHERE id = $1";
 const COUNT_OWNER: &str = "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2";
 const INSERT_PAYMENT: &str = "INSERT INTO payments (id, tenant_id, user_id, bank_id, scheme, \
      status, phase, amount_minor, currency, end_to_end_id, redirect_uri, details, \
@@ -41,7 +42,7 @@ const INSERT_PAYMENT: &str = "INSERT INTO payments (id, tenant_id, user_id, bank
 const NEXT_SEQ: &str = "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM payment_status_history \
      WHERE payment_id = $1";
 const INSERT_HISTORY: &str = "INSERT INTO payment_status_history (payment_id, seq, status, \
-     bank_status, at) VALUES ($1, $2, $3, $4, $5)";
+     bank_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)";
 const COMPLETE_KEY: &str = "UPDATE idempotency_keys SET state = 'done', locked_until = NULL, \
      completed_at = $3 WHERE tenant_id = $1 AND idempotency_key = $2";
 
@@ -280,6 +281,7 @@ async fn insert(t: &SqlTarget, id: &str, now: i64) -> Result<(), sqlx::Error> {
         .bind(id)
         .bind(seq)
         .bind("pending")
+        .bind(Option::<String>::None)
         .bind(Option::<String>::None)
         .bind(now)
         .execute(&mut *tx)

@@ -106,9 +106,13 @@ impl Language {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
-    /// The user cancelled at the bank or on the connect page.
+    /// The user cancelled, on the connect page or at the bank. Neither standard tells a press
+    /// of the bank's cancel button from giving up after failed attempts: both come back as the
+    /// bank's negative answer (Berlin Group `TPP-Nok-Redirect-URI`, UK `access_denied`), and
+    /// both are reported as this.
     UserCancelled,
-    /// The user failed authentication at the bank.
+    /// The bank refused the authentication without the user coming back through its negative
+    /// answer (a consent `rejected` after a positive return, say).
     ScaFailed,
     /// The bank refused the consent.
     BankRejected,
@@ -118,16 +122,22 @@ pub enum FailureReason {
     LinkExpired,
     /// The bank reported the consent invalid later (other than revocation or expiry).
     ConsentInvalid,
+    /// An expired consent: the bank ended it early because the same person authorised a newer
+    /// one for the same third party at the same bank (Berlin Group: a new recurring consent
+    /// expires the former one). All tenants sharing the hub's credentials at a bank are one
+    /// third party there.
+    Superseded,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 6] = [
+    pub const ALL: [FailureReason; 7] = [
         FailureReason::UserCancelled,
         FailureReason::ScaFailed,
         FailureReason::BankRejected,
         FailureReason::BankUnavailable,
         FailureReason::LinkExpired,
         FailureReason::ConsentInvalid,
+        FailureReason::Superseded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +148,7 @@ impl FailureReason {
             FailureReason::BankUnavailable => "bank_unavailable",
             FailureReason::LinkExpired => "link_expired",
             FailureReason::ConsentInvalid => "consent_invalid",
+            FailureReason::Superseded => "superseded",
         }
     }
 
@@ -199,6 +210,8 @@ pub struct NewConnection {
     pub language: Option<Language>,
     /// SHA-256 (hex) of the token in the connect URL.
     pub connect_token_hash: String,
+    /// The bank login name the tenant bound, sealed with the user's data key.
+    pub psu_id: Option<String>,
     pub frequency_per_day: u8,
     pub created_at: Timestamp,
 }

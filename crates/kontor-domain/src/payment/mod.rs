@@ -109,6 +109,9 @@ pub struct Payment {
     pub bank_payment_id: Option<String>,
     /// The bank's last status, verbatim.
     pub bank_status: Option<String>,
+    /// Why the payment has its status, when the bank said (a rejection's reason); never
+    /// personal data.
+    pub status_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub next_poll_at: Option<Timestamp>,
@@ -120,6 +123,8 @@ pub struct Payment {
 pub struct StatusChange {
     pub status: PaymentStatus,
     pub bank_status: Option<String>,
+    /// The bank's reason, when it gave one.
+    pub reason: Option<String>,
     pub at: Timestamp,
 }
 

@@ -342,7 +342,13 @@ pub async fn status(
         ));
     };
     let status = p.status_at(now);
-    let funds_available = p.executed().then_some(true);
+    // The spec's `fundsAvailable`: true once the funds were there, false for a payment
+    // rejected for the lack of them, absent while not checked.
+    let funds_available = if p.executed() {
+        Some(true)
+    } else {
+        p.lacked_funds.then_some(false)
+    };
     Ok(Json(PaymentStatusResponse {
         transaction_status: status.iso(),
         funds_available,

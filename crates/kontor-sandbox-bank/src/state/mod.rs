@@ -162,6 +162,7 @@ impl BankState {
         if book.balances(a, now).available < payment.amount {
             if let Some(p) = self.payments.get_mut(payment_id) {
                 p.reject(now);
+                p.lacked_funds = true;
             }
             return Err(ExecutionError::InsufficientFunds);
         }

@@ -109,6 +109,9 @@ pub struct Payment {
     /// `TPP-Redirect-URI` / `TPP-Nok-Redirect-URI` given at initiation.
     pub redirect_ok: Option<String>,
     pub redirect_nok: Option<String>,
+    /// Rejected because the debtor account could not cover it (Berlin Group reports
+    /// `fundsAvailable: false` then).
+    pub lacked_funds: bool,
     state: Lifecycle,
 }
 
@@ -159,6 +162,7 @@ impl Payment {
             instant: product == PaymentProduct::InstantSepaCreditTransfers,
             redirect_ok: None,
             redirect_nok: None,
+            lacked_funds: false,
             state: Lifecycle::Received,
         }
     }

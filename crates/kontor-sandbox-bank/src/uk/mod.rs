@@ -76,6 +76,10 @@ pub fn router(bank: Arc<Bank>) -> Router {
             &format!("{PISP}/domestic-payments/{{payment_id}}"),
             get(payments::read_payment),
         )
+        .route(
+            &format!("{PISP}/domestic-payments/{{payment_id}}/payment-details"),
+            get(payments::read_payment_details),
+        )
         .route("/oauth2/token", post(oauth::token))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })

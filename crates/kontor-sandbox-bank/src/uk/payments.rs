@@ -153,18 +153,17 @@ pub async fn create_payment(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-pub async fn read_payment(
-    State(bank): State<Arc<Bank>>,
-    headers: HeaderMap,
-    params: Params,
-) -> UkResult<Response> {
-    check_fapi_headers(&headers)?;
-    let now = bank.now();
-    let state = bank.lock();
-    let client = client_token(&state, &headers, "payments", now)?;
-    let payment = state
+/// The TPP's domestic payment with this id, checked against its client token.
+fn owned_payment<'a>(
+    state: &'a BankState,
+    headers: &HeaderMap,
+    id: &str,
+    now: OffsetDateTime,
+) -> UkResult<&'a Payment> {
+    let client = client_token(state, headers, "payments", now)?;
+    state
         .payments
-        .get(params.get(0))
+        .get(id)
         .filter(|p| p.standard == Standard::UkOpenBanking)
         .filter(|p| {
             p.uk_consent_id
@@ -178,6 +177,50 @@ pub async fn read_payment(
                 "no domestic payment with this id",
             )
             .at("DomesticPaymentId")
-        })?;
+        })
+}
+
+pub async fn read_payment(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+    params: Params,
+) -> UkResult<Response> {
+    check_fapi_headers(&headers)?;
+    let now = bank.now();
+    let state = bank.lock();
+    let payment = owned_payment(&state, &headers, params.get(0), now)?;
     Ok(Json(payment_body(&bank, &state, payment, now)).into_response())
+}
+
+/// `GET …/domestic-payments/{id}/payment-details`: the payment's status on the rail, with the
+/// reason for a rejection (`StatusDetail`).
+pub async fn read_payment_details(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+    params: Params,
+) -> UkResult<Response> {
+    check_fapi_headers(&headers)?;
+    let now = bank.now();
+    let state = bank.lock();
+    let p = owned_payment(&state, &headers, params.get(0), now)?;
+    let status = p.status_at(now).uk();
+    let mut entry = json!({
+        "PaymentTransactionId": p.id,
+        "Status": status,
+        "StatusUpdateDateTime": timestamp(p.status_changed_at(now)),
+    });
+    if p.lacked_funds {
+        entry["StatusDetail"] = json!({
+            "Status": status,
+            "StatusReason": "ProprietaryRejection",
+            "StatusReasonDescription": "Insufficient funds on the debtor account",
+        });
+    }
+    let path = format!("{PISP}/domestic-payments/{}/payment-details", p.id);
+    let body = json!({
+        "Data": { "PaymentStatus": [entry] },
+        "Links": Links::only(bank.url(&path)),
+        "Meta": Meta::one_page(),
+    });
+    Ok(Json(body).into_response())
 }

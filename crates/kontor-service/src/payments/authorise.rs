@@ -211,7 +211,7 @@ impl Hub {
             .map_err(ServiceError::from_store)?;
         let connector = self
             .directory()
-            .connector(&payment.bank_id)
+            .connector(&payment.bank_id, &payment.tenant_id)
             .ok_or(ServiceError::NotFound)?;
         let request = self.bank_request(&payment, &details, state, psu_ip)?;
         match connector.initiate_payment(&request).await {
@@ -237,7 +237,7 @@ impl Hub {
                 let rejected = BankPaymentStatus {
                     verbatim: "RJCT".into(),
                     iso: None,
-                    reason: Some(crate::error_code(&err).into()),
+                    reason: Some(crate::bank_reason(&err)),
                 };
                 let finished = self
                     .finish(
@@ -297,7 +297,8 @@ impl Hub {
             .clone()
             .or_else(|| session.consent_id.clone());
         change.status = Some((next, Some(status.verbatim.clone())));
-        change.event = Self::status_event(payment, next, Some(&status.verbatim));
+        change.reason.clone_from(&status.reason);
+        change.event = Self::status_event(payment, next, &status);
         cell.advance_payment(&payment.id, &change)
             .await
             .map_err(ServiceError::from_store)
@@ -368,30 +369,47 @@ impl Hub {
         })
     }
 
-    /// The user came back from the bank.
+    /// The user came back from the bank. As for the connect flow, the state names the payment
+    /// and carries a secret only the bank's redirect knows: a state whose secret is not the
+    /// payment's own changes nothing and reveals nothing (the same error as a state naming no
+    /// payment); a genuine one is used once, and afterwards (or once lapsed) only brings the
+    /// user back to the tenant.
     pub async fn payment_callback(
         &self,
         params: BTreeMap<String, String>,
     ) -> ServiceResult<NextStep> {
         let state = params.get("state").cloned().unwrap_or_default();
+        let invalid = || ServiceError::invalid("invalid_state", "the link is not valid");
         let id = state
             .split_once('.')
             .and_then(|(id, _)| PaymentId::parse(id).ok())
-            .ok_or_else(|| ServiceError::invalid("invalid_state", "the link is not valid"))?;
-        let cell = self.cell(id.region())?;
+            .ok_or_else(invalid)?;
+        let cell = self.cell(id.region()).map_err(|_| invalid())?;
         let now = Timestamp::now();
-        let current = cell
-            .payment_secrets(&id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let current = match cell.payment_secrets(&id).await {
+            Ok(current) => current,
+            Err(StoreError::NotFound) => return Err(invalid()),
+            Err(err) => return Err(ServiceError::from_store(err)),
+        };
+        if !current
+            .state_hash
+            .as_deref()
+            .is_some_and(|stored| token_matches(&state, stored))
+        {
+            tracing::warn!(payment.id = %id, "payment callback with a state that is not the payment's; ignored");
+            return Err(invalid());
+        }
         let back_to_tenant = |payment: &Payment| -> ServiceResult<NextStep> {
             Ok(NextStep::Tenant {
                 url: payment_redirect(payment)?,
                 activated: None,
             })
         };
-        if current.payment.phase != PaymentPhase::AwaitingSca {
-            // Replayed or late: the payment goes on regardless; back to the tenant.
+        if current.payment.phase != PaymentPhase::AwaitingSca
+            || current.state_spent_at.is_some()
+            || current.state_expires_at.is_none_or(|until| until <= now)
+        {
+            // Replayed, late or lapsed: the payment goes on regardless; back to the tenant.
             return back_to_tenant(&current.payment);
         }
         // The user's return is recorded whole, in one transaction with spending the state: the
@@ -448,7 +466,7 @@ impl Hub {
         let cell = self.cell(payment.id.region())?;
         let connector = self
             .directory()
-            .connector(&payment.bank_id)
+            .connector(&payment.bank_id, &payment.tenant_id)
             .ok_or(ServiceError::NotFound)?;
         let mut session = self.payment_session(secrets).await?.unwrap_or_default();
         let callback = Callback {
@@ -511,7 +529,7 @@ impl Hub {
                 BankPaymentStatus {
                     verbatim: "RJCT".into(),
                     iso: None,
-                    reason: Some(crate::error_code(&err).into()),
+                    reason: Some(crate::bank_reason(&err)),
                 }
             }
         };

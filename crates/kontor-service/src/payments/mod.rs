@@ -248,6 +248,7 @@ impl Hub {
                 redirect_uri: order.redirect_uri,
                 bank_payment_id: None,
                 bank_status: None,
+                status_reason: None,
                 created_at: now,
                 updated_at: now,
                 next_poll_at: None,
@@ -305,7 +306,7 @@ impl Hub {
     pub(crate) fn status_event(
         payment: &Payment,
         next: PaymentStatus,
-        bank_status: Option<&str>,
+        bank: &kontor_banks::BankPaymentStatus,
     ) -> Option<Event> {
         (next != payment.status).then(|| {
             Event::new(
@@ -316,7 +317,8 @@ impl Hub {
                     "payment_id": payment.id,
                     "status": next.as_str(),
                     "previous_status": payment.status.as_str(),
-                    "bank_status": bank_status,
+                    "bank_status": bank.verbatim,
+                    "reason": bank.reason,
                 }),
             )
         })

@@ -133,7 +133,8 @@ impl Hub {
         } else {
             Some(self.next_poll(attempts, now))
         });
-        change.event = Self::status_event(payment, next, Some(&status.verbatim));
+        change.reason.clone_from(&status.reason);
+        change.event = Self::status_event(payment, next, status);
         let updated = cell
             .advance_payment(&payment.id, &change)
             .await
@@ -156,9 +157,11 @@ impl Hub {
         let cell = self.cell(payment.id.region())?;
         let mut change = PaymentChange::phase(from, PaymentPhase::Done, Timestamp::now());
         change.status = Some((status, Some(bank.verbatim.clone())));
-        change.state = Some(None);
+        // The callback state is kept: a genuine callback that comes after the end is still
+        // recognised, and sends the user back to the tenant.
         change.next_poll_at = Some(None);
-        change.event = Self::status_event(payment, status, Some(&bank.verbatim));
+        change.reason.clone_from(&bank.reason);
+        change.event = Self::status_event(payment, status, bank);
         cell.advance_payment(&payment.id, &change)
             .await
             .map_err(ServiceError::from_store)
@@ -238,7 +241,7 @@ impl Hub {
                 let request = self.bank_request(&payment, &details, state, None)?;
                 let connector = self
                     .directory()
-                    .connector(&payment.bank_id)
+                    .connector(&payment.bank_id, &payment.tenant_id)
                     .ok_or(ServiceError::NotFound)?;
                 let started = connector.initiate_payment(&request).await?;
                 let url = match &started.sca {
@@ -254,7 +257,7 @@ impl Hub {
                 // it; otherwise the authorisation has lapsed.
                 let connector = self
                     .directory()
-                    .connector(&payment.bank_id)
+                    .connector(&payment.bank_id, &payment.tenant_id)
                     .ok_or(ServiceError::NotFound)?;
                 let mut session = self.payment_session(&secrets).await?.unwrap_or_default();
                 match connector.payment_status(&mut session).await {
@@ -302,7 +305,7 @@ impl Hub {
             PaymentPhase::Submitted if payment.next_poll_at.is_some_and(|at| at <= now) => {
                 let connector = self
                     .directory()
-                    .connector(&payment.bank_id)
+                    .connector(&payment.bank_id, &payment.tenant_id)
                     .ok_or(ServiceError::NotFound)?;
                 let mut session = self.payment_session(&secrets).await?.unwrap_or_default();
                 match connector.payment_status(&mut session).await {

@@ -186,14 +186,7 @@ impl Hub {
                 "only an active connection can be synced",
             ));
         }
-        let bank = connection
-            .bank_id
-            .clone()
-            .ok_or_else(|| ServiceError::Internal("active without a bank".into()))?;
-        let connector = self
-            .directory()
-            .connector(&bank)
-            .ok_or(ServiceError::NotFound)?;
+        let connector = self.connection_connector(&connection)?;
         let key = self.vault().user_key(cell, &connection.user_id).await?;
         let sealed = secrets
             .session

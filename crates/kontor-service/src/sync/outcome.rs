@@ -104,6 +104,11 @@ impl Hub {
             _ => None,
         };
         if let Some((event_kind, event_type, reason)) = ended {
+            // An early expiry may have a cause the hub saw: a newer consent that superseded it.
+            let reason = match (event_kind, reason) {
+                (ConnectionEvent::Expired, None) => self.expiry_reason(&p.connection).await,
+                (_, reason) => reason,
+            };
             let event = Event::new(
                 p.connection.tenant_id.clone(),
                 &p.connection.user_id,

@@ -34,7 +34,7 @@ macro_rules! connection_columns {
     };
 }
 
-fn connection_from_row(row: &AnyRow) -> StoreResult<Connection> {
+pub(super) fn connection_from_row(row: &AnyRow) -> StoreResult<Connection> {
     let status: String = column(row, "status")?;
     let access: String = column(row, "access")?;
     let frequency: i64 = column(row, "frequency_per_day")?;
@@ -81,6 +81,7 @@ fn secrets_from_row(row: &AnyRow) -> StoreResult<ConnectionSecrets> {
         connect_token_hash: column(row, "connect_token_hash")?,
         state_hash: column(row, "state_hash")?,
         state_expires_at: optional_timestamp(row, "state_expires_at")?,
+        state_spent_at: optional_timestamp(row, "state_spent_at")?,
         session: column(row, "session")?,
         first_sync: match (
             column::<Option<String>>(row, "first_sync_psu_ip")?,
@@ -89,14 +90,17 @@ fn secrets_from_row(row: &AnyRow) -> StoreResult<ConnectionSecrets> {
             (Some(ip), Some(at)) => Some((ip, at)),
             _ => None,
         },
+        psu_id: column(row, "psu_id")?,
+        decoupled_starts: u32::try_from(column::<i64>(row, "decoupled_starts")?)
+            .map_err(StoreError::corrupt)?,
     })
 }
 
 const SECRETS_SQL: &str = concat!(
     "SELECT ",
     connection_columns!(),
-    ", connect_token_hash, state_hash, state_expires_at, session, first_sync_psu_ip, \
-     first_sync_started_at FROM connections WHERE id = $1"
+    ", connect_token_hash, state_hash, state_expires_at, state_spent_at, session, psu_id, \
+     decoupled_starts, first_sync_psu_ip, first_sync_started_at FROM connections WHERE id = $1"
 );
 
 async fn secrets_in(
@@ -138,7 +142,7 @@ impl ConnectionStore for SqlCell {
             sqlx::query(
                 "INSERT INTO connections (id, tenant_id, user_id, bank_id, status, access, \
                  redirect_uri, language, connect_token_hash, frequency_per_day, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                 updated_at, psu_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
             )
             .bind(new.id.as_str())
             .bind(new.tenant_id.as_str())
@@ -151,6 +155,7 @@ impl ConnectionStore for SqlCell {
             .bind(new.connect_token_hash.as_str())
             .bind(i64::from(new.frequency_per_day))
             .bind(new.created_at.unix_micros())
+            .bind(new.psu_id.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
@@ -234,7 +239,8 @@ impl ConnectionStore for SqlCell {
                 let mut tx = self.db.begin_write().await?;
                 let result = sqlx::query(
                     "UPDATE connections SET bank_id = $2, state_hash = $3, state_expires_at = $4, \
-                 session = $5, updated_at = $6 WHERE id = $1 AND status = 'pending'",
+                 state_spent_at = NULL, session = $5, updated_at = $6 \
+                 WHERE id = $1 AND status = 'pending'",
                 )
                 .bind(id.as_str())
                 .bind(bank.as_str())
@@ -267,13 +273,13 @@ impl ConnectionStore for SqlCell {
             let mut tx = self.db.begin_write().await?;
             let current = secrets_in(&self.db, &mut tx, id).await?;
             let matches = current.state_hash.as_deref() == Some(state_hash)
+                && current.state_spent_at.is_none()
                 && current.state_expires_at.is_some_and(|until| now < until);
             if !matches {
                 return Err(StoreError::NotFound);
             }
             sqlx::query(
-                "UPDATE connections SET state_hash = NULL, state_expires_at = NULL, \
-                 updated_at = $2 WHERE id = $1",
+                "UPDATE connections SET state_spent_at = $2, updated_at = $2 WHERE id = $1",
             )
             .bind(id.as_str())
             .bind(now.unix_micros())
@@ -312,10 +318,11 @@ impl ConnectionStore for SqlCell {
                  expiry_notified_at = CASE WHEN $4 IS NULL THEN expiry_notified_at ELSE NULL END, \
                  session = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($6, session) END, \
                  next_sync_at = CASE WHEN $5 = 1 THEN NULL ELSE COALESCE($7, next_sync_at) END, \
-                 state_hash = CASE WHEN $5 = 1 THEN NULL ELSE state_hash END, \
                  first_sync_psu_ip = CASE WHEN $5 = 1 THEN NULL ELSE first_sync_psu_ip END, \
                  first_sync_started_at = \
                    CASE WHEN $5 = 1 THEN NULL ELSE first_sync_started_at END, \
+                 state_spent_at = CASE WHEN $5 = 1 THEN COALESCE(state_spent_at, $9) \
+                 ELSE state_spent_at END, \
                  authorised_at = $8, updated_at = $9 WHERE id = $1",
             )
             .bind(id.as_str())
@@ -337,6 +344,28 @@ impl ConnectionStore for SqlCell {
             tx.commit().await.map_err(|e| self.db.classify(e))?;
             Ok(updated)
         })
+        .await
+    }
+
+    async fn count_decoupled_start(&self, id: &ConnectionId, max: u32) -> StoreResult<bool> {
+        self.ensure_home("connection", id.region())?;
+        super::link_guards::count_decoupled_start(&self.db, id, max).await
+    }
+
+    async fn authorised_sharing_accounts(
+        &self,
+        bank: &BankId,
+        after: Timestamp,
+        bank_account_ids: &[String],
+        except: &ConnectionId,
+    ) -> StoreResult<Vec<Connection>> {
+        super::link_guards::authorised_sharing_accounts(
+            &self.db,
+            bank,
+            after,
+            bank_account_ids,
+            except,
+        )
         .await
     }
 

@@ -2,10 +2,12 @@
 //! balances, transactions, the event log and its webhook deliveries. One file per aggregate.
 
 mod accounts;
+#[macro_use]
 mod connections;
 mod deliveries;
 mod events;
 mod lease;
+mod link_guards;
 mod payments;
 mod sync_state;
 mod users;

@@ -25,8 +25,8 @@ use crate::query::{Arg, Filtered};
 macro_rules! payment_columns {
     () => {
         "id, tenant_id, user_id, bank_id, scheme, status, phase, amount_minor, currency, \
-         end_to_end_id, redirect_uri, bank_payment_id, bank_status, created_at, updated_at, \
-         next_poll_at, poll_attempts"
+         end_to_end_id, redirect_uri, bank_payment_id, bank_status, status_reason, created_at, \
+         updated_at, next_poll_at, poll_attempts"
     };
 }
 
@@ -51,6 +51,7 @@ fn payment_from_row(row: &AnyRow) -> StoreResult<Payment> {
         redirect_uri: column(row, "redirect_uri")?,
         bank_payment_id: column(row, "bank_payment_id")?,
         bank_status: column(row, "bank_status")?,
+        status_reason: column(row, "status_reason")?,
         created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
         updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
         next_poll_at: optional_timestamp(row, "next_poll_at")?,
@@ -66,6 +67,7 @@ fn secrets_from_row(row: &AnyRow) -> StoreResult<PaymentSecrets> {
         authorize_token_hash: column(row, "authorize_token_hash")?,
         state_hash: column(row, "state_hash")?,
         state_expires_at: optional_timestamp(row, "state_expires_at")?,
+        state_spent_at: optional_timestamp(row, "state_spent_at")?,
         session: column(row, "session")?,
     })
 }
@@ -73,7 +75,8 @@ fn secrets_from_row(row: &AnyRow) -> StoreResult<PaymentSecrets> {
 const SECRETS_SQL: &str = concat!(
     "SELECT ",
     payment_columns!(),
-    ", details, authorize_token_hash, state_hash, state_expires_at, session FROM payments WHERE id = $1"
+    ", details, authorize_token_hash, state_hash, state_expires_at, state_spent_at, session \
+     FROM payments WHERE id = $1"
 );
 
 async fn secrets_in(
@@ -96,6 +99,7 @@ async fn append_history(
     id: &PaymentId,
     status: PaymentStatus,
     bank_status: Option<&str>,
+    reason: Option<&str>,
     at: Timestamp,
 ) -> StoreResult<()> {
     let next: i64 = sqlx::query_scalar(
@@ -105,11 +109,12 @@ async fn append_history(
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| db.classify(e))?;
-    sqlx::query("INSERT INTO payment_status_history (payment_id, seq, status, bank_status, at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO payment_status_history (payment_id, seq, status, bank_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id.as_str())
         .bind(next)
         .bind(status.as_str())
         .bind(bank_status)
+        .bind(reason)
         .bind(at.unix_micros())
         .execute(&mut **tx)
         .await
@@ -131,8 +136,13 @@ async fn advance_in(
             constraint: format!("payment is {}", p.phase.as_str()),
         });
     }
-    let (status, bank_status, record) = match &change.status {
-        None => (p.status, p.bank_status.clone(), false),
+    let (status, bank_status, reason, record) = match &change.status {
+        None => (
+            p.status,
+            p.bank_status.clone(),
+            p.status_reason.clone(),
+            false,
+        ),
         Some((next, verbatim)) => {
             let status = if *next == p.status {
                 *next
@@ -142,14 +152,25 @@ async fn advance_in(
                 })?
             };
             let bank_status = verbatim.clone().or_else(|| p.bank_status.clone());
-            let record = status != p.status || bank_status != p.bank_status;
-            (status, bank_status, record)
+            // A reason belongs to the status it came with: a new status without one clears it.
+            let reason = change.reason.clone().or_else(|| {
+                (status == p.status)
+                    .then(|| p.status_reason.clone())
+                    .flatten()
+            });
+            let record =
+                status != p.status || bank_status != p.bank_status || reason != p.status_reason;
+            (status, bank_status, reason, record)
         }
     };
-    let (state_hash, state_expires) = match &change.state {
-        None => (current.state_hash.clone(), current.state_expires_at),
-        Some(None) => (None, None),
-        Some(Some((hash, until))) => (Some(hash.clone()), Some(*until)),
+    let (state_hash, state_expires, state_spent) = match &change.state {
+        None => (
+            current.state_hash.clone(),
+            current.state_expires_at,
+            current.state_spent_at,
+        ),
+        Some(None) => (None, None, None),
+        Some(Some((hash, until))) => (Some(hash.clone()), Some(*until), None),
     };
     let next_poll = match change.next_poll_at {
         None => p.next_poll_at,
@@ -159,7 +180,7 @@ async fn advance_in(
         "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
          session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
          state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
-         updated_at = $11 WHERE id = $1",
+         updated_at = $11, state_spent_at = $12, status_reason = $13 WHERE id = $1",
     )
     .bind(id.as_str())
     .bind(change.phase.as_str())
@@ -172,11 +193,22 @@ async fn advance_in(
     .bind(next_poll.map(Timestamp::unix_micros))
     .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
     .bind(change.at.unix_micros())
+    .bind(state_spent.map(Timestamp::unix_micros))
+    .bind(reason.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(|e| db.classify(e))?;
     if record {
-        append_history(db, tx, id, status, bank_status.as_deref(), change.at).await?;
+        append_history(
+            db,
+            tx,
+            id,
+            status,
+            bank_status.as_deref(),
+            reason.as_deref(),
+            change.at,
+        )
+        .await?;
     }
     if let Some(event) = &change.event {
         insert_event(db, tx, event).await?;
@@ -227,7 +259,7 @@ impl PaymentStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            append_history(&self.db, &mut tx, &p.id, p.status, None, p.created_at).await?;
+            append_history(&self.db, &mut tx, &p.id, p.status, None, None, p.created_at).await?;
             let created = secrets_in(&self.db, &mut tx, &p.id).await?.payment;
             tx.commit().await.map_err(|e| self.db.classify(e))?;
             Ok(created)
@@ -294,7 +326,7 @@ impl PaymentStore for SqlCell {
     }
 
     async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>> {
-        let rows = self.db.read(|pool| sqlx::query("SELECT status, bank_status, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
+        let rows = self.db.read(|pool| sqlx::query("SELECT status, bank_status, reason, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
             .bind(id.as_str())
             .fetch_all(pool))
             .await?;
@@ -304,6 +336,7 @@ impl PaymentStore for SqlCell {
                 Ok(StatusChange {
                     status: PaymentStatus::parse(&status).map_err(StoreError::corrupt)?,
                     bank_status: column(row, "bank_status")?,
+                    reason: column(row, "reason")?,
                     at: Timestamp::from_unix_micros(column(row, "at")?),
                 })
             })
@@ -340,6 +373,7 @@ impl PaymentStore for SqlCell {
             let mut tx = self.db.begin_write().await?;
             let current = secrets_in(&self.db, &mut tx, id).await?;
             let matches = current.state_hash.as_deref() == Some(state_hash)
+                && current.state_spent_at.is_none()
                 && current.state_expires_at.is_some_and(|until| now < until);
             if !matches {
                 return Err(StoreError::NotFound);
@@ -360,8 +394,11 @@ impl PaymentStore for SqlCell {
                     constraint: "payment is leased".into(),
                 });
             }
+            // Spent, not cleared: the hash stays to recognise a replay of this callback.
+            let mut current = current;
+            current.state_spent_at = Some(now);
             let mut change = change.clone();
-            change.state = Some(None);
+            change.state = None;
             let updated = advance_in(&self.db, &mut tx, &current, &change).await?;
             tx.commit().await.map_err(|e| self.db.classify(e))?;
             Ok(updated)

@@ -94,6 +94,22 @@ fn empty_write(connection: &ConnectionId) -> SyncWrite {
     }
 }
 
+/// Stores accounts with these bank ids under a connection, as a first sync would.
+pub async fn write_accounts(
+    cell: &dyn CellStore,
+    tenant: &TenantId,
+    user: &UserId,
+    connection: &ConnectionId,
+    bank_ids: &[&str],
+) {
+    let mut write = empty_write(connection);
+    write.accounts = bank_ids
+        .iter()
+        .map(|id| account(tenant, user, connection, id))
+        .collect();
+    cell.apply_sync(&write).await.unwrap();
+}
+
 pub async fn a_sync_is_written_atomically_and_read_back(stores: TestStores) {
     let cell = stores.cell("uk");
     let tenant = TenantId::generate();

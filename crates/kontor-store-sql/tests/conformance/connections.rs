@@ -34,6 +34,7 @@ pub async fn user_with_connection(
         redirect_uri: "https://app.example/done".into(),
         language: None,
         connect_token_hash: "tokenhash".into(),
+        psu_id: None,
         frequency_per_day: 4,
         created_at: Timestamp::now(),
     };
@@ -73,6 +74,7 @@ pub async fn connections_need_the_tenants_user(stores: TestStores) {
         redirect_uri: "https://x.example".into(),
         language: None,
         connect_token_hash: "h".into(),
+        psu_id: None,
         frequency_per_day: 4,
         created_at: Timestamp::now(),
     };
@@ -119,6 +121,22 @@ pub async fn state_is_single_use_and_expires(stores: TestStores) {
         cell.take_state(&id, "state-1", now).await,
         Err(StoreError::NotFound)
     ));
+    // Spent, but kept: a replay is recognised as one.
+    let after = cell.connection_secrets(&id).await.unwrap();
+    assert_eq!(after.state_hash.as_deref(), Some("state-1"));
+    assert!(after.state_spent_at.is_some());
+
+    // A new attempt replaces the state with an unspent one.
+    cell.begin_authorisation(&id, &bank, "state-1b", now.plus_seconds(600), "sealed", now)
+        .await
+        .unwrap();
+    let renewed = cell.connection_secrets(&id).await.unwrap();
+    assert_eq!(renewed.state_spent_at, None);
+    assert!(matches!(
+        cell.take_state(&id, "state-1", now).await,
+        Err(StoreError::NotFound)
+    ));
+    cell.take_state(&id, "state-1b", now).await.unwrap();
 
     // Once active, the handshake cannot start again.
     cell.transition(&id, &to(ConnectionEvent::Authorised, now), None)
@@ -401,5 +419,89 @@ pub async fn expiry_is_announced_once_until_reconfirmed(stores: TestStores) {
             .unwrap()
             .len(),
         1
+    );
+}
+
+pub async fn decoupled_starts_are_capped_across_requests(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (_, id) = user_with_connection(cell.as_ref(), &tenant).await;
+    // Ten concurrent starts against a cap of two: exactly two are counted.
+    let mut starts = Vec::new();
+    for _ in 0..10 {
+        let cell = cell.clone();
+        let id = id.clone();
+        starts.push(tokio::spawn(async move {
+            cell.count_decoupled_start(&id, 2).await.unwrap()
+        }));
+    }
+    let mut counted = 0;
+    for start in starts {
+        counted += usize::from(start.await.unwrap());
+    }
+    assert_eq!(counted, 2);
+    assert_eq!(
+        cell.connection_secrets(&id).await.unwrap().decoupled_starts,
+        2
+    );
+
+    // A link that is no longer pending counts nothing.
+    let (_, ended) = user_with_connection(cell.as_ref(), &tenant).await;
+    cell.transition(&ended, &to(ConnectionEvent::Failed, Timestamp::now()), None)
+        .await
+        .unwrap();
+    assert!(!cell.count_decoupled_start(&ended, 2).await.unwrap());
+}
+
+pub async fn newer_authorisations_sharing_accounts_are_found(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let other_tenant = TenantId::generate();
+    let bank = BankId::parse("sonnenbank").unwrap();
+    let t0 = Timestamp::now();
+    let link = |tenant: TenantId, at: Timestamp, accounts: &'static [&'static str]| {
+        let cell = cell.clone();
+        let bank = bank.clone();
+        async move {
+            let (user, id) = user_with_connection(cell.as_ref(), &tenant).await;
+            cell.begin_authorisation(&id, &bank, "s", at.plus_seconds(600), "sealed", at)
+                .await
+                .unwrap();
+            cell.transition(&id, &to(ConnectionEvent::Authorised, at), None)
+                .await
+                .unwrap();
+            crate::accounts::write_accounts(cell.as_ref(), &tenant, &user, &id, accounts).await;
+            id
+        }
+    };
+    let first = link(tenant.clone(), t0, &["acc-1", "acc-2"]).await;
+    let unrelated = link(other_tenant.clone(), t0.plus_seconds(10), &["acc-9"]).await;
+    let newer = link(other_tenant.clone(), t0.plus_seconds(20), &["acc-2"]).await;
+    let ids = vec!["acc-1".to_owned(), "acc-2".to_owned()];
+    let found = cell
+        .authorised_sharing_accounts(&bank, t0, &ids, &first)
+        .await
+        .unwrap();
+    let found: Vec<ConnectionId> = found.into_iter().map(|c| c.id).collect();
+    assert_eq!(found, vec![newer.clone()]);
+    assert!(!found.contains(&unrelated));
+    // Only later authorisations count, and only at the same bank.
+    assert!(
+        cell.authorised_sharing_accounts(&bank, t0.plus_seconds(20), &ids, &first)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        cell.authorised_sharing_accounts(&BankId::parse("thames-bank").unwrap(), t0, &ids, &first)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        cell.authorised_sharing_accounts(&bank, t0, &[], &first)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -76,6 +76,8 @@ conformance! {
     sync_state::leases_are_renewed_by_their_holder_only,
     sync_state::unattended_reads_are_counted_once_across_racing_processes,
     sync_state::the_last_error_and_the_first_sync_are_kept_as_they_should,
+    connections::decoupled_starts_are_capped_across_requests,
+    connections::newer_authorisations_sharing_accounts_are_found,
     accounts::a_sync_is_written_atomically_and_read_back,
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,

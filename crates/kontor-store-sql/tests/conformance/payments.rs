@@ -31,6 +31,7 @@ pub fn new_payment(tenant: &TenantId, user: &UserId) -> NewPayment {
             redirect_uri: "https://app.example/paid".into(),
             bank_payment_id: None,
             bank_status: None,
+            status_reason: None,
             created_at: now,
             updated_at: now,
             next_poll_at: None,
@@ -149,7 +150,9 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
         taken.session.as_deref(),
         Some("sealed-session-with-callback")
     );
-    assert_eq!(taken.state_hash, None);
+    // Spent, its hash kept: a replay is recognised, and cannot be taken again.
+    assert_eq!(taken.state_hash.as_deref(), Some("state-hash"));
+    assert!(taken.state_spent_at.is_some());
     assert!(matches!(
         cell.take_payment_state(&id, "state-hash", now, &returned, lease)
             .await,
@@ -191,24 +194,30 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     ));
 
     let mut done = PaymentChange::phase(&[PaymentPhase::Submitted], PaymentPhase::Done, now);
-    done.status = Some((PaymentStatus::Completed, Some("ACSC".into())));
+    done.status = Some((PaymentStatus::Rejected, Some("RJCT".into())));
+    done.reason = Some("insufficient funds".into());
     done.next_poll_at = Some(None);
     let p = cell.advance_payment(&id, &done).await.unwrap();
-    assert_eq!(p.status, PaymentStatus::Completed);
-    let history: Vec<(PaymentStatus, Option<String>)> = cell
+    assert_eq!(p.status, PaymentStatus::Rejected);
+    assert_eq!(p.status_reason.as_deref(), Some("insufficient funds"));
+    let history: Vec<(PaymentStatus, Option<String>, Option<String>)> = cell
         .status_history(&id)
         .await
         .unwrap()
         .into_iter()
-        .map(|h| (h.status, h.bank_status))
+        .map(|h| (h.status, h.bank_status, h.reason))
         .collect();
     assert_eq!(
         history,
         vec![
-            (PaymentStatus::Pending, None),
-            (PaymentStatus::Pending, Some("RCVD".into())),
-            (PaymentStatus::Authorised, Some("ACTC".into())),
-            (PaymentStatus::Completed, Some("ACSC".into())),
+            (PaymentStatus::Pending, None, None),
+            (PaymentStatus::Pending, Some("RCVD".into()), None),
+            (PaymentStatus::Authorised, Some("ACTC".into()), None),
+            (
+                PaymentStatus::Rejected,
+                Some("RJCT".into()),
+                Some("insufficient funds".into())
+            ),
         ]
     );
     let events = cell

@@ -145,6 +145,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             client_id: bank.client_id,
             client_secret: bank.client_secret.map(Secret::new),
             logo_url: None,
+            tls_identity: None,
+            tenant_credentials: Vec::new(),
         })
         .collect();
 
@@ -178,6 +180,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
                 redirect_uri: done,
                 access: Access::ALL,
                 language: None,
+                psu_id: None,
             },
         )
         .await
