@@ -10,6 +10,7 @@ mod pages;
 pub mod pagination;
 pub mod request_id;
 mod routes;
+mod security_headers;
 pub mod state;
 
 pub use error::{ApiError, ErrorCode};

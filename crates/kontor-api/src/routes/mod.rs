@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::{observe, openapi, pages, request_id};
+use crate::{observe, openapi, pages, request_id, security_headers};
 
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(observe::middleware))
         .layer(middleware::from_fn(request_id::middleware))
+        .layer(middleware::from_fn(security_headers::middleware))
         .with_state(state)
 }
 

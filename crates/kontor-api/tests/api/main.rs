@@ -10,6 +10,7 @@
 mod connect;
 mod docs;
 mod errors;
+mod headers;
 mod isolation;
 mod lifecycle;
 mod oauth;
