@@ -2,6 +2,7 @@
 //! document with its `/docs` page. [`router`] builds the whole thing from an [`AppState`].
 
 pub mod auth;
+mod client_ip;
 pub mod error;
 pub mod extract;
 mod observe;

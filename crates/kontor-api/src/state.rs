@@ -21,8 +21,11 @@ pub struct ApiSettings {
     /// How long `/readyz` waits for each database.
     pub readiness_timeout: Duration,
     /// Take the client's address from `X-Forwarded-For` (set by the ingress) rather than from
-    /// the connection. Only behind a proxy that sets it.
+    /// the connection, when the connection comes from one of `trusted_proxies`.
     pub trust_forwarded_for: bool,
+    /// The proxies in front of the hub: their entries in `X-Forwarded-For` are stepped over to
+    /// find the client (see [`ApiSettings::client_ip`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ApiSettings {
@@ -32,6 +35,7 @@ impl Default for ApiSettings {
             client_cache_ttl: Duration::from_secs(5),
             readiness_timeout: Duration::from_secs(2),
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -8,10 +8,12 @@ mod details;
 mod directory;
 mod error;
 mod hub;
+mod keycheck;
 mod lifecycle;
 mod link;
 mod payments;
 mod reads;
+mod redirect_uri;
 pub mod schedule;
 mod sync;
 mod tokens;
@@ -22,6 +24,7 @@ pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionVi
 pub use directory::{BankDirectory, BankEntry};
 pub use error::{ServiceError, ServiceResult};
 pub use hub::{Hub, HubSettings};
+pub use keycheck::KeyStatus;
 pub use link::{
     CreatedLink, LinkPage, LinkRequest, NextStep, ScaChoice, redirect_for as redirect_url,
 };
@@ -29,6 +32,7 @@ pub use payments::{
     AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
     StoredAccount, payment_redirect,
 };
+pub use redirect_uri::{MAX_REDIRECT_URI_LEN, normalise_redirect_uri};
 pub use sync::{AccountChanges, SyncReport, SyncTrigger};
 pub use tokens::{hash_token, random_token};
 pub use vault::Vault;

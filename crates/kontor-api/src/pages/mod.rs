@@ -72,14 +72,7 @@ fn language(asked: Option<&str>, chosen: Option<Language>, headers: &HeaderMap) 
 
 /// The user's address: from the connection, or from `X-Forwarded-For` behind a trusted proxy.
 fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-    if state.settings().trust_forwarded_for
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = forwarded.split(',').next()
-        && let Ok(ip) = first.trim().parse()
-    {
-        return Some(ip);
-    }
-    peer.map(|addr| addr.ip())
+    state.settings().client_ip(headers, peer)
 }
 
 fn invalid_link(language: Language) -> Response {

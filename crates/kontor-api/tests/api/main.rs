@@ -10,12 +10,15 @@
 mod connect;
 mod docs;
 mod errors;
+mod forwarded;
 mod headers;
 mod isolation;
+mod keys;
 mod lifecycle;
 mod oauth;
 mod ops;
 mod payments;
+mod redirect_uris;
 mod regions;
 mod support;
 mod sync;
