@@ -14,12 +14,14 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::secret::{DatabaseUrl, Secret};
 
+pub mod security;
 mod webhooks;
 pub use webhooks::WebhooksConfig;
 
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
 const SECTIONS: &[&str] = &[
     "data_dir",
+    "development",
     "server",
     "database",
     "cells",
@@ -39,6 +41,9 @@ const SECTIONS: &[&str] = &[
 pub struct Config {
     /// Where SQLite databases and generated keys live when not configured otherwise.
     pub data_dir: PathBuf,
+    /// Development mode: allows plain http for `server.public_url` and banks' `base_url`
+    /// beyond loopback. Never in production; `kontor demo` sets it.
+    pub development: bool,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     /// One cell per region: `[cells.uk] url = "postgres://…/kontor_uk"`. Defaults to SQLite cells
@@ -65,8 +70,12 @@ pub struct ServerConfig {
     /// Where users and banks reach this hub (connect pages, the bank callback). Defaults to
     /// `http://<listen>`.
     pub public_url: Option<String>,
-    /// Take client addresses from `X-Forwarded-For`: only behind an ingress that sets it.
+    /// Take client addresses from `X-Forwarded-For`, as written by the proxies in
+    /// `trusted_proxies` (which must then be set).
     pub trust_forwarded_for: bool,
+    /// The proxies in front of the hub, as addresses or CIDR ranges (`10.0.0.0/8`): the header
+    /// counts only on connections from them, and the client is the rightmost entry not theirs.
+    pub trusted_proxies: Vec<String>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
@@ -132,6 +141,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./kontor-data"),
+            development: false,
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             cells: BTreeMap::new(),
@@ -158,6 +168,7 @@ impl Default for ServerConfig {
             readiness_timeout_ms: 2000,
             public_url: None,
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -440,6 +451,7 @@ impl Config {
             bail!("link.frequency_per_day must be between 1 and 4 (RTS Art. 36(5)(b))");
         }
         self.webhooks.validate()?;
+        security::validate(self)?;
         // A claim must outlast one step's bank calls: a request and its retries.
         let request_s =
             i64::try_from(self.bank_http.request_timeout_ms.div_ceil(1000)).unwrap_or(i64::MAX);
