@@ -61,7 +61,7 @@ error_codes! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The resource does not support this method."),
     UserExists => (CONFLICT, "user_exists", "The tenant already has a user with this external_id in this region."),
     UnknownBank => (BAD_REQUEST, "unknown_bank", "No bank with this id in the directory."),
-    InvalidRedirectUri => (BAD_REQUEST, "invalid_redirect_uri", "redirect_uri must be an absolute https URL without a fragment."),
+    InvalidRedirectUri => (BAD_REQUEST, "invalid_redirect_uri", "redirect_uri must be an absolute https URL without user information or a fragment and, where the tenant has registered redirect URIs, one of them."),
     InvalidAccess => (BAD_REQUEST, "invalid_access", "access lists what to share: accounts, balances, transactions."),
     InvalidLanguage => (BAD_REQUEST, "invalid_language", "language must be en or de."),
     InvalidPsuId => (BAD_REQUEST, "invalid_psu_id", "psu_id (the user's bank login name) must be 1-100 characters without control characters."),

@@ -2,6 +2,7 @@
 //! document with its `/docs` page. [`router`] builds the whole thing from an [`AppState`].
 
 pub mod auth;
+mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -11,6 +12,7 @@ mod pages;
 pub mod pagination;
 pub mod request_id;
 mod routes;
+mod security_headers;
 pub mod server;
 pub mod state;
 

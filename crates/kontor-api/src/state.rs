@@ -22,7 +22,7 @@ pub struct ApiSettings {
     /// How long `/readyz` waits for each database.
     pub readiness_timeout: Duration,
     /// Take the client's address from `X-Forwarded-For` (set by the ingress) rather than from
-    /// the connection. Only behind a proxy that sets it.
+    /// the connection, when the connection comes from one of `trusted_proxies`.
     pub trust_forwarded_for: bool,
     /// Token buckets for failed authentications, API requests and page starts.
     pub rate_limits: RateLimitSettings,
@@ -30,6 +30,9 @@ pub struct ApiSettings {
     /// past it the request answers `bank_unavailable`, or `bank_rate_limited` with the bank's
     /// `Retry-After`, rather than keeping the caller (often a person) waiting.
     pub bank_deadline: Duration,
+    /// The proxies in front of the hub: their entries in `X-Forwarded-For` are stepped over to
+    /// find the client (see [`ApiSettings::client_ip`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +44,7 @@ impl Default for ApiSettings {
             trust_forwarded_for: false,
             rate_limits: RateLimitSettings::default(),
             bank_deadline: Duration::from_secs(15),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -23,6 +23,27 @@ pub struct Tenant {
     client_secret: String,
 }
 
+/// Fresh token-signing and key-encryption keys as `KONTOR_…` settings. A hub on PostgreSQL
+/// generates none, and every process of one deployment (the hub, its workers) needs the same.
+pub fn shared_keys_env() -> Vec<(String, String)> {
+    use base64::Engine;
+    let key = || {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    vec![
+        (
+            "KONTOR_AUTH__SIGNING_KEYS".to_owned(),
+            format!(r#"[{{id="bench",secret="{}"}}]"#, key()),
+        ),
+        (
+            "KONTOR_SECRETS__KEYS".to_owned(),
+            format!(r#"[{{id="bench",secret="{}"}}]"#, key()),
+        ),
+    ]
+}
+
 /// `kontor` with exactly the benchmark's configuration: the caller's own `KONTOR_…` settings
 /// (a config file, other databases) and `RUST_LOG` are not passed on.
 pub fn kontor_command(kontor: &Path, env: &[(String, String)]) -> Command {

@@ -26,6 +26,8 @@ pub struct BenchEnv {
     pub probe: CpuProbe,
     /// The hub's pool size per database, as its effective configuration says.
     pub hub_pool: String,
+    /// The hub's keys as `KONTOR_…` settings, for other processes of the deployment.
+    pub keys_env: Vec<(String, String)>,
     _data_dir: TempDir,
 }
 
@@ -97,6 +99,8 @@ impl BenchEnv {
             ));
         }
 
+        let keys_env = hub::shared_keys_env();
+        env.extend(keys_env.iter().cloned());
         env.extend(extra_env);
         let hub_pool = hub::pool_size(&kontor, &env).await?;
         let tenant = hub::create_tenant(&kontor, &env, tenant_name).await?;
@@ -111,6 +115,7 @@ impl BenchEnv {
             machine,
             probe,
             hub_pool,
+            keys_env,
             _data_dir: data_dir,
         })
     }

@@ -8,6 +8,7 @@ mod details;
 mod directory;
 mod error;
 mod hub;
+mod keycheck;
 mod lease;
 mod lifecycle;
 mod link;
@@ -15,6 +16,7 @@ mod link_return;
 mod link_start;
 mod payments;
 mod reads;
+mod redirect_uri;
 pub mod schedule;
 mod supersession;
 mod sync;
@@ -26,6 +28,7 @@ pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionVi
 pub use directory::{BankDirectory, BankEntry};
 pub use error::{ServiceError, ServiceResult};
 pub use hub::{Hub, HubSettings};
+pub use keycheck::KeyStatus;
 pub use link::{
     CreatedLink, LinkPage, LinkRequest, MAX_DECOUPLED_STARTS, NextStep, ScaChoice,
     redirect_for as redirect_url,
@@ -34,6 +37,7 @@ pub use payments::{
     AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
     StoredAccount, payment_redirect,
 };
+pub use redirect_uri::{MAX_REDIRECT_URI_LEN, normalise_redirect_uri};
 pub use sync::{AccountChanges, SyncReport, SyncTrigger};
 pub use tokens::{hash_token, random_token};
 pub use vault::Vault;

@@ -106,31 +106,14 @@ pub fn redirect_for(connection: &Connection) -> ServiceResult<Url> {
 }
 
 impl Hub {
-    pub(crate) fn check_redirect_uri(&self, raw: &str) -> ServiceResult<()> {
-        let url = Url::parse(raw).map_err(|_| {
-            ServiceError::invalid(
-                "invalid_redirect_uri",
-                "redirect_uri must be an absolute URL",
-            )
-        })?;
-        let allowed = url.scheme() == "https"
-            || (url.scheme() == "http" && self.settings().allow_http_redirects);
-        if !allowed || url.host().is_none() || url.fragment().is_some() || raw.len() > 2000 {
-            return Err(ServiceError::invalid(
-                "invalid_redirect_uri",
-                "redirect_uri must be an https URL without a fragment, at most 2000 characters",
-            ));
-        }
-        Ok(())
-    }
-
     /// Starts linking: a pending connection and the URL to send the user to.
     pub async fn create_link(
         &self,
         tenant: &TenantId,
         request: LinkRequest,
     ) -> ServiceResult<CreatedLink> {
-        self.check_redirect_uri(&request.redirect_uri)?;
+        self.check_redirect_uri(tenant, &request.redirect_uri)
+            .await?;
         let psu_id = request.psu_id.as_deref().map(check_psu_id).transpose()?;
         if let Some(bank) = &request.bank_id
             && self.directory().get(bank).is_none()

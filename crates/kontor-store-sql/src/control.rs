@@ -1,4 +1,4 @@
-//! The control database: tenants and API clients.
+//! The control database: tenants (with the redirect URIs they allow) and API clients.
 
 use async_trait::async_trait;
 use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
@@ -135,6 +135,55 @@ impl TenantStore for SqlControl {
             .iter()
             .map(tenant_from_row)
             .collect()
+    }
+
+    async fn redirect_uris(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT uri FROM tenant_redirect_uris WHERE tenant_id = $1 ORDER BY position, uri",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| self.db.classify(e))
+    }
+
+    async fn set_redirect_uris(
+        &self,
+        tenant: &TenantId,
+        uris: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "set_redirect_uris", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
+                .bind(tenant.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query("DELETE FROM tenant_redirect_uris WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            for (position, uri) in (0_i64..).zip(uris) {
+                sqlx::query(
+                    "INSERT INTO tenant_redirect_uris (tenant_id, uri, position, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, uri) DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(uri.as_str())
+                .bind(position)
+                .bind(at.unix_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            }
+            tx.commit().await.map_err(|e| self.db.classify(e))
+        })
+        .await
     }
 }
 

@@ -10,6 +10,7 @@ mod control;
 mod database;
 mod dialect;
 mod idempotency;
+mod keys;
 mod query;
 mod webhooks;
 

@@ -38,20 +38,54 @@ pub fn is_url(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
-/// Checks the URL, creates the file's folder, and makes sure a missing file is created.
+/// Checks the URL, creates the file's folder, and makes sure a missing file is created. What
+/// this creates only its owner may read (folders 0700, the database 0600): SQLite would create
+/// the file with the process's umask, typically world-readable, and gives the `-wal` and `-shm`
+/// files the database file's mode.
 pub fn prepare_url(url: &str) -> Result<String, String> {
     let options = SqliteConnectOptions::from_str(url).map_err(|e| e.to_string())?;
     let path = options.get_filename();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
+        create_private_dir(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     if url.contains("mode=") {
-        Ok(url.to_owned())
-    } else if url.contains('?') {
+        // The caller chose how to open it (read-only, say): create nothing.
+        return Ok(url.to_owned());
+    }
+    create_private_file(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    if url.contains('?') {
         Ok(format!("{url}&mode=rwc"))
     } else {
         Ok(format!("{url}?mode=rwc"))
+    }
+}
+
+/// Creates `dir` and its missing parents, readable by the owner only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates an empty database file readable by the owner only, unless it exists.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
     }
 }
 
@@ -97,4 +131,40 @@ pub fn is_retryable(err: &dyn DatabaseError) -> bool {
 
 pub fn is_unavailable(err: &dyn DatabaseError) -> bool {
     matches!(primary_code(err), Some(SQLITE_IOERR | SQLITE_CANTOPEN))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn what_is_created_only_its_owner_may_read() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("data/nested/control.db");
+        let url = format!("sqlite://{}", file.display());
+        let prepared = prepare_url(&url).unwrap();
+        assert!(prepared.ends_with("?mode=rwc"), "{prepared}");
+        assert_eq!(mode(&root.path().join("data")), 0o700);
+        assert_eq!(mode(&root.path().join("data/nested")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+
+        // An existing file is the operator's: neither replaced nor changed.
+        std::fs::write(&file, b"").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        prepare_url(&url).unwrap();
+        assert_eq!(mode(&file), 0o640);
+
+        // A URL that says how to open the file creates none.
+        let read_only = root.path().join("data/other.db");
+        prepare_url(&format!("sqlite://{}?mode=ro", read_only.display())).unwrap();
+        assert!(!read_only.exists());
+    }
 }

@@ -10,6 +10,7 @@ mod cells;
 mod connections;
 mod error;
 mod events;
+mod keys;
 mod page;
 mod payments;
 mod retry;
@@ -27,6 +28,7 @@ pub use connections::{
 };
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
+pub use keys::KeyCanaryStore;
 pub use page::{Page, PageKey};
 pub use payments::{
     Idempotency, IdempotencyStore, NewPayment, PaymentChange, PaymentSecrets, PaymentStore,
@@ -44,11 +46,17 @@ use kontor_domain::Region;
 
 /// Everything the control database holds.
 pub trait ControlStore:
-    TenantStore + ApiClientStore + IdempotencyStore + WebhookEndpointStore + Schema
+    TenantStore + ApiClientStore + IdempotencyStore + WebhookEndpointStore + KeyCanaryStore + Schema
 {
 }
-impl<T: TenantStore + ApiClientStore + IdempotencyStore + WebhookEndpointStore + Schema>
-    ControlStore for T
+impl<
+    T: TenantStore
+        + ApiClientStore
+        + IdempotencyStore
+        + WebhookEndpointStore
+        + KeyCanaryStore
+        + Schema,
+> ControlStore for T
 {
 }
 

@@ -43,6 +43,17 @@ pub trait TenantStore: Send + Sync {
     ) -> StoreResult<Tenant>;
     async fn tenant(&self, id: &TenantId) -> StoreResult<Tenant>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// The redirect URIs the tenant allows (normalised), in the order they were set; empty when
+    /// it allows any.
+    async fn redirect_uris(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+    /// Replaces the tenant's allowed redirect URIs (an empty list allows any), atomically.
+    /// `NotFound` when there is no such tenant.
+    async fn set_redirect_uris(
+        &self,
+        tenant: &TenantId,
+        uris: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -74,8 +74,28 @@ pub enum TenantsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List tenants.
+    /// List tenants (with the redirect URIs registered for them).
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant: the redirect URIs it may send its users back to.
+    Update {
+        /// The tenant's id (ten_…).
+        tenant_id: String,
+        /// Allow only these redirect URIs (repeat the option for several; replaces the list).
+        /// Compared exactly after normalisation: scheme and host in lower case, no default
+        /// port, "/" for an empty path; the query counts.
+        #[arg(
+            long = "redirect-uri",
+            value_name = "URL",
+            conflicts_with = "clear_redirect_uris"
+        )]
+        redirect_uris: Vec<String>,
+        /// Remove the list: any https redirect URI is accepted again.
+        #[arg(long)]
+        clear_redirect_uris: bool,
+        /// Print one JSON object {"tenant_id", "redirect_uris"}.
         #[arg(long)]
         json: bool,
     },
@@ -142,6 +162,18 @@ impl Cli {
             }
             Command::Tenants(TenantsCommand::List { json }) => {
                 commands::tenants::list(&config, json).await
+            }
+            Command::Tenants(TenantsCommand::Update {
+                tenant_id,
+                redirect_uris,
+                clear_redirect_uris,
+                json,
+            }) => {
+                let change = commands::tenants::TenantUpdate {
+                    redirect_uris,
+                    clear_redirect_uris,
+                };
+                commands::tenants::update(&config, &tenant_id, change, json).await
             }
             Command::Clients(ClientsCommand::Create {
                 tenant,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::secret::{DatabaseUrl, Secret};
 
 mod rate_limits;
+pub mod security;
 mod webhooks;
 pub use rate_limits::RateLimitsConfig;
 pub use webhooks::WebhooksConfig;
@@ -22,6 +23,7 @@ pub use webhooks::WebhooksConfig;
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
 const SECTIONS: &[&str] = &[
     "data_dir",
+    "development",
     "server",
     "database",
     "cells",
@@ -42,6 +44,9 @@ const SECTIONS: &[&str] = &[
 pub struct Config {
     /// Where SQLite databases and generated keys live when not configured otherwise.
     pub data_dir: PathBuf,
+    /// Development mode: allows plain http for `server.public_url` and banks' `base_url`
+    /// beyond loopback. Never in production; `kontor demo` sets it.
+    pub development: bool,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     /// One cell per region: `[cells.uk] url = "postgres://…/kontor_uk"`. Defaults to SQLite cells
@@ -69,8 +74,12 @@ pub struct ServerConfig {
     /// Where users and banks reach this hub (connect pages, the bank callback). Defaults to
     /// `http://<listen>`.
     pub public_url: Option<String>,
-    /// Take client addresses from `X-Forwarded-For`: only behind an ingress that sets it.
+    /// Take client addresses from `X-Forwarded-For`, as written by the proxies in
+    /// `trusted_proxies` (which must then be set).
     pub trust_forwarded_for: bool,
+    /// The proxies in front of the hub, as addresses or CIDR ranges (`10.0.0.0/8`): the header
+    /// counts only on connections from them, and the client is the rightmost entry not theirs.
+    pub trusted_proxies: Vec<String>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
@@ -147,6 +156,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./kontor-data"),
+            development: false,
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             cells: BTreeMap::new(),
@@ -179,6 +189,7 @@ impl Default for ServerConfig {
             header_read_timeout_seconds: http.header_read_timeout.as_secs(),
             keep_alive_timeout_seconds: http.keep_alive_timeout.as_secs(),
             connection_limit: http.connection_limit,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -509,6 +520,7 @@ impl Config {
         }
         self.webhooks.validate()?;
         self.rate_limits.validate()?;
+        security::validate(self)?;
         // Renewed every third of it: a renewal that a slow database delays must not let a live
         // holder's claim lapse, and a dead one's should lapse soon.
         if !(3..=600).contains(&self.worker.lease_seconds) {

@@ -11,7 +11,7 @@ use kontor_api::{ApiSettings, AppState};
 use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
 use kontor_domain::bank::BankId;
-use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, Vault};
+use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, KeyStatus, Vault};
 use kontor_store::{Cells, RetryPolicy, Schema};
 use kontor_store_sql::{PoolSettings, SqlCell, SqlControl};
 use kontor_worker::WorkerSettings;
@@ -157,8 +157,10 @@ pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
 }
 
 /// A 32-byte key kept in `<data_dir>/secrets/<file>`, created on first use. For one node only:
-/// several nodes must share configured keys (`setting` names where).
+/// several nodes must share configured keys (`setting` names where), so with a PostgreSQL
+/// database this refuses.
 fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u8>> {
+    crate::config::security::require_shared_keys(config)?;
     let dir = config.data_dir.join("secrets");
     let path = dir.join(file);
     let secret = if path.exists() {
@@ -168,7 +170,7 @@ fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u
             .decode(raw.trim())
             .with_context(|| format!("{} is not valid base64", path.display()))?
     } else {
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut bytes = vec![0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         write_private(&path, STANDARD.encode(&bytes).as_bytes())?;
@@ -254,12 +256,47 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
     ))
 }
 
+/// Seals the key canary (or seals it again after a rotation), saying how this node's keys
+/// relate to the data. `Err` only when the control database could not be asked.
+pub async fn seal_key_canary(hub: &Hub) -> anyhow::Result<KeyStatus> {
+    let status = hub
+        .seal_key_canary()
+        .await
+        .map_err(|e| anyhow::anyhow!("checking the key canary: {e}"))?;
+    if status.is_ok() {
+        tracing::info!(
+            key_id = status.key_id(),
+            "key-encryption keys open the key canary"
+        );
+    } else {
+        tracing::error!(
+            status = status.code(),
+            key_id = status.key_id(),
+            "{}",
+            status.explain()
+        );
+    }
+    Ok(status)
+}
+
 pub fn worker_settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
         tick: Duration::from_millis(config.worker.tick_ms.max(100)),
         concurrency: config.worker.concurrency.max(1),
         ..WorkerSettings::default()
     }
+}
+
+/// Creates a folder and its missing parents, readable by the owner only.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Writes a file only its owner can read.
@@ -293,6 +330,7 @@ pub fn app_state(config: &Config, hub: Hub) -> anyhow::Result<AppState> {
         trust_forwarded_for: config.server.trust_forwarded_for,
         rate_limits: config.rate_limits.settings(),
         bank_deadline: Duration::from_millis(config.server.bank_deadline_ms),
+        trusted_proxies: crate::config::security::trusted_proxies(&config.server)?,
     };
     Ok(AppState::new(hub, tokens, settings))
 }

@@ -4,45 +4,14 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{kontor, run, serve, stdout_json};
 use serde_json::Value;
-
-fn kontor(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
-    cmd.arg("--data-dir").arg(dir);
-    // Only what a test sets explicitly may configure the binary.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KONTOR_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("KONTOR_LOG__LEVEL", "warn");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap()
-}
-
-fn stdout_json(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout.clone()).unwrap();
-    assert_eq!(
-        text.lines().count(),
-        1,
-        "exactly one line on stdout: {text}"
-    );
-    serde_json::from_str(&text).unwrap()
-}
 
 #[test]
 fn tenants_create_prints_one_json_object_and_stores_only_a_hash() {
@@ -298,44 +267,6 @@ fn bad_configuration_fails_with_the_reason_on_stderr() {
         stderr.contains("banks[0].tenant_credentials[0]") && stderr.contains("tls_identity"),
         "{stderr}"
     );
-}
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `kontor serve` on an ephemeral port and reads the bound address from its log.
-fn serve(dir: &Path) -> Server {
-    let mut child = kontor(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("KONTOR_LOG__LEVEL", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                && entry["message"] == "serving"
-            {
-                let _ = tx.send(entry["address"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not start");
-    Server { child, address }
 }
 
 #[test]

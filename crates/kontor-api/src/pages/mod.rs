@@ -77,14 +77,7 @@ pub(crate) fn client_ip(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Option<IpAddr> {
-    if state.settings().trust_forwarded_for
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = forwarded.split(',').next()
-        && let Ok(ip) = first.trim().parse()
-    {
-        return Some(ip);
-    }
-    peer.map(|addr| addr.ip())
+    state.settings().client_ip(headers, peer)
 }
 
 fn invalid_link(language: Language) -> Response {

@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::{limits, observe, openapi, pages, request_id};
+use crate::{limits, observe, openapi, pages, request_id, security_headers};
 
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(limits::headers))
         .layer(middleware::from_fn(observe::middleware))
         .layer(middleware::from_fn(request_id::middleware))
+        .layer(middleware::from_fn(security_headers::middleware))
         .with_state(state)
 }
 

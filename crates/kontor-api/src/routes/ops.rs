@@ -1,5 +1,6 @@
-//! Operations endpoints: liveness, readiness (every database reachable and migrated) and
-//! Prometheus metrics. They take no token: expose them to the cluster, not the internet.
+//! Operations endpoints: liveness, readiness (every database reachable and migrated, and this
+//! node's key-encryption keys the ones the data was sealed with) and Prometheus metrics. They
+//! take no token: expose them to the cluster, not the internet.
 
 use axum::Json;
 use axum::extract::State;
@@ -25,6 +26,21 @@ pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: &'static str,
     pub databases: Vec<DatabaseCheck>,
+    pub keys: KeysCheck,
+}
+
+/// Whether this node's key-encryption keys open the canary sealed in the control database.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysCheck {
+    /// `ok`, `unknown_key` (sealed with a key not configured here), `wrong_key` (a key with that
+    /// id is configured, but another one), `unreachable` or `timeout`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The id of the key-encryption key that sealed the canary, when known.
+    #[schema(example = "kek2026")]
+    pub key_id: Option<String>,
+    /// What is wrong, for an operator; null when all is well.
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,11 +86,37 @@ async fn check(name: String, db: &dyn Schema, timeout: std::time::Duration) -> D
     }
 }
 
-/// Readiness: the control database and every cell answer and are fully migrated.
+async fn check_keys(state: &AppState, timeout: std::time::Duration) -> KeysCheck {
+    let (status, key_id, problem) =
+        match tokio::time::timeout(timeout, state.hub().key_status()).await {
+            Ok(Ok(status)) => {
+                let problem = (!status.is_ok()).then(|| status.explain());
+                (status.code(), Some(status.key_id().to_owned()), problem)
+            }
+            Ok(Err(err)) => ("unreachable", None, Some(err.to_string())),
+            Err(_) => ("timeout", None, None),
+        };
+    if status != "ok" {
+        tracing::warn!(
+            status,
+            key_id = key_id.as_deref(),
+            problem = problem.as_deref(),
+            "keys not ready"
+        );
+    }
+    KeysCheck {
+        status,
+        key_id,
+        problem,
+    }
+}
+
+/// Readiness: the control database and every cell answer and are fully migrated, and this
+/// node's key-encryption keys open the key canary (the data was sealed with them).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A database is unreachable or not migrated", body = Readiness),
+        (status = 503, description = "A database is unreachable or not migrated, or the keys cannot open the data", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = state.settings().readiness_timeout;
@@ -84,9 +126,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .iter()
         .map(|(region, cell)| check(format!("cell:{region}"), cell.as_ref(), timeout));
     let (control, cells) = tokio::join!(control, join_all(cells));
+    // The canary lives in the control database: ask only once that is usable.
+    let keys = if control.status == "ok" {
+        check_keys(&state, timeout).await
+    } else {
+        KeysCheck {
+            status: "unreachable",
+            key_id: None,
+            problem: None,
+        }
+    };
     let mut databases = vec![control];
     databases.extend(cells);
-    let ready = databases.iter().all(|d| d.status == "ok");
+    let ready = databases.iter().all(|d| d.status == "ok") && keys.status == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -95,6 +147,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         databases,
+        keys,
     };
     (status, Json(body)).into_response()
 }

@@ -201,6 +201,7 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
         ("KONTOR_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
     ];
     if let Some(d) = &databases {
+        env.extend(crate::hub::shared_keys_env());
         env.push(("KONTOR_DATABASE__CONTROL_URL".to_owned(), d.url("control")?));
         env.push(("KONTOR_CELLS__DE__URL".to_owned(), d.url("de")?));
         env.push(("KONTOR_CELLS__UK__URL".to_owned(), d.url("uk")?));

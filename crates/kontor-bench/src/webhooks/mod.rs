@@ -158,6 +158,8 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
         ),
         ("KONTOR_LOG__LEVEL".to_owned(), "warn".to_owned()),
     ];
+    // The workers open the webhook secrets the hub sealed: they need its keys.
+    worker_env.extend(env.keys_env.iter().cloned());
     let mut cells = Vec::new();
     for region in REGIONS {
         let url = env.databases.url(region)?;

@@ -145,7 +145,7 @@ impl Hub {
         request_hash: &str,
         order: PaymentOrder,
     ) -> ServiceResult<AcceptedPayment> {
-        self.check_redirect_uri(&order.redirect_uri)?;
+        self.check_redirect_uri(tenant, &order.redirect_uri).await?;
         let candidate = PaymentId::generate(order.user_id.region());
         let now = Timestamp::now();
         let outcome = self

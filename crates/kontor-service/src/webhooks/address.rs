@@ -1,20 +1,36 @@
 //! Where webhooks may go. A tenant names the URL, so the hub must not become a way into its own
-//! network (SSRF): URLs are https only, and the host must resolve to public addresses — checked
-//! when the URL is set and again, on the addresses actually connected to, at every attempt
-//! (a DNS answer can change in between). Operators may allow http and private addresses for
-//! development, tests and the demo.
+//! network (SSRF): URLs are https only, the host must resolve to public addresses, and the port
+//! must be a web port (80, 443, or 1024-65535 less the operator's deny list of database, cache
+//! and cluster ports) — checked when the URL is set and again, on the addresses actually
+//! connected to, at every attempt (a DNS answer can change in between). Operators may allow http
+//! and private addresses for development, tests and the demo; the cloud metadata addresses stay
+//! refused even then, since they hand out the machine's credentials.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use url::{Host, Url};
 
+pub use super::ranges::{DEFAULT_DENIED_PORTS, is_metadata, is_public};
 use crate::error::{ServiceError, ServiceResult};
 
-/// The operator's allowances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The operator's allowances and refusals.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlPolicy {
     pub allow_http: bool,
     pub allow_private_addresses: bool,
+    /// Ports of 1024 and above deliveries may not go to.
+    pub denied_ports: Arc<[u16]>,
+}
+
+impl Default for UrlPolicy {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_addresses: false,
+            denied_ports: Arc::from(DEFAULT_DENIED_PORTS),
+        }
+    }
 }
 
 /// How long a request setting an endpoint URL waits for its host to resolve.
@@ -23,63 +39,15 @@ const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest URL accepted.
 const MAX_URL_LEN: usize = 2048;
 
-/// Whether deliveries may go to `ip`: public unicast only, unless private addresses are allowed.
-pub fn address_allowed(ip: IpAddr, policy: UrlPolicy) -> bool {
-    policy.allow_private_addresses || is_public(ip)
+/// Whether deliveries may go to `ip`: public unicast only, unless private addresses are allowed;
+/// never a metadata service.
+pub fn address_allowed(ip: IpAddr, policy: &UrlPolicy) -> bool {
+    !is_metadata(ip) && (policy.allow_private_addresses || is_public(ip))
 }
 
-/// A globally routable unicast address: not loopback, private, link-local, shared (CGNAT),
-/// multicast, reserved, documentation or benchmarking space, nor an IPv6 form of one of those.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(a == 0                                   // "this network"
-        || ip.is_loopback()                    // 127/8
-        || ip.is_private()                     // 10/8, 172.16/12, 192.168/16
-        || ip.is_link_local()                  // 169.254/16: cloud metadata lives here
-        || (a == 100 && (64..128).contains(&b)) // 100.64/10 shared address space
-        || (a == 192 && b == 0 && c == 0)      // 192.0.0/24 protocol assignments
-        || ip.is_documentation()               // 192.0.2/24, 198.51.100/24, 203.0.113/24
-        || (a == 198 && (b == 18 || b == 19))  // 198.18/15 benchmarking
-        || (a == 192 && b == 88 && c == 99)    // 192.88.99/24 6to4 relays (deprecated)
-        || ip.is_multicast()                   // 224/4
-        || a >= 240) // 240/4 reserved, and the broadcast address
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address that decides.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    if segments[0] == 0x2002 {
-        let [a, b] = segments[1].to_be_bytes();
-        let [c, d] = segments[2].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || ip.is_unique_local()                // fc00::/7
-        || ip.is_unicast_link_local()          // fe80::/10
-        || (segments[0] & 0xffc0) == 0xfec0    // fec0::/10, deprecated site-local
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || (segments[0] == 0x2001 && segments[1] == 0)      // Teredo: hides an IPv4 address
-        || segments[..4] == [0x100, 0, 0, 0]   // 100::/64 discard-only
-        || segments[..3] == [0x64, 0xff9b, 1]  // 64:ff9b:1::/48 local-use NAT64
-        || segments[..6] == [0, 0, 0, 0, 0xffff, 0] // ::ffff:0:0/96 SIIT translated IPv4
-        || segments[..6] == [0; 6]) // ::/96, IPv4-compatible (deprecated)
+/// Whether deliveries may go to `port`: 80, 443, or 1024 and above unless denied. Port 0 never.
+pub fn port_allowed(port: u16, policy: &UrlPolicy) -> bool {
+    (port == 80 || port == 443 || port >= 1024) && !policy.denied_ports.contains(&port)
 }
 
 fn invalid(message: impl Into<String>) -> ServiceError {
@@ -91,9 +59,9 @@ fn not_allowed(message: impl Into<String>) -> ServiceError {
 }
 
 /// Checks what can be checked without the network: an absolute `https` URL (or `http` when
-/// allowed), with a host, without credentials or a fragment; an IP address as host must be one
-/// deliveries may go to.
-pub fn check_syntax(raw: &str, policy: UrlPolicy) -> ServiceResult<Url> {
+/// allowed), with a host, without credentials or a fragment, on an allowed port; an IP address as
+/// host must be one deliveries may go to.
+pub fn check_syntax(raw: &str, policy: &UrlPolicy) -> ServiceResult<Url> {
     if raw.len() > MAX_URL_LEN {
         return Err(invalid(format!(
             "url must be at most {MAX_URL_LEN} characters"
@@ -120,11 +88,29 @@ pub fn check_syntax(raw: &str, policy: UrlPolicy) -> ServiceResult<Url> {
         Some(Host::Ipv6(ip)) => check_ip(IpAddr::V6(ip), policy)?,
         Some(Host::Domain(_)) => {}
     }
+    check_port(&url, policy)?;
     Ok(url)
 }
 
-fn check_ip(ip: IpAddr, policy: UrlPolicy) -> ServiceResult<()> {
-    if address_allowed(ip, policy) {
+/// The URL's port (its scheme's default when it names none) must be one deliveries may go to.
+pub fn check_port(url: &Url, policy: &UrlPolicy) -> ServiceResult<()> {
+    let port = url.port_or_known_default().unwrap_or(0);
+    if port_allowed(port, policy) {
+        Ok(())
+    } else {
+        Err(not_allowed(format!(
+            "url port {port} is not allowed: webhooks go to port 80, 443 or 1024-65535, \
+             except database, cache and cluster ports"
+        )))
+    }
+}
+
+fn check_ip(ip: IpAddr, policy: &UrlPolicy) -> ServiceResult<()> {
+    if is_metadata(ip) {
+        Err(not_allowed(format!(
+            "url points to {ip}, a cloud metadata address"
+        )))
+    } else if address_allowed(ip, policy) {
         Ok(())
     } else {
         Err(not_allowed(format!(
@@ -134,7 +120,7 @@ fn check_ip(ip: IpAddr, policy: UrlPolicy) -> ServiceResult<()> {
 }
 
 /// Resolves the URL's host and checks every address it resolves to.
-pub async fn check_resolved(url: &Url, policy: UrlPolicy) -> ServiceResult<()> {
+pub async fn check_resolved(url: &Url, policy: &UrlPolicy) -> ServiceResult<()> {
     let Some(Host::Domain(domain)) = url.host() else {
         return Ok(()); // an IP address, checked with the syntax
     };
@@ -151,7 +137,7 @@ pub async fn check_resolved(url: &Url, policy: UrlPolicy) -> ServiceResult<()> {
     for address in addresses {
         if !address_allowed(address.ip(), policy) {
             return Err(not_allowed(format!(
-                "the host {domain} resolves to {}, a private, loopback, link-local or reserved address",
+                "the host {domain} resolves to {}, a private, loopback, link-local, reserved or metadata address",
                 address.ip()
             )));
         }
@@ -162,7 +148,7 @@ pub async fn check_resolved(url: &Url, policy: UrlPolicy) -> ServiceResult<()> {
 /// The resolver deliveries use: the system's, with every address deliveries may not go to
 /// removed. A host left with none fails with [`AddressRefused`], which the sender reports as
 /// `address_not_allowed`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct GuardedResolver {
     pub policy: UrlPolicy,
 }
@@ -179,7 +165,7 @@ pub(crate) struct Unresolvable;
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
@@ -191,7 +177,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             }
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
-                .filter(|a| address_allowed(a.ip(), policy))
+                .filter(|a| address_allowed(a.ip(), &policy))
                 .collect();
             if allowed.is_empty() {
                 return Err(Box::new(AddressRefused) as Box<dyn std::error::Error + Send + Sync>);
@@ -209,63 +195,120 @@ mod tests {
         UrlPolicy::default()
     }
 
+    fn private_allowed() -> UrlPolicy {
+        UrlPolicy {
+            allow_private_addresses: true,
+            ..strict()
+        }
+    }
+
+    fn open() -> UrlPolicy {
+        UrlPolicy {
+            allow_http: true,
+            allow_private_addresses: true,
+            ..strict()
+        }
+    }
+
+    fn code_of(result: ServiceResult<Url>) -> &'static str {
+        match result {
+            Err(ServiceError::Invalid { code, .. }) => code,
+            Ok(url) => panic!("{url} accepted"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn only_public_unicast_addresses_are_allowed() {
+    fn metadata_addresses_are_refused_even_where_private_ones_are_allowed() {
+        for metadata in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "100.100.100.200",
+            "168.63.129.16",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "::ffff:0:a9fe:a9fe",
+            "::a9fe:a9fe",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::",
+        ] {
+            let ip: IpAddr = metadata.parse().unwrap();
+            assert!(is_metadata(ip), "{metadata}");
+            assert!(!address_allowed(ip, &open()), "{metadata}");
+            assert!(!address_allowed(ip, &strict()), "{metadata}");
+        }
+        for (url, policy) in [
+            ("https://169.254.169.254/latest/meta-data", open()),
+            ("http://169.254.169.254/latest/meta-data", open()),
+            ("http://[fd00:ec2::254]/latest/meta-data", open()),
+            ("http://[::ffff:169.254.169.254]/", open()),
+            ("https://[fd00:ec2::254]/", strict()),
+        ] {
+            assert_eq!(
+                code_of(check_syntax(url, &policy)),
+                "webhook_url_not_allowed",
+                "{url}"
+            );
+        }
+        // Its neighbours are only private.
+        assert!(address_allowed("169.254.169.253".parse().unwrap(), &open()));
+        assert!(address_allowed("fd00:ec2::253".parse().unwrap(), &open()));
+    }
+
+    #[test]
+    fn only_web_ports_and_unprivileged_ones_outside_the_deny_list_are_allowed() {
+        for port in [80, 443, 1024, 8080, 8443, 9000, 65535] {
+            assert!(port_allowed(port, &strict()), "{port}");
+            let url = format!("https://hooks.example:{port}/hook");
+            assert!(check_syntax(&url, &strict()).is_ok(), "{url}");
+        }
+        for port in [
+            0, 1, 22, 25, 53, 79, 81, 442, 444, 1023, 6379, 5432, 2375, 11211,
+        ] {
+            assert!(!port_allowed(port, &strict()), "{port}");
+            let url = format!("https://hooks.example:{port}/hook");
+            assert_eq!(
+                code_of(check_syntax(&url, &strict())),
+                "webhook_url_not_allowed",
+                "{url}"
+            );
+        }
+        // The defaults of the schemes are 80 and 443.
+        assert!(check_syntax("https://hooks.example/", &strict()).is_ok());
+        assert!(check_syntax("http://hooks.example/", &open()).is_ok());
+        // Private addresses allowed (the demo) do not open other ports.
+        assert_eq!(
+            code_of(check_syntax("http://127.0.0.1:6379/", &open())),
+            "webhook_url_not_allowed"
+        );
+        // The deny list is the operator's.
+        let custom = UrlPolicy {
+            denied_ports: Arc::from(&[8081_u16][..]),
+            ..strict()
+        };
+        assert!(!port_allowed(8081, &custom));
+        assert!(port_allowed(6379, &custom));
+        assert!(!port_allowed(0, &custom) && !port_allowed(22, &custom));
+    }
+
+    #[test]
+    fn private_addresses_only_where_allowed() {
         for private in [
             "127.0.0.1",
             "10.1.2.3",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "198.18.0.1",
-            "192.0.2.1",
+            "169.254.1.1",
             "::1",
-            "::",
-            "fc00::1",
             "fd12:3456::1",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a9fe:a9fe",
-            "2002:7f00:1::",
-            "2001:db8::1",
-            "::127.0.0.1",
-            "192.88.99.1",
-            "64:ff9b:1::a00:1",
-            "::ffff:0:a9fe:a9fe",
         ] {
             let ip: IpAddr = private.parse().unwrap();
-            assert!(!is_public(ip), "{private} must be refused");
-            assert!(address_allowed(
-                ip,
-                UrlPolicy {
-                    allow_private_addresses: true,
-                    ..strict()
-                }
-            ));
-        }
-        for public in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "172.32.0.1",
-            "100.128.0.1",
-            "2606:4700:4700::1111",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-        ] {
-            assert!(is_public(public.parse().unwrap()), "{public} is public");
+            assert!(!address_allowed(ip, &strict()), "{private}");
+            assert!(address_allowed(ip, &private_allowed()), "{private}");
         }
     }
 
     #[test]
     fn syntax_rules() {
-        assert!(check_syntax("https://hooks.example/kontor?x=1", strict()).is_ok());
+        assert!(check_syntax("https://hooks.example/kontor?x=1", &strict()).is_ok());
         for (bad, code) in [
             ("not a url", "invalid_webhook_url"),
             ("http://hooks.example/", "invalid_webhook_url"),
@@ -280,38 +323,27 @@ mod tests {
             ),
             ("https://0x7f000001/", "webhook_url_not_allowed"),
         ] {
-            match check_syntax(bad, strict()) {
-                Err(ServiceError::Invalid { code: got, .. }) => assert_eq!(got, code, "{bad}"),
-                other => panic!("{bad}: {other:?}"),
-            }
+            assert_eq!(code_of(check_syntax(bad, &strict())), code, "{bad}");
         }
-        let open = UrlPolicy {
-            allow_http: true,
-            allow_private_addresses: true,
-        };
-        assert!(check_syntax("http://127.0.0.1:9000/hook", open).is_ok());
+        assert!(check_syntax("http://127.0.0.1:9000/hook", &open()).is_ok());
         let long = format!("https://hooks.example/{}", "a".repeat(MAX_URL_LEN));
-        assert!(check_syntax(&long, strict()).is_err());
+        assert!(check_syntax(&long, &strict()).is_err());
     }
 
     #[tokio::test]
     async fn names_are_checked_on_what_they_resolve_to() {
         let url = Url::parse("https://localhost:8443/hook").unwrap();
         assert!(matches!(
-            check_resolved(&url, strict()).await,
+            check_resolved(&url, &strict()).await,
             Err(ServiceError::Invalid {
                 code: "webhook_url_not_allowed",
                 ..
             })
         ));
-        let open = UrlPolicy {
-            allow_http: true,
-            allow_private_addresses: true,
-        };
-        assert!(check_resolved(&url, open).await.is_ok());
+        assert!(check_resolved(&url, &open()).await.is_ok());
         let nowhere = Url::parse("https://no-such-host.invalid/").unwrap();
         assert!(matches!(
-            check_resolved(&nowhere, strict()).await,
+            check_resolved(&nowhere, &strict()).await,
             Err(ServiceError::Invalid {
                 code: "invalid_webhook_url",
                 ..

@@ -52,8 +52,8 @@ impl Hub {
     /// Checks a URL as endpoints need it: syntax, scheme, and what its host resolves to.
     async fn checked_url(&self, raw: &str) -> ServiceResult<String> {
         let policy = self.settings().webhooks.url_policy();
-        let url = check_syntax(raw, policy)?;
-        check_resolved(&url, policy).await?;
+        let url = check_syntax(raw, &policy)?;
+        check_resolved(&url, &policy).await?;
         Ok(url.to_string())
     }
 

@@ -11,6 +11,7 @@ pub mod address;
 mod dispatch;
 mod endpoints;
 mod keys;
+mod ranges;
 mod redeliver;
 mod sender;
 
@@ -29,7 +30,10 @@ pub struct WebhookSettings {
     /// Accept `http` endpoint URLs (development, tests, the demo).
     pub allow_http: bool,
     /// Deliver to private, loopback and link-local addresses (development, tests, the demo).
+    /// Cloud metadata addresses stay refused.
     pub allow_private_addresses: bool,
+    /// Ports of 1024 and above deliveries may not go to (below 1024, only 80 and 443 are open).
+    pub denied_ports: Vec<u16>,
     /// How long an attempt may take, from connecting to the answer's status.
     pub timeout: Duration,
     pub retry_schedule: RetrySchedule,
@@ -52,6 +56,7 @@ impl Default for WebhookSettings {
         Self {
             allow_http: false,
             allow_private_addresses: false,
+            denied_ports: address::DEFAULT_DENIED_PORTS.to_vec(),
             timeout: Duration::from_secs(10),
             retry_schedule: RetrySchedule::default(),
             poll_interval: Duration::from_millis(200),
@@ -69,6 +74,7 @@ impl WebhookSettings {
         UrlPolicy {
             allow_http: self.allow_http,
             allow_private_addresses: self.allow_private_addresses,
+            denied_ports: self.denied_ports.as_slice().into(),
         }
     }
 }

@@ -26,7 +26,9 @@ use kontor_store::{CellStore, ClaimedDelivery, DeliveryOutcome, EndpointSecrets}
 use rand::Rng;
 use url::{Host, Url};
 
-use super::address::{AddressRefused, GuardedResolver, Unresolvable, address_allowed};
+use super::address::{
+    AddressRefused, GuardedResolver, Unresolvable, address_allowed, port_allowed,
+};
 use super::keys::open_secret;
 use super::payload;
 use crate::error::{ServiceError, ServiceResult};
@@ -439,13 +441,16 @@ impl Deliverer {
         if url.scheme() != "https" && !(url.scheme() == "http" && policy.allow_http) {
             return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
         }
+        if !port_allowed(url.port_or_known_default().unwrap_or(0), &policy) {
+            return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
+        }
         // The resolver guards names; addresses written in the URL never reach it.
         let literal = match url.host() {
             Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
             Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
             _ => None,
         };
-        if literal.is_some_and(|ip| !address_allowed(ip, policy)) {
+        if literal.is_some_and(|ip| !address_allowed(ip, &policy)) {
             return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
         }
         let body = payload(event);

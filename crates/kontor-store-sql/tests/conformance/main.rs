@@ -6,6 +6,7 @@
 
 mod accounts;
 mod connections;
+mod keys;
 mod money;
 mod payments;
 mod reconnect;
@@ -59,6 +60,9 @@ conformance! {
     tenants::client_needs_an_existing_tenant,
     tenants::revocation_keeps_the_first_time,
     tenants::clients_are_listed_per_tenant,
+    tenants::redirect_uris_are_replaced_whole_per_tenant,
+    keys::the_canary_is_written_once_and_replaced_only_as_read,
+    keys::the_newest_tenant_key_is_found,
     users::user_round_trips,
     users::users_are_scoped_by_tenant,
     users::external_id_is_unique_per_tenant_and_cell,

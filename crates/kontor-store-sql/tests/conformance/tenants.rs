@@ -103,3 +103,45 @@ pub async fn clients_are_listed_per_tenant(stores: TestStores) {
     assert!(read_only.scopes.contains(Scope::UsersRead));
     assert!(!read_only.scopes.contains(Scope::UsersWrite));
 }
+
+pub async fn redirect_uris_are_replaced_whole_per_tenant(stores: TestStores) {
+    let control = stores.control();
+    let (a, a_client) = new_tenant("A");
+    let (b, b_client) = new_tenant("B");
+    control.create_tenant(&a, &a_client).await.unwrap();
+    control.create_tenant(&b, &b_client).await.unwrap();
+    assert!(control.redirect_uris(&a.id).await.unwrap().is_empty());
+
+    let now = Timestamp::now();
+    let first = vec![
+        "https://b.example/linked".to_owned(),
+        "https://a.example/linked".to_owned(),
+        "https://b.example/linked".to_owned(),
+    ];
+    control.set_redirect_uris(&a.id, &first, now).await.unwrap();
+    assert_eq!(
+        control.redirect_uris(&a.id).await.unwrap(),
+        ["https://b.example/linked", "https://a.example/linked"],
+        "in the order given, repeats once"
+    );
+    assert!(control.redirect_uris(&b.id).await.unwrap().is_empty());
+
+    let second = vec!["https://c.example/".to_owned()];
+    control
+        .set_redirect_uris(&a.id, &second, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        control.redirect_uris(&a.id).await.unwrap(),
+        ["https://c.example/"]
+    );
+    control.set_redirect_uris(&a.id, &[], now).await.unwrap();
+    assert!(control.redirect_uris(&a.id).await.unwrap().is_empty());
+
+    assert!(matches!(
+        control
+            .set_redirect_uris(&TenantId::generate(), &second, now)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}

@@ -122,6 +122,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
 
     let mut config = config.clone();
+    // Everything here is local and over http: the bank, the hub, the webhook receivers.
+    config.development = true;
     config.server.listen = address;
     config.server.public_url = Some(format!("http://{address}/"));
     config.link.allow_http_redirects = true;
@@ -153,6 +155,14 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let stores = Stores::open(&config)?;
     stores.migrate().await?;
     let hub = wiring::hub(&config, &stores)?;
+    let keys = wiring::seal_key_canary(&hub).await?;
+    if !keys.is_ok() {
+        anyhow::bail!(
+            "{} (the data under {} was sealed with other keys)",
+            keys.explain(),
+            config.data_dir.display()
+        );
+    }
     let state = wiring::app_state(&config, hub.clone())?;
     let (tenant, client_id, secret) = demo_credentials(&stores, &config.data_dir).await?;
 

@@ -1,13 +1,28 @@
-//! `kontor migrate`: apply pending migrations to the control database and every cell.
+//! `kontor migrate`: apply pending migrations to the control database and every cell, and seal
+//! the key canary with the configured key-encryption keys.
 
 use std::io::Write;
 
-use crate::config::Config;
-use crate::wiring::Stores;
+use anyhow::bail;
+
+use crate::config::{Config, security};
+use crate::wiring::{self, Stores};
 
 pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let stores = Stores::open(config)?;
     let applied = stores.migrate().await?;
+    // The key canary is sealed with the keys of the deployment; without them here (a migration
+    // job given only database credentials), the first `serve` or `worker` seals it.
+    if security::require_shared_keys(config).is_ok() {
+        let hub = wiring::hub(config, &stores)?;
+        let status = wiring::seal_key_canary(&hub).await?;
+        if !status.is_ok() {
+            stores.close().await;
+            bail!("migrations applied, but {}", status.explain());
+        }
+    } else {
+        tracing::info!("no keys configured here: the key canary is sealed at the first start");
+    }
     stores.close().await;
     let mut out = std::io::stdout().lock();
     if json {

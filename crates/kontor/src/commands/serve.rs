@@ -8,15 +8,21 @@ use kontor_worker::Worker;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, security};
 use crate::wiring::{self, Stores};
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    security::require_shared_keys(config)?;
+    security::warn_if_development(config);
     let stores = Stores::open(config)?;
     if config.database.migrate_on_start {
         stores.migrate().await?;
     }
     let hub = wiring::hub(config, &stores)?;
+    // Wrong keys keep the process up, not ready: `/readyz` says why.
+    if let Err(err) = wiring::seal_key_canary(&hub).await {
+        tracing::warn!(error = %format!("{err:#}"), "the key canary is checked again by /readyz");
+    }
     let state = wiring::app_state(config, hub.clone())?;
     let app = kontor_api::router(state);
 

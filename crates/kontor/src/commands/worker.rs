@@ -4,16 +4,26 @@
 
 use tokio::sync::watch;
 
-use crate::config::Config;
+use anyhow::bail;
+
+use crate::config::{Config, security};
 use crate::wiring::{self, Stores};
 use kontor_worker::Worker;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    security::require_shared_keys(config)?;
+    security::warn_if_development(config);
     let stores = Stores::open(config)?;
     if config.database.migrate_on_start {
         stores.migrate().await?;
     }
     let hub = wiring::hub(config, &stores)?;
+    // A worker has no readiness probe: with keys that cannot open the data it does not start.
+    match wiring::seal_key_canary(&hub).await {
+        Ok(status) if !status.is_ok() => bail!("{}", status.explain()),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %format!("{err:#}"), "key canary not checked"),
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         super::serve::shutdown_signal().await;

@@ -12,8 +12,12 @@ pub struct WebhooksConfig {
     /// Accept `http` endpoint URLs. Development only: deliveries then travel unencrypted.
     pub allow_http: bool,
     /// Deliver to private, loopback and link-local addresses. Development only: with it, a
-    /// tenant can make the hub send requests into its own network.
+    /// tenant can make the hub send requests into its own network. Cloud metadata addresses
+    /// (169.254.169.254, fd00:ec2::254, …) stay refused.
     pub allow_private_addresses: bool,
+    /// Ports of 1024 and above endpoints may not use; below 1024 only 80 and 443 are allowed,
+    /// and port 0 never. The default lists database, cache, queue and cluster ports.
+    pub denied_ports: Vec<u16>,
     /// How long one attempt may take, connecting included.
     pub timeout_ms: u64,
     /// Seconds to wait after each failed attempt; after the last, the delivery has failed (and
@@ -38,6 +42,7 @@ impl Default for WebhooksConfig {
         Self {
             allow_http: d.allow_http,
             allow_private_addresses: d.allow_private_addresses,
+            denied_ports: d.denied_ports,
             timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(10_000),
             retry_schedule_seconds: d.retry_schedule.delays_seconds().to_vec(),
             poll_ms: u64::try_from(d.poll_interval.as_millis()).unwrap_or(200),
@@ -88,6 +93,7 @@ impl WebhooksConfig {
         WebhookSettings {
             allow_http: self.allow_http,
             allow_private_addresses: self.allow_private_addresses,
+            denied_ports: self.denied_ports.clone(),
             timeout: std::time::Duration::from_millis(self.timeout_ms),
             retry_schedule: RetrySchedule::new(self.retry_schedule_seconds.clone()),
             poll_interval: std::time::Duration::from_millis(self.poll_ms),

@@ -12,7 +12,7 @@ async fn endpoints_are_created_read_changed_and_deleted() {
     let h = hooks().await;
     let created = h
         .endpoint(
-            "http://127.0.0.1:9/hook",
+            "http://127.0.0.1:9009/hook",
             &["connection.active", "user.erased"],
         )
         .await;
@@ -29,7 +29,7 @@ async fn endpoints_are_created_read_changed_and_deleted() {
     // The secret is never shown again.
     let read = h.get(&format!("/v1/webhook-endpoints/{id}")).await;
     assert!(read.get("secret").is_none(), "{read}");
-    assert_eq!(read["url"], "http://127.0.0.1:9/hook");
+    assert_eq!(read["url"], "http://127.0.0.1:9009/hook");
     let list = h.get("/v1/webhook-endpoints").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert!(list["next_cursor"].is_null());
@@ -140,7 +140,7 @@ async fn bad_input_is_refused_with_its_code_and_changes_nothing() {
             .is_empty()
     );
 
-    let created = h.endpoint("http://127.0.0.1:9/hook", &["*"]).await;
+    let created = h.endpoint("http://127.0.0.1:9009/hook", &["*"]).await;
     let id = created["id"].as_str().unwrap();
     let response = h
         .app
@@ -209,14 +209,14 @@ async fn endpoints_need_the_webhooks_scope_and_are_limited() {
 
     let h = hooks_on(app).await;
     for _ in 0..16 {
-        h.endpoint("http://127.0.0.1:9/hook", &["*"]).await;
+        h.endpoint("http://127.0.0.1:9009/hook", &["*"]).await;
     }
     let response = h
         .app
         .post_json(
             "/v1/webhook-endpoints",
             &h.token,
-            &json!({ "url": "http://127.0.0.1:9/hook", "events": ["*"] }),
+            &json!({ "url": "http://127.0.0.1:9009/hook", "events": ["*"] }),
         )
         .await;
     assert_eq!(response.status(), 409);

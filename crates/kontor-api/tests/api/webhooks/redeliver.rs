@@ -88,7 +88,7 @@ async fn redelivery_refuses_what_it_cannot_do() {
     assert_eq!(nowhere.status(), 409);
     assert_eq!(error_code(nowhere).await, "no_webhook_endpoints");
 
-    let endpoint = h.endpoint("http://127.0.0.1:9/hook", &["*"]).await;
+    let endpoint = h.endpoint("http://127.0.0.1:9009/hook", &["*"]).await;
     let id = endpoint["id"].as_str().unwrap();
     h.app
         .http

@@ -10,7 +10,7 @@ use kontor_test_support::{TestApp, error_code};
 use serde_json::json;
 
 use super::receiver::Receiver;
-use super::{hooks, hooks_on};
+use super::{Hooks, hooks, hooks_on};
 
 #[tokio::test]
 async fn private_loopback_and_plain_http_urls_are_refused() {
@@ -142,6 +142,92 @@ async fn plain_http_is_checked_again_at_every_attempt() {
     assert_eq!(reports.len(), 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(receiver.received().is_empty(), "nothing sent over http");
+    let log = h.deliveries(endpoint["id"].as_str().unwrap()).await;
+    assert_eq!(
+        log[0]["attempts"][0]["error"], "address_not_allowed",
+        "{log:?}"
+    );
+}
+
+/// `POST /v1/webhook-endpoints` for every event at `url`.
+async fn create(h: &Hooks, url: &str) -> reqwest::Response {
+    h.app
+        .post_json(
+            "/v1/webhook-endpoints",
+            &h.token,
+            &json!({ "url": url, "events": ["*"] }),
+        )
+        .await
+}
+
+async fn assert_not_allowed(h: &Hooks, url: &str) {
+    let response = create(h, url).await;
+    assert_eq!(response.status(), 400, "{url}");
+    assert_eq!(
+        error_code(response).await,
+        "webhook_url_not_allowed",
+        "{url}"
+    );
+}
+
+/// A public address is not enough: the port must be a web port or an unprivileged one that is
+/// not on the deny list (databases, caches, cluster control planes).
+#[tokio::test]
+async fn ports_other_than_web_and_unprivileged_ones_are_refused() {
+    let h = hooks_on(TestApp::spawn().await).await;
+    for url in [
+        "https://1.1.1.1:22/hook",
+        "https://1.1.1.1:6379/hook",
+        "https://1.1.1.1:0/hook",
+        "https://1.1.1.1:25/hook",
+        "https://1.1.1.1:1023/hook",
+        "https://1.1.1.1:5432/hook",
+    ] {
+        assert_not_allowed(&h, url).await;
+    }
+    for url in ["https://1.1.1.1/hook", "https://1.1.1.1:8443/hook"] {
+        let response = create(&h, url).await;
+        assert_eq!(response.status(), 201, "{url}");
+    }
+}
+
+/// Where private addresses are allowed (the demo, local development), the cloud metadata
+/// services still are not.
+#[tokio::test]
+async fn metadata_addresses_are_refused_even_where_private_ones_are_allowed() {
+    let h = hooks().await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+    ] {
+        assert_not_allowed(&h, url).await;
+    }
+    let receiver = Receiver::start().await;
+    h.endpoint(&receiver.url(), &["*"]).await;
+}
+
+/// A port allowed when the endpoint was created, denied when the worker sends (the operator
+/// added it to the deny list): nothing is sent.
+#[tokio::test]
+async fn every_attempt_checks_the_port() {
+    let h = hooks().await;
+    let receiver = Receiver::start().await;
+    let endpoint = h.endpoint(&receiver.url(), &["*"]).await;
+    let user = h.user("uk").await;
+    h.record(&user, 1).await;
+
+    let port = receiver.port;
+    let denying = hub_with(&h.app, move |settings| {
+        settings.webhooks.denied_ports.push(port);
+    });
+    let reports = Deliverer::new(denying).unwrap().run_once().await;
+    assert_eq!(reports.len(), 1);
+    assert!(
+        receiver.received().is_empty(),
+        "nothing sent to a denied port"
+    );
     let log = h.deliveries(endpoint["id"].as_str().unwrap()).await;
     assert_eq!(
         log[0]["attempts"][0]["error"], "address_not_allowed",

@@ -1,0 +1,176 @@
+//! The configuration's safety rules, and the one switch that relaxes them for development.
+//!
+//! Outside development the hub refuses, at startup, plain http where it would carry tokens or
+//! personal data across a network: its public URL (users' browsers and the banks' redirects come
+//! to it) and the banks' base URLs. Loopback URLs stay allowed, since that traffic never leaves
+//! the machine (`kontor serve` on a fresh machine listens on 127.0.0.1). `development = true`
+//! (`KONTOR_DEVELOPMENT`) allows http anywhere; `kontor demo` sets it.
+//!
+//! Keys are generated only where one node owns all the data: every database SQLite. A deployment
+//! with a PostgreSQL database may run several nodes, which must share their keys.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use url::{Host, Url};
+
+use super::{Config, ServerConfig};
+
+pub(super) fn validate(config: &Config) -> anyhow::Result<()> {
+    let proxies = trusted_proxies(&config.server)?;
+    if config.server.trust_forwarded_for && proxies.is_empty() {
+        bail!(
+            "server.trust_forwarded_for needs server.trusted_proxies: the addresses (or CIDR \
+             ranges) of the proxies in front of the hub, whose X-Forwarded-For entries are believed"
+        );
+    }
+    if config.development {
+        return Ok(());
+    }
+    let public = config.public_url()?;
+    if public.scheme() != "https" && !is_loopback(&public) {
+        let source = if config.server.public_url.is_some() {
+            "is"
+        } else {
+            "is not set and defaults to"
+        };
+        bail!(
+            "server.public_url {source} {public}: users' browsers and the banks reach the hub \
+             there, so it must be https (terminate TLS in front of the hub and set its https URL); \
+             development = true (KONTOR_DEVELOPMENT) allows http for development"
+        );
+    }
+    for (i, bank) in config.banks.iter().enumerate() {
+        let url = Url::parse(&bank.base_url).with_context(|| format!("banks[{i}].base_url"))?;
+        if url.scheme() != "https" && !is_loopback(&url) {
+            bail!(
+                "banks[{i}].base_url ({}) is {url}: bank calls carry tokens and account data, so \
+                 it must be https; development = true (KONTOR_DEVELOPMENT) allows http for \
+                 development",
+                bank.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The trusted proxies as ranges; a bare address is a range of one.
+pub fn trusted_proxies(server: &ServerConfig) -> anyhow::Result<Vec<IpNet>> {
+    server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let raw = raw.trim();
+            raw.parse::<IpNet>()
+                .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+                .ok()
+                .with_context(|| {
+                    format!(
+                        "server.trusted_proxies[{i}]: {raw:?} is not an address or a CIDR range \
+                         such as 10.0.0.0/8"
+                    )
+                })
+        })
+        .collect()
+}
+
+/// A URL whose traffic stays on this machine.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Every database is SQLite: one node owns all the data, and may generate its own keys.
+pub fn single_node(config: &Config) -> bool {
+    config.databases().is_ok_and(|dbs| {
+        std::iter::once(&dbs.control)
+            .chain(dbs.cells.values())
+            .all(|url| url.expose().starts_with("sqlite:"))
+    })
+}
+
+/// Refuses to go on without configured keys where they may not be generated, naming them all.
+pub fn require_shared_keys(config: &Config) -> anyhow::Result<()> {
+    if single_node(config) {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if config.auth.signing_keys.is_empty() {
+        missing.push("auth.signing_keys");
+    }
+    if config.secrets.keys.is_empty() {
+        missing.push("secrets.keys");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} must be configured: with a PostgreSQL database several nodes share the data, and \
+         keys generated into one node's data_dir would differ from the others'. Give every node \
+         the same keys, each an id and the base64 of 32 random bytes (openssl rand -base64 32)",
+        missing.join(" and ")
+    )
+}
+
+/// Says, once at startup, what development mode lets through.
+pub fn warn_if_development(config: &Config) {
+    if config.development {
+        tracing::warn!(
+            "development mode (development = true): http accepted for server.public_url and \
+             banks' base_url; never use it in production"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_this_machine_only() {
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://127.1.2.3/",
+            "http://[::1]:8080/",
+            "http://localhost:8090/bank",
+            "http://LOCALHOST/",
+        ] {
+            assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
+        }
+        for url in [
+            "http://0.0.0.0:8080/",
+            "http://10.0.0.1/",
+            "http://localhost.example/",
+            "http://hub.example/",
+            "http://[::]/",
+        ] {
+            assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_addresses() {
+        let server = ServerConfig {
+            trusted_proxies: vec![
+                "10.0.0.0/8".to_owned(),
+                " 192.0.2.7 ".to_owned(),
+                "fd00::/8".to_owned(),
+            ],
+            ..ServerConfig::default()
+        };
+        let nets = trusted_proxies(&server).unwrap();
+        assert_eq!(nets[1], "192.0.2.7/32".parse::<IpNet>().unwrap());
+        let bad = ServerConfig {
+            trusted_proxies: vec!["10.0.0.0/8".to_owned(), "proxy.internal".to_owned()],
+            ..ServerConfig::default()
+        };
+        let err = trusted_proxies(&bad).unwrap_err().to_string();
+        assert!(err.contains("server.trusted_proxies[1]"), "{err}");
+    }
+}
