@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+mod limits;
 mod observe;
 pub mod openapi;
 mod pages;

@@ -21,13 +21,14 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::{observe, openapi, pages, request_id};
+use crate::{limits, observe, openapi, pages, request_id};
 
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
     observe::prometheus();
     let body_limit = state.settings().body_limit_bytes;
-    let docs = SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
+    let document = openapi::document_for(state.cells().regions());
+    let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
     Router::new()
         .route("/v1/oauth/token", post(oauth::token))
         .route("/v1/users", post(users::create).get(users::list))
@@ -97,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(limits::middleware))
         .layer(middleware::from_fn(observe::middleware))
         .layer(middleware::from_fn(request_id::middleware))
         .with_state(state)

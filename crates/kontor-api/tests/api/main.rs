@@ -8,6 +8,7 @@
 )]
 
 mod connect;
+mod contract;
 mod docs;
 mod errors;
 mod isolation;
