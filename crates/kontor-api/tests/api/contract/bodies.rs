@@ -66,7 +66,7 @@ async fn a_payment_with_array_fields_is_refused_and_creates_nothing() {
     let doc = document(&f.world).await;
     let op = operations(&doc)
         .into_iter()
-        .find(|op| op.id() == "createPayment")
+        .find(|op| op.path == "/v1/payments" && op.method == reqwest::Method::POST)
         .unwrap();
     let valid = f.valid_body(&op);
     let mut body = valid.clone();

@@ -175,22 +175,22 @@ impl Fixture {
     /// A body the operation accepts. Every operation with a body must be listed here, so that the
     /// contract tests have a valid body to start from.
     pub fn valid_body(&self, op: &Operation) -> Value {
-        match op.id() {
-            "createUser" => json!({
+        match (op.method.as_str(), op.path.as_str()) {
+            ("POST", "/v1/users") => json!({
                 "external_id": format!("contract-{}", rand::random::<u32>()),
                 "region": "uk",
             }),
-            "createConnection" => json!({
+            ("POST", "/v1/connections") => json!({
                 "user_id": self.user,
                 "redirect_uri": "https://tenant.example/linked",
             }),
-            "refreshConnection" => json!({ "psu_ip_address": "198.51.100.7" }),
-            "redeliverEvent" => json!({ "endpoint_id": self.endpoint }),
-            "createWebhookEndpoint" => {
+            ("POST", "/v1/connections/{id}/refresh") => json!({ "psu_ip_address": "198.51.100.7" }),
+            ("POST", "/v1/events/{id}/redeliver") => json!({ "endpoint_id": self.endpoint }),
+            ("POST", "/v1/webhook-endpoints") => {
                 json!({ "url": "https://1.1.1.1/other", "events": ["payment.status_changed"] })
             }
-            "updateWebhookEndpoint" => json!({ "description": "contract test" }),
-            "createPayment" => json!({
+            ("PATCH", "/v1/webhook-endpoints/{id}") => json!({ "description": "contract test" }),
+            ("POST", "/v1/payments") => json!({
                 "user_id": self.user,
                 "bank_id": "sonnenbank",
                 "debtor_account": { "iban": "DE21642494690527912747" },
@@ -199,7 +199,10 @@ impl Fixture {
                 "remittance": "Rent November",
                 "redirect_uri": "https://tenant.example/paid",
             }),
-            other => panic!("no valid body for {other}: add one to contract::Fixture::valid_body"),
+            _ => panic!(
+                "no valid body for {}: add one to contract::Fixture::valid_body",
+                op.label()
+            ),
         }
     }
 
@@ -218,7 +221,7 @@ impl Fixture {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        if op.id() == "createPayment" {
+        if op.path == "/v1/payments" && op.method == reqwest::Method::POST {
             request = request.header(
                 "idempotency-key",
                 format!("contract-{}", rand::random::<u64>()),
