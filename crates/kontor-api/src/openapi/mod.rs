@@ -43,6 +43,7 @@ use crate::routes::{
         schemas::UserIdString, schemas::ConnectionIdString, schemas::AccountIdString,
         schemas::EventIdString, schemas::PaymentIdString, schemas::WebhookEndpointIdString,
         schemas::DeliveryIdString, schemas::RegionCode, schemas::IpAddress,
+        schemas::BankIdString, schemas::HttpsUrl,
         schemas::ConnectionStatusWord, schemas::FailureReasonWord, schemas::PaymentStatusWord,
         schemas::PaymentSchemeWord, schemas::TransactionStatusWord, schemas::BalanceKindWord,
         schemas::AccountKindWord, schemas::StandardWord, schemas::LanguageWord,
@@ -87,15 +88,22 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The document a deployment serves: [`document`], with the regions it serves as the only
-/// values a region may take.
-pub fn document_for<'a>(regions: impl IntoIterator<Item = &'a Region>) -> utoipa::openapi::OpenApi {
+/// The document a deployment serves: [`document`], with the regions it serves and the banks of
+/// its directory as the only values a region or a bank id may take.
+pub fn document_for<'a>(
+    regions: impl IntoIterator<Item = &'a Region>,
+    banks: impl IntoIterator<Item = &'a str>,
+) -> utoipa::openapi::OpenApi {
     let mut doc = document();
     let served = schemas::served_regions(regions.into_iter().map(Region::as_str));
+    let banks = schemas::directory_banks(banks);
     if let Some(components) = doc.components.as_mut() {
         components
             .schemas
             .insert(schemas::RegionCode::name().into_owned(), served);
+        components
+            .schemas
+            .insert(schemas::BankIdString::name().into_owned(), banks);
     }
     doc
 }

@@ -218,10 +218,71 @@ impl ToSchema for RegionCode {
 /// The component name of [`RegionCode`].
 pub(crate) const REGION: &str = "Region";
 
+/// A bank of the directory. Like regions, the document a deployment serves lists its own banks
+/// as an enum; this pattern is only the shape every bank id has.
+#[derive(Debug)]
+pub struct BankIdString;
+
+impl PartialSchema for BankIdString {
+    fn schema() -> RefOr<Schema> {
+        pattern(
+            "A bank of this deployment's directory (`GET /v1/banks`).",
+            "^[a-z][a-z0-9-]{1,39}$",
+            "sonnenbank",
+        )
+    }
+}
+
+impl ToSchema for BankIdString {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed(BANK)
+    }
+}
+
+/// The component name of [`BankIdString`].
+pub(crate) const BANK: &str = "BankId";
+
+/// Where the user is sent back to: an absolute https URL with a host and no fragment. The
+/// pattern is narrower than what the hub accepts, so that every URL it admits is one the hub
+/// takes.
+#[derive(Debug)]
+pub struct HttpsUrl;
+
+impl PartialSchema for HttpsUrl {
+    fn schema() -> RefOr<Schema> {
+        let schema = pattern(
+            "An absolute https URL without a fragment, at most 2000 characters.",
+            HTTPS_URL,
+            "https://app.example/linked",
+        );
+        match schema {
+            RefOr::T(Schema::Object(mut object)) => {
+                object.max_length = Some(2000);
+                RefOr::T(Schema::Object(object))
+            }
+            other => other,
+        }
+    }
+}
+
+impl ToSchema for HttpsUrl {}
+
+/// An https URL: host labels (the last starting with a letter, so that it is never read as an
+/// IPv4 address), an optional port, path and query.
+pub(crate) const HTTPS_URL: &str = "^https://(?:[A-Za-z0-9-]{1,63}\\.){0,4}[A-Za-z][A-Za-z0-9-]{0,62}(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~/-]*)?(?:\\?[A-Za-z0-9._~=&-]*)?$";
+
 /// The served regions as the `RegionCode` schema.
 pub(crate) fn served_regions<'a>(regions: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
     words(
         "A region this deployment serves; a user's data stays in it.",
         regions,
+    )
+}
+
+/// The directory's banks as the `BankIdString` schema.
+pub(crate) fn directory_banks<'a>(banks: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
+    words(
+        "A bank of this deployment's directory (`GET /v1/banks`).",
+        banks,
     )
 }

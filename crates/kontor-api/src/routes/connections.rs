@@ -27,11 +27,11 @@ pub struct CreateConnectionRequest {
     #[schema(value_type = schemas::UserIdString, example = "usr_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
     pub user_id: String,
     /// The bank to link; when absent, the user picks one on the connect page.
-    #[schema(example = "sonnenbank")]
+    #[schema(value_type = Option<schemas::BankIdString>)]
     pub bank_id: Option<String>,
     /// Where the user is sent back to, with `connection_id`, `status` and (on failure)
     /// `reason` added to the query.
-    #[schema(example = "https://app.example/banks/linked")]
+    #[schema(value_type = schemas::HttpsUrl)]
     pub redirect_uri: String,
     /// What to share; default all of `accounts`, `balances`, `transactions`.
     #[schema(value_type = Option<Vec<schemas::AccessWord>>, min_items = 1)]
@@ -47,6 +47,7 @@ pub struct ConnectionResponse {
     pub id: String,
     #[schema(value_type = schemas::UserIdString)]
     pub user_id: String,
+    #[schema(value_type = Option<schemas::BankIdString>)]
     pub bank_id: Option<String>,
     #[schema(value_type = schemas::ConnectionStatusWord)]
     pub status: String,

@@ -27,7 +27,11 @@ pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
     observe::prometheus();
     let body_limit = state.settings().body_limit_bytes;
-    let document = openapi::document_for(state.cells().regions());
+    let banks = state.hub().directory().list(None);
+    let document = openapi::document_for(
+        state.cells().regions(),
+        banks.iter().map(|bank| bank.profile.id.as_str()),
+    );
     let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
     Router::new()
         .route("/v1/oauth/token", post(oauth::token))

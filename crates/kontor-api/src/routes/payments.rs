@@ -76,7 +76,7 @@ pub struct AmountInput {
 pub struct CreatePaymentRequest {
     #[schema(value_type = schemas::UserIdString, example = "usr_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
     pub user_id: String,
-    #[schema(example = "sonnenbank")]
+    #[schema(value_type = schemas::BankIdString)]
     pub bank_id: String,
     /// The account to pay from. Required at Berlin Group banks; at UK banks, when absent, the user
     /// picks it at the bank.
@@ -97,7 +97,7 @@ pub struct CreatePaymentRequest {
     /// SEPA Instant (Berlin Group banks that offer it).
     pub instant: Option<bool>,
     /// Where the user is sent back to, with `payment_id` and `status`.
-    #[schema(example = "https://app.example/payments/done", pattern = "^https://")]
+    #[schema(value_type = schemas::HttpsUrl)]
     pub redirect_uri: String,
 }
 

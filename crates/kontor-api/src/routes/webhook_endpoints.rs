@@ -26,7 +26,7 @@ pub struct CreateWebhookEndpointRequest {
     #[schema(
         example = "https://example.com/webhooks/kontor",
         max_length = 2048,
-        pattern = "^https://"
+        pattern = "^https://(?:[A-Za-z0-9-]{1,63}\\.){0,4}[A-Za-z][A-Za-z0-9-]{0,62}(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~/-]*)?(?:\\?[A-Za-z0-9._~=&-]*)?$"
     )]
     pub url: String,
     /// The event types to deliver, or `["*"]` for all (including types added later).
@@ -44,7 +44,7 @@ pub struct CreateWebhookEndpointRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpointRequest {
-    #[schema(max_length = 2048, pattern = "^https://")]
+    #[schema(value_type = Option<schemas::HttpsUrl>)]
     pub url: Option<String>,
     #[schema(value_type = Option<schemas::EventSelection>)]
     pub events: Option<Vec<String>>,

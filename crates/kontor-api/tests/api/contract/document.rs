@@ -124,6 +124,21 @@ async fn limits_and_words_are_bounded_as_the_server_enforces() {
         doc["components"]["schemas"]["Region"]["enum"],
         json!(["de", "uk"])
     );
+    // The directory's banks are the bank ids a request may name.
+    let mut banks: Vec<&str> = doc["components"]["schemas"]["BankId"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    banks.sort_unstable();
+    assert_eq!(banks, ["banque-lumiere", "sonnenbank", "thames-bank"]);
+    // Webhook URLs have the shape of every other https URL the API takes.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["CreateWebhookEndpointRequest"]["properties"]["url"]["pattern"],
+        schemas["HttpsUrl"]["pattern"]
+    );
 }
 
 /// Each error the document promises an operation, provoked, answered in the envelope.
@@ -234,6 +249,20 @@ async fn request_examples_are_accepted() {
         .cloned()
         .unwrap_or_else(|| panic!("{schema}.{field} has no example"))
     };
+
+    let connection = json!({
+        "user_id": f.user,
+        "bank_id": example("CreateConnectionRequest", "bank_id"),
+        "redirect_uri": example("CreateConnectionRequest", "redirect_uri"),
+        "access": [schemas["Access"]["enum"][0]],
+        "language": example("CreateConnectionRequest", "language"),
+    });
+    let response = f
+        .world
+        .app
+        .post_json("/v1/connections", &f.world.token, &connection)
+        .await;
+    assert_eq!(response.status(), 201, "{connection}");
 
     let user = json!({
         "external_id": example("CreateUserRequest", "external_id"),
