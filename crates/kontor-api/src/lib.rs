@@ -11,6 +11,7 @@ pub mod openapi;
 mod pages;
 pub mod pagination;
 pub mod request_id;
+mod request_limits;
 mod routes;
 mod security_headers;
 pub mod server;

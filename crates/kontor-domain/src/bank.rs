@@ -73,6 +73,8 @@ pub enum Standard {
 }
 
 impl Standard {
+    pub const ALL: [Standard; 2] = [Standard::BerlinGroup, Standard::UkOpenBanking];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Standard::BerlinGroup => "berlin-group",

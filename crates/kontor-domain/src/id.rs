@@ -74,6 +74,9 @@ macro_rules! global_id {
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
+            /// What every id of this kind matches, as a regular expression (for API documents).
+            pub const PATTERN: &'static str =
+                concat!("^", $prefix, "_[0-7][0-9a-hjkmnp-tv-z]{25}$");
 
             pub fn generate() -> Self {
                 Self(format!("{}_{}", $prefix, random_part()))
@@ -111,6 +114,10 @@ macro_rules! regional_id {
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
+            /// What every id of this kind matches, as a regular expression (for API documents):
+            /// the prefix, a region code, and the 26-character random part.
+            pub const PATTERN: &'static str =
+                concat!("^", $prefix, "_[a-z][a-z0-9]{1,9}_[0-7][0-9a-hjkmnp-tv-z]{25}$");
 
             pub fn generate(region: &Region) -> Self {
                 Self {
@@ -296,6 +303,48 @@ mod tests {
         }
         assert!(TenantId::parse("ten_").is_err());
         assert!(TenantId::parse(&format!("ten_uk_{random}")).is_err());
+    }
+
+    /// The patterns are regular expressions kept by hand next to `parse`; they must accept
+    /// exactly what `parse` accepts, or API clients would be told the wrong shape.
+    #[test]
+    fn patterns_agree_with_parse() {
+        let user = regex::Regex::new(UserId::PATTERN).unwrap();
+        let endpoint = regex::Regex::new(WebhookEndpointId::PATTERN).unwrap();
+        for _ in 0..200 {
+            assert!(user.is_match(UserId::generate(&uk()).as_str()));
+            assert!(endpoint.is_match(WebhookEndpointId::generate().as_str()));
+        }
+        let random = &UserId::generate(&uk()).to_string()["usr_uk_".len()..];
+        for candidate in [
+            format!("usr_uk_{random}"),
+            format!("usr_abcdefghij_{random}"),
+            format!("usr_u_{random}"),
+            format!("usr_abcdefghijk_{random}"),
+            format!("usr_1k_{random}"),
+            format!("usr_uk_9{}", &random[1..]),
+            format!("usr_uk_{}", random.replace(|_: char| true, "i")),
+            format!("usr_uk_{random}0"),
+            format!("acc_uk_{random}"),
+            format!("usr_{random}"),
+        ] {
+            assert_eq!(
+                user.is_match(&candidate),
+                UserId::parse(&candidate).is_ok(),
+                "{candidate}"
+            );
+        }
+        for candidate in [
+            format!("whe_{random}"),
+            format!("whe_uk_{random}"),
+            format!("whe_8{}", &random[1..]),
+        ] {
+            assert_eq!(
+                endpoint.is_match(&candidate),
+                WebhookEndpointId::parse(&candidate).is_ok(),
+                "{candidate}"
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum TransactionStatus {
 }
 
 impl TransactionStatus {
+    pub const ALL: [TransactionStatus; 2] = [TransactionStatus::Booked, TransactionStatus::Pending];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TransactionStatus::Booked => "booked",

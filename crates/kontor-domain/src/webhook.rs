@@ -111,6 +111,8 @@ macro_rules! word_enum {
         pub enum $name { $($(#[$vmeta])* $variant,)* }
 
         impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $word,)* }
             }

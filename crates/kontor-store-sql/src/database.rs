@@ -40,6 +40,9 @@ pub struct SqlDatabase {
     retry: RetryPolicy,
 }
 
+/// How many times a read runs at most while its connection keeps being lost under it.
+pub const READ_ATTEMPTS: u32 = 3;
+
 impl SqlDatabase {
     /// Opens a pool for `url` without connecting yet: a database that is down at start shows up
     /// in `/readyz` instead of keeping the process from starting.
@@ -96,21 +99,26 @@ impl SqlDatabase {
 
     /// Runs a read on the pool: every read outside a write transaction goes through here. A read
     /// whose connection died under it (the server restarted or terminated its backend, the
-    /// network dropped it) runs once more; the pool hands out only connections that answer a
-    /// ping, so the second attempt gets a live one — or a new one. Reads change nothing, so
-    /// running one twice is safe; writes are never retried this way.
+    /// network dropped it) runs again, on a connection the pool has just pinged — or a new one.
+    /// When the server ends every connection at once (a restart, a failover) the pinged one may
+    /// be ended a moment later too, so a read is run up to [`READ_ATTEMPTS`] times while it
+    /// keeps losing its connection, and never again after any other outcome. Reads change
+    /// nothing, so running one again is safe; writes are never retried this way.
     pub async fn read<'p, T, F, Fut>(&'p self, run: F) -> StoreResult<T>
     where
         F: Fn(&'p AnyPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        match run(&self.pool).await {
-            Err(err) if self.dialect.is_connection_lost(&err) => {
-                tracing::warn!(error = %err, "a read lost its database connection; retrying once");
-                metrics::counter!("kontor_db_read_retries_total").increment(1);
-                run(&self.pool).await.map_err(|e| self.classify(e))
+        let mut attempt = 1;
+        loop {
+            match run(&self.pool).await {
+                Err(err) if attempt < READ_ATTEMPTS && self.dialect.is_connection_lost(&err) => {
+                    tracing::warn!(error = %err, attempt, "a read lost its database connection; running it again");
+                    metrics::counter!("kontor_db_read_retries_total").increment(1);
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| self.classify(e)),
             }
-            other => other.map_err(|e| self.classify(e)),
         }
     }
 

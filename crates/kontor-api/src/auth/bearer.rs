@@ -1,7 +1,7 @@
-//! The bearer-token extractor: every tenant route takes an [`Authenticated`] and names the scope
-//! it needs. The token's signature and expiry are checked locally; whether its client has been
-//! revoked is asked of the control database at most once per client per cache period. Then the
-//! tenant's rate limit takes one request.
+//! The bearer-token extractor: every tenant route takes an [`Authenticated`], through
+//! [`super::Scoped`], which names the scope it needs. The token's signature and expiry are
+//! checked locally; whether its client has been revoked is asked of the control database at most
+//! once per client per cache period. Then the tenant's rate limit takes one request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use kontor_domain::money::Money;
-use kontor_domain::tenant::Scope;
 use kontor_domain::transaction::TransactionStatus;
 use kontor_domain::{AccountId, UserId};
 use kontor_service::{AccountView, TransactionView};
@@ -12,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiQuery, IdPath};
+use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
 
@@ -38,14 +38,15 @@ impl From<Money> for Amount {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountResponse {
-    #[schema(example = "acc_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::AccountIdString)]
     pub id: String,
+    #[schema(value_type = schemas::UserIdString)]
     pub user_id: String,
+    #[schema(value_type = schemas::ConnectionIdString)]
     pub connection_id: String,
     #[schema(example = "EUR")]
     pub currency: String,
-    /// `current`, `savings`, `credit_card`, `loan` or `other`.
-    #[schema(example = "current")]
+    #[schema(value_type = schemas::AccountKindWord)]
     pub kind: String,
     #[schema(example = "DE89370400440532013000")]
     pub iban: Option<String>,
@@ -90,7 +91,7 @@ pub struct BalanceResponse {
     /// `closing_booked`, `closing_available`, `expected`, `interim_available`, `interim_booked`,
     /// `opening_booked`, `forward_available`, `non_invoiced`, `information` or `other`.
     #[serde(rename = "type")]
-    #[schema(example = "interim_available")]
+    #[schema(value_type = schemas::BalanceKindWord)]
     pub kind: String,
     pub amount: Amount,
     pub credit_limit_included: Option<bool>,
@@ -141,8 +142,9 @@ pub struct TransactionResponse {
     /// Stable across syncs, also when the transaction books.
     #[schema(example = "txn_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
     pub id: String,
+    #[schema(value_type = schemas::AccountIdString)]
     pub account_id: String,
-    /// `booked` or `pending`.
+    #[schema(value_type = schemas::TransactionStatusWord)]
     pub status: String,
     pub booking_date: Option<String>,
     pub value_date: Option<String>,
@@ -198,7 +200,9 @@ pub struct TransactionList {
 #[into_params(parameter_in = Query)]
 pub struct ListAccountsQuery {
     /// The user whose accounts to list.
+    #[param(value_type = schemas::UserIdString)]
     pub user_id: String,
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -208,11 +212,15 @@ pub struct ListAccountsQuery {
 #[into_params(parameter_in = Query)]
 pub struct ListTransactionsQuery {
     /// Earliest date (booking date, else value date), `YYYY-MM-DD`, inclusive.
+    #[param(format = Date)]
     pub from: Option<String>,
-    /// Latest date, inclusive.
+    /// Latest date, inclusive; not before `from`.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// `booked` or `pending`; both when absent.
+    #[param(value_type = Option<schemas::TransactionStatusWord>)]
     pub status: Option<String>,
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -236,7 +244,7 @@ fn date(name: &str, raw: Option<&str>) -> ApiResult<Option<Date>> {
 
 /// List a user's accounts.
 #[utoipa::path(
-    get, path = "/v1/accounts", tag = "accounts",
+    get, path = "/v1/accounts", tag = "accounts", operation_id = "listAccounts",
     params(ListAccountsQuery),
     security(("bearer" = ["accounts:read"])),
     responses(
@@ -247,10 +255,9 @@ fn date(name: &str, raw: Option<&str>) -> ApiResult<Option<Date>> {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::AccountsRead>,
     ApiQuery(query): ApiQuery<ListAccountsQuery>,
 ) -> ApiResult<Json<AccountList>> {
-    auth.require(Scope::AccountsRead)?;
     let limit = pagination::limit(query.limit)?;
     let user = UserId::parse(&query.user_id)
         .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
@@ -274,8 +281,8 @@ pub async fn list(
 
 /// Read an account.
 #[utoipa::path(
-    get, path = "/v1/accounts/{id}", tag = "accounts",
-    params(("id" = String, Path, description = "An account id, e.g. acc_de_…")),
+    get, path = "/v1/accounts/{id}", tag = "accounts", operation_id = "getAccount",
+    params(("id" = schemas::AccountIdString, Path, description = "An account id, e.g. acc_de_…")),
     security(("bearer" = ["accounts:read"])),
     responses(
         (status = 200, description = "The account", body = AccountResponse),
@@ -285,18 +292,17 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::AccountsRead>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<AccountResponse>> {
-    auth.require(Scope::AccountsRead)?;
     let id = account_id(&id)?;
     Ok(Json(state.hub().account(&auth.tenant, &id).await?.into()))
 }
 
 /// An account's balances, as of the last sync.
 #[utoipa::path(
-    get, path = "/v1/accounts/{id}/balances", tag = "accounts",
-    params(("id" = String, Path, description = "An account id")),
+    get, path = "/v1/accounts/{id}/balances", tag = "accounts", operation_id = "listAccountBalances",
+    params(("id" = schemas::AccountIdString, Path, description = "An account id")),
     security(("bearer" = ["accounts:read"])),
     responses(
         (status = 200, description = "The balances", body = BalanceList),
@@ -305,10 +311,9 @@ pub async fn get(
 )]
 pub async fn balances(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::AccountsRead>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<BalanceList>> {
-    auth.require(Scope::AccountsRead)?;
     let id = account_id(&id)?;
     let rows = state.hub().balances(&auth.tenant, &id).await?;
     Ok(Json(BalanceList {
@@ -318,8 +323,8 @@ pub async fn balances(
 
 /// An account's transactions, newest first.
 #[utoipa::path(
-    get, path = "/v1/accounts/{id}/transactions", tag = "accounts",
-    params(("id" = String, Path, description = "An account id"), ListTransactionsQuery),
+    get, path = "/v1/accounts/{id}/transactions", tag = "accounts", operation_id = "listAccountTransactions",
+    params(("id" = schemas::AccountIdString, Path, description = "An account id"), ListTransactionsQuery),
     security(("bearer" = ["accounts:read"])),
     responses(
         (status = 200, description = "A page of transactions", body = TransactionList),
@@ -329,11 +334,10 @@ pub async fn balances(
 )]
 pub async fn transactions(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::AccountsRead>,
     IdPath(id): IdPath,
     ApiQuery(query): ApiQuery<ListTransactionsQuery>,
 ) -> ApiResult<Json<TransactionList>> {
-    auth.require(Scope::AccountsRead)?;
     let id = account_id(&id)?;
     let limit = pagination::limit(query.limit)?;
     let from = date("from", query.from.as_deref())?;

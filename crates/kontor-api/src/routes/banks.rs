@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use kontor_domain::tenant::Scope;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::ApiQuery;
+use crate::openapi::schemas;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,8 +20,7 @@ pub struct BankResponse {
     /// ISO 3166-1 alpha-2.
     #[schema(example = "DE")]
     pub country: String,
-    /// `berlin-group` or `uk-open-banking`.
-    #[schema(example = "berlin-group")]
+    #[schema(value_type = schemas::StandardWord)]
     pub standard: String,
     pub logo_url: Option<String>,
     /// Whether users may approve in the bank's app instead of on its web pages.
@@ -43,12 +42,13 @@ pub struct BankList {
 #[into_params(parameter_in = Query)]
 pub struct BanksQuery {
     /// Only banks of this country (ISO 3166-1 alpha-2).
+    #[param(pattern = "^[A-Za-z]{2}$", example = "DE")]
     pub country: Option<String>,
 }
 
 /// List the banks users can connect.
 #[utoipa::path(
-    get, path = "/v1/banks", tag = "banks",
+    get, path = "/v1/banks", tag = "banks", operation_id = "listBanks",
     params(BanksQuery),
     security(("bearer" = ["connections:read"])),
     responses(
@@ -59,10 +59,9 @@ pub struct BanksQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    _auth: Scoped<scoped::ConnectionsRead>,
     ApiQuery(query): ApiQuery<BanksQuery>,
 ) -> ApiResult<Json<BankList>> {
-    auth.require(Scope::ConnectionsRead)?;
     if let Some(country) = &query.country
         && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()))
     {

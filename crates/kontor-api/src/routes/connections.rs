@@ -9,33 +9,35 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kontor_domain::bank::BankId;
 use kontor_domain::connection::{Access, Connection, Language};
-use kontor_domain::tenant::Scope;
 use kontor_domain::{ConnectionId, UserId};
 use kontor_service::{LinkRequest, SyncReport, SyncTrigger};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionRequest {
-    #[schema(example = "usr_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::UserIdString, example = "usr_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
     pub user_id: String,
     /// The bank to link; when absent, the user picks one on the connect page.
-    #[schema(example = "sonnenbank")]
+    #[schema(value_type = Option<schemas::BankIdString>)]
     pub bank_id: Option<String>,
     /// Where the user is sent back to, with `connection_id`, `status` and (on failure)
     /// `reason` added to the query.
-    #[schema(example = "https://app.example/banks/linked")]
+    #[schema(value_type = schemas::HttpsUrl)]
     pub redirect_uri: String,
     /// What to share; default all of `accounts`, `balances`, `transactions`.
+    #[schema(value_type = Option<Vec<schemas::AccessWord>>, min_items = 1)]
     pub access: Option<Vec<String>>,
     /// The connect page's language, `en` or `de`; default from the browser.
+    #[schema(value_type = Option<schemas::LanguageWord>)]
     pub language: Option<String>,
     /// The user's login name at the bank, from your own KYC (1-100 characters). Binds the
     /// connection to it: approval in the banking app (decoupled SCA) is requested for this
@@ -46,19 +48,22 @@ pub struct CreateConnectionRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionResponse {
-    #[schema(example = "con_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::ConnectionIdString)]
     pub id: String,
+    #[schema(value_type = schemas::UserIdString)]
     pub user_id: String,
+    #[schema(value_type = Option<schemas::BankIdString>)]
     pub bank_id: Option<String>,
-    /// `pending`, `active`, `expired`, `revoked` or `failed`.
-    #[schema(example = "active")]
+    #[schema(value_type = schemas::ConnectionStatusWord)]
     pub status: String,
     /// Why a connection failed or ended early: `user_cancelled` (at the bank or on the
     /// connect page; banks do not tell a cancel from failed authentication), `sca_failed`,
     /// `bank_rejected`, `bank_unavailable`, `link_expired`, `consent_invalid`, or, for an
     /// expired one, `superseded` (the bank ended the consent when the same person authorised a
     /// newer one for the same third party).
+    #[schema(value_type = Option<schemas::FailureReasonWord>)]
     pub failure_reason: Option<String>,
+    #[schema(value_type = Vec<schemas::AccessWord>)]
     pub access: Vec<String>,
     /// When access ends (RFC 3339): 180 days after authorisation under EU rules; 90 days in the
     /// UK unless reconfirmed.
@@ -71,6 +76,7 @@ pub struct ConnectionResponse {
     pub next_sync_at: Option<String>,
     pub sync: SyncStateResponse,
     /// The accounts read under this connection.
+    #[schema(value_type = Vec<schemas::AccountIdString>)]
     pub account_ids: Vec<String>,
     /// Only in the response that created the connection: where to send the user.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,7 +157,9 @@ pub struct ConnectionList {
 #[into_params(parameter_in = Query)]
 pub struct ListConnectionsQuery {
     /// The user whose connections to list.
+    #[param(value_type = schemas::UserIdString)]
     pub user_id: String,
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -161,7 +169,7 @@ pub struct ListConnectionsQuery {
 pub struct RefreshRequest {
     /// The user's IP address: a refresh happens with the user present (in your app), which the
     /// bank is told so that it does not count against the consent's daily allowance.
-    #[schema(example = "203.0.113.7")]
+    #[schema(value_type = schemas::IpAddress, example = "203.0.113.7")]
     pub psu_ip_address: String,
 }
 
@@ -178,7 +186,7 @@ async fn respond(state: &AppState, connection: Connection) -> ApiResult<Connecti
 
 /// Start linking a user's bank account.
 #[utoipa::path(
-    post, path = "/v1/connections", tag = "connections",
+    post, path = "/v1/connections", tag = "connections", operation_id = "createConnection",
     request_body = CreateConnectionRequest,
     security(("bearer" = ["connections:write"])),
     responses(
@@ -191,10 +199,9 @@ async fn respond(state: &AppState, connection: Connection) -> ApiResult<Connecti
 )]
 pub async fn create(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::ConnectionsWrite>,
     ApiJson(body): ApiJson<CreateConnectionRequest>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::ConnectionsWrite)?;
     let user_id = UserId::parse(&body.user_id)
         .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
     let bank_id = body
@@ -237,8 +244,8 @@ pub async fn create(
 
 /// Read a connection: status, bank, validity, accounts.
 #[utoipa::path(
-    get, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "A connection id, e.g. con_de_…")),
+    get, path = "/v1/connections/{id}", tag = "connections", operation_id = "getConnection",
+    params(("id" = schemas::ConnectionIdString, Path, description = "A connection id, e.g. con_de_…")),
     security(("bearer" = ["connections:read"])),
     responses(
         (status = 200, description = "The connection", body = ConnectionResponse),
@@ -249,10 +256,9 @@ pub async fn create(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::ConnectionsRead>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    auth.require(Scope::ConnectionsRead)?;
     let id = connection_id(&id)?;
     let cell = state.cells().get(id.region())?;
     let connection = cell.connection(&auth.tenant, &id).await?;
@@ -261,7 +267,7 @@ pub async fn get(
 
 /// List a user's connections.
 #[utoipa::path(
-    get, path = "/v1/connections", tag = "connections",
+    get, path = "/v1/connections", tag = "connections", operation_id = "listConnections",
     params(ListConnectionsQuery),
     security(("bearer" = ["connections:read"])),
     responses(
@@ -272,10 +278,9 @@ pub async fn get(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::ConnectionsRead>,
     ApiQuery(query): ApiQuery<ListConnectionsQuery>,
 ) -> ApiResult<Json<ConnectionList>> {
-    auth.require(Scope::ConnectionsRead)?;
     let limit = pagination::limit(query.limit)?;
     let user = UserId::parse(&query.user_id)
         .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
@@ -302,8 +307,8 @@ pub async fn list(
 
 /// Revoke a connection: the consent is withdrawn at the bank, then here.
 #[utoipa::path(
-    delete, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "A connection id")),
+    delete, path = "/v1/connections/{id}", tag = "connections", operation_id = "revokeConnection",
+    params(("id" = schemas::ConnectionIdString, Path, description = "A connection id")),
     security(("bearer" = ["connections:write"])),
     responses(
         (status = 200, description = "Revoked (or already ended)", body = ConnectionResponse),
@@ -313,10 +318,9 @@ pub async fn list(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::ConnectionsWrite>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    auth.require(Scope::ConnectionsWrite)?;
     let id = connection_id(&id)?;
     let connection = state.hub().revoke(&auth.tenant, &id).await?;
     Ok(Json(respond(&state, connection).await?))
@@ -324,8 +328,8 @@ pub async fn delete(
 
 /// Sync a connection now, with the user present.
 #[utoipa::path(
-    post, path = "/v1/connections/{id}/refresh", tag = "connections",
-    params(("id" = String, Path, description = "A connection id")),
+    post, path = "/v1/connections/{id}/refresh", tag = "connections", operation_id = "refreshConnection",
+    params(("id" = schemas::ConnectionIdString, Path, description = "A connection id")),
     request_body = RefreshRequest,
     security(("bearer" = ["connections:write"])),
     responses(
@@ -338,11 +342,10 @@ pub async fn delete(
 )]
 pub async fn refresh(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::ConnectionsWrite>,
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<SyncReportResponse>> {
-    auth.require(Scope::ConnectionsWrite)?;
     let id = connection_id(&id)?;
     let ip: IpAddr = body.psu_ip_address.parse().map_err(|_| {
         ApiError::new(
@@ -358,8 +361,8 @@ pub async fn refresh(
 
 /// Record that the user reconfirmed access (UK Open Banking, every 90 days).
 #[utoipa::path(
-    post, path = "/v1/connections/{id}/reconfirm", tag = "connections",
-    params(("id" = String, Path, description = "A connection id")),
+    post, path = "/v1/connections/{id}/reconfirm", tag = "connections", operation_id = "reconfirmConnection",
+    params(("id" = schemas::ConnectionIdString, Path, description = "A connection id")),
     security(("bearer" = ["connections:write"])),
     responses(
         (status = 200, description = "Valid for another 90 days", body = ConnectionResponse),
@@ -369,10 +372,9 @@ pub async fn refresh(
 )]
 pub async fn reconfirm(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::ConnectionsWrite>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    auth.require(Scope::ConnectionsWrite)?;
     let id = connection_id(&id)?;
     let connection = state.hub().reconfirm(&auth.tenant, &id).await?;
     Ok(Json(respond(&state, connection).await?))

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use kontor_domain::tenant::Scope;
 use kontor_domain::webhook::{Attempt, Delivery, DeliveryState};
 use kontor_domain::{DeliveryId, EventId, Region};
 use kontor_store::DeliveryFilter;
@@ -14,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::webhook_endpoints::endpoint_id;
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiQuery, IdPath};
+use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
 
@@ -29,6 +29,7 @@ pub struct AttemptResponse {
     pub status_code: Option<u16>,
     /// What went wrong: `timeout`, `dns_failed`, `address_not_allowed`, `connection_failed`,
     /// `redirect` (3xx answers are not followed) or `http_status` (any other non-2xx).
+    #[schema(value_type = Option<schemas::AttemptErrorWord>)]
     pub error: Option<String>,
     /// From sending the request to the answer's status (or giving up), rounded up.
     pub latency_ms: u64,
@@ -49,17 +50,21 @@ impl From<Attempt> for AttemptResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryResponse {
-    #[schema(example = "dlv_uk_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::DeliveryIdString)]
     pub id: String,
+    #[schema(value_type = schemas::WebhookEndpointIdString)]
     pub endpoint_id: String,
     /// Also the `webhook-id` header of every attempt.
+    #[schema(value_type = schemas::EventIdString)]
     pub event_id: String,
+    #[schema(value_type = schemas::EventTypeWord)]
     pub event_type: String,
+    #[schema(value_type = Option<schemas::UserIdString>)]
     pub user_id: Option<String>,
-    /// `pending` (waiting or in flight), `succeeded` or `failed`.
-    #[schema(example = "succeeded")]
+    #[schema(value_type = schemas::DeliveryStateWord)]
     pub state: String,
     /// Once failed: `retries_exhausted`, `endpoint_disabled` or `endpoint_deleted`.
+    #[schema(value_type = Option<schemas::DeliveryFailureWord>)]
     pub failure_reason: Option<String>,
     /// Made by `POST /v1/events/{id}/redeliver`.
     pub redelivery: bool,
@@ -100,17 +105,20 @@ pub struct DeliveryList {
 #[into_params(parameter_in = Query)]
 pub struct ListDeliveriesQuery {
     /// Only deliveries in this state: `pending`, `succeeded` or `failed`.
+    #[param(value_type = Option<schemas::DeliveryStateWord>)]
     pub state: Option<String>,
     /// Only deliveries of this event.
+    #[param(value_type = Option<schemas::EventIdString>)]
     pub event_id: Option<String>,
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 /// List an endpoint's deliveries, oldest first, with their attempts.
 #[utoipa::path(
-    get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks",
-    params(("id" = String, Path, description = "A webhook endpoint id, e.g. whe_…"), ListDeliveriesQuery),
+    get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", operation_id = "listWebhookDeliveries",
+    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…"), ListDeliveriesQuery),
     security(("bearer" = ["webhooks:manage"])),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryList),
@@ -122,11 +130,10 @@ pub struct ListDeliveriesQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     IdPath(id): IdPath,
     ApiQuery(query): ApiQuery<ListDeliveriesQuery>,
 ) -> ApiResult<Json<DeliveryList>> {
-    auth.require(Scope::WebhooksManage)?;
     let endpoint = endpoint_id(&id)?;
     let limit = pagination::limit(query.limit)?;
     let filter = DeliveryFilter {

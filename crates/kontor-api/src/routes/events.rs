@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use kontor_domain::event::{Event, EventType};
-use kontor_domain::tenant::Scope;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{EventId, Region, UserId};
 use kontor_store::EventFilter;
@@ -16,20 +15,22 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::deliveries::DeliveryResponse;
 use super::webhook_endpoints;
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiQuery, IdPath, body_bytes, has_content_type, parse_json};
+use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventResponse {
     /// Also the `webhook-id` of its deliveries.
-    #[schema(example = "evt_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::EventIdString)]
     pub id: String,
     #[serde(rename = "type")]
-    #[schema(example = "transactions.updated")]
+    #[schema(value_type = schemas::EventTypeWord)]
     pub event_type: String,
+    #[schema(value_type = Option<schemas::UserIdString>)]
     pub user_id: Option<String>,
     /// Ids and counts; never personal data.
     #[schema(value_type = Object)]
@@ -61,13 +62,18 @@ pub struct EventList {
 pub struct ListEventsQuery {
     /// Only events of this type, e.g. `connection.active`.
     #[serde(rename = "type")]
+    #[param(value_type = Option<schemas::EventTypeWord>)]
     pub event_type: Option<String>,
     /// Only events about this user.
+    #[param(value_type = Option<schemas::UserIdString>)]
     pub user_id: Option<String>,
     /// Only events at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only events before this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -86,7 +92,7 @@ fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<Timestamp>> {
 
 /// List events, oldest first.
 #[utoipa::path(
-    get, path = "/v1/events", tag = "events",
+    get, path = "/v1/events", tag = "events", operation_id = "listEvents",
     params(ListEventsQuery),
     security(("bearer" = ["events:read"])),
     responses(
@@ -97,10 +103,9 @@ fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<Timestamp>> {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::EventsRead>,
     ApiQuery(query): ApiQuery<ListEventsQuery>,
 ) -> ApiResult<Json<EventList>> {
-    auth.require(Scope::EventsRead)?;
     let limit = pagination::limit(query.limit)?;
     let event_type = query
         .event_type
@@ -152,8 +157,8 @@ fn event_id(raw: &str) -> ApiResult<EventId> {
 
 /// Read one event.
 #[utoipa::path(
-    get, path = "/v1/events/{id}", tag = "events",
-    params(("id" = String, Path, description = "An event id, e.g. evt_uk_…")),
+    get, path = "/v1/events/{id}", tag = "events", operation_id = "getEvent",
+    params(("id" = schemas::EventIdString, Path, description = "An event id, e.g. evt_uk_…")),
     security(("bearer" = ["events:read"])),
     responses(
         (status = 200, description = "The event", body = EventResponse),
@@ -165,10 +170,9 @@ fn event_id(raw: &str) -> ApiResult<EventId> {
 )]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::EventsRead>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<EventResponse>> {
-    auth.require(Scope::EventsRead)?;
     let id = event_id(&id)?;
     let cell = state.cells().get(id.region())?;
     Ok(Json(cell.event(&auth.tenant, &id).await?.into()))
@@ -179,7 +183,7 @@ pub async fn get(
 pub struct RedeliverRequest {
     /// Deliver to this endpoint only (whichever events it selects); by default to every enabled
     /// endpoint that selects the event's type.
-    #[schema(example = "whe_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = Option<schemas::WebhookEndpointIdString>)]
     pub endpoint_id: Option<String>,
 }
 
@@ -193,8 +197,8 @@ pub struct RedeliveryList {
 /// first, and queues behind what is pending for the same user at its endpoint. The body is
 /// optional.
 #[utoipa::path(
-    post, path = "/v1/events/{id}/redeliver", tag = "events",
-    params(("id" = String, Path, description = "An event id, e.g. evt_uk_…")),
+    post, path = "/v1/events/{id}/redeliver", tag = "events", operation_id = "redeliverEvent",
+    params(("id" = schemas::EventIdString, Path, description = "An event id, e.g. evt_uk_…")),
     request_body(content = Option<RedeliverRequest>, description = "Optional: the endpoint to deliver to"),
     security(("bearer" = ["webhooks:manage"])),
     responses(
@@ -208,15 +212,15 @@ pub struct RedeliveryList {
 )]
 pub async fn redeliver(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     IdPath(id): IdPath,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<RedeliveryList>)> {
-    auth.require(Scope::WebhooksManage)?;
     let id = event_id(&id)?;
     let has_type = request.headers().contains_key(CONTENT_TYPE);
     let json = has_content_type(request.headers(), "application/json");
     let bytes = body_bytes(request).await?;
+    // The body is optional: none, `null` and an object are what the document declares.
     let body: RedeliverRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         RedeliverRequest::default()
     } else if has_type && !json {
@@ -225,7 +229,7 @@ pub async fn redeliver(
             "send the body as Content-Type: application/json",
         ));
     } else {
-        parse_json(&bytes)?
+        parse_json::<Option<RedeliverRequest>>(&bytes)?.unwrap_or_default()
     };
     let endpoint = body
         .endpoint_id

@@ -21,13 +21,18 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::{limits, observe, openapi, pages, request_id, security_headers};
+use crate::{limits, observe, openapi, pages, request_id, request_limits, security_headers};
 
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request, so no early metric is lost.
     observe::prometheus();
     let body_limit = state.settings().body_limit_bytes;
-    let docs = SwaggerUi::new("/docs").url("/openapi.json", openapi::document());
+    let banks = state.hub().directory().list(None);
+    let document = openapi::document_for(
+        state.cells().regions(),
+        banks.iter().map(|bank| bank.profile.id.as_str()),
+    );
+    let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
     Router::new()
         .route("/v1/oauth/token", post(oauth::token))
         .route("/v1/users", post(users::create).get(users::list))
@@ -99,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(limits::headers))
+        .layer(middleware::from_fn(request_limits::middleware))
         .layer(middleware::from_fn(observe::middleware))
         .layer(middleware::from_fn(request_id::middleware))
         .layer(middleware::from_fn(security_headers::middleware))

@@ -110,7 +110,7 @@ fn parse_form(body: &[u8]) -> ApiResult<HashMap<String, String>> {
 
 /// Exchange client credentials for a bearer token.
 #[utoipa::path(
-    post, path = "/v1/oauth/token", tag = "auth",
+    post, path = "/v1/oauth/token", tag = "auth", operation_id = "createToken",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
     responses(

@@ -17,13 +17,13 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    #[schema(example = "ok")]
+    #[schema(value_type = crate::openapi::schemas::HealthWord)]
     pub status: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not_ready`.
+    #[schema(value_type = crate::openapi::schemas::ReadinessWord)]
     pub status: &'static str,
     pub databases: Vec<DatabaseCheck>,
     pub keys: KeysCheck,
@@ -34,7 +34,7 @@ pub struct Readiness {
 pub struct KeysCheck {
     /// `ok`, `unknown_key` (sealed with a key not configured here), `wrong_key` (a key with that
     /// id is configured, but another one), `unreachable` or `timeout`.
-    #[schema(example = "ok")]
+    #[schema(value_type = crate::openapi::schemas::KeysStatusWord)]
     pub status: &'static str,
     /// The id of the key-encryption key that sealed the canary, when known.
     #[schema(example = "kek2026")]
@@ -50,12 +50,12 @@ pub struct DatabaseCheck {
     pub name: String,
     #[schema(example = "postgres")]
     pub backend: &'static str,
-    /// `ok`, `unreachable`, `migrations_pending` or `timeout`.
+    #[schema(value_type = crate::openapi::schemas::DatabaseStatusWord)]
     pub status: &'static str,
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "getHealth",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -113,7 +113,7 @@ async fn check_keys(state: &AppState, timeout: std::time::Duration) -> KeysCheck
 
 /// Readiness: the control database and every cell answer and are fully migrated, and this
 /// node's key-encryption keys open the key canary (the data was sealed with them).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "A database is unreachable or not migrated, or the keys cannot open the data", body = Readiness),
@@ -153,7 +153,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "getMetrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics() -> Response {
     let Some(handle) = observe::prometheus() else {

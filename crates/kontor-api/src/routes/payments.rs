@@ -12,15 +12,15 @@ use kontor_domain::currency::Currency;
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
 use kontor_domain::payment::PaymentScheme;
-use kontor_domain::tenant::Scope;
 use kontor_domain::{PaymentId, UserId};
 use kontor_service::{PaymentOrder, PaymentView, StoredAccount, hash_token};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::openapi::schemas;
 use crate::pagination;
 use crate::routes::accounts::Amount;
 use crate::state::AppState;
@@ -28,22 +28,36 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountInput {
-    #[schema(example = "DE89370400440532013000")]
+    #[schema(
+        example = "DE89370400440532013000",
+        pattern = "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"
+    )]
     pub iban: Option<String>,
     /// UK: with `account_number`, instead of an IBAN.
-    #[schema(example = "400993")]
+    #[schema(example = "400993", pattern = "^[0-9]{6}$")]
     pub sort_code: Option<String>,
-    #[schema(example = "11463434")]
+    #[schema(example = "11463434", pattern = "^[0-9]{8}$")]
     pub account_number: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditorInput {
-    #[schema(example = "Hausverwaltung Müller")]
+    #[schema(
+        example = "Hausverwaltung Müller",
+        min_length = 1,
+        max_length = 70,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
+    #[schema(
+        example = "DE89370400440532013000",
+        pattern = "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"
+    )]
     pub iban: Option<String>,
+    #[schema(pattern = "^[0-9]{6}$")]
     pub sort_code: Option<String>,
+    #[schema(pattern = "^[0-9]{8}$")]
     pub account_number: Option<String>,
 }
 
@@ -51,17 +65,18 @@ pub struct CreditorInput {
 #[serde(deny_unknown_fields)]
 pub struct AmountInput {
     /// A decimal string, never a number: `"12.34"`.
-    #[schema(example = "12.34")]
+    #[schema(example = "12.34", pattern = "^[0-9]{1,15}(\\.[0-9]{1,4})?$")]
     pub value: String,
-    #[schema(example = "EUR")]
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
+    #[schema(value_type = schemas::UserIdString, example = "usr_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
     pub user_id: String,
-    #[schema(example = "sonnenbank")]
+    #[schema(value_type = schemas::BankIdString)]
     pub bank_id: String,
     /// The account to pay from. Required at Berlin Group banks; at UK banks, when absent, the user
     /// picks it at the bank.
@@ -69,21 +84,26 @@ pub struct CreatePaymentRequest {
     pub creditor: CreditorInput,
     pub amount: AmountInput,
     /// Unstructured remittance information, at most 140 characters.
-    #[schema(example = "Rent November")]
+    #[schema(
+        example = "Rent November",
+        min_length = 1,
+        max_length = 140,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub remittance: Option<String>,
     /// At most 35 characters; generated when absent.
+    #[schema(pattern = "^[\\x21-\\x7e]{1,35}$")]
     pub end_to_end_id: Option<String>,
     /// SEPA Instant (Berlin Group banks that offer it).
     pub instant: Option<bool>,
     /// Where the user is sent back to, with `payment_id` and `status`.
-    #[schema(example = "https://app.example/payments/done")]
+    #[schema(value_type = schemas::HttpsUrl)]
     pub redirect_uri: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusEntry {
-    /// Kontor's status: `pending`, `authorised`, `executing`, `completed`, `rejected`,
-    /// `cancelled` or `unknown`.
+    #[schema(value_type = schemas::PaymentStatusWord)]
     pub status: String,
     /// What the bank said, verbatim (an ISO 20022 code, or a UK status name).
     pub bank_status: Option<String>,
@@ -102,13 +122,14 @@ pub struct AccountOutput {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentResponse {
-    #[schema(example = "pay_de_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::PaymentIdString)]
     pub id: String,
-    /// `pending`, `authorised`, `executing`, `completed`, `rejected`, `cancelled` or `unknown`.
+    #[schema(value_type = schemas::PaymentStatusWord)]
     pub status: String,
+    #[schema(value_type = schemas::UserIdString)]
     pub user_id: String,
     pub bank_id: String,
-    /// `sepa`, `sepa_instant` or `uk_domestic`.
+    #[schema(value_type = schemas::PaymentSchemeWord)]
     pub scheme: String,
     pub amount: Amount,
     pub creditor_name: String,
@@ -194,7 +215,10 @@ pub struct PaymentList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListPaymentsQuery {
+    /// The user whose payments to list.
+    #[param(value_type = schemas::UserIdString)]
     pub user_id: String,
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -368,9 +392,10 @@ fn payment_id(raw: &str) -> ApiResult<PaymentId> {
 
 /// Initiate a payment, exactly once per Idempotency-Key.
 #[utoipa::path(
-    post, path = "/v1/payments", tag = "payments",
+    post, path = "/v1/payments", tag = "payments", operation_id = "createPayment",
     request_body = CreatePaymentRequest,
-    params(("Idempotency-Key" = String, Header, description = "Unique per payment; retries with the same key and body get the first answer again")),
+    params(("Idempotency-Key" = String, Header, pattern = "^[\\x21-\\x7e]{1,255}$",
+        description = "1-255 visible ASCII characters, unique per payment; retries with the same key and body get the first answer again")),
     security(("bearer" = ["payments:write"])),
     responses(
         (status = 201, description = "Accepted; send the user to authorize_url. A replay carries `Idempotent-Replayed: true`.", body = PaymentResponse),
@@ -382,11 +407,10 @@ fn payment_id(raw: &str) -> ApiResult<PaymentId> {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::PaymentsWrite>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreatePaymentRequest>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::PaymentsWrite)?;
     let key = idempotency_key(&headers)?;
     let order = order(&state, &body)?;
     let canonical = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e))?;
@@ -409,8 +433,8 @@ pub async fn create(
 
 /// Read a payment: status, history, bank references.
 #[utoipa::path(
-    get, path = "/v1/payments/{id}", tag = "payments",
-    params(("id" = String, Path, description = "A payment id, e.g. pay_de_…")),
+    get, path = "/v1/payments/{id}", tag = "payments", operation_id = "getPayment",
+    params(("id" = schemas::PaymentIdString, Path, description = "A payment id, e.g. pay_de_…")),
     security(("bearer" = ["payments:read"])),
     responses(
         (status = 200, description = "The payment", body = PaymentResponse),
@@ -419,10 +443,9 @@ pub async fn create(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::PaymentsRead>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<PaymentResponse>> {
-    auth.require(Scope::PaymentsRead)?;
     let id = payment_id(&id)?;
     Ok(Json(
         state.hub().payment_view(&auth.tenant, &id).await?.into(),
@@ -431,17 +454,16 @@ pub async fn get(
 
 /// List a user's payments.
 #[utoipa::path(
-    get, path = "/v1/payments", tag = "payments",
+    get, path = "/v1/payments", tag = "payments", operation_id = "listPayments",
     params(ListPaymentsQuery),
     security(("bearer" = ["payments:read"])),
     responses((status = 200, description = "A page of payments", body = PaymentList))
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::PaymentsRead>,
     ApiQuery(query): ApiQuery<ListPaymentsQuery>,
 ) -> ApiResult<Json<PaymentList>> {
-    auth.require(Scope::PaymentsRead)?;
     let limit = pagination::limit(query.limit)?;
     let user = UserId::parse(&query.user_id)
         .map_err(|e| ApiError::new(ErrorCode::InvalidId, e.to_string()))?;

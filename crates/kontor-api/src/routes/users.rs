@@ -7,16 +7,16 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kontor_domain::event::{Event, EventType};
-use kontor_domain::tenant::Scope;
 use kontor_domain::user::{ExternalId, NewUser, User};
 use kontor_domain::{Region, UserId};
 use kontor_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
 
@@ -25,19 +25,24 @@ use crate::state::AppState;
 pub struct CreateUserRequest {
     /// Your own reference for the user, unique per region among your users. Treated as personal
     /// data: never logged.
-    #[schema(example = "customer-4711", min_length = 1, max_length = 255)]
+    #[schema(
+        example = "customer-4711",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub external_id: String,
     /// The user's home region; all their data stays in it. Fixed for the user's lifetime.
-    #[schema(example = "uk")]
+    #[schema(value_type = schemas::RegionCode, example = "uk")]
     pub region: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserResponse {
-    #[schema(example = "usr_uk_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::UserIdString)]
     pub id: String,
     pub external_id: String,
-    #[schema(example = "uk")]
+    #[schema(value_type = schemas::RegionCode, example = "uk")]
     pub region: String,
     /// RFC 3339, UTC.
     #[schema(example = "2026-11-26T18:54:59.123456Z")]
@@ -67,10 +72,17 @@ pub struct UserList {
 #[into_params(parameter_in = Query)]
 pub struct ListUsersQuery {
     /// Only the user(s) with this reference (one per region at most).
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub external_id: Option<String>,
     /// Only users of this region.
+    #[param(value_type = Option<schemas::RegionCode>)]
     pub region: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -82,7 +94,7 @@ fn user_id(raw: &str) -> ApiResult<UserId> {
 
 /// Create a user in a region.
 #[utoipa::path(
-    post, path = "/v1/users", tag = "users",
+    post, path = "/v1/users", tag = "users", operation_id = "createUser",
     request_body = CreateUserRequest,
     security(("bearer" = ["users:write"])),
     responses(
@@ -97,10 +109,9 @@ fn user_id(raw: &str) -> ApiResult<UserId> {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::UsersWrite>,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::UsersWrite)?;
     let external_id = ExternalId::parse(&body.external_id)
         .map_err(|err| ApiError::new(ErrorCode::InvalidExternalId, err.to_string()))?;
     let region = state.served_region(&body.region)?;
@@ -131,8 +142,8 @@ pub async fn create(
 
 /// Read a user.
 #[utoipa::path(
-    get, path = "/v1/users/{id}", tag = "users",
-    params(("id" = String, Path, description = "A user id, e.g. usr_uk_…")),
+    get, path = "/v1/users/{id}", tag = "users", operation_id = "getUser",
+    params(("id" = schemas::UserIdString, Path, description = "A user id, e.g. usr_uk_…")),
     security(("bearer" = ["users:read"])),
     responses(
         (status = 200, description = "The user", body = UserResponse),
@@ -144,10 +155,9 @@ pub async fn create(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::UsersRead>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<UserResponse>> {
-    auth.require(Scope::UsersRead)?;
     let id = user_id(&id)?;
     let cell = state.cells().get(id.region())?;
     let user = cell.user(&auth.tenant, &id).await?;
@@ -156,8 +166,8 @@ pub async fn get(
 
 /// Erase a user and everything held about them (GDPR Art. 17).
 #[utoipa::path(
-    delete, path = "/v1/users/{id}", tag = "users",
-    params(("id" = String, Path, description = "A user id, e.g. usr_uk_…")),
+    delete, path = "/v1/users/{id}", tag = "users", operation_id = "deleteUser",
+    params(("id" = schemas::UserIdString, Path, description = "A user id, e.g. usr_uk_…")),
     security(("bearer" = ["users:write"])),
     responses(
         (status = 204, description = "Erased"),
@@ -169,10 +179,9 @@ pub async fn get(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::UsersWrite>,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    auth.require(Scope::UsersWrite)?;
     let id = user_id(&id)?;
     let cell = state.cells().get(id.region())?;
     let erased = Event::new(
@@ -188,7 +197,7 @@ pub async fn delete(
 
 /// List users, optionally by external_id or region, in pages.
 #[utoipa::path(
-    get, path = "/v1/users", tag = "users",
+    get, path = "/v1/users", tag = "users", operation_id = "listUsers",
     params(ListUsersQuery),
     security(("bearer" = ["users:read"])),
     responses(
@@ -200,10 +209,9 @@ pub async fn delete(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::UsersRead>,
     ApiQuery(query): ApiQuery<ListUsersQuery>,
 ) -> ApiResult<Json<UserList>> {
-    auth.require(Scope::UsersRead)?;
     let limit = pagination::limit(query.limit)?;
     let regions: Vec<Region> = match &query.region {
         Some(raw) => vec![state.served_region(raw)?],

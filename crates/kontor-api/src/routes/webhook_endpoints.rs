@@ -7,28 +7,36 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kontor_domain::WebhookEndpointId;
-use kontor_domain::tenant::Scope;
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::WebhookEndpoint;
 use kontor_service::webhooks::{CreatedEndpoint, EndpointUpdate, NewEndpointRequest};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Authenticated;
+use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, IdPath};
+use crate::openapi::schemas;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookEndpointRequest {
     /// Where deliveries are POSTed: an https URL whose host resolves to public addresses.
-    #[schema(example = "https://app.example/webhooks/kontor")]
+    #[schema(
+        example = "https://example.com/webhooks/kontor",
+        max_length = 2048,
+        pattern = "^https://(?:[A-Za-z0-9-]{1,63}\\.){0,4}[A-Za-z][A-Za-z0-9-]{0,62}(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~/-]*)?(?:\\?[A-Za-z0-9._~=&-]*)?$"
+    )]
     pub url: String,
     /// The event types to deliver, or `["*"]` for all (including types added later).
-    #[schema(example = json!(["connection.active", "transactions.updated"]))]
+    #[schema(
+        value_type = schemas::EventSelection,
+        example = json!(["connection.active", "transactions.updated"])
+    )]
     pub events: Vec<String>,
     /// A note for yourself, at most 500 characters.
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
 }
 
@@ -36,14 +44,16 @@ pub struct CreateWebhookEndpointRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpointRequest {
+    #[schema(value_type = Option<schemas::HttpsUrl>)]
     pub url: Option<String>,
+    #[schema(value_type = Option<schemas::EventSelection>)]
     pub events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<Option<String>>,
     /// `enabled` or `disabled`. Enabling an endpoint the hub disabled resumes deliveries of
     /// events recorded from then on; replay missed ones with `POST /v1/events/{id}/redeliver`.
-    #[schema(example = "enabled")]
+    #[schema(value_type = Option<schemas::EndpointStatusWord>, example = "enabled")]
     pub status: Option<String>,
 }
 
@@ -54,15 +64,17 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookEndpointResponse {
-    #[schema(example = "whe_01h8x3k4q9c2m7v5t6r8w0y1z2")]
+    #[schema(value_type = schemas::WebhookEndpointIdString)]
     pub id: String,
     pub url: String,
     pub description: Option<String>,
+    #[schema(value_type = schemas::EventSelection)]
     pub events: Vec<String>,
-    /// `enabled` or `disabled`.
+    #[schema(value_type = schemas::EndpointStatusWord)]
     pub status: String,
     /// Why it is disabled: `tenant` (you did) or `failing` (every attempt of a delivery failed
     /// for its whole retry schedule, about three days, and nothing else got through).
+    #[schema(value_type = Option<schemas::DisabledReasonWord>)]
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,
     /// After a rotation: until when the previous secret still signs deliveries (each carries
@@ -131,7 +143,7 @@ pub(crate) fn endpoint_id(raw: &str) -> ApiResult<WebhookEndpointId> {
 
 /// Create a webhook endpoint; the response shows its signing secret, once.
 #[utoipa::path(
-    post, path = "/v1/webhook-endpoints", tag = "webhooks",
+    post, path = "/v1/webhook-endpoints", tag = "webhooks", operation_id = "createWebhookEndpoint",
     request_body = CreateWebhookEndpointRequest,
     security(("bearer" = ["webhooks:manage"])),
     responses(
@@ -144,10 +156,9 @@ pub(crate) fn endpoint_id(raw: &str) -> ApiResult<WebhookEndpointId> {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     ApiJson(body): ApiJson<CreateWebhookEndpointRequest>,
 ) -> ApiResult<Response> {
-    auth.require(Scope::WebhooksManage)?;
     let created = state
         .hub()
         .create_webhook_endpoint(
@@ -174,7 +185,7 @@ pub async fn create(
 
 /// List the tenant's webhook endpoints, oldest first.
 #[utoipa::path(
-    get, path = "/v1/webhook-endpoints", tag = "webhooks",
+    get, path = "/v1/webhook-endpoints", tag = "webhooks", operation_id = "listWebhookEndpoints",
     security(("bearer" = ["webhooks:manage"])),
     responses(
         (status = 200, description = "All the tenant's endpoints", body = WebhookEndpointList),
@@ -184,9 +195,8 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
 ) -> ApiResult<Json<WebhookEndpointList>> {
-    auth.require(Scope::WebhooksManage)?;
     let endpoints = state.hub().webhook_endpoints(&auth.tenant).await?;
     Ok(Json(WebhookEndpointList {
         data: endpoints.into_iter().map(Into::into).collect(),
@@ -196,8 +206,8 @@ pub async fn list(
 
 /// Read a webhook endpoint (without its secret).
 #[utoipa::path(
-    get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "A webhook endpoint id, e.g. whe_…")),
+    get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", operation_id = "getWebhookEndpoint",
+    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…")),
     security(("bearer" = ["webhooks:manage"])),
     responses(
         (status = 200, description = "The endpoint", body = WebhookEndpointResponse),
@@ -209,10 +219,9 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<WebhookEndpointResponse>> {
-    auth.require(Scope::WebhooksManage)?;
     let id = endpoint_id(&id)?;
     let endpoint = state.hub().webhook_endpoint(&auth.tenant, &id).await?;
     Ok(Json(endpoint.into()))
@@ -220,8 +229,8 @@ pub async fn get(
 
 /// Change an endpoint: its URL, events, description, or whether it is enabled.
 #[utoipa::path(
-    patch, path = "/v1/webhook-endpoints/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "A webhook endpoint id, e.g. whe_…")),
+    patch, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", operation_id = "updateWebhookEndpoint",
+    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…")),
     request_body = UpdateWebhookEndpointRequest,
     security(("bearer" = ["webhooks:manage"])),
     responses(
@@ -234,11 +243,10 @@ pub async fn get(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<UpdateWebhookEndpointRequest>,
 ) -> ApiResult<Json<WebhookEndpointResponse>> {
-    auth.require(Scope::WebhooksManage)?;
     let id = endpoint_id(&id)?;
     let endpoint = state
         .hub()
@@ -258,8 +266,8 @@ pub async fn update(
 
 /// Delete an endpoint. Its pending deliveries are given up.
 #[utoipa::path(
-    delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "A webhook endpoint id, e.g. whe_…")),
+    delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", operation_id = "deleteWebhookEndpoint",
+    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…")),
     security(("bearer" = ["webhooks:manage"])),
     responses(
         (status = 204, description = "Deleted"),
@@ -271,10 +279,9 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    auth.require(Scope::WebhooksManage)?;
     let id = endpoint_id(&id)?;
     state
         .hub()
@@ -286,8 +293,8 @@ pub async fn delete(
 /// Rotate the signing secret. The new secret is in the response; the old one keeps signing,
 /// next to it (two signatures per delivery), for 24 hours, so receivers can switch over.
 #[utoipa::path(
-    post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
-    params(("id" = String, Path, description = "A webhook endpoint id, e.g. whe_…")),
+    post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks", operation_id = "rotateWebhookEndpointSecret",
+    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…")),
     security(("bearer" = ["webhooks:manage"])),
     responses(
         (status = 200, description = "The endpoint with its new secret", body = WebhookEndpointResponse),
@@ -299,10 +306,9 @@ pub async fn delete(
 )]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    auth: Authenticated,
+    auth: Scoped<scoped::WebhooksManage>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<WebhookEndpointResponse>> {
-    auth.require(Scope::WebhooksManage)?;
     let id = endpoint_id(&id)?;
     let rotated = state.hub().rotate_webhook_secret(&auth.tenant, &id).await?;
     Ok(Json(rotated.into()))

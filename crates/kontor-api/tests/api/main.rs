@@ -10,6 +10,7 @@
 mod bank_deadline;
 mod callbacks;
 mod connect;
+mod contract;
 mod decoupled;
 mod docs;
 mod errors;

@@ -76,6 +76,8 @@ pub enum Language {
 }
 
 impl Language {
+    pub const ALL: [Language; 2] = [Language::En, Language::De];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Language::En => "en",

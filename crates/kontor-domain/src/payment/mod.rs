@@ -27,6 +27,12 @@ pub enum PaymentScheme {
 }
 
 impl PaymentScheme {
+    pub const ALL: [PaymentScheme; 3] = [
+        PaymentScheme::Sepa,
+        PaymentScheme::SepaInstant,
+        PaymentScheme::UkDomestic,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentScheme::Sepa => "sepa",
@@ -36,13 +42,7 @@ impl PaymentScheme {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            PaymentScheme::Sepa,
-            PaymentScheme::SepaInstant,
-            PaymentScheme::UkDomestic,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 }
 

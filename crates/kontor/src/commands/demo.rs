@@ -249,14 +249,19 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         super::serve::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let worker =
-        tokio::spawn(Worker::new(hub, wiring::worker_settings(&config)).run(stop_rx.clone()));
+    // `worker.embedded = false` runs the demo without background jobs (the contract tests do,
+    // so that no webhook delivery leaves the machine).
+    let worker = config.worker.embedded.then(|| {
+        tokio::spawn(Worker::new(hub, wiring::worker_settings(&config)).run(stop_rx.clone()))
+    });
     let mut graceful = stop_rx.clone();
     kontor_api::server::serve(listener, app, config.server.http(), async move {
         let _ = graceful.wait_for(|stop| *stop).await;
     })
     .await;
-    let _ = worker.await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     sandbox.shutdown().await;
     stores.close().await;
     Ok(())

@@ -1,8 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations, and the `/docs` page that
 //! renders it with Swagger UI's assets compiled into the binary (nothing is fetched at run time).
 
+mod errors;
+pub mod schemas;
+
+use errors::StandardErrors;
+use kontor_domain::Region;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::routes::{
@@ -33,8 +38,21 @@ use crate::routes::{
         payments::create, payments::list, payments::get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
-    components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
-    modifiers(&SecuritySchemes),
+    components(schemas(
+        ErrorEnvelope, ErrorBody, ErrorCode,
+        schemas::UserIdString, schemas::ConnectionIdString, schemas::AccountIdString,
+        schemas::EventIdString, schemas::PaymentIdString, schemas::WebhookEndpointIdString,
+        schemas::DeliveryIdString, schemas::RegionCode, schemas::IpAddress,
+        schemas::BankIdString, schemas::HttpsUrl,
+        schemas::ConnectionStatusWord, schemas::FailureReasonWord, schemas::PaymentStatusWord,
+        schemas::PaymentSchemeWord, schemas::TransactionStatusWord, schemas::BalanceKindWord,
+        schemas::AccountKindWord, schemas::StandardWord, schemas::LanguageWord,
+        schemas::AccessWord, schemas::EventTypeWord, schemas::EventSelection,
+        schemas::EndpointStatusWord, schemas::DisabledReasonWord, schemas::DeliveryStateWord,
+        schemas::DeliveryFailureWord, schemas::AttemptErrorWord, schemas::HealthWord, schemas::ReadinessWord,
+        schemas::DatabaseStatusWord, schemas::KeysStatusWord,
+    )),
+    modifiers(&SecuritySchemes, &StandardErrors),
     tags(
         (name = "auth", description = "OAuth2 client credentials"),
         (name = "users", description = "End users and their home regions"),
@@ -65,6 +83,27 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The document as the code describes it, with regions as any well-formed region code.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// The document a deployment serves: [`document`], with the regions it serves and the banks of
+/// its directory as the only values a region or a bank id may take.
+pub fn document_for<'a>(
+    regions: impl IntoIterator<Item = &'a Region>,
+    banks: impl IntoIterator<Item = &'a str>,
+) -> utoipa::openapi::OpenApi {
+    let mut doc = document();
+    let served = schemas::served_regions(regions.into_iter().map(Region::as_str));
+    let banks = schemas::directory_banks(banks);
+    if let Some(components) = doc.components.as_mut() {
+        components
+            .schemas
+            .insert(schemas::RegionCode::name().into_owned(), served);
+        components
+            .schemas
+            .insert(schemas::BankIdString::name().into_owned(), banks);
+    }
+    doc
 }

@@ -1,6 +1,8 @@
 //! Extractors that turn every way a request can be malformed into an [`ApiError`] with its own
 //! code, instead of axum's plain-text rejections.
 
+mod strict;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -65,8 +67,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses a request body, which is always a JSON object here. serde's derived structs would also
-/// accept an array of field values in declaration order; that is refused as a type error.
+/// Parses a request body, which is always a JSON object here (or `null`, where a body is
+/// optional). serde's derived structs would also accept an array of field values in declaration
+/// order, at any depth; [`strict::Strict`] refuses that as a type error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(
@@ -80,7 +83,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         );
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    let value: T =
+        serde_path_to_error::deserialize(strict::Strict(&mut deserializer)).map_err(json_error)?;
     deserializer.end().map_err(|_| {
         ApiError::new(
             ErrorCode::MalformedJson,
