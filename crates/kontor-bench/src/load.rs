@@ -1,6 +1,8 @@
 //! The closed-loop load generator: N workers, each sending its next request as soon as the last
 //! one answered, for a warm-up and then a measured window. Latencies go into an HdrHistogram per
 //! worker, merged at the end; failures are counted by kind and kept out of the histogram.
+//! For latency at a fixed offered rate, where slow answers must not slow the sending, see
+//! `open_loop.rs`.
 
 use std::collections::BTreeMap;
 use std::future::Future;

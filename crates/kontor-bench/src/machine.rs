@@ -19,6 +19,9 @@ pub struct Machine {
     pub kernel: String,
     pub postgres_version: String,
     pub kontor_version: String,
+    /// The 1, 5 and 15 minute load averages when the run started (`/proc/loadavg`): how busy
+    /// the machine was with other work.
+    pub load_average: String,
 }
 
 impl Machine {
@@ -46,8 +49,53 @@ impl Machine {
             kernel,
             postgres_version: postgres_version.to_owned(),
             kontor_version: kontor_version.to_owned(),
+            load_average: load_average(),
         }
     }
+
+    /// The report's paragraph about the machine; `shared_by` says which processes share its
+    /// CPUs.
+    pub fn markdown_line(&self, shared_by: &str) -> String {
+        format!(
+            "Machine: {} CPUs (`nproc`), shared by {shared_by}; {}; {}; Linux {}; load average \
+             {} at the start. PostgreSQL {}. {}.\n\n",
+            self.nproc,
+            self.cpu_model,
+            self.memory,
+            self.kernel,
+            self.load_average,
+            self.postgres_version,
+            self.kontor_version
+        )
+    }
+}
+
+/// The 1, 5 and 15 minute load averages now, as `/proc/loadavg` gives them (`unknown` where it
+/// is missing).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The resident set size of a process in KiB (`VmRSS` in `/proc/<pid>/status`); `None` where
+/// `/proc` cannot tell.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// CPU seconds spent during a window, split by who spent them, in hundredths of a second.
@@ -82,6 +130,23 @@ impl CpuUse {
             other_ticks: self.other_ticks + other.other_ticks,
         }
     }
+}
+
+/// CPU seconds of the hub, PostgreSQL, this tool and everything else, as `a / b / c / d` (a
+/// dash where `/proc` could not tell).
+pub fn cpu_split(cpu: Option<&CpuUse>) -> String {
+    cpu.map_or_else(
+        || "—".to_owned(),
+        |c| {
+            format!(
+                "{} / {} / {} / {}",
+                seconds(c.hub_ticks),
+                seconds(c.postgres_ticks),
+                seconds(c.loader_ticks),
+                seconds(c.other_ticks)
+            )
+        },
+    )
 }
 
 /// Formats ticks as seconds with two decimals, without floating point.

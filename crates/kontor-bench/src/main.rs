@@ -1,18 +1,25 @@
 //! `kontor-bench`: load benchmarks of the Kontor hub on PostgreSQL, and the payments crash test.
 //! Each benchmark starts a real `kontor serve` on fresh databases, loads it with closed-loop
-//! workers, and in the same run measures a baseline (the SQL the hub runs, sent directly through
-//! sqlx, or the bank call it makes). `crash` kills and restarts the hub under payment traffic
+//! workers (or, for latency at a fixed rate, the open-loop generator), and in the same run
+//! measures a baseline (the SQL the hub runs, sent directly through sqlx, the bank call it makes,
+//! or a raw batched INSERT of the rows it wrote). `crash` kills and restarts the hub under payment traffic
 //! and checks exactly-once against the sandbox bank's ledger.
 
+mod bank_proxy;
 mod crash;
 mod databases;
 mod hub;
+mod ingest;
+mod linking;
 mod load;
 mod machine;
+mod open_loop;
 mod payments;
+mod reads;
 mod report;
 mod sandbox;
 mod setup;
+mod targets;
 mod users;
 mod webhooks;
 
@@ -47,6 +54,13 @@ enum Command {
     /// Webhook delivery: deliveries per second draining a backlog with several `kontor worker`
     /// processes, and the delay from event commit to delivery under a steady rate.
     Webhooks(webhooks::WebhookArgs),
+    /// Reads of a linked account (transaction page, account, balances) and `GET /v1/users/{id}`:
+    /// peak throughput against the same SQL run directly, latency at a fixed offered rate (open
+    /// loop), and the idle memory of `kontor serve`.
+    Reads(reads::ReadsArgs),
+    /// Sync ingest: first syncs of 24 months and daily re-syncs from the sandbox bank, rows per
+    /// second through the hub against a raw batched INSERT of the same rows.
+    Ingest(ingest::IngestArgs),
 }
 
 /// The hub a benchmark runs: which binary, on fresh databases of which PostgreSQL server.
@@ -105,6 +119,8 @@ async fn main() -> anyhow::Result<()> {
             Command::Payments(args) => payments::run(&args).await,
             Command::Crash(args) => crash::run(&args).await,
             Command::Webhooks(args) => webhooks::run(&args).await,
+            Command::Reads(args) => reads::run(&args).await,
+            Command::Ingest(args) => ingest::run(&args).await,
         }
     };
     // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases

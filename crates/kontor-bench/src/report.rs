@@ -181,12 +181,7 @@ impl Report {
             "### `kontor-bench {}`, {}\n",
             self.benchmark, self.started_at
         );
-        let _ = writeln!(
-            md,
-            "Machine: {} CPUs (`nproc`), shared by the load generator, the hub and PostgreSQL; {}; {}; \
-             Linux {}. PostgreSQL {}. {}.\n",
-            m.nproc, m.cpu_model, m.memory, m.kernel, m.postgres_version, m.kontor_version
-        );
+        md.push_str(&m.markdown_line("the load generator, the hub and PostgreSQL"));
         let _ = writeln!(
             md,
             "Settings: {} closed-loop workers, {} s warm-up then {} s measured per phase, {} round(s) \

@@ -41,9 +41,17 @@ pub struct Customer {
 /// Starts the sandbox on a free local port: frozen clock (time moves when told), the given
 /// seed, no faults and no latency on any bank.
 pub async fn start(seed: u64) -> anyhow::Result<RunningSandbox> {
-    let sandbox = SandboxBank::builder()
-        .seed(seed)
-        .frozen_clock(true)
+    start_behind(seed, None).await
+}
+
+/// The same, announcing `public_url` (a proxy in front of it) as its address in every URL it
+/// hands out.
+pub async fn start_behind(seed: u64, public_url: Option<&str>) -> anyhow::Result<RunningSandbox> {
+    let mut builder = SandboxBank::builder().seed(seed).frozen_clock(true);
+    if let Some(url) = public_url {
+        builder = builder.public_url(url);
+    }
+    let sandbox = builder
         .start_local()
         .await
         .context("starting the sandbox bank")?;

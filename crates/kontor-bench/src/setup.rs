@@ -120,6 +120,18 @@ impl BenchEnv {
         })
     }
 
+    /// [`BenchEnv::teardown`] for a run whose figures matter more than a clean ending: a
+    /// failure is printed, and the report goes without the ending.
+    pub async fn teardown_or_warn(self) -> Option<Ending> {
+        match self.teardown().await {
+            Ok(ending) => Some(ending),
+            Err(err) => {
+                eprintln!("kontor-bench: teardown: {err:#}");
+                None
+            }
+        }
+    }
+
     /// Stops the hub (SIGTERM), reads its log, and drops the databases.
     pub async fn teardown(self) -> anyhow::Result<Ending> {
         let Self {

@@ -73,13 +73,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
     let phases = run_rounds(&env, &sandbox, &plan, args.rounds).await;
     let hub_pool = env.hub_pool.clone();
     let machine = env.machine.clone();
-    let ending = match env.teardown().await {
-        Ok(ending) => Some(ending),
-        Err(err) => {
-            eprintln!("kontor-bench: teardown: {err:#}");
-            None
-        }
-    };
+    let ending = env.teardown_or_warn().await;
     drop(dir);
     let [create, initiate_bg, initiate_uk, sql, bank] = phases?;
     let comparisons = vec![

@@ -2,7 +2,7 @@
 //! INSERT (in the same SERIALIZABLE transaction) and SELECT directly through a sqlx `PgPool` on
 //! the `uk` cell, as the baseline.
 
-mod ops;
+pub(crate) mod ops;
 
 pub(crate) use ops::OpFuture;
 
@@ -42,13 +42,7 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
     let phases = run_rounds(&env, &plan, args.rounds).await;
     let hub_pool = env.hub_pool.clone();
     let machine = env.machine.clone();
-    let ending = match env.teardown().await {
-        Ok(ending) => Some(ending),
-        Err(err) => {
-            eprintln!("kontor-bench: teardown: {err:#}");
-            None
-        }
-    };
+    let ending = env.teardown_or_warn().await;
     let [api_create, api_get, sql_insert, sql_select] = phases?;
     let comparisons = vec![
         Comparison::new("create: POST vs INSERT", &api_create, &sql_insert),

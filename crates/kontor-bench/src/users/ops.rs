@@ -29,7 +29,7 @@ struct UserBody {
     id: String,
 }
 
-fn transport_failure(err: &reqwest::Error) -> Failure {
+pub(crate) fn transport_failure(err: &reqwest::Error) -> Failure {
     if err.is_timeout() {
         "HTTP timeout".to_owned()
     } else if err.is_connect() {
@@ -42,7 +42,7 @@ fn transport_failure(err: &reqwest::Error) -> Failure {
 }
 
 /// `HTTP <status> <error code>` for an answer that was not the expected one.
-async fn status_failure(response: reqwest::Response) -> Failure {
+pub(crate) async fn status_failure(response: reqwest::Response) -> Failure {
     let status = response.status().as_u16();
     let code = response
         .json::<serde_json::Value>()
@@ -53,7 +53,7 @@ async fn status_failure(response: reqwest::Response) -> Failure {
     format!("HTTP {status} {code}").trim_end().to_owned()
 }
 
-fn sql_failure(err: &sqlx::Error) -> Failure {
+pub(crate) fn sql_failure(err: &sqlx::Error) -> Failure {
     match err {
         sqlx::Error::Database(db) => {
             format!("SQLSTATE {}", db.code().as_deref().unwrap_or("?"))

@@ -69,12 +69,9 @@ impl WebhookReport {
         let s = &self.settings;
         let m = &self.machine;
         let _ = writeln!(md, "### `kontor-bench webhooks`, {}\n", self.started_at);
-        let _ = writeln!(
-            md,
-            "Machine: {} CPUs (`nproc`), shared by this tool (the receiver and the event writer), \
-             the hub, its workers and PostgreSQL; {}; {}; Linux {}. PostgreSQL {}. {}.\n",
-            m.nproc, m.cpu_model, m.memory, m.kernel, m.postgres_version, m.kontor_version
-        );
+        md.push_str(&m.markdown_line(
+            "this tool (the receiver and the event writer), the hub, its workers and PostgreSQL",
+        ));
         let _ = writeln!(
             md,
             "Settings: {} `kontor worker` processes × {} attempts in flight, poll every {} ms; \
