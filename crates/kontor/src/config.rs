@@ -37,6 +37,7 @@ const SECTIONS: &[&str] = &[
     "bank_http",
     "webhooks",
     "rate_limits",
+    "payments",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -590,4 +591,20 @@ fn check_url(key: &str, url: &DatabaseUrl) -> anyhow::Result<()> {
 /// Serializes a value as a fixed mask: used for every secret in `config print`.
 pub(crate) fn masked<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str("********")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every top-level key of the configuration can be set from the environment: a section
+    /// missing from `SECTIONS` would make its `KONTOR_…` variables be ignored without a word.
+    #[test]
+    fn every_section_is_reachable_from_the_environment() {
+        let rendered = toml::to_string(&Config::default()).expect("the defaults render");
+        let table: toml::Table = toml::from_str(&rendered).expect("and parse back");
+        for key in table.keys() {
+            assert!(SECTIONS.contains(&key.as_str()), "{key} is not in SECTIONS");
+        }
+    }
 }
