@@ -141,14 +141,14 @@ def main():
     endpoint = api(
         "POST",
         "/v1/webhook-endpoints",
-        {"url": "https://127.0.0.1:9/contract", "events": ["*"]},
+        {"url": "https://127.0.0.1:9009/contract", "events": ["*"]},
         201,
     )["id"]
 
     doomed_endpoint = api(
         "POST",
         "/v1/webhook-endpoints",
-        {"url": "https://127.0.0.1:9/doomed", "events": ["*"]},
+        {"url": "https://127.0.0.1:9009/doomed", "events": ["*"]},
         201,
     )["id"]
 

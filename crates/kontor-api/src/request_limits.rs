@@ -15,6 +15,11 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Largest header section accepted: names, values and their separators, in bytes (hyper's own
 /// limit is about 400 KiB).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most header fields accepted. hyper's own default is 100, answered bare; the server raises
+/// hyper's to [`HEADER_COUNT_BACKSTOP`], so this one answers first, in the envelope.
+pub const MAX_HEADER_COUNT: usize = 100;
+/// hyper's limit on header fields, above ours: what a request past it gets is hyper's bare 431.
+pub const HEADER_COUNT_BACKSTOP: usize = 1000;
 
 /// Why a request's head is refused, if it is.
 fn check(request: &Request) -> Result<(), ApiError> {
@@ -33,10 +38,12 @@ fn check(request: &Request) -> Result<(), ApiError> {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    if header_bytes > MAX_HEADER_BYTES {
+    if header_bytes > MAX_HEADER_BYTES || request.headers().len() > MAX_HEADER_COUNT {
         return Err(ApiError::new(
             ErrorCode::HeadersTooLarge,
-            format!("the headers may be at most {MAX_HEADER_BYTES} bytes"),
+            format!(
+                "the headers may be at most {MAX_HEADER_BYTES} bytes in at most {MAX_HEADER_COUNT} fields"
+            ),
         ));
     }
     let decodes = |raw: &str| percent_decode_str(raw).decode_utf8().is_ok();

@@ -128,6 +128,7 @@ async fn connection(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .max_headers(crate::request_limits::HEADER_COUNT_BACKSTOP)
         .serve_connection(io, service);
     let connection = watcher.watch(connection);
     tokio::select! {
