@@ -72,17 +72,19 @@ pub mod config;
 pub mod core;
 pub mod data;
 pub mod report;
+mod running;
 mod server;
 pub mod state;
+pub mod tpp;
 mod uk;
 mod web;
 
-pub use builder::{
-    DEFAULT_SEED, RunningSandbox, SandboxBank, SandboxBuilder, SandboxError, TppCredentials,
-};
+pub use builder::{DEFAULT_SEED, SandboxBank, SandboxBuilder, SandboxError};
 pub use cli::{SandboxArgs, run};
 pub use config::{BankConfig, Standard, Theme, default_banks};
 pub use data::users::{ONE_TIME_CODE, PASSWORD, SandboxUser, USERS};
 pub use report::{AccountInfo, BankInfo, PaymentRecord};
+pub use running::{RunningSandbox, TppCredentials};
 pub use state::faults::FaultConfig;
 pub use state::payment::PaymentStatus;
+pub use tpp::{SandboxPki, TokenAuthMethod, UkClientRegistration};
