@@ -216,5 +216,44 @@ mod tests {
             time::macros::datetime!(2026-03-01 8:30 UTC)
         );
         assert!(parse_start("soon").is_err());
+        assert!(!cli.args.require_tpp_certificates);
+    }
+
+    #[tokio::test]
+    async fn strict_mode_sets_up_its_pki_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        let cli = Cli::parse_from([
+            "test",
+            "--listen",
+            "127.0.0.1:0",
+            "--require-tpp-certificates",
+            "--pki-dir",
+            pki.to_str().unwrap(),
+            "--tls-name",
+            "sandbox.test,10.0.0.7",
+        ]);
+        assert_eq!(cli.args.tls_names, ["sandbox.test", "10.0.0.7"]);
+        // Serve and stop at once: what matters is what start-up left behind.
+        run(cli.args, async {}).await.unwrap();
+        for file in [
+            files::SERVER_CA,
+            files::TPP_CA,
+            files::SIGNING_KEY,
+            files::DEMO_QWAC,
+            files::DEMO_QSEAL,
+            files::DEMO_INFO,
+        ] {
+            assert!(pki.join(file).exists(), "{file}");
+        }
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(pki.join(files::DEMO_INFO)).unwrap())
+                .unwrap();
+        assert!(
+            info["uk_clients"][0]["token_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://")
+        );
     }
 }

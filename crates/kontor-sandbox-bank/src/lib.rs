@@ -58,6 +58,14 @@
 //! to the TPP's URL. Decoupled SCA is approved at `{base}/app` or with
 //! [`RunningSandbox::approve_authorisation`].
 //!
+//! # Strict mode
+//!
+//! [`SandboxBuilder::require_tpp_certificates`] (`--require-tpp-certificates`) serves HTTPS and
+//! makes every bank refuse what a licensed third party would not send: no or foreign or expired
+//! TLS client certificates, missing PSD2 roles, unsigned or tampered Berlin Group requests, UK
+//! clients without `private_key_jwt`/`tls_client_auth`, unsigned or replayed request objects,
+//! tokens used over another certificate, bad `x-jws-signature`s. See [`tpp`] and the README.
+//!
 //! # Running it as a program
 //!
 //! The `kontor` binary exposes [`SandboxArgs`] as `kontor sandbox-bank` and calls [`run`], which

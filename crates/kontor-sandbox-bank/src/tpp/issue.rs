@@ -29,6 +29,18 @@ pub struct Issued {
     pub key_pkcs8: Vec<u8>,
 }
 
+impl Issued {
+    /// The certificate as PEM.
+    pub fn cert_pem(&self) -> String {
+        super::pki::pem("CERTIFICATE", &self.cert_der)
+    }
+
+    /// The private key as PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        super::pki::pem("PRIVATE KEY", &self.key_pkcs8)
+    }
+}
+
 impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Issued")

@@ -170,4 +170,21 @@ mod tests {
         // The first 16 bytes of SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223.
         assert_eq!(half_hash("abc"), "ungWv48Bz-pBQUDeXa4iIw");
     }
+
+    #[test]
+    fn es256_and_mismatched_keys() {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let signature = key.sign(&rng, b"input").unwrap();
+        let public = PublicKey::EcP256(key.public_key().as_ref().to_vec());
+        assert!(verify("ES256", &public, b"input", signature.as_ref()));
+        assert!(!verify("ES256", &public, b"other", signature.as_ref()));
+        // The algorithm must fit the key: no PS256 with an EC key, no `none`, no HS256.
+        assert!(!verify("PS256", &public, b"input", signature.as_ref()));
+        assert!(!verify("none", &public, b"input", b""));
+        assert!(!verify("HS256", &public, b"input", signature.as_ref()));
+    }
 }

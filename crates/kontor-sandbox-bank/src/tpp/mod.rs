@@ -33,8 +33,9 @@ use rustls_pki_types::UnixTime;
 
 pub use certs::{CertProblem, TppCertificate, TrustStore, Usage};
 pub use clients::{TokenAuthMethod, UkClient, UkClientRegistration};
+pub use issue::{Issued, TppSubject};
 pub use jose::SigningKey;
-pub use pki::{DemoTpp, DemoTppInfo, PkiError, SandboxPki};
+pub use pki::{PkiError, SandboxPki, TppIdentity, TppInfo};
 pub use qc::PspRole;
 pub use rsa_keygen::{KeyGenError, generate_rsa_pkcs8};
 pub use tls::PeerCertificates;

@@ -53,9 +53,9 @@ pub enum PkiError {
     Key(String),
 }
 
-/// Facts about the demo TPP, written as `demo-tpp.json`.
+/// Facts about a TPP's certificates (the demo TPP's are written as `demo-tpp.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DemoTppInfo {
+pub struct TppInfo {
     pub organization: String,
     /// `organizationIdentifier` of both certificates.
     pub organization_identifier: String,
@@ -73,14 +73,14 @@ pub struct DemoTppInfo {
     pub berlin_group_key_id: String,
     /// RFC 4514 subject of the QWAC (what `tls_client_auth` compares).
     pub qwac_subject_dn: String,
-    /// Its registration at each UK bank (filled in when the sandbox starts).
+    /// The demo TPP's registration at each UK bank (filled in when the sandbox starts).
     #[serde(default)]
-    pub uk_clients: Vec<DemoUkClient>,
+    pub uk_clients: Vec<UkClientInfo>,
 }
 
-/// The demo TPP's OAuth2 client at one UK bank.
+/// A TPP's OAuth2 client at one UK bank.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DemoUkClient {
+pub struct UkClientInfo {
     pub bank_id: String,
     pub client_id: String,
     /// `private_key_jwt` or `tls_client_auth`.
@@ -90,24 +90,39 @@ pub struct DemoUkClient {
     pub jwks_url: String,
 }
 
-/// The demo TPP's certificates and keys.
+/// A TPP's certificates and keys: the QWAC (TLS client, P-256) and the QSealC (signatures,
+/// RSA 2048), both with the PSD2 QC statement.
 #[derive(Debug, Clone)]
-pub struct DemoTpp {
+pub struct TppIdentity {
     pub qwac: Issued,
     pub qseal: Issued,
-    pub info: DemoTppInfo,
+    pub info: TppInfo,
 }
 
 /// Everything strict mode needs to know about certificates and keys.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SandboxPki {
     pub(super) server_ca: Issued,
     pub(super) tpp_ca: Vec<u8>,
     pub(super) tpp_ca_key: Option<Vec<u8>>,
     pub(super) extra_tpp_cas: Vec<Vec<u8>>,
     pub(super) signing_key: Vec<u8>,
-    pub(super) demo_tpp: Option<DemoTpp>,
+    pub(super) demo_tpp: Option<TppIdentity>,
     pub(super) dir: Option<PathBuf>,
+}
+
+/// Private keys never print.
+impl std::fmt::Debug for SandboxPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxPki")
+            .field("dir", &self.dir)
+            .field("extra_tpp_cas", &self.extra_tpp_cas.len())
+            .field(
+                "demo_tpp",
+                &self.demo_tpp.as_ref().map(|d| &d.info.organization),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// PEM text of one DER object.
@@ -135,26 +150,29 @@ pub(super) fn demo_subject() -> TppSubject {
     }
 }
 
-pub(super) fn demo_tpp(tpp_ca: &Issued) -> Result<DemoTpp, PkiError> {
-    let subject = demo_subject();
-    let qwac = issue::tpp(tpp_ca, &subject, QcType::Web)?;
-    let qseal = issue::tpp(tpp_ca, &subject, QcType::Seal)?;
-    let info = demo_info(&subject, &qwac, &qseal)?;
-    Ok(DemoTpp { qwac, qseal, info })
+pub(super) fn demo_tpp(tpp_ca: &Issued) -> Result<TppIdentity, PkiError> {
+    identity(tpp_ca, &demo_subject())
+}
+
+fn identity(tpp_ca: &Issued, subject: &TppSubject) -> Result<TppIdentity, PkiError> {
+    let qwac = issue::tpp(tpp_ca, subject, QcType::Web)?;
+    let qseal = issue::tpp(tpp_ca, subject, QcType::Seal)?;
+    let info = demo_info(subject, &qwac, &qseal)?;
+    Ok(TppIdentity { qwac, qseal, info })
 }
 
 pub(super) fn demo_info(
     subject: &TppSubject,
     qwac: &Issued,
     qseal: &Issued,
-) -> Result<DemoTppInfo, PkiError> {
+) -> Result<TppInfo, PkiError> {
     let parse = |der: &[u8]| TppCertificate::parse(der).map_err(PkiError::TrustAnchor);
     let seal = parse(&qseal.cert_der)?;
     let wac = parse(&qwac.cert_der)?;
     let kid = SigningKey::from_pkcs8(&qseal.key_pkcs8)
-        .map_err(|e| PkiError::Key(format!("the demo TPP's seal key is not an RSA key: {e}")))?
+        .map_err(|e| PkiError::Key(format!("the seal key is not an RSA key: {e}")))?
         .kid;
-    Ok(DemoTppInfo {
+    Ok(TppInfo {
         organization: subject.organization.clone(),
         organization_identifier: subject.organization_identifier.clone(),
         roles: subject.roles.clone(),
@@ -217,8 +235,22 @@ impl SandboxPki {
         self.tpp_ca_key.as_deref()
     }
 
-    pub fn demo_tpp(&self) -> Option<&DemoTpp> {
+    pub fn demo_tpp(&self) -> Option<&TppIdentity> {
         self.demo_tpp.as_ref()
+    }
+
+    /// Issues another TPP's QWAC and QSealC from the TPP CA (for tests with several TPPs, such
+    /// as one per tenant); needs the CA's key.
+    pub fn issue_tpp(&self, subject: &TppSubject) -> Result<TppIdentity, PkiError> {
+        let key = self
+            .tpp_ca_key
+            .clone()
+            .ok_or_else(|| PkiError::Key("the TPP CA's key is not available here".into()))?;
+        let ca = Issued {
+            cert_der: self.tpp_ca.clone(),
+            key_pkcs8: key,
+        };
+        identity(&ca, subject)
     }
 
     /// The TPP CAs as a trust store.
@@ -254,7 +286,7 @@ impl SandboxPki {
     }
 
     /// Records the demo TPP's UK clients (known once the banks are).
-    pub(crate) fn set_demo_uk_clients(&mut self, clients: Vec<DemoUkClient>) {
+    pub(crate) fn set_demo_uk_clients(&mut self, clients: Vec<UkClientInfo>) {
         if let Some(demo) = &mut self.demo_tpp {
             demo.info.uk_clients = clients;
         }

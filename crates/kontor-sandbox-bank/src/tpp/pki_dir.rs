@@ -9,7 +9,9 @@ use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 use super::issue::{self, IssueError, Issued};
 use super::jose::SigningKey;
-use super::pki::{DemoTpp, PkiError, SandboxPki, demo_info, demo_subject, demo_tpp, files, pem};
+use super::pki::{
+    PkiError, SandboxPki, TppIdentity, demo_info, demo_subject, demo_tpp, files, pem,
+};
 
 fn file_error(path: &Path, reason: impl std::fmt::Display) -> PkiError {
     PkiError::File {
@@ -143,7 +145,7 @@ impl SandboxPki {
         dir: &Path,
         tpp_ca: &[u8],
         tpp_ca_key: Option<&[u8]>,
-    ) -> Result<Option<DemoTpp>, PkiError> {
+    ) -> Result<Option<TppIdentity>, PkiError> {
         let path = |name: &str| dir.join(name);
         let loaded = (
             read_cert(&path(files::DEMO_QWAC))?,
@@ -161,7 +163,7 @@ impl SandboxPki {
                 key_pkcs8: qseal_key,
             };
             let info = demo_info(&demo_subject(), &qwac, &qseal)?;
-            return Ok(Some(DemoTpp { qwac, qseal, info }));
+            return Ok(Some(TppIdentity { qwac, qseal, info }));
         }
         let Some(key) = tpp_ca_key else {
             tracing::warn!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 use super::clients::SigningCertificate;
-use super::pki::DemoUkClient;
+use super::pki::UkClientInfo;
 use super::{SandboxPki, TppGate, UkClient, UkClientRegistration};
 use crate::builder::SandboxError;
 use crate::config::Standard;
@@ -83,7 +83,7 @@ pub(crate) fn register_demo_clients(
         let client =
             UkClient::from_registration(gate, registration).map_err(SandboxError::Registration)?;
         gate.register(bank.id(), client);
-        recorded.push(DemoUkClient {
+        recorded.push(UkClientInfo {
             bank_id: bank.id().to_string(),
             client_id: bank.config.client_id.clone(),
             token_endpoint_auth_method: method.as_str().to_string(),
