@@ -7,15 +7,13 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::{BankConfig, ConfigError, default_banks, load_banks_file, validate};
 use crate::core::clock::{ClockError, SimClock};
-use crate::report::{self, AccountInfo, BankInfo, PaymentRecord};
+use crate::running::RunningSandbox;
 use crate::state::Bank;
-use crate::state::faults::FaultConfig;
-use crate::web::admin::{ConsentAction, change_consent, decide};
+use crate::tpp::{SandboxPki, startup};
 
 /// The seed used when none is given.
 pub const DEFAULT_SEED: u64 = 42;
@@ -39,6 +37,14 @@ pub enum SandboxError {
     Authorisation(String),
     #[error("public URL `{0}` is not an absolute http(s) URL")]
     PublicUrl(String),
+    #[error(transparent)]
+    Pki(#[from] crate::tpp::PkiError),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("strict mode is off: there are no client registrations to manage")]
+    StrictModeOff,
+    #[error("client registration refused: {0}")]
+    Registration(String),
 }
 
 /// Entry point: `SandboxBank::builder()`.
@@ -60,6 +66,8 @@ pub struct SandboxBuilder {
     start: Option<OffsetDateTime>,
     frozen: bool,
     public_url: Option<String>,
+    pki: Option<SandboxPki>,
+    tls_names: Vec<String>,
 }
 
 impl Default for SandboxBuilder {
@@ -70,6 +78,8 @@ impl Default for SandboxBuilder {
             start: None,
             frozen: true,
             public_url: None,
+            pki: None,
+            tls_names: Vec::new(),
         }
     }
 }
@@ -119,6 +129,20 @@ impl SandboxBuilder {
         self
     }
 
+    /// Strict mode: HTTPS with a certificate of `pki`'s server CA, TPP certificates of its TPP
+    /// CA(s) on every API call, signed requests and FAPI client behaviour (see [`crate::tpp`]).
+    pub fn require_tpp_certificates(mut self, pki: SandboxPki) -> Self {
+        self.pki = Some(pki);
+        self
+    }
+
+    /// More host names or IP addresses for the HTTPS certificate (besides `localhost`,
+    /// `127.0.0.1`, `::1`, the listen address and the public URL's host).
+    pub fn tls_names(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.tls_names.extend(names);
+        self
+    }
+
     /// Binds `addr` and starts.
     pub async fn start(self, addr: SocketAddr) -> Result<RunningSandbox, SandboxError> {
         let listener = TcpListener::bind(addr).await?;
@@ -134,28 +158,47 @@ impl SandboxBuilder {
     pub async fn start_on(self, listener: TcpListener) -> Result<RunningSandbox, SandboxError> {
         validate(&self.banks)?;
         let addr = listener.local_addr()?;
-        let root_url = match self.public_url {
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        let root_url = match &self.public_url {
             Some(url) => {
                 let trimmed = url.trim_end_matches('/').to_string();
                 match url::Url::parse(&trimmed) {
                     Ok(u) if u.scheme() == "http" || u.scheme() == "https" => trimmed,
-                    _ => return Err(SandboxError::PublicUrl(url)),
+                    _ => return Err(SandboxError::PublicUrl(url.clone())),
                 }
             }
-            None => format!("http://{}", reachable(addr)),
+            None => format!("{scheme}://{}", reachable(addr)),
         };
         let clock = Arc::new(SimClock::new(
             self.start.unwrap_or_else(OffsetDateTime::now_utc),
             self.frozen,
         ));
-        let banks = self
+        let mut pki = self.pki;
+        let (gate, tls) = match &pki {
+            Some(pki) => {
+                let (gate, tls) =
+                    startup::prepare(pki, reachable(addr), &root_url, &self.tls_names)?;
+                (Some(gate), Some(tls))
+            }
+            None => (None, None),
+        };
+        let banks: Vec<Arc<Bank>> = self
             .banks
             .into_iter()
             .map(|config| {
                 let base = format!("{root_url}/{}", config.id);
-                Arc::new(Bank::new(config, base, clock.clone(), self.seed))
+                Arc::new(Bank::new(
+                    config,
+                    base,
+                    clock.clone(),
+                    self.seed,
+                    gate.clone(),
+                ))
             })
             .collect();
+        if let (Some(pki), Some(gate)) = (&mut pki, &gate) {
+            startup::register_demo_clients(pki, gate, &banks)?;
+        }
         let app = Arc::new(App {
             clock,
             banks,
@@ -164,12 +207,13 @@ impl SandboxBuilder {
         });
         let router = crate::web::router(&app);
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::server::serve(listener, router, async {
+        let task = tokio::spawn(crate::server::serve(listener, router, tls, async {
             let _ = rx.await;
         }));
         Ok(RunningSandbox {
             app,
             addr,
+            pki,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -186,174 +230,5 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
         }
         _ => addr,
-    }
-}
-
-/// UK Open Banking client credentials of the TPP at one bank.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TppCredentials {
-    pub client_id: String,
-    pub client_secret: String,
-    pub token_url: String,
-    pub authorize_url: String,
-}
-
-/// A sandbox that is serving. Dropping it stops the server too; `shutdown` waits for it.
-#[derive(Debug)]
-pub struct RunningSandbox {
-    app: Arc<App>,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl RunningSandbox {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The sandbox root URL (`http://127.0.0.1:PORT`), without a trailing slash.
-    pub fn url(&self) -> &str {
-        &self.app.root_url
-    }
-
-    /// The admin API root.
-    pub fn admin_url(&self) -> String {
-        format!("{}/admin", self.app.root_url)
-    }
-
-    /// A bank's base URL (Berlin Group: append `/v1/...`; UK: see [`BankInfo`]).
-    pub fn base_url(&self, bank_id: &str) -> Option<String> {
-        self.app.bank(bank_id).map(|b| b.base_url.clone())
-    }
-
-    pub fn bank(&self, bank_id: &str) -> Option<BankInfo> {
-        self.app.bank(bank_id).map(|b| report::bank_info(b))
-    }
-
-    pub fn banks(&self) -> Vec<BankInfo> {
-        self.app
-            .banks
-            .iter()
-            .map(|b| report::bank_info(b))
-            .collect()
-    }
-
-    /// The TPP's OAuth2 client credentials at a UK Open Banking bank.
-    pub fn uk_credentials(&self, bank_id: &str) -> Option<TppCredentials> {
-        let info = self.bank(bank_id)?;
-        Some(TppCredentials {
-            client_id: info.client_id?,
-            client_secret: info.client_secret?,
-            token_url: info.token_url?,
-            authorize_url: info.authorize_url?,
-        })
-    }
-
-    /// Every payment of every bank, oldest first.
-    pub fn payments(&self) -> Vec<PaymentRecord> {
-        self.app
-            .banks
-            .iter()
-            .flat_map(|b| report::payment_records(b))
-            .collect()
-    }
-
-    /// The accounts of all users at one bank, with current balances.
-    pub fn accounts(&self, bank_id: &str) -> Result<Vec<AccountInfo>, SandboxError> {
-        Ok(report::accounts(self.bank_state(bank_id)?))
-    }
-
-    /// The simulated time now.
-    pub fn now(&self) -> OffsetDateTime {
-        self.app.clock.now()
-    }
-
-    /// Moves the simulated clock forward: payments settle, consents expire, new card payments
-    /// appear, daily limits reset.
-    pub fn advance_clock(&self, by: time::Duration) -> Result<OffsetDateTime, SandboxError> {
-        Ok(self.app.clock.advance(by)?)
-    }
-
-    fn bank_state(&self, bank_id: &str) -> Result<&Arc<Bank>, SandboxError> {
-        self.app
-            .bank(bank_id)
-            .ok_or_else(|| SandboxError::UnknownBank(bank_id.to_string()))
-    }
-
-    /// Replaces the faults of one bank (an empty `FaultConfig` clears them).
-    pub fn set_faults(&self, bank_id: &str, faults: FaultConfig) -> Result<(), SandboxError> {
-        faults.validate().map_err(SandboxError::Faults)?;
-        self.bank_state(bank_id)?.faults().set(faults);
-        Ok(())
-    }
-
-    pub fn clear_faults(&self, bank_id: &str) -> Result<(), SandboxError> {
-        self.set_faults(bank_id, FaultConfig::default())
-    }
-
-    /// Ends a consent's validity now (Berlin Group `expired`; UK: its expiry passes).
-    pub fn expire_consent(&self, bank_id: &str, consent_id: &str) -> Result<(), SandboxError> {
-        self.consent_action(bank_id, consent_id, ConsentAction::Expire)
-    }
-
-    /// Revokes a consent as the PSU would at the bank (`revokedByPsu` / `Revoked`).
-    pub fn revoke_consent(&self, bank_id: &str, consent_id: &str) -> Result<(), SandboxError> {
-        self.consent_action(bank_id, consent_id, ConsentAction::Revoke)
-    }
-
-    fn consent_action(
-        &self,
-        bank_id: &str,
-        consent_id: &str,
-        action: ConsentAction,
-    ) -> Result<(), SandboxError> {
-        if change_consent(self.bank_state(bank_id)?, consent_id, action) {
-            Ok(())
-        } else {
-            Err(SandboxError::UnknownConsent(consent_id.to_string()))
-        }
-    }
-
-    /// Approves an authorisation as its PSU (decoupled: as if in the app). `psu` names the
-    /// customer when nobody logged in yet. Returns the URL the PSU would be sent to, if any.
-    pub fn approve_authorisation(
-        &self,
-        bank_id: &str,
-        authorisation_id: &str,
-        psu: Option<&str>,
-    ) -> Result<Option<String>, SandboxError> {
-        decide(self.bank_state(bank_id)?, authorisation_id, true, psu)
-            .map(|o| o.redirect)
-            .map_err(SandboxError::Authorisation)
-    }
-
-    /// Rejects an authorisation as its PSU would.
-    pub fn reject_authorisation(
-        &self,
-        bank_id: &str,
-        authorisation_id: &str,
-    ) -> Result<Option<String>, SandboxError> {
-        decide(self.bank_state(bank_id)?, authorisation_id, false, None)
-            .map(|o| o.redirect)
-            .map_err(SandboxError::Authorisation)
-    }
-
-    /// Stops accepting connections, lets requests in flight finish (up to 5 s), and returns.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RunningSandbox {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }

@@ -12,6 +12,8 @@ use time::OffsetDateTime;
 use crate::builder::{DEFAULT_SEED, SandboxBank};
 use crate::config::Standard;
 use crate::core::dates::{parse_date, parse_uk_query_datetime};
+use crate::tpp::SandboxPki;
+use crate::tpp::pki::files;
 
 /// Options of `kontor sandbox-bank`.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +55,32 @@ pub struct SandboxArgs {
     /// credentials) instead of one `<bank-id> <standard> <base-url>` line per bank.
     #[arg(long, env = "KONTOR_SANDBOX_JSON")]
     pub json: bool,
+
+    /// Strict mode: serve HTTPS, demand a TPP client certificate chained to the sandbox's TPP
+    /// CA with the PSD2 role of the service, and verify Berlin Group request signatures and UK
+    /// FAPI client authentication, request objects and `x-jws-signature`s.
+    #[arg(long, env = "KONTOR_SANDBOX_REQUIRE_TPP_CERTIFICATES")]
+    pub require_tpp_certificates: bool,
+
+    /// Strict mode: where the CAs, the sandbox's signing key and the demo TPP's certificates
+    /// are kept as PEM files (existing files are used, missing ones generated)
+    /// [default: ./sandbox-pki].
+    #[arg(long, env = "KONTOR_SANDBOX_PKI_DIR", value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+
+    /// Strict mode: more host names or IP addresses for the HTTPS certificate (comma-separated
+    /// or repeated), besides localhost, the listen address and the public URL's host.
+    #[arg(
+        long = "tls-name",
+        env = "KONTOR_SANDBOX_TLS_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub tls_names: Vec<String>,
 }
+
+/// The PKI directory when `--pki-dir` is not given.
+pub const DEFAULT_PKI_DIR: &str = "sandbox-pki";
 
 fn parse_start(text: &str) -> anyhow::Result<OffsetDateTime> {
     if let Some(date) = parse_date(text) {
@@ -66,11 +93,43 @@ fn parse_start(text: &str) -> anyhow::Result<OffsetDateTime> {
         .with_context(|| format!("--start `{text}` is neither a date nor an RFC 3339 date-time"))
 }
 
+/// Strict mode's files and the demo TPP, for the start line.
+fn pki_json(running: &crate::RunningSandbox) -> serde_json::Value {
+    let Some(pki) = running.pki() else {
+        return serde_json::Value::Null;
+    };
+    let dir = pki
+        .dir()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let demo = pki.demo_tpp().map(|demo| {
+        json!({
+            "info": demo.info,
+            "qwac_cert": file(files::DEMO_QWAC),
+            "qwac_key": file(files::DEMO_QWAC_KEY),
+            "qseal_cert": file(files::DEMO_QSEAL),
+            "qseal_key": file(files::DEMO_QSEAL_KEY),
+            "info_file": file(files::DEMO_INFO),
+        })
+    });
+    json!({
+        "dir": dir.display().to_string(),
+        "server_ca": file(files::SERVER_CA),
+        "tpp_ca": file(files::TPP_CA),
+        "tpp_ca_key": pki.tpp_ca_key_pkcs8().map(|_| file(files::TPP_CA_KEY)),
+        "demo_tpp": demo,
+    })
+}
+
 /// Writes the start lines (kept out of `run` so no stdout lock lives across an await).
 fn print_banks(running: &crate::RunningSandbox, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
-        let line = json!({ "url": running.url(), "admin_url": running.admin_url(), "banks": running.banks() });
+        let mut line = json!({ "url": running.url(), "admin_url": running.admin_url(), "banks": running.banks() });
+        if running.pki().is_some() {
+            line["pki"] = pki_json(running);
+        }
         writeln!(out, "{line}")?;
     } else {
         for bank in running.banks() {
@@ -104,6 +163,22 @@ pub async fn run(
     }
     if let Some(url) = &args.public_url {
         builder = builder.public_url(url.clone());
+    }
+    if args.require_tpp_certificates {
+        let dir = args
+            .pki_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PKI_DIR));
+        let shown = dir.display().to_string();
+        // Key generation is CPU work (RSA primes): keep it off the runtime's threads.
+        let pki = tokio::task::spawn_blocking(move || SandboxPki::load_or_generate(&dir))
+            .await
+            .context("generating the test PKI")?
+            .with_context(|| format!("setting up the test PKI in {shown}"))?;
+        tracing::info!(pki_dir = %shown, "strict mode: TPP certificates and signatures required");
+        builder = builder
+            .require_tpp_certificates(pki)
+            .tls_names(args.tls_names.clone());
     }
     let running = builder
         .start(args.listen)
@@ -141,5 +216,44 @@ mod tests {
             time::macros::datetime!(2026-03-01 8:30 UTC)
         );
         assert!(parse_start("soon").is_err());
+        assert!(!cli.args.require_tpp_certificates);
+    }
+
+    #[tokio::test]
+    async fn strict_mode_sets_up_its_pki_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        let cli = Cli::parse_from([
+            "test",
+            "--listen",
+            "127.0.0.1:0",
+            "--require-tpp-certificates",
+            "--pki-dir",
+            pki.to_str().unwrap(),
+            "--tls-name",
+            "sandbox.test,10.0.0.7",
+        ]);
+        assert_eq!(cli.args.tls_names, ["sandbox.test", "10.0.0.7"]);
+        // Serve and stop at once: what matters is what start-up left behind.
+        run(cli.args, async {}).await.unwrap();
+        for file in [
+            files::SERVER_CA,
+            files::TPP_CA,
+            files::SIGNING_KEY,
+            files::DEMO_QWAC,
+            files::DEMO_QSEAL,
+            files::DEMO_INFO,
+        ] {
+            assert!(pki.join(file).exists(), "{file}");
+        }
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(pki.join(files::DEMO_INFO)).unwrap())
+                .unwrap();
+        assert!(
+            info["uk_clients"][0]["token_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://")
+        );
     }
 }

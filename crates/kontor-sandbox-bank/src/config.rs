@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::iban::SUPPORTED_COUNTRIES;
 use crate::data::users::USERS;
+use crate::tpp::TokenAuthMethod;
 
 /// The API standard a simulated bank speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +73,10 @@ pub struct BankConfig {
     /// (no `x-fapi-customer-ip-address`), as PSD2 RTS Art. 36(5) allows.
     #[serde(default = "default_unattended")]
     pub unattended_reads_per_day: u32,
+    /// UK only, strict mode: how the demo TPP's client authenticates at the token endpoint
+    /// (`private_key_jwt` or `tls_client_auth`).
+    #[serde(default = "default_auth_method")]
+    pub token_endpoint_auth_method: TokenAuthMethod,
     pub theme: Theme,
 }
 
@@ -86,6 +91,9 @@ fn default_client_secret() -> String {
 }
 fn default_unattended() -> u32 {
     4
+}
+fn default_auth_method() -> TokenAuthMethod {
+    TokenAuthMethod::PrivateKeyJwt
 }
 
 fn theme(primary: &str, accent: &str, background: &str, language: &str, tagline: &str) -> Theme {
@@ -113,6 +121,7 @@ pub fn default_banks() -> Vec<BankConfig> {
             client_id: default_client_id(),
             client_secret: default_client_secret(),
             unattended_reads_per_day: default_unattended(),
+            token_endpoint_auth_method: default_auth_method(),
             theme: theme(
                 "#f5a400",
                 "#c2410c",
@@ -133,6 +142,7 @@ pub fn default_banks() -> Vec<BankConfig> {
             client_id: default_client_id(),
             client_secret: default_client_secret(),
             unattended_reads_per_day: default_unattended(),
+            token_endpoint_auth_method: default_auth_method(),
             theme: theme(
                 "#1e3a8a",
                 "#b91c1c",
@@ -153,6 +163,7 @@ pub fn default_banks() -> Vec<BankConfig> {
             client_id: default_client_id(),
             client_secret: default_client_secret(),
             unattended_reads_per_day: default_unattended(),
+            token_endpoint_auth_method: default_auth_method(),
             theme: theme(
                 "#0f766e",
                 "#134e4a",

@@ -58,6 +58,14 @@
 //! to the TPP's URL. Decoupled SCA is approved at `{base}/app` or with
 //! [`RunningSandbox::approve_authorisation`].
 //!
+//! # Strict mode
+//!
+//! [`SandboxBuilder::require_tpp_certificates`] (`--require-tpp-certificates`) serves HTTPS and
+//! makes every bank refuse what a licensed third party would not send: no or foreign or expired
+//! TLS client certificates, missing PSD2 roles, unsigned or tampered Berlin Group requests, UK
+//! clients without `private_key_jwt`/`tls_client_auth`, unsigned or replayed request objects,
+//! tokens used over another certificate, bad `x-jws-signature`s. See [`tpp`] and the README.
+//!
 //! # Running it as a program
 //!
 //! The `kontor` binary exposes [`SandboxArgs`] as `kontor sandbox-bank` and calls [`run`], which
@@ -72,17 +80,19 @@ pub mod config;
 pub mod core;
 pub mod data;
 pub mod report;
+mod running;
 mod server;
 pub mod state;
+pub mod tpp;
 mod uk;
 mod web;
 
-pub use builder::{
-    DEFAULT_SEED, RunningSandbox, SandboxBank, SandboxBuilder, SandboxError, TppCredentials,
-};
+pub use builder::{DEFAULT_SEED, SandboxBank, SandboxBuilder, SandboxError};
 pub use cli::{SandboxArgs, run};
 pub use config::{BankConfig, Standard, Theme, default_banks};
 pub use data::users::{ONE_TIME_CODE, PASSWORD, SandboxUser, USERS};
 pub use report::{AccountInfo, BankInfo, PaymentRecord};
+pub use running::{RunningSandbox, TppCredentials};
 pub use state::faults::FaultConfig;
 pub use state::payment::PaymentStatus;
+pub use tpp::{SandboxPki, TokenAuthMethod, UkClientRegistration};

@@ -30,11 +30,23 @@ pub struct BankInfo {
     /// UK: OAuth2 authorization endpoint (PSU redirect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorize_url: Option<String>,
-    /// UK: the TPP's client id and secret.
+    /// UK: the TPP's client id and (outside strict mode) secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// UK: how that client authenticates at the token endpoint (`client_secret_basic`;
+    /// in strict mode `private_key_jwt` or `tls_client_auth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// UK: the OpenID issuer (`aud` of request objects) and its discovery document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
+    /// UK, strict mode: the JWKS with the key of ID tokens and response signatures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
     /// The decoupled-SCA "banking app" page.
     pub app_url: String,
     /// Sandbox users with accounts here.
@@ -43,6 +55,7 @@ pub struct BankInfo {
 
 pub fn bank_info(bank: &Bank) -> BankInfo {
     let uk = bank.config.standard == Standard::UkOpenBanking;
+    let strict = bank.tpp.is_some();
     let uk_url = |path: &str| uk.then(|| bank.url(path));
     BankInfo {
         id: bank.config.id.clone(),
@@ -56,7 +69,17 @@ pub fn bank_info(bank: &Bank) -> BankInfo {
         token_url: uk_url("/oauth2/token"),
         authorize_url: uk_url("/oauth2/authorize"),
         client_id: uk.then(|| bank.config.client_id.clone()),
-        client_secret: uk.then(|| bank.config.client_secret.clone()),
+        client_secret: (uk && !strict).then(|| bank.config.client_secret.clone()),
+        token_endpoint_auth_method: uk.then(|| {
+            if strict {
+                bank.config.token_endpoint_auth_method.as_str().to_string()
+            } else {
+                "client_secret_basic".to_string()
+            }
+        }),
+        issuer: uk.then(|| bank.base_url.clone()),
+        discovery_url: uk_url("/.well-known/openid-configuration"),
+        jwks_url: if strict { uk_url("/jwks") } else { None },
         app_url: bank.url("/app"),
         customers: bank.config.customers.clone(),
     }

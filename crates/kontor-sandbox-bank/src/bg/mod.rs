@@ -77,6 +77,10 @@ pub fn router(bank: Arc<Bank>) -> Router {
             bank.clone(),
             crate::web::faults::inject,
         ))
+        .layer(middleware::from_fn_with_state(
+            bank.clone(),
+            crate::tpp::bg_guard::guard,
+        ))
         .layer(middleware::from_fn(echo_request_id))
         .with_state(bank);
     // Around the whole router rather than as a route layer: axum adds `Allow` after the route
@@ -88,7 +92,7 @@ pub fn router(bank: Arc<Bank>) -> Router {
     )
 }
 
-fn service_of(path: &str) -> Service {
+pub(crate) fn service_of(path: &str) -> Service {
     if path.starts_with("/v1/consents")
         || path.starts_with("/v1/accounts")
         || path.starts_with("/v1/card-accounts")

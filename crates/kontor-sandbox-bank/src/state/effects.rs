@@ -116,6 +116,8 @@ pub(super) fn issue_code(
             code_challenge: oauth.code_challenge.clone(),
             code_challenge_method: oauth.code_challenge_method.clone(),
             expires_at: now + Duration::minutes(10),
+            nonce: oauth.nonce.clone(),
+            state: oauth.state.clone(),
         },
     );
     let mut url = url::Url::parse(&oauth.redirect_uri).ok()?;

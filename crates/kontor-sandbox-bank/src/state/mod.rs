@@ -241,12 +241,20 @@ pub struct Bank {
     pub clock: Arc<SimClock>,
     state: Mutex<BankState>,
     faults: Mutex<FaultState>,
-    /// Key of the sandbox's response signatures (UK `x-jws-signature`).
+    /// Key of the sandbox's response signatures (UK `x-jws-signature`) outside strict mode.
     pub signing_key: Vec<u8>,
+    /// Strict mode (`--require-tpp-certificates`): certificates, signatures, FAPI clients.
+    pub tpp: Option<Arc<crate::tpp::TppGate>>,
 }
 
 impl Bank {
-    pub fn new(config: BankConfig, base_url: String, clock: Arc<SimClock>, seed: u64) -> Self {
+    pub fn new(
+        config: BankConfig,
+        base_url: String,
+        clock: Arc<SimClock>,
+        seed: u64,
+        tpp: Option<Arc<crate::tpp::TppGate>>,
+    ) -> Self {
         let state = BankState::new(&config, seed, clock.now());
         let signing_key = format!("kontor-sandbox-{}-{seed}", config.id).into_bytes();
         let fault_seed = combine(seed, hash_str(&config.id));
@@ -257,6 +265,7 @@ impl Bank {
             state: Mutex::new(state),
             faults: Mutex::new(FaultState::new(fault_seed)),
             signing_key,
+            tpp,
         }
     }
 

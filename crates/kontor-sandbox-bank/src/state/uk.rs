@@ -94,6 +94,8 @@ pub struct AccessToken {
     pub client_id: String,
     pub grant: TokenGrant,
     pub expires_at: OffsetDateTime,
+    /// Strict mode: `x5t#S256` of the TLS client certificate the token is bound to (RFC 8705).
+    pub cnf_x5t_s256: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,9 @@ pub struct AuthCode {
     pub code_challenge: String,
     pub code_challenge_method: String,
     pub expires_at: OffsetDateTime,
+    /// The authorization request's `nonce` and `state`, for the ID token (`nonce`, `s_hash`).
+    pub nonce: Option<String>,
+    pub state: Option<String>,
 }
 
 /// Which POST an idempotency key (UK `x-idempotency-key`, Berlin Group `X-Request-ID`) was used on.

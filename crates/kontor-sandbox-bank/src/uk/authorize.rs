@@ -18,15 +18,20 @@ use crate::web::extract::{field, form_pairs};
 use crate::web::pages::render::{escape, page};
 
 /// The consent id from an OpenID request object (`claims.id_token.openbanking_intent_id`),
-/// read without verifying its signature (the sandbox has no TPP keys).
+/// read without verifying its signature: outside strict mode the sandbox has no TPP keys.
 fn intent_from_request_object(jwt: &str) -> Option<String> {
     let payload = jwt.split('.').nth(1)?;
     let claims: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?)
             .ok()?;
+    intent_from_claims(claims.get("claims")?)
+}
+
+/// `openbanking_intent_id` from a request object's `claims` parameter.
+fn intent_from_claims(claims: &Value) -> Option<String> {
     let intent = claims
-        .pointer("/claims/id_token/openbanking_intent_id/value")
-        .or_else(|| claims.pointer("/claims/userinfo/openbanking_intent_id/value"))?;
+        .pointer("/id_token/openbanking_intent_id/value")
+        .or_else(|| claims.pointer("/userinfo/openbanking_intent_id/value"))?;
     intent.as_str().map(str::to_string)
 }
 
@@ -62,13 +67,100 @@ fn redirect_error(
     Redirect::to(url.as_str()).into_response()
 }
 
+/// What strict mode lets through: the verified parameters and the consent they name.
+struct StrictRequest {
+    params: Vec<(String, String)>,
+    intent: Option<String>,
+}
+
+/// Why strict mode stops an authorization request before anything else is looked at.
+enum Refusal {
+    /// No client or redirect URI to go back to: an error page.
+    Page(&'static str),
+    /// Back to the TPP with an OAuth error.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
+}
+
+impl Refusal {
+    fn answer(self, bank: &Bank) -> Response {
+        match self {
+            Self::Page(message) => error_page(bank, message),
+            Self::Redirect {
+                redirect_uri,
+                state,
+                error,
+                description,
+            } => redirect_error(&redirect_uri, state.as_deref(), error, &description),
+        }
+    }
+}
+
+/// Strict mode: the client must be registered, the redirect URI allowed, and the parameters
+/// come from a verified request object.
+fn strict_parameters(
+    bank: &Bank,
+    gate: &crate::tpp::TppGate,
+    q: &[(String, String)],
+) -> Result<StrictRequest, Refusal> {
+    let client_id = field(q, "client_id").unwrap_or("");
+    let client = gate
+        .client(bank.id(), client_id)
+        .ok_or(Refusal::Page("Unknown client_id."))?;
+    let redirect_uri = field(q, "redirect_uri").unwrap_or("");
+    if !url::Url::parse(redirect_uri).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http")
+        || !client.allows_redirect(redirect_uri)
+    {
+        return Err(Refusal::Page(
+            "redirect_uri is missing or not registered for this client.",
+        ));
+    }
+    let back = |error: &'static str, description: String| Refusal::Redirect {
+        redirect_uri: redirect_uri.to_string(),
+        state: field(q, "state").map(str::to_string),
+        error,
+        description,
+    };
+    let Some(request) = field(q, "request") else {
+        return Err(back(
+            "invalid_request",
+            "a signed request object (request) is required".into(),
+        ));
+    };
+    match crate::tpp::request_object::verify(gate, bank.id(), &bank.base_url, &client, request, q) {
+        Ok(verified) => {
+            let intent = verified.claims.get("claims").and_then(intent_from_claims);
+            let mut params = verified.params;
+            params.push(("request".into(), request.to_string()));
+            Ok(StrictRequest { params, intent })
+        }
+        Err(description) => {
+            tracing::info!(bank = bank.id(), client = client_id, %description, "request object refused");
+            Err(back("invalid_request_object", description))
+        }
+    }
+}
+
 /// `GET /oauth2/authorize`: checks the request, then sends the PSU to the bank's SCA pages.
 pub async fn authorize(State(bank): State<Arc<Bank>>, RawQuery(query): RawQuery) -> Response {
-    let q = form_pairs(query.as_deref().unwrap_or("").as_bytes());
-    let client_id = field(&q, "client_id").unwrap_or("");
-    if client_id != bank.config.client_id {
+    let mut q = form_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let mut verified_intent = None;
+    if let Some(gate) = &bank.tpp {
+        match strict_parameters(&bank, gate, &q) {
+            Ok(strict) => {
+                q = strict.params;
+                verified_intent = Some(strict.intent);
+            }
+            Err(refusal) => return refusal.answer(&bank),
+        }
+    } else if field(&q, "client_id") != Some(bank.config.client_id.as_str()) {
         return error_page(&bank, "Unknown client_id.");
     }
+    let client_id = field(&q, "client_id").unwrap_or("");
     let redirect_uri = field(&q, "redirect_uri").unwrap_or("");
     if !url::Url::parse(redirect_uri).is_ok_and(|u| u.scheme() == "https" || u.scheme() == "http") {
         return error_page(&bank, "redirect_uri must be an absolute http(s) URL.");
@@ -92,9 +184,19 @@ pub async fn authorize(State(bank): State<Arc<Bank>>, RawQuery(query): RawQuery)
             "PKCE is required: code_challenge (S256, 43 characters) and code_challenge_method=S256",
         );
     }
-    let intent = field(&q, "request")
-        .and_then(intent_from_request_object)
-        .or_else(|| field(&q, "openbanking_intent_id").map(str::to_string));
+    if verified_intent.is_some() && scopes.contains(&"openid") && field(&q, "nonce").is_none() {
+        return fail(
+            "invalid_request",
+            "nonce is required with the openid scope (FAPI 1.0 Advanced 5.2.2.2)",
+        );
+    }
+    // Strict mode reads the consent from the verified request object only.
+    let intent = match verified_intent {
+        Some(intent) => intent,
+        None => field(&q, "request")
+            .and_then(intent_from_request_object)
+            .or_else(|| field(&q, "openbanking_intent_id").map(str::to_string)),
+    };
     let Some(consent_id) = intent else {
         return fail(
             "invalid_request",

@@ -4,8 +4,10 @@
 mod accounts;
 mod auth;
 mod authorize;
+mod client_auth;
 mod consents;
 pub mod error;
+mod id_token;
 mod oauth;
 mod payment_consents;
 mod payments;
@@ -26,6 +28,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::state::Bank;
+pub use auth::bearer;
 use error::UkError;
 
 pub const AISP: &str = "/open-banking/v3.1/aisp";
@@ -83,6 +86,11 @@ pub fn router(bank: Arc<Bank>) -> Router {
         .route("/oauth2/token", post(oauth::token))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+        // Strict mode's checks run first, so their refusals are signed like any answer.
+        .layer(middleware::from_fn_with_state(
+            bank.clone(),
+            crate::tpp::uk_guard::guard,
+        ))
         .layer(middleware::from_fn_with_state(
             bank.clone(),
             sign_payment_responses,
@@ -95,6 +103,7 @@ pub fn router(bank: Arc<Bank>) -> Router {
     Router::new()
         .route("/oauth2/authorize", get(authorize::authorize))
         .route("/.well-known/openid-configuration", get(oauth::discovery))
+        .route("/jwks", get(oauth::jwks))
         .with_state(bank.clone())
         .merge(api.with_state(bank))
 }
@@ -113,19 +122,29 @@ async fn interaction_id(request: Request, next: Next) -> Response {
 }
 
 /// A detached JWS (`header..signature`) over a response body, as the PIS spec requires in
-/// `x-jws-signature`. The sandbox signs with HS256 and a per-bank key; TPPs cannot (and need
-/// not) verify it.
+/// `x-jws-signature`. In strict mode it is PS256 with the sandbox's key (at `{base}/jwks`);
+/// otherwise HS256 with a per-bank key that TPPs cannot (and need not) verify.
 pub fn detached_jws(bank: &Bank, payload: &[u8]) -> String {
-    let header = serde_json::json!({
-        "alg": "HS256",
-        "kid": format!("{}-sandbox", bank.id()),
+    let mut header = serde_json::json!({
         "typ": "JOSE",
         "cty": "application/json",
         "http://openbanking.org.uk/iat": bank.now().unix_timestamp(),
         "http://openbanking.org.uk/iss": bank.base_url,
-        "http://openbanking.org.uk/tan": "openbanking.org.uk",
+        "http://openbanking.org.uk/tan": crate::tpp::pki::TRUST_ANCHOR,
         "crit": ["http://openbanking.org.uk/iat", "http://openbanking.org.uk/iss", "http://openbanking.org.uk/tan"],
     });
+    if let Some(gate) = &bank.tpp {
+        header["http://openbanking.org.uk/iat"] = serde_json::json!(crate::tpp::wall_now());
+        let serde_json::Value::Object(header) = header else {
+            return String::new();
+        };
+        let compact = gate.signing_key.compact(header, payload);
+        let mut parts = compact.split('.');
+        let (h, _, s) = (parts.next(), parts.next(), parts.next());
+        return format!("{}..{}", h.unwrap_or(""), s.unwrap_or(""));
+    }
+    header["alg"] = serde_json::json!("HS256");
+    header["kid"] = serde_json::json!(format!("{}-sandbox", bank.id()));
     let header = URL_SAFE_NO_PAD.encode(header.to_string());
     let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload));
     let signature = match Hmac::<Sha256>::new_from_slice(&bank.signing_key) {

@@ -3,19 +3,22 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::Duration;
 
+use super::client_auth::{Caller, authenticate};
+use super::id_token::{IdTokenFacts, id_token};
 use crate::state::uk::{AccessToken, RefreshToken, TokenGrant, UkConsentStatus};
 use crate::state::{Bank, BankState};
+use crate::tpp::PeerCertificates;
 use crate::web::extract::{field, form_pairs, read_body};
 
 /// Lifetime of access tokens, in simulated time.
@@ -23,7 +26,7 @@ const ACCESS_TOKEN_LIFETIME: Duration = Duration::hours(1);
 pub(super) const SUPPORTED_SCOPES: [&str; 3] = ["openid", "accounts", "payments"];
 
 /// RFC 6749 §5.2 error body.
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (
         status,
         Json(json!({ "error": error, "error_description": description })),
@@ -42,44 +45,9 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     response
 }
 
-/// Client authentication: HTTP Basic (client_secret_basic) or form fields (client_secret_post).
-fn authenticate_client(
-    bank: &Bank,
-    headers: &HeaderMap,
-    form: &[(String, String)],
-) -> Option<String> {
-    let from_basic = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
-        .and_then(|b| STANDARD.decode(b.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| {
-            pair.split_once(':')
-                .map(|(i, s)| (url_decode(i), url_decode(s)))
-        });
-    let (id, secret) = from_basic.or_else(|| {
-        Some((
-            field(form, "client_id")?.to_string(),
-            field(form, "client_secret")?.to_string(),
-        ))
-    })?;
-    (id == bank.config.client_id && secret == bank.config.client_secret).then_some(id)
-}
-
-fn url_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
 fn issue_access_token(
     state: &mut BankState,
-    client_id: &str,
+    caller: &Caller,
     grant: TokenGrant,
     now: time::OffsetDateTime,
 ) -> String {
@@ -87,45 +55,30 @@ fn issue_access_token(
     state.access_tokens.insert(
         token.clone(),
         AccessToken {
-            client_id: client_id.to_string(),
+            client_id: caller.client_id.clone(),
             grant,
             expires_at: now + ACCESS_TOKEN_LIFETIME,
+            cnf_x5t_s256: caller.cnf(),
         },
     );
     token
 }
 
-/// A signed ID token (HS256 with the client secret, as OpenID Connect allows for confidential
-/// clients), naming the consent in `openbanking_intent_id`.
-fn id_token(bank: &Bank, client_id: &str, consent_id: &str, now: time::OffsetDateTime) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
-    let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "typ": "JWT" }).to_string());
-    let claims = json!({
-        "iss": bank.base_url, "aud": client_id, "sub": consent_id, "openbanking_intent_id": consent_id,
-        "iat": now.unix_timestamp(), "exp": (now + ACCESS_TOKEN_LIFETIME).unix_timestamp(),
-    });
-    let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let signature = Hmac::<sha2::Sha256>::new_from_slice(bank.config.client_secret.as_bytes())
-        .map(|mut mac| {
-            mac.update(input.as_bytes());
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        })
-        .unwrap_or_default();
-    format!("{input}.{signature}")
-}
-
-pub async fn token(State(bank): State<Arc<Bank>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn token(
+    State(bank): State<Arc<Bank>>,
+    peer: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let form = read_body(body)
         .await
         .map(|b| form_pairs(&b))
         .unwrap_or_default();
-    let Some(client_id) = authenticate_client(&bank, &headers, &form) else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client or wrong secret",
-        );
+    let caller = match authenticate(&bank, &headers, &form, peer.as_ref().map(|p| &p.0)) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
     };
+    let client_id = caller.client_id.clone();
     let now = bank.now();
     let mut state = bank.lock();
     match field(&form, "grant_type") {
@@ -143,9 +96,12 @@ pub async fn token(State(bank): State<Arc<Bank>>, headers: HeaderMap, body: Body
                     "scopes are openid, accounts and payments",
                 );
             }
+            if let Err(refusal) = caller.check_roles(scopes.iter().map(String::as_str)) {
+                return refusal.into_response();
+            }
             let token = issue_access_token(
                 &mut state,
-                &client_id,
+                &caller,
                 TokenGrant::Client {
                     scopes: scopes.clone(),
                 },
@@ -188,9 +144,12 @@ pub async fn token(State(bank): State<Arc<Bank>>, headers: HeaderMap, body: Body
                     "PKCE verification failed (code_verifier)",
                 );
             }
+            if let Err(refusal) = caller.check_roles(grant.scopes.iter().map(String::as_str)) {
+                return refusal.into_response();
+            }
             let token = issue_access_token(
                 &mut state,
-                &client_id,
+                &caller,
                 TokenGrant::Psu {
                     consent_id: grant.consent_id.clone(),
                     scopes: grant.scopes.clone(),
@@ -211,8 +170,14 @@ pub async fn token(State(bank): State<Arc<Bank>>, headers: HeaderMap, body: Body
                 "refresh_token": refresh, "scope": grant.scopes.join(" "),
             });
             if grant.scopes.iter().any(|s| s == "openid") {
-                body["id_token"] =
-                    Value::String(id_token(&bank, &client_id, &grant.consent_id, now));
+                let facts = IdTokenFacts {
+                    client_id: &client_id,
+                    grant: &grant,
+                    code,
+                    access_token: &token,
+                    lifetime_seconds: ACCESS_TOKEN_LIFETIME.whole_seconds(),
+                };
+                body["id_token"] = Value::String(id_token(&bank, &facts));
             }
             Json(body).into_response()
         }
@@ -245,9 +210,12 @@ pub async fn token(State(bank): State<Arc<Bank>>, headers: HeaderMap, body: Body
                     "the consent behind this refresh token is no longer authorised",
                 );
             }
+            if let Err(refusal) = caller.check_roles(refresh.scopes.iter().map(String::as_str)) {
+                return refusal.into_response();
+            }
             let token = issue_access_token(
                 &mut state,
-                &client_id,
+                &caller,
                 TokenGrant::Psu {
                     consent_id: refresh.consent_id.clone(),
                     scopes: refresh.scopes.clone(),
@@ -271,7 +239,7 @@ pub async fn token(State(bank): State<Arc<Bank>>, headers: HeaderMap, body: Body
 
 /// `GET /.well-known/openid-configuration`.
 pub async fn discovery(State(bank): State<Arc<Bank>>) -> Response {
-    Json(json!({
+    let mut document = json!({
         "issuer": bank.base_url,
         "authorization_endpoint": bank.url("/oauth2/authorize"),
         "token_endpoint": bank.url("/oauth2/token"),
@@ -282,6 +250,28 @@ pub async fn discovery(State(bank): State<Arc<Bank>>) -> Response {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "request_parameter_supported": true,
         "claims_parameter_supported": true,
-    }))
-    .into_response()
+        "claims_supported": ["sub", "openbanking_intent_id", "acr"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["HS256"],
+    });
+    if bank.tpp.is_some() {
+        document["jwks_uri"] = json!(bank.url("/jwks"));
+        document["token_endpoint_auth_methods_supported"] =
+            json!(["private_key_jwt", "tls_client_auth"]);
+        document["token_endpoint_auth_signing_alg_values_supported"] =
+            json!(crate::tpp::jose::TPP_ALGORITHMS);
+        document["request_object_signing_alg_values_supported"] =
+            json!(crate::tpp::jose::TPP_ALGORITHMS);
+        document["id_token_signing_alg_values_supported"] = json!(["PS256"]);
+        document["tls_client_certificate_bound_access_tokens"] = json!(true);
+        document["require_signed_request_object"] = json!(true);
+    }
+    Json(document).into_response()
+}
+
+/// `GET /jwks`: the sandbox's public signing key in strict mode (ID tokens, response
+/// signatures); empty otherwise.
+pub async fn jwks(State(bank): State<Arc<Bank>>) -> Response {
+    let keys: Vec<Value> = bank.tpp.iter().map(|gate| gate.signing_key.jwk()).collect();
+    Json(json!({ "keys": keys })).into_response()
 }

@@ -24,7 +24,7 @@ use crate::state::uk::UkConsentStatus;
 use crate::web::extract::{Params, read_body};
 
 /// Admin errors, in the envelope of Kontor's own API.
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({ "error": { "code": code, "message": message } })),
@@ -32,7 +32,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn no_bank() -> Response {
+pub(super) fn no_bank() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "bank_not_found",
@@ -52,6 +52,14 @@ pub fn router(app: Arc<App>) -> Router {
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .route("/banks/{bank}/payments", get(bank_payments))
+        .route(
+            "/banks/{bank}/clients",
+            get(super::admin_clients::list).post(super::admin_clients::register),
+        )
+        .route(
+            "/banks/{bank}/clients/{client}",
+            axum::routing::delete(super::admin_clients::remove),
+        )
         .route("/banks/{bank}/accounts", get(bank_accounts))
         .route(
             "/banks/{bank}/consents/{consent}/expire",

@@ -1,6 +1,7 @@
 //! The sandbox's HTTP surface: an index page, `/admin`, and one subtree per bank.
 
 pub mod admin;
+mod admin_clients;
 pub mod extract;
 pub mod faults;
 mod index;

@@ -17,6 +17,7 @@ mod common;
 mod faults;
 mod flows;
 mod spec;
+mod strict;
 mod strict_bodies;
 mod uk_ais;
 mod uk_flows;
