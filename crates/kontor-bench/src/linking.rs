@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kontor_sandbox_bank::RunningSandbox;
-use kontor_test_support::browser::{Browser, Landing, Page, query_of};
+use kontor_test_support::browser::{self, Browser, Landing, Page, query_of};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -317,25 +317,13 @@ impl<'a> Tenant<'a> {
     }
 }
 
-/// The form to submit on a page of the link: the hub's bank button, then the bank's login,
-/// one-time code and account choice.
+/// The form to submit on a page of the link (see `browser::sandbox_link_form`).
 fn next_form(
     page: &Page,
     bank: &str,
     username: &str,
 ) -> anyhow::Result<kontor_test_support::browser::Form> {
-    if let Some(form) = page.form(&format!("bank-{bank}")) {
-        return Ok(form);
-    }
-    let form = match page.step().as_deref() {
-        Some("login") => page
-            .form("login-form")
-            .map(|f| f.set("username", username).set("password", "sandbox")),
-        Some("otp") => page.form("otp-form").map(|f| f.set("otp", "123456")),
-        Some("accounts") => page.form("accounts-form").map(|f| f.check_all()),
-        _ => None,
-    };
-    form.with_context(|| {
+    browser::sandbox_link_form(page, bank, username).with_context(|| {
         format!(
             "unexpected page while linking: HTTP {} at {} (step {:?})",
             page.status,

@@ -361,6 +361,38 @@ impl Browser {
         self.follow(response, method).await
     }
 
+    /// Walks a connect link as the sandbox bank's `username` would: picks `bank` on the hub's
+    /// page, signs in at the bank (password `sandbox`, code `123456`) and shares every account.
+    /// Returns the query the tenant's redirect URI was given (`status`, `reason`, …).
+    pub async fn link_through(
+        &self,
+        connect_url: &Url,
+        bank: &str,
+        username: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
+        const MAX_PAGES: usize = 10;
+        let mut landing = self
+            .try_open(connect_url)
+            .await
+            .map_err(|f| f.to_string())?;
+        for _ in 0..MAX_PAGES {
+            let page = match landing {
+                Landing::Left(back) => return Ok(query_of(&back)),
+                Landing::Page(page) => page,
+            };
+            let form = sandbox_link_form(&page, bank, username).ok_or_else(|| {
+                format!(
+                    "unexpected page while linking: HTTP {} at {} (step {:?})",
+                    page.status,
+                    page.url.path(),
+                    page.step()
+                )
+            })?;
+            landing = self.try_submit(&form).await.map_err(|f| f.to_string())?;
+        }
+        Err(format!("linking took more than {MAX_PAGES} pages"))
+    }
+
     pub async fn open(&self, url: &str) -> Landing {
         let url = Url::parse(url).expect("a URL to open");
         self.try_open(&url)
@@ -372,6 +404,22 @@ impl Browser {
         self.try_submit(form)
             .await
             .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+}
+
+/// The form to submit on a page of a link through the sandbox bank: the hub's bank button, then
+/// the bank's login, one-time code and account choice.
+pub fn sandbox_link_form(page: &Page, bank: &str, username: &str) -> Option<Form> {
+    if let Some(form) = page.form(&format!("bank-{bank}")) {
+        return Some(form);
+    }
+    match page.step().as_deref() {
+        Some("login") => page
+            .form("login-form")
+            .map(|f| f.set("username", username).set("password", "sandbox")),
+        Some("otp") => page.form("otp-form").map(|f| f.set("otp", "123456")),
+        Some("accounts") => page.form("accounts-form").map(|f| f.check_all()),
+        _ => None,
     }
 }
 

@@ -50,6 +50,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up every database of a SQLite deployment into one file, online and consistent
+    /// (PostgreSQL databases are backed up with pgBackRest: see ops/backup).
+    Backup {
+        /// The archive to write (a gzip-compressed tar with a manifest and checksums).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print one JSON object: the file, its size and each database's checksum and rows.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a `kontor backup` archive into the data directory (--data-dir), after checking
+    /// all of it.
+    Restore {
+        /// The archive written by `kontor backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Replace the databases of a data directory that is not empty (stop the hub first).
+        #[arg(long)]
+        force: bool,
+        /// Print one JSON object: where each database went and its rows.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage tenants (the fintech apps using this hub).
     #[command(subcommand)]
     Tenants(TenantsCommand),
@@ -157,6 +183,12 @@ impl Cli {
             Command::Worker => commands::worker::run(&config).await,
             Command::Demo(args) => commands::demo::run(&config, args).await,
             Command::Migrate { json } => commands::migrate::run(&config, json).await,
+            Command::Backup { out, force, json } => {
+                commands::backup::backup(&config, &out, force, json).await
+            }
+            Command::Restore { from, force, json } => {
+                commands::backup::restore(&config, &from, force, json).await
+            }
             Command::Tenants(TenantsCommand::Create { name, json }) => {
                 commands::tenants::create(&config, &name, json).await
             }

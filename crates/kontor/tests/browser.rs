@@ -9,22 +9,26 @@
 //! (as CI sets) it fails instead. Screenshots go to `KONTOR_BROWSER_ARTIFACTS` (default: a new
 //! temporary folder); the script prints their paths (`--nocapture` shows them).
 
-#![expect(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::demo::{Demo, wait_for};
 use kontor_test_support::loud_skip;
 
 const TEST: &str = "links_accounts_in_headless_chromium_for_both_standards";
 /// Longer than the script's own global timeout, so that one normally reports first.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(200);
-const DEMO_START_TIMEOUT: Duration = Duration::from_secs(60);
-const DEMO_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
@@ -84,111 +88,6 @@ fn missing_prerequisites(node: Option<&Path>) -> Vec<String> {
     missing
 }
 
-/// The demo process; killed if the test ends early.
-struct Demo {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Demo {
-    fn start(data_dir: &Path) -> (Self, String) {
-        let stderr = data_dir.join("demo.stderr");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
-        // Only what this test sets may configure the binary.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("KONTOR_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("KONTOR_LOG__LEVEL", "warn")
-            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.join("data"))
-            .arg("--json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&stderr).expect("creating the demo's stderr file"));
-        let mut child = cmd.spawn().expect("starting kontor demo");
-        let stdout = child.stdout.take().expect("the demo's stdout");
-        let mut demo = Self { child, stderr };
-
-        // Read the first line on a thread (with a deadline here), then keep draining stdout.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let first = match rx.recv_timeout(DEMO_START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            Ok(other) => panic!(
-                "kontor demo printed no first line ({other:?}); exit: {:?}\n{}",
-                demo.child.try_wait(),
-                demo.log()
-            ),
-            Err(_) => panic!(
-                "kontor demo printed nothing within {DEMO_START_TIMEOUT:?}\n{}",
-                demo.log()
-            ),
-        };
-        let json: serde_json::Value = serde_json::from_str(&first)
-            .unwrap_or_else(|err| panic!("the demo's first line is not JSON ({err}): {first}"));
-        for key in ["api_base_url", "client_id", "client_secret", "connect_url"] {
-            assert!(
-                json[key].as_str().is_some_and(|v| !v.is_empty()),
-                "the demo's JSON has no {key}: {first}"
-            );
-        }
-        (demo, first)
-    }
-
-    fn log(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        format!(
-            "--- kontor demo stderr (last lines) ---\n{}",
-            tail.join("\n")
-        )
-    }
-
-    /// SIGTERM, then waits for the exit.
-    fn stop(mut self) -> (ExitStatus, String) {
-        let pid =
-            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits an i32"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
-            .expect("sending SIGTERM to the demo");
-        let status = wait_for(&mut self.child, DEMO_STOP_TIMEOUT).unwrap_or_else(|| {
-            panic!(
-                "kontor demo did not exit within {DEMO_STOP_TIMEOUT:?} of SIGTERM\n{}",
-                self.log()
-            )
-        });
-        (status, self.log())
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child process") {
-            return Some(status);
-        }
-        if started.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn links_accounts_in_headless_chromium_for_both_standards() {
     let node = find_on_path("node");
@@ -209,7 +108,7 @@ fn links_accounts_in_headless_chromium_for_both_standards() {
 
     let dir = tempfile::tempdir().expect("a temporary folder");
     let started = Instant::now();
-    let (demo, json) = Demo::start(dir.path());
+    let (demo, json) = Demo::start(&dir.path().join("data"), dir.path());
 
     let out = dir.path().join("link.stdout");
     let err = dir.path().join("link.stderr");
