@@ -59,6 +59,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The erasure ledger: erased users, re-erased after a restore.
+    #[command(subcommand)]
+    Erasure(ErasureCommand),
     /// Run the sandbox bank: simulated Berlin Group and UK Open Banking banks for demos and
     /// tests (users alice, bob, carol; password "sandbox"; one-time code 123456).
     SandboxBank(kontor_sandbox_bank::SandboxArgs),
@@ -132,6 +135,17 @@ pub enum ClientsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ErasureCommand {
+    /// Apply the erasure ledger to every cell and key store again: run after restoring a cell,
+    /// a key store or the control database from a backup, so no erased user comes back.
+    Replay {
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration as TOML, with secrets and passwords masked.
     Print,
@@ -187,6 +201,9 @@ impl Cli {
                 commands::clients::list(&config, &tenant, json).await
             }
             Command::Config(ConfigCommand::Print) => commands::config::print(&config),
+            Command::Erasure(ErasureCommand::Replay { json }) => {
+                commands::erasure::replay(&config, json).await
+            }
             Command::SandboxBank(args) => {
                 kontor_sandbox_bank::run(args, commands::serve::shutdown_signal()).await
             }

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod config;
 pub mod demo;
+pub mod erasure;
 pub mod migrate;
 pub mod serve;
 pub mod tenants;
