@@ -13,7 +13,7 @@ dir=$(mktemp -d)
 log="$dir/kontor.log"
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-env -u RUST_LOG KONTOR_LOG__LEVEL=info "$kontor" --data-dir "$dir/data" serve --listen 127.0.0.1:0 2>"$log" &
+env -u RUST_LOG KONTOR_LOG__LEVEL=info KONTOR_DEVELOPMENT=true "$kontor" --data-dir "$dir/data" serve --listen 127.0.0.1:0 2>"$log" &
 pid=$!
 address=""
 for _ in $(seq 1 300); do

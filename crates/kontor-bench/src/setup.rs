@@ -72,6 +72,8 @@ impl BenchEnv {
 
         let mut roles = vec!["control"];
         roles.extend_from_slice(REGIONS);
+        let key_roles: Vec<String> = REGIONS.iter().map(|r| format!("keys_{r}")).collect();
+        roles.extend(key_roles.iter().map(String::as_str));
         let databases = TempDatabases::create(&args.postgres, &roles).await?;
         let data_dir = tempfile::Builder::new()
             .prefix("kontor-bench-")
@@ -96,6 +98,10 @@ impl BenchEnv {
             env.push((
                 format!("KONTOR_CELLS__{}__URL", region.to_uppercase()),
                 databases.url(region)?,
+            ));
+            env.push((
+                format!("KONTOR_CELLS__{}__KEYS_URL", region.to_uppercase()),
+                databases.url(&format!("keys_{region}"))?,
             ));
         }
 

@@ -18,6 +18,7 @@ mod payments;
 mod reads;
 mod redirect_uri;
 pub mod schedule;
+mod shred;
 mod supersession;
 mod sync;
 mod tokens;
@@ -38,6 +39,7 @@ pub use payments::{
     StoredAccount, payment_redirect,
 };
 pub use redirect_uri::{MAX_REDIRECT_URI_LEN, normalise_redirect_uri};
+pub use shred::{KeyMoveReport, ReplayReport, move_keys_out_of_cells, replay_erasures};
 pub use sync::{AccountChanges, SyncReport, SyncTrigger};
 pub use tokens::{hash_token, random_token};
 pub use vault::Vault;

@@ -2,51 +2,94 @@
 
 use kontor_crypto::{DataKey, Keyring, WrappedKey};
 use kontor_domain::UserId;
-use kontor_store::CellStore;
+use kontor_store::{CellStore, KeyStores, UserKeyStore};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ServiceError, ServiceResult};
 
+/// The key-encryption keys and the regions' key stores, where users' wrapped data keys live.
 #[derive(Debug)]
 pub struct Vault {
     keyring: Keyring,
+    keys: KeyStores,
 }
 
 impl Vault {
-    pub fn new(keyring: Keyring) -> Self {
-        Self { keyring }
+    pub fn new(keyring: Keyring, keys: KeyStores) -> Self {
+        Self { keyring, keys }
     }
 
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
 
-    /// The user's data key, made (and stored, wrapped) on first use.
+    /// The key store of the user's region.
+    pub fn key_store(&self, user: &UserId) -> ServiceResult<&dyn UserKeyStore> {
+        self.keys
+            .get(user.region())
+            .map(|store| store.as_ref())
+            .map_err(ServiceError::from_store)
+    }
+
+    pub fn key_stores(&self) -> &KeyStores {
+        &self.keys
+    }
+
+    /// The user's data key, made (and stored, wrapped, in the key store) on first use. `cell` is
+    /// the user's cell: a key an earlier release kept there is moved to the key store first, and
+    /// a user the cell does not hold gets no key (`NotFound`).
     pub async fn user_key(&self, cell: &dyn CellStore, user: &UserId) -> ServiceResult<DataKey> {
         let owner = user.as_str();
-        if let Some(wrapped) = cell
-            .user_data_key(user)
+        let store = self.key_store(user)?;
+        if let Some(wrapped) = store
+            .user_key(user)
             .await
             .map_err(ServiceError::from_store)?
         {
-            return Ok(self
-                .keyring
-                .unwrap_key(&WrappedKey::from_stored(wrapped), owner)?);
+            return self.unwrap(wrapped, owner);
         }
-        let (key, wrapped) = self.keyring.new_data_key(owner)?;
-        let stored = cell
-            .ensure_user_data_key(user, wrapped.as_str())
+        // Until `kontor migrate` has moved them all (and while an earlier release still runs
+        // beside this one), a key may still be in the cell.
+        let legacy = cell
+            .user_data_key(user)
             .await
             .map_err(ServiceError::from_store)?;
-        if stored == wrapped.as_str() {
-            Ok(key)
-        } else {
-            // Another request made the user's key first; use theirs.
-            Ok(self
-                .keyring
-                .unwrap_key(&WrappedKey::from_stored(stored), owner)?)
-        }
+        let stored = match legacy {
+            Some(wrapped) => {
+                store
+                    .import_user_key(user, &wrapped)
+                    .await
+                    .map_err(ServiceError::from_store)?;
+                cell.clear_legacy_data_key(user, &wrapped)
+                    .await
+                    .map_err(ServiceError::from_store)?;
+                store
+                    .user_key(user)
+                    .await
+                    .map_err(ServiceError::from_store)?
+                    .ok_or(ServiceError::NotFound)?
+            }
+            None => {
+                let (key, wrapped) = self.keyring.new_data_key(owner)?;
+                let stored = store
+                    .ensure_user_key(user, wrapped.as_str())
+                    .await
+                    .map_err(ServiceError::from_store)?;
+                if stored == wrapped.as_str() {
+                    return Ok(key);
+                }
+                // Another request made the user's key first; use theirs.
+                stored
+            }
+        };
+        self.unwrap(stored, owner)
+    }
+
+    fn unwrap(&self, wrapped: String, owner: &str) -> ServiceResult<DataKey> {
+        Ok(self
+            .keyring
+            .unwrap_key(&WrappedKey::from_stored(wrapped), owner)?)
     }
 }
 

@@ -24,6 +24,12 @@ pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
 pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
+pub static KEYS_MIGRATOR: Migrator = sqlx::migrate!("./migrations/keys");
+
+/// Run after a key was shredded, outside any transaction: removes the dead row versions that
+/// still held the key from the key table's pages (the row was overwritten before it was
+/// deleted, but PostgreSQL writes an update as a new row version).
+pub const AFTER_SHRED: &str = "VACUUM user_keys";
 
 /// SQLSTATEs after which the server has rolled the transaction back and a rerun may succeed.
 const RETRYABLE: &[&str] = &[

@@ -56,12 +56,22 @@ impl Dialect {
         }
     }
 
+    /// What makes the engine forget a shredded key; run outside a transaction.
+    pub(crate) fn after_shred(self) -> &'static str {
+        match self {
+            Dialect::Postgres => postgres::AFTER_SHRED,
+            Dialect::Sqlite => sqlite::AFTER_SHRED,
+        }
+    }
+
     pub(crate) fn migrator(self, role: DatabaseRole) -> &'static Migrator {
         match (self, role) {
             (Dialect::Postgres, DatabaseRole::Control) => &postgres::CONTROL_MIGRATOR,
             (Dialect::Postgres, DatabaseRole::Cell) => &postgres::CELL_MIGRATOR,
             (Dialect::Sqlite, DatabaseRole::Control) => &sqlite::CONTROL_MIGRATOR,
             (Dialect::Sqlite, DatabaseRole::Cell) => &sqlite::CELL_MIGRATOR,
+            (Dialect::Postgres, DatabaseRole::Keys) => &postgres::KEYS_MIGRATOR,
+            (Dialect::Sqlite, DatabaseRole::Keys) => &sqlite::KEYS_MIGRATOR,
         }
     }
 

@@ -9,12 +9,15 @@ mod cell;
 mod control;
 mod database;
 mod dialect;
+mod erasures;
 mod idempotency;
 mod keys;
 mod query;
+mod user_keys;
 mod webhooks;
 
 pub use cell::SqlCell;
 pub use control::SqlControl;
 pub use database::{PoolSettings, SqlDatabase};
 pub use dialect::Dialect;
+pub use user_keys::SqlKeyStore;

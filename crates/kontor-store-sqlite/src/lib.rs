@@ -27,6 +27,7 @@ pub const SKIP_LOCKED: &str = "";
 
 pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
 pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
+pub static KEYS_MIGRATOR: Migrator = sqlx::migrate!("./migrations/keys");
 
 // SQLite primary result codes (the low byte of an extended code).
 const SQLITE_BUSY: i64 = 5;
@@ -97,8 +98,9 @@ pub fn file_of(url: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Per-connection settings: WAL for concurrent readers, `synchronous=FULL` so that a committed
-/// payment survives a power cut, foreign keys on, and how long a writer waits for the lock before
-/// the error the retry helper handles.
+/// payment survives a power cut, foreign keys on, `secure_delete` so that deleted rows are
+/// overwritten with zeros in the file instead of lingering in free pages (what erasure relies
+/// on), and how long a writer waits for the lock before the error the retry helper handles.
 pub fn configure(options: AnyPoolOptions, busy_timeout: Duration) -> AnyPoolOptions {
     let busy_ms = busy_timeout.as_millis();
     options.after_connect(move |conn, _meta| {
@@ -107,6 +109,7 @@ pub fn configure(options: AnyPoolOptions, busy_timeout: Duration) -> AnyPoolOpti
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
+                "PRAGMA secure_delete = ON",
             ] {
                 sqlx::query(pragma).execute(&mut *conn).await?;
             }
@@ -116,6 +119,12 @@ pub fn configure(options: AnyPoolOptions, busy_timeout: Duration) -> AnyPoolOpti
         })
     })
 }
+
+/// Run after a key was shredded, outside any transaction: copies every page back into the
+/// database file (where `secure_delete` has zeroed the deleted row) and truncates the WAL, which
+/// still held the key's earlier page images. Answers one row `(busy, log, checkpointed)`; `busy`
+/// is 1 when a reader kept it from completing.
+pub const AFTER_SHRED: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
 fn primary_code(err: &dyn DatabaseError) -> Option<i64> {
     err.code()

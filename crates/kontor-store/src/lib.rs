@@ -3,11 +3,13 @@
 //!
 //! Data is split in two kinds of databases: one **control** database for what is global to a
 //! deployment (tenants, API clients, the bank directory) and one **cell** per region for
-//! everything about users. A cell refuses rows of another region's users.
+//! everything about users. A cell refuses rows of another region's users. Users' data keys live
+//! in a third kind, one **key store** per region, apart from the cell (see [`UserKeyStore`]).
 
 mod accounts;
 mod cells;
 mod connections;
+mod erasures;
 mod error;
 mod events;
 mod keys;
@@ -16,6 +18,7 @@ mod payments;
 mod retry;
 mod schema;
 mod tenants;
+mod user_keys;
 mod users;
 mod webhooks;
 
@@ -26,6 +29,7 @@ pub use cells::Cells;
 pub use connections::{
     ConnectionSecrets, ConnectionStore, ReadsChange, SyncBookkeeping, SyncCounters, Transition,
 };
+pub use erasures::{Erasure, ErasureLedger};
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
 pub use keys::KeyCanaryStore;
@@ -36,6 +40,7 @@ pub use payments::{
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
 pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
+pub use user_keys::{KeyStores, UserKeyStore};
 pub use users::UserStore;
 pub use webhooks::{
     ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
@@ -46,7 +51,13 @@ use kontor_domain::Region;
 
 /// Everything the control database holds.
 pub trait ControlStore:
-    TenantStore + ApiClientStore + IdempotencyStore + WebhookEndpointStore + KeyCanaryStore + Schema
+    TenantStore
+    + ApiClientStore
+    + IdempotencyStore
+    + WebhookEndpointStore
+    + KeyCanaryStore
+    + ErasureLedger
+    + Schema
 {
 }
 impl<
@@ -55,6 +66,7 @@ impl<
         + IdempotencyStore
         + WebhookEndpointStore
         + KeyCanaryStore
+        + ErasureLedger
         + Schema,
 > ControlStore for T
 {

@@ -1,4 +1,4 @@
-//! What every database (control or cell) answers about itself: reachability and migrations.
+//! What every database (control, cell or key store) answers about itself: reachability and migrations.
 
 use async_trait::async_trait;
 
@@ -8,6 +8,8 @@ use crate::error::StoreResult;
 pub enum DatabaseRole {
     Control,
     Cell,
+    /// A region's key store: users' wrapped data keys, apart from the cell.
+    Keys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

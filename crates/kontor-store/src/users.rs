@@ -29,7 +29,9 @@ pub trait UserStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Page<User>>;
     /// Erases the user and everything held about them in this cell (their connections,
-    /// accounts, balances, transactions and wrapped data key), and records `event` with it.
+    /// accounts, balances, transactions and any data key an earlier release kept here), and
+    /// records `event` with it. The user's data key itself is shredded in the region's key store
+    /// ([`crate::UserKeyStore`]).
     async fn delete_user(
         &self,
         tenant: &TenantId,
@@ -37,10 +39,18 @@ pub trait UserStore: Send + Sync {
         event: Option<&NewEvent>,
     ) -> StoreResult<()>;
 
-    /// The user's wrapped data key, if one was made.
+    /// The wrapped data key an earlier release kept in the cell (`users.data_key`), if any is
+    /// still here: keys live in the key store now, and `kontor migrate` moves these there.
     async fn user_data_key(&self, id: &UserId) -> StoreResult<Option<String>>;
 
-    /// Stores `candidate` as the user's wrapped data key unless one exists, and returns the one
-    /// that is stored (so concurrent first uses agree on a single key).
-    async fn ensure_user_data_key(&self, id: &UserId, candidate: &str) -> StoreResult<String>;
+    /// Users whose wrapped data key is still kept in the cell, in order of id after `after`.
+    async fn legacy_data_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(UserId, String)>>;
+
+    /// Clears the user's key from the cell once the key store holds it, if it is still
+    /// `wrapped`. `true` when it was cleared now.
+    async fn clear_legacy_data_key(&self, id: &UserId, wrapped: &str) -> StoreResult<bool>;
 }

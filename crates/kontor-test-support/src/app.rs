@@ -20,6 +20,11 @@ use tokio::task::JoinHandle;
 
 use crate::databases::{Backend, TestStores};
 
+/// The key-encryption key of every test app (id [`TEST_KEK_ID`]): all the keys the test
+/// deployment has, for tests that play an attacker holding them.
+pub const TEST_KEK: [u8; 32] = [9; 32];
+pub const TEST_KEK_ID: &str = "test";
+
 /// The key test tokens are signed with; tests may forge tokens with it (e.g. expired ones).
 pub const TEST_SIGNING_KEY: [u8; 32] = [7; 32];
 
@@ -191,12 +196,13 @@ impl TestApp {
         let mut hub_settings = HubSettings::new(public_url);
         hub_settings.allow_http_redirects = true;
         tweak(&mut hub_settings);
-        let keyring = Keyring::new(&[("test".to_owned(), vec![9; 32])]).expect("keyring");
+        let keyring =
+            Keyring::new(&[(TEST_KEK_ID.to_owned(), TEST_KEK.to_vec())]).expect("keyring");
         let hub = Hub::new(
             stores.cells.clone(),
             stores.control(),
             directory,
-            Vault::new(keyring),
+            Vault::new(keyring, stores.key_stores.clone()),
             hub_settings,
         );
         let state = AppState::new(hub.clone(), tokens.clone(), settings);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kontor_domain::Region;
-use kontor_store::{Cells, ControlStore, Schema};
-use kontor_store_sql::{PoolSettings, SqlCell, SqlControl};
+use kontor_store::{Cells, ControlStore, KeyStores, Schema};
+use kontor_store_sql::{PoolSettings, SqlCell, SqlControl, SqlKeyStore};
 use rand::Rng;
 use sqlx::{AnyPool, Connection};
 
@@ -111,12 +111,15 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A control database and one cell per region, fresh and migrated, on one backend.
+/// A control database and one cell and one key store per region, fresh and migrated, on one
+/// backend.
 pub struct TestStores {
     pub backend: Backend,
     pub control: Arc<SqlControl>,
     pub cells: Cells,
     pub sql_cells: Vec<Arc<SqlCell>>,
+    pub key_stores: KeyStores,
+    pub sql_key_stores: Vec<Arc<SqlKeyStore>>,
     pub urls: Vec<(String, String)>,
     _databases: Vec<TestDatabase>,
     _dir: Option<tempfile::TempDir>,
@@ -149,7 +152,8 @@ impl TestStores {
             .into_iter()
             .map(|r| {
                 let db = TestDatabase::sqlite(dir.path(), &format!("cell-{r}"));
-                (r, db)
+                let keys = TestDatabase::sqlite(&dir.path().join("keys"), r.as_str());
+                (r, db, keys)
             })
             .collect();
         Self::build(Backend::Sqlite, control, cells, Some(dir), settings).await
@@ -168,7 +172,9 @@ impl TestStores {
         let control = TestDatabase::postgres(test).await?;
         let mut cells = Vec::new();
         for region in regions(regions_) {
-            cells.push((region, TestDatabase::postgres(test).await?));
+            let cell = TestDatabase::postgres(test).await?;
+            let keys = TestDatabase::postgres(test).await?;
+            cells.push((region, cell, keys));
         }
         Some(Self::build(Backend::Postgres, control, cells, None, settings).await)
     }
@@ -183,7 +189,7 @@ impl TestStores {
     async fn build(
         backend: Backend,
         control_db: TestDatabase,
-        cell_dbs: Vec<(Region, TestDatabase)>,
+        cell_dbs: Vec<(Region, TestDatabase, TestDatabase)>,
         dir: Option<tempfile::TempDir>,
         settings: &PoolSettings,
     ) -> Self {
@@ -193,20 +199,32 @@ impl TestStores {
         let mut sql_cells = Vec::new();
         let mut urls = vec![("control".to_owned(), control_db.url.clone())];
         let mut databases = vec![control_db];
-        for (region, db) in cell_dbs {
+        let mut key_stores = KeyStores::new();
+        let mut sql_key_stores = Vec::new();
+        for (region, db, keys_db) in cell_dbs {
             let cell =
                 Arc::new(SqlCell::open(region.clone(), &db.url, settings).expect("open cell"));
             cell.migrate().await.expect("migrate cell");
             cells.insert(cell.clone());
             sql_cells.push(cell);
+            let keys = Arc::new(
+                SqlKeyStore::open(region.clone(), &keys_db.url, settings).expect("open key store"),
+            );
+            keys.migrate().await.expect("migrate key store");
+            key_stores.insert(keys.clone());
+            sql_key_stores.push(keys);
             urls.push((region.to_string(), db.url.clone()));
+            urls.push((format!("keys:{region}"), keys_db.url.clone()));
             databases.push(db);
+            databases.push(keys_db);
         }
         Self {
             backend,
             control,
             cells,
             sql_cells,
+            key_stores,
+            sql_key_stores,
             urls,
             _databases: databases,
             _dir: dir,
@@ -222,6 +240,13 @@ impl TestStores {
             .iter()
             .find(|c| kontor_store::CellStore::region(c.as_ref()).as_str() == region)
             .expect("no such test cell")
+    }
+
+    pub fn key_store(&self, region: &str) -> &Arc<SqlKeyStore> {
+        self.sql_key_stores
+            .iter()
+            .find(|k| kontor_store::UserKeyStore::region(k.as_ref()).as_str() == region)
+            .expect("no such test key store")
     }
 
     /// A raw pool on the control database, for tests that look behind the store's back.

@@ -13,7 +13,9 @@ mod databases;
 mod sandbox;
 mod skip;
 
-pub use app::{TEST_SIGNING_KEY, TestApp, TestAppBuilder, TestTenant, error_code};
+pub use app::{
+    TEST_KEK, TEST_KEK_ID, TEST_SIGNING_KEY, TestApp, TestAppBuilder, TestTenant, error_code,
+};
 pub use databases::{Backend, TestDatabase, TestStores};
 pub use sandbox::{sandbox_directory, sandbox_profiles};
 pub use skip::{loud_skip, postgres_admin_url, require_postgres};

@@ -56,6 +56,10 @@ pub enum Command {
         /// The archive to write (a gzip-compressed tar with a manifest and checksums).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Back up the regions' key stores instead of the data (keep these briefly: an erased
+        /// user's key lives on in them until they are deleted).
+        #[arg(long)]
+        key_stores: bool,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
@@ -69,6 +73,10 @@ pub enum Command {
         /// The archive written by `kontor backup`.
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
+        /// A newer control database (a copy of the live one) whose erasure ledger the restore
+        /// keeps, so that users erased after the backup stay erased.
+        #[arg(long, value_name = "CONTROL_DB")]
+        ledger_from: Option<PathBuf>,
         /// Replace the databases of a data directory that is not empty (stop the hub first).
         #[arg(long)]
         force: bool,
@@ -85,6 +93,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The erasure ledger: erased users, re-erased after a restore.
+    #[command(subcommand)]
+    Erasure(ErasureCommand),
     /// Run the sandbox bank: simulated Berlin Group and UK Open Banking banks for demos and
     /// tests (users alice, bob, carol; password "sandbox"; one-time code 123456).
     SandboxBank(kontor_sandbox_bank::SandboxArgs),
@@ -158,6 +169,17 @@ pub enum ClientsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ErasureCommand {
+    /// Apply the erasure ledger to every cell and key store again: run after restoring a cell,
+    /// a key store or the control database from a backup, so no erased user comes back.
+    Replay {
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration as TOML, with secrets and passwords masked.
     Print,
@@ -183,11 +205,19 @@ impl Cli {
             Command::Worker => commands::worker::run(&config).await,
             Command::Demo(args) => commands::demo::run(&config, args).await,
             Command::Migrate { json } => commands::migrate::run(&config, json).await,
-            Command::Backup { out, force, json } => {
-                commands::backup::backup(&config, &out, force, json).await
-            }
-            Command::Restore { from, force, json } => {
-                commands::backup::restore(&config, &from, force, json).await
+            Command::Backup {
+                out,
+                key_stores,
+                force,
+                json,
+            } => commands::backup::backup(&config, &out, key_stores, force, json).await,
+            Command::Restore {
+                from,
+                ledger_from,
+                force,
+                json,
+            } => {
+                commands::backup::restore(&config, &from, ledger_from.as_deref(), force, json).await
             }
             Command::Tenants(TenantsCommand::Create { name, json }) => {
                 commands::tenants::create(&config, &name, json).await
@@ -219,6 +249,9 @@ impl Cli {
                 commands::clients::list(&config, &tenant, json).await
             }
             Command::Config(ConfigCommand::Print) => commands::config::print(&config),
+            Command::Erasure(ErasureCommand::Replay { json }) => {
+                commands::erasure::replay(&config, json).await
+            }
             Command::SandboxBank(args) => {
                 kontor_sandbox_bank::run(args, commands::serve::shutdown_signal()).await
             }

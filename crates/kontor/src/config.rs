@@ -117,6 +117,11 @@ pub struct DatabaseConfig {
 #[serde(deny_unknown_fields)]
 pub struct CellConfig {
     pub url: DatabaseUrl,
+    /// The region's key store (users' wrapped data keys), a database apart from the cell so
+    /// that no copy of the cell holds a key. Defaults, for a SQLite cell, to
+    /// `sqlite://<data_dir>/keys/<region>.db`; a PostgreSQL cell needs one set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_url: Option<DatabaseUrl>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -413,11 +418,13 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
 }
 
-/// The regions' cells and the control database, resolved and validated.
+/// The regions' cells and key stores and the control database, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Databases {
     pub control: DatabaseUrl,
     pub cells: BTreeMap<Region, DatabaseUrl>,
+    /// Each region's key store.
+    pub keys: BTreeMap<Region, DatabaseUrl>,
 }
 
 impl Config {
@@ -489,7 +496,13 @@ impl Config {
         if self.cells.is_empty() {
             for region in ["de", "uk"] {
                 let url = self.sqlite_url(&format!("cell-{region}.db"));
-                self.cells.insert(region.to_owned(), CellConfig { url });
+                self.cells.insert(
+                    region.to_owned(),
+                    CellConfig {
+                        url,
+                        keys_url: None,
+                    },
+                );
             }
         }
     }
@@ -501,6 +514,14 @@ impl Config {
             if seen.iter().any(|u| u == url.expose()) {
                 bail!(
                     "cells.{region}.url: every cell needs its own database, distinct from the control database and the other cells"
+                );
+            }
+            seen.push(url.expose().to_owned());
+        }
+        for (region, url) in &databases.keys {
+            if seen.iter().any(|u| u == url.expose()) {
+                bail!(
+                    "cells.{region}.keys_url: every key store needs its own database, distinct from the control database, the cells and the other key stores"
                 );
             }
             seen.push(url.expose().to_owned());
@@ -559,15 +580,31 @@ impl Config {
             .context("database.control_url is not set")?;
         check_url("database.control_url", &control)?;
         let mut cells = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for (name, cell) in &self.cells {
             let region = Region::parse(name).with_context(|| format!("cells.{name}"))?;
             check_url(&format!("cells.{name}.url"), &cell.url)?;
-            cells.insert(region, cell.url.clone());
+            let keys_url = match &cell.keys_url {
+                Some(url) => url.clone(),
+                None if cell.url.expose().starts_with("sqlite:") => {
+                    self.sqlite_url(&format!("keys/{region}.db"))
+                }
+                None => bail!(
+                    "cells.{name}.keys_url is not set: a PostgreSQL cell keeps its users' data keys in a key store, a database of its own (e.g. postgres://…/kontor_{name}_keys), so that no backup of the cell holds a key"
+                ),
+            };
+            check_url(&format!("cells.{name}.keys_url"), &keys_url)?;
+            cells.insert(region.clone(), cell.url.clone());
+            keys.insert(region, keys_url);
         }
         if cells.is_empty() {
             bail!("at least one cell must be configured");
         }
-        Ok(Databases { control, cells })
+        Ok(Databases {
+            control,
+            cells,
+            keys,
+        })
     }
 
     /// The effective configuration as TOML, secrets and database passwords masked.

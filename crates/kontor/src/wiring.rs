@@ -12,19 +12,21 @@ use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
 use kontor_domain::bank::BankId;
 use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, KeyStatus, Vault};
-use kontor_store::{Cells, RetryPolicy, Schema};
-use kontor_store_sql::{PoolSettings, SqlCell, SqlControl};
+use kontor_store::{Cells, KeyStores, RetryPolicy, Schema};
+use kontor_store_sql::{PoolSettings, SqlCell, SqlControl, SqlKeyStore};
 use kontor_worker::WorkerSettings;
 use rand::RngCore;
 
 use crate::config::{Config, SigningKeyConfig};
 
-/// The control database and every cell, opened (lazily: nothing connects yet).
+/// The control database, every cell and every key store, opened (lazily: nothing connects yet).
 #[derive(Debug)]
 pub struct Stores {
     pub control: Arc<SqlControl>,
     pub cells: Cells,
     pub cell_list: Vec<Arc<SqlCell>>,
+    pub key_stores: KeyStores,
+    pub key_list: Vec<Arc<SqlKeyStore>>,
 }
 
 fn pool_settings(config: &Config) -> PoolSettings {
@@ -55,10 +57,21 @@ impl Stores {
             cells.insert(cell.clone());
             cell_list.push(cell);
         }
+        let mut key_stores = KeyStores::new();
+        let mut key_list = Vec::new();
+        for (region, url) in &databases.keys {
+            let store = SqlKeyStore::open(region.clone(), url.expose(), &settings)
+                .with_context(|| format!("opening the {region} key store {url}"))?;
+            let store = Arc::new(store);
+            key_stores.insert(store.clone());
+            key_list.push(store);
+        }
         Ok(Self {
             control: Arc::new(control),
             cells,
             cell_list,
+            key_stores,
+            key_list,
         })
     }
 
@@ -69,6 +82,10 @@ impl Stores {
         for cell in &self.cell_list {
             let region = kontor_store::CellStore::region(cell.as_ref());
             all.push((format!("cell:{region}"), cell.as_ref()));
+        }
+        for store in &self.key_list {
+            let region = kontor_store::UserKeyStore::region(store.as_ref());
+            all.push((format!("keys:{region}"), store.as_ref()));
         }
         all
     }
@@ -86,7 +103,21 @@ impl Stores {
             }
             applied.push((name, versions));
         }
+        self.settle_erasures().await?;
         Ok(applied)
+    }
+
+    /// Run with the migrations: moves the data keys an earlier release kept in the cells into
+    /// the key stores, then replays the erasure ledger, which finishes an erasure a crash
+    /// interrupted and erases again whatever a restored backup brought back. Both are idempotent
+    /// and cost a couple of reads per ledger entry when there is nothing to do.
+    pub async fn settle_erasures(&self) -> anyhow::Result<kontor_service::ReplayReport> {
+        kontor_service::move_keys_out_of_cells(&self.cells, &self.key_stores)
+            .await
+            .context("moving data keys from the cells into the key stores")?;
+        kontor_service::replay_erasures(self.control.as_ref(), &self.cells, &self.key_stores)
+            .await
+            .context("replaying the erasure ledger")
     }
 
     /// For commands that only touch the control database: migrates it if so configured.
@@ -106,6 +137,9 @@ impl Stores {
         self.control.database().close().await;
         for cell in &self.cell_list {
             cell.database().close().await;
+        }
+        for store in &self.key_list {
+            store.database().close().await;
         }
     }
 }
@@ -251,7 +285,7 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
         stores.cells.clone(),
         stores.control.clone(),
         directory(config)?,
-        Vault::new(keyring(config)?),
+        Vault::new(keyring(config)?, stores.key_stores.clone()),
         settings,
     ))
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::demo::Demo;
-use common::{kontor, run, serve, stdout_json};
+use common::{kontor, run, serve_with, stdout_json};
 use kontor_test_support::browser::Browser;
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -114,6 +114,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The demo's generated key-encryption key, as `secrets.keys` would configure it.
+fn demo_keks(data_dir: &Path) -> String {
+    let key = std::fs::read_to_string(data_dir.join("secrets/data-encryption.key")).unwrap();
+    format!(r#"[{{id="local",secret="{}"}}]"#, key.trim())
+}
+
 fn failed(output: &Output) -> String {
     assert!(
         !output.status.success(),
@@ -123,64 +129,192 @@ fn failed(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The demo hub as one tenant's client sees it.
+struct Hub {
+    http: reqwest::Client,
+    api: String,
+    sandbox: String,
+    bearer: String,
+}
+
+impl Hub {
+    async fn start(a: &Path, logs: &Path) -> (Demo, Hub, Value) {
+        let (demo, first) = Demo::start(a, logs);
+        let info: Value = serde_json::from_str(&first).unwrap();
+        let api = info["api_base_url"].as_str().unwrap().to_owned();
+        let http = reqwest::Client::new();
+        let bearer = token(
+            &http,
+            &api,
+            info["client_id"].as_str().unwrap(),
+            info["client_secret"].as_str().unwrap(),
+        )
+        .await;
+        let hub = Hub {
+            http,
+            api,
+            sandbox: info["sandbox_url"].as_str().unwrap().to_owned(),
+            bearer,
+        };
+        (demo, hub, info)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(
+            &self.http,
+            method,
+            format!("{}{path}", self.api),
+            &self.bearer,
+            body,
+        )
+        .await
+    }
+
+    async fn create_user(&self, external_id: &str) -> String {
+        let body = json!({"external_id": external_id, "region": "de"});
+        let (status, user) = self
+            .call(reqwest::Method::POST, "/v1/users", Some(body))
+            .await;
+        assert_eq!(status, 201, "{user}");
+        user["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A new user with alice's accounts at Sonnenbank, synced: their id and first account's.
+    async fn linked_user(&self, external_id: &str) -> (String, String) {
+        let user_id = self.create_user(external_id).await;
+        let body = json!({"user_id": user_id, "bank_id": "sonnenbank", "redirect_uri": REDIRECT});
+        let (status, created) = self
+            .call(reqwest::Method::POST, "/v1/connections", Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let connection_id = created["id"].as_str().unwrap().to_owned();
+        let connect = url::Url::parse(created["connect_url"].as_str().unwrap()).unwrap();
+        let back = Browser::new(&[&self.api, &self.sandbox])
+            .link_through(&connect, "sonnenbank", "alice")
+            .await
+            .unwrap();
+        assert_eq!(back.get("status").map(String::as_str), Some("active"));
+        let started = Instant::now();
+        loop {
+            let path = format!("/v1/connections/{connection_id}");
+            let (_, connection) = self.call(reqwest::Method::GET, &path, None).await;
+            if connection["last_synced_at"].is_string() {
+                let account = connection["account_ids"][0].as_str().unwrap().to_owned();
+                return (user_id, account);
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "no sync");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Rows of any table of a SQLite file that mention `needle`, but for the event log (whose
+/// purge is the erasure's, not the restore's).
+async fn mentions(path: &Path, needle: &str) -> Vec<String> {
+    contents(path)
+        .await
+        .into_iter()
+        .filter(|(table, _)| !table.starts_with("event") && !table.starts_with("webhook_"))
+        .flat_map(|(table, rows)| {
+            rows.into_iter()
+                .filter(|row| row.contains(needle))
+                .map(move |row| format!("{table}: {row}"))
+        })
+        .collect()
+}
+
+/// Neither the cell nor the key store of `dir` holds anything of `user` (the key store's list of
+/// shredded ids aside, which is how it refuses to make them a key again).
+async fn assert_erased(dir: &Path, user: &str) {
+    let found = mentions(&dir.join("cell-de.db"), user).await;
+    assert!(
+        found.is_empty(),
+        "the cell still holds the erased user: {found:?}"
+    );
+    let keys = contents(&dir.join("keys/de.db")).await;
+    assert!(
+        !keys["user_keys"].iter().any(|row| row.contains(user)),
+        "the key store still holds the erased user's key"
+    );
+    assert!(
+        keys["shredded_user_keys"]
+            .iter()
+            .any(|row| row.contains(user))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_erased_after_a_backup_stays_erased_when_it_is_restored() {
+    kontor_test_support::install_crypto_provider();
+    let root = tempfile::tempdir().unwrap();
+    let a = root.path().join("a");
+    let (demo, hub, _) = Hub::start(&a, root.path()).await;
+    let (erased, _) = hub.linked_user("erase-me").await;
+    let kept = hub.create_user("keep-me").await;
+    assert!(!mentions(&a.join("keys/de.db"), &erased).await.is_empty());
+
+    // Backups of the data and of the key stores, both from before the erasure.
+    let data = root.path().join("data.kontor-backup");
+    stdout_json(&run(kontor(&a)
+        .args(["backup", "--json", "--out"])
+        .arg(&data)));
+    let keys = root.path().join("keys.kontor-backup");
+    stdout_json(&run(kontor(&a)
+        .args(["backup", "--key-stores", "--json", "--out"])
+        .arg(&keys)));
+    let (status, _) = hub
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/users/{erased}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, log) = demo.stop();
+    assert!(status.success(), "{log}");
+    let live_control = root.path().join("live-control.db");
+    std::fs::copy(a.join("control.db"), &live_control).unwrap();
+
+    // The data rewound in place: the ledger of the control database it replaces is kept and
+    // replayed, so the erased user is erased again, and the other one is back.
+    let report = stdout_json(&run(kontor(&a)
+        .args(["restore", "--force", "--json", "--from"])
+        .arg(&data)));
+    assert_eq!(report["erasures_carried"], 1, "{report}");
+    assert_eq!(report["replay"]["users_erased"], 1, "{report}");
+    assert_erased(&a, &erased).await;
+    assert!(!mentions(&a.join("cell-de.db"), &kept).await.is_empty());
+
+    // Both backups into a new directory, with a copy of the live control database's ledger:
+    // the key comes back with the key stores' backup and is shredded at once.
+    let c = root.path().join("c");
+    let report = stdout_json(&run(kontor(&c)
+        .args(["restore", "--json", "--from"])
+        .arg(&data)
+        .arg("--ledger-from")
+        .arg(&live_control)));
+    assert!(report["replay"].is_null(), "{report}");
+    let report = stdout_json(&run(kontor(&c)
+        .args(["restore", "--json", "--from"])
+        .arg(&keys)));
+    assert_eq!(report["replay"]["keys_shredded"], 1, "{report}");
+    assert_eq!(report["replay"]["users_erased"], 1, "{report}");
+    assert_erased(&c, &erased).await;
+    assert!(!mentions(&c.join("cell-de.db"), &kept).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_backup_holds_every_row_and_serves_the_same_data() {
     kontor_test_support::install_crypto_provider();
     let root = tempfile::tempdir().unwrap();
     let a = root.path().join("a");
-    let (demo, first) = Demo::start(&a, root.path());
-    let info: Value = serde_json::from_str(&first).unwrap();
-    let api = info["api_base_url"].as_str().unwrap().to_owned();
-    let sandbox = info["sandbox_url"].as_str().unwrap().to_owned();
+    let (demo, hub, info) = Hub::start(&a, root.path()).await;
     let client_id = info["client_id"].as_str().unwrap().to_owned();
     let secret = info["client_secret"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::new();
-    let bearer = token(&http, &api, &client_id, &secret).await;
+    let (http, api, bearer) = (hub.http.clone(), hub.api.clone(), hub.bearer.clone());
 
     // A user with a linked Berlin Group account and its transactions.
-    let (status, user) = call(
-        &http,
-        reqwest::Method::POST,
-        format!("{api}/v1/users"),
-        &bearer,
-        Some(json!({"external_id": "backup-alice", "region": "de"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{user}");
-    let user_id = user["id"].as_str().unwrap().to_owned();
-    let (status, created) = call(
-        &http,
-        reqwest::Method::POST,
-        format!("{api}/v1/connections"),
-        &bearer,
-        Some(json!({"user_id": user_id, "bank_id": "sonnenbank", "redirect_uri": REDIRECT})),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let connection_id = created["id"].as_str().unwrap().to_owned();
-    let connect = url::Url::parse(created["connect_url"].as_str().unwrap()).unwrap();
-    let back = Browser::new(&[&api, &sandbox])
-        .link_through(&connect, "sonnenbank", "alice")
-        .await
-        .unwrap();
-    assert_eq!(back.get("status").map(String::as_str), Some("active"));
-    let started = Instant::now();
-    let connection = loop {
-        let (_, connection) = call(
-            &http,
-            reqwest::Method::GET,
-            format!("{api}/v1/connections/{connection_id}"),
-            &bearer,
-            None,
-        )
-        .await;
-        if connection["last_synced_at"].is_string() {
-            break connection;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "no sync");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let account_id = connection["account_ids"][0].as_str().unwrap().to_owned();
+    let (_, account_id) = hub.linked_user("backup-alice").await;
     let page_path = format!("/v1/accounts/{account_id}/transactions?limit=200");
     let (status, page) = call(
         &http,
@@ -242,21 +376,39 @@ async fn a_restored_backup_holds_every_row_and_serves_the_same_data() {
     let (status, log) = demo.stop();
     assert!(status.success(), "{log}");
 
-    // Offline: the round trip is exact, table by table and row by row.
+    // Offline: the round trip is exact, table by table and row by row, for the data and for
+    // the key stores (two archives: the key stores' are kept briefly).
     let offline = root.path().join("offline.kontor-backup");
     stdout_json(&run(kontor(&a)
         .args(["backup", "--json", "--out"])
         .arg(&offline)));
+    let keys = root.path().join("keys.kontor-backup");
+    let report = stdout_json(&run(kontor(&a)
+        .args(["backup", "--key-stores", "--json", "--out"])
+        .arg(&keys)));
+    assert_eq!(report["contents"], "key-stores");
     let b = root.path().join("b");
     let restored = stdout_json(&run(kontor(&b)
         .args(["restore", "--json", "--from"])
         .arg(&offline)));
     assert_eq!(restored["databases"].as_array().unwrap().len(), 3);
+    assert!(
+        restored["replay"].is_null(),
+        "replayed without key stores: {restored}"
+    );
+    let restored = stdout_json(&run(kontor(&b)
+        .args(["restore", "--json", "--from"])
+        .arg(&keys)));
+    assert_eq!(restored["replay"]["users_erased"], 0, "{restored}");
     assert_eq!(
         database_files(&b),
         ["cell-de.db", "cell-uk.db", "control.db"]
     );
-    for file in database_files(&b) {
+    assert_eq!(database_files(&b.join("keys")), ["de.db", "uk.db"]);
+    for file in database_files(&b)
+        .into_iter()
+        .chain(["keys/de.db".to_owned(), "keys/uk.db".to_owned()])
+    {
         let (original, copy) = (
             contents(&a.join(&file)).await,
             contents(&b.join(&file)).await,
@@ -282,10 +434,10 @@ async fn a_restored_backup_holds_every_row_and_serves_the_same_data() {
         "{users_online} users in the online backup; {users_before} before, {written} written"
     );
 
-    // The restored directory serves the same data, with the deployment's keys (which are not
-    // in the backup) put back beside it.
+    // The restored directory serves the same data, with the deployment's key-encryption key
+    // (never in a backup) configured.
     copy_dir(&a.join("secrets"), &b.join("secrets"));
-    let server = serve(&b);
+    let server = serve_with(&b, &[("KONTOR_SECRETS__KEYS", &demo_keks(&a))]);
     let api_b = format!("http://{}", server.address);
     let bearer_b = token(&http, &api_b, &client_id, &secret).await;
     let (status, page_b) = call(

@@ -1,5 +1,6 @@
 //! What the binary refuses and how it protects what it writes: plain http beyond loopback
-//! outside development, generated keys on a PostgreSQL deployment, world-readable files, bad
+//! outside development, generated keys on a PostgreSQL deployment, a key-encryption key
+//! generated into the data folder outside development, world-readable files, bad
 //! trusted-proxy lists; and the operator's per-tenant redirect URI list.
 
 #![expect(
@@ -142,6 +143,10 @@ fn keys_are_not_generated_for_a_postgresql_deployment() {
             .arg("serve")
             .env("KONTOR_CELLS__UK__URL", postgres)
             .env(
+                "KONTOR_CELLS__UK__KEYS_URL",
+                "postgres://kontor@127.0.0.1:1/kontor_uk_keys",
+            )
+            .env(
                 "KONTOR_AUTH__SIGNING_KEYS",
                 r#"[{id="k1",secret="c2VjcmV0LXNpZ25pbmcta2V5LW9mLWF0LWxlYXN0LTMyLWJ5dGVz"}]"#,
             ),
@@ -149,6 +154,32 @@ fn keys_are_not_generated_for_a_postgresql_deployment() {
     let stderr = refused(&output, "secrets.keys must be configured");
     assert!(!stderr.contains("auth.signing_keys"), "{stderr}");
     assert!(!dir.path().join("secrets").exists(), "no key was generated");
+}
+
+#[test]
+fn no_key_encryption_key_is_generated_into_the_data_folder_outside_development() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["serve", "worker"] {
+        let output = run_to_end(kontor(dir.path()).arg(command));
+        let stderr = refused(&output, "secrets.keys is not configured");
+        assert!(stderr.contains("kontor demo"), "{stderr}");
+        assert!(
+            !dir.path().join("secrets/data-encryption.key").exists(),
+            "no key was generated"
+        );
+    }
+    // Configured keys (from outside the data folder) are what it asks for.
+    let server = serve_with(dir.path(), &[]);
+    assert!(!server.address.is_empty());
+    assert!(!dir.path().join("secrets/data-encryption.key").exists());
+    drop(server);
+    // `kontor migrate` still runs without keys; the key canary waits for the first start.
+    let output = run_to_end(kontor(dir.path()).arg("migrate"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[cfg(unix)]
@@ -159,8 +190,15 @@ fn databases_and_generated_keys_are_private_to_their_owner() {
 
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    // While the hub runs, SQLite's -wal and -shm files exist too.
-    let server = serve_with(&data, &[]);
+    // While the hub runs, SQLite's -wal and -shm files exist too. Keys are generated into the
+    // data folder in development only.
+    let server = serve_with(
+        &data,
+        &[
+            ("KONTOR_DEVELOPMENT", "true"),
+            ("KONTOR_SECRETS__KEYS", "[]"),
+        ],
+    );
     assert_eq!(mode(&data), 0o700, "the data folder");
     let mut checked = 0;
     for entry in std::fs::read_dir(&data).unwrap() {

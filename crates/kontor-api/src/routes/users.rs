@@ -190,6 +190,9 @@ pub async fn delete(
         EventType::UserErased,
         serde_json::json!({ "user_id": id }),
     );
+    // The key first: once it is shredded (and the erasure is in the ledger), nothing sealed for
+    // the user opens again, whatever copy of the cell survives.
+    state.hub().shred_user_key(&auth.tenant, &id).await?;
     cell.delete_user(&auth.tenant, &id, Some(&erased)).await?;
     tracing::info!(user.id = %id, "user erased");
     Ok(StatusCode::NO_CONTENT)

@@ -22,7 +22,7 @@ fn node(app: &TestApp, keys: &[(&str, u8)]) -> Hub {
         app.stores.cells.clone(),
         app.stores.control(),
         BankDirectory::new(),
-        Vault::new(Keyring::new(&keys).unwrap()),
+        Vault::new(Keyring::new(&keys).unwrap(), app.stores.key_stores.clone()),
         HubSettings::new(url::Url::parse("http://127.0.0.1/").unwrap()),
     )
 }

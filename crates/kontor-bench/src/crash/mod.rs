@@ -164,7 +164,9 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("creating the hub's data directory")?;
     let databases = match &args.postgres {
-        Some(url) => Some(TempDatabases::create(url, &["control", "de", "uk"]).await?),
+        Some(url) => {
+            Some(TempDatabases::create(url, &["control", "de", "uk", "keys_de", "keys_uk"]).await?)
+        }
         None => None,
     };
     let backend = databases.as_ref().map_or_else(
@@ -200,11 +202,15 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
         // Every page start of the load comes from one address.
         ("KONTOR_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
     ];
+    // Configured keys on SQLite too: the hub generates none into its data folder outside
+    // development.
+    env.extend(crate::hub::shared_keys_env());
     if let Some(d) = &databases {
-        env.extend(crate::hub::shared_keys_env());
         env.push(("KONTOR_DATABASE__CONTROL_URL".to_owned(), d.url("control")?));
         env.push(("KONTOR_CELLS__DE__URL".to_owned(), d.url("de")?));
         env.push(("KONTOR_CELLS__UK__URL".to_owned(), d.url("uk")?));
+        env.push(("KONTOR_CELLS__DE__KEYS_URL".to_owned(), d.url("keys_de")?));
+        env.push(("KONTOR_CELLS__UK__KEYS_URL".to_owned(), d.url("keys_uk")?));
     }
 
     // Where the evidence for unexplained payments is read from (read-only).

@@ -167,6 +167,10 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
             format!("KONTOR_CELLS__{}__URL", region.to_uppercase()),
             url.clone(),
         ));
+        worker_env.push((
+            format!("KONTOR_CELLS__{}__KEYS_URL", region.to_uppercase()),
+            env.databases.url(&format!("keys_{region}"))?,
+        ));
         cells.push(((*region).to_owned(), url));
     }
     let measured = measure(args, &env, &kontor, &worker_env, &cells, dir.path()).await;

@@ -1,4 +1,5 @@
-//! Users in a cell: creation, tenant-scoped reads, erasure, and each user's wrapped data key.
+//! Users in a cell: creation, tenant-scoped reads, erasure, and the wrapped data keys an earlier
+//! release kept here (moved to the key store by `kontor migrate`).
 
 use async_trait::async_trait;
 use kontor_domain::event::NewEvent;
@@ -199,24 +200,43 @@ impl UserStore for SqlCell {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn ensure_user_data_key(&self, id: &UserId, candidate: &str) -> StoreResult<String> {
+    async fn legacy_data_keys(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(UserId, String)>> {
+        let after = after.map(UserId::as_str).unwrap_or("");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String)> = self
+            .db
+            .read(|pool| {
+                sqlx::query_as(
+                    "SELECT id, data_key FROM users WHERE data_key IS NOT NULL AND id > $1 \
+                     ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, key)| Ok((UserId::parse(&id).map_err(StoreError::corrupt)?, key)))
+            .collect()
+    }
+
+    async fn clear_legacy_data_key(&self, id: &UserId, wrapped: &str) -> StoreResult<bool> {
         self.ensure_home("user", id.region())?;
-        retry_serializable(self.db.retry_policy(), "ensure_user_data_key", |_| async {
+        retry_serializable(self.db.retry_policy(), "clear_legacy_data_key", |_| async {
             let mut tx = self.db.begin_write().await?;
-            sqlx::query("UPDATE users SET data_key = $2 WHERE id = $1 AND data_key IS NULL")
-                .bind(id.as_str())
-                .bind(candidate)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            let stored: Option<Option<String>> =
-                sqlx::query_scalar("SELECT data_key FROM users WHERE id = $1")
+            let cleared =
+                sqlx::query("UPDATE users SET data_key = NULL WHERE id = $1 AND data_key = $2")
                     .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
+                    .bind(wrapped)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| self.db.classify(e))?;
             tx.commit().await.map_err(|e| self.db.classify(e))?;
-            stored.flatten().ok_or(StoreError::NotFound)
+            Ok(cleared.rows_affected() == 1)
         })
         .await
     }

@@ -15,6 +15,7 @@ mod routing;
 mod schema;
 mod sync_state;
 mod tenants;
+mod user_keys;
 mod users;
 mod webhooks;
 
@@ -86,7 +87,10 @@ conformance! {
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,
     accounts::erasing_a_user_erases_everything_of_theirs,
-    accounts::one_data_key_per_user_even_when_racing,
+    user_keys::one_key_per_user_even_when_racing,
+    user_keys::a_shredded_key_is_gone_for_good,
+    user_keys::keys_kept_in_the_cell_are_taken_over,
+    user_keys::the_ledger_keeps_the_first_erasure,
     payments::a_retried_creation_makes_no_second_payment,
     payments::payment_steps_are_checked_and_recorded,
     payments::idempotency_keys_are_held_once_and_resumable,

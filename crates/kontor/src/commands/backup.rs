@@ -9,8 +9,16 @@
 //! integrity check, the row counts) in a staging folder before it touches the data directory,
 //! and refuses a directory that holds anything unless told `--force`.
 //!
-//! Keys are not in the archive: a backup that carried its own key-encryption keys would open
-//! for whoever holds it. They are configured (or, on a single node, kept in `secrets/`) apart.
+//! An archive holds either the data (the control database and every cell) or, with
+//! `--key-stores`, the regions' key stores (the users' wrapped data keys), never both: the key
+//! stores' backups are kept briefly and apart, so that an erased user's key is gone from every
+//! backup a few days after the erasure, while the data's backups, which no longer open for that
+//! user, are kept for as long as the operator needs. Key-encryption keys are never in an archive.
+//!
+//! A restore carries the erasure ledger forward: the entries of the control database it
+//! replaces (and of `--ledger-from`) are kept, and once every database is in place the ledger is
+//! replayed, so that no restore brings back a user erased after the backup was made.
+//!
 //! PostgreSQL databases are backed up with pgBackRest (`ops/backup`), not with this.
 
 use std::collections::BTreeMap;
@@ -26,11 +34,22 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 
 use crate::config::Config;
+use crate::wiring::Stores;
 
 /// What the manifest's `format` says, and the version of its layout this binary writes.
 const FORMAT: &str = "kontor-backup";
 const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
+
+/// What an archive holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Contents {
+    /// The control database and every cell.
+    Data,
+    /// Every region's key store.
+    KeyStores,
+}
 
 /// The manifest: the archive's table of contents.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +57,7 @@ const MANIFEST: &str = "manifest.json";
 pub struct Manifest {
     pub format: String,
     pub version: u32,
+    pub contents: Contents,
     /// RFC 3339, UTC.
     pub created_at: String,
     pub kontor_version: String,
@@ -66,17 +86,27 @@ struct Located {
     path: PathBuf,
 }
 
-/// Every database of the deployment, which must all be SQLite files.
-fn locate(config: &Config) -> anyhow::Result<Vec<Located>> {
+/// The databases of the deployment an archive of `contents` holds, which must be SQLite files.
+fn locate(config: &Config, contents: Contents) -> anyhow::Result<Vec<Located>> {
     let databases = config.databases()?;
-    let mut all = vec![(
-        "control".to_owned(),
-        "control.db".to_owned(),
-        databases.control,
-    )];
-    for (region, url) in databases.cells {
-        all.push((format!("cell:{region}"), format!("cell-{region}.db"), url));
-    }
+    let all = match contents {
+        Contents::Data => {
+            let mut all = vec![(
+                "control".to_owned(),
+                "control.db".to_owned(),
+                databases.control,
+            )];
+            for (region, url) in databases.cells {
+                all.push((format!("cell:{region}"), format!("cell-{region}.db"), url));
+            }
+            all
+        }
+        Contents::KeyStores => databases
+            .keys
+            .into_iter()
+            .map(|(region, url)| (format!("keys:{region}"), format!("keys-{region}.db"), url))
+            .collect(),
+    };
     let mut located = Vec::new();
     for (name, file, url) in all {
         if !kontor_store_sqlite::is_url(url.expose()) {
@@ -226,12 +256,24 @@ async fn snapshot(source: &Path, target: &Path) -> anyhow::Result<BTreeMap<Strin
 #[derive(Debug, Serialize)]
 struct BackupReport<'a> {
     file: String,
+    contents: Contents,
     bytes: u64,
     databases: &'a [DatabaseEntry],
 }
 
-pub async fn backup(config: &Config, out: &Path, force: bool, json: bool) -> anyhow::Result<()> {
-    let databases = locate(config)?;
+pub async fn backup(
+    config: &Config,
+    out: &Path,
+    key_stores: bool,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let contents = if key_stores {
+        Contents::KeyStores
+    } else {
+        Contents::Data
+    };
+    let databases = locate(config, contents)?;
     if out.exists() && !force {
         bail!(
             "{} exists; choose another file or pass --force to replace it",
@@ -265,6 +307,7 @@ pub async fn backup(config: &Config, out: &Path, force: bool, json: bool) -> any
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         version: FORMAT_VERSION,
+        contents,
         created_at: kontor_domain::time::Timestamp::now().to_rfc3339(),
         kontor_version: env!("CARGO_PKG_VERSION").to_owned(),
         databases: entries,
@@ -283,6 +326,7 @@ pub async fn backup(config: &Config, out: &Path, force: bool, json: bool) -> any
     if json {
         let report = BackupReport {
             file: out.display().to_string(),
+            contents,
             bytes,
             databases: &manifest.databases,
         };
@@ -466,21 +510,105 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True when `dir` exists and holds anything.
-fn holds_anything(dir: &Path) -> anyhow::Result<bool> {
+/// True when `dir` holds anything but the names in `besides`.
+fn holds_anything(dir: &Path, besides: &[&str]) -> anyhow::Result<bool> {
     match std::fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_some()),
+        Ok(entries) => {
+            for entry in entries {
+                let name = entry?.file_name();
+                let name = name.to_string_lossy();
+                if !besides.iter().any(|b| name == *b) && !name.starts_with(".kontor-restore-") {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err).with_context(|| format!("reading {}", dir.display())),
     }
+}
+
+/// A database file and the files SQLite keeps beside it.
+fn with_companions(path: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        })
+        .collect()
+}
+
+/// One entry of the erasure ledger (ids only).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Erasure {
+    user_id: String,
+    tenant_id: String,
+    region: String,
+    erased_at: i64,
+}
+
+/// The erasure ledger of a control database file (empty when it has none yet).
+async fn read_ledger(path: &Path) -> anyhow::Result<Vec<Erasure>> {
+    let mut conn = connect(path, true).await?;
+    let has_ledger: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'erasures'",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let mut ledger = Vec::new();
+    if has_ledger > 0 {
+        let rows = sqlx::query("SELECT user_id, tenant_id, region, erased_at FROM erasures")
+            .fetch_all(&mut conn)
+            .await?;
+        for row in rows {
+            ledger.push(Erasure {
+                user_id: row.try_get(0)?,
+                tenant_id: row.try_get(1)?,
+                region: row.try_get(2)?,
+                erased_at: row.try_get(3)?,
+            });
+        }
+    }
+    conn.close().await?;
+    Ok(ledger)
+}
+
+/// Adds the entries a control database lacks; returns how many it lacked.
+async fn extend_ledger(path: &Path, ledger: &[Erasure]) -> anyhow::Result<u64> {
+    let mut conn = connect(path, false).await?;
+    let mut added = 0;
+    let mut tx = conn.begin().await?;
+    for entry in ledger {
+        let done = sqlx::query(
+            "INSERT INTO erasures (user_id, tenant_id, region, erased_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(&entry.user_id)
+        .bind(&entry.tenant_id)
+        .bind(&entry.region)
+        .bind(entry.erased_at)
+        .execute(&mut *tx)
+        .await?;
+        added += done.rows_affected();
+    }
+    tx.commit().await?;
+    conn.close().await?;
+    Ok(added)
 }
 
 /// What `kontor restore` reports.
 #[derive(Debug, Serialize)]
 struct RestoreReport<'a> {
     data_dir: String,
+    contents: Contents,
     created_at: &'a str,
     databases: Vec<RestoredDatabase<'a>>,
+    /// Ledger entries the restored control database lacked and was given.
+    erasures_carried: u64,
+    /// The ledger's replay, or `null` while databases of the deployment are still missing.
+    replay: Option<Replay>,
 }
 
 #[derive(Debug, Serialize)]
@@ -490,14 +618,38 @@ struct RestoredDatabase<'a> {
     rows: i64,
 }
 
-pub async fn restore(config: &Config, from: &Path, force: bool, json: bool) -> anyhow::Result<()> {
-    let targets = locate(config)?;
+#[derive(Debug, Serialize)]
+struct Replay {
+    entries: u64,
+    keys_shredded: u64,
+    users_erased: u64,
+}
+
+pub async fn restore(
+    config: &Config,
+    from: &Path,
+    ledger_from: Option<&Path>,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let occupied = holds_anything(&data_dir)?
-        || targets.iter().any(|t| t.path.exists())
-        || targets
-            .iter()
-            .any(|t| t.path.with_extension("db-wal").exists());
+    create_private_dir(&data_dir)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".kontor-restore-")
+        .tempdir_in(&data_dir)
+        .with_context(|| format!("creating a staging folder in {}", data_dir.display()))?;
+    let manifest = unpack(from, staging.path())?;
+    let targets = locate(config, manifest.contents)?;
+
+    // Data goes into an empty data directory (its key stores and keys may be there already);
+    // key stores where none is yet.
+    let occupied = match manifest.contents {
+        Contents::Data => holds_anything(&data_dir, &["keys", "secrets"])?,
+        Contents::KeyStores => false,
+    } || targets
+        .iter()
+        .flat_map(|t| with_companions(&t.path))
+        .any(|p| p.exists());
     if occupied && !force {
         bail!(
             "{} is not empty; restore into an empty directory, or pass --force to replace the \
@@ -505,14 +657,7 @@ pub async fn restore(config: &Config, from: &Path, force: bool, json: bool) -> a
             data_dir.display()
         );
     }
-    create_private_dir(&data_dir)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".kontor-restore-")
-        .tempdir_in(&data_dir)
-        .with_context(|| format!("creating a staging folder in {}", data_dir.display()))?;
 
-    let manifest = unpack(from, staging.path())?;
-    let progress = Progress::new(manifest.databases.len() + 1);
     // Every database in the backup must have a place in this deployment, and the other way round.
     let mut plan = Vec::new();
     for db in &manifest.databases {
@@ -532,6 +677,7 @@ pub async fn restore(config: &Config, from: &Path, force: bool, json: bool) -> a
             );
         }
     }
+    let progress = Progress::new(plan.len() + 2);
     for (i, (db, _)) in plan.iter().enumerate() {
         progress.show(i, &format!("checking {}", db.file));
         let mut conn = connect(&staging.path().join(&db.file), true).await?;
@@ -545,17 +691,42 @@ pub async fn restore(config: &Config, from: &Path, force: bool, json: bool) -> a
         }
     }
 
+    // The ledger only moves forward: what the replaced control database and --ledger-from know
+    // is kept.
+    let control_path = locate(config, Contents::Data)?
+        .into_iter()
+        .find(|t| t.name == "control")
+        .map(|t| t.path)
+        .context("the configuration has no control database")?;
+    let mut ledger = Vec::new();
+    if let Some(path) = ledger_from {
+        if !path.is_file() {
+            bail!("--ledger-from {}: no such file", path.display());
+        }
+        ledger.extend(
+            read_ledger(path)
+                .await
+                .with_context(|| format!("reading the erasure ledger in {}", path.display()))?,
+        );
+    }
+    let replaces_control = manifest.contents == Contents::Data && control_path.exists();
+    if replaces_control {
+        ledger.extend(read_ledger(&control_path).await.with_context(|| {
+            format!("reading the erasure ledger in {}", control_path.display())
+        })?);
+    }
+    ledger.sort();
+    ledger.dedup();
+
     progress.show(plan.len(), "moving into place");
     let mut restored = Vec::new();
     for (db, target) in &plan {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut name = target.path.as_os_str().to_owned();
-            name.push(suffix);
-            match std::fs::remove_file(PathBuf::from(name)) {
+        for path in with_companions(&target.path) {
+            match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => {
-                    return Err(err).with_context(|| format!("removing {}", target.path.display()));
+                    return Err(err).with_context(|| format!("removing {}", path.display()));
                 }
             }
         }
@@ -577,19 +748,75 @@ pub async fn restore(config: &Config, from: &Path, force: bool, json: bool) -> a
             rows: db.tables.values().sum(),
         });
     }
+
+    // With every database in place, migrate what is behind and replay the ledger.
+    progress.show(plan.len() + 1, "replaying the erasure ledger");
+    let complete = locate(config, Contents::Data)?
+        .iter()
+        .chain(locate(config, Contents::KeyStores)?.iter())
+        .all(|t| t.path.exists());
+    let mut erasures_carried = 0;
+    let mut replay = None;
+    if complete {
+        let stores = Stores::open(config)?;
+        for (name, db) in stores.all() {
+            db.migrate()
+                .await
+                .with_context(|| format!("migrating the restored {name} database"))?;
+        }
+        if !ledger.is_empty() {
+            erasures_carried = extend_ledger(&control_path, &ledger).await?;
+        }
+        let report = stores.settle_erasures().await?;
+        stores.close().await;
+        replay = Some(Replay {
+            entries: report.entries,
+            keys_shredded: report.keys_shredded,
+            users_erased: report.users_erased,
+        });
+    } else if !ledger.is_empty() {
+        // Without the rest, the ledger waits in the control database for the replay.
+        if read_ledger(&control_path).await.is_ok() {
+            erasures_carried = extend_ledger(&control_path, &ledger).await.unwrap_or(0);
+        }
+    }
     progress.finish();
+    if manifest.contents == Contents::Data && !replaces_control && ledger_from.is_none() {
+        tracing::warn!(
+            backup = %manifest.created_at,
+            "restored into a new directory without --ledger-from: users erased after the backup \
+             was made are known only to a newer control database; replay its ledger \
+             (kontor restore --ledger-from, or kontor erasure replay) or erase them again"
+        );
+    }
 
     let mut stdout = std::io::stdout().lock();
     if json {
         let report = RestoreReport {
             data_dir: data_dir.display().to_string(),
+            contents: manifest.contents,
             created_at: &manifest.created_at,
             databases: restored,
+            erasures_carried,
+            replay,
         };
         writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
     } else {
         for db in &restored {
             writeln!(stdout, "{}: {} rows → {}", db.name, db.rows, db.path)?;
+        }
+        match &replay {
+            Some(r) => writeln!(
+                stdout,
+                "erasure ledger: {} entries ({erasures_carried} carried over), {} keys shredded, \
+                 {} users erased again",
+                r.entries, r.keys_shredded, r.users_erased
+            )?,
+            None => writeln!(
+                stdout,
+                "erasure ledger: not replayed yet — restore the missing databases, then run \
+                 `kontor erasure replay`"
+            )?,
         }
         writeln!(
             stdout,

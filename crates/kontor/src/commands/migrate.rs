@@ -13,7 +13,9 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let applied = stores.migrate().await?;
     // The key canary is sealed with the keys of the deployment; without them here (a migration
     // job given only database credentials), the first `serve` or `worker` seals it.
-    if security::require_shared_keys(config).is_ok() {
+    if security::require_shared_keys(config).is_ok()
+        && security::require_kek_outside_data_dir(config).is_ok()
+    {
         let hub = wiring::hub(config, &stores)?;
         let status = wiring::seal_key_canary(&hub).await?;
         if !status.is_ok() {

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod clients;
 pub mod config;
 pub mod demo;
+pub mod erasure;
 pub mod migrate;
 pub mod serve;
 pub mod tenants;

@@ -13,6 +13,7 @@ use crate::wiring::{self, Stores};
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     security::require_shared_keys(config)?;
+    security::require_kek_outside_data_dir(config)?;
     security::warn_if_development(config);
     let stores = Stores::open(config)?;
     if config.database.migrate_on_start {

@@ -61,10 +61,14 @@ pub fn serve(dir: &Path) -> Server {
     serve_with(dir, &[])
 }
 
-/// The same, with more `KONTOR_…` settings.
+/// A key-encryption key for tests, configured as an operator would (outside the data folder).
+pub const TEST_KEKS: &str = r#"[{id="t1",secret="dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="}]"#;
+
+/// The same, with more `KONTOR_…` settings (which may replace [`TEST_KEKS`]).
 pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = kontor(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
         .envs(env.iter().copied())
         .env("KONTOR_LOG__LEVEL", "info")
         .stderr(Stdio::piped())

@@ -93,7 +93,7 @@ fn hub_with(app: &TestApp, tweak: impl FnOnce(&mut HubSettings)) -> Hub {
         app.stores.cells.clone(),
         app.stores.control(),
         BankDirectory::new(),
-        Vault::new(keyring),
+        Vault::new(keyring, app.stores.key_stores.clone()),
         settings,
     )
 }

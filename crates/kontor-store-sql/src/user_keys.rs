@@ -1,0 +1,204 @@
+//! A region's key store: users' wrapped data keys in a database of their own, apart from the
+//! cell. Shredding a key overwrites it before deleting it and then makes the engine forget it
+//! (see [`Dialect::after_shred`]); every database runs with SQLite's `secure_delete`.
+
+use async_trait::async_trait;
+use kontor_domain::time::Timestamp;
+use kontor_domain::{Region, UserId};
+use kontor_store::{
+    DatabaseRole, MigrationStatus, Schema, StoreError, StoreResult, UserKeyStore,
+    retry_serializable,
+};
+use sqlx::Row;
+
+use crate::database::{PoolSettings, SqlDatabase};
+use crate::dialect::Dialect;
+
+/// How often a checkpoint kept from completing by a reader is tried again.
+const CHECKPOINT_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct SqlKeyStore {
+    db: SqlDatabase,
+    region: Region,
+}
+
+impl SqlKeyStore {
+    pub fn open(region: Region, url: &str, settings: &PoolSettings) -> StoreResult<Self> {
+        SqlDatabase::open(url, DatabaseRole::Keys, settings).map(|db| Self { db, region })
+    }
+
+    pub fn database(&self) -> &SqlDatabase {
+        &self.db
+    }
+
+    fn ensure_home(&self, user: &UserId) -> StoreResult<()> {
+        if user.region() == &self.region {
+            Ok(())
+        } else {
+            Err(StoreError::WrongCell {
+                record: "user key",
+                record_region: user.region().clone(),
+                cell_region: self.region.clone(),
+            })
+        }
+    }
+
+    /// Inserts `wrapped` unless the user has a key or was shredded; `true` when inserted.
+    async fn insert_unless_known(&self, user: &UserId, wrapped: &str) -> StoreResult<bool> {
+        self.ensure_home(user)?;
+        retry_serializable(self.db.retry_policy(), "insert_user_key", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let shredded: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM shredded_user_keys WHERE user_id = $1")
+                    .bind(user.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            if shredded > 0 {
+                tx.commit().await.map_err(|e| self.db.classify(e))?;
+                return Err(StoreError::NotFound);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO user_keys (user_id, data_key, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id) DO NOTHING",
+            )
+            .bind(user.as_str())
+            .bind(wrapped)
+            .bind(Timestamp::now().unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(inserted.rows_affected() == 1)
+        })
+        .await
+    }
+
+    /// Makes the engine forget what was just deleted; see [`Dialect::after_shred`].
+    async fn forget(&self) -> StoreResult<()> {
+        let sql = self.db.dialect().after_shred();
+        match self.db.dialect() {
+            Dialect::Postgres => sqlx::raw_sql(sql)
+                .execute(self.db.pool())
+                .await
+                .map(drop)
+                .map_err(|e| self.db.classify(e)),
+            Dialect::Sqlite => {
+                for attempt in 1..=CHECKPOINT_ATTEMPTS {
+                    let row = sqlx::query(sql)
+                        .fetch_one(self.db.pool())
+                        .await
+                        .map_err(|e| self.db.classify(e))?;
+                    let busy: i64 = row
+                        .try_get(0)
+                        .map_err(|e| StoreError::corrupt(format!("wal_checkpoint: {e}")))?;
+                    if busy == 0 {
+                        return Ok(());
+                    }
+                    tracing::warn!(
+                        attempt,
+                        "a reader kept the key store's checkpoint from completing"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
+                        .await;
+                }
+                Err(StoreError::Other {
+                    source: "the key store's WAL could not be checkpointed after shredding a key"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl UserKeyStore for SqlKeyStore {
+    fn region(&self) -> &Region {
+        &self.region
+    }
+
+    async fn user_key(&self, user: &UserId) -> StoreResult<Option<String>> {
+        self.db
+            .read(|pool| {
+                sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
+                    .bind(user.as_str())
+                    .fetch_optional(pool)
+            })
+            .await
+    }
+
+    async fn ensure_user_key(&self, user: &UserId, candidate: &str) -> StoreResult<String> {
+        self.insert_unless_known(user, candidate).await?;
+        self.user_key(user).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn import_user_key(&self, user: &UserId, wrapped: &str) -> StoreResult<bool> {
+        match self.insert_unless_known(user, wrapped).await {
+            Err(StoreError::NotFound) => Ok(false),
+            other => other,
+        }
+    }
+
+    async fn shred_user_key(&self, user: &UserId) -> StoreResult<bool> {
+        self.ensure_home(user)?;
+        let shredded = retry_serializable(self.db.retry_policy(), "shred_user_key", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
+                    .bind(user.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            if let Some(stored) = &stored {
+                // Overwritten first, so that the row's last version holds nothing.
+                sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
+                    .bind(user.as_str())
+                    .bind("0".repeat(stored.len()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+                sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            }
+            sqlx::query(
+                "INSERT INTO shredded_user_keys (user_id, shredded_at) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO NOTHING",
+            )
+            .bind(user.as_str())
+            .bind(Timestamp::now().unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            Ok(stored.is_some())
+        })
+        .await?;
+        if shredded {
+            self.forget().await?;
+        }
+        Ok(shredded)
+    }
+}
+
+#[async_trait]
+impl Schema for SqlKeyStore {
+    fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+    fn role(&self) -> DatabaseRole {
+        self.db.role()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await
+    }
+    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        self.db.migration_status().await
+    }
+    async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        self.db.migrate().await
+    }
+}
