@@ -59,9 +59,23 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect the configured banks.
+    #[command(subcommand)]
+    Banks(BanksCommand),
     /// Run the sandbox bank: simulated Berlin Group and UK Open Banking banks for demos and
     /// tests (users alice, bob, carol; password "sandbox"; one-time code 123456).
     SandboxBank(kontor_sandbox_bank::SandboxArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BanksCommand {
+    /// Read every bank's (and tenant registration's) client certificate and show its PSD2
+    /// roles, competent authority, organisation identifier and expiry.
+    Check {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +201,7 @@ impl Cli {
                 commands::clients::list(&config, &tenant, json).await
             }
             Command::Config(ConfigCommand::Print) => commands::config::print(&config),
+            Command::Banks(BanksCommand::Check { json }) => commands::banks::check(&config, json),
             Command::SandboxBank(args) => {
                 kontor_sandbox_bank::run(args, commands::serve::shutdown_signal()).await
             }

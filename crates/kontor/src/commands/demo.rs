@@ -148,6 +148,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             client_secret: bank.client_secret.map(Secret::new),
             logo_url: None,
             tls_identity: None,
+            tls_key: None,
+            ca_bundle: None,
+            payments: true,
             tenant_credentials: Vec::new(),
         })
         .collect();

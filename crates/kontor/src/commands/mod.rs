@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod banks;
 pub mod clients;
 pub mod config;
 pub mod demo;
