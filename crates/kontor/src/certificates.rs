@@ -59,7 +59,20 @@ pub fn identity(
     };
     let identity =
         ClientIdentity::load(label, files).with_context(|| format!("{key}.tls_identity"))?;
-    check_roles(key, bank, &identity.info())?;
+    let info = identity.info();
+    check_roles(key, bank, &info)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let status = expiry_status(info.not_after, now);
+    if status != "ok" {
+        tracing::warn!(
+            bank = %bank.id,
+            tenant = tenant.map(|t| t.tenant_id.as_str()),
+            serial = %info.serial,
+            not_after = info.not_after,
+            status,
+            "{key}: the bank's TLS client certificate expires within {EXPIRY_WARNING_DAYS} days or has expired"
+        );
+    }
     Ok(Some(identity))
 }
 
