@@ -32,7 +32,14 @@ pub mod berlin_group;
 pub mod uk_open_banking;
 
 pub use error::{BankError, INVALID_REQUEST};
-pub use http::{HttpSettings, build_client, build_client_with_identity};
+pub use http::certificate::{CertificateInfo, Psd2Attributes, PspRole};
+pub use http::identity::{
+    ClientIdentity, EXPIRY_METRIC, IdentityError, IdentityFiles, IdentityLabel,
+};
+pub use http::{
+    BankTls, HttpSettings, TlsSetupError, build_client, build_client_with_identity,
+    build_client_with_tls, read_ca_bundle,
+};
 pub use payments::{
     AccountReference, BankPaymentStatus, PaymentProduct, PaymentRequest, PaymentSession,
     PaymentStarted,

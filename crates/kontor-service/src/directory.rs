@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kontor_banks::{BankConnector, BankProfile};
+use kontor_banks::{BankConnector, BankProfile, ClientIdentity};
 use kontor_domain::TenantId;
 use kontor_domain::bank::BankId;
 
@@ -22,6 +22,8 @@ pub struct BankDirectory {
     /// A tenant registered at a bank as its own third party: the connector with its
     /// credentials. Every other tenant reaches the bank with the hub's.
     own: BTreeMap<(BankId, TenantId), Arc<dyn BankConnector>>,
+    /// The hub's (and tenants') TLS client identities at the banks, for `/readyz`.
+    certificates: Vec<Arc<ClientIdentity>>,
 }
 
 impl BankDirectory {
@@ -85,6 +87,16 @@ impl BankDirectory {
                 .then(a.profile.id.cmp(&b.profile.id))
         });
         banks
+    }
+
+    /// Records a client identity in use at a bank (for the expiry warning of `/readyz`).
+    pub fn add_certificate(&mut self, identity: Arc<ClientIdentity>) {
+        self.certificates.push(identity);
+    }
+
+    /// The client identities in use at the banks.
+    pub fn certificates(&self) -> &[Arc<ClientIdentity>] {
+        &self.certificates
     }
 
     pub fn is_empty(&self) -> bool {

@@ -96,9 +96,23 @@ pub enum Command {
     /// The erasure ledger: erased users, re-erased after a restore.
     #[command(subcommand)]
     Erasure(ErasureCommand),
+    /// Inspect the configured banks.
+    #[command(subcommand)]
+    Banks(BanksCommand),
     /// Run the sandbox bank: simulated Berlin Group and UK Open Banking banks for demos and
     /// tests (users alice, bob, carol; password "sandbox"; one-time code 123456).
     SandboxBank(kontor_sandbox_bank::SandboxArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BanksCommand {
+    /// Read every bank's (and tenant registration's) client certificate and show its PSD2
+    /// roles, competent authority, organisation identifier and expiry.
+    Check {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +266,7 @@ impl Cli {
             Command::Erasure(ErasureCommand::Replay { json }) => {
                 commands::erasure::replay(&config, json).await
             }
+            Command::Banks(BanksCommand::Check { json }) => commands::banks::check(&config, json),
             Command::SandboxBank(args) => {
                 kontor_sandbox_bank::run(args, commands::serve::shutdown_signal()).await
             }

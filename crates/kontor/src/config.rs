@@ -358,6 +358,8 @@ impl Default for PaymentsConfig {
 pub struct BankHttpConfig {
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// How often the banks' certificate and key files are checked for changes.
+    pub certificate_reload_seconds: u64,
 }
 
 impl BankHttpConfig {
@@ -376,6 +378,7 @@ impl Default for BankHttpConfig {
         Self {
             connect_timeout_ms: 5000,
             request_timeout_ms: 20_000,
+            certificate_reload_seconds: 10,
         }
     }
 }
@@ -396,12 +399,27 @@ pub struct BankConfig {
     #[serde(default)]
     pub decoupled_sca: bool,
     pub logo_url: Option<String>,
-    /// A PEM file with the hub's certificate chain and private key, presented on every TLS
-    /// connection to the bank (the third party's eIDAS certificate).
+    /// A PEM file with the hub's certificate chain (leaf first) and, unless `tls_key` is
+    /// set, its private key, presented on every TLS connection to the bank (the third party's
+    /// eIDAS QWAC, or a UK OBWAC). Read again when it changes (see `crate::certificates`).
     pub tls_identity: Option<PathBuf>,
+    /// The private key of `tls_identity`, when it is a file of its own (`tls.key`).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates trusted for this bank's server certificate besides the system's.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Whether the hub initiates payments here: then its certificate needs the PSD2 role
+    /// `PSP_PI`, checked at startup.
+    #[serde(default = "yes")]
+    pub payments: bool,
     /// Tenants registered at this bank as third parties of their own (see `crate::tpp`).
     #[serde(default)]
     pub tenant_credentials: Vec<crate::tpp::TenantCredentials>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -559,7 +577,7 @@ impl Config {
             if !bank_ids.insert(bank.id.clone()) {
                 bail!("banks[{i}].id {:?} appears twice", bank.id);
             }
-            crate::tpp::validate(&format!("banks[{i}]"), bank, &self.bank_http.settings())?;
+            crate::tpp::validate(&format!("banks[{i}]"), bank)?;
         }
         for (i, key) in self.secrets.keys.iter().enumerate() {
             crate::wiring::data_key(key)

@@ -1,6 +1,7 @@
 //! The `kontor` binary's parts, as a library so that tests can drive them: configuration,
 //! wiring, and one module per subcommand.
 
+pub mod certificates;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -10,13 +10,17 @@
 //! client_id = "…"                 # UK Open Banking: the tenant's OAuth client
 //! client_secret = "…"
 //! tls_identity = "/etc/kontor/tpp/acme.pem"   # its certificate and key (Berlin Group: required)
+//! tls_key = "/etc/kontor/tpp/acme.key"          # optional: the key in a file of its own
 //! ```
+//!
+//! A tenant's certificate is read, watched and role-checked like the bank's own (see
+//! `crate::certificates`); the bank's `ca_bundle` applies to it too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use kontor_banks::{BankConnector, BankProfile, HttpSettings};
+use kontor_banks::{BankConnector, BankProfile, ClientIdentity, HttpSettings};
 use kontor_domain::TenantId;
 use kontor_domain::bank::Standard;
 use serde::{Deserialize, Serialize};
@@ -35,25 +39,16 @@ pub struct TenantCredentials {
     /// A PEM file with the tenant's certificate chain and private key, presented on every TLS
     /// connection to the bank (a Berlin Group bank knows the third party by it).
     pub tls_identity: Option<PathBuf>,
+    /// The private key of `tls_identity`, when it is a file of its own.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
-/// Reads a PEM identity file and checks that it holds a usable certificate and key.
-pub fn load_identity(path: &Path, settings: &HttpSettings) -> anyhow::Result<Vec<u8>> {
-    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    kontor_banks::build_client_with_identity(settings, &pem).with_context(|| {
-        format!(
-            "{} holds no PEM certificate with its private key",
-            path.display()
-        )
-    })?;
-    Ok(pem)
-}
-
-/// Checks a bank's per-tenant credentials; `key` names the bank's table (`banks[0]`).
-pub fn validate(key: &str, bank: &BankConfig, settings: &HttpSettings) -> anyhow::Result<()> {
-    if let Some(path) = &bank.tls_identity {
-        load_identity(path, settings).with_context(|| format!("{key}.tls_identity"))?;
-    }
+/// Checks a bank's certificates and per-tenant credentials; `key` names the bank's table
+/// (`banks[0]`).
+pub fn validate(key: &str, bank: &BankConfig) -> anyhow::Result<()> {
+    crate::certificates::identity(key, bank, None)?;
+    crate::certificates::bank_tls(key, bank, None)?;
     let mut tenants = std::collections::BTreeSet::new();
     for (j, own) in bank.tenant_credentials.iter().enumerate() {
         let key = format!("{key}.tenant_credentials[{j}]");
@@ -81,23 +76,31 @@ pub fn validate(key: &str, bank: &BankConfig, settings: &HttpSettings) -> anyhow
             }
             _ => {}
         }
-        if let Some(path) = &own.tls_identity {
-            load_identity(path, settings).with_context(|| format!("{key}.tls_identity"))?;
-        }
+        crate::certificates::identity(&key, bank, Some(own))?;
     }
     Ok(())
+}
+
+/// A tenant's connector at a bank, with the identity it presents (to watch and report).
+#[derive(Debug)]
+pub struct TenantConnector {
+    pub tenant: TenantId,
+    pub connector: Arc<dyn BankConnector>,
+    pub identity: Option<Arc<ClientIdentity>>,
 }
 
 /// The connectors of the tenants with their own credentials at `bank` (whose profile with the
 /// hub's credentials is `hub`), made with `shared` unless they bring a certificate.
 pub fn tenant_connectors(
+    key: &str,
     bank: &BankConfig,
     hub: &BankProfile,
     shared: &reqwest::Client,
     settings: &HttpSettings,
-) -> anyhow::Result<Vec<(TenantId, Arc<dyn BankConnector>)>> {
+) -> anyhow::Result<Vec<TenantConnector>> {
     let mut out = Vec::new();
-    for own in &bank.tenant_credentials {
+    for (j, own) in bank.tenant_credentials.iter().enumerate() {
+        let key = format!("{key}.tenant_credentials[{j}]");
         let tenant = TenantId::parse(&own.tenant_id)?;
         let profile = BankProfile {
             client_id: own.client_id.clone().or_else(|| hub.client_id.clone()),
@@ -108,22 +111,28 @@ pub fn tenant_connectors(
                 .or_else(|| hub.client_secret.clone()),
             ..hub.clone()
         };
-        let http = match &own.tls_identity {
-            Some(path) => {
-                kontor_banks::build_client_with_identity(settings, &load_identity(path, settings)?)?
+        let identity = crate::certificates::identity(&key, bank, Some(own))?;
+        let http = match &identity {
+            Some(identity) => {
+                let tls = crate::certificates::bank_tls(&key, bank, Some(identity.clone()))?;
+                kontor_banks::build_client_with_tls(settings, &tls)
+                    .with_context(|| format!("{key}: the bank's HTTP client"))?
             }
             None => shared.clone(),
         };
-        out.push((
+        out.push(TenantConnector {
             tenant,
-            kontor_banks::connector(profile, http, settings.clone()),
-        ));
+            connector: kontor_banks::connector(profile, http, settings.clone()),
+            identity,
+        });
     }
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     const IDENTITY: &str = include_str!("../tests/fixtures/tpp-identity.pem");
@@ -140,6 +149,10 @@ mod tests {
             decoupled_sca: false,
             logo_url: None,
             tls_identity: None,
+            tls_key: None,
+            ca_bundle: None,
+            // Roles are `crate::certificates`'s tests; this fixture carries none.
+            payments: false,
             tenant_credentials: credentials,
         }
     }
@@ -150,6 +163,7 @@ mod tests {
             client_id: client.map(str::to_owned),
             client_secret: client.map(|_| Secret::new("s")),
             tls_identity: identity.map(Path::to_path_buf),
+            tls_key: None,
         }
     }
 
@@ -161,12 +175,7 @@ mod tests {
         let bad = dir.path().join("bad.pem");
         std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnope\n").unwrap();
         let tenant = TenantId::generate().to_string();
-        let settings = HttpSettings::default();
-        let check = |b: BankConfig| {
-            validate("banks[0]", &b, &settings)
-                .map_err(|e| format!("{e:#}"))
-                .err()
-        };
+        let check = |b: BankConfig| validate("banks[0]", &b).map_err(|e| format!("{e:#}")).err();
 
         assert_eq!(
             check(bank(
@@ -245,11 +254,13 @@ mod tests {
             decoupled_sca: false,
         };
         let shared = kontor_banks::build_client(&settings).unwrap();
-        let made = tenant_connectors(&config, &hub, &shared, &settings).unwrap();
+        let made = tenant_connectors("banks[0]", &config, &hub, &shared, &settings).unwrap();
         assert_eq!(made.len(), 1);
-        assert_eq!(made[0].0, tenant);
+        assert_eq!(made[0].tenant, tenant);
+        let identity = made[0].identity.as_ref().expect("the tenant's certificate");
+        assert_eq!(identity.label().tenant.as_deref(), Some(tenant.as_str()));
         // The profile's Debug shows the client id (never the secret).
-        let shown = format!("{:?}", made[0].1);
+        let shown = format!("{:?}", made[0].connector);
         assert!(shown.contains("tenant-client"), "{shown}");
         assert!(!shown.contains("hub-client"), "{shown}");
     }

@@ -225,6 +225,7 @@ fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u
 pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
     let settings = config.bank_http.settings();
     let http = kontor_banks::build_client(&settings).context("building the bank HTTP client")?;
+    let reload = Duration::from_secs(config.bank_http.certificate_reload_seconds.max(1));
     let mut directory = BankDirectory::new();
     for (i, bank) in config.banks.iter().enumerate() {
         let profile = BankProfile {
@@ -237,17 +238,24 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
             client_secret: bank.client_secret.as_ref().map(|s| s.expose().to_owned()),
             decoupled_sca: bank.decoupled_sca,
         };
-        let client = match &bank.tls_identity {
-            Some(path) => kontor_banks::build_client_with_identity(
-                &settings,
-                &crate::tpp::load_identity(path, &settings)?,
-            )
-            .with_context(|| format!("banks[{i}].tls_identity"))?,
-            None => http.clone(),
+        let key = format!("banks[{i}]");
+        let identity = crate::certificates::identity(&key, bank, None)?;
+        let client = if identity.is_some() || bank.ca_bundle.is_some() {
+            let tls = crate::certificates::bank_tls(&key, bank, identity.clone())?;
+            kontor_banks::build_client_with_tls(&settings, &tls)
+                .with_context(|| format!("{key}: the bank's HTTP client"))?
+        } else {
+            http.clone()
         };
         let connector = kontor_banks::connector(profile.clone(), client.clone(), settings.clone());
-        let own = crate::tpp::tenant_connectors(bank, &profile, &client, &settings)
-            .with_context(|| format!("banks[{i}].tenant_credentials"))?;
+        let own = crate::tpp::tenant_connectors(&key, bank, &profile, &client, &settings)?;
+        for identity in identity
+            .iter()
+            .chain(own.iter().filter_map(|o| o.identity.as_ref()))
+        {
+            identity.watch(reload);
+            directory.add_certificate(identity.clone());
+        }
         directory.insert(
             BankEntry {
                 profile: profile.clone(),
@@ -255,8 +263,8 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
             },
             connector,
         );
-        for (tenant, connector) in own {
-            directory.insert_for_tenant(&profile.id, tenant, connector);
+        for own in own {
+            directory.insert_for_tenant(&profile.id, own.tenant, own.connector);
         }
     }
     Ok(directory)

@@ -3,8 +3,11 @@
 //! logs each call without tokens, account numbers, names or bodies.
 
 mod backoff;
+pub mod certificate;
 mod classify;
+pub mod identity;
 mod send;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use url::Url;
 use crate::BankError;
 
 pub(crate) use classify::Dialect;
+pub use tls::{BankTls, TlsSetupError, build_client_with_tls, read_ca_bundle};
 
 /// Timeouts and retry limits for talking to banks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 mod berlin_group;
 mod faults;
 mod logs;
+mod mtls;
 mod payment_faults;
 mod payments;
 mod scenarios;

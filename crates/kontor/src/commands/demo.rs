@@ -19,6 +19,7 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::user::{ExternalId, NewUser};
 use kontor_domain::{ApiClientId, ConnectionId, Region, TenantId};
 use kontor_sandbox_bank::SandboxBank;
+use kontor_sandbox_bank::tpp::pki::files;
 use kontor_service::{Hub, LinkRequest};
 use kontor_store::{
     ApiClientStore, NewApiClient, NewTenant, StoreError, TenantStore, TransactionFilter,
@@ -44,6 +45,11 @@ pub struct DemoArgs {
     /// connect_url) as the first line of stdout, then keep serving until SIGTERM.
     #[arg(long)]
     pub json: bool,
+    /// Strict mode: the sandbox serves HTTPS and demands TPP certificates (and signed
+    /// requests); the hub presents the demo TPP's certificates from `<data_dir>/sandbox-pki`,
+    /// generated there on first use, and trusts the sandbox's server CA.
+    #[arg(long)]
+    pub require_tpp_certificates: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,8 +117,22 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         let port = if listen.port() == 0 { 0 } else { 8090 };
         SocketAddr::new(listen.ip(), port)
     });
-    let sandbox = SandboxBank::builder()
-        .frozen_clock(false)
+    let pki_dir = config.data_dir.join("sandbox-pki");
+    let mut builder = SandboxBank::builder().frozen_clock(false);
+    if args.require_tpp_certificates {
+        let dir = pki_dir.clone();
+        // Key generation is CPU work (RSA primes): keep it off the runtime's threads.
+        let pki = tokio::task::spawn_blocking(move || {
+            kontor_sandbox_bank::SandboxPki::load_or_generate(&dir)
+        })
+        .await
+        .context("generating the sandbox's test PKI")?
+        .with_context(|| format!("setting up the test PKI in {}", pki_dir.display()))?;
+        builder = builder.require_tpp_certificates(pki);
+    }
+    let strict = args.require_tpp_certificates;
+    let pki_file = |name: &str| strict.then(|| pki_dir.join(name));
+    let sandbox = builder
         .start(sandbox_listen)
         .await
         .with_context(|| format!("starting the sandbox bank on {sandbox_listen}"))?;
@@ -147,7 +167,10 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             client_id: bank.client_id,
             client_secret: bank.client_secret.map(Secret::new),
             logo_url: None,
-            tls_identity: None,
+            tls_identity: pki_file(files::DEMO_QWAC),
+            tls_key: pki_file(files::DEMO_QWAC_KEY),
+            ca_bundle: pki_file(files::SERVER_CA),
+            payments: true,
             tenant_credentials: Vec::new(),
         })
         .collect();

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod backup;
+pub mod banks;
 pub mod clients;
 pub mod config;
 pub mod demo;
