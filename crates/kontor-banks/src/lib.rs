@@ -25,6 +25,7 @@ pub mod deadline;
 mod error;
 mod http;
 mod payments;
+pub mod seal;
 mod support;
 mod types;
 
