@@ -16,5 +16,6 @@ mod logs;
 mod payment_faults;
 mod payments;
 mod scenarios;
+mod strict;
 mod support;
 mod uk_open_banking;
