@@ -141,6 +141,8 @@ mod tests {
             logo_url: None,
             tls_identity: None,
             tenant_credentials: credentials,
+            signing: None,
+            token_auth: None,
         }
     }
 

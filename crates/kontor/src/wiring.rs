@@ -211,7 +211,19 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
             .with_context(|| format!("banks[{i}].tls_identity"))?,
             None => http.clone(),
         };
-        let connector = kontor_banks::connector(profile.clone(), client.clone(), settings.clone());
+        let signing = bank
+            .signing
+            .as_ref()
+            .map(crate::signing::load)
+            .transpose()
+            .with_context(|| format!("banks[{i}].signing"))?;
+        let connector = kontor_banks::connector_with(
+            profile.clone(),
+            client.clone(),
+            settings.clone(),
+            signing.as_ref(),
+            bank.token_auth,
+        );
         let own = crate::tpp::tenant_connectors(bank, &profile, &client, &settings)
             .with_context(|| format!("banks[{i}].tenant_credentials"))?;
         directory.insert(

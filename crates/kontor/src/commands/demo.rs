@@ -149,6 +149,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             logo_url: None,
             tls_identity: None,
             tenant_credentials: Vec::new(),
+            signing: None,
+            token_auth: None,
         })
         .collect();
 
