@@ -162,7 +162,7 @@ mod tests {
         let mut b = good.clone();
         b.token_auth = Some(TokenAuth::ClientSecretBasic);
         cases.push((b, "needs banks[0].client_secret"));
-        let mut b = good.clone();
+        let mut b = good;
         b.standard = Standard::BerlinGroup;
         cases.push((b, "only UK Open Banking"));
         for (config, expected) in cases {

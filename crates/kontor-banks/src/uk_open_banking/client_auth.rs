@@ -56,6 +56,22 @@ pub(super) struct IdTokenCheck<'a> {
 }
 
 impl UkOpenBanking {
+    pub(super) fn client_id(&self) -> Result<&str, BankError> {
+        self.profile
+            .client_id
+            .as_deref()
+            .ok_or_else(|| BankError::protocol("the bank's profile has no client id for the hub"))
+    }
+
+    pub(super) fn client_credentials(&self) -> Result<(&str, &str), BankError> {
+        match (&self.profile.client_id, &self.profile.client_secret) {
+            (Some(id), Some(secret)) => Ok((id, secret)),
+            _ => Err(BankError::protocol(
+                "the bank's profile has no client id and secret for the hub",
+            )),
+        }
+    }
+
     /// The client's authentication as form fields (and whether to send the secret in
     /// `Authorization` instead).
     pub(super) fn client_auth_form(

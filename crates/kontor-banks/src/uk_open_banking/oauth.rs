@@ -161,22 +161,6 @@ impl UkOpenBanking {
         Ok(url)
     }
 
-    pub(super) fn client_id(&self) -> Result<&str, BankError> {
-        self.profile
-            .client_id
-            .as_deref()
-            .ok_or_else(|| BankError::protocol("the bank's profile has no client id for the hub"))
-    }
-
-    pub(super) fn client_credentials(&self) -> Result<(&str, &str), BankError> {
-        match (&self.profile.client_id, &self.profile.client_secret) {
-            (Some(id), Some(secret)) => Ok((id, secret)),
-            _ => Err(BankError::protocol(
-                "the bank's profile has no client id and secret for the hub",
-            )),
-        }
-    }
-
     /// A form POST to the token endpoint with the hub's client authentication.
     async fn token_request(
         &self,
