@@ -266,7 +266,8 @@ async fn uk_refusals_reach_the_hub_as_rejections() {
     }
 
     // The old modes against a FAPI bank: a client secret is not accepted at the token
-    // endpoint, and an HS256 signature is not a signature the bank can check.
+    // endpoint; a connector signing HS256 with the secret gets no further either (whether the
+    // token endpoint or the JWS check stops it, the hub sees a rejection, not a panic).
     let mut profile = fx.profile.clone();
     profile.client_secret = Some("sandbox-secret".into());
     let old = UkOpenBanking::new(profile.clone(), fx.mtls())
