@@ -25,6 +25,7 @@ pub mod deadline;
 mod error;
 mod http;
 mod payments;
+pub mod seal;
 mod support;
 mod types;
 
@@ -177,6 +178,57 @@ pub trait BankConnector: Send + Sync + std::fmt::Debug {
     ) -> Result<BankPaymentStatus, BankError> {
         let _ = session;
         Err(payments_unsupported())
+    }
+}
+
+/// How the hub signs what it sends one bank, for banks that require it: the seal (QSealC or
+/// OBSeal) and, for UK banks, the key's `kid` at the bank and the JWS issuer (defaults: the
+/// key's RFC 7638 thumbprint; `OU/CN` of the certificate).
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub seal: std::sync::Arc<seal::SealKey>,
+    pub kid: Option<String>,
+    pub jws_issuer: Option<String>,
+}
+
+/// As [`connector`], for a bank that requires signed requests (`signing`: Berlin Group
+/// message signatures; UK FAPI with `id_token` checks) and, at a UK bank, the token endpoint
+/// authentication `token_auth` (default: `private_key_jwt` with `signing`, else
+/// `client_secret_basic`).
+pub fn connector_with(
+    profile: BankProfile,
+    http: reqwest::Client,
+    settings: HttpSettings,
+    signing: Option<&Signing>,
+    token_auth: Option<uk_open_banking::TokenAuth>,
+) -> std::sync::Arc<dyn BankConnector> {
+    use uk_open_banking::TokenAuth;
+    match (profile.standard, signing) {
+        (kontor_domain::bank::Standard::BerlinGroup, Some(signing)) => std::sync::Arc::new(
+            berlin_group::BerlinGroup::new(profile, http)
+                .with_settings(settings)
+                .with_signer(std::sync::Arc::new(berlin_group::QsealSigner::new(
+                    signing.seal.clone(),
+                ))),
+        ),
+        (kontor_domain::bank::Standard::UkOpenBanking, Some(signing)) => {
+            let signer = uk_open_banking::SealSigner::new(
+                signing.seal.clone(),
+                signing.kid.clone(),
+                signing.jws_issuer.clone(),
+            );
+            std::sync::Arc::new(
+                uk_open_banking::UkOpenBanking::new(profile, http)
+                    .with_settings(settings)
+                    .with_fapi(signer, token_auth.unwrap_or(TokenAuth::PrivateKeyJwt)),
+            )
+        }
+        (kontor_domain::bank::Standard::UkOpenBanking, None) => std::sync::Arc::new(
+            uk_open_banking::UkOpenBanking::new(profile, http)
+                .with_settings(settings)
+                .with_token_auth(token_auth.unwrap_or_default()),
+        ),
+        (kontor_domain::bank::Standard::BerlinGroup, None) => connector(profile, http, settings),
     }
 }
 

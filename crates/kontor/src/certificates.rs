@@ -264,6 +264,8 @@ mod tests {
             ca_bundle: None,
             payments,
             tenant_credentials: Vec::new(),
+            signing: None,
+            token_auth: None,
         }
     }
 

@@ -416,6 +416,15 @@ pub struct BankConfig {
     /// Tenants registered at this bank as third parties of their own (see `crate::tpp`).
     #[serde(default)]
     pub tenant_credentials: Vec<crate::tpp::TenantCredentials>,
+    /// The seal the hub signs requests to this bank with, for banks that require signed
+    /// requests (see `crate::signing`).
+    #[serde(default)]
+    pub signing: Option<crate::signing::SigningConfig>,
+    /// UK Open Banking: how the hub authenticates at the token endpoint (`private_key_jwt`,
+    /// `tls_client_auth`, `client_secret_basic`); default `private_key_jwt` with `signing`,
+    /// else `client_secret_basic`.
+    #[serde(default)]
+    pub token_auth: Option<kontor_banks::uk_open_banking::TokenAuth>,
 }
 
 fn yes() -> bool {
@@ -578,6 +587,7 @@ impl Config {
                 bail!("banks[{i}].id {:?} appears twice", bank.id);
             }
             crate::tpp::validate(&format!("banks[{i}]"), bank)?;
+            crate::signing::validate(&format!("banks[{i}]"), bank)?;
         }
         for (i, key) in self.secrets.keys.iter().enumerate() {
             crate::wiring::data_key(key)

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod secret;
+pub mod signing;
 pub mod telemetry;
 pub mod tpp;
 pub mod wiring;

@@ -154,6 +154,8 @@ mod tests {
             // Roles are `crate::certificates`'s tests; this fixture carries none.
             payments: false,
             tenant_credentials: credentials,
+            signing: None,
+            token_auth: None,
         }
     }
 

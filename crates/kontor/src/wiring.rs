@@ -247,7 +247,19 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
         } else {
             http.clone()
         };
-        let connector = kontor_banks::connector(profile.clone(), client.clone(), settings.clone());
+        let signing = bank
+            .signing
+            .as_ref()
+            .map(crate::signing::load)
+            .transpose()
+            .with_context(|| format!("banks[{i}].signing"))?;
+        let connector = kontor_banks::connector_with(
+            profile.clone(),
+            client.clone(),
+            settings.clone(),
+            signing.as_ref(),
+            bank.token_auth,
+        );
         let own = crate::tpp::tenant_connectors(&key, bank, &profile, &client, &settings)?;
         for identity in identity
             .iter()

@@ -15,10 +15,14 @@
 mod accounts;
 mod consent;
 mod payments;
+mod signing;
 mod transactions;
 mod wire;
 
 pub use payments::payment_request_id;
+pub use signing::QsealSigner;
+
+pub use crate::http::MessageSigner;
 
 use std::net::IpAddr;
 
@@ -63,6 +67,13 @@ impl BerlinGroup {
 
     pub fn with_settings(mut self, settings: HttpSettings) -> Self {
         self.transport = self.transport.with_settings(settings);
+        self
+    }
+
+    /// Signs every request (`Digest`, `Signature`, `TPP-Signature-Certificate`), for a bank
+    /// that requires signed requests; [`QsealSigner`] signs with the hub's QSealC.
+    pub fn with_signer(mut self, signer: std::sync::Arc<dyn MessageSigner>) -> Self {
+        self.transport = self.transport.with_signer(signer);
         self
     }
 

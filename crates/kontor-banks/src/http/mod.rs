@@ -196,6 +196,12 @@ pub(crate) enum Body {
     Form(String),
 }
 
+/// Signs a request just before it is sent, once for all its attempts: adds headers computed
+/// from the others and the body (Berlin Group's `Digest` and `Signature`).
+pub trait MessageSigner: Send + Sync + std::fmt::Debug {
+    fn sign(&self, headers: &mut HeaderMap, body: &[u8]) -> Result<(), BankError>;
+}
+
 /// Sends requests to one bank.
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
@@ -203,6 +209,7 @@ pub(crate) struct Transport {
     settings: HttpSettings,
     bank: BankId,
     dialect: Dialect,
+    signer: Option<std::sync::Arc<dyn MessageSigner>>,
 }
 
 impl Transport {
@@ -217,7 +224,14 @@ impl Transport {
             settings,
             bank,
             dialect,
+            signer: None,
         }
+    }
+
+    /// Signs every request from now on.
+    pub fn with_signer(mut self, signer: std::sync::Arc<dyn MessageSigner>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     pub fn with_settings(mut self, settings: HttpSettings) -> Self {

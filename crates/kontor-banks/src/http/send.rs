@@ -101,11 +101,20 @@ impl Transport {
     }
 
     fn build(&self, out: &Outgoing) -> Result<reqwest::Request, BankError> {
+        let mut headers = out.headers.clone();
+        if let Some(signer) = &self.signer {
+            let body: &[u8] = match &out.body {
+                Some(Body::Json(bytes)) => bytes,
+                Some(Body::Form(encoded)) => encoded.as_bytes(),
+                None => &[],
+            };
+            signer.sign(&mut headers, body)?;
+        }
         let mut builder = self
             .client
             .request(out.method.clone(), out.url.clone())
             .timeout(self.settings.request_timeout)
-            .headers(out.headers.clone());
+            .headers(headers);
         builder = match &out.body {
             Some(Body::Json(bytes)) => builder
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))

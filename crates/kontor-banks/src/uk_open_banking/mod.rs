@@ -12,9 +12,11 @@
 //! a payment consent the user authorises (`openid payments`), submitted with the user's token
 //! and an idempotency key, every body signed (`x-jws-signature`); see `payments`.
 
+mod client_auth;
 mod consent;
 mod details;
 mod domestic;
+mod id_token;
 mod oauth;
 mod payments;
 mod reads;
@@ -22,8 +24,9 @@ mod signing;
 mod transactions;
 mod wire;
 
+pub use client_auth::TokenAuth;
 pub use payments::consent_idempotency_key;
-pub use signing::{ClientSecretSigner, RequestObjectSigner, Unsigned};
+pub use signing::{ClientSecretSigner, RequestObjectSigner, SealSigner, Unsigned};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +58,11 @@ pub struct UkOpenBanking {
     /// The hub's client-credentials tokens, one per scope.
     client_tokens: Mutex<BTreeMap<&'static str, oauth::CachedToken>>,
     signer: Arc<dyn RequestObjectSigner>,
+    /// How the hub authenticates at the token endpoint.
+    token_auth: TokenAuth,
+    /// Whether `id_token`s are checked against the bank's JWKS (FAPI).
+    validate_id_tokens: bool,
+    jwks: Mutex<Option<client_auth::CachedJwks>>,
 }
 
 impl UkOpenBanking {
@@ -80,7 +88,27 @@ impl UkOpenBanking {
             discovery: OnceCell::new(),
             client_tokens: Mutex::new(BTreeMap::new()),
             signer,
+            token_auth: TokenAuth::ClientSecretBasic,
+            validate_id_tokens: false,
+            jwks: Mutex::new(None),
         }
+    }
+
+    /// FAPI 1.0 Advanced with the hub's seal: request objects, client assertions and
+    /// `x-jws-signature` signed PS256 by `signer`, the token endpoint reached with
+    /// `token_auth` (`private_key_jwt` or `tls_client_auth`), and every `id_token` checked
+    /// against the bank's JWKS.
+    pub fn with_fapi(mut self, signer: SealSigner, token_auth: TokenAuth) -> Self {
+        self.signer = Arc::new(signer);
+        self.token_auth = token_auth;
+        self.validate_id_tokens = true;
+        self
+    }
+
+    /// How the hub authenticates at the token endpoint (default `client_secret_basic`).
+    pub fn with_token_auth(mut self, token_auth: TokenAuth) -> Self {
+        self.token_auth = token_auth;
+        self
     }
 
     pub fn with_settings(mut self, settings: HttpSettings) -> Self {

@@ -14,9 +14,11 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::UkOpenBanking;
+use super::client_auth::{IdTokenCheck, TokenAuth};
 use super::signing::request_object;
 use super::wire::{Discovery, TokenResponse};
 use crate::http::{Body, Incoming, Outgoing, Retry};
+use crate::support::ids::random_token;
 use crate::support::urls::endpoint;
 use crate::{BankError, ConsentSession, PaymentSession};
 
@@ -112,12 +114,15 @@ impl UkOpenBanking {
         request: &Authorisation<'_>,
     ) -> Result<Url, BankError> {
         let discovery = self.discovery().await?;
-        let (client_id, _) = self.client_credentials()?;
+        let client_id = self.client_id()?;
         let challenge = pkce_challenge(request.verifier);
         let redirect_uri = request.redirect_uri.as_str();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let intent = serde_json::json!({ "value": request.intent_id, "essential": true });
         let claims = serde_json::json!({
+            // FAPI 1.0 Advanced §5.2.2: a signed object used once (`jti`), valid at most an
+            // hour (`nbf` to `exp`).
+            "jti": random_token(24),
             "iss": client_id,
             "aud": discovery.issuer.as_deref().unwrap_or(&discovery.authorization_endpoint),
             "iat": now,
@@ -156,15 +161,6 @@ impl UkOpenBanking {
         Ok(url)
     }
 
-    pub(super) fn client_credentials(&self) -> Result<(&str, &str), BankError> {
-        match (&self.profile.client_id, &self.profile.client_secret) {
-            (Some(id), Some(secret)) => Ok((id, secret)),
-            _ => Err(BankError::protocol(
-                "the bank's profile has no client id and secret for the hub",
-            )),
-        }
-    }
-
     /// A form POST to the token endpoint with the hub's client authentication.
     async fn token_request(
         &self,
@@ -174,14 +170,18 @@ impl UkOpenBanking {
         let discovery = self.discovery().await?;
         let url = Url::parse(&discovery.token_endpoint)
             .map_err(|_| BankError::protocol("malformed token endpoint"))?;
-        let (client_id, secret) = self.client_credentials()?;
         let mut out = Outgoing::new(Method::POST, url, "/token", retry);
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, basic_auth(client_id, secret));
+        if self.token_auth == TokenAuth::ClientSecretBasic {
+            let (client_id, secret) = self.client_credentials()?;
+            headers.insert(AUTHORIZATION, basic_auth(client_id, secret));
+        }
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         out.headers = headers;
+        let auth = self.client_auth_form(&discovery.token_endpoint)?;
         let encoded = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
+            .extend_pairs(auth.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
         out.body = Some(Body::Form(encoded));
         self.oauth.send(out).await?.json("token response")
@@ -257,29 +257,42 @@ impl UkOpenBanking {
             .redirect_uri
             .clone()
             .ok_or_else(|| BankError::protocol("the session has no redirect URI"))?;
-        let answer = self.code_grant(code, &verifier, &redirect_uri).await?;
+        let check = IdTokenCheck {
+            nonce: session.extra.get("nonce").map(String::as_str),
+            state: session.extra.get("state").map(String::as_str),
+            intent_id: Some(&session.consent_id),
+        };
+        let answer = self
+            .code_grant(code, &verifier, &redirect_uri, check)
+            .await?;
         store(session, answer);
         session.pkce_verifier = None;
         Ok(())
     }
 
-    /// RFC 6749 §4.1.3 with the PKCE verifier (RFC 7636 §4.5), sent once.
+    /// RFC 6749 §4.1.3 with the PKCE verifier (RFC 7636 §4.5), sent once. Under FAPI the
+    /// answer's `id_token` is checked before its tokens are used.
     pub(super) async fn code_grant(
         &self,
         code: &str,
         verifier: &str,
         redirect_uri: &str,
+        check: IdTokenCheck<'_>,
     ) -> Result<TokenResponse, BankError> {
-        self.token_request(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", verifier),
-            ],
-            Retry::Never,
-        )
-        .await
+        let answer = self
+            .token_request(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", redirect_uri),
+                    ("code_verifier", verifier),
+                ],
+                Retry::Never,
+            )
+            .await?;
+        self.check_id_token(answer.id_token.as_deref(), code, check)
+            .await?;
+        Ok(answer)
     }
 
     /// A new access token from the refresh token; the session changes and must be saved.

@@ -17,6 +17,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use url::Url;
 
+use super::client_auth::IdTokenCheck;
 use super::consent::consent_headers;
 use super::domestic::{consent_status, initiation, payment_status};
 use super::oauth::{Authorisation, PAYMENTS};
@@ -65,8 +66,10 @@ impl UkOpenBanking {
     }
 
     fn sign(&self, body: &[u8]) -> Result<String, BankError> {
-        let (client_id, _) = self.client_credentials()?;
-        let issuer = self.signer.issuer().unwrap_or(client_id);
+        let issuer = match self.signer.issuer() {
+            Some(issuer) => issuer,
+            None => self.client_id()?,
+        };
         detached(self.signer.as_ref(), issuer, body)
     }
 
@@ -174,7 +177,14 @@ impl UkOpenBanking {
             .redirect_uri
             .clone()
             .ok_or_else(|| BankError::protocol("the session has no redirect URI"))?;
-        let tokens = self.code_grant(code, &verifier, &redirect_uri).await?;
+        let check = IdTokenCheck {
+            nonce: session.extra.get(NONCE_KEY).map(String::as_str),
+            state: session.extra.get(STATE_KEY).map(String::as_str),
+            intent_id: session.consent_id.as_deref(),
+        };
+        let tokens = self
+            .code_grant(code, &verifier, &redirect_uri, check)
+            .await?;
         session.access_token = Some(tokens.access_token);
         session.refresh_token = tokens.refresh_token;
         session.pkce_verifier = None;

@@ -83,6 +83,49 @@ impl RequestObjectSigner for ClientSecretSigner {
     }
 }
 
+/// PS256 with the hub's seal key (OBSeal): what FAPI and the Read/Write API require of request
+/// objects, client assertions and `x-jws-signature`. `kid` is the key's id in the directory (by
+/// default its RFC 7638 thumbprint); the JWS issuer is `{org id}/{software statement id}` (by
+/// default read from the certificate's `OU` and `CN`).
+#[derive(Debug, Clone)]
+pub struct SealSigner {
+    seal: std::sync::Arc<crate::seal::SealKey>,
+    kid: String,
+    issuer: Option<String>,
+}
+
+impl SealSigner {
+    pub fn new(
+        seal: std::sync::Arc<crate::seal::SealKey>,
+        kid: Option<String>,
+        issuer: Option<String>,
+    ) -> Self {
+        let kid = kid.unwrap_or_else(|| seal.jwk_thumbprint().to_owned());
+        let issuer = issuer.or_else(|| seal.directory_issuer().map(str::to_owned));
+        Self { seal, kid, issuer }
+    }
+}
+
+impl RequestObjectSigner for SealSigner {
+    fn algorithm(&self) -> &str {
+        "PS256"
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.kid)
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, BankError> {
+        self.seal
+            .sign_pss_sha256(signing_input)
+            .map_err(|e| BankError::protocol(e.to_string()))
+    }
+}
+
 /// `header.payload.signature`, each part base64url without padding.
 pub(super) fn request_object(
     signer: &dyn RequestObjectSigner,

@@ -45,6 +45,9 @@ pub(crate) struct Discovery {
     pub issuer: Option<String>,
     pub authorization_endpoint: String,
     pub token_endpoint: String,
+    /// Where the bank publishes the keys its `id_token`s are signed with.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 /// RFC 6749 §5.1 access token response.
@@ -53,6 +56,9 @@ pub(crate) struct TokenResponse {
     pub access_token: String,
     pub expires_in: Option<i64>,
     pub refresh_token: Option<String>,
+    /// With `openid` in the scope of an authorization-code grant.
+    #[serde(default)]
+    pub id_token: Option<String>,
 }
 
 /// `Links`.

@@ -17,5 +17,6 @@ mod mtls;
 mod payment_faults;
 mod payments;
 mod scenarios;
+mod strict;
 mod support;
 mod uk_open_banking;

@@ -172,6 +172,15 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             ca_bundle: pki_file(files::SERVER_CA),
             payments: true,
             tenant_credentials: Vec::new(),
+            // Strict mode: every request signed with the demo seal (Berlin Group signatures;
+            // UK FAPI with private_key_jwt).
+            signing: strict.then(|| crate::signing::SigningConfig {
+                qseal_cert: pki_dir.join(files::DEMO_QSEAL),
+                qseal_key: pki_dir.join(files::DEMO_QSEAL_KEY),
+                kid: None,
+                jws_issuer: None,
+            }),
+            token_auth: None,
         })
         .collect();
 

@@ -65,6 +65,11 @@ impl Browser {
         Self { http }
     }
 
+    /// A browser with its own client (one trusting the strict sandbox's server CA).
+    pub fn with_client(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
     /// Opens `url` and follows redirects until a bank page or the hub.
     pub async fn open(&self, url: Url) -> Landing {
         let response = self.http.get(url.clone()).send().await.expect("GET");

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod html;
 pub mod payments;
 pub mod proxy;
+pub mod strict;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
