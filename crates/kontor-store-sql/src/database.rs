@@ -2,15 +2,18 @@
 //! reaches it — reads on the pool ([`SqlDatabase::read`], retried once when their connection
 //! died), and write transactions through the retry helper.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use kontor_store::{DatabaseRole, MigrationStatus, RetryPolicy, Schema, StoreError, StoreResult};
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::dialect::Dialect;
+use crate::lease::MigrationLease;
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -211,9 +214,34 @@ impl Schema for SqlDatabase {
         Ok(MigrationStatus { known, applied })
     }
 
+    /// Applies pending migrations while holding the migration lease, so that processes
+    /// starting at once migrate one after the other: the first applies them, the others find
+    /// nothing left to do. Nothing pending means no lease is taken at all.
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        if self.migration_status().await?.is_current() {
+            return Ok(Vec::new());
+        }
+        let lease = MigrationLease::acquire(self).await?;
+        let result = self.migrate_holding_lease().await;
+        lease.release().await;
+        result
+    }
+}
+
+impl SqlDatabase {
+    async fn migrate_holding_lease(&self) -> StoreResult<Vec<i64>> {
         let before = self.migration_status().await?;
-        let migrator = self.dialect.migrator(self.role);
+        let embedded = self.dialect.migrator(self.role);
+        // The lease serialises migrating processes; sqlx's own lock (an advisory lock on
+        // PostgreSQL) is not portable and not needed under it.
+        let migrator = Migrator {
+            migrations: Cow::Borrowed(&embedded.migrations[..]),
+            ignore_missing: embedded.ignore_missing,
+            locking: false,
+            no_tx: embedded.no_tx,
+            table_name: embedded.table_name.clone(),
+            create_schemas: embedded.create_schemas.clone(),
+        };
         migrator.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => self.classify(inner),
             other => StoreError::Other {

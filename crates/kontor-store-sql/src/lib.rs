@@ -11,6 +11,7 @@ mod database;
 mod dialect;
 mod idempotency;
 mod keys;
+mod lease;
 mod query;
 mod webhooks;
 
@@ -18,3 +19,4 @@ pub use cell::SqlCell;
 pub use control::SqlControl;
 pub use database::{PoolSettings, SqlDatabase};
 pub use dialect::Dialect;
+pub use lease::LEASE_TTL as MIGRATION_LEASE_TTL;
