@@ -291,4 +291,7 @@ impl Schema for SqlControl {
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
         self.db.migrate().await
     }
+    fn migration_description(&self, version: i64) -> Option<String> {
+        self.db.migration_description(version)
+    }
 }

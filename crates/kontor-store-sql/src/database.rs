@@ -214,6 +214,14 @@ impl Schema for SqlDatabase {
         Ok(MigrationStatus { known, applied })
     }
 
+    fn migration_description(&self, version: i64) -> Option<String> {
+        self.dialect
+            .migrator(self.role)
+            .iter()
+            .find(|m| m.version == version)
+            .map(|m| m.description.to_string())
+    }
+
     /// Applies pending migrations while holding the migration lease, so that processes
     /// starting at once migrate one after the other: the first applies them, the others find
     /// nothing left to do. Nothing pending means no lease is taken at all.
