@@ -52,7 +52,7 @@ impl UserStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await?;
         Ok(User {
@@ -183,7 +183,7 @@ impl UserStore for SqlCell {
             if let Some(event) = event {
                 insert_event(&self.db, &mut tx, event).await?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -215,7 +215,7 @@ impl UserStore for SqlCell {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             stored.flatten().ok_or(StoreError::NotFound)
         })
         .await
