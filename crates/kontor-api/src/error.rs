@@ -218,7 +218,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match &err {
             StoreError::NotFound | StoreError::UnknownRegion(_) => ApiError::not_found(),
-            StoreError::Unavailable { .. } | StoreError::Contention { .. } => {
+            StoreError::Unavailable { .. }
+            | StoreError::ConnectionLost { .. }
+            | StoreError::Contention { .. } => {
                 tracing::warn!(error = %ErrorChain(&err), "database unavailable");
                 ApiError::new(
                     ErrorCode::ServiceUnavailable,

@@ -67,6 +67,22 @@ pub fn is_connection_lost(err: &dyn DatabaseError) -> bool {
         .is_some_and(|code| SESSION_ENDED.contains(&code.as_ref()) || code.starts_with("08"))
 }
 
+/// SQLSTATEs of a server that is not (or not yet) a primary taking writes: a read-only
+/// transaction (an old primary that came back as a replica after a failover) and a server still
+/// starting up. Nothing was written; another connection — through the proxy that tracks the
+/// primary — may reach the new one.
+const NOT_A_PRIMARY: &[&str] = &["25006", "57P03"];
+
+/// Whether a write transaction failed because of the connection or the server it reached
+/// rather than because of its statements: the session ended ([`is_connection_lost`]), or the
+/// server takes no writes. Before COMMIT nothing was committed, so running it again is safe.
+pub fn is_lost_before_commit(err: &dyn DatabaseError) -> bool {
+    is_connection_lost(err)
+        || err
+            .code()
+            .is_some_and(|code| NOT_A_PRIMARY.contains(&code.as_ref()))
+}
+
 /// Whether the error says the server cannot take work now (as opposed to rejecting this work).
 pub fn is_unavailable(err: &dyn DatabaseError) -> bool {
     err.code()

@@ -102,7 +102,7 @@ impl TenantStore for SqlControl {
                 .await
                 .map_err(|e| self.db.classify(e))?;
             self.insert_client(&mut tx, first_client).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await?;
         Ok(Tenant {
@@ -181,7 +181,7 @@ impl TenantStore for SqlControl {
                 .await
                 .map_err(|e| self.db.classify(e))?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -202,7 +202,7 @@ impl ApiClientStore for SqlControl {
                 return Err(StoreError::NotFound);
             }
             self.insert_client(&mut tx, client).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await?;
         Ok(Self::client_from_new(client))
@@ -250,7 +250,7 @@ impl ApiClientStore for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(result.rows_affected())
         })
         .await?;
@@ -290,5 +290,8 @@ impl Schema for SqlControl {
     }
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
         self.db.migrate().await
+    }
+    fn migration_description(&self, version: i64) -> Option<String> {
+        self.db.migration_description(version)
     }
 }

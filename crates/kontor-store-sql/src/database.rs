@@ -2,15 +2,22 @@
 //! reaches it — reads on the pool ([`SqlDatabase::read`], retried once when their connection
 //! died), and write transactions through the retry helper.
 
+use std::borrow::Cow;
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use kontor_store::{DatabaseRole, MigrationStatus, RetryPolicy, Schema, StoreError, StoreResult};
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::dialect::Dialect;
+use crate::lease::MigrationLease;
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -38,6 +45,60 @@ pub struct SqlDatabase {
     dialect: Dialect,
     role: DatabaseRole,
     retry: RetryPolicy,
+    losses: Arc<Losses>,
+}
+
+/// When this pool last saw a connection lost. A lost connection usually means the server went
+/// away (a restart, a failover): every connection opened before that moment is suspect — it
+/// may still lead to the old primary — so the pool closes each of them the next time it would
+/// hand it out or take it back, instead of waiting for each one to fail on its own.
+#[derive(Debug)]
+struct Losses {
+    origin: Instant,
+    /// Milliseconds after `origin` of the last loss, plus one; 0 when none was seen.
+    last: AtomicU64,
+}
+
+impl Losses {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn since_origin(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn record(&self) {
+        self.last
+            .store(self.since_origin().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether a connection of this age was opened before (or at) the last loss.
+    fn is_suspect(&self, age: Duration) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        let opened = self.since_origin().saturating_sub(age);
+        opened < last
+    }
+}
+
+/// The pool's check on a connection it is about to hand out or take back: keep it unless it
+/// predates the last loss. No round trip: sqlx's own ping finds the dead ones.
+fn keep_connection(
+    losses: &Losses,
+    meta: &PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + 'static>> {
+    let keep = !losses.is_suspect(meta.age);
+    if !keep {
+        metrics::counter!("kontor_db_connections_dropped_total").increment(1);
+    }
+    Box::pin(std::future::ready(Ok(keep)))
 }
 
 /// How many times a read runs at most while its connection keeps being lost under it.
@@ -51,9 +112,13 @@ impl SqlDatabase {
         let dialect = Dialect::of_url(url).ok_or_else(|| StoreError::Other {
             source: "unsupported database URL: expected postgres:// or sqlite:".into(),
         })?;
+        let losses = Arc::new(Losses::new());
+        let (on_acquire, on_release) = (losses.clone(), losses.clone());
         let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout);
+            .acquire_timeout(settings.acquire_timeout)
+            .before_acquire(move |_, meta| keep_connection(&on_acquire, &meta))
+            .after_release(move |_, meta| keep_connection(&on_release, &meta));
         let (options, url) = match dialect {
             Dialect::Postgres => (kontor_store_postgres::configure(options), url.to_owned()),
             Dialect::Sqlite => {
@@ -73,6 +138,7 @@ impl SqlDatabase {
             dialect,
             role,
             retry: settings.retry.clone(),
+            losses,
         })
     }
 
@@ -122,9 +188,35 @@ impl SqlDatabase {
         }
     }
 
-    /// Lifts a driver error into the store's vocabulary.
+    /// Lifts a driver error into the store's vocabulary. A lost connection also marks every
+    /// connection opened before now for closing (see `Losses`).
     pub fn classify(&self, err: sqlx::Error) -> StoreError {
-        classify(self.dialect, err)
+        let classified = classify(self.dialect, err);
+        if classified.is_connection_lost() {
+            self.losses.record();
+        }
+        classified
+    }
+
+    /// Commits a write transaction. A connection lost *during* COMMIT leaves the outcome
+    /// unknown — the server may have committed before it went away — so this is not retried:
+    /// it surfaces as [`StoreError::Unavailable`] (a 503 the client may retry with its
+    /// Idempotency-Key). Operations that are safe to run twice use [`Self::commit_idempotent`].
+    pub async fn commit(&self, tx: Transaction<'static, Any>) -> StoreResult<()> {
+        match tx.commit().await.map_err(|e| self.classify(e)) {
+            Err(StoreError::ConnectionLost { source }) => {
+                metrics::counter!("kontor_db_commit_outcome_unknown_total").increment(1);
+                Err(StoreError::Unavailable { source })
+            }
+            other => other,
+        }
+    }
+
+    /// Commits a transaction whose effect is the same when it runs twice (it sets a state
+    /// rather than adding to one): a connection lost during COMMIT is left to the retry helper
+    /// like any loss before it.
+    pub async fn commit_idempotent(&self, tx: Transaction<'static, Any>) -> StoreResult<()> {
+        tx.commit().await.map_err(|e| self.classify(e))
     }
 
     pub async fn close(&self) {
@@ -133,6 +225,11 @@ impl SqlDatabase {
 }
 
 pub(crate) fn classify(dialect: Dialect, err: sqlx::Error) -> StoreError {
+    if dialect.is_lost_before_commit(&err) {
+        return StoreError::ConnectionLost {
+            source: Box::new(err),
+        };
+    }
     if let sqlx::Error::Database(db) = &err {
         if dialect.is_retryable(db.as_ref()) {
             return StoreError::SerializationFailure {
@@ -151,8 +248,7 @@ pub(crate) fn classify(dialect: Dialect, err: sqlx::Error) -> StoreError {
     }
     match err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
+        sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
@@ -211,9 +307,42 @@ impl Schema for SqlDatabase {
         Ok(MigrationStatus { known, applied })
     }
 
+    fn migration_description(&self, version: i64) -> Option<String> {
+        self.dialect
+            .migrator(self.role)
+            .iter()
+            .find(|m| m.version == version)
+            .map(|m| m.description.to_string())
+    }
+
+    /// Applies pending migrations while holding the migration lease, so that processes
+    /// starting at once migrate one after the other: the first applies them, the others find
+    /// nothing left to do. Nothing pending means no lease is taken at all.
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        if self.migration_status().await?.is_current() {
+            return Ok(Vec::new());
+        }
+        let lease = MigrationLease::acquire(self).await?;
+        let result = self.migrate_holding_lease().await;
+        lease.release().await;
+        result
+    }
+}
+
+impl SqlDatabase {
+    async fn migrate_holding_lease(&self) -> StoreResult<Vec<i64>> {
         let before = self.migration_status().await?;
-        let migrator = self.dialect.migrator(self.role);
+        let embedded = self.dialect.migrator(self.role);
+        // The lease serialises migrating processes; sqlx's own lock (an advisory lock on
+        // PostgreSQL) is not portable and not needed under it.
+        let migrator = Migrator {
+            migrations: Cow::Borrowed(&embedded.migrations[..]),
+            ignore_missing: embedded.ignore_missing,
+            locking: false,
+            no_tx: embedded.no_tx,
+            table_name: embedded.table_name.clone(),
+            create_schemas: embedded.create_schemas.clone(),
+        };
         migrator.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => self.classify(inner),
             other => StoreError::Other {

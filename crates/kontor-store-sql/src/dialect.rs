@@ -102,6 +102,19 @@ impl Dialect {
         }
     }
 
+    /// Whether a statement of a write transaction failed because its connection died or reached
+    /// a server that takes no writes (see [`kontor_store::StoreError::ConnectionLost`]).
+    pub(crate) fn is_lost_before_commit(self, err: &sqlx::Error) -> bool {
+        match err {
+            sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => match self {
+                Dialect::Postgres => postgres::is_lost_before_commit(db.as_ref()),
+                Dialect::Sqlite => false,
+            },
+            _ => false,
+        }
+    }
+
     /// A query answering 1 when sqlx's migration table exists, 0 otherwise.
     pub(crate) fn migrations_table_exists(self) -> &'static str {
         match self {

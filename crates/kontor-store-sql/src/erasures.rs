@@ -36,7 +36,8 @@ impl ErasureLedger for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|e| db.classify(e))?;
-            tx.commit().await.map_err(|e| db.classify(e))
+            // An entry recorded twice is one entry: safe to rerun.
+            db.commit_idempotent(tx).await
         })
         .await
     }

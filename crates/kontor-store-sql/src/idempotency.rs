@@ -83,7 +83,7 @@ impl IdempotencyStore for SqlControl {
                     }
                 }
             };
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(outcome)
         })
         .await
@@ -108,7 +108,7 @@ impl IdempotencyStore for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|e| db.classify(e))?;
-            tx.commit().await.map_err(|e| db.classify(e))
+            db.commit(tx).await
         })
         .await
     }
@@ -126,7 +126,7 @@ impl IdempotencyStore for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|e| db.classify(e))?;
-            tx.commit().await.map_err(|e| db.classify(e))
+            db.commit(tx).await
         })
         .await
     }
@@ -142,7 +142,7 @@ impl IdempotencyStore for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|e| db.classify(e))?;
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(result.rows_affected())
         })
         .await

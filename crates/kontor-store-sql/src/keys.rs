@@ -58,7 +58,7 @@ impl KeyCanaryStore for SqlControl {
             }
             .map_err(|e| db.classify(e))?
             .rows_affected();
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(written == 1)
         })
         .await

@@ -56,7 +56,7 @@ impl SqlKeyStore {
                     .await
                     .map_err(|e| self.db.classify(e))?;
             if shredded > 0 {
-                tx.commit().await.map_err(|e| self.db.classify(e))?;
+                self.db.commit(tx).await?;
                 return Err(StoreError::NotFound);
             }
             let inserted = sqlx::query(
@@ -69,7 +69,7 @@ impl SqlKeyStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(inserted.rows_affected() == 1)
         })
         .await
@@ -173,7 +173,8 @@ impl UserKeyStore for SqlKeyStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            // Deleting and recording a shredded id again changes nothing: safe to rerun.
+            self.db.commit_idempotent(tx).await?;
             Ok(stored.is_some())
         })
         .await?;
@@ -200,5 +201,8 @@ impl Schema for SqlKeyStore {
     }
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
         self.db.migrate().await
+    }
+    fn migration_description(&self, version: i64) -> Option<String> {
+        self.db.migration_description(version)
     }
 }

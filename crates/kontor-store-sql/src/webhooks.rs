@@ -114,7 +114,7 @@ impl WebhookEndpointStore for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|err| db.classify(err))?;
-            tx.commit().await.map_err(|err| db.classify(err))
+            db.commit(tx).await
         })
         .await?;
         Ok(e.clone())
@@ -202,7 +202,7 @@ impl WebhookEndpointStore for SqlControl {
             .await
             .map_err(|e| db.classify(e))?;
             let updated = endpoint_in(db, &mut tx, tenant, id).await?;
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(updated)
         })
         .await
@@ -235,7 +235,7 @@ impl WebhookEndpointStore for SqlControl {
                 return Err(StoreError::NotFound);
             }
             let updated = endpoint_in(db, &mut tx, tenant, id).await?;
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(updated)
         })
         .await
@@ -259,7 +259,7 @@ impl WebhookEndpointStore for SqlControl {
             if result.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            tx.commit().await.map_err(|e| db.classify(e))
+            db.commit(tx).await
         })
         .await
     }
@@ -324,7 +324,7 @@ impl WebhookEndpointStore for SqlControl {
             .execute(&mut *tx)
             .await
             .map_err(|e| db.classify(e))?;
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(result.rows_affected() == 1)
         })
         .await
@@ -364,7 +364,7 @@ impl WebhookEndpointStore for SqlControl {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| db.classify(e))?;
-            tx.commit().await.map_err(|e| db.classify(e))?;
+            db.commit(tx).await?;
             Ok(stored)
         })
         .await

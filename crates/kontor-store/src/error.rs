@@ -22,6 +22,19 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The connection was lost before the transaction committed — the server ended the session,
+    /// the socket broke, no server could be reached, or the connection reached a server that
+    /// takes no writes (an old primary that came back as a replica after a failover). Nothing was
+    /// committed, so the retry helper runs the transaction again on a fresh connection for as
+    /// long as [`crate::RetryPolicy::reconnect_window`] allows. A connection lost *during* COMMIT
+    /// is not this: its outcome is unknown, and it surfaces as [`StoreError::Unavailable`] unless
+    /// the operation is idempotent.
+    #[error("the database connection was lost before the transaction committed; retry")]
+    ConnectionLost {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The retry helper gave up after this many attempts.
     #[error("transaction still conflicting after {attempts} attempts")]
     Contention { attempts: u32 },
@@ -59,7 +72,15 @@ pub enum StoreError {
 impl StoreError {
     /// Whether a fresh attempt of the whole transaction may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::SerializationFailure { .. })
+        matches!(
+            self,
+            StoreError::SerializationFailure { .. } | StoreError::ConnectionLost { .. }
+        )
+    }
+
+    /// Whether the transaction failed because its connection was lost before it committed.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, StoreError::ConnectionLost { .. })
     }
 
     pub fn corrupt(what: impl std::fmt::Display) -> Self {

@@ -46,6 +46,8 @@ pub trait Schema: Send + Sync {
     async fn migration_status(&self) -> StoreResult<MigrationStatus>;
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> StoreResult<Vec<i64>>;
+    /// The description of a migration this binary knows (its file name without the version).
+    fn migration_description(&self, version: i64) -> Option<String>;
 }
 
 #[cfg(test)]

@@ -46,9 +46,13 @@ pub enum Command {
     Worker,
     /// Apply pending database migrations to the control database and every cell.
     Migrate {
-        /// Print one JSON object: database name → versions applied now.
+        /// Print one JSON object: database name → versions applied now (with `--plan`: the
+        /// migrations that would run, each `{version, description}`).
         #[arg(long)]
         json: bool,
+        /// Only show which migrations would run on which database; change nothing.
+        #[arg(long)]
+        plan: bool,
     },
     /// Back up every database of a SQLite deployment into one file, online and consistent
     /// (PostgreSQL databases are backed up with pgBackRest: see ops/backup).
@@ -218,7 +222,8 @@ impl Cli {
             Command::Serve { .. } => commands::serve::run(&config).await,
             Command::Worker => commands::worker::run(&config).await,
             Command::Demo(args) => commands::demo::run(&config, args).await,
-            Command::Migrate { json } => commands::migrate::run(&config, json).await,
+            Command::Migrate { json, plan: false } => commands::migrate::run(&config, json).await,
+            Command::Migrate { json, plan: true } => commands::migrate::plan(&config, json).await,
             Command::Backup {
                 out,
                 key_stores,

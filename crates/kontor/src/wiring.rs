@@ -197,22 +197,24 @@ fn local_key(config: &Config, file: &str, setting: &str) -> anyhow::Result<Vec<u
     crate::config::security::require_shared_keys(config)?;
     let dir = config.data_dir.join("secrets");
     let path = dir.join(file);
-    let secret = if path.exists() {
-        let raw = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        STANDARD
-            .decode(raw.trim())
-            .with_context(|| format!("{} is not valid base64", path.display()))?
-    } else {
-        create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut bytes = vec![0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        write_private(&path, STANDARD.encode(&bytes).as_bytes())?;
-        tracing::warn!(
-            path = %path.display(),
-            "generated a key; configure {setting} when running several nodes"
-        );
-        bytes
+    let secret = match read_local_key(&path)? {
+        Some(secret) => secret,
+        None => {
+            create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut bytes = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            if publish_private(&path, STANDARD.encode(&bytes).as_bytes())? {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a key; configure {setting} when running several nodes"
+                );
+                bytes
+            } else {
+                // Another process starting at the same time generated it first: use that one.
+                read_local_key(&path)?
+                    .with_context(|| format!("{} vanished while reading it", path.display()))?
+            }
+        }
     };
     if secret.len() != 32 {
         bail!("{} must hold exactly 32 bytes", path.display());
@@ -353,7 +355,44 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Writes a file only its owner can read.
+/// Reads a key file written by [`publish_private`], if there is one.
+fn read_local_key(path: &std::path::Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let raw = match std::fs::read_to_string(path) {
+        Ok(raw) => raw,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    let secret = STANDARD
+        .decode(raw.trim())
+        .with_context(|| format!("{} is not valid base64", path.display()))?;
+    Ok(Some(secret))
+}
+
+/// Creates `path` with `contents`, readable by its owner only, unless it exists already: the
+/// contents go to a temporary file first, which is then hard-linked to `path` (a link never
+/// replaces an existing file). So a reader never sees a half-written file, and of processes
+/// starting at once exactly one creates it. Returns whether this call created it.
+fn publish_private(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<bool> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        rand::rng().next_u32()
+    ));
+    write_private(&temporary, contents)?;
+    let linked = std::fs::hard_link(&temporary, path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// Writes a new file only its owner can read.
 fn write_private(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();

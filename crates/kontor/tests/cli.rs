@@ -342,3 +342,58 @@ fn sigterm_lets_in_flight_requests_finish() {
         "still accepting connections"
     );
 }
+
+#[test]
+fn migrate_plan_shows_what_would_run_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = stdout_json(&run(
+        kontor(dir.path()).args(["migrate", "--plan", "--json"])
+    ));
+    let databases: Vec<&String> = plan.as_object().unwrap().keys().collect();
+    assert_eq!(databases, ["cell:de", "cell:uk", "control"]);
+    for (name, pending) in plan.as_object().unwrap() {
+        let pending = pending.as_array().unwrap();
+        assert!(
+            !pending.is_empty(),
+            "{name}: a fresh database lacks every migration"
+        );
+        assert_eq!(pending[0]["version"], 1, "{name}");
+        assert!(
+            !pending[0]["description"].as_str().unwrap().is_empty(),
+            "{name}"
+        );
+    }
+    // Asking twice gives the same answer: the first changed nothing.
+    let again = stdout_json(&run(
+        kontor(dir.path()).args(["migrate", "--plan", "--json"])
+    ));
+    assert_eq!(again, plan);
+    let text = run(kontor(dir.path()).args(["migrate", "--plan"]));
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("control: would apply\n  1 "), "{text}");
+
+    // Migrating applies exactly the plan; afterwards nothing is left to plan.
+    let applied = stdout_json(&run(kontor(dir.path()).args(["migrate", "--json"])));
+    for (name, pending) in plan.as_object().unwrap() {
+        let planned: Vec<&Value> = pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["version"])
+            .collect();
+        let done: Vec<&Value> = applied[name].as_array().unwrap().iter().collect();
+        assert_eq!(planned, done, "{name}");
+    }
+    let after = stdout_json(&run(
+        kontor(dir.path()).args(["migrate", "--plan", "--json"])
+    ));
+    for (name, pending) in after.as_object().unwrap() {
+        assert_eq!(pending.as_array().unwrap().len(), 0, "{name}");
+    }
+    let text = run(kontor(dir.path()).args(["migrate", "--plan"]));
+    assert!(
+        String::from_utf8(text.stdout)
+            .unwrap()
+            .contains("control: up to date")
+    );
+}

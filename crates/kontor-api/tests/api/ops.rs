@@ -125,6 +125,7 @@ async fn metrics_count_requests_and_database_retries() {
             max_attempts: 200,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
         },
         ..PoolSettings::default()
     };

@@ -292,7 +292,7 @@ impl AccountStore for SqlCell {
             for event in &write.events {
                 insert_event(&self.db, &mut tx, event).await?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }

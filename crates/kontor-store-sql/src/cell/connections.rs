@@ -160,7 +160,7 @@ impl ConnectionStore for SqlCell {
             .await
             .map_err(|e| self.db.classify(e))?;
             let created = secrets_in(&self.db, &mut tx, &new.id).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(created.connection)
         })
         .await
@@ -251,7 +251,7 @@ impl ConnectionStore for SqlCell {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
-                tx.commit().await.map_err(|e| self.db.classify(e))?;
+                self.db.commit(tx).await?;
                 Ok(result.rows_affected())
             })
             .await?;
@@ -286,7 +286,7 @@ impl ConnectionStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(current)
         })
         .await
@@ -341,7 +341,7 @@ impl ConnectionStore for SqlCell {
                 insert_event(&self.db, &mut tx, event).await?;
             }
             let updated = secrets_in(&self.db, &mut tx, id).await?.connection;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(updated)
         })
         .await
@@ -378,7 +378,7 @@ impl ConnectionStore for SqlCell {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -491,7 +491,7 @@ impl ConnectionStore for SqlCell {
             if result.rows_affected() == 1 {
                 insert_event(&self.db, &mut tx, event).await?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -558,7 +558,7 @@ impl ConnectionStore for SqlCell {
             if let Some(event) = event {
                 insert_event(&self.db, &mut tx, event).await?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }

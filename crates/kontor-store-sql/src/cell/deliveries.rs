@@ -213,7 +213,7 @@ impl DeliveryStore for SqlCell {
                     .await
                     .map_err(|e| self.db.classify(e))?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -242,7 +242,7 @@ impl DeliveryStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(result.rows_affected() == 1)
         })
         .await
@@ -257,7 +257,7 @@ impl DeliveryStore for SqlCell {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -280,7 +280,7 @@ impl DeliveryStore for SqlCell {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(rows)
         })
         .await?;
@@ -390,7 +390,7 @@ impl DeliveryStore for SqlCell {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -416,7 +416,7 @@ impl DeliveryStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -465,7 +465,7 @@ impl DeliveryStore for SqlCell {
         retry_serializable(self.db.retry_policy(), "create_deliveries", |_| async {
             let mut tx = self.db.begin_write().await?;
             insert_deliveries(&self.db, &mut tx, deliveries).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }

@@ -63,7 +63,7 @@ impl EventStore for SqlCell {
         retry_serializable(self.db.retry_policy(), "append_event", |_| async {
             let mut tx = self.db.begin_write().await?;
             insert_event(&self.db, &mut tx, event).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }

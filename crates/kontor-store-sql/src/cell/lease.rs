@@ -71,7 +71,7 @@ async fn update(
             query = query.bind(at.unix_micros());
         }
         let result = query.execute(&mut *tx).await.map_err(|e| db.classify(e))?;
-        tx.commit().await.map_err(|e| db.classify(e))?;
+        db.commit(tx).await?;
         Ok(result.rows_affected() == 1)
     })
     .await

@@ -34,7 +34,7 @@ pub(super) async fn count_decoupled_start(
         .await
         .map_err(|e| db.classify(e))?
         .rows_affected();
-        tx.commit().await.map_err(|e| db.classify(e))?;
+        db.commit(tx).await?;
         Ok(counted == 1)
     })
     .await

@@ -70,4 +70,7 @@ impl Schema for SqlCell {
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
         self.db.migrate().await
     }
+    fn migration_description(&self, version: i64) -> Option<String> {
+        self.db.migration_description(version)
+    }
 }

@@ -261,7 +261,7 @@ impl PaymentStore for SqlCell {
             .map_err(|e| self.db.classify(e))?;
             append_history(&self.db, &mut tx, &p.id, p.status, None, None, p.created_at).await?;
             let created = secrets_in(&self.db, &mut tx, &p.id).await?.payment;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(created)
         })
         .await
@@ -353,7 +353,7 @@ impl PaymentStore for SqlCell {
             let mut tx = self.db.begin_write().await?;
             let current = secrets_in(&self.db, &mut tx, id).await?;
             let updated = advance_in(&self.db, &mut tx, &current, change).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(updated.payment)
         })
         .await
@@ -400,7 +400,7 @@ impl PaymentStore for SqlCell {
             let mut change = change.clone();
             change.state = None;
             let updated = advance_in(&self.db, &mut tx, &current, &change).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(updated)
         })
         .await

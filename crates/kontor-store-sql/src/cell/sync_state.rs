@@ -59,7 +59,7 @@ pub(crate) async fn reserve_read(
         .execute(&mut *tx)
         .await
         .map_err(|e| db.classify(e))?;
-        tx.commit().await.map_err(|e| db.classify(e))?;
+        db.commit(tx).await?;
         Ok(result.rows_affected() == 1)
     })
     .await
@@ -83,7 +83,7 @@ pub(crate) async fn start_first_sync(
         .execute(&mut *tx)
         .await
         .map_err(|e| db.classify(e))?;
-        tx.commit().await.map_err(|e| db.classify(e))
+        db.commit(tx).await
     })
     .await
 }

@@ -53,7 +53,7 @@ impl UserStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await?;
         Ok(User {
@@ -184,7 +184,7 @@ impl UserStore for SqlCell {
             if let Some(event) = event {
                 insert_event(&self.db, &mut tx, event).await?;
             }
-            tx.commit().await.map_err(|e| self.db.classify(e))
+            self.db.commit(tx).await
         })
         .await
     }
@@ -235,7 +235,7 @@ impl UserStore for SqlCell {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| self.db.classify(e))?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
             Ok(cleared.rows_affected() == 1)
         })
         .await

@@ -2,8 +2,10 @@
 //! failing: the server terminating backends (a restart, a failover, an operator's
 //! `pg_terminate_backend`) costs a retry, not a 503. PostgreSQL only: SQLite has no server.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use kontor_store::{StoreError, retry_serializable};
 use kontor_test_support::{Backend, TestStores};
 use sqlx::{Connection, PgConnection};
 
@@ -104,4 +106,178 @@ async fn reads_after_every_connection_was_killed_succeed() {
         .unwrap();
     assert!(terminate_backends(&mut admin, &database).await >= 1);
     assert_eq!(control.tenant(&tenant.id).await.unwrap().id, tenant.id);
+}
+
+/// A table of ids for the write tests below, on the uk cell.
+async fn lost_probe(stores: &TestStores) -> kontor_store_sql::SqlDatabase {
+    let db = stores.cell("uk").database().clone();
+    sqlx::query("CREATE TABLE lost_probe (id TEXT PRIMARY KEY)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db
+}
+
+async fn probe_rows(db: &kontor_store_sql::SqlDatabase) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM lost_probe")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+/// Terminates the backend a transaction runs on, from outside.
+async fn terminate_own_backend(tx: &mut sqlx::Transaction<'static, sqlx::Any>) {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut **tx)
+        .await
+        .unwrap();
+    let mut admin = PgConnection::connect(&kontor_test_support::postgres_admin_url())
+        .await
+        .unwrap();
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed);
+    // pg_terminate_backend only signals: wait until the backend is gone.
+    let mut alive: i64 = 1;
+    for _ in 0..200 {
+        alive =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(alive, 0, "backend {pid} did not end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_connection_is_killed_mid_transaction_succeeds_on_retry() {
+    let Some(stores) = TestStores::new(Backend::Postgres, "reconnect::write", &["uk"]).await else {
+        return;
+    };
+    let db = lost_probe(&stores).await;
+    let attempts = AtomicU32::new(0);
+    retry_serializable(db.retry_policy(), "lost_probe", |attempt| {
+        let (db, attempts) = (&db, &attempts);
+        async move {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            let mut tx = db.begin_write().await?;
+            sqlx::query("INSERT INTO lost_probe (id) VALUES ('a')")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db.classify(e))?;
+            if attempt == 1 {
+                terminate_own_backend(&mut tx).await;
+            }
+            // The next statement finds its session ended: nothing was committed.
+            sqlx::query("SELECT COUNT(*) FROM lost_probe")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db.classify(e))?;
+            db.commit(tx).await
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "run once more, no more");
+    assert_eq!(probe_rows(&db).await, 1, "written exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_at_commit_is_unavailable_unless_the_write_is_idempotent() {
+    let Some(stores) = TestStores::new(Backend::Postgres, "reconnect::commit", &["uk"]).await
+    else {
+        return;
+    };
+    let db = lost_probe(&stores).await;
+    for idempotent in [false, true] {
+        let attempts = AtomicU32::new(0);
+        let result = retry_serializable(db.retry_policy(), "lost_probe", |attempt| {
+            let (db, attempts) = (&db, &attempts);
+            async move {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                let mut tx = db.begin_write().await?;
+                sqlx::query("DELETE FROM lost_probe")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.classify(e))?;
+                sqlx::query("INSERT INTO lost_probe (id) VALUES ('b')")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.classify(e))?;
+                if attempt == 1 {
+                    terminate_own_backend(&mut tx).await;
+                }
+                if idempotent {
+                    db.commit_idempotent(tx).await
+                } else {
+                    db.commit(tx).await
+                }
+            }
+        })
+        .await;
+        if idempotent {
+            result.unwrap();
+            assert_eq!(attempts.load(Ordering::SeqCst), 2);
+            assert_eq!(probe_rows(&db).await, 1);
+        } else {
+            // Whether COMMIT reached the server is unknown to the client: not run again.
+            assert!(
+                matches!(result, Err(StoreError::Unavailable { .. })),
+                "{result:?}"
+            );
+            assert_eq!(attempts.load(Ordering::SeqCst), 1);
+            assert_eq!(probe_rows(&db).await, 0, "the server never saw COMMIT");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_lost_connection_the_pool_drops_the_connections_opened_before() {
+    let Some(stores) = TestStores::new(Backend::Postgres, "reconnect::drop", &["uk"]).await else {
+        return;
+    };
+    let db = lost_probe(&stores).await;
+    // Three connections in the pool, idle.
+    let held = futures_util::future::join_all((0..3).map(|_| db.pool().acquire())).await;
+    let pids_before: Vec<i32> = {
+        let mut pids = Vec::new();
+        for conn in held {
+            let mut conn = conn.unwrap();
+            pids.push(
+                sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap(),
+            );
+        }
+        pids
+    };
+    // One transaction loses its connection.
+    let mut tx = db.begin_write().await.unwrap();
+    terminate_own_backend(&mut tx).await;
+    let err = sqlx::query("SELECT 1")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db.classify(e))
+        .unwrap_err();
+    assert!(err.is_connection_lost(), "{err:?}");
+    drop(tx);
+    // The survivors opened before the loss are not handed out again: a new connection is.
+    let mut conn = db.pool().acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert!(
+        !pids_before.contains(&pid),
+        "{pid} was opened before the loss"
+    );
 }

@@ -155,6 +155,7 @@ async fn sqlite_busy_lock(stores: TestStores) {
         max_attempts: 100,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(40),
+        ..RetryPolicy::default()
     };
 
     let mut holder = holder_db.begin_write().await.unwrap();

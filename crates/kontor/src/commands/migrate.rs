@@ -1,5 +1,6 @@
 //! `kontor migrate`: apply pending migrations to the control database and every cell, and seal
-//! the key canary with the configured key-encryption keys.
+//! the key canary with the configured key-encryption keys; with `--plan`, only say what would
+//! run where.
 
 use std::io::Write;
 
@@ -40,6 +41,54 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
             } else {
                 let list: Vec<String> = versions.iter().map(i64::to_string).collect();
                 writeln!(out, "{name}: applied {}", list.join(", "))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `kontor migrate --plan`: the migrations each database lacks, read from its migration table;
+/// nothing is applied, no lease is taken and the key canary is left alone.
+pub async fn plan(config: &Config, json: bool) -> anyhow::Result<()> {
+    let stores = Stores::open(config)?;
+    let mut plan = Vec::new();
+    for (name, db) in stores.all() {
+        let status = db
+            .migration_status()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the migrations of the {name} database: {e}"))?;
+        let pending: Vec<(i64, String)> = status
+            .pending()
+            .into_iter()
+            .map(|v| (v, db.migration_description(v).unwrap_or_default()))
+            .collect();
+        plan.push((name, pending));
+    }
+    stores.close().await;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let report: serde_json::Map<String, serde_json::Value> = plan
+            .into_iter()
+            .map(|(name, pending)| {
+                let list = pending
+                    .into_iter()
+                    .map(|(version, description)| {
+                        serde_json::json!({"version": version, "description": description})
+                    })
+                    .collect();
+                (name, serde_json::Value::Array(list))
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::Value::Object(report))?;
+    } else {
+        for (name, pending) in plan {
+            if pending.is_empty() {
+                writeln!(out, "{name}: up to date")?;
+            } else {
+                writeln!(out, "{name}: would apply")?;
+                for (version, description) in pending {
+                    writeln!(out, "  {version} {description}")?;
+                }
             }
         }
     }
