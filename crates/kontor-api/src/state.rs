@@ -11,6 +11,7 @@ use crate::auth::TokenService;
 use crate::auth::bearer::ClientCache;
 use crate::error::{ApiError, ErrorCode};
 use crate::limits::{Limiters, RateLimitSettings};
+use crate::server::Draining;
 
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -60,6 +61,7 @@ struct Inner {
     settings: ApiSettings,
     clients: ClientCache,
     limits: Limiters,
+    draining: Draining,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,6 +84,7 @@ impl AppState {
                 settings,
                 clients,
                 limits,
+                draining: Draining::default(),
             }),
         }
     }
@@ -104,6 +107,12 @@ impl AppState {
 
     pub fn settings(&self) -> &ApiSettings {
         &self.inner.settings
+    }
+
+    /// Set when the process begins to stop: `/readyz` then answers 503 `draining`. Hand the
+    /// same handle to [`crate::server::serve_with`].
+    pub fn draining(&self) -> &Draining {
+        &self.inner.draining
     }
 
     pub(crate) fn clients(&self) -> &ClientCache {

@@ -26,6 +26,10 @@ pub struct PoolSettings {
     /// How long a SQLite writer waits for the lock before the retry helper takes over.
     pub sqlite_busy_timeout: Duration,
     pub retry: RetryPolicy,
+    /// A connection older than this is closed rather than reused (`None`: kept for ever), so
+    /// that new connections pick up what changed: a rotated TLS client certificate, a new
+    /// server behind the same name.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -35,6 +39,7 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(5),
             sqlite_busy_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -118,7 +123,8 @@ impl SqlDatabase {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .before_acquire(move |_, meta| keep_connection(&on_acquire, &meta))
-            .after_release(move |_, meta| keep_connection(&on_release, &meta));
+            .after_release(move |_, meta| keep_connection(&on_release, &meta))
+            .max_lifetime(settings.max_lifetime);
         let (options, url) = match dialect {
             Dialect::Postgres => (kontor_store_postgres::configure(options), url.to_owned()),
             Dialect::Sqlite => {

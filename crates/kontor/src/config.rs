@@ -83,7 +83,11 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
-    /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
+    /// After SIGTERM or Ctrl-C, how long the process goes on serving with `/readyz` failing
+    /// (`draining`), so that load balancers take it out of rotation before it stops accepting.
+    /// A second signal cuts it short.
+    pub drain_seconds: u64,
+    /// After the drain, how long in-flight requests may take before the process exits anyway.
     pub shutdown_grace_seconds: u64,
     pub readiness_timeout_ms: u64,
     /// How long a client may take to send a request's head (from connecting, or from the first
@@ -97,6 +101,41 @@ pub struct ServerConfig {
     /// The longest a request (an API call, a hosted page) waits on banks in all, retries and
     /// pauses included; past it, it answers `bank_unavailable` or `bank_rate_limited`.
     pub bank_deadline_ms: u64,
+    /// Terminate TLS in the hub itself (`[server.tls]`); without it the hub speaks plain HTTP
+    /// and TLS ends in front of it.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the certificate files, reloaded when they change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key of the leaf.
+    pub key: PathBuf,
+    /// PEM CA certificates that tenants' client certificates must chain to. When set, clients
+    /// may present a certificate (none is still accepted), and API clients bound to one
+    /// (`kontor clients bind`) are accepted only with it.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// How often the files are read to see whether they changed (SIGHUP reads them at once).
+    #[serde(default = "TlsConfig::default_reload_interval")]
+    pub reload_interval_seconds: u64,
+}
+
+impl TlsConfig {
+    fn default_reload_interval() -> u64 {
+        10
+    }
+
+    pub fn files(&self) -> kontor_api::server::tls::TlsFiles {
+        kontor_api::server::tls::TlsFiles {
+            certificate: self.certificate.clone(),
+            key: self.key.clone(),
+            client_ca: self.client_ca.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +150,9 @@ pub struct DatabaseConfig {
     pub sqlite_busy_timeout_ms: u64,
     /// Attempts per write transaction before giving up on serialization conflicts.
     pub retry_max_attempts: u32,
+    /// Connections older than this are closed rather than reused (0: never), so that a rotated
+    /// TLS client certificate (`sslcert`/`sslkey` in the URL) is used by new connections.
+    pub max_lifetime_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +229,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 64 * 1024,
+            drain_seconds: 5,
             shutdown_grace_seconds: 30,
             readiness_timeout_ms: 2000,
             bank_deadline_ms: 15_000,
@@ -196,6 +239,7 @@ impl Default for ServerConfig {
             keep_alive_timeout_seconds: http.keep_alive_timeout.as_secs(),
             connection_limit: http.connection_limit,
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -223,6 +267,14 @@ impl ServerConfig {
         if !(1..=1_000_000).contains(&self.connection_limit) {
             bail!("server.connection_limit must be between 1 and 1000000");
         }
+        if self.drain_seconds > 300 {
+            bail!("server.drain_seconds must be between 0 and 300");
+        }
+        if let Some(tls) = &self.tls
+            && !(1..=3600).contains(&tls.reload_interval_seconds)
+        {
+            bail!("server.tls.reload_interval_seconds must be between 1 and 3600");
+        }
         if !(1_000..=300_000).contains(&self.bank_deadline_ms) {
             bail!("server.bank_deadline_ms must be between 1000 and 300000");
         }
@@ -239,6 +291,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 5000,
             sqlite_busy_timeout_ms: 5000,
             retry_max_attempts: 10,
+            max_lifetime_seconds: 1800,
         }
     }
 }
@@ -497,11 +550,14 @@ impl Config {
 
     /// The URL users and banks reach this hub at.
     pub fn public_url(&self) -> anyhow::Result<url::Url> {
-        let raw = self
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}/", self.server.listen));
+        let raw = self.server.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}/", self.server.listen)
+        });
         let mut url =
             url::Url::parse(&raw).with_context(|| format!("server.public_url {raw:?}"))?;
         if !url.path().ends_with('/') {

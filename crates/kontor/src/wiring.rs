@@ -39,6 +39,8 @@ fn pool_settings(config: &Config) -> PoolSettings {
             max_attempts: db.retry_max_attempts,
             ..RetryPolicy::default()
         },
+        max_lifetime: (db.max_lifetime_seconds > 0)
+            .then(|| Duration::from_secs(db.max_lifetime_seconds)),
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{kontor, run, serve, stdout_json};
+use common::{kontor, run, serve_with, stdout_json};
 use serde_json::Value;
 
 #[test]
@@ -275,29 +275,9 @@ fn sigterm_lets_in_flight_requests_finish() {
     let tenant = stdout_json(&run(
         kontor(dir.path()).args(["tenants", "create", "Acme", "--json"])
     ));
-    let mut server = serve(dir.path());
-
-    let token = {
-        let mut stream = TcpStream::connect(&server.address).unwrap();
-        let form = format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}",
-            tenant["client_id"].as_str().unwrap(),
-            tenant["client_secret"].as_str().unwrap()
-        );
-        write!(
-            stream,
-            "POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let body = response.split("\r\n\r\n").nth(1).unwrap();
-        serde_json::from_str::<Value>(body).unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    // No drain: this is about the stop that follows it.
+    let mut server = serve_with(dir.path(), &[("KONTOR_SERVER__DRAIN_SECONDS", "0")]);
+    let token = token(&server.address, &tenant);
 
     // Start a request and send only half of its body.
     let body = r#"{"external_id":"in-flight","region":"uk"}"#;
@@ -395,5 +375,146 @@ fn migrate_plan_shows_what_would_run_and_changes_nothing() {
         String::from_utf8(text.stdout)
             .unwrap()
             .contains("control: up to date")
+    );
+}
+
+/// One request on a connection of its own (`Connection: close`): the whole response as text.
+fn exchange(address: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    // A response that does not close its connection fails here rather than hanging.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn token(address: &str, tenant: &Value) -> String {
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        tenant["client_id"].as_str().unwrap(),
+        tenant["client_secret"].as_str().unwrap()
+    );
+    let response = exchange(
+        address,
+        &format!(
+            "POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str::<Value>(body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn body_of(response: &str) -> Value {
+    serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
+/// SIGTERM first drains: `/readyz` fails with `draining` while requests, new connections and a
+/// slow request begun before the signal all still succeed, kept-alive connections are told to
+/// close; after `server.drain_seconds` the process stops accepting and exits 0.
+#[test]
+fn sigterm_drains_before_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = stdout_json(&run(
+        kontor(dir.path()).args(["tenants", "create", "Acme", "--json"])
+    ));
+    let drain = Duration::from_secs(4);
+    let mut server = serve_with(dir.path(), &[("KONTOR_SERVER__DRAIN_SECONDS", "4")]);
+    let address = server.address.clone();
+    let token = token(&address, &tenant);
+    let ready = exchange(
+        &address,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    // A slow request, begun before the signal: half its body now, the rest during the drain.
+    let body = r#"{"external_id":"slow","region":"uk"}"#;
+    let (head, tail) = body.split_at(10);
+    let mut slow = TcpStream::connect(&address).unwrap();
+    write!(
+        slow,
+        "POST /v1/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let signalled = Instant::now();
+
+    // Readiness turns to 503 `draining` soon after the signal.
+    let readiness = loop {
+        let response = exchange(
+            &address,
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if response.starts_with("HTTP/1.1 503") {
+            break response;
+        }
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(
+            signalled.elapsed() < drain,
+            "readiness never failed during the drain"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(body_of(&readiness)["status"], "draining", "{readiness}");
+
+    // Meanwhile new connections are accepted and API requests succeed, on a kept-alive
+    // connection too, which the response asks to close.
+    let user = r#"{"external_id":"during-the-drain","region":"uk"}"#;
+    let response = exchange(
+        &address,
+        &format!(
+            "POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{user}",
+            user.len()
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "a response during the drain must close its connection: {response}"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited during the drain"
+    );
+
+    // The slow request completes.
+    slow.write_all(tail.as_bytes()).unwrap();
+    let mut response = String::new();
+    slow.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < drain + Duration::from_secs(15),
+            "did not exit after the drain"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        signalled.elapsed() >= drain,
+        "exited after {:?}, before the drain of {drain:?} was over",
+        signalled.elapsed()
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(
+        TcpStream::connect(&address).is_err(),
+        "still accepting connections"
     );
 }

@@ -138,8 +138,8 @@ word_schemas! {
         => AttemptErrorKind::ALL.iter().map(|s| s.as_str());
     HealthWord = "HealthStatus", "The process is up and serving."
         => ["ok"];
-    ReadinessWord = "ReadinessStatus", "Whether every database answers and is migrated."
-        => ["ready", "not_ready"];
+    ReadinessWord = "ReadinessStatus", "Whether every database answers and is migrated; `draining` while the process stops."
+        => ["ready", "not_ready", "draining"];
     DatabaseStatusWord = "DatabaseStatus", "How one database answered the readiness check."
         => ["ok", "unreachable", "migrations_pending", "timeout"];
     KeysStatusWord = "KeysStatus", "Whether this node's key-encryption keys open the key canary."

@@ -112,11 +112,13 @@ async fn check_keys(state: &AppState, timeout: std::time::Duration) -> KeysCheck
 }
 
 /// Readiness: the control database and every cell answer and are fully migrated, and this
-/// node's key-encryption keys open the key canary (the data was sealed with them).
+/// node's key-encryption keys open the key canary (the data was sealed with them). A node that
+/// was told to stop answers 503 with status `draining` (the checks still run and are shown)
+/// while it goes on serving for `server.drain_seconds`.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A database is unreachable or not migrated, or the keys cannot open the data", body = Readiness),
+        (status = 503, description = "Draining before a stop, or a database is unreachable or not migrated, or the keys cannot open the data", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = state.settings().readiness_timeout;
@@ -138,14 +140,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let mut databases = vec![control];
     databases.extend(cells);
-    let ready = databases.iter().all(|d| d.status == "ok") && keys.status == "ok";
+    let draining = state.draining().is_draining();
+    let ready = !draining && databases.iter().all(|d| d.status == "ok") && keys.status == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let word = if draining {
+        "draining"
+    } else if ready {
+        "ready"
+    } else {
+        "not_ready"
+    };
     let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" },
+        status: word,
         databases,
         keys,
     };

@@ -1,9 +1,15 @@
-//! `kontor serve`: the API server. On SIGTERM or Ctrl-C it stops accepting connections, lets
-//! in-flight requests finish (up to `server.shutdown_grace_seconds`), and exits.
+//! `kontor serve`: the API server. On SIGTERM or Ctrl-C it first drains: `/readyz` answers 503
+//! `draining` and every response closes its connection, while requests are still served, for
+//! `server.drain_seconds` (a second signal cuts it short); the embedded worker starts no new
+//! round. Then it stops accepting connections, lets in-flight requests and the worker's current
+//! steps finish (up to `server.shutdown_grace_seconds`; a step cut off is resumed by another
+//! worker when its lease lapses), and exits 0.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use kontor_api::server::tls::TlsReloader;
 use kontor_worker::Worker;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,17 +31,57 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         tracing::warn!(error = %format!("{err:#}"), "the key canary is checked again by /readyz");
     }
     let state = wiring::app_state(config, hub.clone())?;
+    let draining = state.draining().clone();
     let app = kontor_api::router(state);
 
+    let tls = match &config.server.tls {
+        Some(tls) => {
+            let (reloader, summary) =
+                TlsReloader::load(tls.files()).context("server.tls: the certificate files")?;
+            tracing::info!(
+                serial = %summary.serial,
+                subject = %summary.subject,
+                not_after = summary.not_after,
+                client_ca = tls.client_ca.is_some(),
+                "TLS certificate loaded"
+            );
+            let reloader = Arc::new(reloader);
+            tokio::spawn(watch_certificate(
+                reloader.clone(),
+                Duration::from_secs(tls.reload_interval_seconds),
+            ));
+            Some(reloader)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, regions = ?stores.cells.regions().collect::<Vec<_>>(), "serving");
+    tracing::info!(%address, tls = tls.is_some(), regions = ?stores.cells.regions().collect::<Vec<_>>(), "serving");
 
+    // `drain`: readiness fails and the worker stops taking work; `stop`: the listener closes.
+    let (drain_tx, drain_rx) = watch::channel(false);
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let drain_time = Duration::from_secs(config.server.drain_seconds);
+    let options = kontor_api::server::Options {
+        draining: draining.clone(),
+        tls,
+    };
     tokio::spawn(async move {
         shutdown_signal().await;
+        draining.start();
+        let _ = drain_tx.send(true);
+        if !drain_time.is_zero() {
+            tracing::info!(
+                drain_seconds = drain_time.as_secs(),
+                "draining: /readyz fails while requests are still served"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain_time) => {}
+                () = shutdown_signal() => tracing::info!("a second signal: the drain is cut short"),
+            }
+        }
         let _ = stop_tx.send(true);
     });
     let graceful = {
@@ -47,9 +93,10 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     };
     let worker = config.worker.embedded.then(|| {
         let worker = Worker::new(hub.clone(), wiring::worker_settings(config));
-        tokio::spawn(worker.run(stop_rx.clone()))
+        tokio::spawn(worker.run(drain_rx))
     });
-    let server = kontor_api::server::serve(listener, app, config.server.http(), graceful);
+    let server =
+        kontor_api::server::serve_with(listener, app, config.server.http(), options, graceful);
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     tokio::select! {
         () = server => {},
@@ -64,6 +111,45 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     stores.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the certificate files every `interval`, and at once on SIGHUP; new contents go into use
+/// for new handshakes, bad ones are refused (logged, counted) and the certificate in use stays.
+async fn watch_certificate(reloader: Arc<TlsReloader>, interval: Duration) {
+    #[cfg(unix)]
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            () = hup => {
+                tracing::info!("SIGHUP: reading the TLS certificate files");
+                true
+            }
+        };
+        let reloader = reloader.clone();
+        // File reads and key parsing: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || reloader.reload(force)).await;
+    }
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
