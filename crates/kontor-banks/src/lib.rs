@@ -24,6 +24,7 @@
 pub mod deadline;
 mod error;
 mod http;
+mod observed;
 mod payments;
 mod support;
 mod types;
@@ -174,18 +175,22 @@ pub trait BankConnector: Send + Sync + std::fmt::Debug {
 }
 
 /// The connector for a bank profile, with the retry limits and per-request timeout of
-/// `settings` (build `http` from the same settings with [`build_client`]).
+/// `settings` (build `http` from the same settings with [`build_client`]). Its calls are
+/// measured and traced by bank and operation (`kontor_bank_requests_total`,
+/// `kontor_bank_request_duration_seconds`, a `bank call` span).
 pub fn connector(
     profile: BankProfile,
     http: reqwest::Client,
     settings: HttpSettings,
 ) -> std::sync::Arc<dyn BankConnector> {
-    match profile.standard {
+    let bank = profile.id.clone();
+    let inner: std::sync::Arc<dyn BankConnector> = match profile.standard {
         kontor_domain::bank::Standard::BerlinGroup => std::sync::Arc::new(
             berlin_group::BerlinGroup::new(profile, http).with_settings(settings),
         ),
         kontor_domain::bank::Standard::UkOpenBanking => std::sync::Arc::new(
             uk_open_banking::UkOpenBanking::new(profile, http).with_settings(settings),
         ),
-    }
+    };
+    std::sync::Arc::new(observed::Observed::new(bank, inner))
 }

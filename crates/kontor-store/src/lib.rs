@@ -10,6 +10,7 @@ mod cells;
 mod connections;
 mod error;
 mod events;
+mod gauges;
 mod keys;
 mod page;
 mod payments;
@@ -28,6 +29,7 @@ pub use connections::{
 };
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
+pub use gauges::{CellGauges, GaugeStore, PhaseGauge};
 pub use keys::KeyCanaryStore;
 pub use page::{Page, PageKey};
 pub use payments::{
@@ -62,7 +64,14 @@ impl<
 
 /// Everything one region's cell holds.
 pub trait CellStore:
-    UserStore + ConnectionStore + AccountStore + EventStore + PaymentStore + DeliveryStore + Schema
+    UserStore
+    + ConnectionStore
+    + AccountStore
+    + EventStore
+    + PaymentStore
+    + DeliveryStore
+    + GaugeStore
+    + Schema
 {
     /// The region this cell serves; it accepts rows of this region's users only.
     fn region(&self) -> &Region;
