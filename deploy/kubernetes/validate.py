@@ -7,7 +7,7 @@ Three layers, each of which fails the run:
 2. Kontor's rules: what the schemas cannot see. Pods run non-root on a read-only root
    filesystem with no privilege escalation, no capabilities and the RuntimeDefault seccomp
    profile; every container has requests and limits; Secrets are never mounted with subPath;
-   the API has its probes; every Kontor pod is covered by a NetworkPolicy; Services, PDBs,
+   the API and the worker have their probes; every Kontor pod is covered by a NetworkPolicy; Services, PDBs,
    HPAs and ServiceMonitors select something that exists; the configuration agrees with the
    processes deployed (a separate worker means worker.embedded = false; a migration Job
    means database.migrate_on_start = false).
@@ -125,7 +125,8 @@ def check_pod(workload: dict, template: dict, report: Report) -> None:
                     f"{cname}: {mount['name']} is mounted with subPath, which never sees updates",
                 )
     component = workload["metadata"].get("labels", {}).get("app.kubernetes.io/component")
-    if workload["kind"] == "Deployment" and component == "api":
+    # The API and the worker serve /healthz and /readyz (the worker on worker.listen).
+    if workload["kind"] == "Deployment" and component in ("api", "worker"):
         main = spec["containers"][0]
         live = main.get("livenessProbe", {}).get("httpGet", {}).get("path")
         ready = main.get("readinessProbe", {}).get("httpGet", {}).get("path")

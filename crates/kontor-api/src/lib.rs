@@ -20,5 +20,6 @@ pub mod state;
 pub use error::{ApiError, ErrorCode};
 pub use observe::prometheus;
 pub use pages::escape_html;
-pub use routes::router;
+pub use routes::ops::OpsState;
+pub use routes::{ops_router, router};
 pub use state::{ApiSettings, AppState};

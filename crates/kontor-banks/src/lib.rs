@@ -24,6 +24,7 @@
 pub mod deadline;
 mod error;
 mod http;
+mod observed;
 mod payments;
 pub mod seal;
 mod support;
@@ -203,7 +204,8 @@ pub fn connector_with(
     token_auth: Option<uk_open_banking::TokenAuth>,
 ) -> std::sync::Arc<dyn BankConnector> {
     use uk_open_banking::TokenAuth;
-    match (profile.standard, signing) {
+    let bank = profile.id.clone();
+    let inner: std::sync::Arc<dyn BankConnector> = match (profile.standard, signing) {
         (kontor_domain::bank::Standard::BerlinGroup, Some(signing)) => std::sync::Arc::new(
             berlin_group::BerlinGroup::new(profile, http)
                 .with_settings(settings)
@@ -228,23 +230,30 @@ pub fn connector_with(
                 .with_settings(settings)
                 .with_token_auth(token_auth.unwrap_or_default()),
         ),
-        (kontor_domain::bank::Standard::BerlinGroup, None) => connector(profile, http, settings),
-    }
+        (kontor_domain::bank::Standard::BerlinGroup, None) => std::sync::Arc::new(
+            berlin_group::BerlinGroup::new(profile, http).with_settings(settings),
+        ),
+    };
+    std::sync::Arc::new(observed::Observed::new(bank, inner))
 }
 
 /// The connector for a bank profile, with the retry limits and per-request timeout of
-/// `settings` (build `http` from the same settings with [`build_client`]).
+/// `settings` (build `http` from the same settings with [`build_client`]). Its calls are
+/// measured and traced by bank and operation (`kontor_bank_requests_total`,
+/// `kontor_bank_request_duration_seconds`, a `bank call` span).
 pub fn connector(
     profile: BankProfile,
     http: reqwest::Client,
     settings: HttpSettings,
 ) -> std::sync::Arc<dyn BankConnector> {
-    match profile.standard {
+    let bank = profile.id.clone();
+    let inner: std::sync::Arc<dyn BankConnector> = match profile.standard {
         kontor_domain::bank::Standard::BerlinGroup => std::sync::Arc::new(
             berlin_group::BerlinGroup::new(profile, http).with_settings(settings),
         ),
         kontor_domain::bank::Standard::UkOpenBanking => std::sync::Arc::new(
             uk_open_banking::UkOpenBanking::new(profile, http).with_settings(settings),
         ),
-    }
+    };
+    std::sync::Arc::new(observed::Observed::new(bank, inner))
 }

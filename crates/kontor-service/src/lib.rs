@@ -7,6 +7,7 @@
 mod details;
 mod directory;
 mod error;
+mod gauges;
 mod hub;
 mod keycheck;
 mod lease;

@@ -28,6 +28,17 @@ fn change(event: ConnectionEvent, at: Timestamp) -> Transition {
     }
 }
 
+/// Counts a consent that lapsed: at the end of its validity (`validity`) or early, as the
+/// bank said (`bank`).
+pub(crate) fn count_expiry(region: &kontor_domain::Region, by: &'static str) {
+    metrics::counter!(
+        "kontor_consents_expired_total",
+        "region" => region.as_str().to_owned(),
+        "by" => by,
+    )
+    .increment(1);
+}
+
 impl Hub {
     /// Withdraws the consent at the bank, then here. Revoking a connection that is already over
     /// changes nothing. A bank that cannot be reached leaves the connection active (the caller
@@ -141,7 +152,7 @@ impl Hub {
     /// Expires active connections whose consent has lapsed. Returns how many.
     pub async fn expire_lapsed(&self, now: Timestamp) -> ServiceResult<usize> {
         let mut expired = 0;
-        for (_, cell) in self.cells().iter() {
+        for (region, cell) in self.cells().iter() {
             for connection in cell
                 .expiring_before(now, SWEEP_BATCH)
                 .await
@@ -161,7 +172,10 @@ impl Hub {
                     )
                     .await
                 {
-                    Ok(_) => expired += 1,
+                    Ok(_) => {
+                        expired += 1;
+                        count_expiry(region, "validity");
+                    }
                     // Changed meanwhile (revoked, say): nothing to expire.
                     Err(kontor_store::StoreError::Conflict { .. }) => {}
                     Err(err) => return Err(ServiceError::from_store(err)),

@@ -12,6 +12,7 @@ mod connections;
 mod erasures;
 mod error;
 mod events;
+mod gauges;
 mod keys;
 mod page;
 mod payments;
@@ -32,6 +33,7 @@ pub use connections::{
 pub use erasures::{Erasure, ErasureLedger};
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
+pub use gauges::{CellGauges, GaugeStore, PhaseGauge};
 pub use keys::KeyCanaryStore;
 pub use page::{Page, PageKey};
 pub use payments::{
@@ -74,7 +76,14 @@ impl<
 
 /// Everything one region's cell holds.
 pub trait CellStore:
-    UserStore + ConnectionStore + AccountStore + EventStore + PaymentStore + DeliveryStore + Schema
+    UserStore
+    + ConnectionStore
+    + AccountStore
+    + EventStore
+    + PaymentStore
+    + DeliveryStore
+    + GaugeStore
+    + Schema
 {
     /// The region this cell serves; it accepts rows of this region's users only.
     fn region(&self) -> &Region;

@@ -3,7 +3,10 @@
 //! delivery is attempted under a lease, and every state change is a checked transition, so no
 //! job does its work twice at once.
 
+mod gauges;
 mod webhooks;
+
+pub use gauges::report as report_gauges;
 
 use std::time::Duration;
 
@@ -22,6 +25,9 @@ pub struct WorkerSettings {
     pub batch: usize,
     /// Syncs running at once in this process.
     pub concurrency: usize,
+    /// How often the gauges that need the database (payments per phase, webhook backlog,
+    /// overdue syncs, expiring consents) are read from every cell.
+    pub gauges_every: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -31,6 +37,7 @@ impl Default for WorkerSettings {
             lifecycle_every: Duration::from_secs(60),
             batch: 50,
             concurrency: 4,
+            gauges_every: Duration::from_secs(15),
         }
     }
 }
@@ -173,10 +180,15 @@ impl Worker {
     }
 
     /// Runs until `shutdown` turns true; a round in progress finishes first. Webhook delivery
-    /// runs beside the rounds, in its own loop (`webhooks.rs`).
+    /// runs beside the rounds, in its own loop (`webhooks.rs`), and so do the gauges (`gauges.rs`).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!("worker started");
         let webhooks = tokio::spawn(webhooks::run(self.hub.clone(), shutdown.clone()));
+        let gauges = tokio::spawn(gauges::run(
+            self.hub.clone(),
+            self.settings.gauges_every,
+            shutdown.clone(),
+        ));
         let mut ticker = tokio::time::interval(self.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_lifecycle: Option<tokio::time::Instant> = None;
@@ -219,6 +231,9 @@ impl Worker {
         }
         if let Err(err) = webhooks.await {
             tracing::error!(error = %err, "the webhook loop panicked");
+        }
+        if let Err(err) = gauges.await {
+            tracing::error!(error = %err, "the gauge loop panicked");
         }
         tracing::info!("worker stopped");
     }

@@ -366,6 +366,12 @@ pub struct WorkerConfig {
     /// long the bank takes. A process that dies holds its claims at most this long; another
     /// worker (or the same one restarted) resumes the work after it.
     pub lease_seconds: i64,
+    /// Where `kontor worker` serves `/healthz`, `/readyz` and `/metrics` (e.g. `0.0.0.0:9091`);
+    /// unset, it opens no port. `kontor serve` serves them on its own listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// How often the worker reads the gauges that need the database (payments per phase,
+    /// webhook backlog, overdue syncs, expiring consents) from every cell.
+    pub gauges_interval_seconds: u64,
 }
 
 impl Default for WorkerConfig {
@@ -375,6 +381,8 @@ impl Default for WorkerConfig {
             tick_ms: 5000,
             concurrency: 4,
             lease_seconds: 15,
+            listen: None,
+            gauges_interval_seconds: 15,
         }
     }
 }

@@ -341,6 +341,7 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
     WorkerSettings {
         tick: Duration::from_millis(config.worker.tick_ms.max(100)),
         concurrency: config.worker.concurrency.max(1),
+        gauges_every: Duration::from_secs(config.worker.gauges_interval_seconds.max(1)),
         ..WorkerSettings::default()
     }
 }

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{kontor, run, serve_with, stdout_json};
+use common::{http_get, kontor, run, serve_with, stdout_json, worker_with};
 use serde_json::Value;
 
 #[test]
@@ -330,7 +330,10 @@ fn migrate_plan_shows_what_would_run_and_changes_nothing() {
         kontor(dir.path()).args(["migrate", "--plan", "--json"])
     ));
     let databases: Vec<&String> = plan.as_object().unwrap().keys().collect();
-    assert_eq!(databases, ["cell:de", "cell:uk", "control"]);
+    assert_eq!(
+        databases,
+        ["cell:de", "cell:uk", "control", "keys:de", "keys:uk"]
+    );
     for (name, pending) in plan.as_object().unwrap() {
         let pending = pending.as_array().unwrap();
         assert!(
@@ -517,4 +520,71 @@ fn sigterm_drains_before_it_stops() {
         TcpStream::connect(&address).is_err(),
         "still accepting connections"
     );
+}
+
+#[test]
+fn the_worker_serves_probes_and_its_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = worker_with(
+        dir.path(),
+        &[("KONTOR_WORKER__GAUGES_INTERVAL_SECONDS", "1")],
+    );
+
+    let (status, body) = http_get(&worker.address, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(&worker.address, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "ready", "{body}");
+    assert_eq!(ready["keys"]["status"], "ok", "{body}");
+    // Nothing but the operations endpoints.
+    assert_eq!(http_get(&worker.address, "/v1/banks").0, 404);
+
+    // The gauge loop's first round runs at start; its series appear per region.
+    let started = Instant::now();
+    let metrics = loop {
+        let (status, body) = http_get(&worker.address, "/metrics");
+        assert_eq!(status, 200);
+        if body.contains("kontor_worker_gauges_timestamp_seconds") {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no gauges in:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for series in [
+        r#"kontor_webhook_backlog{region="uk"} 0"#,
+        r#"kontor_webhook_backlog_oldest_due_seconds{region="de"} 0"#,
+        r#"kontor_sync_oldest_overdue_seconds{region="uk"} 0"#,
+        r#"kontor_consents_expiring{region="de"} 0"#,
+        r#"kontor_payments{region="uk",phase="submitted"} 0"#,
+        r#"kontor_payments_oldest_in_phase_seconds{region="de",phase="initiating"} 0"#,
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics
+            .contains(r#"kontor_http_requests_total{method="GET",route="/readyz",status="200"}"#),
+        "{metrics}"
+    );
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(worker.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }

@@ -111,6 +111,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The operations endpoints alone (`/healthz`, `/readyz`, `/metrics`), for `kontor worker`:
+/// Kubernetes probes it and Prometheus scrapes it like the API, and nothing else is served.
+pub fn ops_router(state: ops::OpsState) -> Router {
+    observe::prometheus();
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::worker_readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(observe::middleware))
+        .layer(middleware::from_fn(request_id::middleware))
+        .layer(middleware::from_fn(security_headers::middleware))
+        .with_state(state)
+}
+
 /// Bounds the time every request waits on banks (`ApiSettings::bank_deadline`). Work a request
 /// starts in the background (the first sync after linking) is not bounded by it.
 async fn bank_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {

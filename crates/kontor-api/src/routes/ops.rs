@@ -2,12 +2,15 @@
 //! node's key-encryption keys the ones the data was sealed with) and Prometheus metrics. They
 //! take no token: expose them to the cluster, not the internet.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
+use kontor_service::Hub;
 use kontor_store::Schema;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -61,7 +64,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-async fn check(name: String, db: &dyn Schema, timeout: std::time::Duration) -> DatabaseCheck {
+async fn check(name: String, db: &dyn Schema, timeout: Duration) -> DatabaseCheck {
     let backend = db.backend();
     let probe = async {
         db.ping().await.map_err(|_| "unreachable")?;
@@ -86,16 +89,15 @@ async fn check(name: String, db: &dyn Schema, timeout: std::time::Duration) -> D
     }
 }
 
-async fn check_keys(state: &AppState, timeout: std::time::Duration) -> KeysCheck {
-    let (status, key_id, problem) =
-        match tokio::time::timeout(timeout, state.hub().key_status()).await {
-            Ok(Ok(status)) => {
-                let problem = (!status.is_ok()).then(|| status.explain());
-                (status.code(), Some(status.key_id().to_owned()), problem)
-            }
-            Ok(Err(err)) => ("unreachable", None, Some(err.to_string())),
-            Err(_) => ("timeout", None, None),
-        };
+async fn check_keys(hub: &Hub, timeout: Duration) -> KeysCheck {
+    let (status, key_id, problem) = match tokio::time::timeout(timeout, hub.key_status()).await {
+        Ok(Ok(status)) => {
+            let problem = (!status.is_ok()).then(|| status.explain());
+            (status.code(), Some(status.key_id().to_owned()), problem)
+        }
+        Ok(Err(err)) => ("unreachable", None, Some(err.to_string())),
+        Err(_) => ("timeout", None, None),
+    };
     if status != "ok" {
         tracing::warn!(
             status,
@@ -121,16 +123,34 @@ async fn check_keys(state: &AppState, timeout: std::time::Duration) -> KeysCheck
         (status = 503, description = "Draining before a stop, or a database is unreachable or not migrated, or the keys cannot open the data", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let timeout = state.settings().readiness_timeout;
-    let control = check("control".to_owned(), state.control(), timeout);
-    let cells = state
+    let draining = state.draining().is_draining();
+    readiness(state.hub(), state.settings().readiness_timeout, draining).await
+}
+
+/// What the operations endpoints of a process without the API (`kontor worker`) need.
+#[derive(Debug, Clone)]
+pub struct OpsState {
+    pub hub: Hub,
+    /// How long `/readyz` waits for each database.
+    pub readiness_timeout: Duration,
+}
+
+/// `/readyz` of a process without the API: the same checks.
+pub async fn worker_readyz(State(state): State<OpsState>) -> Response {
+    readiness(&state.hub, state.readiness_timeout, false).await
+}
+
+/// `draining`: the process was told to stop and serves out its drain time.
+async fn readiness(hub: &Hub, timeout: Duration, draining: bool) -> Response {
+    let control = check("control".to_owned(), hub.control(), timeout);
+    let cells = hub
         .cells()
         .iter()
         .map(|(region, cell)| check(format!("cell:{region}"), cell.as_ref(), timeout));
     let (control, cells) = tokio::join!(control, join_all(cells));
     // The canary lives in the control database: ask only once that is usable.
     let keys = if control.status == "ok" {
-        check_keys(&state, timeout).await
+        check_keys(hub, timeout).await
     } else {
         KeysCheck {
             status: "unreachable",
@@ -140,7 +160,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let mut databases = vec![control];
     databases.extend(cells);
-    let draining = state.draining().is_draining();
     let ready = !draining && databases.iter().all(|d| d.status == "ok") && keys.status == "ok";
     let status = if ready {
         StatusCode::OK

@@ -33,5 +33,6 @@ mod support;
 mod sync;
 mod sync_leases;
 mod sync_state;
+mod telemetry;
 mod users;
 mod webhooks;

@@ -299,9 +299,7 @@ impl Hub {
         change.status = Some((next, Some(status.verbatim.clone())));
         change.reason.clone_from(&status.reason);
         change.event = Self::status_event(payment, next, &status);
-        cell.advance_payment(&payment.id, &change)
-            .await
-            .map_err(ServiceError::from_store)
+        self.advance_status(cell, payment, &change).await
     }
 
     /// The state of this payment's initiation, if one was made before.

@@ -18,7 +18,7 @@ use kontor_domain::money::Money;
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, TenantId, UserId};
-use kontor_store::{Idempotency, NewPayment};
+use kontor_store::{Idempotency, NewPayment, PaymentChange};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -300,6 +300,29 @@ impl Hub {
             history,
             authorize_url,
         })
+    }
+
+    /// Records a step that may change the payment's status (`payment` is the payment before
+    /// it), counting a change in `kontor_payment_status_changes_total{region, status}`.
+    pub(crate) async fn advance_status(
+        &self,
+        cell: &dyn kontor_store::CellStore,
+        payment: &Payment,
+        change: &PaymentChange,
+    ) -> ServiceResult<Payment> {
+        let updated = cell
+            .advance_payment(&payment.id, change)
+            .await
+            .map_err(ServiceError::from_store)?;
+        if updated.status != payment.status {
+            metrics::counter!(
+                "kontor_payment_status_changes_total",
+                "region" => updated.id.region().as_str().to_owned(),
+                "status" => updated.status.as_str(),
+            )
+            .increment(1);
+        }
+        Ok(updated)
     }
 
     /// The event a status change emits.

@@ -135,10 +135,7 @@ impl Hub {
         });
         change.reason.clone_from(&status.reason);
         change.event = Self::status_event(payment, next, status);
-        let updated = cell
-            .advance_payment(&payment.id, &change)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let updated = self.advance_status(cell, payment, &change).await?;
         if updated.status != payment.status {
             tracing::info!(payment.id = %payment.id, status = updated.status.as_str(), bank_status = %status.verbatim, "payment status");
         }
@@ -162,9 +159,7 @@ impl Hub {
         change.next_poll_at = Some(None);
         change.reason.clone_from(&bank.reason);
         change.event = Self::status_event(payment, status, bank);
-        cell.advance_payment(&payment.id, &change)
-            .await
-            .map_err(ServiceError::from_store)
+        self.advance_status(cell, payment, &change).await
     }
 
     /// Runs `step` holding the payment's lease for `owner` (renewed while it runs), so that no

@@ -127,6 +127,9 @@ impl Hub {
                 .transition(&id, &change, Some(&event))
                 .await
                 .map_err(ServiceError::from_store)?;
+            if event_kind == ConnectionEvent::Expired {
+                crate::lifecycle::count_expiry(p.cell.region(), "bank");
+            }
             tracing::info!(connection.id = %id, status = ?event_kind, "the bank ended the consent");
             return Ok(());
         }

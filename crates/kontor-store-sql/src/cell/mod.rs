@@ -6,6 +6,7 @@ mod accounts;
 mod connections;
 mod deliveries;
 mod events;
+mod gauges;
 mod lease;
 mod link_guards;
 mod payments;

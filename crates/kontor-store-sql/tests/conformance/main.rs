@@ -6,6 +6,7 @@
 
 mod accounts;
 mod connections;
+mod gauges;
 mod keys;
 mod money;
 mod payments;
@@ -55,6 +56,7 @@ macro_rules! conformance {
 }
 
 conformance! {
+    gauges::gauges_count_and_age_what_waits,
     schema::fresh_databases_are_migrated_and_reachable,
     schema::migrating_twice_applies_nothing,
     tenants::tenant_is_created_with_its_first_client,

@@ -66,10 +66,26 @@ pub const TEST_KEKS: &str = r#"[{id="t1",secret="dGVzdC1rZXktZW5jcnlwdGlvbi1rZXk
 
 /// The same, with more `KONTOR_…` settings (which may replace [`TEST_KEKS`]).
 pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
-    let mut child = kontor(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut cmd = kontor(dir);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    start(cmd, "serving")
+}
+
+/// Starts `kontor worker` with its operations listener on an ephemeral port.
+pub fn worker_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut cmd = kontor(dir);
+    cmd.arg("worker")
+        .env("KONTOR_WORKER__LISTEN", "127.0.0.1:0")
+        .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
+        .envs(env.iter().copied());
+    start(cmd, "serving /healthz, /readyz and /metrics")
+}
+
+/// Spawns `cmd` and waits for the log line `message`, whose `address` is where it listens.
+fn start(mut cmd: Command, message: &'static str) -> Server {
+    let mut child = cmd
         .env("KONTOR_LOG__LEVEL", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -80,7 +96,7 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                && entry["message"] == "serving"
+                && entry["message"] == message
             {
                 let _ = tx.send(entry["address"].as_str().unwrap_or_default().to_owned());
             }
@@ -88,6 +104,29 @@ pub fn serve_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     });
     let address = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("server did not start");
+        .expect("the process did not start listening");
     Server { child, address }
+}
+
+/// `GET path` over a fresh connection: the status and the body.
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
