@@ -8,6 +8,7 @@
 mod accounts;
 mod cells;
 mod connections;
+mod erasures;
 mod error;
 mod events;
 mod keys;
@@ -25,6 +26,10 @@ pub use accounts::{
 pub use cells::Cells;
 pub use connections::{
     ConnectionSecrets, ConnectionStore, ReadsChange, SyncBookkeeping, SyncCounters, Transition,
+};
+pub use erasures::{
+    Erasure, ErasurePhase, ErasureStore, NewRevocation, Revocation, RevocationOutcome,
+    RevocationTally,
 };
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
@@ -62,7 +67,14 @@ impl<
 
 /// Everything one region's cell holds.
 pub trait CellStore:
-    UserStore + ConnectionStore + AccountStore + EventStore + PaymentStore + DeliveryStore + Schema
+    UserStore
+    + ConnectionStore
+    + AccountStore
+    + EventStore
+    + PaymentStore
+    + DeliveryStore
+    + ErasureStore
+    + Schema
 {
     /// The region this cell serves; it accepts rows of this region's users only.
     fn region(&self) -> &Region;

@@ -13,6 +13,7 @@ mod connect;
 mod contract;
 mod decoupled;
 mod docs;
+mod erasure;
 mod errors;
 mod forwarded;
 mod headers;
