@@ -292,3 +292,24 @@ async fn an_unreachable_bank_is_retried_then_reported() {
         .unwrap();
     assert_eq!(done["data"]["consents_not_revoked"], 1);
 }
+
+#[tokio::test]
+async fn the_worker_deletes_events_past_their_retention() {
+    let w = world_on(Backend::Sqlite, "sqlite").await.unwrap();
+    let (user, connection, _) = w.link("alice", "sonnenbank").await;
+    w.synced(&connection).await;
+    let held = w.events(&format!("&user_id={user}")).await.len();
+    assert!(held >= 2, "{held}");
+    // The clock moves instead of rows being aged: 89 days on, everything is kept.
+    let day = 86_400;
+    let kept = worker(&w)
+        .lifecycle(Timestamp::now().plus_seconds(89 * day))
+        .await;
+    assert_eq!(kept.events_purged, 0);
+    assert_eq!(w.events(&format!("&user_id={user}")).await.len(), held);
+    let purged = worker(&w)
+        .lifecycle(Timestamp::now().plus_seconds(91 * day))
+        .await;
+    assert_eq!(purged.events_purged, u64::try_from(held).unwrap());
+    assert!(w.events(&format!("&user_id={user}")).await.is_empty());
+}
