@@ -41,7 +41,9 @@ event_types! {
     SyncFailed => "connection.sync_failed", "A sync could not complete (the first failure of a run); `code` says why, `next_attempt_at` when the hub tries again.";
     SyncRecovered => "connection.sync_recovered", "Syncing works again after failures; `consecutive_failures` and `last_error_code` say what it recovered from.";
     PaymentStatusChanged => "payment.status_changed", "A payment moved to a new status.";
-    UserErased => "user.erased", "A user and everything held about them was erased.";
+    UserErased => "user.erased", "A user and everything held about them was erased; `user_id` says who (in the data only). Their consents are revoked at the banks next.";
+    UserErasureCompleted => "user.erasure_completed", "An erasure finished: every consent of the user was revoked at its bank or given up (`consents_revoked`, `consents_not_revoked`).";
+    ConsentRevocationFailed => "user.consent_revocation_failed", "An erased user's consent could not be revoked at the bank after retries; `connection_id`, `bank_id` and `code` say which and why.";
     WebhookEndpointDisabled => "webhook_endpoint.disabled", "The hub disabled a webhook endpoint that kept failing; `endpoint_id` says which.";
 }
 

@@ -36,6 +36,8 @@ pub struct HubSettings {
     pub overlap_days: i64,
     pub payments: crate::payments::PaymentSettings,
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// How long the event log (with deliveries and attempts) is kept.
+    pub retention: crate::erasure::RetentionSettings,
 }
 
 impl HubSettings {
@@ -55,6 +57,7 @@ impl HubSettings {
             overlap_days: 7,
             payments: crate::payments::PaymentSettings::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),
+            retention: crate::erasure::RetentionSettings::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod details;
 mod directory;
+mod erasure;
 mod error;
 mod gauges;
 mod hub;
@@ -28,6 +29,7 @@ pub mod webhooks;
 
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
 pub use directory::{BankDirectory, BankEntry};
+pub use erasure::{ErasureRound, REVOCATION_ATTEMPTS, RetentionSettings};
 pub use error::{ServiceError, ServiceResult};
 pub use hub::{Hub, HubSettings};
 pub use keycheck::KeyStatus;

@@ -2,8 +2,8 @@
 //! requests with the same key can never both go ahead.
 
 use async_trait::async_trait;
-use kontor_domain::TenantId;
 use kontor_domain::time::Timestamp;
+use kontor_domain::{TenantId, UserId};
 use kontor_store::{Idempotency, IdempotencyStore, StoreResult, retry_serializable};
 
 use crate::control::SqlControl;
@@ -14,6 +14,7 @@ impl IdempotencyStore for SqlControl {
     async fn begin_idempotent(
         &self,
         tenant: &TenantId,
+        user: &UserId,
         key: &str,
         request_hash: &str,
         resource_id: &str,
@@ -36,8 +37,8 @@ impl IdempotencyStore for SqlControl {
                 None => {
                     sqlx::query(
                         "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, \
-                         resource_id, state, locked_until, created_at) \
-                         VALUES ($1, $2, $3, $4, 'in_flight', $5, $6)",
+                         resource_id, state, locked_until, created_at, user_id) \
+                         VALUES ($1, $2, $3, $4, 'in_flight', $5, $6, $7)",
                     )
                     .bind(tenant.as_str())
                     .bind(key)
@@ -45,6 +46,7 @@ impl IdempotencyStore for SqlControl {
                     .bind(resource_id)
                     .bind(lock_until.unix_micros())
                     .bind(now.unix_micros())
+                    .bind(user.as_str())
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| db.classify(e))?;
@@ -144,6 +146,41 @@ impl IdempotencyStore for SqlControl {
             .map_err(|e| db.classify(e))?;
             db.commit(tx).await?;
             Ok(result.rows_affected())
+        })
+        .await
+    }
+
+    async fn erase_idempotency(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        resources: &[String],
+    ) -> StoreResult<u64> {
+        let db = self.database();
+        retry_serializable(db.retry_policy(), "erase_idempotency", |_| async {
+            let mut tx = db.begin_write().await?;
+            let mut erased =
+                sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(tenant.as_str())
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db.classify(e))?
+                    .rows_affected();
+            // Records from before keys named their user are found by what they created.
+            for resource in resources {
+                erased += sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND resource_id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(resource)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db.classify(e))?
+                .rows_affected();
+            }
+            tx.commit().await.map_err(|e| db.classify(e))?;
+            Ok(erased)
         })
         .await
     }

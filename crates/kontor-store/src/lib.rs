@@ -19,6 +19,7 @@ mod payments;
 mod retry;
 mod schema;
 mod tenants;
+mod user_erasure;
 mod user_keys;
 mod users;
 mod webhooks;
@@ -42,6 +43,10 @@ pub use payments::{
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
 pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
+pub use user_erasure::{
+    ErasurePhase, ErasureStore, NewRevocation, Revocation, RevocationOutcome, RevocationTally,
+    UserErasure,
+};
 pub use user_keys::{KeyStores, UserKeyStore};
 pub use users::UserStore;
 pub use webhooks::{
@@ -83,6 +88,7 @@ pub trait CellStore:
     + PaymentStore
     + DeliveryStore
     + GaugeStore
+    + ErasureStore
     + Schema
 {
     /// The region this cell serves; it accepts rows of this region's users only.

@@ -163,11 +163,16 @@ pub enum Idempotency {
 
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for a request with `request_hash` that will create `resource_id`, holding it
-    /// until `lock_until`; or tells what an earlier use of the key means.
+    /// Claims `key` for a request with `request_hash` that will create `resource_id` for `user`,
+    /// holding it until `lock_until`; or tells what an earlier use of the key means.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one claim, every part of it needed"
+    )]
     async fn begin_idempotent(
         &self,
         tenant: &TenantId,
+        user: &UserId,
         key: &str,
         request_hash: &str,
         resource_id: &str,
@@ -188,4 +193,13 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// Forgets keys created before `before`; returns how many.
     async fn purge_idempotency(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Erasure: forgets the tenant's keys claimed for `user`, and those (written before keys
+    /// named their user) that created one of `resources`; returns how many.
+    async fn erase_idempotency(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        resources: &[String],
+    ) -> StoreResult<u64>;
 }

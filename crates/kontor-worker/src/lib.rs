@@ -53,6 +53,8 @@ pub struct Round {
     pub expired: usize,
     pub announced: usize,
     pub abandoned: usize,
+    /// Events deleted by retention (with their deliveries and attempts).
+    pub events_purged: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +167,14 @@ impl Worker {
         {
             tracing::warn!(error = %err, "purging idempotency keys failed");
         }
+        round.events_purged = self.hub.enforce_retention(now).await;
         round
+    }
+
+    /// Erasures: resumes those a crash interrupted, revokes erased users' consents at their
+    /// banks (retrying with backoff), closes finished ones.
+    pub async fn erasures(&self, now: Timestamp) -> kontor_service::ErasureRound {
+        self.hub.work_erasures(now).await
     }
 
     /// Everything due at `now`, once.
@@ -205,10 +214,22 @@ impl Worker {
                         expired = round.expired,
                         announced = round.announced,
                         abandoned = round.abandoned,
+                        events_purged = round.events_purged,
                         "lifecycle round"
                     );
                 }
                 last_lifecycle = Some(tokio::time::Instant::now());
+            }
+            let erasures = self.erasures(now).await;
+            if erasures != kontor_service::ErasureRound::default() {
+                tracing::info!(
+                    resumed = erasures.resumed,
+                    revoked = erasures.revoked,
+                    retried = erasures.retried,
+                    failed = erasures.failed,
+                    completed = erasures.completed,
+                    "erasure round"
+                );
             }
             let payments = self.progress_payments(now).await;
             if payments.payments + payments.payment_failures > 0 {

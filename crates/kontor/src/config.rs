@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::secret::{DatabaseUrl, Secret};
 
 mod rate_limits;
+mod retention;
 pub mod security;
 mod webhooks;
 pub use rate_limits::RateLimitsConfig;
+pub use retention::RetentionConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
@@ -38,6 +40,7 @@ const SECTIONS: &[&str] = &[
     "webhooks",
     "rate_limits",
     "payments",
+    "retention",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +65,7 @@ pub struct Config {
     pub payments: PaymentsConfig,
     pub webhooks: WebhooksConfig,
     pub rate_limits: RateLimitsConfig,
+    pub retention: RetentionConfig,
     /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
     pub banks: Vec<BankConfig>,
     /// A TOML file with more `[[banks]]` tables.
@@ -217,6 +221,7 @@ impl Default for Config {
             payments: PaymentsConfig::default(),
             webhooks: WebhooksConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            retention: RetentionConfig::default(),
             banks: Vec::new(),
             banks_file: None,
         }
@@ -633,6 +638,7 @@ impl Config {
         }
         self.webhooks.validate()?;
         self.rate_limits.validate()?;
+        self.retention.validate()?;
         security::validate(self)?;
         // Renewed every third of it: a renewal that a slow database delays must not let a live
         // holder's claim lapse, and a dead one's should lapse soon.

@@ -297,6 +297,7 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
     settings.overlap_days = config.link.overlap_days;
     settings.lease_seconds = config.worker.lease_seconds;
     settings.webhooks = config.webhooks.settings();
+    settings.retention = config.retention.settings();
     let p = &config.payments;
     settings.payments = kontor_service::PaymentSettings {
         stale_seconds: p.stale_seconds,

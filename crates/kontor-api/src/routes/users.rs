@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kontor_domain::event::{Event, EventType};
 use kontor_domain::user::{ExternalId, NewUser, User};
 use kontor_domain::{Region, UserId};
 use kontor_store::StoreError;
@@ -165,6 +164,9 @@ pub async fn get(
 }
 
 /// Erase a user and everything held about them (GDPR Art. 17).
+///
+/// Their data, events and idempotency records are deleted before the answer; their consents are revoked at the banks
+/// afterwards (`user.erasure_completed` tells when).
 #[utoipa::path(
     delete, path = "/v1/users/{id}", tag = "users", operation_id = "deleteUser",
     params(("id" = schemas::UserIdString, Path, description = "A user id, e.g. usr_uk_…")),
@@ -183,18 +185,7 @@ pub async fn delete(
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
     let id = user_id(&id)?;
-    let cell = state.cells().get(id.region())?;
-    let erased = Event::new(
-        auth.tenant.clone(),
-        &id,
-        EventType::UserErased,
-        serde_json::json!({ "user_id": id }),
-    );
-    // The key first: once it is shredded (and the erasure is in the ledger), nothing sealed for
-    // the user opens again, whatever copy of the cell survives.
-    state.hub().shred_user_key(&auth.tenant, &id).await?;
-    cell.delete_user(&auth.tenant, &id, Some(&erased)).await?;
-    tracing::info!(user.id = %id, "user erased");
+    state.hub().erase_user(&auth.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -200,6 +200,7 @@ async fn idempotency_key_reuse_and_concurrency() {
         .control()
         .begin_idempotent(
             &tenant,
+            &kontor_domain::UserId::parse(&user_id).unwrap(),
             "k-2",
             "held",
             "pay_de_00000000000000000000000000",

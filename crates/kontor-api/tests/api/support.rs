@@ -68,6 +68,27 @@ pub async fn world_with(
     }
 }
 
+/// A world on `backend`; `None` when PostgreSQL is skipped.
+pub async fn world_on(backend: kontor_test_support::Backend, test: &str) -> Option<World> {
+    let http = http_settings();
+    let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
+    let directory = sandbox_directory(&sandbox, &http);
+    let app = TestApp::builder()
+        .backend(backend)
+        .directory(directory)
+        .api_settings(test_api_settings())
+        .try_spawn(test)
+        .await?;
+    let tenant = app.tenant("Acme Budget").await;
+    let token = app.token(&tenant).await;
+    Some(World {
+        app,
+        sandbox,
+        token,
+        tenant_id: tenant.tenant_id,
+    })
+}
+
 pub fn region_of(username: &str) -> &'static str {
     if username == "bob" { "uk" } else { "de" }
 }

@@ -152,6 +152,7 @@ impl Hub {
             .control()
             .begin_idempotent(
                 tenant,
+                &order.user_id,
                 key,
                 request_hash,
                 candidate.as_str(),

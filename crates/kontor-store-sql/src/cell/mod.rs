@@ -5,6 +5,7 @@ mod accounts;
 #[macro_use]
 mod connections;
 mod deliveries;
+mod erasures;
 mod events;
 mod gauges;
 mod lease;

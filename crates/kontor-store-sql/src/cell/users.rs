@@ -243,7 +243,13 @@ impl UserStore for SqlCell {
 }
 
 /// Everything held about a user in a cell, child rows first. Each takes the user id as `$1`.
-const ERASE_USER: &[&str] = &[
+/// The user's events go with their webhook deliveries and attempts: nothing about the user stays
+/// listable (`GET /v1/events?user_id=`) or redeliverable.
+pub(crate) const ERASE_USER: &[&str] = &[
+    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries \
+     WHERE event_id IN (SELECT id FROM events WHERE user_id = $1))",
+    "DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM events WHERE user_id = $1)",
+    "DELETE FROM events WHERE user_id = $1",
     "DELETE FROM transactions WHERE account_id IN (SELECT id FROM accounts WHERE user_id = $1)",
     "DELETE FROM balances WHERE account_id IN (SELECT id FROM accounts WHERE user_id = $1)",
     "DELETE FROM accounts WHERE user_id = $1",

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod connections;
+mod erasures;
 mod gauges;
 mod keys;
 mod money;
@@ -57,6 +58,9 @@ macro_rules! conformance {
 
 conformance! {
     gauges::gauges_count_and_age_what_waits,
+    erasures::erasure_is_recorded_then_erases_and_closes,
+    erasures::idempotency_records_are_erased_by_user_and_by_resource,
+    erasures::retention_deletes_old_events_in_batches,
     schema::fresh_databases_are_migrated_and_reachable,
     schema::migrating_twice_applies_nothing,
     tenants::tenant_is_created_with_its_first_client,

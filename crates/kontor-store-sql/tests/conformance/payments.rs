@@ -6,7 +6,7 @@ use kontor_domain::bank::BankId;
 use kontor_domain::event::{Event, EventType};
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{Currency, Money, PaymentId, TenantId, UserId};
+use kontor_domain::{Currency, Money, PaymentId, Region, TenantId, UserId};
 use kontor_store::{
     EventFilter, EventStore, Idempotency, NewPayment, PaymentChange, PaymentStore, StoreError,
     UserStore,
@@ -243,27 +243,28 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
 
 pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
     let control = stores.control();
+    let payer = UserId::generate(&Region::parse("uk").unwrap());
     let tenant = TenantId::generate();
     let other = TenantId::generate();
     let now = Timestamp::now();
     let lock = now.plus_seconds(60);
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k1", "h1", "pay_1", lock, now)
+            .begin_idempotent(&tenant, &payer, "k1", "h1", "pay_1", lock, now)
             .await
             .unwrap(),
         Idempotency::New
     );
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k1", "h1", "pay_2", lock, now)
+            .begin_idempotent(&tenant, &payer, "k1", "h1", "pay_2", lock, now)
             .await
             .unwrap(),
         Idempotency::InFlight
     );
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k1", "h2", "pay_2", lock, now)
+            .begin_idempotent(&tenant, &payer, "k1", "h2", "pay_2", lock, now)
             .await
             .unwrap(),
         Idempotency::InFlight,
@@ -272,7 +273,7 @@ pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
     // Keys are per tenant.
     assert_eq!(
         control
-            .begin_idempotent(&other, "k1", "h9", "pay_9", lock, now)
+            .begin_idempotent(&other, &payer, "k1", "h9", "pay_9", lock, now)
             .await
             .unwrap(),
         Idempotency::New
@@ -281,7 +282,15 @@ pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
     let later = now.plus_seconds(61);
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k1", "h1", "pay_3", later.plus_seconds(60), later)
+            .begin_idempotent(
+                &tenant,
+                &payer,
+                "k1",
+                "h1",
+                "pay_3",
+                later.plus_seconds(60),
+                later
+            )
             .await
             .unwrap(),
         Idempotency::Resume {
@@ -294,7 +303,7 @@ pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
         .unwrap();
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k1", "h1", "pay_4", lock, later)
+            .begin_idempotent(&tenant, &payer, "k1", "h1", "pay_4", lock, later)
             .await
             .unwrap(),
         Idempotency::Replay {
@@ -304,7 +313,7 @@ pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
     // A released key is free again.
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k2", "h1", "pay_5", lock, now)
+            .begin_idempotent(&tenant, &payer, "k2", "h1", "pay_5", lock, now)
             .await
             .unwrap(),
         Idempotency::New
@@ -312,7 +321,7 @@ pub async fn idempotency_keys_are_held_once_and_resumable(stores: TestStores) {
     control.release_idempotent(&tenant, "k2").await.unwrap();
     assert_eq!(
         control
-            .begin_idempotent(&tenant, "k2", "h2", "pay_6", lock, now)
+            .begin_idempotent(&tenant, &payer, "k2", "h2", "pay_6", lock, now)
             .await
             .unwrap(),
         Idempotency::New
@@ -338,6 +347,7 @@ pub async fn concurrent_requests_with_one_key_get_one_go_ahead(stores: TestStore
             control
                 .begin_idempotent(
                     &tenant,
+                    &UserId::generate(&Region::parse("uk").unwrap()),
                     "same",
                     "h",
                     &format!("pay_{i}"),
