@@ -119,23 +119,27 @@ fn sqlite_files(w: &World, prefix: &str, only_cells: bool) -> Vec<Blob> {
     blobs
 }
 
-/// Every relation file of a PostgreSQL database, read from the server's disk after a
-/// checkpoint (the test server's superuser may), named `prefix:database:path`.
+/// Every file of the database's own tables, indexes and TOAST, read from the server's disk
+/// after a checkpoint (the test server's superuser may), named `prefix:database:path`. The
+/// system catalogs are left out: they hold no row of Kontor's, and scanning them is slow.
 async fn postgres_files(pool: &sqlx::AnyPool, prefix: &str, name: &str) -> Vec<Blob> {
     sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
     let paths: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT pg_relation_filepath(oid) FROM pg_class WHERE relkind IN ('r', 't', 'i', 'm')",
+        "SELECT pg_relation_filepath(c.oid) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 't', 'i', 'm') AND n.nspname IN ('public', 'pg_toast')",
     )
     .fetch_all(pool)
     .await
     .unwrap();
     let mut blobs = Vec::new();
     for path in paths.into_iter().flatten() {
-        let bytes: Option<Vec<u8>> = sqlx::query_scalar("SELECT pg_read_binary_file($1, true)")
-            .bind(&path)
-            .fetch_one(pool)
-            .await
-            .unwrap();
+        let bytes: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT pg_read_binary_file($1, 0, 104857600, true)")
+                .bind(&path)
+                .fetch_one(pool)
+                .await
+                .unwrap();
         if let Some(bytes) = bytes.filter(|b| !b.is_empty()) {
             blobs.push(Blob {
                 name: format!("{prefix}:{name}:{path}"),
