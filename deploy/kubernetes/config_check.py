@@ -22,6 +22,7 @@ DUMMY_KEY = base64.b64encode(bytes(range(32))).decode()
 DUMMY_SECRETS = {
     "control-url": "postgres://kontor:dummy@control.invalid:5432/kontor",
     "cell-url": "postgres://kontor:dummy@cell.invalid:5432/kontor_cell",
+    "keys-url": "postgres://kontor:dummy@keys.invalid:5432/kontor_keys",
     "signing-keys": f'[{{id="dummy",secret="{DUMMY_KEY}"}}]',
     "key-encryption-keys": f'[{{id="dummy",secret="{DUMMY_KEY}"}}]',
 }

@@ -129,6 +129,7 @@ body_limit_bytes = 2048
 
 [cells.uk]
 url = "postgres://kontor:file-password@db.uk.internal/kontor_uk"
+keys_url = "postgres://kontor:file-password@db.uk.internal/kontor_uk_keys"
 
 [[auth.signing_keys]]
 id = "k2026"
@@ -142,6 +143,10 @@ secret = "c2VjcmV0LXNpZ25pbmcta2V5LW9mLWF0LWxlYXN0LTMyLWJ5dGVz"
         .env(
             "KONTOR_CELLS__DE__URL",
             "postgres://kontor:env-password@db.de.internal/kontor_de",
+        )
+        .env(
+            "KONTOR_CELLS__DE__KEYS_URL",
+            "postgres://kontor:env-password@db.de.internal/kontor_de_keys",
         ));
     assert!(
         output.status.success(),

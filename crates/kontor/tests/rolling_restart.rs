@@ -219,11 +219,15 @@ async fn a_rolling_restart_behind_haproxy_fails_no_request() {
     let Some(cell) = TestDatabase::postgres(TEST).await else {
         return;
     };
+    let Some(keys) = TestDatabase::postgres(TEST).await else {
+        return;
+    };
     kontor_test_support::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(String, String)> = vec![
         ("KONTOR_DATABASE__CONTROL_URL".into(), control.url.clone()),
         ("KONTOR_CELLS__UK__URL".into(), cell.url.clone()),
+        ("KONTOR_CELLS__UK__KEYS_URL".into(), keys.url.clone()),
         ("KONTOR_SERVER__DRAIN_SECONDS".into(), DRAIN_SECONDS.into()),
         ("KONTOR_WORKER__EMBEDDED".into(), "false".into()),
         ("KONTOR_RATE_LIMITS__ENABLED".into(), "false".into()),

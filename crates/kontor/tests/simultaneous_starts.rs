@@ -195,7 +195,11 @@ fn processes_started_together_on_a_fresh_sqlite_folder_all_come_up() {
     for round in 0..ROUNDS {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("data");
-        let failures = start_together(&dir, &|_| {});
+        // In development the key-encryption key is generated into the data folder: the race
+        // for that file is part of what this checks.
+        let failures = start_together(&dir, &|cmd: &mut Command| {
+            cmd.env("KONTOR_DEVELOPMENT", "true");
+        });
         assert!(
             failures.is_empty(),
             "round {round}: {} process(es) failed:\n{}",
@@ -225,6 +229,13 @@ async fn processes_started_together_on_fresh_postgresql_databases_all_come_up() 
         let Some(de) = TestDatabase::postgres("simultaneous_starts").await else {
             return;
         };
+        let Some(uk_keys) = TestDatabase::postgres("simultaneous_starts").await else {
+            return;
+        };
+        let Some(de_keys) = TestDatabase::postgres("simultaneous_starts").await else {
+            return;
+        };
+        let keys = (uk_keys.url.clone(), de_keys.url.clone());
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("data");
         let urls = (control.url.clone(), uk.url.clone(), de.url.clone());
@@ -233,6 +244,8 @@ async fn processes_started_together_on_fresh_postgresql_databases_all_come_up() 
                 cmd.env("KONTOR_DATABASE__CONTROL_URL", &urls.0)
                     .env("KONTOR_CELLS__UK__URL", &urls.1)
                     .env("KONTOR_CELLS__DE__URL", &urls.2)
+                    .env("KONTOR_CELLS__UK__KEYS_URL", &keys.0)
+                    .env("KONTOR_CELLS__DE__KEYS_URL", &keys.1)
                     .env(
                         "KONTOR_AUTH__SIGNING_KEYS",
                         r#"[{id="k1",secret="c2VjcmV0LXNpZ25pbmcta2V5LW9mLWF0LWxlYXN0LTMyLWJ5dGVz"}]"#,

@@ -300,6 +300,7 @@ fn bad_certificate_files_stop_the_start_with_a_reason() {
     std::fs::write(&key, "not a key").unwrap();
     let output = common::kontor(&dir.path().join("data"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KONTOR_SECRETS__KEYS", common::TEST_KEKS)
         .env("KONTOR_SERVER__TLS__CERTIFICATE", &certificate)
         .env("KONTOR_SERVER__TLS__KEY", &key)
         .output()

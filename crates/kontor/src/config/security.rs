@@ -142,7 +142,7 @@ pub fn require_kek_outside_data_dir(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     }
     bail!(
-        "secrets.keys is not configured, and a key-encryption key generated into {} would lie          inside the data directory, beside the data it protects, in every copy and backup of it.          Configure secrets.keys from outside data_dir (a secret store, or the environment): each          an id and the base64 of 32 random bytes (openssl rand -base64 32), e.g.          KONTOR_SECRETS__KEYS='[{{id=\"k1\",secret=\"…\"}}]'. To try Kontor out, `kontor demo`          (or development = true) generates one there",
+        "secrets.keys is not configured, and a key-encryption key generated into {} would lie inside the data directory, beside the data it protects, in every copy and backup of it. Configure secrets.keys from outside data_dir (a secret store, or the environment): each an id and the base64 of 32 random bytes (openssl rand -base64 32), e.g. KONTOR_SECRETS__KEYS='[{{id=\"k1\",secret=\"…\"}}]'. To try Kontor out, `kontor demo` (or development = true) generates one there",
         path.display()
     )
 }
