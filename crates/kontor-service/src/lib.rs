@@ -14,6 +14,7 @@ mod lifecycle;
 mod link;
 mod link_return;
 mod link_start;
+mod lookup;
 mod payments;
 mod reads;
 mod redirect_uri;
@@ -21,6 +22,7 @@ pub mod schedule;
 mod supersession;
 mod sync;
 mod tokens;
+mod users;
 mod vault;
 pub mod webhooks;
 

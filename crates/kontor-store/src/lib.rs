@@ -31,12 +31,15 @@ pub use events::{EventFilter, EventStore};
 pub use keys::KeyCanaryStore;
 pub use page::{Page, PageKey};
 pub use payments::{
-    Idempotency, IdempotencyStore, NewPayment, PaymentChange, PaymentSecrets, PaymentStore,
+    Idempotency, IdempotencyStore, LegacyIdempotency, LegacyIdempotencyRow, NewPayment,
+    PaymentChange, PaymentSecrets, PaymentStore,
 };
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
 pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
-pub use users::UserStore;
+pub use users::{
+    ExternalIdLookup, NewStoredUser, StoredExternalId, StoredUser, UnsealedUser, UserStore,
+};
 pub use webhooks::{
     ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
     EndpointSecrets, NewDelivery, NewWebhookEndpoint, WebhookEndpointStore,
