@@ -3,7 +3,7 @@
 //! plaintext column, user-linked data in the control database, a bad row in a backup) are each
 //! found, and the exit code says so.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
