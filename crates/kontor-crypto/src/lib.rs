@@ -7,9 +7,13 @@
 //! data binding each ciphertext to the record and field it belongs to, so a ciphertext copied
 //! into another row does not decrypt.
 //!
+//! `lookup` holds the deployment's key for keyed hashes (HMAC-SHA256): what must be found again
+//! by value (an `external_id`, an Idempotency-Key) without being stored readable or guessable.
+//!
 //! `webhook` holds the other secret the hub keeps for tenants: webhook signing secrets, and the
 //! Standard Webhooks signatures made with them.
 
+mod lookup;
 mod webhook;
 
 use std::collections::HashMap;
@@ -20,6 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
+pub use lookup::LookupKey;
 pub use webhook::WebhookSecret;
 
 const KEY_LEN: usize = 32;
@@ -190,6 +195,21 @@ impl Keyring {
             "{WRAPPED_PREFIX}{}.{encoded}",
             self.active
         )))
+    }
+
+    /// A new random deployment key for keyed hashes, and its wrapped form bound to `owner`.
+    pub fn new_lookup_key(&self, owner: &str) -> Result<(LookupKey, WrappedKey), CryptoError> {
+        let bytes = random_key()?;
+        let wrapped = self.wrap_bytes(&bytes, owner)?;
+        Ok((LookupKey::from_bytes(&bytes)?, wrapped))
+    }
+
+    pub fn unwrap_lookup_key(
+        &self,
+        wrapped: &WrappedKey,
+        owner: &str,
+    ) -> Result<LookupKey, CryptoError> {
+        LookupKey::from_bytes(&self.unwrap_bytes(wrapped, owner)?)
     }
 
     pub fn unwrap_key(&self, wrapped: &WrappedKey, owner: &str) -> Result<DataKey, CryptoError> {

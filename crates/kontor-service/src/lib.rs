@@ -16,6 +16,7 @@ mod lifecycle;
 mod link;
 mod link_return;
 mod link_start;
+mod lookup;
 mod payments;
 mod reads;
 mod redirect_uri;
@@ -24,6 +25,7 @@ mod shred;
 mod supersession;
 mod sync;
 mod tokens;
+mod users;
 mod vault;
 pub mod webhooks;
 

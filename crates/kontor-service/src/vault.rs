@@ -1,10 +1,12 @@
 //! Sealing and opening what the hub keeps secret about a user, with that user's data key.
 
-use kontor_crypto::{DataKey, Keyring, WrappedKey};
+use kontor_crypto::{DataKey, Keyring, LookupKey, WrappedKey};
 use kontor_domain::UserId;
-use kontor_store::{CellStore, KeyStores, UserKeyStore};
+use kontor_domain::time::Timestamp;
+use kontor_store::{CellStore, ControlStore, KeyStores, UserKeyStore};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
 
 use crate::error::{ServiceError, ServiceResult};
 
@@ -13,11 +15,73 @@ use crate::error::{ServiceError, ServiceResult};
 pub struct Vault {
     keyring: Keyring,
     keys: KeyStores,
+    /// The deployment's root key for keyed hashes, read (or made) on first use.
+    lookup: OnceCell<LookupKey>,
 }
+
+/// The deployment key's name in `deployment_keys`, and what its wrapping is bound to.
+const LOOKUP_KEY: &str = "lookup";
+const LOOKUP_OWNER: &str = "kontor/deployment-key/lookup";
 
 impl Vault {
     pub fn new(keyring: Keyring, keys: KeyStores) -> Self {
-        Self { keyring, keys }
+        Self {
+            keyring,
+            keys,
+            lookup: OnceCell::new(),
+        }
+    }
+
+    /// The deployment's root key for keyed hashes (see `crate::lookup`): 32 random bytes made
+    /// once per deployment and kept in the control database wrapped by the key-encryption keys,
+    /// so it outlives a rotation of them; wrapped by a key that is no longer the active one, it
+    /// is re-wrapped under the active key here.
+    pub async fn lookup_key(&self, control: &dyn ControlStore) -> ServiceResult<&LookupKey> {
+        self.lookup
+            .get_or_try_init(|| async {
+                for _ in 0..3 {
+                    let stored = control
+                        .deployment_key(LOOKUP_KEY)
+                        .await
+                        .map_err(ServiceError::from_store)?;
+                    let Some(stored) = stored else {
+                        let (key, wrapped) = self.keyring.new_lookup_key(LOOKUP_OWNER)?;
+                        if control
+                            .put_deployment_key(
+                                LOOKUP_KEY,
+                                wrapped.as_str(),
+                                None,
+                                Timestamp::now(),
+                            )
+                            .await
+                            .map_err(ServiceError::from_store)?
+                        {
+                            return Ok(key);
+                        }
+                        continue;
+                    };
+                    let wrapped = WrappedKey::from_stored(stored.clone());
+                    let key = self.keyring.unwrap_lookup_key(&wrapped, LOOKUP_OWNER)?;
+                    if wrapped.key_id() != Some(self.keyring.active_key_id()) {
+                        let rewrapped = self.keyring.rewrap(&wrapped, LOOKUP_OWNER)?;
+                        // Another node may have re-wrapped it first; either way it is the same key.
+                        control
+                            .put_deployment_key(
+                                LOOKUP_KEY,
+                                rewrapped.as_str(),
+                                Some(&stored),
+                                Timestamp::now(),
+                            )
+                            .await
+                            .map_err(ServiceError::from_store)?;
+                    }
+                    return Ok(key);
+                }
+                Err(ServiceError::Internal(
+                    "the deployment's lookup key kept changing while it was read".into(),
+                ))
+            })
+            .await
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -110,7 +174,11 @@ pub fn open_json<T: DeserializeOwned>(
 
 /// The sealing contexts, one per kind of sealed field.
 pub mod context {
-    use kontor_domain::{AccountId, ConnectionId, PaymentId, TransactionId};
+    use kontor_domain::{AccountId, ConnectionId, PaymentId, TransactionId, UserId};
+
+    pub fn external_id(id: &UserId) -> String {
+        format!("users/{id}/external_id")
+    }
 
     pub fn session(id: &ConnectionId) -> String {
         format!("connections/{id}/session")

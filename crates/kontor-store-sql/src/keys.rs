@@ -64,6 +64,57 @@ impl KeyCanaryStore for SqlControl {
         .await
     }
 
+    async fn deployment_key(&self, name: &str) -> StoreResult<Option<String>> {
+        let db = self.database();
+        db.read(|pool| {
+            sqlx::query_scalar("SELECT wrapped FROM deployment_keys WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+        })
+        .await
+    }
+
+    async fn put_deployment_key(
+        &self,
+        name: &str,
+        wrapped: &str,
+        replacing: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let db = self.database();
+        retry_serializable(db.retry_policy(), "put_deployment_key", |_| async {
+            let mut tx = db.begin_write().await?;
+            let written = match replacing {
+                None => sqlx::query(
+                    "INSERT INTO deployment_keys (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(wrapped)
+                .bind(at.unix_micros())
+                .execute(&mut *tx)
+                .await,
+                Some(previous) => {
+                    sqlx::query(
+                        "UPDATE deployment_keys SET wrapped = $2, sealed_at = $3 \
+                         WHERE name = $1 AND wrapped = $4",
+                    )
+                    .bind(name)
+                    .bind(wrapped)
+                    .bind(at.unix_micros())
+                    .bind(previous)
+                    .execute(&mut *tx)
+                    .await
+                }
+            }
+            .map_err(|e| db.classify(e))?
+            .rows_affected();
+            tx.commit().await.map_err(|e| db.classify(e))?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
     async fn newest_tenant_key(&self) -> StoreResult<Option<(TenantId, String)>> {
         let db = self.database();
         let row = sqlx::query(

@@ -21,6 +21,18 @@ pub trait KeyCanaryStore: Send + Sync {
         replacing: Option<&str>,
         at: Timestamp,
     ) -> StoreResult<bool>;
+    /// The deployment key `name`, wrapped, once one was made.
+    async fn deployment_key(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `wrapped` as the deployment key `name` where none is (`replacing` is `None`), or in
+    /// place of `replacing` (re-wrapped after a rotation). `false` when the stored key was not
+    /// what the caller expected: another node got there first, and the caller reads theirs.
+    async fn put_deployment_key(
+        &self,
+        name: &str,
+        wrapped: &str,
+        replacing: Option<&str>,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// The most recently made tenant data key, wrapped: data sealed before the first canary,
     /// to check the keys against.
     async fn newest_tenant_key(&self) -> StoreResult<Option<(TenantId, String)>>;

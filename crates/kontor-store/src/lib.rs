@@ -38,7 +38,8 @@ pub use gauges::{CellGauges, GaugeStore, PhaseGauge};
 pub use keys::KeyCanaryStore;
 pub use page::{Page, PageKey};
 pub use payments::{
-    Idempotency, IdempotencyStore, NewPayment, PaymentChange, PaymentSecrets, PaymentStore,
+    Idempotency, IdempotencyStore, LegacyIdempotency, LegacyIdempotencyRow, NewPayment,
+    PaymentChange, PaymentSecrets, PaymentStore,
 };
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
@@ -48,7 +49,9 @@ pub use user_erasure::{
     UserErasure,
 };
 pub use user_keys::{KeyStores, UserKeyStore};
-pub use users::UserStore;
+pub use users::{
+    ExternalIdLookup, NewStoredUser, StoredExternalId, StoredUser, UnsealedUser, UserStore,
+};
 pub use webhooks::{
     ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
     EndpointSecrets, NewDelivery, NewWebhookEndpoint, WebhookEndpointStore,

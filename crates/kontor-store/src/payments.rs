@@ -161,6 +161,24 @@ pub enum Idempotency {
     Mismatch,
 }
 
+/// The forms of a key and its request that releases before keyed hashing stored: the tenant's
+/// Idempotency-Key itself and a bare SHA-256 (64 hex digits) of the request. Rows written so
+/// are honoured until `kontor migrate` converted them or they expired (contract: this goes in a
+/// release after every node runs one that no longer writes them, plus the keys' 7 days).
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyIdempotency<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a str,
+}
+
+/// A finished key stored in the legacy form, to convert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyIdempotencyRow {
+    pub tenant: TenantId,
+    pub key: String,
+    pub request_hash: String,
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for a request with `request_hash` that will create `resource_id` for `user`,
@@ -178,7 +196,52 @@ pub trait IdempotencyStore: Send + Sync {
         resource_id: &str,
         lock_until: Timestamp,
         now: Timestamp,
+    ) -> StoreResult<Idempotency> {
+        self.begin_idempotent_with_legacy(
+            tenant,
+            user,
+            key,
+            request_hash,
+            None,
+            resource_id,
+            lock_until,
+            now,
+        )
+        .await
+    }
+
+    /// As `begin_idempotent`, and where no row holds `key`, a row holding `legacy.key` in the
+    /// legacy form counts as the key's earlier use (in the same transaction): with the same
+    /// request it is converted to `key` and `request_hash` first; with another, it is a mismatch.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one claim, spelled out for the store"
+    )]
+    async fn begin_idempotent_with_legacy(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        key: &str,
+        request_hash: &str,
+        legacy: Option<LegacyIdempotency<'_>>,
+        resource_id: &str,
+        lock_until: Timestamp,
+        now: Timestamp,
     ) -> StoreResult<Idempotency>;
+
+    /// Up to `limit` finished keys still stored in the legacy form (a bare SHA-256 as the
+    /// request hash), to convert.
+    async fn legacy_idempotency_keys(&self, limit: usize)
+    -> StoreResult<Vec<LegacyIdempotencyRow>>;
+
+    /// Replaces the legacy row `old` by `key` and `request_hash` (its keyed forms); drops it if
+    /// `key` is already stored. `false` when `old` is no longer there as it was.
+    async fn convert_idempotency_key(
+        &self,
+        old: &LegacyIdempotencyRow,
+        key: &str,
+        request_hash: &str,
+    ) -> StoreResult<bool>;
 
     /// The request finished: later uses replay it.
     async fn complete_idempotent(

@@ -103,6 +103,9 @@ pub enum Command {
     /// Inspect the configured banks.
     #[command(subcommand)]
     Banks(BanksCommand),
+    /// Check where data lives and that what should be sealed is.
+    #[command(subcommand)]
+    Residency(ResidencyCommand),
     /// Run the sandbox bank: simulated Berlin Group and UK Open Banking banks for demos and
     /// tests (users alice, bob, carol; password "sandbox"; one-time code 123456).
     SandboxBank(kontor_sandbox_bank::SandboxArgs),
@@ -198,6 +201,21 @@ pub enum ErasureCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ResidencyCommand {
+    /// Scan every cell and the control database (and a backup) for rows of another region,
+    /// user-linked data in the control database, and plaintext where sealing is promised;
+    /// exit non-zero on any finding.
+    Check {
+        /// Also scan this SQLite database file, or the database files in this folder (a backup).
+        #[arg(value_name = "BACKUP")]
+        backup: Option<PathBuf>,
+        /// Print one JSON object: {"databases": n, "findings": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration as TOML, with secrets and passwords masked.
     Print,
@@ -272,6 +290,9 @@ impl Cli {
                 commands::erasure::replay(&config, json).await
             }
             Command::Banks(BanksCommand::Check { json }) => commands::banks::check(&config, json),
+            Command::Residency(ResidencyCommand::Check { backup, json }) => {
+                commands::residency::run(&config, backup.as_deref(), json).await
+            }
             Command::SandboxBank(args) => {
                 kontor_sandbox_bank::run(args, commands::serve::shutdown_signal()).await
             }

@@ -6,9 +6,8 @@ use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kontor_domain::user::{ExternalId, NewUser, User};
+use kontor_domain::user::{ExternalId, User};
 use kontor_domain::{Region, UserId};
-use kontor_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -114,22 +113,10 @@ pub async fn create(
     let external_id = ExternalId::parse(&body.external_id)
         .map_err(|err| ApiError::new(ErrorCode::InvalidExternalId, err.to_string()))?;
     let region = state.served_region(&body.region)?;
-    let cell = state.cells().get(&region)?;
-    let new = NewUser::new(auth.tenant.clone(), external_id, &region);
-    let user = match cell.create_user(&new).await {
-        Ok(user) => user,
-        Err(StoreError::Conflict { .. }) => {
-            let existing = cell
-                .user_by_external_id(&auth.tenant, &new.external_id)
-                .await?;
-            let hint = existing.map(|u| format!(" ({})", u.id)).unwrap_or_default();
-            return Err(ApiError::new(
-                ErrorCode::UserExists,
-                format!("a user with this external_id already exists in region {region}{hint}"),
-            ));
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let user = state
+        .hub()
+        .create_user(&auth.tenant, external_id, &region)
+        .await?;
     tracing::info!(user.id = %user.id, "user created");
     let location = HeaderValue::from_str(&format!("/v1/users/{}", user.id)).ok();
     let mut response = (StatusCode::CREATED, Json(UserResponse::from(user))).into_response();
@@ -158,8 +145,7 @@ pub async fn get(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<UserResponse>> {
     let id = user_id(&id)?;
-    let cell = state.cells().get(id.region())?;
-    let user = cell.user(&auth.tenant, &id).await?;
+    let user = state.hub().user(&auth.tenant, &id).await?;
     Ok(Json(user.into()))
 }
 
@@ -223,8 +209,11 @@ pub async fn list(
             .map_err(|err| ApiError::new(ErrorCode::InvalidExternalId, err.to_string()))?;
         let mut data = Vec::new();
         for region in &regions {
-            let cell = state.cells().get(region)?;
-            if let Some(user) = cell.user_by_external_id(&auth.tenant, &external_id).await? {
+            let found = state
+                .hub()
+                .user_by_external_id(&auth.tenant, region, &external_id)
+                .await?;
+            if let Some(user) = found {
                 data.push(user.into());
             }
         }
@@ -240,8 +229,8 @@ pub async fn list(
         query.cursor.as_deref(),
         limit,
         |region, after, n| {
-            let cell = state.cells().get(&region).cloned();
-            async move { Ok(cell?.list_users(tenant, after.as_ref(), n).await?) }
+            let hub = state.hub();
+            async move { Ok(hub.list_users(tenant, &region, after.as_ref(), n).await?) }
         },
     )
     .await?;

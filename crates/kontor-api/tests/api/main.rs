@@ -27,6 +27,7 @@ mod payments;
 mod redirect_uris;
 mod regions;
 mod rejections;
+mod sealed;
 mod slow_clients;
 mod supersession;
 mod support;

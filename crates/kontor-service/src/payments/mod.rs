@@ -5,6 +5,7 @@
 //! phases without creating a second one at the bank.
 
 mod authorise;
+mod legacy;
 mod progress;
 
 pub use authorise::{PaymentPage, payment_redirect};
@@ -18,12 +19,13 @@ use kontor_domain::money::Money;
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, TenantId, UserId};
-use kontor_store::{Idempotency, NewPayment, PaymentChange};
+use kontor_store::{Idempotency, LegacyIdempotency, NewPayment, PaymentChange};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
+use crate::lookup;
 use crate::tokens::{hash_token, random_token};
 use crate::vault::{open_json, seal_json};
 
@@ -138,23 +140,36 @@ impl Hub {
     /// same request answers the first answer again; with another request, `idempotency_key_reused`;
     /// while the first is still running, `idempotency_key_in_use`. Nothing is sent to the bank
     /// until the user starts the authorisation.
+    ///
+    /// `request_digest` is the SHA-256 (hex) of the canonical request. Neither it nor `key` is
+    /// stored: the control database keeps keyed hashes of both (`crate::lookup`), so nothing
+    /// held there can be checked against a guessed request without the deployment's key.
     pub async fn accept_payment(
         &self,
         tenant: &TenantId,
         key: &str,
-        request_hash: &str,
+        request_digest: &str,
         order: PaymentOrder,
     ) -> ServiceResult<AcceptedPayment> {
         self.check_redirect_uri(tenant, &order.redirect_uri).await?;
+        let root = self.vault().lookup_key(self.control()).await?;
+        let stored_key = lookup::idempotency_key(root, tenant, key);
+        let stored_hash = lookup::request_hash(root, tenant, request_digest);
+        let plain_key = key;
+        let key = stored_key.as_str();
         let candidate = PaymentId::generate(order.user_id.region());
         let now = Timestamp::now();
         let outcome = self
             .control()
-            .begin_idempotent(
+            .begin_idempotent_with_legacy(
                 tenant,
                 &order.user_id,
                 key,
-                request_hash,
+                &stored_hash,
+                Some(LegacyIdempotency {
+                    key: plain_key,
+                    request_hash: request_digest,
+                }),
                 candidate.as_str(),
                 now.plus_seconds(KEY_LOCK_SECONDS),
                 now,

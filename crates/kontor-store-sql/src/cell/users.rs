@@ -4,9 +4,12 @@
 use async_trait::async_trait;
 use kontor_domain::event::NewEvent;
 use kontor_domain::time::Timestamp;
-use kontor_domain::user::{ExternalId, NewUser, User};
+use kontor_domain::user::ExternalId;
 use kontor_domain::{TenantId, UserId};
-use kontor_store::{Page, PageKey, StoreError, StoreResult, UserStore, retry_serializable};
+use kontor_store::{
+    ExternalIdLookup, NewStoredUser, Page, PageKey, StoreError, StoreResult, StoredExternalId,
+    StoredUser, UnsealedUser, UserStore, retry_serializable,
+};
 use sqlx::any::AnyRow;
 
 use super::SqlCell;
@@ -15,22 +18,36 @@ use crate::database::column;
 
 macro_rules! user_columns {
     () => {
-        "id, tenant_id, external_id, created_at"
+        "id, tenant_id, external_id, external_id_sealed, created_at"
     };
 }
 
-fn user_from_row(row: &AnyRow) -> StoreResult<User> {
-    Ok(User {
+/// Users found by `external_id`: by the blind index, or by the plaintext on a row not yet
+/// converted (`$2` the index, `$3` the plaintext).
+macro_rules! by_external_id {
+    () => {
+        "tenant_id = $1 AND (external_id = $2 OR (external_id = $3 AND external_id_sealed IS NULL))"
+    };
+}
+
+fn user_from_row(row: &AnyRow) -> StoreResult<StoredUser> {
+    let external_id = match column::<Option<String>>(row, "external_id_sealed")? {
+        Some(sealed) => StoredExternalId::Sealed(sealed),
+        None => StoredExternalId::Plain(
+            ExternalId::parse(&column::<String>(row, "external_id")?)
+                .map_err(StoreError::corrupt)?,
+        ),
+    };
+    Ok(StoredUser {
         id: UserId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
         tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
             .map_err(StoreError::corrupt)?,
-        external_id: ExternalId::parse(&column::<String>(row, "external_id")?)
-            .map_err(StoreError::corrupt)?,
+        external_id,
         created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
     })
 }
 
-fn user_key(user: &User) -> PageKey {
+fn user_key(user: &StoredUser) -> PageKey {
     PageKey {
         sort: user.created_at.unix_micros(),
         id: user.id.to_string(),
@@ -39,16 +56,37 @@ fn user_key(user: &User) -> PageKey {
 
 #[async_trait]
 impl UserStore for SqlCell {
-    async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
-        self.ensure_home("user", user.region())?;
+    async fn create_user(&self, user: &NewStoredUser) -> StoreResult<StoredUser> {
+        let lookup = user.lookup();
+        self.ensure_home("user", user.id.region())?;
         retry_serializable(self.db.retry_policy(), "create_user", |_| async {
             let mut tx = self.db.begin_write().await?;
+            // The unique constraint holds for the index; a row not yet converted holds the
+            // plaintext, which only this check sees.
+            let taken: i64 = sqlx::query_scalar(concat!(
+                "SELECT COUNT(*) FROM users WHERE ",
+                by_external_id!()
+            ))
+            .bind(user.tenant_id.as_str())
+            .bind(lookup.index)
+            .bind(lookup.plain.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            if taken > 0 {
+                return Err(StoreError::Conflict {
+                    constraint: "users_tenant_external_id".into(),
+                });
+            }
             sqlx::query(
-                "INSERT INTO users (id, tenant_id, external_id, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO users (id, tenant_id, external_id, external_id_sealed, data_key, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(user.id.as_str())
             .bind(user.tenant_id.as_str())
-            .bind(user.external_id.as_str())
+            .bind(user.external_id_index.as_str())
+            .bind(user.external_id_sealed.as_str())
+            .bind(user.data_key.as_deref())
             .bind(user.created_at.unix_micros())
             .execute(&mut *tx)
             .await
@@ -56,15 +94,15 @@ impl UserStore for SqlCell {
             self.db.commit(tx).await
         })
         .await?;
-        Ok(User {
+        Ok(StoredUser {
             id: user.id.clone(),
             tenant_id: user.tenant_id.clone(),
-            external_id: user.external_id.clone(),
+            external_id: StoredExternalId::Sealed(user.external_id_sealed.clone()),
             created_at: user.created_at,
         })
     }
 
-    async fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<User> {
+    async fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<StoredUser> {
         let sql = concat!(
             "SELECT ",
             user_columns!(),
@@ -86,18 +124,21 @@ impl UserStore for SqlCell {
     async fn user_by_external_id(
         &self,
         tenant: &TenantId,
-        external_id: &ExternalId,
-    ) -> StoreResult<Option<User>> {
+        lookup: ExternalIdLookup<'_>,
+    ) -> StoreResult<Option<StoredUser>> {
         let sql = concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE tenant_id = $1 AND external_id = $2"
+            " FROM users WHERE ",
+            by_external_id!(),
+            " LIMIT 1"
         );
         self.db
             .read(|pool| {
                 sqlx::query(sql)
                     .bind(tenant.as_str())
-                    .bind(external_id.as_str())
+                    .bind(lookup.index)
+                    .bind(lookup.plain.as_str())
                     .fetch_optional(pool)
             })
             .await?
@@ -111,7 +152,7 @@ impl UserStore for SqlCell {
         tenant: &TenantId,
         after: Option<&PageKey>,
         limit: usize,
-    ) -> StoreResult<Page<User>> {
+    ) -> StoreResult<Page<StoredUser>> {
         let fetch = crate::query::page_limit(limit);
         let rows = self
             .db
@@ -200,6 +241,53 @@ impl UserStore for SqlCell {
             .ok_or(StoreError::NotFound)
     }
 
+    async fn unsealed_users(&self, limit: usize) -> StoreResult<Vec<UnsealedUser>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .db
+            .read(|pool| sqlx::query(UNSEALED).bind(limit).fetch_all(pool))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnsealedUser {
+                    id: UserId::parse(&column::<String>(row, "id")?)
+                        .map_err(StoreError::corrupt)?,
+                    tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+                        .map_err(StoreError::corrupt)?,
+                    external_id: ExternalId::parse(&column::<String>(row, "external_id")?)
+                        .map_err(StoreError::corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn seal_external_id(
+        &self,
+        user: &UnsealedUser,
+        index: &str,
+        sealed: &str,
+    ) -> StoreResult<bool> {
+        self.ensure_home("user", user.id.region())?;
+        retry_serializable(self.db.retry_policy(), "seal_external_id", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let changed = sqlx::query(
+                "UPDATE users SET external_id = $3, external_id_sealed = $4 \
+                 WHERE id = $1 AND external_id = $2 AND external_id_sealed IS NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.external_id.as_str())
+            .bind(index)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?
+            .rows_affected();
+            self.db.commit(tx).await?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn legacy_data_keys(
         &self,
         after: Option<&UserId>,
@@ -241,6 +329,10 @@ impl UserStore for SqlCell {
         .await
     }
 }
+
+/// The users whose `external_id` is still plaintext (written before it was sealed).
+const UNSEALED: &str = "SELECT id, tenant_id, external_id FROM users \
+     WHERE external_id_sealed IS NULL ORDER BY created_at, id LIMIT $1";
 
 /// Everything held about a user in a cell, child rows first. Each takes the user id as `$1`.
 /// The user's events go with their webhook deliveries and attempts: nothing about the user stays

@@ -8,8 +8,8 @@ use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus
 use kontor_domain::time::Timestamp;
 use kontor_domain::{Currency, Money, PaymentId, Region, TenantId, UserId};
 use kontor_store::{
-    EventFilter, EventStore, Idempotency, NewPayment, PaymentChange, PaymentStore, StoreError,
-    UserStore,
+    EventFilter, EventStore, Idempotency, LegacyIdempotency, NewPayment, PaymentChange,
+    PaymentStore, StoreError, UserStore,
 };
 use kontor_test_support::TestStores;
 
@@ -365,4 +365,143 @@ pub async fn concurrent_requests_with_one_key_get_one_go_ahead(stores: TestStore
         .filter(|o| **o == Idempotency::InFlight)
         .count();
     assert_eq!((new, busy), (1, 7), "{outcomes:?}");
+}
+
+/// Rows an earlier release wrote (the key itself, a bare SHA-256 of the request) keep answering
+/// until converted: the same request replays and converts the row; another is refused; a
+/// conversion run leaves none behind.
+pub async fn legacy_idempotency_keys_are_honoured_and_converted(stores: TestStores) {
+    let control = stores.control();
+    let pool = stores.raw_control_pool();
+    let tenant = TenantId::generate();
+    let now = Timestamp::now();
+    let sha = |c: char| c.to_string().repeat(64);
+    for (key, hash) in [
+        ("old-1", sha('a')),
+        ("old-2", sha('b')),
+        ("old-3", sha('c')),
+    ] {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, resource_id, \
+             state, created_at, completed_at) VALUES ($1, $2, $3, $4, 'done', $5, $5)",
+        )
+        .bind(tenant.as_str())
+        .bind(key)
+        .bind(hash)
+        .bind(format!("pay_{key}"))
+        .bind(now.unix_micros())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let legacy = |key, request_hash| Some(LegacyIdempotency { key, request_hash });
+    let payer = UserId::generate(&Region::parse("uk").unwrap());
+    let lock = now.plus_seconds(30);
+    let a = sha('a');
+    assert_eq!(
+        control
+            .begin_idempotent_with_legacy(
+                &tenant,
+                &payer,
+                "ik1.one",
+                "rh1.one",
+                legacy("old-1", &a),
+                "pay_x",
+                lock,
+                now
+            )
+            .await
+            .unwrap(),
+        Idempotency::Replay {
+            resource_id: "pay_old-1".into()
+        }
+    );
+    // Converted on the way: found by the keyed forms alone from now on.
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, &payer, "ik1.one", "rh1.one", "pay_y", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::Replay {
+            resource_id: "pay_old-1".into()
+        }
+    );
+    let z = sha('z');
+    assert_eq!(
+        control
+            .begin_idempotent_with_legacy(
+                &tenant,
+                &payer,
+                "ik1.two",
+                "rh1.two",
+                legacy("old-2", &z),
+                "pay_x",
+                lock,
+                now
+            )
+            .await
+            .unwrap(),
+        Idempotency::Mismatch
+    );
+    // Another tenant's legacy row is not this tenant's.
+    assert_eq!(
+        control
+            .begin_idempotent_with_legacy(
+                &TenantId::generate(),
+                &payer,
+                "ik1.t",
+                "rh1.t",
+                legacy("old-3", &sha('c')),
+                "pay_t",
+                lock,
+                now
+            )
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+
+    let left = control.legacy_idempotency_keys(10).await.unwrap();
+    let mut keys: Vec<&str> = left.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["old-2", "old-3"]);
+    for row in &left {
+        let key = format!("ik1.{}", row.key);
+        assert!(
+            control
+                .convert_idempotency_key(row, &key, "rh1.c")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !control
+                .convert_idempotency_key(row, &key, "rh1.c")
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        control
+            .legacy_idempotency_keys(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let plaintext: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM idempotency_keys WHERE idempotency_key LIKE 'old-%' \
+         OR request_hash NOT LIKE 'rh1.%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(plaintext, 0);
+    assert_eq!(
+        control
+            .begin_idempotent(&tenant, &payer, "ik1.old-3", "rh1.c", "pay_z", lock, now)
+            .await
+            .unwrap(),
+        Idempotency::Replay {
+            resource_id: "pay_old-3".into()
+        }
+    );
 }

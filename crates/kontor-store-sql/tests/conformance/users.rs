@@ -3,17 +3,51 @@
 use std::collections::HashSet;
 
 use kontor_domain::time::Timestamp;
-use kontor_domain::user::{ExternalId, NewUser};
+use kontor_domain::user::ExternalId;
 use kontor_domain::{Region, TenantId, UserId};
-use kontor_store::{StoreError, UserStore};
+use kontor_store::{
+    ExternalIdLookup, NewStoredUser, StoreError, StoredExternalId, UnsealedUser, UserStore,
+};
 use kontor_test_support::TestStores;
 
-pub fn new_user(tenant: &TenantId, external: &str, region: &str) -> NewUser {
-    NewUser::new(
-        tenant.clone(),
-        ExternalId::parse(external).unwrap(),
-        &Region::parse(region).unwrap(),
-    )
+/// A stand-in for the blind index the service computes (the store only compares it).
+pub fn index_of(tenant: &TenantId, external: &str) -> String {
+    format!("xi1.{tenant}.{}", external.len())
+        + &external
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+}
+
+pub fn new_user(tenant: &TenantId, external: &str, region: &str) -> NewStoredUser {
+    NewStoredUser {
+        id: UserId::generate(&Region::parse(region).unwrap()),
+        tenant_id: tenant.clone(),
+        external_id_index: index_of(tenant, external),
+        external_id_sealed: format!("s1.sealed-{}", external.len()),
+        data_key: None,
+        created_at: Timestamp::now(),
+        unconverted_match: ExternalId::parse(external).unwrap(),
+    }
+}
+
+async fn find(
+    store: &dyn UserStore,
+    tenant: &TenantId,
+    external: &str,
+) -> Option<kontor_store::StoredUser> {
+    let index = index_of(tenant, external);
+    let plain = ExternalId::parse(external).unwrap();
+    store
+        .user_by_external_id(
+            tenant,
+            ExternalIdLookup {
+                index: &index,
+                plain: &plain,
+            },
+        )
+        .await
+        .unwrap()
 }
 
 fn uk(stores: &TestStores) -> &dyn UserStore {
@@ -30,16 +64,13 @@ pub async fn user_round_trips(stores: TestStores) {
     assert_eq!(read, created);
     assert_eq!(read.region().as_str(), "uk");
 
-    let by_ext = uk(&stores)
-        .user_by_external_id(&tenant, &ExternalId::parse("customer-1").unwrap())
-        .await
-        .unwrap();
+    assert_eq!(
+        read.external_id,
+        StoredExternalId::Sealed(new.external_id_sealed.clone())
+    );
+    let by_ext = find(uk(&stores), &tenant, "customer-1").await;
     assert_eq!(by_ext, Some(created));
-    let none = uk(&stores)
-        .user_by_external_id(&tenant, &ExternalId::parse("nobody").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(none, None);
+    assert_eq!(find(uk(&stores), &tenant, "nobody").await, None);
 }
 
 pub async fn users_are_scoped_by_tenant(stores: TestStores) {
@@ -54,11 +85,7 @@ pub async fn users_are_scoped_by_tenant(stores: TestStores) {
         uk(&stores).user(&b, &user.id).await,
         Err(StoreError::NotFound)
     ));
-    let ext = ExternalId::parse("shared-ref").unwrap();
-    assert_eq!(
-        uk(&stores).user_by_external_id(&b, &ext).await.unwrap(),
-        None
-    );
+    assert_eq!(find(uk(&stores), &b, "shared-ref").await, None);
     assert!(
         uk(&stores)
             .list_users(&b, None, 10)
@@ -190,4 +217,83 @@ pub async fn delete_erases_only_the_tenants_user(stores: TestStores) {
         .create_user(&new_user(&tenant, "gone", "uk"))
         .await
         .unwrap();
+}
+
+/// A row an earlier release wrote (plaintext `external_id`, nothing sealed): found, kept unique,
+/// listed for sealing, and sealed once.
+pub async fn unconverted_rows_are_found_kept_unique_and_sealed(stores: TestStores) {
+    let tenant = TenantId::generate();
+    let pool = stores.raw_cell_pool("uk");
+    let old = UserId::generate(&Region::parse("uk").unwrap());
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, external_id, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(old.as_str())
+    .bind(tenant.as_str())
+    .bind("ada@example.com")
+    .bind(Timestamp::now().unix_micros())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let plain = ExternalId::parse("ada@example.com").unwrap();
+    let found = find(uk(&stores), &tenant, "ada@example.com").await.unwrap();
+    assert_eq!(found.external_id, StoredExternalId::Plain(plain.clone()));
+    assert!(matches!(
+        uk(&stores)
+            .create_user(&new_user(&tenant, "ada@example.com", "uk"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Another tenant's plaintext row is not this tenant's.
+    assert_eq!(
+        find(uk(&stores), &TenantId::generate(), "ada@example.com").await,
+        None
+    );
+
+    let unsealed = uk(&stores).unsealed_users(10).await.unwrap();
+    let expected = UnsealedUser {
+        id: old.clone(),
+        tenant_id: tenant.clone(),
+        external_id: plain,
+    };
+    assert_eq!(unsealed, vec![expected.clone()]);
+    let index = index_of(&tenant, "ada@example.com");
+    assert!(
+        uk(&stores)
+            .seal_external_id(&expected, &index, "s1.sealed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !uk(&stores)
+            .seal_external_id(&expected, &index, "s1.again")
+            .await
+            .unwrap(),
+        "a second run changes nothing"
+    );
+    assert!(uk(&stores).unsealed_users(10).await.unwrap().is_empty());
+    let read = uk(&stores).user(&tenant, &old).await.unwrap();
+    assert_eq!(
+        read.external_id,
+        StoredExternalId::Sealed("s1.sealed".into())
+    );
+    assert_eq!(
+        find(uk(&stores), &tenant, "ada@example.com").await,
+        Some(read)
+    );
+    let plaintext: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE external_id = $1 OR external_id_sealed = $1",
+    )
+    .bind("ada@example.com")
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(plaintext, 0);
+    // Still unique by the index.
+    assert!(matches!(
+        uk(&stores)
+            .create_user(&new_user(&tenant, "ada@example.com", "uk"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
 }

@@ -16,7 +16,7 @@ use kontor_api::escape_html as esc;
 use kontor_domain::connection::{Access, ConnectionStatus};
 use kontor_domain::tenant::{Scopes, TenantName};
 use kontor_domain::time::Timestamp;
-use kontor_domain::user::{ExternalId, NewUser};
+use kontor_domain::user::ExternalId;
 use kontor_domain::{ApiClientId, ConnectionId, Region, TenantId};
 use kontor_sandbox_bank::SandboxBank;
 use kontor_sandbox_bank::tpp::pki::files;
@@ -200,17 +200,17 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 
     // A demo user (region de) and a link for them, coming back to the demo's own page.
     let region = Region::parse("de")?;
-    let cell = stores
-        .cells
-        .get(&region)
-        .context("the demo needs a de cell")?;
     let external = ExternalId::parse("demo-user")?;
-    let user = match cell.user_by_external_id(&tenant, &external).await? {
+    let existing = hub
+        .user_by_external_id(&tenant, &region, &external)
+        .await
+        .map_err(|e| anyhow::anyhow!("finding the demo user: {e}"))?;
+    let user = match existing {
         Some(user) => user,
-        None => {
-            cell.create_user(&NewUser::new(tenant.clone(), external, &region))
-                .await?
-        }
+        None => hub
+            .create_user(&tenant, external, &region)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the demo user: {e}"))?,
     };
     let done = format!("http://{address}/demo/done");
     let link = hub

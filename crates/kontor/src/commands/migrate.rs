@@ -1,6 +1,6 @@
-//! `kontor migrate`: apply pending migrations to the control database and every cell, and seal
-//! the key canary with the configured key-encryption keys; with `--plan`, only say what would
-//! run where.
+//! `kontor migrate`: apply pending migrations to the control database and every cell, seal
+//! the key canary with the configured key-encryption keys, and convert what earlier releases
+//! stored in plaintext and only the keys can convert (users' `external_id`, idempotency keys).
 
 use std::io::Write;
 
@@ -23,8 +23,16 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
             stores.close().await;
             bail!("migrations applied, but {}", status.explain());
         }
+        let converted = convert_plaintext(&hub).await;
+        if let Err(err) = converted {
+            stores.close().await;
+            return Err(err);
+        }
     } else {
-        tracing::info!("no keys configured here: the key canary is sealed at the first start");
+        tracing::info!(
+            "no keys configured here: the key canary is sealed, and plaintext left by earlier \
+             releases converted, by a `kontor migrate` with the keys"
+        );
     }
     stores.close().await;
     let mut out = std::io::stdout().lock();
@@ -91,6 +99,27 @@ pub async fn plan(config: &Config, json: bool) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The data steps that need the keys. Each is resumable: a run that stops is carried on by the
+/// next `kontor migrate`.
+pub async fn convert_plaintext(hub: &kontor_service::Hub) -> anyhow::Result<()> {
+    let users = hub
+        .seal_external_ids()
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing external ids: {e}"))?;
+    let keys = hub
+        .convert_idempotency_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("converting idempotency keys: {e}"))?;
+    if users + keys > 0 {
+        tracing::info!(
+            users_sealed = users,
+            idempotency_keys_converted = keys,
+            "plaintext left by an earlier release converted"
+        );
     }
     Ok(())
 }

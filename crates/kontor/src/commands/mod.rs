@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod erasure;
 pub mod migrate;
+pub mod residency;
 pub mod serve;
 pub mod tenants;
 pub mod worker;

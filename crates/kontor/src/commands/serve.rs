@@ -27,8 +27,21 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     }
     let hub = wiring::hub(config, &stores)?;
     // Wrong keys keep the process up, not ready: `/readyz` says why.
-    if let Err(err) = wiring::seal_key_canary(&hub).await {
-        tracing::warn!(error = %format!("{err:#}"), "the key canary is checked again by /readyz");
+    match wiring::seal_key_canary(&hub).await {
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "the key canary is checked again by /readyz");
+        }
+        // Plaintext an earlier release left (external ids, idempotency keys) is converted in the
+        // background once the keys are known to be right; `kontor migrate` does the same.
+        Ok(status) if status.is_ok() && config.database.migrate_on_start => {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                if let Err(err) = super::migrate::convert_plaintext(&hub).await {
+                    tracing::warn!(error = %format!("{err:#}"), "converting plaintext; `kontor migrate` retries");
+                }
+            });
+        }
+        Ok(_) => {}
     }
     let state = wiring::app_state(config, hub.clone())?;
     let draining = state.draining().clone();

@@ -3,10 +3,10 @@
 //! erasure a crash interrupted.
 
 use kontor_domain::time::Timestamp;
-use kontor_domain::user::{ExternalId, NewUser};
+use kontor_domain::user::ExternalId;
 use kontor_domain::{TenantId, UserId};
 use kontor_service::ReplayReport;
-use kontor_store::{Erasure, ErasureLedger, UserKeyStore, UserStore};
+use kontor_store::{Erasure, ErasureLedger, NewStoredUser, UserKeyStore, UserStore};
 use kontor_test_support::{Backend, TestApp};
 
 #[tokio::test]
@@ -46,11 +46,15 @@ async fn user_with_key(app: &TestApp, token: &str) -> (UserId, String) {
 async fn restore(app: &TestApp, tenant: &TenantId, user: &UserId, external: &str, wrapped: &str) {
     app.stores
         .cell("uk")
-        .create_user(&NewUser {
+        .create_user(&NewStoredUser {
             id: user.clone(),
             tenant_id: tenant.clone(),
-            external_id: ExternalId::parse(external).unwrap(),
+            // What the backup's row held: the values only need to be there.
+            external_id_index: format!("xi1.restored-{external}"),
+            external_id_sealed: "s1.restored".into(),
+            data_key: None,
             created_at: Timestamp::now(),
+            unconverted_match: ExternalId::parse(external).unwrap(),
         })
         .await
         .unwrap();

@@ -1,0 +1,206 @@
+//! Users, with their `external_id` sealed: the cell keeps it sealed with the user's data key, and
+//! finds it (and keeps it unique per tenant) by a blind index, a keyed hash under a key derived
+//! for the tenant (`crate::lookup`). The API sees the same users as before.
+
+use kontor_domain::time::Timestamp;
+use kontor_domain::user::{ExternalId, User};
+use kontor_domain::{Region, TenantId, UserId};
+use kontor_store::{
+    CellStore, ExternalIdLookup, NewStoredUser, Page, PageKey, StoreError, StoredExternalId,
+    StoredUser,
+};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::hub::Hub;
+use crate::lookup;
+use crate::vault::context;
+
+/// How many users `seal_external_ids` converts per batch.
+const SEAL_BATCH: usize = 200;
+
+impl Hub {
+    /// Creates a user in `region`; `user_exists` (naming the user when it can) when the tenant
+    /// already has one with this `external_id` there.
+    pub async fn create_user(
+        &self,
+        tenant: &TenantId,
+        external_id: ExternalId,
+        region: &Region,
+    ) -> ServiceResult<User> {
+        let cell = self.cell(region)?;
+        let id = UserId::generate(region);
+        let index = self.external_id_index(tenant, &external_id).await?;
+        // The key first, in the region's key store: the sealed external_id needs it, and a row
+        // without its key could never be read.
+        let (key, wrapped) = self.vault().keyring().new_data_key(id.as_str())?;
+        let key_store = self.vault().key_store(&id)?;
+        key_store
+            .ensure_user_key(&id, wrapped.as_str())
+            .await
+            .map_err(ServiceError::from_store)?;
+        let sealed = key.seal(external_id.as_str().as_bytes(), &context::external_id(&id))?;
+        let new = NewStoredUser {
+            id: id.clone(),
+            tenant_id: tenant.clone(),
+            external_id_index: index.clone(),
+            external_id_sealed: sealed,
+            data_key: None,
+            created_at: Timestamp::now(),
+            unconverted_match: external_id.clone(),
+        };
+        match cell.create_user(&new).await {
+            Ok(stored) => Ok(User {
+                id: stored.id,
+                tenant_id: stored.tenant_id,
+                external_id,
+                created_at: stored.created_at,
+            }),
+            Err(StoreError::Conflict { .. }) => {
+                // The id will never exist: its key goes.
+                if let Err(err) = key_store.shred_user_key(&id).await {
+                    tracing::warn!(user.id = %id, error = %err, "unused data key not shredded");
+                }
+                let existing = cell.user_by_external_id(tenant, new.lookup()).await;
+                let hint = match existing {
+                    Ok(Some(user)) => format!(" ({})", user.id),
+                    _ => String::new(),
+                };
+                Err(ServiceError::conflict(
+                    "user_exists",
+                    format!("a user with this external_id already exists in region {region}{hint}"),
+                ))
+            }
+            Err(err) => Err(ServiceError::from_store(err)),
+        }
+    }
+
+    /// The tenant's user `id`.
+    pub async fn user(&self, tenant: &TenantId, id: &UserId) -> ServiceResult<User> {
+        let cell = self.cell(id.region())?;
+        let stored = cell
+            .user(tenant, id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        self.open_user(cell, stored).await
+    }
+
+    /// The tenant's user in `region` with this `external_id`, if there is one.
+    pub async fn user_by_external_id(
+        &self,
+        tenant: &TenantId,
+        region: &Region,
+        external_id: &ExternalId,
+    ) -> ServiceResult<Option<User>> {
+        let cell = self.cell(region)?;
+        let index = self.external_id_index(tenant, external_id).await?;
+        let lookup = ExternalIdLookup {
+            index: &index,
+            plain: external_id,
+        };
+        match cell
+            .user_by_external_id(tenant, lookup)
+            .await
+            .map_err(ServiceError::from_store)?
+        {
+            Some(stored) => Ok(Some(self.open_user(cell, stored).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of the tenant's users in `region`, in creation order.
+    pub async fn list_users(
+        &self,
+        tenant: &TenantId,
+        region: &Region,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> ServiceResult<Page<User>> {
+        let cell = self.cell(region)?;
+        let page = cell
+            .list_users(tenant, after, limit)
+            .await
+            .map_err(ServiceError::from_store)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for stored in page.items {
+            items.push(self.open_user(cell, stored).await?);
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// Seals every `external_id` still stored in plaintext (written before it was sealed), in
+    /// batches, in every cell; returns how many. Resumable: each user converts on its own, so a
+    /// run that stops is carried on by the next (`kontor migrate` runs it).
+    pub async fn seal_external_ids(&self) -> ServiceResult<u64> {
+        let mut sealed = 0;
+        for region in self.cells().regions().cloned().collect::<Vec<_>>() {
+            let cell = self.cell(&region)?;
+            loop {
+                let batch = cell
+                    .unsealed_users(SEAL_BATCH)
+                    .await
+                    .map_err(ServiceError::from_store)?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut progressed = false;
+                for user in &batch {
+                    let index = self
+                        .external_id_index(&user.tenant_id, &user.external_id)
+                        .await?;
+                    let key = self.vault().user_key(cell, &user.id).await?;
+                    let value = key.seal(
+                        user.external_id.as_str().as_bytes(),
+                        &context::external_id(&user.id),
+                    )?;
+                    if cell
+                        .seal_external_id(user, &index, &value)
+                        .await
+                        .map_err(ServiceError::from_store)?
+                    {
+                        sealed += 1;
+                        progressed = true;
+                    }
+                }
+                if !progressed {
+                    // Every row of the batch changed under us (erased, or sealed by another
+                    // run): stop here rather than spin; the next run sees what is left.
+                    break;
+                }
+            }
+        }
+        Ok(sealed)
+    }
+
+    async fn external_id_index(
+        &self,
+        tenant: &TenantId,
+        external_id: &ExternalId,
+    ) -> ServiceResult<String> {
+        let root = self.vault().lookup_key(self.control()).await?;
+        Ok(lookup::external_id_index(root, tenant, external_id))
+    }
+
+    async fn open_user(&self, cell: &dyn CellStore, stored: StoredUser) -> ServiceResult<User> {
+        let external_id = match stored.external_id {
+            StoredExternalId::Plain(plain) => plain,
+            StoredExternalId::Sealed(sealed) => {
+                let key = self.vault().user_key(cell, &stored.id).await?;
+                let bytes = key.open(&sealed, &context::external_id(&stored.id))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ServiceError::Internal("sealed external_id is not text".into()))?;
+                ExternalId::parse(&text).map_err(|e| {
+                    ServiceError::Internal(format!("sealed external_id does not parse: {e}"))
+                })?
+            }
+        };
+        Ok(User {
+            id: stored.id,
+            tenant_id: stored.tenant_id,
+            external_id,
+            created_at: stored.created_at,
+        })
+    }
+}
