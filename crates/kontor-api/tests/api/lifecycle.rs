@@ -8,7 +8,7 @@ use kontor_domain::time::Timestamp;
 use kontor_test_support::error_code;
 use serde_json::Value;
 
-use crate::support::world;
+use crate::support::{http_settings, test_api_settings, world, world_with};
 
 #[tokio::test]
 async fn revoking_withdraws_the_consent_at_the_bank() {
@@ -91,7 +91,11 @@ async fn a_consent_revoked_by_the_user_at_the_bank_ends_the_connection() {
 
 #[tokio::test]
 async fn the_hub_enforces_its_own_validity_and_warns_before() {
-    let w = world().await;
+    // The worker is sent 181 days ahead: event retention would take the events it checks.
+    let w = world_with(http_settings(), test_api_settings(), |hub| {
+        hub.retention.events_days = 3650;
+    })
+    .await;
     let (_, de, _) = w.link("alice", "sonnenbank").await;
     let (_, uk, _) = w.link("bob", "thames-bank").await;
     let de_conn = w.synced(&de).await;
