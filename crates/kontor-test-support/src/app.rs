@@ -213,6 +213,9 @@ impl TestApp {
         }));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Below the server's idle keep-alive (75 s): a connection the server is closing is
+            // never picked for a request (a test may pause longer than that between two).
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
         Self {

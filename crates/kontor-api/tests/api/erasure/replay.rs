@@ -41,17 +41,33 @@ async fn user_with_key(app: &TestApp, token: &str) -> (UserId, String) {
     (user, external)
 }
 
+/// The user's row as a backup of the cell holds it: the blind index and the sealed
+/// `external_id`.
+async fn stored_row(app: &TestApp, user: &UserId) -> (String, String) {
+    let cell = app.stores.cell("uk").database().pool().clone();
+    sqlx::query_as("SELECT external_id, external_id_sealed FROM users WHERE id = $1")
+        .bind(user.as_str())
+        .fetch_one(&cell)
+        .await
+        .unwrap()
+}
+
 /// Puts a user and their key back, as restoring backups of the cell and the key store taken
 /// before the erasure would.
-async fn restore(app: &TestApp, tenant: &TenantId, user: &UserId, external: &str, wrapped: &str) {
+async fn restore(
+    app: &TestApp,
+    tenant: &TenantId,
+    user: &UserId,
+    (external, row): (&str, &(String, String)),
+    wrapped: &str,
+) {
     app.stores
         .cell("uk")
         .create_user(&NewStoredUser {
             id: user.clone(),
             tenant_id: tenant.clone(),
-            // What the backup's row held: the values only need to be there.
-            external_id_index: format!("xi1.restored-{external}"),
-            external_id_sealed: "s1.restored".into(),
+            external_id_index: row.0.clone(),
+            external_id_sealed: row.1.clone(),
             data_key: None,
             created_at: Timestamp::now(),
             unconverted_match: ExternalId::parse(external).unwrap(),
@@ -80,6 +96,7 @@ async fn replay(app: TestApp) {
     let (user, external) = user_with_key(&app, &token).await;
     let (kept, _) = user_with_key(&app, &token).await;
     let wrapped = keys.user_key(&user).await.unwrap().unwrap();
+    let row = stored_row(&app, &user).await;
 
     // Another tenant cannot erase the user (nor shred their key).
     let other = app.tenant("Other").await;
@@ -114,7 +131,7 @@ async fn replay(app: TestApp) {
         }
     );
 
-    restore(&app, &tenant.tenant_id, &user, &external, &wrapped).await;
+    restore(&app, &tenant.tenant_id, &user, (&external, &row), &wrapped).await;
     let response = app.get(&format!("/v1/users/{user}"), &token).await;
     assert_eq!(response.status(), 200, "the restore brought the user back");
     let report = app.hub.replay_erasures().await.unwrap();
