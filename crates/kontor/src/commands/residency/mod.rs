@@ -252,9 +252,15 @@ fn scan_row(row: &AnyRow, database: &str, table: &str, role: &Role, findings: &m
                 );
             }
         } else {
-            // A payment's id is what an idempotency key answers with, for its 7 days.
-            let allowed =
-                |kind: &str| table == "idempotency_keys" && name == "resource_id" && kind == "pay";
+            // Ids the control database keeps by design, never with personal data: a payment's id
+            // is what an idempotency key answers with, and the user's id lets erasure find the
+            // record, for its 7 days; the erasure ledger names the users erased, so that a
+            // restore can erase them again.
+            let allowed = |kind: &str| {
+                (table == "idempotency_keys" && name == "resource_id" && kind == "pay")
+                    || (table == "idempotency_keys" && name == "user_id" && kind == "usr")
+                    || (table == "erasures" && name == "user_id" && kind == "usr")
+            };
             if let Some((kind, _)) = rules::region_ids(&value).find(|(kind, _)| !allowed(kind)) {
                 found(FindingKind::UserDataInControl, format!("a {kind} id"));
             }
