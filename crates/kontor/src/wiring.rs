@@ -29,7 +29,7 @@ pub struct Stores {
     pub key_list: Vec<Arc<SqlKeyStore>>,
 }
 
-fn pool_settings(config: &Config) -> PoolSettings {
+pub(crate) fn pool_settings(config: &Config) -> PoolSettings {
     let db = &config.database;
     PoolSettings {
         max_connections: db.max_connections,

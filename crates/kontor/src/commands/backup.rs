@@ -33,8 +33,11 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 
+use kontor_store::Schema;
+use kontor_store_sql::SqlControl;
+
 use crate::config::Config;
-use crate::wiring::Stores;
+use crate::wiring::{Stores, pool_settings};
 
 /// What the manifest's `format` says, and the version of its layout this binary writes.
 const FORMAT: &str = "kontor-backup";
@@ -774,11 +777,16 @@ pub async fn restore(
             keys_shredded: report.keys_shredded,
             users_erased: report.users_erased,
         });
-    } else if !ledger.is_empty() {
-        // Without the rest, the ledger waits in the control database for the replay.
-        if read_ledger(&control_path).await.is_ok() {
-            erasures_carried = extend_ledger(&control_path, &ledger).await.unwrap_or(0);
-        }
+    } else if !ledger.is_empty() && control_path.exists() {
+        // Without the rest, the ledger waits in the control database for the replay; a control
+        // database from an older release gets its schema first, so that the ledger has a table.
+        let databases = config.databases()?;
+        let control = SqlControl::open(databases.control.expose(), &pool_settings(config))
+            .with_context(|| format!("opening the control database {}", databases.control))?;
+        let migrated = control.migrate().await;
+        control.database().close().await;
+        migrated.context("migrating the restored control database")?;
+        erasures_carried = extend_ledger(&control_path, &ledger).await?;
     }
     progress.finish();
     if manifest.contents == Contents::Data && !replaces_control && ledger_from.is_none() {
