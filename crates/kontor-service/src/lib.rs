@@ -8,6 +8,7 @@ mod details;
 mod directory;
 mod erasure;
 mod error;
+mod export;
 mod gauges;
 mod hub;
 mod keycheck;
@@ -33,6 +34,7 @@ pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionVi
 pub use directory::{BankDirectory, BankEntry};
 pub use erasure::{ErasureRound, REVOCATION_ATTEMPTS, RetentionSettings};
 pub use error::{ServiceError, ServiceResult};
+pub use export::{EXPORT_BATCH, ExportItem, UserExport};
 pub use hub::{Hub, HubSettings};
 pub use keycheck::KeyStatus;
 pub use link::{

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::routes::{
-    accounts, banks, connections, deliveries, events, oauth, ops, payments, users,
+    accounts, banks, connections, deliveries, events, oauth, ops, payments, user_export, users,
     webhook_endpoints,
 };
 
@@ -26,7 +26,7 @@ use crate::routes::{
     ),
     paths(
         oauth::token,
-        users::create, users::list, users::get, users::delete,
+        users::create, users::list, users::get, users::delete, user_export::export,
         banks::list,
         connections::create, connections::list, connections::get, connections::delete,
         connections::refresh, connections::reconfirm,

@@ -113,7 +113,7 @@ pub struct SyncErrorResponse {
 }
 
 impl ConnectionResponse {
-    fn from_connection(
+    pub(crate) fn from_connection(
         c: Connection,
         account_ids: Vec<String>,
         connect_url: Option<String>,

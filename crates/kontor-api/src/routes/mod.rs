@@ -8,6 +8,7 @@ pub mod events;
 pub mod oauth;
 pub mod ops;
 pub mod payments;
+pub mod user_export;
 pub mod users;
 pub mod webhook_endpoints;
 
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/oauth/token", post(oauth::token))
         .route("/v1/users", post(users::create).get(users::list))
         .route("/v1/users/{id}", get(users::get).delete(users::delete))
+        .route("/v1/users/{id}/export", get(user_export::export))
         .route("/v1/banks", get(banks::list))
         .route(
             "/v1/connections",

@@ -15,6 +15,7 @@ mod decoupled;
 mod docs;
 mod erasure;
 mod errors;
+mod export;
 mod forwarded;
 mod headers;
 mod isolation;

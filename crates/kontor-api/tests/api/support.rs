@@ -227,6 +227,13 @@ impl World {
         }
     }
 
+    /// `GET path` with the tenant's token, answered 200, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.app.get(path, &self.token).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     pub async fn events(&self, query: &str) -> Vec<Value> {
         let page: Value = self
             .app
