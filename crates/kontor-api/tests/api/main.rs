@@ -16,6 +16,7 @@ mod docs;
 mod erasure;
 mod errors;
 mod forwarded;
+mod forwarded_certificates;
 mod headers;
 mod isolation;
 mod keys;
