@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use crate::state::ApiSettings;
 
 impl ApiSettings {
-    fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 

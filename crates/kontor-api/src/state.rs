@@ -34,6 +34,10 @@ pub struct ApiSettings {
     /// The proxies in front of the hub: their entries in `X-Forwarded-For` are stepped over to
     /// find the client (see [`ApiSettings::client_ip`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header in which a proxy in `trusted_proxies` that terminated mutual TLS forwards the
+    /// client's certificate (RFC 9440 `Client-Cert`, or URL-encoded PEM). Ignored from anyone
+    /// else; without it only the hub's own TLS connections present certificates.
+    pub client_certificate_header: Option<axum::http::HeaderName>,
 }
 
 impl Default for ApiSettings {
@@ -46,6 +50,7 @@ impl Default for ApiSettings {
             rate_limits: RateLimitSettings::default(),
             bank_deadline: Duration::from_secs(15),
             trusted_proxies: Vec::new(),
+            client_certificate_header: None,
         }
     }
 }

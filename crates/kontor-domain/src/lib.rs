@@ -4,6 +4,7 @@
 pub mod account;
 pub mod bank;
 pub mod bic;
+pub mod certificate;
 pub mod connection;
 pub mod currency;
 pub mod event;
@@ -20,6 +21,7 @@ pub mod user;
 pub mod webhook;
 
 pub use bic::{Bic, BicError};
+pub use certificate::{CertificateBinding, CertificateThumbprint, ThumbprintError};
 pub use connection::{Connection, ConnectionEvent, ConnectionStatus, NewConnection};
 pub use currency::{Currency, CurrencyError};
 pub use iban::{Iban, IbanError};

@@ -1,12 +1,13 @@
-//! The control database: tenants (with the redirect URIs they allow) and API clients.
+//! The control database: tenants (with the redirect URIs they allow) and API clients (with the
+//! certificates they are bound to).
 
 use async_trait::async_trait;
 use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
+use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
 use kontor_store::{
-    ApiClientStore, DatabaseRole, MigrationStatus, NewApiClient, NewTenant, Schema, SecretHash,
-    StoreError, StoreResult, TenantStore, retry_serializable,
+    ApiClientStore, DatabaseRole, MAX_CLIENT_CERTIFICATES, MigrationStatus, NewApiClient,
+    NewTenant, Schema, SecretHash, StoreError, StoreResult, TenantStore, retry_serializable,
 };
 use sqlx::any::AnyRow;
 
@@ -271,6 +272,97 @@ impl ApiClientStore for SqlControl {
             .iter()
             .map(client_from_row)
             .collect()
+    }
+
+    async fn client_certificates(&self, id: &ApiClientId) -> StoreResult<Vec<CertificateBinding>> {
+        self.db
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT thumbprint, created_at FROM api_client_certificates \
+                     WHERE client_id = $1 ORDER BY created_at, thumbprint",
+                )
+                .bind(id.as_str())
+                .fetch_all(pool)
+            })
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(CertificateBinding {
+                    thumbprint: CertificateThumbprint::parse(&column::<String>(row, "thumbprint")?)
+                        .map_err(StoreError::corrupt)?,
+                    bound_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn bind_certificate(
+        &self,
+        id: &ApiClientId,
+        thumbprint: &CertificateThumbprint,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        retry_serializable(self.db.retry_policy(), "bind_certificate", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_clients WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let bound: Vec<String> = sqlx::query_scalar(
+                "SELECT thumbprint FROM api_client_certificates WHERE client_id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            let stored = thumbprint.x5t_s256();
+            if bound.contains(&stored) {
+                return Ok(false);
+            }
+            if bound.len() >= MAX_CLIENT_CERTIFICATES {
+                return Err(StoreError::Conflict {
+                    constraint: "api_client_certificates_limit".to_owned(),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO api_client_certificates (client_id, thumbprint, created_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(id.as_str())
+            .bind(stored.as_str())
+            .bind(at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn unbind_certificate(
+        &self,
+        id: &ApiClientId,
+        thumbprint: &CertificateThumbprint,
+    ) -> StoreResult<bool> {
+        retry_serializable(self.db.retry_policy(), "unbind_certificate", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let result = sqlx::query(
+                "DELETE FROM api_client_certificates WHERE client_id = $1 AND thumbprint = $2",
+            )
+            .bind(id.as_str())
+            .bind(thumbprint.x5t_s256())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            self.db.commit(tx).await?;
+            Ok(result.rows_affected() > 0)
+        })
+        .await
     }
 }
 

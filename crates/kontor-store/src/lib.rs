@@ -43,7 +43,9 @@ pub use payments::{
 };
 pub use retry::{RetryPolicy, retry_serializable};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
-pub use tenants::{ApiClientStore, NewApiClient, NewTenant, SecretHash, TenantStore};
+pub use tenants::{
+    ApiClientStore, MAX_CLIENT_CERTIFICATES, NewApiClient, NewTenant, SecretHash, TenantStore,
+};
 pub use user_erasure::{
     ErasurePhase, ErasureStore, NewRevocation, Revocation, RevocationOutcome, RevocationTally,
     UserErasure,

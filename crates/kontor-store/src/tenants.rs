@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
+use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
 
 use crate::error::StoreResult;
 
@@ -66,4 +66,25 @@ pub trait ApiClientStore: Send + Sync {
     /// Marks the client revoked; revoking twice keeps the first revocation time.
     async fn revoke_client(&self, id: &ApiClientId, at: Timestamp) -> StoreResult<ApiClient>;
     async fn list_clients(&self, tenant: &TenantId) -> StoreResult<Vec<ApiClient>>;
+    /// The certificates the client is bound to, oldest first; empty for an unbound client (or
+    /// one that does not exist).
+    async fn client_certificates(&self, id: &ApiClientId) -> StoreResult<Vec<CertificateBinding>>;
+    /// Binds the client to a certificate; `false` when it already was. `NotFound` when there is
+    /// no such client; `Conflict` when it already has [`MAX_CLIENT_CERTIFICATES`].
+    async fn bind_certificate(
+        &self,
+        id: &ApiClientId,
+        thumbprint: &CertificateThumbprint,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes one binding; `false` when there was none.
+    async fn unbind_certificate(
+        &self,
+        id: &ApiClientId,
+        thumbprint: &CertificateThumbprint,
+    ) -> StoreResult<bool>;
 }
+
+/// Certificates one client may be bound to at once: enough to overlap a rotation, few enough
+/// that the check stays a short list.
+pub const MAX_CLIENT_CERTIFICATES: usize = 10;

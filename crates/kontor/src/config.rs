@@ -85,6 +85,11 @@ pub struct ServerConfig {
     /// The proxies in front of the hub, as addresses or CIDR ranges (`10.0.0.0/8`): the header
     /// counts only on connections from them, and the client is the rightmost entry not theirs.
     pub trusted_proxies: Vec<String>,
+    /// Behind an ingress that terminates mutual TLS: the request header in which it forwards
+    /// the client's certificate (RFC 9440 `Client-Cert`, or URL-encoded PEM as nginx's
+    /// `$ssl_client_escaped_cert`). Believed only on connections from `trusted_proxies`
+    /// (which must then be set); from anyone else it is ignored.
+    pub client_certificate_header: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// After SIGTERM or Ctrl-C, how long the process goes on serving with `/readyz` failing
@@ -119,10 +124,14 @@ pub struct TlsConfig {
     /// PEM private key of the leaf.
     pub key: PathBuf,
     /// PEM CA certificates that tenants' client certificates must chain to. When set, clients
-    /// may present a certificate (none is still accepted), and API clients bound to one
-    /// (`kontor clients bind`) are accepted only with it.
+    /// may present a certificate, and API clients bound to one (`kontor clients bind`) are
+    /// accepted only with it.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
+    /// `optional` (default): a client without a certificate is still served (unbound API
+    /// clients, probes); `required`: the handshake fails without one. Needs `client_ca`.
+    #[serde(default)]
+    pub client_auth: kontor_api::server::tls::ClientAuth,
     /// How often the files are read to see whether they changed (SIGHUP reads them at once).
     #[serde(default = "TlsConfig::default_reload_interval")]
     pub reload_interval_seconds: u64,
@@ -138,6 +147,7 @@ impl TlsConfig {
             certificate: self.certificate.clone(),
             key: self.key.clone(),
             client_ca: self.client_ca.clone(),
+            client_auth: self.client_auth,
         }
     }
 }
@@ -244,6 +254,7 @@ impl Default for ServerConfig {
             keep_alive_timeout_seconds: http.keep_alive_timeout.as_secs(),
             connection_limit: http.connection_limit,
             trusted_proxies: Vec::new(),
+            client_certificate_header: None,
             tls: None,
         }
     }
@@ -275,10 +286,18 @@ impl ServerConfig {
         if self.drain_seconds > 300 {
             bail!("server.drain_seconds must be between 0 and 300");
         }
-        if let Some(tls) = &self.tls
-            && !(1..=3600).contains(&tls.reload_interval_seconds)
-        {
-            bail!("server.tls.reload_interval_seconds must be between 1 and 3600");
+        if let Some(tls) = &self.tls {
+            if !(1..=3600).contains(&tls.reload_interval_seconds) {
+                bail!("server.tls.reload_interval_seconds must be between 1 and 3600");
+            }
+            if tls.client_auth == kontor_api::server::tls::ClientAuth::Required
+                && tls.client_ca.is_none()
+            {
+                bail!(
+                    "server.tls.client_auth = \"required\" needs server.tls.client_ca: the CA \
+                     certificates that clients' certificates must chain to"
+                );
+            }
         }
         if !(1_000..=300_000).contains(&self.bank_deadline_ms) {
             bail!("server.bank_deadline_ms must be between 1000 and 300000");

@@ -428,6 +428,9 @@ pub fn app_state(config: &Config, hub: Hub) -> anyhow::Result<AppState> {
         rate_limits: config.rate_limits.settings(),
         bank_deadline: Duration::from_millis(config.server.bank_deadline_ms),
         trusted_proxies: crate::config::security::trusted_proxies(&config.server)?,
+        client_certificate_header: crate::config::security::client_certificate_header(
+            &config.server,
+        )?,
     };
     Ok(AppState::new(hub, tokens, settings))
 }

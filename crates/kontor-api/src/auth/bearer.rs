@@ -1,10 +1,12 @@
 //! The bearer-token extractor: every tenant route takes an [`Authenticated`], through
 //! [`super::Scoped`], which names the scope it needs. The token's signature and expiry are
 //! checked locally; whether its client has been revoked is asked of the control database at most
-//! once per client per cache period. Then the tenant's rate limit takes one request.
+//! once per client per cache period, together with the certificates it is bound to, which a
+//! bound token's request must present (`super::certificate`). Then the tenant's rate limit
+//! takes one request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -12,7 +14,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use kontor_domain::tenant::{Scope, Scopes};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
+use kontor_domain::{ApiClientId, CertificateThumbprint, TenantId};
 use kontor_store::{ControlStore, StoreError};
 
 use crate::auth::TokenError;
@@ -82,13 +84,16 @@ impl FromRequestParts<AppState> for Authenticated {
                 .with_challenge(CHALLENGE_INVALID),
                 _ => invalid("the token is not valid"),
             })?;
-        if !state
+        let standing = state
             .clients()
-            .is_active(state.control(), &claims.client)
-            .await?
-        {
+            .standing(state.control(), &claims.client)
+            .await?;
+        if !standing.active {
             return Err(invalid("the token's client has been revoked"));
         }
+        let presented =
+            super::certificate::presented(state.settings(), &parts.headers, &parts.extensions);
+        super::certificate::confirm(&claims, &standing.certificates, presented)?;
         let span = tracing::Span::current();
         span.record("tenant.id", claims.tenant.as_str());
         span.record("client.id", claims.client.as_str());
@@ -104,10 +109,18 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// Remembers, for a short while, which clients are active.
+/// What the API needs to know of a client on every request.
+#[derive(Debug, Clone)]
+pub(crate) struct Standing {
+    pub active: bool,
+    /// The certificates the client is bound to; empty when it is not.
+    pub certificates: Arc<[CertificateThumbprint]>,
+}
+
+/// Remembers, for a short while, which clients are active and what they are bound to.
 pub(crate) struct ClientCache {
     ttl: Duration,
-    entries: Mutex<HashMap<ApiClientId, (bool, Instant)>>,
+    entries: Mutex<HashMap<ApiClientId, (Standing, Instant)>>,
 }
 
 impl ClientCache {
@@ -120,38 +133,52 @@ impl ClientCache {
         }
     }
 
-    fn cached(&self, client: &ApiClientId) -> Option<bool> {
+    fn cached(&self, client: &ApiClientId) -> Option<Standing> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(client)
             .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(active, _)| *active)
+            .map(|(standing, _)| standing.clone())
     }
 
-    fn remember(&self, client: &ApiClientId, active: bool) {
+    fn remember(&self, client: &ApiClientId, standing: Standing) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::MAX_ENTRIES {
                 let ttl = self.ttl;
                 entries.retain(|_, (_, at)| at.elapsed() < ttl);
             }
-            entries.insert(client.clone(), (active, Instant::now()));
+            entries.insert(client.clone(), (standing, Instant::now()));
         }
     }
 
-    pub(crate) async fn is_active(
+    pub(crate) async fn standing(
         &self,
         control: &dyn ControlStore,
         client: &ApiClientId,
-    ) -> Result<bool, ApiError> {
-        if let Some(active) = self.cached(client) {
-            return Ok(active);
+    ) -> Result<Standing, ApiError> {
+        if let Some(standing) = self.cached(client) {
+            return Ok(standing);
         }
         let active = match control.client(client).await {
             Ok(client) => client.is_active(),
             Err(StoreError::NotFound) => false,
             Err(err) => return Err(err.into()),
         };
-        self.remember(client, active);
-        Ok(active)
+        let certificates = if active {
+            control
+                .client_certificates(client)
+                .await?
+                .into_iter()
+                .map(|binding| binding.thumbprint)
+                .collect()
+        } else {
+            Arc::from([])
+        };
+        let standing = Standing {
+            active,
+            certificates,
+        };
+        self.remember(client, standing.clone());
+        Ok(standing)
     }
 }

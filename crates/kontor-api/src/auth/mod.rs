@@ -1,6 +1,7 @@
 //! Tenant authentication: OAuth2 client credentials exchanged for short-lived bearer tokens.
 
 pub(crate) mod bearer;
+pub(crate) mod certificate;
 pub mod scoped;
 mod secret;
 mod token;

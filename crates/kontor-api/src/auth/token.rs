@@ -2,13 +2,15 @@
 //! signature an HMAC-SHA256 over everything before it. Tokens are opaque to tenants; the format
 //! only has to let any node verify them without a database round trip. Several keys may verify
 //! at once (the first signs), so the signing key can be rotated without logging anyone out.
+//! A token issued over mutual TLS to a client bound to a certificate carries RFC 8705's
+//! confirmation claim, `cnf: {"x5t#S256": …}`, and is good only with that certificate.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use kontor_domain::tenant::Scopes;
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
+use kontor_domain::{ApiClientId, CertificateThumbprint, TenantId};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -79,6 +81,8 @@ pub struct Claims {
     pub scopes: Scopes,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The certificate the token is bound to (RFC 8705), if any.
+    pub certificate: Option<CertificateThumbprint>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,6 +92,16 @@ struct WireClaims {
     scp: String,
     iat: i64,
     exp: i64,
+    /// Absent in unbound tokens, and in every token issued before binding existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+/// RFC 8705 §3.1's confirmation method.
+#[derive(Serialize, Deserialize)]
+struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -122,11 +136,24 @@ impl TokenService {
         self.ttl_seconds
     }
 
+    /// An unbound token.
     pub fn issue(
         &self,
         tenant: &TenantId,
         client: &ApiClientId,
         scopes: &Scopes,
+        now: Timestamp,
+    ) -> (String, Claims) {
+        self.issue_bound(tenant, client, scopes, None, now)
+    }
+
+    /// A token bound to `certificate` when given (RFC 8705 `cnf`).
+    pub fn issue_bound(
+        &self,
+        tenant: &TenantId,
+        client: &ApiClientId,
+        scopes: &Scopes,
+        certificate: Option<CertificateThumbprint>,
         now: Timestamp,
     ) -> (String, Claims) {
         let claims = Claims {
@@ -135,6 +162,7 @@ impl TokenService {
             scopes: scopes.clone(),
             issued_at: now,
             expires_at: now.plus_seconds(self.ttl_seconds),
+            certificate,
         };
         let wire = WireClaims {
             ten: tenant.to_string(),
@@ -142,6 +170,9 @@ impl TokenService {
             scp: scopes.to_string(),
             iat: now.unix_seconds(),
             exp: claims.expires_at.unix_seconds(),
+            cnf: certificate.map(|c| Confirmation {
+                x5t_s256: c.x5t_s256(),
+            }),
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default());
         let key = &self.keys[0];
@@ -184,6 +215,11 @@ impl TokenService {
             scopes: Scopes::parse(&wire.scp).map_err(|_| TokenError::Malformed)?,
             issued_at: Timestamp::from_unix_micros(wire.iat.saturating_mul(1_000_000)),
             expires_at: Timestamp::from_unix_micros(wire.exp.saturating_mul(1_000_000)),
+            certificate: wire
+                .cnf
+                .map(|cnf| CertificateThumbprint::parse(&cnf.x5t_s256))
+                .transpose()
+                .map_err(|_| TokenError::Malformed)?,
         };
         if now >= claims.expires_at {
             return Err(TokenError::Expired);
@@ -254,6 +290,32 @@ mod tests {
             service.verify(&token.replacen("kt1.k1.", "kt1.k9.", 1), now),
             Err(TokenError::UnknownKey)
         );
+    }
+
+    #[test]
+    fn a_bound_token_carries_its_certificate_and_old_tokens_none() {
+        let service = TokenService::new(vec![key("k1", 1)], 900).unwrap();
+        let (tenant, client) = ids();
+        let now = Timestamp::now();
+        let thumbprint = CertificateThumbprint::of_der(b"certificate");
+        let (token, claims) =
+            service.issue_bound(&tenant, &client, &Scopes::all(), Some(thumbprint), now);
+        assert_eq!(claims.certificate, Some(thumbprint));
+        assert_eq!(
+            service.verify(&token, now).unwrap().certificate,
+            Some(thumbprint)
+        );
+        let payload = token.split('.').nth(2).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(json["cnf"]["x5t#S256"], thumbprint.x5t_s256());
+
+        let (unbound, _) = service.issue(&tenant, &client, &Scopes::all(), now);
+        let payload = unbound.split('.').nth(2).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(json.get("cnf").is_none(), "{json}");
+        assert_eq!(service.verify(&unbound, now).unwrap().certificate, None);
     }
 
     #[test]

@@ -45,7 +45,11 @@ pub(crate) fn standard_errors(
         ));
     }
     if takes_bearer(operation) {
-        errors.push(("401", "The bearer token is missing, invalid or expired"));
+        errors.push((
+            "401",
+            "The bearer token is missing, invalid or expired, or bound to a client certificate \
+             the request did not present",
+        ));
         errors.push(("403", "The token lacks the scope this operation needs"));
     }
     if has_parameter(operation, Some(&ParameterIn::Path)) {

@@ -3,6 +3,11 @@
 //! never both, and gets a short-lived bearer token for the scopes it asked for (all of its own by
 //! default). Errors use the API's envelope, with RFC 6749's error names as codes. Failed
 //! authentications are rate-limited per client id and per address (`crate::limits`).
+//!
+//! A client bound to certificates (`kontor clients bind`) must, besides its secret, present one
+//! of them over mutual TLS; its token is then bound to that certificate (RFC 8705 §3, the
+//! `cnf` claim), and is good only on requests that present the same one. Without it, or with
+//! another certificate, the answer is `invalid_client` and counts as a failed authentication.
 
 use std::collections::HashMap;
 
@@ -20,7 +25,7 @@ use kontor_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::verify_secret;
+use crate::auth::{certificate, verify_secret};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
 use crate::extract::{Peer, body_bytes, has_content_type};
 use crate::pages::client_ip;
@@ -62,7 +67,11 @@ fn invalid_request(message: &str) -> ApiError {
 }
 
 fn invalid_client(basic: bool) -> ApiError {
-    let err = ApiError::new(ErrorCode::InvalidClient, "client authentication failed");
+    invalid_client_because(basic, "client authentication failed")
+}
+
+fn invalid_client_because(basic: bool, message: &str) -> ApiError {
+    let err = ApiError::new(ErrorCode::InvalidClient, message);
     if basic {
         err.with_challenge(BASIC_CHALLENGE)
     } else {
@@ -109,6 +118,10 @@ fn parse_form(body: &[u8]) -> ApiResult<HashMap<String, String>> {
 }
 
 /// Exchange client credentials for a bearer token.
+///
+/// A client bound to certificates must also present one of them over mutual TLS; its token is
+/// then bound to that certificate (RFC 8705: the same certificate must be presented with the
+/// token on every request).
 #[utoipa::path(
     post, path = "/v1/oauth/token", tag = "auth", operation_id = "createToken",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
@@ -116,7 +129,7 @@ fn parse_form(body: &[u8]) -> ApiResult<HashMap<String, String>> {
     responses(
         (status = 200, description = "A bearer token", body = TokenResponse),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = ErrorEnvelope),
-        (status = 401, description = "invalid_client", body = ErrorEnvelope),
+        (status = 401, description = "invalid_client: unknown client, wrong secret, revoked, or a client bound to certificates that did not present one of them over mutual TLS", body = ErrorEnvelope),
         (status = 413, description = "Body too large", body = ErrorEnvelope),
         (status = 415, description = "Not a form body", body = ErrorEnvelope),
         (status = 429, description = "rate_limited: too many failed authentications from this address or for this client", body = ErrorEnvelope),
@@ -145,6 +158,7 @@ pub async fn token(
         ));
     }
     let basic = basic_credentials(request.headers()).map_err(|err| failed(None, err))?;
+    let presented = certificate::presented(state.settings(), request.headers(), &extensions);
     let body = body_bytes(request).await?;
     let mut form = parse_form(&body)?;
 
@@ -185,6 +199,18 @@ pub async fn token(
         tracing::info!(client.id = %client.id, "client authentication failed");
         return Err(failed(Some(&client_id), invalid_client(via_basic)));
     }
+    // Checked only once the secret is: whether a client is bound tells nobody else anything.
+    let bound: Vec<_> = state
+        .control()
+        .client_certificates(&client.id)
+        .await?
+        .into_iter()
+        .map(|binding| binding.thumbprint)
+        .collect();
+    let confirmation = certificate::for_token(&bound, presented).map_err(|problem| {
+        tracing::info!(client.id = %client.id, problem, "client certificate refused");
+        failed(Some(&client_id), invalid_client_because(via_basic, problem))
+    })?;
 
     let scopes = match form.remove("scope").filter(|s| !s.trim().is_empty()) {
         None => client.scopes.clone(),
@@ -200,11 +226,19 @@ pub async fn token(
             requested
         }
     };
-    let (access_token, claims) =
-        state
-            .tokens()
-            .issue(&client.tenant_id, &client.id, &scopes, Timestamp::now());
-    tracing::info!(client.id = %client.id, tenant.id = %client.tenant_id, "token issued");
+    let (access_token, claims) = state.tokens().issue_bound(
+        &client.tenant_id,
+        &client.id,
+        &scopes,
+        confirmation,
+        Timestamp::now(),
+    );
+    tracing::info!(
+        client.id = %client.id,
+        tenant.id = %client.tenant_id,
+        certificate_bound = confirmation.is_some(),
+        "token issued"
+    );
     let body = TokenResponse {
         access_token,
         token_type: "Bearer",

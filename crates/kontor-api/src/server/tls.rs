@@ -29,9 +29,24 @@ pub struct TlsFiles {
     /// The leaf's private key, PEM (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
     /// When set, clients may present a certificate, which must chain to one of these CAs (PEM);
-    /// a client that presents none is still served (tenants bound to a certificate are checked
-    /// by the API).
+    /// whether one that presents none is served is `client_auth` (tenants bound to a
+    /// certificate are checked by the API either way).
     pub client_ca: Option<PathBuf>,
+    /// Whether the handshake demands a client certificate (only with `client_ca`).
+    pub client_auth: ClientAuth,
+}
+
+/// Whether clients must present a certificate to connect at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A client may present a certificate; one without is served, and only clients bound to
+    /// certificates are refused without theirs.
+    #[default]
+    Optional,
+    /// The handshake fails without a certificate that chains to `client_ca`: every caller,
+    /// probes included, must have one.
+    Required,
 }
 
 /// Why a set of files cannot be used.
@@ -279,10 +294,14 @@ fn build(
             for ca in certificates(path, pem)? {
                 roots.add(ca).map_err(|err| invalid(path, err))?;
             }
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|err| invalid(path, err))?
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            match files.client_auth {
+                ClientAuth::Optional => builder.allow_unauthenticated(),
+                ClientAuth::Required => builder,
+            }
+            .build()
+            .map_err(|err| invalid(path, err))?
         }
         _ => WebPkiClientVerifier::no_client_auth(),
     };
@@ -323,4 +342,29 @@ impl ClientCertificate {
     pub fn hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// What `kontor clients bind --certificate` reads: the first certificate of a PEM file, its
+/// thumbprint, and its subject and expiry to show the operator what was bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemCertificate {
+    pub thumbprint: kontor_domain::CertificateThumbprint,
+    pub subject: String,
+    pub not_after: i64,
+}
+
+/// Reads the first certificate of `pem`; a PEM without one, or whose first does not parse as
+/// X.509, is refused with the reason.
+pub fn pem_certificate(pem: &[u8]) -> Result<PemCertificate, String> {
+    let first = CertificateDer::pem_slice_iter(pem)
+        .next()
+        .ok_or("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")?
+        .map_err(|err| format!("not a PEM certificate: {err}"))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(first.as_ref())
+        .map_err(|err| format!("the certificate does not parse: {err}"))?;
+    Ok(PemCertificate {
+        thumbprint: kontor_domain::CertificateThumbprint::of_der(first.as_ref()),
+        subject: parsed.subject().to_string(),
+        not_after: parsed.validity().not_after.timestamp(),
+    })
 }

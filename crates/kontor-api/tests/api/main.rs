@@ -17,6 +17,7 @@ mod erasure;
 mod errors;
 mod export;
 mod forwarded;
+mod forwarded_certificates;
 mod headers;
 mod isolation;
 mod keys;

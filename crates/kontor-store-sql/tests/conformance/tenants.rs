@@ -2,8 +2,8 @@
 
 use kontor_domain::tenant::{Scope, Scopes, TenantName};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
-use kontor_store::{NewApiClient, NewTenant, SecretHash, StoreError};
+use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
+use kontor_store::{MAX_CLIENT_CERTIFICATES, NewApiClient, NewTenant, SecretHash, StoreError};
 use kontor_test_support::TestStores;
 
 pub fn new_tenant(name: &str) -> (NewTenant, NewApiClient) {
@@ -144,4 +144,117 @@ pub async fn redirect_uris_are_replaced_whole_per_tenant(stores: TestStores) {
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn certificates_are_bound_per_client(stores: TestStores) {
+    let control = stores.control();
+    let (tenant, client) = new_tenant("Acme");
+    control.create_tenant(&tenant, &client).await.unwrap();
+    let other = new_client(&tenant.id);
+    control.create_client(&other).await.unwrap();
+    assert!(
+        control
+            .client_certificates(&client.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let first = CertificateThumbprint::of_der(b"first");
+    let second = CertificateThumbprint::of_der(b"second");
+    let at = Timestamp::from_unix_micros(1_000_000);
+    assert!(
+        control
+            .bind_certificate(&client.id, &first, at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !control
+            .bind_certificate(&client.id, &first, Timestamp::now())
+            .await
+            .unwrap(),
+        "binding twice changes nothing"
+    );
+    let later = Timestamp::from_unix_micros(2_000_000);
+    assert!(
+        control
+            .bind_certificate(&client.id, &second, later)
+            .await
+            .unwrap()
+    );
+    let bound = control.client_certificates(&client.id).await.unwrap();
+    assert_eq!(
+        bound,
+        [
+            CertificateBinding {
+                thumbprint: first,
+                bound_at: at
+            },
+            CertificateBinding {
+                thumbprint: second,
+                bound_at: later
+            },
+        ]
+    );
+    assert!(
+        control
+            .client_certificates(&other.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(
+        control
+            .unbind_certificate(&client.id, &first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !control
+            .unbind_certificate(&client.id, &first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !control
+            .unbind_certificate(&other.id, &second)
+            .await
+            .unwrap()
+    );
+    let bound = control.client_certificates(&client.id).await.unwrap();
+    assert_eq!(bound.len(), 1);
+    assert_eq!(bound[0].thumbprint, second);
+
+    assert!(matches!(
+        control
+            .bind_certificate(&ApiClientId::generate(), &first, at)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn a_client_has_a_bounded_number_of_certificates(stores: TestStores) {
+    let control = stores.control();
+    let (tenant, client) = new_tenant("Acme");
+    control.create_tenant(&tenant, &client).await.unwrap();
+    let now = Timestamp::now();
+    for i in 0..MAX_CLIENT_CERTIFICATES {
+        let thumbprint = CertificateThumbprint::of_der(&i.to_be_bytes());
+        assert!(
+            control
+                .bind_certificate(&client.id, &thumbprint, now)
+                .await
+                .unwrap()
+        );
+    }
+    let one_more = CertificateThumbprint::of_der(b"one more");
+    assert!(matches!(
+        control.bind_certificate(&client.id, &one_more, now).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let bound = control.client_certificates(&client.id).await.unwrap();
+    assert_eq!(bound.len(), MAX_CLIENT_CERTIFICATES);
+    assert!(bound.iter().all(|b| b.thumbprint != one_more));
 }

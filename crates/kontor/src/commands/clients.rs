@@ -1,14 +1,16 @@
-//! `kontor clients create|revoke|list`: a tenant's API clients. Revocation stops new tokens at
-//! once and existing ones within `auth.client_cache_seconds`.
+//! `kontor clients create|revoke|list|bind|unbind`: a tenant's API clients and the certificates
+//! they are bound to. Revocation and unbinding stop new tokens at once and existing ones within
+//! `auth.client_cache_seconds`.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use kontor_api::auth::ClientSecret;
 use kontor_domain::tenant::{ApiClient, Scopes};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
-use kontor_store::{ApiClientStore, NewApiClient, StoreError};
+use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
+use kontor_store::{ApiClientStore, MAX_CLIENT_CERTIFICATES, NewApiClient, StoreError};
 
 use crate::config::Config;
 use crate::wiring::Stores;
@@ -91,16 +93,184 @@ pub async fn list(config: &Config, tenant: &str, json: bool) -> anyhow::Result<(
         .list_clients(&tenant)
         .await
         .context("listing clients")?;
+    let mut bound = Vec::with_capacity(clients.len());
+    for client in &clients {
+        let certificates = stores
+            .control
+            .client_certificates(&client.id)
+            .await
+            .context("reading the clients' certificates")?;
+        bound.push(certificates);
+    }
     stores.close().await;
     let mut out = std::io::stdout().lock();
     if json {
-        let rows: Vec<_> = clients.iter().map(describe).collect();
+        let rows: Vec<_> = clients
+            .iter()
+            .zip(&bound)
+            .map(|(client, certificates)| {
+                let mut row = describe(client);
+                row["certificates"] = certificates_json(certificates);
+                row
+            })
+            .collect();
         writeln!(out, "{}", serde_json::Value::Array(rows))?;
     } else {
-        for c in clients {
+        for (c, certificates) in clients.iter().zip(&bound) {
             let state = if c.is_active() { "active" } else { "revoked" };
             writeln!(out, "{}  {state}  {}", c.id, c.scopes)?;
+            for binding in certificates {
+                writeln!(out, "    bound to x5t#S256 {}", binding.thumbprint)?;
+            }
         }
+    }
+    Ok(())
+}
+
+fn certificates_json(certificates: &[CertificateBinding]) -> serde_json::Value {
+    certificates
+        .iter()
+        .map(|binding| {
+            serde_json::json!({
+                "x5t#S256": binding.thumbprint.x5t_s256(),
+                "sha256": binding.thumbprint.hex(),
+                "bound_at": binding.bound_at,
+            })
+        })
+        .collect()
+}
+
+/// Where the certificate to bind comes from.
+#[derive(Debug)]
+pub enum CertificateSource {
+    File(PathBuf),
+    Thumbprint(String),
+}
+
+pub async fn bind(
+    config: &Config,
+    client: &str,
+    source: CertificateSource,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = ApiClientId::parse(client).context("client id")?;
+    let (thumbprint, described) = match source {
+        CertificateSource::File(path) => {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("--certificate: reading {}", path.display()))?;
+            let certificate =
+                kontor_api::server::tls::pem_certificate(&pem).map_err(|problem| {
+                    anyhow::anyhow!("--certificate {}: {problem}", path.display())
+                })?;
+            let described = format!(
+                "{} (expires {})",
+                certificate.subject,
+                kontor_domain::time::Timestamp::from_unix_micros(
+                    certificate.not_after.saturating_mul(1_000_000)
+                )
+            );
+            (certificate.thumbprint, Some(described))
+        }
+        CertificateSource::Thumbprint(raw) => (
+            CertificateThumbprint::parse(&raw).context("--thumbprint")?,
+            None,
+        ),
+    };
+    let stores = Stores::open_for_control(config).await?;
+    let added = match stores
+        .control
+        .bind_certificate(&id, &thumbprint, Timestamp::now())
+        .await
+    {
+        Ok(added) => added,
+        Err(StoreError::NotFound) => anyhow::bail!("no client {id}"),
+        Err(StoreError::Conflict { .. }) => anyhow::bail!(
+            "client {id} is already bound to {MAX_CLIENT_CERTIFICATES} certificates; unbind one \
+             first"
+        ),
+        Err(err) => return Err(err).context("binding the certificate"),
+    };
+    let certificates = stores
+        .control
+        .client_certificates(&id)
+        .await
+        .context("reading the client's certificates")?;
+    stores.close().await;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let body = serde_json::json!({
+            "client_id": id,
+            "x5t#S256": thumbprint.x5t_s256(),
+            "sha256": thumbprint.hex(),
+            "added": added,
+            "certificates": certificates_json(&certificates),
+        });
+        writeln!(out, "{body}")?;
+    } else {
+        let verb = if added { "bound" } else { "already bound" };
+        writeln!(out, "{id} {verb} to x5t#S256 {thumbprint}")?;
+        if let Some(described) = described {
+            writeln!(out, "certificate:   {described}")?;
+        }
+        writeln!(
+            out,
+            "The client now gets tokens only over mutual TLS with one of its {} certificate(s).",
+            certificates.len()
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn unbind(
+    config: &Config,
+    client: &str,
+    thumbprint: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = ApiClientId::parse(client).context("client id")?;
+    let thumbprint = CertificateThumbprint::parse(thumbprint).context("--thumbprint")?;
+    let stores = Stores::open_for_control(config).await?;
+    match stores.control.client(&id).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => anyhow::bail!("no client {id}"),
+        Err(err) => return Err(err).context("reading the client"),
+    }
+    let removed = stores
+        .control
+        .unbind_certificate(&id, &thumbprint)
+        .await
+        .context("unbinding the certificate")?;
+    let certificates = stores
+        .control
+        .client_certificates(&id)
+        .await
+        .context("reading the client's certificates")?;
+    stores.close().await;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let body = serde_json::json!({
+            "client_id": id,
+            "x5t#S256": thumbprint.x5t_s256(),
+            "removed": removed,
+            "certificates": certificates_json(&certificates),
+        });
+        writeln!(out, "{body}")?;
+    } else if !removed {
+        writeln!(
+            out,
+            "{id} was not bound to x5t#S256 {thumbprint}; nothing changed"
+        )?;
+    } else if certificates.is_empty() {
+        writeln!(
+            out,
+            "unbound; {id} is bound to no certificate now and works without one"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "unbound; {id} is still bound to {} certificate(s)",
+            certificates.len()
+        )?;
     }
     Ok(())
 }

@@ -56,6 +56,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
                 subject = %summary.subject,
                 not_after = summary.not_after,
                 client_ca = tls.client_ca.is_some(),
+                client_auth = ?tls.client_auth,
                 "TLS certificate loaded"
             );
             let reloader = Arc::new(reloader);

@@ -25,6 +25,7 @@ pub(super) fn validate(config: &Config) -> anyhow::Result<()> {
              ranges) of the proxies in front of the hub, whose X-Forwarded-For entries are believed"
         );
     }
+    client_certificate_header(&config.server)?;
     if config.development {
         return Ok(());
     }
@@ -53,6 +54,27 @@ pub(super) fn validate(config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The header a trusted proxy forwards client certificates in, checked: a valid header name, and
+/// proxies to trust it from.
+pub fn client_certificate_header(
+    server: &ServerConfig,
+) -> anyhow::Result<Option<axum::http::HeaderName>> {
+    let Some(raw) = &server.client_certificate_header else {
+        return Ok(None);
+    };
+    let name = axum::http::HeaderName::from_bytes(raw.trim().as_bytes()).map_err(|_| {
+        anyhow::anyhow!("server.client_certificate_header: {raw:?} is not a header name")
+    })?;
+    if trusted_proxies(server)?.is_empty() {
+        bail!(
+            "server.client_certificate_header needs server.trusted_proxies: the addresses (or \
+             CIDR ranges) of the proxies that verify client certificates and forward them; the \
+             header is believed only from them"
+        );
+    }
+    Ok(Some(name))
 }
 
 /// The trusted proxies as ranges; a bare address is a range of one.
