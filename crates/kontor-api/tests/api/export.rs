@@ -149,6 +149,12 @@ async fn export_story(backend: Backend, test: &str) {
         exported.len()
     );
     assert_eq!(exported.len(), listed.len());
+    eprintln!(
+        "export: {} lines in {chunks} chunks, {} transactions over {} accounts, {summary_counts:?}",
+        lines.len(),
+        exported.len(),
+        accounts.len()
+    );
     assert_eq!(ids(exported.clone()), ids(listed.clone()));
     assert_eq!(
         exported, listed,
