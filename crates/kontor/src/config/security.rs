@@ -206,6 +206,36 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_client_certificate_needs_proxies_and_a_header_name() {
+        let unset = ServerConfig::default();
+        assert_eq!(client_certificate_header(&unset).unwrap(), None);
+        let without_proxies = ServerConfig {
+            client_certificate_header: Some("Client-Cert".to_owned()),
+            ..ServerConfig::default()
+        };
+        let err = client_certificate_header(&without_proxies)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs server.trusted_proxies"), "{err}");
+        let bad_name = ServerConfig {
+            client_certificate_header: Some("client cert".to_owned()),
+            trusted_proxies: vec!["10.0.0.0/8".to_owned()],
+            ..ServerConfig::default()
+        };
+        let err = client_certificate_header(&bad_name)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a header name"), "{err}");
+        let good = ServerConfig {
+            client_certificate_header: Some("Client-Cert".to_owned()),
+            trusted_proxies: vec!["10.0.0.0/8".to_owned()],
+            ..ServerConfig::default()
+        };
+        let name = client_certificate_header(&good).unwrap().unwrap();
+        assert_eq!(name.as_str(), "client-cert");
+    }
+
+    #[test]
     fn trusted_proxies_are_ranges_or_addresses() {
         let server = ServerConfig {
             trusted_proxies: vec![
