@@ -60,7 +60,9 @@ fn forwarded(value: &str) -> Option<CertificateThumbprint> {
         STANDARD.decode(inner).ok()?
     } else {
         // `+` is base64 here, never an encoded space.
-        let pem = percent_encoding::percent_decode_str(value).decode_utf8().ok()?;
+        let pem = percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .ok()?;
         let pem = pem.trim();
         if !pem.starts_with("-----BEGIN CERTIFICATE-----") {
             return None;

@@ -206,6 +206,28 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_client_certificate_needs_proxies_and_a_header_name() {
+        let server = |header: Option<&str>, proxies: &[&str]| ServerConfig {
+            client_certificate_header: header.map(str::to_owned),
+            trusted_proxies: proxies.iter().map(|p| (*p).to_owned()).collect(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(client_certificate_header(&server(None, &[])).unwrap(), None);
+        for (header, proxies, expected) in [
+            ("Client-Cert", &[][..], "needs server.trusted_proxies"),
+            ("client cert", &["10.0.0.0/8"][..], "is not a header name"),
+        ] {
+            let err = client_certificate_header(&server(Some(header), proxies))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let good = server(Some("Client-Cert"), &["10.0.0.0/8"]);
+        let name = client_certificate_header(&good).unwrap().unwrap();
+        assert_eq!(name.as_str(), "client-cert");
+    }
+
+    #[test]
     fn trusted_proxies_are_ranges_or_addresses() {
         let server = ServerConfig {
             trusted_proxies: vec![
