@@ -127,10 +127,15 @@ impl Journal {
 /// The writes around an event at `at_ms`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Outage {
-    /// The longest time without an acknowledged write across the event: from the last write
-    /// acknowledged before it to the first acknowledged after it. Failing and hanging writes
-    /// count alike. `None` when no write was acknowledged after the event.
+    /// The longest time without an acknowledged write from the last one acknowledged before
+    /// the event on: the longest gap between two consecutive acknowledgements (a write that
+    /// committed before the event may still be answered just after it, so the first answer
+    /// after the event does not end the outage by itself). Failing and hanging writes count
+    /// alike. `None` when no write was acknowledged after the event.
     pub write_outage_ms: Option<u64>,
+    /// Where that gap began and ended, ms after the event (negative: before it).
+    pub gap_from_ms: Option<i64>,
+    pub gap_to_ms: Option<i64>,
     /// The last acknowledged write before the event, ms before it.
     pub last_ok_before_ms: Option<u64>,
     /// The first acknowledged write after the event, ms after it.
@@ -182,12 +187,29 @@ pub fn outage(entries: &[Entry], at_ms: u64, until_ms: u64) -> Outage {
         .map(|e| e.end_ms.saturating_sub(e.start_ms))
         .filter(|ms| *ms > 1000)
         .collect();
+    // Acknowledgements from the last before the event on, in order; the longest gap.
+    let from = last_ok_before.unwrap_or(at_ms);
+    let mut acks: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.ok_write() && e.end_ms >= from && e.end_ms <= until_ms)
+        .map(|e| e.end_ms)
+        .collect();
+    acks.sort_unstable();
+    let mut gap: Option<(u64, u64)> = None;
+    let mut previous = from;
+    for ack in acks {
+        if ack > previous && gap.is_none_or(|(a, b)| ack - previous > b - a) {
+            gap = Some((previous, ack));
+        }
+        previous = previous.max(ack);
+    }
+    let relative =
+        |t: u64| i64::try_from(t).unwrap_or(i64::MAX) - i64::try_from(at_ms).unwrap_or(0);
+    let gap = gap.filter(|_| first_ok_after.is_some());
     Outage {
-        write_outage_ms: match (last_ok_before, first_ok_after) {
-            (Some(before), Some(after)) => Some(after - before),
-            (None, Some(after)) => Some(after - at_ms),
-            _ => None,
-        },
+        write_outage_ms: gap.map(|(a, b)| b - a),
+        gap_from_ms: gap.map(|(a, _)| relative(a)),
+        gap_to_ms: gap.map(|(_, b)| relative(b)),
         last_ok_before_ms: last_ok_before.map(|b| at_ms - b),
         first_ok_after_ms: first_ok_after.map(|a| a - at_ms),
         first_failed_to_ok_ms,
@@ -268,10 +290,28 @@ mod tests {
         ];
         let o = outage(&entries, 1000, 10_000);
         assert_eq!(o.write_outage_ms, Some(4200 - 980));
+        assert_eq!((o.gap_from_ms, o.gap_to_ms), (Some(-20), Some(3200)));
         assert_eq!(o.last_ok_before_ms, Some(20));
         assert_eq!(o.first_ok_after_ms, Some(3200));
         assert_eq!(o.first_failed_to_ok_ms, Some(4200 - 1500));
         assert_eq!((o.slow_writes, o.slowest_write_ms), (1, 3210));
+    }
+
+    #[test]
+    fn a_write_answered_just_after_the_event_does_not_end_the_outage() {
+        let entries = vec![
+            entry(Kind::Payment, 900, 980, Outcome::Ok),
+            // Committed before the event, answered after it.
+            entry(Kind::User, 500, 1200, Outcome::Ok),
+            entry(Kind::Payment, 1100, 1300, failed(true)),
+            entry(Kind::Payment, 6000, 7500, Outcome::Ok),
+            entry(Kind::Payment, 7400, 7600, Outcome::Ok),
+        ];
+        let o = outage(&entries, 1000, 10_000);
+        assert_eq!(o.write_outage_ms, Some(7500 - 1200));
+        assert_eq!((o.gap_from_ms, o.gap_to_ms), (Some(200), Some(6500)));
+        assert_eq!(o.first_ok_after_ms, Some(200));
+        assert_eq!(o.first_failed_to_ok_ms, Some(7500 - 1300));
     }
 
     #[test]

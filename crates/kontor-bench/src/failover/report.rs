@@ -113,11 +113,6 @@ pub struct Spread {
 }
 
 impl Spread {
-    #[expect(
-        clippy::float_arithmetic,
-        clippy::cast_precision_loss,
-        reason = "medians of a handful of figures"
-    )]
     pub fn of(values: &[f64]) -> Option<Self> {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         if v.is_empty() {
@@ -138,6 +133,7 @@ impl Spread {
         })
     }
 
+    #[expect(clippy::float_arithmetic, reason = "seconds for people")]
     fn seconds(self) -> String {
         format!(
             "{:.2} s (min {:.2}, max {:.2}, n = {})",
@@ -149,6 +145,11 @@ impl Spread {
     }
 }
 
+#[expect(
+    clippy::float_arithmetic,
+    clippy::cast_precision_loss,
+    reason = "seconds for people"
+)]
 fn ms(value: Option<u64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{:.2} s", v as f64 / 1000.0))
 }
