@@ -8,8 +8,10 @@
 mod bank_proxy;
 mod crash;
 mod databases;
+mod failover;
 mod hub;
 mod ingest;
+mod journal;
 mod linking;
 mod load;
 mod machine;
@@ -61,6 +63,12 @@ enum Command {
     /// Sync ingest: first syncs of 24 months and daily re-syncs from the sandbox bank, rows per
     /// second through the hub against a raw batched INSERT of the same rows.
     Ingest(ingest::IngestArgs),
+    /// The hub on a highly available PostgreSQL cell (ops/ha-lab: Patroni, etcd, HAProxy) under
+    /// mixed load while the primary is killed (or `--switchover`, or every node restarted in turn
+    /// with `--maintenance`): Patroni's leader change beside the write outage the clients saw,
+    /// the failed requests, and afterwards payments lost or executed twice and webhook events
+    /// lost; exits non-zero on any loss.
+    Failover(failover::FailoverArgs),
 }
 
 /// The hub a benchmark runs: which binary, on fresh databases of which PostgreSQL server.
@@ -121,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             Command::Webhooks(args) => webhooks::run(&args).await,
             Command::Reads(args) => reads::run(&args).await,
             Command::Ingest(args) => ingest::run(&args).await,
+            Command::Failover(args) => failover::run(&args).await,
         }
     };
     // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases

@@ -93,7 +93,8 @@ impl Dialect {
     /// statement: a broken socket, or the server ending the session.
     pub(crate) fn is_connection_lost(self, err: &sqlx::Error) -> bool {
         match err {
-            sqlx::Error::Io(_) => true,
+            // Protocol: see `is_lost_before_commit`.
+            sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
             sqlx::Error::Database(db) => match self {
                 Dialect::Postgres => postgres::is_connection_lost(db.as_ref()),
                 Dialect::Sqlite => false,
@@ -106,7 +107,11 @@ impl Dialect {
     /// a server that takes no writes (see [`kontor_store::StoreError::ConnectionLost`]).
     pub(crate) fn is_lost_before_commit(self, err: &sqlx::Error) -> bool {
         match err {
-            sqlx::Error::Io(_) => true,
+            // A broken socket, or a connection that broke while it was being set up: HAProxy in
+            // front of a cell whose primary is gone answers a new connection's SSLRequest with
+            // a byte that is neither `S` nor `N` and closes it. A protocol error mid-session
+            // leaves the connection unusable too; the transaction on it never committed.
+            sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
             sqlx::Error::Database(db) => match self {
                 Dialect::Postgres => postgres::is_lost_before_commit(db.as_ref()),
                 Dialect::Sqlite => false,

@@ -5,7 +5,7 @@
 //! its time, for the report.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -67,6 +67,10 @@ pub struct Driver {
     pub counters: Counters,
     pub keys: Vec<Arc<Mutex<KeyRecord>>>,
     next: AtomicUsize,
+    /// Where every POST is recorded with its times, when a caller wants them (`failover`).
+    pub journal: Option<Arc<crate::journal::Journal>>,
+    /// Set to stop the workers from taking new keys (the keys they hold are driven to the end).
+    pub stop: AtomicBool,
 }
 
 /// Counts by name.
@@ -181,7 +185,14 @@ impl Driver {
             counters: Counters::default(),
             keys,
             next: AtomicUsize::new(0),
+            journal: None,
+            stop: AtomicBool::new(false),
         }
+    }
+
+    /// Keys taken by a worker so far (the rest were never sent).
+    pub fn taken(&self) -> usize {
+        self.next.load(Ordering::Relaxed).min(self.keys.len())
     }
 
     pub fn ms(&self) -> u64 {
@@ -197,6 +208,9 @@ impl Driver {
     pub async fn work(self: Arc<Self>, worker: u64) {
         let mut rng = StdRng::seed_from_u64(self.seed.wrapping_mul(1_000_003).wrapping_add(worker));
         loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
             let index = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(record) = self.keys.get(index).cloned() else {
                 return;
@@ -248,6 +262,28 @@ impl Driver {
     }
 
     async fn post(&self, record: &Arc<Mutex<KeyRecord>>) -> PostOutcome {
+        let start = crate::journal::now_ms();
+        let outcome = self.post_once(record).await;
+        if let Some(journal) = &self.journal {
+            use crate::journal::{Kind, Outcome, answered, unanswered};
+            let entry = match &outcome {
+                PostOutcome::Created { .. } => Outcome::Ok,
+                PostOutcome::InUse => Outcome::InUse,
+                PostOutcome::Failed(why) => match why.strip_prefix("HTTP ") {
+                    Some(answer) => {
+                        let (status, code) = answer.split_once(' ').unwrap_or((answer, ""));
+                        answered(status.parse().unwrap_or(0), code, 201)
+                    }
+                    None => unanswered(why, true),
+                },
+                PostOutcome::Unexpected(status, code) => answered(*status, code, 201),
+            };
+            journal.record(Kind::Payment, start, entry);
+        }
+        outcome
+    }
+
+    async fn post_once(&self, record: &Arc<Mutex<KeyRecord>>) -> PostOutcome {
         let (key, body) = {
             let mut r = lock(record);
             r.posts += 1;
@@ -624,7 +660,7 @@ fn finished(what: &str) -> FlowEnd {
     FlowEnd::Finished(what.to_owned())
 }
 
-fn transport(err: &reqwest::Error) -> String {
+pub fn transport(err: &reqwest::Error) -> String {
     match browser::kind_of(err) {
         FailureKind::Connect => "connect error".to_owned(),
         FailureKind::Timeout => "timeout".to_owned(),

@@ -5,9 +5,9 @@
 //! retries; at the end the killing stops, simulated time passes at the bank, and every key is
 //! checked against the hub's payments and the bank's ledger ([`check`]).
 
-mod check;
-mod driver;
-mod inspect;
+pub(crate) mod check;
+pub(crate) mod driver;
+pub(crate) mod inspect;
 mod killer;
 mod report;
 
@@ -386,47 +386,20 @@ async fn drive_and_check(
         killer_stats.kills
     );
     let settle_started = Instant::now();
-    let deadline = settle_started + Duration::from_secs(args.settle_timeout);
-    // First let the hub finish (or resume, once a killed life's lease lapses) every step it had
-    // started toward the bank, with the bank's clock still: moving it first would let a resumed
-    // submission find the user's token lapsed (the sandbox's live one simulated hour), which
-    // tests the clock, not a crash.
-    let steps_due = Instant::now() + Duration::from_secs(args.lease + args.stale + 30);
-    while Instant::now() < steps_due.min(deadline) {
-        match inspect::mid_step(world.cells).await {
-            Some(0) | None => break,
-            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
-    // SEPA credit transfers settle 4 simulated hours after acceptance, UK FPS 5 s.
-    sandbox
-        .advance_clock(time::Duration::hours(5))
-        .context("advancing the sandbox clock")?;
-    let mut told = Instant::now();
-    let (hub_payments, settled) = loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let listed = list_payments(&http, &base, &token.bearer, &payers).await?;
-        let open = listed
-            .iter()
-            .filter(|p| !["completed", "rejected", "cancelled"].contains(&p.status.as_str()))
-            .count();
-        if open == 0 {
-            break (listed, true);
-        }
-        if Instant::now() > deadline {
-            break (listed, false);
-        }
-        if told.elapsed() > Duration::from_secs(30) {
-            told = Instant::now();
-            eprintln!(
-                "kontor-bench crash: {open} payment(s) not final after {} s…",
-                settle_started.elapsed().as_secs()
-            );
-        }
-        sandbox
-            .advance_clock(time::Duration::hours(1))
-            .context("advancing the sandbox clock")?;
-    };
+    let (hub_payments, settled) = settle(
+        &Settle {
+            sandbox,
+            http: &http,
+            base: &base,
+            bearer: &token.bearer,
+            payers: &payers,
+            cells: world.cells,
+        },
+        Duration::from_secs(args.lease + args.stale + 30),
+        Duration::from_secs(args.settle_timeout),
+        "crash",
+    )
+    .await?;
     let settle_seconds = settle_started.elapsed().as_secs_f64();
     let ledger = sandbox.payments();
     let keys: Vec<_> = driver.keys.iter().map(|k| lock(k).clone()).collect();
@@ -464,7 +437,71 @@ async fn drive_and_check(
     })
 }
 
-async fn create_user(
+/// What [`settle`] needs: the bank, the hub's API, whose payments, and the cells to look into.
+#[derive(Debug)]
+pub(crate) struct Settle<'a> {
+    pub sandbox: &'a RunningSandbox,
+    pub http: &'a reqwest::Client,
+    pub base: &'a str,
+    pub bearer: &'a str,
+    pub payers: &'a [Payer],
+    pub cells: &'a BTreeMap<String, String>,
+}
+
+/// Lets every payment of `payers` become final: first the hub finishes (or resumes, once a lease
+/// lapses) every step it had started toward the bank, within `steps_within`, with the bank's
+/// clock still; then simulated time passes at the bank until the list shows no open payment or
+/// `timeout` (from the start) passes. Returns the payments listed last and whether all were
+/// final.
+pub(crate) async fn settle(
+    s: &Settle<'_>,
+    steps_within: Duration,
+    timeout: Duration,
+    tool: &str,
+) -> anyhow::Result<(Vec<HubPayment>, bool)> {
+    let settle_started = Instant::now();
+    let deadline = settle_started + timeout;
+    // Moving the bank's clock first would let a resumed submission find the user's token lapsed
+    // (the sandbox's live one simulated hour), which tests the clock, not a crash.
+    let steps_due = Instant::now() + steps_within;
+    while Instant::now() < steps_due.min(deadline) {
+        match inspect::mid_step(s.cells).await {
+            Some(0) | None => break,
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    // SEPA credit transfers settle 4 simulated hours after acceptance, UK FPS 5 s.
+    s.sandbox
+        .advance_clock(time::Duration::hours(5))
+        .context("advancing the sandbox clock")?;
+    let mut told = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listed = list_payments(s.http, s.base, s.bearer, s.payers).await?;
+        let open = listed
+            .iter()
+            .filter(|p| !["completed", "rejected", "cancelled"].contains(&p.status.as_str()))
+            .count();
+        if open == 0 {
+            return Ok((listed, true));
+        }
+        if Instant::now() > deadline {
+            return Ok((listed, false));
+        }
+        if told.elapsed() > Duration::from_secs(30) {
+            told = Instant::now();
+            eprintln!(
+                "kontor-bench {tool}: {open} payment(s) not final after {} s…",
+                settle_started.elapsed().as_secs()
+            );
+        }
+        s.sandbox
+            .advance_clock(time::Duration::hours(1))
+            .context("advancing the sandbox clock")?;
+    }
+}
+
+pub(crate) async fn create_user(
     http: &reqwest::Client,
     base: &str,
     bearer: &str,
@@ -487,7 +524,7 @@ async fn create_user(
 }
 
 /// Every payment of the run's users, through the list's pages.
-async fn list_payments(
+pub(crate) async fn list_payments(
     http: &reqwest::Client,
     base: &str,
     bearer: &str,

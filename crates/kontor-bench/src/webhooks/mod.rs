@@ -6,7 +6,7 @@
 //! Baseline in the same run: the same POSTs sent to the receiver straight from this process.
 
 mod outbox;
-mod receiver;
+pub(crate) mod receiver;
 mod report;
 mod workers;
 

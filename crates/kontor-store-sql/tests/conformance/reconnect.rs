@@ -281,3 +281,82 @@ async fn after_a_lost_connection_the_pool_drops_the_connections_opened_before() 
         "{pid} was opened before the loss"
     );
 }
+
+/// A stand-in for HAProxy in front of a cell while no primary is there: the first `refuse`
+/// connections get one byte that is neither `S` nor `N` in answer to the client's SSLRequest
+/// and are closed (what HAProxy did to the hub's new connections during a failover); later ones
+/// are passed through to `upstream`.
+async fn proxy_without_a_primary_at_first(upstream: String, refuse: u32) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refused = std::sync::Arc::new(AtomicU32::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (refused, upstream) = (refused.clone(), upstream.clone());
+            tokio::spawn(async move {
+                if refused.fetch_add(1, Ordering::SeqCst) < refuse {
+                    let mut request = [0u8; 8];
+                    let _ = client.read_exact(&mut request).await;
+                    let _ = client.write_all(&[0]).await;
+                    return;
+                }
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    format!("127.0.0.1:{port}")
+}
+
+/// During a failover HAProxy answered the hub's new connections with a byte sqlx calls a
+/// protocol error ("unexpected response from SSLRequest: 0x00"); those writes failed with a
+/// 500 instead of being run again once the new primary took connections. Nothing reached a
+/// server, so the retry helper must run them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_new_connection_is_refused_by_the_proxy_is_run_again() {
+    let Some(stores) = TestStores::new(Backend::Postgres, "reconnect::proxy", &["uk"]).await else {
+        return;
+    };
+    let direct = lost_probe(&stores).await;
+    // postgres://user@host:port/database?…: the host and port between `@` and the next `/`.
+    let url = stores
+        .urls
+        .iter()
+        .find(|(name, _)| name == "uk")
+        .map(|(_, url)| url.clone())
+        .unwrap();
+    let after_at = url.split_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    let upstream = after_at.split('/').next().unwrap().to_owned();
+    assert!(upstream.contains(':'), "the URL {url} names a port");
+    let proxy = proxy_without_a_primary_at_first(upstream.clone(), 3).await;
+    let through = url.replacen(&format!("@{upstream}/"), &format!("@{proxy}/"), 1);
+    assert_ne!(through, url, "the URL names {upstream}");
+    let db = kontor_store_sql::SqlDatabase::open(
+        &through,
+        kontor_store::DatabaseRole::Cell,
+        &kontor_store_sql::PoolSettings::default(),
+    )
+    .unwrap();
+    let attempts = AtomicU32::new(0);
+    retry_serializable(db.retry_policy(), "lost_probe", |_| {
+        let (db, attempts) = (&db, &attempts);
+        async move {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            let mut tx = db.begin_write().await?;
+            sqlx::query("INSERT INTO lost_probe (id) VALUES ('p')")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db.classify(e))?;
+            db.commit(tx).await
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        attempts.load(Ordering::SeqCst) >= 2,
+        "the refused connections cost retries"
+    );
+    assert_eq!(probe_rows(&direct).await, 1, "written exactly once");
+}
