@@ -213,12 +213,35 @@ impl Hub {
                 })
             }
             Err(err) => {
-                // Nothing was created: the key is free for a corrected request.
-                if let Err(release) = self.control().release_idempotent(tenant, key).await {
-                    tracing::warn!(error = %release, "could not release an idempotency key");
+                // The key is freed for a corrected request only when the payment is known not to
+                // exist. An error after its row committed (the view could not be read, or the
+                // commit's answer was lost with the primary) keeps the key: once its lock
+                // expires, the retry resumes this payment instead of creating a second one.
+                if self.payment_absent(tenant, &id).await {
+                    if let Err(release) = self.control().release_idempotent(tenant, key).await {
+                        tracing::warn!(error = %release, "could not release an idempotency key");
+                    }
+                } else {
+                    tracing::warn!(
+                        payment.id = %id,
+                        error = %err,
+                        "payment may exist: its idempotency key is kept for the retry to resume"
+                    );
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Whether the cell says for certain that `id` was never created (a failed read is not
+    /// certainty).
+    async fn payment_absent(&self, tenant: &TenantId, id: &PaymentId) -> bool {
+        match self.cell(id.region()) {
+            Ok(cell) => matches!(
+                cell.payment(tenant, id).await,
+                Err(kontor_store::StoreError::NotFound)
+            ),
+            Err(_) => true,
         }
     }
 
