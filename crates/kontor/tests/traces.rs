@@ -30,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::serve::ListenerExt;
 use common::demo::{Demo, wait_for};
-use kontor_test_support::browser::Browser;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -38,7 +37,6 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use serde_json::{Value, json};
 
-const REDIRECT: &str = "https://tenant.example/linked";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// One span as the collector received it, ids in lower-case hex.
@@ -248,38 +246,16 @@ impl Hub {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// A new user with alice's accounts at Sonnenbank, synced once: the user's id, the
-    /// connection's and the first account's.
-    async fn linked(&self, external_id: &str) -> (String, String, String) {
-        let body = json!({"external_id": external_id, "region": "de"});
-        let (status, user) = self
-            .call(reqwest::Method::POST, "/v1/users", Some(body), None)
-            .await;
-        assert_eq!(status, 201, "{user}");
-        let user_id = user["id"].as_str().unwrap().to_owned();
-        let body = json!({"user_id": user_id, "bank_id": "sonnenbank", "redirect_uri": REDIRECT});
-        let (status, created) = self
-            .call(reqwest::Method::POST, "/v1/connections", Some(body), None)
-            .await;
-        assert_eq!(status, 201, "{created}");
-        let connection_id = created["id"].as_str().unwrap().to_owned();
-        let connect = url::Url::parse(created["connect_url"].as_str().unwrap()).unwrap();
-        let back = Browser::new(&[&self.api, &self.sandbox])
-            .link_through(&connect, "sonnenbank", "alice")
-            .await
-            .unwrap();
-        assert_eq!(back.get("status").map(String::as_str), Some("active"));
-        let started = Instant::now();
-        loop {
-            let path = format!("/v1/connections/{connection_id}");
-            let (_, connection) = self.call(reqwest::Method::GET, &path, None, None).await;
-            if connection["last_synced_at"].is_string() {
-                let account = connection["account_ids"][0].as_str().unwrap().to_owned();
-                return (user_id, connection_id, account);
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "no sync");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    /// A new user with alice's accounts at Sonnenbank, synced once.
+    async fn linked(&self, external_id: &str) -> common::link::Linked {
+        common::link::Api {
+            http: &self.http,
+            api: &self.api,
+            sandbox: &self.sandbox,
+            bearer: &self.bearer,
         }
+        .linked_user(external_id)
+        .await
     }
 
     /// A sync with the user present, as a caller in trace `traceparent`.
@@ -319,7 +295,11 @@ async fn a_callers_trace_reaches_the_bank_and_the_collector() {
         ],
     );
     let hub = Hub::new(&first).await;
-    let (user_id, connection_id, account_id) = hub.linked("trace-user").await;
+    let common::link::Linked {
+        user_id,
+        connection_id,
+        account_id,
+    } = hub.linked("trace-user").await;
 
     let (trace_id, caller_span, traceparent) = caller();
     hub.refresh(&connection_id, &traceparent).await;
@@ -580,7 +560,7 @@ async fn without_an_endpoint_nothing_is_exported_or_propagated() {
         ],
     );
     let hub = Hub::new(&first).await;
-    let (_, connection_id, _) = hub.linked("untraced-user").await;
+    let connection_id = hub.linked("untraced-user").await.connection_id;
     let (_, _, traceparent) = caller();
     hub.refresh(&connection_id, &traceparent).await;
     let received = hub.received_by_bank().await;
