@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use kontor_domain::TRACE_TARGET;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry_http::HeaderExtractor;
 use tracing::Instrument;
 use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::request_id;
 
@@ -95,6 +98,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let trace = trace_span(&request, &method, &route);
     let span = tracing::info_span!(
         "request",
         request.id = request_id::current().unwrap_or_default(),
@@ -103,9 +107,17 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         tenant.id = Empty,
         client.id = Empty,
     );
-    let response = next.run(request).instrument(span.clone()).await;
+    let response = next
+        .run(request)
+        .instrument(span.clone())
+        .instrument(trace.clone())
+        .await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    trace.record("http.response.status_code", status);
+    if status >= 500 {
+        trace.record("otel.status_code", "error");
+    }
 
     let labels = [
         ("method", method.as_str().to_owned()),
@@ -127,4 +139,31 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         );
     });
     response
+}
+
+/// The request's span in the exported traces: method, route template and status, nothing else
+/// (no ids, no query, no headers). A caller's W3C `traceparent` (and `tracestate`) makes it a
+/// child of the caller's span, so the request continues the caller's trace. Without telemetry
+/// the span is disabled and the propagator does nothing.
+fn trace_span(request: &Request, method: &axum::http::Method, route: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: TRACE_TARGET,
+        "http request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        http.route = route,
+        http.response.status_code = Empty,
+    );
+    if !span.is_disabled() {
+        let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        // Only a caller's valid `traceparent` gives a parent; otherwise the span starts a trace.
+        if opentelemetry::trace::TraceContextExt::has_active_span(&caller) {
+            let _ = span.set_parent(caller);
+        }
+    }
+    span
 }

@@ -59,10 +59,29 @@ impl Observed {
             bank.operation = operation,
             outcome = tracing::field::Empty,
         );
+        // Exported as a trace span: the bank's directory id, the operation and the outcome. Its
+        // context is what the HTTP layer sends the bank as `traceparent`.
+        let trace = tracing::info_span!(
+            target: kontor_domain::TRACE_TARGET,
+            "bank call",
+            otel.name = format!("bank {operation}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            bank.id = %self.bank,
+            bank.operation = operation,
+            outcome = tracing::field::Empty,
+        );
         let started = Instant::now();
-        let result = work.instrument(span.clone()).await;
+        let result = work
+            .instrument(span.clone())
+            .instrument(trace.clone())
+            .await;
         let outcome = outcome_label(result.as_ref().map(|_| ()));
         span.record("outcome", outcome);
+        trace.record("outcome", outcome);
+        if result.is_err() {
+            trace.record("otel.status_code", "error");
+        }
         let bank = self.bank.as_str().to_owned();
         metrics::counter!(
             "kontor_bank_requests_total",

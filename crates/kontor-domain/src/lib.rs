@@ -32,3 +32,9 @@ pub use id::{
 pub use money::{Money, MoneyError};
 pub use payment::{Iso20022Status, Payment, PaymentPhase, PaymentScheme, PaymentStatus};
 pub use region::{Region, RegionError};
+
+/// The `tracing` target of the spans exported as OpenTelemetry traces (and of nothing else).
+/// Only spans with this target leave the process over OTLP, with the attributes they declare:
+/// route templates, bank and operation names, statuses, counts — never a user's or account's id
+/// or anything personal. The log's own spans, which may carry ids, never do.
+pub const TRACE_TARGET: &str = "kontor.trace";

@@ -12,6 +12,8 @@ pub struct App {
     pub seed: u64,
     /// Absolute URL of the sandbox root, without a trailing slash.
     pub root_url: String,
+    /// The `traceparent` headers received (see `web::traces`).
+    pub traces: crate::web::traces::TraceLog,
 }
 
 impl App {

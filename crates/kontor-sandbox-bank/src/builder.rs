@@ -204,6 +204,7 @@ impl SandboxBuilder {
             banks,
             seed: self.seed,
             root_url,
+            traces: crate::web::traces::TraceLog::default(),
         });
         let router = crate::web::router(&app);
         let (tx, rx) = oneshot::channel::<()>();

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use tracing::Instrument;
 
 use crate::error::{StoreError, StoreResult};
 
@@ -67,7 +68,46 @@ pub const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(200);
 pub async fn retry_serializable<T, F, Fut>(
     policy: &RetryPolicy,
     op: &'static str,
+    attempt: F,
+) -> StoreResult<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    // The transaction's span in the exported traces: its operation name and how many times it
+    // ran again, never what it wrote.
+    let span = tracing::info_span!(
+        target: kontor_domain::TRACE_TARGET,
+        "db transaction",
+        otel.name = format!("db {op}"),
+        otel.status_code = tracing::field::Empty,
+        db.operation.name = op,
+        db.retries = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let mut attempts = 0;
+    let result = run(policy, op, attempt, &mut attempts)
+        .instrument(span.clone())
+        .await;
+    span.record("db.retries", attempts.saturating_sub(1));
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(StoreError::Contention { .. }) => "contention",
+        Err(StoreError::Unavailable { .. }) => "unavailable",
+        Err(_) => "error",
+    };
+    span.record("outcome", outcome);
+    if matches!(outcome, "contention" | "unavailable") {
+        span.record("otel.status_code", "error");
+    }
+    result
+}
+
+async fn run<T, F, Fut>(
+    policy: &RetryPolicy,
+    op: &'static str,
     mut attempt: F,
+    attempts: &mut u32,
 ) -> StoreResult<T>
 where
     F: FnMut(u32) -> Fut,
@@ -79,6 +119,7 @@ where
     let mut conflicts = 0;
     let mut reconnects = 0;
     loop {
+        *attempts = number;
         match attempt(number).await {
             Err(err) if err.is_connection_lost() => {
                 if started.elapsed() >= policy.reconnect_window {

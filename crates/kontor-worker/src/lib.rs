@@ -14,6 +14,7 @@ use futures_util::stream::{self, StreamExt};
 use kontor_domain::time::Timestamp;
 use kontor_service::{Hub, ServiceError, SyncTrigger};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -80,8 +81,10 @@ impl Worker {
         let results: Vec<bool> = stream::iter(due)
             .map(|id| {
                 let hub = self.hub.clone();
+                let span = job_span("sync", id.region());
+                let job = span.clone();
                 async move {
-                    match hub.sync(&id, SyncTrigger::Scheduled).await {
+                    let ok = match hub.sync(&id, SyncTrigger::Scheduled).await {
                         Ok(_) => true,
                         // Another worker has it, or today's allowance is used: not a failure.
                         Err(ServiceError::Conflict { .. }) => true,
@@ -89,8 +92,11 @@ impl Worker {
                             tracing::info!(connection.id = %id, error = %err, "scheduled sync failed");
                             false
                         }
-                    }
+                    };
+                    job_done(&job, ok);
+                    ok
                 }
+                .instrument(span)
             })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
@@ -122,15 +128,20 @@ impl Worker {
         let results: Vec<bool> = stream::iter(due)
             .map(|id| {
                 let hub = self.hub.clone();
+                let span = job_span("payment step", id.region());
+                let job = span.clone();
                 async move {
-                    match hub.progress_payment(&id, now).await {
+                    let ok = match hub.progress_payment(&id, now).await {
                         Ok(_) | Err(ServiceError::Conflict { .. }) => true,
                         Err(err) => {
                             tracing::info!(payment.id = %id, error = %err, "payment step failed; retried later");
                             false
                         }
-                    }
+                    };
+                    job_done(&job, ok);
+                    ok
                 }
+                .instrument(span)
             })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
@@ -145,6 +156,16 @@ impl Worker {
 
     /// Expires lapsed consents, tells tenants about soon-to-lapse ones, closes abandoned links.
     pub async fn lifecycle(&self, now: Timestamp) -> Round {
+        let span = tracing::info_span!(
+            target: kontor_domain::TRACE_TARGET,
+            "worker job",
+            otel.name = "worker lifecycle",
+            job = "lifecycle",
+        );
+        self.lifecycle_round(now).instrument(span).await
+    }
+
+    async fn lifecycle_round(&self, now: Timestamp) -> Round {
         let mut round = Round::default();
         match self.hub.expire_lapsed(now).await {
             Ok(n) => round.expired = n,
@@ -174,7 +195,13 @@ impl Worker {
     /// Erasures: resumes those a crash interrupted, revokes erased users' consents at their
     /// banks (retrying with backoff), closes finished ones.
     pub async fn erasures(&self, now: Timestamp) -> kontor_service::ErasureRound {
-        self.hub.work_erasures(now).await
+        let span = tracing::info_span!(
+            target: kontor_domain::TRACE_TARGET,
+            "worker job",
+            otel.name = "worker erasures",
+            job = "erasures",
+        );
+        self.hub.work_erasures(now).instrument(span).await
     }
 
     /// Everything due at `now`, once.
@@ -257,5 +284,26 @@ impl Worker {
             tracing::error!(error = %err, "the gauge loop panicked");
         }
         tracing::info!("worker stopped");
+    }
+}
+
+/// A worker job's span in the exported traces: which job and the region's cell, then how it
+/// went — never the connection's or payment's id.
+fn job_span(job: &'static str, region: &kontor_domain::Region) -> tracing::Span {
+    tracing::info_span!(
+        target: kontor_domain::TRACE_TARGET,
+        "worker job",
+        otel.name = format!("worker {job}"),
+        otel.status_code = tracing::field::Empty,
+        job,
+        region = %region,
+        outcome = tracing::field::Empty,
+    )
+}
+
+fn job_done(span: &tracing::Span, ok: bool) {
+    span.record("outcome", if ok { "ok" } else { "failed" });
+    if !ok {
+        span.record("otel.status_code", "error");
     }
 }

@@ -268,7 +268,25 @@ impl Cli {
 
     pub async fn run(self) -> anyhow::Result<()> {
         let config = Config::load(self.global.config.as_deref(), &self.overrides())?;
-        telemetry::init(&config.log);
+        // Only the long-running processes export traces; one-off commands log only.
+        let role = match &self.command {
+            Command::Serve { .. } => Some("serve"),
+            Command::Worker => Some("worker"),
+            Command::Demo(_) => Some("demo"),
+            _ => None,
+        };
+        let process = role.map(|role| telemetry::Process {
+            role,
+            regions: config.cells.keys().cloned().collect(),
+        });
+        let traces = telemetry::init(&config.log, &config.telemetry, process.as_ref())?;
+        let result = self.command(config).await;
+        // After the drain: what is still queued is exported before the process exits.
+        traces.shutdown().await;
+        result
+    }
+
+    async fn command(self, config: Config) -> anyhow::Result<()> {
         match self.command {
             Command::Serve { .. } => commands::serve::run(&config).await,
             Command::Worker => commands::worker::run(&config).await,

@@ -17,9 +17,11 @@ use crate::secret::{DatabaseUrl, Secret};
 mod rate_limits;
 mod retention;
 pub mod security;
+mod telemetry;
 mod webhooks;
 pub use rate_limits::RateLimitsConfig;
 pub use retention::RetentionConfig;
+pub use telemetry::TelemetryConfig;
 pub use webhooks::WebhooksConfig;
 
 /// Top-level sections; environment variables outside them (like `KONTOR_CONFIG`) are not config.
@@ -41,6 +43,7 @@ const SECTIONS: &[&str] = &[
     "rate_limits",
     "payments",
     "retention",
+    "telemetry",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +69,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub rate_limits: RateLimitsConfig,
     pub retention: RetentionConfig,
+    /// OpenTelemetry traces over OTLP; off unless `otlp_endpoint` is set.
+    pub telemetry: TelemetryConfig,
     /// The bank directory: `[[banks]]` tables here, and/or in `banks_file`.
     pub banks: Vec<BankConfig>,
     /// A TOML file with more `[[banks]]` tables.
@@ -232,6 +237,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             retention: RetentionConfig::default(),
+            telemetry: TelemetryConfig::default(),
             banks: Vec::new(),
             banks_file: None,
         }
@@ -658,6 +664,7 @@ impl Config {
         self.webhooks.validate()?;
         self.rate_limits.validate()?;
         self.retention.validate()?;
+        self.telemetry.validate()?;
         security::validate(self)?;
         // Renewed every third of it: a renewal that a slow database delays must not let a live
         // holder's claim lapse, and a dead one's should lapse soon.

@@ -14,16 +14,14 @@ use std::process::Output;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::demo::Demo;
+use common::link::call;
 use common::{kontor, run, serve_with, stdout_json};
-use kontor_test_support::browser::Browser;
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
-
-const REDIRECT: &str = "https://tenant.example/linked";
 
 async fn token(http: &reqwest::Client, api: &str, client_id: &str, secret: &str) -> String {
     let response = http
@@ -36,23 +34,6 @@ async fn token(http: &reqwest::Client, api: &str, client_id: &str, secret: &str)
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = http.request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Every row of every table of a SQLite file, each rendered by SQLite's own `quote()`, sorted.
@@ -181,30 +162,15 @@ impl Hub {
 
     /// A new user with alice's accounts at Sonnenbank, synced: their id and first account's.
     async fn linked_user(&self, external_id: &str) -> (String, String) {
-        let user_id = self.create_user(external_id).await;
-        let body = json!({"user_id": user_id, "bank_id": "sonnenbank", "redirect_uri": REDIRECT});
-        let (status, created) = self
-            .call(reqwest::Method::POST, "/v1/connections", Some(body))
-            .await;
-        assert_eq!(status, 201, "{created}");
-        let connection_id = created["id"].as_str().unwrap().to_owned();
-        let connect = url::Url::parse(created["connect_url"].as_str().unwrap()).unwrap();
-        let back = Browser::new(&[&self.api, &self.sandbox])
-            .link_through(&connect, "sonnenbank", "alice")
-            .await
-            .unwrap();
-        assert_eq!(back.get("status").map(String::as_str), Some("active"));
-        let started = Instant::now();
-        loop {
-            let path = format!("/v1/connections/{connection_id}");
-            let (_, connection) = self.call(reqwest::Method::GET, &path, None).await;
-            if connection["last_synced_at"].is_string() {
-                let account = connection["account_ids"][0].as_str().unwrap().to_owned();
-                return (user_id, account);
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "no sync");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let linked = common::link::Api {
+            http: &self.http,
+            api: &self.api,
+            sandbox: &self.sandbox,
+            bearer: &self.bearer,
         }
+        .linked_user(external_id)
+        .await;
+        (linked.user_id, linked.account_id)
     }
 }
 

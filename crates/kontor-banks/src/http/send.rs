@@ -110,6 +110,14 @@ impl Transport {
             };
             signer.sign(&mut headers, body)?;
         }
+        // The bank call's span travels with the request as W3C `traceparent` (outside what is
+        // signed); without telemetry there is no span and nothing is added.
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(
+                &opentelemetry::Context::current(),
+                &mut opentelemetry_http::HeaderInjector(&mut headers),
+            );
+        });
         let mut builder = self
             .client
             .request(out.method.clone(), out.url.clone())

@@ -47,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/payments", get(all_payments))
+        .route("/traceparents", get(super::traces::list))
         .route(
             "/banks/{bank}/faults",
             get(get_faults).put(put_faults).delete(clear_faults),

@@ -7,6 +7,7 @@ pub mod faults;
 mod index;
 pub mod json;
 pub mod pages;
+pub mod traces;
 
 use std::sync::Arc;
 
@@ -32,5 +33,8 @@ pub fn router(app: &Arc<App>) -> Router {
             pages::router(bank.clone()).merge(api),
         );
     }
-    router
+    router.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        traces::record,
+    ))
 }

@@ -24,6 +24,7 @@ use kontor_domain::webhook::{
 use kontor_domain::{DeliveryId, Region, WebhookEndpointId};
 use kontor_store::{CellStore, ClaimedDelivery, DeliveryOutcome, EndpointSecrets};
 use rand::Rng;
+use tracing::Instrument;
 use url::{Host, Url};
 
 use super::address::{
@@ -263,6 +264,42 @@ impl Deliverer {
 
     /// Attempts one leased delivery and records how it went.
     pub async fn run(&self, job: Job) -> ServiceResult<AttemptReport> {
+        // The attempt's span in the exported traces: the tenant's endpoint id, the event type,
+        // the attempt's number and outcome, the receiver's status — never the payload.
+        let span = tracing::info_span!(
+            target: kontor_domain::TRACE_TARGET,
+            "webhook attempt",
+            otel.name = "webhook attempt",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            webhook_endpoint.id = %job.claimed.endpoint_id,
+            event.type = job.claimed.event.event_type.as_str(),
+            attempt = job.claimed.attempts + 1,
+            http.response.status_code = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = self.attempt(job).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(report) => {
+                if let Some(status) = report.attempt.as_ref().and_then(|a| a.status_code) {
+                    span.record("http.response.status_code", status);
+                }
+                match report.outcome {
+                    DeliveryOutcome::Delivered => "delivered",
+                    DeliveryOutcome::RetryAt(_) => "retry",
+                    DeliveryOutcome::GiveUp(failure) => failure.as_str(),
+                }
+            }
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        if outcome != "delivered" {
+            span.record("otel.status_code", "error");
+        }
+        result
+    }
+
+    async fn attempt(&self, job: Job) -> ServiceResult<AttemptReport> {
         let cell = self.hub.cell(&job.region)?;
         let claimed = &job.claimed;
         let signer = match job.signer.as_deref() {

@@ -22,6 +22,11 @@ impl Demo {
     /// Starts `kontor demo` with its databases in `data_dir`, its stderr in a file in
     /// `log_dir`; returns it with its first line of JSON.
     pub fn start(data_dir: &Path, log_dir: &Path) -> (Self, String) {
+        Self::start_with(data_dir, log_dir, &[])
+    }
+
+    /// As [`Demo::start`], with more environment variables (`KONTOR_…` or others).
+    pub fn start_with(data_dir: &Path, log_dir: &Path, env: &[(&str, &str)]) -> (Self, String) {
         let stderr = log_dir.join("demo.stderr");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
         // Only what this test sets may configure the binary.
@@ -34,6 +39,7 @@ impl Demo {
             .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--json")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&stderr).expect("creating the demo's stderr file"));

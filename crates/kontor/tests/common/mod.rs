@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a part")]
 
 pub mod demo;
+pub mod link;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
