@@ -11,15 +11,24 @@
 //! client_secret = "…"
 //! tls_identity = "/etc/kontor/tpp/acme.pem"   # its certificate and key (Berlin Group: required)
 //! tls_key = "/etc/kontor/tpp/acme.key"          # optional: the key in a file of its own
+//! [banks.tenant_credentials.signing]          # the tenant's seal (QSealC / OBSeal)
+//! qseal_cert = "/etc/kontor/tpp/acme-qseal.pem"
+//! qseal_key = "/etc/kontor/tpp/acme-qseal.key.pem"
+//! kid = "…"                                   # UK: as for the bank's own `signing`
 //! ```
 //!
 //! A tenant's certificate is read, watched and role-checked like the bank's own (see
-//! `crate::certificates`); the bank's `ca_bundle` applies to it too.
+//! `crate::certificates`); the bank's `ca_bundle` applies to it too. Its connector is made like
+//! the bank's (`kontor_banks::connector_with`): it signs with the tenant's seal and
+//! authenticates at a UK token endpoint as the bank's `token_auth` says, with the tenant's
+//! credentials. A bank that requires signed requests (it has `signing`) needs the tenant's own
+//! seal: a seal is the third party's, and the bank refuses another organisation's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use kontor_banks::uk_open_banking::TokenAuth;
 use kontor_banks::{BankConnector, BankProfile, ClientIdentity, HttpSettings};
 use kontor_domain::TenantId;
 use kontor_domain::bank::Standard;
@@ -42,6 +51,9 @@ pub struct TenantCredentials {
     /// The private key of `tls_identity`, when it is a file of its own.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// The tenant's seal, for a bank that requires signed requests (see `crate::signing`).
+    #[serde(default)]
+    pub signing: Option<crate::signing::SigningConfig>,
 }
 
 /// Checks a bank's certificates and per-tenant credentials; `key` names the bank's table
@@ -60,14 +72,12 @@ pub fn validate(key: &str, bank: &BankConfig) -> anyhow::Result<()> {
                 own.tenant_id
             );
         }
-        if own.client_id.is_some() != own.client_secret.is_some() {
-            bail!("{key}: client_id and client_secret come together");
+        if own.client_secret.is_some() && own.client_id.is_none() {
+            bail!("{key}: client_secret needs the client_id it belongs to");
         }
         match bank.standard {
             Standard::UkOpenBanking if own.client_id.is_none() => {
-                bail!(
-                    "{key}: a UK Open Banking bank needs the tenant's client_id and client_secret"
-                )
+                bail!("{key}: a UK Open Banking bank needs the tenant's client_id")
             }
             Standard::BerlinGroup if own.tls_identity.is_none() => {
                 bail!(
@@ -77,8 +87,47 @@ pub fn validate(key: &str, bank: &BankConfig) -> anyhow::Result<()> {
             _ => {}
         }
         crate::certificates::identity(&key, bank, Some(own))?;
+        validate_signing(&key, bank, own)?;
     }
     Ok(())
+}
+
+/// A tenant's seal and token endpoint authentication: its own seal where the bank requires
+/// signing, and what the bank's `token_auth` (or its default) needs of the tenant.
+fn validate_signing(key: &str, bank: &BankConfig, own: &TenantCredentials) -> anyhow::Result<()> {
+    if let Some(signing) = &own.signing {
+        crate::signing::load(signing).with_context(|| format!("{key}.signing"))?;
+    } else if bank.signing.is_some() {
+        bail!(
+            "{key}: the bank requires signed requests and a tenant signs with its own seal: \
+             set {key}.signing"
+        );
+    }
+    if bank.standard != Standard::UkOpenBanking {
+        return Ok(());
+    }
+    match effective_token_auth(bank, own) {
+        TokenAuth::TlsClientAuth if own.tls_identity.is_none() => bail!(
+            "{key}: token_auth = \"tls_client_auth\" needs the tenant's certificate: set {key}.tls_identity"
+        ),
+        TokenAuth::ClientSecretBasic if own.client_secret.is_none() => {
+            bail!("{key}: token_auth = \"client_secret_basic\" needs the tenant's client_secret")
+        }
+        TokenAuth::PrivateKeyJwt if own.signing.is_none() => bail!(
+            "{key}: token_auth = \"private_key_jwt\" signs with the tenant's seal: set {key}.signing"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// How the tenant's connector authenticates at a UK token endpoint: the bank's `token_auth`,
+/// else `private_key_jwt` with a seal and the client secret without (as `connector_with` does).
+fn effective_token_auth(bank: &BankConfig, own: &TenantCredentials) -> TokenAuth {
+    bank.token_auth.unwrap_or(if own.signing.is_some() {
+        TokenAuth::PrivateKeyJwt
+    } else {
+        TokenAuth::ClientSecretBasic
+    })
 }
 
 /// A tenant's connector at a bank, with the identity it presents (to watch and report).
@@ -112,6 +161,12 @@ pub fn tenant_connectors(
             ..hub.clone()
         };
         let identity = crate::certificates::identity(&key, bank, Some(own))?;
+        let signing = own
+            .signing
+            .as_ref()
+            .map(crate::signing::load)
+            .transpose()
+            .with_context(|| format!("{key}.signing"))?;
         let http = match &identity {
             Some(identity) => {
                 let tls = crate::certificates::bank_tls(&key, bank, Some(identity.clone()))?;
@@ -122,7 +177,13 @@ pub fn tenant_connectors(
         };
         out.push(TenantConnector {
             tenant,
-            connector: kontor_banks::connector(profile, http, settings.clone()),
+            connector: kontor_banks::connector_with(
+                profile,
+                http,
+                settings.clone(),
+                signing.as_ref(),
+                bank.token_auth,
+            ),
             identity,
         });
     }
@@ -166,6 +227,7 @@ mod tests {
             client_secret: client.map(|_| Secret::new("s")),
             tls_identity: identity.map(Path::to_path_buf),
             tls_key: None,
+            signing: None,
         }
     }
 
@@ -203,6 +265,14 @@ mod tests {
                 "needs the tenant's client_id",
             ),
             (
+                {
+                    let mut b = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
+                    b.tenant_credentials[0].client_secret = None;
+                    b
+                },
+                "needs the tenant's client_secret",
+            ),
+            (
                 bank(Standard::BerlinGroup, vec![own(&tenant, Some("c"), None)]),
                 "set tls_identity",
             ),
@@ -224,14 +294,47 @@ mod tests {
                 ),
                 "tenant_credentials[1].tenant_id",
             ),
+            (
+                {
+                    let mut b = bank(Standard::BerlinGroup, vec![own(&tenant, None, Some(&good))]);
+                    b.signing = Some(crate::signing::SigningConfig {
+                        qseal_cert: dir.path().join("hub-qseal.pem"),
+                        qseal_key: dir.path().join("hub-qseal.key"),
+                        kid: None,
+                        jws_issuer: None,
+                    });
+                    b
+                },
+                "set banks[0].tenant_credentials[0].signing",
+            ),
+            (
+                {
+                    let mut b = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
+                    b.token_auth = Some(TokenAuth::TlsClientAuth);
+                    b
+                },
+                "needs the tenant's certificate",
+            ),
+            (
+                {
+                    let mut b = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
+                    b.token_auth = Some(TokenAuth::PrivateKeyJwt);
+                    b
+                },
+                "signs with the tenant's seal",
+            ),
         ];
         for (config, expected) in cases {
             let message = check(config).expect("refused");
             assert!(message.contains(expected), "{message}");
         }
         let mut half = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
-        half.tenant_credentials[0].client_secret = None;
-        assert!(check(half).unwrap().contains("come together"));
+        half.tenant_credentials[0].client_id = None;
+        assert!(
+            check(half)
+                .unwrap()
+                .contains("client_secret needs the client_id")
+        );
     }
 
     #[test]
@@ -265,5 +368,137 @@ mod tests {
         let shown = format!("{:?}", made[0].connector);
         assert!(shown.contains("tenant-client"), "{shown}");
         assert!(!shown.contains("hub-client"), "{shown}");
+    }
+}
+
+/// Against the sandbox in strict mode, which refuses a request signed with a seal of another
+/// organisation than the TLS certificate's: a tenant registered as a third party of its own
+/// signs with its own seal, not the hub's.
+#[cfg(test)]
+mod strict_tests {
+    use std::path::{Path, PathBuf};
+
+    use kontor_banks::{Access, BankError, ConsentRequest, ScaPreference, ScaStep};
+    use kontor_sandbox_bank::tpp::{PspRole, TppIdentity, TppSubject};
+    use kontor_sandbox_bank::{SandboxBank, SandboxPki};
+
+    use super::*;
+    use crate::signing::SigningConfig;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn seal(dir: &Path, name: &str, tpp: &TppIdentity) -> SigningConfig {
+        SigningConfig {
+            qseal_cert: write(dir, &format!("{name}-qseal.pem"), &tpp.qseal.cert_pem()),
+            qseal_key: write(dir, &format!("{name}-qseal.key"), &tpp.qseal.key_pem()),
+            kid: None,
+            jws_issuer: None,
+        }
+    }
+
+    fn request() -> ConsentRequest {
+        ConsentRequest {
+            access: Access::ALL,
+            valid_until: time::OffsetDateTime::now_utc().date() + time::Duration::days(80),
+            frequency_per_day: 4,
+            redirect_uri: url::Url::parse("https://hub.example/callback").unwrap(),
+            state: "st-tenant-signing".into(),
+            sca: ScaPreference::Redirect,
+            psu_ip: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_of_its_own_signs_with_its_own_seal() {
+        let pki = SandboxPki::generate().unwrap();
+        let hub_tpp = pki.demo_tpp().unwrap().clone();
+        let acme = pki
+            .issue_tpp(&TppSubject {
+                organization: "Acme Payments".into(),
+                organization_identifier: "PSDDE-BAFIN-654321".into(),
+                org_id: "acme".into(),
+                software_statement_id: "acme-app".into(),
+                country: "DE".into(),
+                roles: vec![PspRole::Ai, PspRole::Pi],
+                nca_name: "Federal Financial Supervisory Authority".into(),
+                nca_id: "DE-BAFIN".into(),
+            })
+            .unwrap();
+        let sandbox = SandboxBank::builder()
+            .seed(7)
+            .require_tpp_certificates(pki.clone())
+            .start_local()
+            .await
+            .unwrap();
+        let info = sandbox.bank("sonnenbank").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pem = |tpp: &TppIdentity| format!("{}{}", tpp.qwac.cert_pem(), tpp.qwac.key_pem());
+        let tenant = TenantId::generate();
+        let mut config = BankConfig {
+            id: "sonnenbank".into(),
+            name: info.name.clone(),
+            country: info.country.clone(),
+            standard: Standard::BerlinGroup,
+            base_url: info.base_url.clone(),
+            client_id: None,
+            client_secret: None,
+            decoupled_sca: false,
+            logo_url: None,
+            tls_identity: Some(write(d, "hub-qwac.pem", &pem(&hub_tpp))),
+            tls_key: None,
+            ca_bundle: Some(write(d, "server-ca.pem", &pki.server_ca_pem())),
+            payments: true,
+            tenant_credentials: vec![TenantCredentials {
+                tenant_id: tenant.to_string(),
+                client_id: None,
+                client_secret: None,
+                tls_identity: Some(write(d, "acme-qwac.pem", &pem(&acme))),
+                tls_key: None,
+                signing: Some(seal(d, "acme", &acme)),
+            }],
+            signing: Some(seal(d, "hub", &hub_tpp)),
+            token_auth: None,
+        };
+        validate("banks[0]", &config).unwrap();
+        let hub = BankProfile {
+            id: kontor_domain::bank::BankId::parse("sonnenbank").unwrap(),
+            name: info.name.clone(),
+            country: info.country.clone(),
+            standard: Standard::BerlinGroup,
+            base_url: url::Url::parse(&info.base_url).unwrap(),
+            client_id: None,
+            client_secret: None,
+            decoupled_sca: false,
+        };
+        let settings = HttpSettings::default();
+        let shared = kontor_banks::build_client(&settings).unwrap();
+        let connectors = |config: &BankConfig| {
+            let mut made = tenant_connectors("banks[0]", config, &hub, &shared, &settings).unwrap();
+            made.pop().unwrap().connector
+        };
+
+        // The tenant's connector: its QWAC on the connection, its QSealC on the signature.
+        let started = connectors(&config).start_consent(&request()).await;
+        let started = started.unwrap_or_else(|e| panic!("the tenant's signed consent: {e:?}"));
+        assert!(matches!(started.sca, ScaStep::Redirect { .. }));
+
+        // Had it signed with the hub's seal (another organisation), the bank would refuse it.
+        config.tenant_credentials[0].signing = Some(seal(d, "hub", &hub_tpp));
+        let refused = connectors(&config)
+            .start_consent(&request())
+            .await
+            .unwrap_err();
+        let text = format!("{refused:?}");
+        assert!(
+            matches!(refused, BankError::Rejected { status: 401, .. })
+                && text.contains("CERTIFICATE_INVALID"),
+            "{text}"
+        );
+        sandbox.shutdown().await;
     }
 }
