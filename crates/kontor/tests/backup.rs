@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::demo::Demo;
+use common::demo::{Demo, call, token};
 use common::{kontor, run, serve_with, stdout_json};
 use kontor_test_support::browser::Browser;
 use serde_json::{Value, json};
@@ -24,36 +24,6 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 const REDIRECT: &str = "https://tenant.example/linked";
-
-async fn token(http: &reqwest::Client, api: &str, client_id: &str, secret: &str) -> String {
-    let response = http
-        .post(format!("{api}/v1/oauth/token"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = http.request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// Every row of every table of a SQLite file, each rendered by SQLite's own `quote()`, sorted.
 async fn contents(path: &Path) -> BTreeMap<String, Vec<String>> {

@@ -1,6 +1,11 @@
 //! `kontor demo` as a child process: started with its JSON first line read, stopped by SIGTERM.
 
-#![allow(clippy::panic, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly"
+)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -8,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 const DEMO_START_TIMEOUT: Duration = Duration::from_secs(60);
 const DEMO_STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,6 +29,18 @@ impl Demo {
     /// Starts `kontor demo` with its databases in `data_dir`, its stderr in a file in
     /// `log_dir`; returns it with its first line of JSON.
     pub fn start(data_dir: &Path, log_dir: &Path) -> (Self, String) {
+        Self::start_with(data_dir, log_dir, &[], &[], DEMO_START_TIMEOUT)
+    }
+
+    /// As [`Demo::start`], with more arguments and `KONTOR_…` settings, waiting up to
+    /// `timeout` for the first line.
+    pub fn start_with(
+        data_dir: &Path,
+        log_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> (Self, String) {
         let stderr = log_dir.join("demo.stderr");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
         // Only what this test sets may configure the binary.
@@ -34,6 +53,8 @@ impl Demo {
             .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--json")
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&stderr).expect("creating the demo's stderr file"));
@@ -48,7 +69,7 @@ impl Demo {
             let _ = tx.send(lines.next());
             for _ in lines {}
         });
-        let first = match rx.recv_timeout(DEMO_START_TIMEOUT) {
+        let first = match rx.recv_timeout(timeout) {
             Ok(Some(Ok(line))) => line,
             Ok(other) => panic!(
                 "kontor demo printed no first line ({other:?}); exit: {:?}\n{}",
@@ -56,7 +77,7 @@ impl Demo {
                 demo.log()
             ),
             Err(_) => panic!(
-                "kontor demo printed nothing within {DEMO_START_TIMEOUT:?}\n{}",
+                "kontor demo printed nothing within {timeout:?}\n{}",
                 demo.log()
             ),
         };
@@ -104,6 +125,38 @@ impl Drop for Demo {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A tenant's access token from the hub at `api`.
+pub async fn token(http: &reqwest::Client, api: &str, client_id: &str, secret: &str) -> String {
+    let response = http
+        .post(format!("{api}/v1/oauth/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// One API call with `token`: the status and the JSON body (null when there is none).
+pub async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
