@@ -37,7 +37,7 @@ pub use error::{BankError, INVALID_REQUEST};
 pub use http::certificate::{CertificateInfo, Psd2Attributes, PspRole};
 pub use http::identity::{
     ClientIdentity, EXPIRY_METRIC, EXPIRY_WARNING_DAYS, ExpiryStatus, IdentityError, IdentityFiles,
-    IdentityLabel,
+    IdentityLabel, record_expiry,
 };
 pub use http::{
     BankTls, HttpSettings, TlsSetupError, build_client, build_client_with_identity,

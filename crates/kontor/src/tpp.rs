@@ -130,12 +130,14 @@ fn effective_token_auth(bank: &BankConfig, own: &TenantCredentials) -> TokenAuth
     })
 }
 
-/// A tenant's connector at a bank, with the identity it presents (to watch and report).
+/// A tenant's connector at a bank, with the identity it presents and the seal it signs with
+/// (to watch and report).
 #[derive(Debug)]
 pub struct TenantConnector {
     pub tenant: TenantId,
     pub connector: Arc<dyn BankConnector>,
     pub identity: Option<Arc<ClientIdentity>>,
+    pub seal: Option<(kontor_banks::IdentityLabel, kontor_banks::CertificateInfo)>,
 }
 
 /// The connectors of the tenants with their own credentials at `bank` (whose profile with the
@@ -175,7 +177,13 @@ pub fn tenant_connectors(
             }
             None => shared.clone(),
         };
+        let seal = signing
+            .as_ref()
+            .map(|s| crate::signing::watch_expiry(&bank.id, Some(tenant.as_str()), s))
+            .transpose()
+            .with_context(|| format!("{key}.signing"))?;
         out.push(TenantConnector {
+            seal,
             tenant,
             connector: kontor_banks::connector_with(
                 profile,
@@ -481,6 +489,14 @@ mod strict_tests {
             let mut made = tenant_connectors("banks[0]", config, &hub, &shared, &settings).unwrap();
             made.pop().unwrap().connector
         };
+
+        // The tenant's seal is listed for the expiry warning, as the tenant's.
+        let made = tenant_connectors("banks[0]", &config, &hub, &shared, &settings).unwrap();
+        let listed = made[0].seal.as_ref().map(|(label, _)| label.clone());
+        assert_eq!(
+            listed.map(|l| (l.tenant, l.kind)),
+            Some((Some(tenant.to_string()), "seal"))
+        );
 
         // The tenant's connector: its QWAC on the connection, its QSealC on the signature.
         let started = connectors(&config).start_consent(&request()).await;

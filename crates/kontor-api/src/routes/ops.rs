@@ -32,13 +32,13 @@ pub struct Readiness {
     pub status: &'static str,
     pub databases: Vec<DatabaseCheck>,
     pub keys: KeysCheck,
-    /// Warnings, not failures: the client certificates the hub presents to banks that expire
-    /// within 14 days or have expired. Empty when none does.
+    /// Warnings, not failures: the certificates the hub presents to banks (TLS client
+    /// certificates and seals) that expire within 14 days or have expired. Empty when none does.
     pub certificates: Vec<CertificateWarning>,
 }
 
-/// A client certificate at a bank close to (or past) its `notAfter`. Replace the files: the hub
-/// reads them again without a restart.
+/// A certificate at a bank close to (or past) its `notAfter`. Replace the files: the hub reads
+/// a TLS certificate's again without a restart (a seal's at the next start).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateWarning {
     #[schema(example = "sonnenbank")]
@@ -167,18 +167,18 @@ pub async fn worker_readyz(State(state): State<OpsState>) -> Response {
     readiness(&state.hub, state.readiness_timeout, false).await
 }
 
-/// The bank client certificates that expire within the warning window (or have expired), each
-/// logged as a warning.
+/// The bank certificates that expire within the warning window (or have expired), each logged
+/// as a warning.
 fn certificate_warnings(hub: &Hub) -> Vec<CertificateWarning> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut out = Vec::new();
-    for identity in hub.directory().certificates() {
-        let status = identity.expiry_status(now);
+    for certificate in hub.directory().certificates() {
+        let info = certificate.info();
+        let status = ExpiryStatus::at(info.not_after, now);
         if status == ExpiryStatus::Ok {
             continue;
         }
-        let info = identity.info();
-        let label = identity.label();
+        let label = certificate.label();
         let expires_at = time::OffsetDateTime::from_unix_timestamp(info.not_after)
             .ok()
             .and_then(|t| {
@@ -193,7 +193,7 @@ fn certificate_warnings(hub: &Hub) -> Vec<CertificateWarning> {
             serial = %info.serial,
             expires_at = %expires_at,
             status = status.as_str(),
-            "bank client certificate expires within {EXPIRY_WARNING_DAYS} days or has expired"
+            "bank certificate expires within {EXPIRY_WARNING_DAYS} days or has expired"
         );
         out.push(CertificateWarning {
             bank: label.bank.clone(),

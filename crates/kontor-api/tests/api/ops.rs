@@ -62,7 +62,7 @@ fn identity(
 }
 
 #[tokio::test]
-async fn readyz_warns_of_a_bank_certificate_expiring_within_14_days_and_stays_ready() {
+async fn readyz_warns_of_bank_certificates_expiring_within_14_days_and_stays_ready() {
     let dir = tempfile::tempdir().unwrap();
     let mut directory = kontor_service::BankDirectory::new();
     // Long-lived: no warning. 15 days is just outside the window.
@@ -85,13 +85,29 @@ async fn readyz_warns_of_a_bank_certificate_expiring_within_14_days_and_stays_re
     let hub_short = identity(dir.path(), "thames-bank", None, 13);
     directory.add_certificate(short.clone());
     directory.add_certificate(hub_short.clone());
+    // The seal that signs for the hub at a bank: read once, warned of the same way.
+    let seal = identity(dir.path(), "seal-bank", None, 5).info();
+    let seal_label = kontor_banks::IdentityLabel {
+        bank: "seal-bank".into(),
+        tenant: None,
+        kind: "seal",
+    };
+    directory.add_seal(seal_label, seal.clone());
+    directory.add_seal(
+        kontor_banks::IdentityLabel {
+            bank: "seal-bank".into(),
+            tenant: None,
+            kind: "seal",
+        },
+        identity(dir.path(), "seal-bank-new", None, 300).info(),
+    );
     let app = TestApp::builder().directory(directory).spawn().await;
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready", "{body}");
     let warnings = body["certificates"].as_array().unwrap();
-    assert_eq!(warnings.len(), 2, "{body}");
+    assert_eq!(warnings.len(), 3, "{body}");
     let rfc3339 = |unix: i64| {
         time::OffsetDateTime::from_unix_timestamp(unix)
             .unwrap()

@@ -69,7 +69,7 @@ pub struct IdentityLabel {
     pub bank: String,
     /// The tenant with its own registration at the bank; `None` for the hub's.
     pub tenant: Option<String>,
-    /// `tls` for the transport certificate.
+    /// `tls` for the transport certificate, `seal` for the signing one (QSealC, OBSeal).
     pub kind: &'static str,
 }
 
@@ -136,11 +136,6 @@ impl ClientIdentity {
     /// The certificate in use (the leaf).
     pub fn info(&self) -> CertificateInfo {
         self.with_current(|l| l.info.clone())
-    }
-
-    /// How the certificate in use stands at `now` (Unix seconds).
-    pub fn expiry_status(&self, now: i64) -> ExpiryStatus {
-        ExpiryStatus::at(self.with_current(|l| l.info.not_after), now)
     }
 
     /// The leaf certificate in use, DER.
@@ -217,19 +212,7 @@ impl ClientIdentity {
 
     /// Sets the expiry gauge (again: a recorder installed after the first load still gets it).
     fn record_expiry(&self) {
-        let not_after = self.with_current(|l| l.info.not_after);
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "Unix seconds fit an f64's mantissa for the next hundred million years"
-        )]
-        let value = not_after as f64;
-        metrics::gauge!(
-            EXPIRY_METRIC,
-            "bank" => self.label.bank.clone(),
-            "tenant" => self.label.tenant.clone().unwrap_or_default(),
-            "kind" => self.label.kind,
-        )
-        .set(value);
+        record_expiry(&self.label, self.with_current(|l| l.info.not_after));
     }
 
     /// Polls the files every `interval` on the current Tokio runtime until the identity is
@@ -256,6 +239,22 @@ impl ClientIdentity {
             }
         });
     }
+}
+
+/// Sets [`EXPIRY_METRIC`] of the certificate `label` names to `not_after` (Unix seconds).
+pub fn record_expiry(label: &IdentityLabel, not_after: i64) {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "Unix seconds fit an f64's mantissa for the next hundred million years"
+    )]
+    let value = not_after as f64;
+    metrics::gauge!(
+        EXPIRY_METRIC,
+        "bank" => label.bank.clone(),
+        "tenant" => label.tenant.clone().unwrap_or_default(),
+        "kind" => label.kind,
+    )
+    .set(value);
 }
 
 impl ResolvesClientCert for ClientIdentity {
