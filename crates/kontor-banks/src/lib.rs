@@ -36,7 +36,8 @@ pub mod uk_open_banking;
 pub use error::{BankError, INVALID_REQUEST};
 pub use http::certificate::{CertificateInfo, Psd2Attributes, PspRole};
 pub use http::identity::{
-    ClientIdentity, EXPIRY_METRIC, IdentityError, IdentityFiles, IdentityLabel,
+    ClientIdentity, EXPIRY_METRIC, EXPIRY_WARNING_DAYS, ExpiryStatus, IdentityError, IdentityFiles,
+    IdentityLabel, record_expiry,
 };
 pub use http::{
     BankTls, HttpSettings, TlsSetupError, build_client, build_client_with_identity,

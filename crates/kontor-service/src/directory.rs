@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kontor_banks::{BankConnector, BankProfile, ClientIdentity};
+use kontor_banks::{BankConnector, BankProfile, CertificateInfo, ClientIdentity, IdentityLabel};
 use kontor_domain::TenantId;
 use kontor_domain::bank::BankId;
 
@@ -22,8 +22,37 @@ pub struct BankDirectory {
     /// A tenant registered at a bank as its own third party: the connector with its
     /// credentials. Every other tenant reaches the bank with the hub's.
     own: BTreeMap<(BankId, TenantId), Arc<dyn BankConnector>>,
-    /// The hub's (and tenants') TLS client identities at the banks, for `/readyz`.
-    certificates: Vec<Arc<ClientIdentity>>,
+    /// The hub's (and tenants') certificates at the banks, for `/readyz`.
+    certificates: Vec<BankCertificate>,
+}
+
+/// A certificate the hub (or a tenant) uses at a bank.
+#[derive(Debug, Clone)]
+pub enum BankCertificate {
+    /// The TLS client identity, read again when its files change.
+    Tls(Arc<ClientIdentity>),
+    /// The seal that signs requests (QSealC, OBSeal), read at startup.
+    Seal {
+        label: IdentityLabel,
+        info: Box<CertificateInfo>,
+    },
+}
+
+impl BankCertificate {
+    pub fn label(&self) -> &IdentityLabel {
+        match self {
+            Self::Tls(identity) => identity.label(),
+            Self::Seal { label, .. } => label,
+        }
+    }
+
+    /// The certificate in use.
+    pub fn info(&self) -> CertificateInfo {
+        match self {
+            Self::Tls(identity) => identity.info(),
+            Self::Seal { info, .. } => info.as_ref().clone(),
+        }
+    }
 }
 
 impl BankDirectory {
@@ -91,11 +120,19 @@ impl BankDirectory {
 
     /// Records a client identity in use at a bank (for the expiry warning of `/readyz`).
     pub fn add_certificate(&mut self, identity: Arc<ClientIdentity>) {
-        self.certificates.push(identity);
+        self.certificates.push(BankCertificate::Tls(identity));
     }
 
-    /// The client identities in use at the banks.
-    pub fn certificates(&self) -> &[Arc<ClientIdentity>] {
+    /// Records a seal certificate in use at a bank (for the expiry warning of `/readyz`).
+    pub fn add_seal(&mut self, label: IdentityLabel, info: CertificateInfo) {
+        self.certificates.push(BankCertificate::Seal {
+            label,
+            info: Box::new(info),
+        });
+    }
+
+    /// The certificates in use at the banks.
+    pub fn certificates(&self) -> &[BankCertificate] {
         &self.certificates
     }
 

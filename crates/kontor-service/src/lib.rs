@@ -31,7 +31,7 @@ mod vault;
 pub mod webhooks;
 
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
-pub use directory::{BankDirectory, BankEntry};
+pub use directory::{BankCertificate, BankDirectory, BankEntry};
 pub use erasure::{ErasureRound, REVOCATION_ATTEMPTS, RetentionSettings};
 pub use error::{ServiceError, ServiceResult};
 pub use export::{EXPORT_BATCH, ExportItem, UserExport};

@@ -23,8 +23,7 @@ use serde::Serialize;
 use crate::config::BankConfig;
 use crate::tpp::TenantCredentials;
 
-/// Days before `notAfter` from which the hub warns (logs, `/readyz`, `banks check`).
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
+pub use kontor_banks::EXPIRY_WARNING_DAYS;
 
 /// Where one registration's certificate files are: the bank's own, or a tenant's there.
 fn files(certificate: Option<&Path>, key: Option<&Path>) -> anyhow::Result<Option<IdentityFiles>> {
@@ -130,13 +129,7 @@ pub struct CertificateReport {
 
 /// How a certificate's validity stands at `now` (Unix seconds).
 pub fn expiry_status(not_after: i64, now: i64) -> &'static str {
-    if not_after <= now {
-        "expired"
-    } else if not_after - now <= EXPIRY_WARNING_DAYS * 86_400 {
-        "expiring"
-    } else {
-        "ok"
-    }
+    kontor_banks::ExpiryStatus::at(not_after, now).as_str()
 }
 
 /// Every configured certificate, read now.

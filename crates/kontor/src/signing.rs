@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use kontor_banks::Signing;
 use kontor_banks::seal::SealKey;
 use kontor_banks::uk_open_banking::TokenAuth;
+use kontor_banks::{CertificateInfo, IdentityLabel, Signing};
 use kontor_domain::bank::Standard;
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +61,24 @@ pub fn load(config: &SigningConfig) -> anyhow::Result<Signing> {
         kid: config.kid.clone(),
         jws_issuer: config.jws_issuer.clone(),
     })
+}
+
+/// The seal's certificate, for the expiry metric and `/readyz`: its gauge set (labelled `bank`,
+/// `tenant`, `kind = "seal"`), and the label and certificate to list.
+pub fn watch_expiry(
+    bank: &str,
+    tenant: Option<&str>,
+    signing: &Signing,
+) -> anyhow::Result<(IdentityLabel, CertificateInfo)> {
+    let info = CertificateInfo::parse(signing.seal.cert_der())
+        .map_err(|e| anyhow::anyhow!("the seal certificate: {e}"))?;
+    let label = IdentityLabel {
+        bank: bank.to_owned(),
+        tenant: tenant.map(str::to_owned),
+        kind: "seal",
+    };
+    kontor_banks::record_expiry(&label, info.not_after);
+    Ok((label, info))
 }
 
 /// Checks a bank's `signing` and `token_auth`; `key` names the bank's table (`banks[0]`).
@@ -175,6 +193,21 @@ mod tests {
         // A Berlin Group bank with a seal and nothing else is fine.
         let mut bg = bank(Standard::BerlinGroup);
         bg.signing = Some(signing(&cert, &key));
-        assert_eq!(check(bg), None);
+        assert_eq!(check(bg.clone()), None);
+
+        // The directory lists the seal, for `/readyz`'s expiry warning.
+        bg.id = "seal-bank".into();
+        let config = crate::config::Config {
+            banks: vec![bg],
+            ..crate::config::Config::default()
+        };
+        let directory = crate::wiring::directory(&config).unwrap();
+        let listed: Vec<_> = directory
+            .certificates()
+            .iter()
+            .map(|c| (c.label().bank.clone(), c.label().kind, c.info().serial))
+            .collect();
+        let serial = CertificateInfo::parse(&demo.qseal.cert_der).unwrap().serial;
+        assert_eq!(listed, [("seal-bank".to_owned(), "seal", serial)]);
     }
 }

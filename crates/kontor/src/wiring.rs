@@ -264,7 +264,15 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
             signing.as_ref(),
             bank.token_auth,
         );
-        let own = crate::tpp::tenant_connectors(&key, bank, &profile, &client, &settings)?;
+        if let Some(signing) = &signing {
+            let (label, info) = crate::signing::watch_expiry(&bank.id, None, signing)
+                .with_context(|| format!("banks[{i}].signing"))?;
+            directory.add_seal(label, info);
+        }
+        let mut own = crate::tpp::tenant_connectors(&key, bank, &profile, &client, &settings)?;
+        for (label, info) in own.iter_mut().filter_map(|o| o.seal.take()) {
+            directory.add_seal(label, info);
+        }
         for identity in identity
             .iter()
             .chain(own.iter().filter_map(|o| o.identity.as_ref()))

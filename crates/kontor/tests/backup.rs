@@ -16,25 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::demo::Demo;
+use common::demo::{Demo, token};
 use common::link::call;
 use common::{kontor, run, serve_with, stdout_json};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
-
-async fn token(http: &reqwest::Client, api: &str, client_id: &str, secret: &str) -> String {
-    let response = http
-        .post(format!("{api}/v1/oauth/token"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
 
 /// Every row of every table of a SQLite file, each rendered by SQLite's own `quote()`, sorted.
 async fn contents(path: &Path) -> BTreeMap<String, Vec<String>> {

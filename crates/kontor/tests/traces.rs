@@ -286,7 +286,7 @@ async fn a_callers_trace_reaches_the_bank_and_the_collector() {
     let collector = Collector::start().await;
     let dir = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let (demo, first) = Demo::start_with(
+    let (demo, first) = Demo::start_env(
         dir.path(),
         logs.path(),
         &[
@@ -550,7 +550,7 @@ async fn without_an_endpoint_nothing_is_exported_or_propagated() {
     let logs = tempfile::tempdir().unwrap();
     let traces_url = format!("{}/v1/traces", collector.url);
     // The SDK's own variables point at the collector: the hub must not follow them.
-    let (demo, first) = Demo::start_with(
+    let (demo, first) = Demo::start_env(
         dir.path(),
         logs.path(),
         &[

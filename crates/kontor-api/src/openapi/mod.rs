@@ -50,7 +50,8 @@ use crate::routes::{
         schemas::AccessWord, schemas::EventTypeWord, schemas::EventSelection,
         schemas::EndpointStatusWord, schemas::DisabledReasonWord, schemas::DeliveryStateWord,
         schemas::DeliveryFailureWord, schemas::AttemptErrorWord, schemas::HealthWord, schemas::ReadinessWord,
-        schemas::DatabaseStatusWord, schemas::KeysStatusWord,
+        schemas::DatabaseStatusWord, schemas::KeysStatusWord, schemas::CertificateStatusWord,
+        schemas::CertificateKindWord,
     )),
     modifiers(&SecuritySchemes, &StandardErrors),
     tags(

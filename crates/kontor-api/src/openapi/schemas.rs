@@ -144,6 +144,10 @@ word_schemas! {
         => ["ok", "unreachable", "migrations_pending", "timeout"];
     KeysStatusWord = "KeysStatus", "Whether this node's key-encryption keys open the key canary."
         => ["ok", "unknown_key", "wrong_key", "unreachable", "timeout"];
+    CertificateStatusWord = "CertificateExpiry", "A bank certificate that expires within 14 days, or has expired."
+        => ["expiring", "expired"];
+    CertificateKindWord = "CertificateKind", "Which of the hub's certificates at a bank: `tls`, the transport certificate (QWAC, OBWAC); `seal`, the signing one (QSealC, OBSeal)."
+        => ["tls", "seal"];
 }
 
 /// An IPv4 or IPv6 address.

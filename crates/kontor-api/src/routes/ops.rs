@@ -1,6 +1,7 @@
 //! Operations endpoints: liveness, readiness (every database reachable and migrated, and this
-//! node's key-encryption keys the ones the data was sealed with) and Prometheus metrics. They
-//! take no token: expose them to the cluster, not the internet.
+//! node's key-encryption keys the ones the data was sealed with; bank client certificates near
+//! their expiry as warnings) and Prometheus metrics. They take no token: expose them to the
+//! cluster, not the internet.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
+use kontor_banks::{EXPIRY_WARNING_DAYS, ExpiryStatus};
 use kontor_service::Hub;
 use kontor_store::Schema;
 use serde::Serialize;
@@ -30,6 +32,29 @@ pub struct Readiness {
     pub status: &'static str,
     pub databases: Vec<DatabaseCheck>,
     pub keys: KeysCheck,
+    /// Warnings, not failures: the certificates the hub presents to banks (TLS client
+    /// certificates and seals) that expire within 14 days or have expired. Empty when none does.
+    pub certificates: Vec<CertificateWarning>,
+}
+
+/// A certificate at a bank close to (or past) its `notAfter`. Replace the files: the hub reads
+/// a TLS certificate's again without a restart (a seal's at the next start).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateWarning {
+    #[schema(example = "sonnenbank")]
+    pub bank: String,
+    /// The tenant registered at the bank as a third party of its own; null for the hub's.
+    pub tenant: Option<String>,
+    #[schema(value_type = crate::openapi::schemas::CertificateKindWord)]
+    pub kind: &'static str,
+    #[schema(value_type = crate::openapi::schemas::CertificateStatusWord)]
+    pub status: &'static str,
+    /// The certificate's `notAfter`, RFC 3339.
+    #[schema(example = "2027-03-31T23:59:59Z")]
+    pub expires_at: String,
+    /// The certificate's serial number, hexadecimal.
+    #[schema(example = "5a1f0c")]
+    pub serial: String,
 }
 
 /// Whether this node's key-encryption keys open the canary sealed in the control database.
@@ -114,7 +139,9 @@ async fn check_keys(hub: &Hub, timeout: Duration) -> KeysCheck {
 }
 
 /// Readiness: the control database and every cell answer and are fully migrated, and this
-/// node's key-encryption keys open the key canary (the data was sealed with them). A node that
+/// node's key-encryption keys open the key canary (the data was sealed with them). Bank client
+/// certificates that expire within 14 days are listed in `certificates` (and logged) without
+/// making the node unready. A node that
 /// was told to stop answers 503 with status `draining` (the checks still run and are shown)
 /// while it goes on serving for `server.drain_seconds`.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "getReadiness",
@@ -138,6 +165,46 @@ pub struct OpsState {
 /// `/readyz` of a process without the API: the same checks.
 pub async fn worker_readyz(State(state): State<OpsState>) -> Response {
     readiness(&state.hub, state.readiness_timeout, false).await
+}
+
+/// The bank certificates that expire within the warning window (or have expired), each logged
+/// as a warning.
+fn certificate_warnings(hub: &Hub) -> Vec<CertificateWarning> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut out = Vec::new();
+    for certificate in hub.directory().certificates() {
+        let info = certificate.info();
+        let status = ExpiryStatus::at(info.not_after, now);
+        if status == ExpiryStatus::Ok {
+            continue;
+        }
+        let label = certificate.label();
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(info.not_after)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| info.not_after.to_string());
+        tracing::warn!(
+            bank = %label.bank,
+            tenant = label.tenant.as_deref(),
+            kind = label.kind,
+            serial = %info.serial,
+            expires_at = %expires_at,
+            status = status.as_str(),
+            "bank certificate expires within {EXPIRY_WARNING_DAYS} days or has expired"
+        );
+        out.push(CertificateWarning {
+            bank: label.bank.clone(),
+            tenant: label.tenant.clone(),
+            kind: label.kind,
+            status: status.as_str(),
+            expires_at,
+            serial: info.serial,
+        });
+    }
+    out
 }
 
 /// `draining`: the process was told to stop and serves out its drain time.
@@ -177,6 +244,7 @@ async fn readiness(hub: &Hub, timeout: Duration, draining: bool) -> Response {
         status: word,
         databases,
         keys,
+        certificates: certificate_warnings(hub),
     };
     (status, Json(body)).into_response()
 }

@@ -28,6 +28,107 @@ async fn healthz_and_readyz_when_all_is_well() {
     assert_eq!(names, ["control", "cell:de", "cell:uk"]);
 }
 
+/// A self-signed client identity (certificate and key in one PEM file) valid for `days` more
+/// days, loaded as the hub's (or `tenant`'s) TLS identity at `bank`.
+fn identity(
+    dir: &std::path::Path,
+    bank: &str,
+    tenant: Option<&str>,
+    days: i64,
+) -> Arc<kontor_banks::ClientIdentity> {
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{bank} client"));
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(days);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let path = dir.join(format!("{bank}-{}.pem", tenant.unwrap_or("hub")));
+    std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+    kontor_banks::ClientIdentity::load(
+        kontor_banks::IdentityLabel {
+            bank: bank.to_owned(),
+            tenant: tenant.map(str::to_owned),
+            kind: "tls",
+        },
+        kontor_banks::IdentityFiles {
+            certificate: path,
+            key: None,
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn readyz_warns_of_bank_certificates_expiring_within_14_days_and_stays_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut directory = kontor_service::BankDirectory::new();
+    // Long-lived: no warning. 15 days is just outside the window.
+    directory.add_certificate(identity(dir.path(), "sonnenbank", None, 400));
+    directory.add_certificate(identity(dir.path(), "thames-bank", None, 15));
+    let app = TestApp::builder().directory(directory).spawn().await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["certificates"], serde_json::json!([]), "{body}");
+    app.stop().await;
+
+    // A tenant's certificate with 3 days left, and the hub's with 13: both warned of, with
+    // whose they are and when they expire; the node stays ready.
+    let tenant = kontor_domain::TenantId::generate();
+    let mut directory = kontor_service::BankDirectory::new();
+    directory.add_certificate(identity(dir.path(), "sonnenbank", None, 400));
+    let short = identity(dir.path(), "sonnenbank", Some(tenant.as_str()), 3);
+    let hub_short = identity(dir.path(), "thames-bank", None, 13);
+    directory.add_certificate(short.clone());
+    directory.add_certificate(hub_short.clone());
+    // The seal that signs for the hub at a bank: read once, warned of the same way.
+    let seal = identity(dir.path(), "seal-bank", None, 5).info();
+    let seal_label = kontor_banks::IdentityLabel {
+        bank: "seal-bank".into(),
+        tenant: None,
+        kind: "seal",
+    };
+    directory.add_seal(seal_label, seal.clone());
+    directory.add_seal(
+        kontor_banks::IdentityLabel {
+            bank: "seal-bank".into(),
+            tenant: None,
+            kind: "seal",
+        },
+        identity(dir.path(), "seal-bank-new", None, 300).info(),
+    );
+    let app = TestApp::builder().directory(directory).spawn().await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    let warnings = body["certificates"].as_array().unwrap();
+    assert_eq!(warnings.len(), 3, "{body}");
+    let rfc3339 = |unix: i64| {
+        time::OffsetDateTime::from_unix_timestamp(unix)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    assert_eq!(warnings[0]["bank"], "sonnenbank");
+    assert_eq!(warnings[0]["tenant"], tenant.as_str());
+    assert_eq!(warnings[0]["kind"], "tls");
+    assert_eq!(warnings[0]["status"], "expiring");
+    assert_eq!(warnings[0]["expires_at"], rfc3339(short.info().not_after));
+    assert_eq!(warnings[0]["serial"], short.info().serial);
+    assert_eq!(warnings[1]["bank"], "thames-bank");
+    assert_eq!(warnings[1]["tenant"], Value::Null);
+    assert_eq!(
+        warnings[1]["expires_at"],
+        rfc3339(hub_short.info().not_after)
+    );
+    app.stop().await;
+}
+
 /// A deployment whose `fr` cell points at a port nothing listens on.
 async fn app_with_dead_cell() -> TestApp {
     let mut stores = TestStores::sqlite(&["uk"]).await;

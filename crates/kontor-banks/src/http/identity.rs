@@ -21,6 +21,39 @@ use super::certificate::CertificateInfo;
 /// The Prometheus gauge with each identity's `notAfter`.
 pub const EXPIRY_METRIC: &str = "kontor_certificate_expiry_timestamp_seconds";
 
+/// Days before `notAfter` from which the hub warns (startup log, `/readyz`, `kontor banks check`).
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// How a certificate's validity stands at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryStatus {
+    Ok,
+    /// Expires within [`EXPIRY_WARNING_DAYS`].
+    Expiring,
+    Expired,
+}
+
+impl ExpiryStatus {
+    /// The status of a certificate valid until `not_after` at `now` (both Unix seconds).
+    pub fn at(not_after: i64, now: i64) -> Self {
+        if not_after <= now {
+            Self::Expired
+        } else if not_after - now <= EXPIRY_WARNING_DAYS * 86_400 {
+            Self::Expiring
+        } else {
+            Self::Ok
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Expiring => "expiring",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// Where an identity's PEM files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityFiles {
@@ -36,7 +69,7 @@ pub struct IdentityLabel {
     pub bank: String,
     /// The tenant with its own registration at the bank; `None` for the hub's.
     pub tenant: Option<String>,
-    /// `tls` for the transport certificate.
+    /// `tls` for the transport certificate, `seal` for the signing one (QSealC, OBSeal).
     pub kind: &'static str,
 }
 
@@ -179,19 +212,7 @@ impl ClientIdentity {
 
     /// Sets the expiry gauge (again: a recorder installed after the first load still gets it).
     fn record_expiry(&self) {
-        let not_after = self.with_current(|l| l.info.not_after);
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "Unix seconds fit an f64's mantissa for the next hundred million years"
-        )]
-        let value = not_after as f64;
-        metrics::gauge!(
-            EXPIRY_METRIC,
-            "bank" => self.label.bank.clone(),
-            "tenant" => self.label.tenant.clone().unwrap_or_default(),
-            "kind" => self.label.kind,
-        )
-        .set(value);
+        record_expiry(&self.label, self.with_current(|l| l.info.not_after));
     }
 
     /// Polls the files every `interval` on the current Tokio runtime until the identity is
@@ -218,6 +239,22 @@ impl ClientIdentity {
             }
         });
     }
+}
+
+/// Sets [`EXPIRY_METRIC`] of the certificate `label` names to `not_after` (Unix seconds).
+pub fn record_expiry(label: &IdentityLabel, not_after: i64) {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "Unix seconds fit an f64's mantissa for the next hundred million years"
+    )]
+    let value = not_after as f64;
+    metrics::gauge!(
+        EXPIRY_METRIC,
+        "bank" => label.bank.clone(),
+        "tenant" => label.tenant.clone().unwrap_or_default(),
+        "kind" => label.kind,
+    )
+    .set(value);
 }
 
 impl ResolvesClientCert for ClientIdentity {

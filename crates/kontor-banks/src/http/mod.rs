@@ -106,7 +106,13 @@ pub(crate) struct Outgoing {
     /// A read without the user present, which counts against the consent's daily allowance:
     /// decides what a 429 means.
     pub unattended: bool,
+    /// Makes the body anew for each attempt after the first, for bodies a bank accepts only
+    /// once (a `private_key_jwt` client assertion carries a one-time `jti`).
+    pub fresh_body: Option<FreshBody>,
 }
+
+/// Makes a request's body again, for a retry.
+pub(crate) type FreshBody = Box<dyn Fn() -> Result<Body, BankError> + Send + Sync>;
 
 impl Outgoing {
     pub fn new(method: Method, url: Url, template: &'static str, retry: Retry) -> Self {
@@ -118,6 +124,7 @@ impl Outgoing {
             body: None,
             retry,
             unattended: false,
+            fresh_body: None,
         }
     }
 

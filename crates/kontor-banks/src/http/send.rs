@@ -17,17 +17,23 @@ use crate::deadline;
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 impl Transport {
-    /// Sends `out`, repeating it on transient failures when it is safe to, and returns the
-    /// 2xx answer or what went wrong.
-    pub(crate) async fn send(&self, out: Outgoing) -> Result<Incoming, BankError> {
+    /// Sends `out`, repeating it on transient failures when it is safe to (with a body made
+    /// anew when it has `fresh_body`), and returns the 2xx answer or what went wrong.
+    pub(crate) async fn send(&self, mut out: Outgoing) -> Result<Incoming, BankError> {
         let attempts = match out.retry {
             Retry::Safe => self.settings.read_attempts.max(1),
             Retry::Never => 1,
         };
-        let request = self.build(&out)?;
+        let mut request = self.build(&out)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if attempt > 1
+                && let Some(fresh) = &out.fresh_body
+            {
+                out.body = Some(fresh()?);
+                request = self.build(&out)?;
+            }
             let Some(mut copy) = request.try_clone() else {
                 return Err(BankError::protocol("request cannot be repeated"));
             };

@@ -15,7 +15,7 @@ use url::Url;
 
 use super::UkOpenBanking;
 use super::id_token::{self, Expected, Jwks};
-use super::signing::request_object;
+use super::signing::{RequestObjectSigner, request_object};
 use crate::BankError;
 use crate::http::Outgoing;
 use crate::support::ids::random_token;
@@ -47,6 +47,46 @@ pub(super) struct CachedJwks {
     fetched: Instant,
 }
 
+/// The hub's client authentication at one token endpoint.
+#[derive(Debug, Clone)]
+pub(super) struct ClientAuth {
+    token_auth: TokenAuth,
+    client_id: String,
+    token_endpoint: String,
+    signer: Arc<dyn RequestObjectSigner>,
+}
+
+impl ClientAuth {
+    /// The form fields that authenticate the client (none for `client_secret_basic`, which
+    /// goes in `Authorization`). Each call makes a new `private_key_jwt` assertion — a new
+    /// `jti`, `iat` and `exp` — since a bank refuses an assertion it has seen (RFC 7523 §3,
+    /// FAPI 1.0 Advanced): a retried token request must not send the one before.
+    pub(super) fn form(&self) -> Result<Vec<(&'static str, String)>, BankError> {
+        let client_id = self.client_id.clone();
+        match self.token_auth {
+            TokenAuth::ClientSecretBasic => Ok(Vec::new()),
+            TokenAuth::TlsClientAuth => Ok(vec![("client_id", client_id)]),
+            TokenAuth::PrivateKeyJwt => {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                let claims = serde_json::json!({
+                    "iss": client_id,
+                    "sub": client_id,
+                    "aud": self.token_endpoint,
+                    "jti": random_token(24),
+                    "iat": now,
+                    "exp": now + ASSERTION_SECONDS,
+                });
+                let assertion = request_object(self.signer.as_ref(), &claims)?;
+                Ok(vec![
+                    ("client_id", client_id),
+                    ("client_assertion_type", ASSERTION_TYPE.to_owned()),
+                    ("client_assertion", assertion),
+                ])
+            }
+        }
+    }
+}
+
 /// What the `id_token` of one code exchange must say, besides what the bank's metadata says.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct IdTokenCheck<'a> {
@@ -72,41 +112,21 @@ impl UkOpenBanking {
         }
     }
 
-    /// The client's authentication as form fields (and whether to send the secret in
-    /// `Authorization` instead).
-    pub(super) fn client_auth_form(
-        &self,
-        token_endpoint: &str,
-    ) -> Result<Vec<(&'static str, String)>, BankError> {
-        let client_id = self.client_id()?;
-        match self.token_auth {
-            TokenAuth::ClientSecretBasic => Ok(Vec::new()),
-            TokenAuth::TlsClientAuth => Ok(vec![("client_id", client_id.to_owned())]),
-            TokenAuth::PrivateKeyJwt => {
-                if self.signer.algorithm() != "PS256" {
-                    return Err(BankError::protocol(
-                        "private_key_jwt needs the hub's seal key (configure signing)",
-                    ));
-                }
-                let now = OffsetDateTime::now_utc().unix_timestamp();
-                let claims = serde_json::json!({
-                    "iss": client_id,
-                    "sub": client_id,
-                    "aud": token_endpoint,
-                    "jti": random_token(24),
-                    "iat": now,
-                    "exp": now + ASSERTION_SECONDS,
-                });
-                Ok(vec![
-                    ("client_id", client_id.to_owned()),
-                    ("client_assertion_type", ASSERTION_TYPE.to_owned()),
-                    (
-                        "client_assertion",
-                        request_object(self.signer.as_ref(), &claims)?,
-                    ),
-                ])
-            }
+    /// How the hub authenticates at `token_endpoint`, to make the form fields with (again for
+    /// each attempt: see [`ClientAuth::form`]).
+    pub(super) fn client_auth(&self, token_endpoint: &str) -> Result<ClientAuth, BankError> {
+        let client_id = self.client_id()?.to_owned();
+        if self.token_auth == TokenAuth::PrivateKeyJwt && self.signer.algorithm() != "PS256" {
+            return Err(BankError::protocol(
+                "private_key_jwt needs the hub's seal key (configure signing)",
+            ));
         }
+        Ok(ClientAuth {
+            token_auth: self.token_auth,
+            client_id,
+            token_endpoint: token_endpoint.to_owned(),
+            signer: self.signer.clone(),
+        })
     }
 
     /// Checks the `id_token` of a code exchange, when this bank is configured for FAPI.

@@ -178,12 +178,23 @@ impl UkOpenBanking {
         }
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         out.headers = headers;
-        let auth = self.client_auth_form(&discovery.token_endpoint)?;
-        let encoded = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .extend_pairs(auth.iter().map(|(k, v)| (*k, v.as_str())))
-            .finish();
-        out.body = Some(Body::Form(encoded));
+        let auth = self.client_auth(&discovery.token_endpoint)?;
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        // A retry carries a new client assertion: the bank has seen the first one's `jti`.
+        let encode = move || -> Result<Body, BankError> {
+            let fields = auth.form()?;
+            Ok(Body::Form(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
+                    .finish(),
+            ))
+        };
+        out.body = Some(encode()?);
+        out.fresh_body = Some(Box::new(encode));
         self.oauth.send(out).await?.json("token response")
     }
 

@@ -319,3 +319,26 @@ async fn a_replayed_request_object_is_refused_and_the_hub_reports_it() {
         "{outcome:?}"
     );
 }
+
+/// The bank takes a client assertion once (its `jti`). A token request whose answer is lost
+/// after the bank spent the assertion is retried with a new one, and succeeds; sending the
+/// first one again would be refused as a replay.
+#[tokio::test]
+async fn a_retried_token_request_carries_a_new_client_assertion() {
+    let fx = Fixture::strict(UK_BANK, "bob", Some(&demo_signing()), None).await;
+    fx.faults(kontor_sandbox_bank::FaultConfig {
+        lose_answer_next: 1,
+        error_status: Some(503),
+        path_contains: Some("/oauth2/token".into()),
+        ..kontor_sandbox_bank::FaultConfig::default()
+    });
+    // Starting a consent needs the hub's client-credentials token.
+    let started = fx.connector.start_consent(&fx.request()).await;
+    let started = started.unwrap_or_else(|e| panic!("the retried token request: {e:?}"));
+    assert!(matches!(started.sca, ScaStep::Redirect { .. }));
+    assert_eq!(
+        fx.injected().await,
+        1,
+        "one answer lost, then a new assertion accepted"
+    );
+}

@@ -1,5 +1,5 @@
-//! Faults switched on at runtime per bank: latency, 5xx, 429 with `Retry-After`, and
-//! connection resets. Decisions come from a seeded generator and "next N" counters, so a test
+//! Faults switched on at runtime per bank: latency, 5xx, 429 with `Retry-After`, connection
+//! resets, and answers lost after the bank acted on the request. Decisions come from a seeded generator and "next N" counters, so a test
 //! that sends the same requests sees the same faults.
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,10 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Fail the next N matching requests with `error_status`.
     pub fail_next: u32,
+    /// Handle the next N matching requests, then answer `error_status` instead of what the bank
+    /// answered: the bank acted (a token issued, an assertion's `jti` spent, a payment made),
+    /// the caller does not learn of it.
+    pub lose_answer_next: u32,
     /// Then fail this percentage (0..=100) of matching requests with `error_status`.
     pub error_percent: u8,
     /// 500 or 503 (default 500).
@@ -64,8 +68,16 @@ impl FaultConfig {
 pub enum FaultAction {
     None,
     Reset,
-    RateLimit { retry_after: u32 },
-    Error { status: u16 },
+    RateLimit {
+        retry_after: u32,
+    },
+    Error {
+        status: u16,
+    },
+    /// Handle the request, then answer `status` instead.
+    LoseAnswer {
+        status: u16,
+    },
 }
 
 /// Live fault state of one bank: the config plus its counters and generator.
@@ -133,6 +145,11 @@ impl FaultState {
             FaultAction::Error {
                 status: c.error_status.unwrap_or(500),
             }
+        } else if c.lose_answer_next > 0 {
+            c.lose_answer_next -= 1;
+            FaultAction::LoseAnswer {
+                status: c.error_status.unwrap_or(500),
+            }
         } else {
             // One draw per request whatever is configured, so enabling one kind of fault does
             // not shift the decisions of another.
@@ -191,6 +208,22 @@ mod tests {
         assert_eq!(first, run(&config));
         let errors = first.iter().filter(|a| **a != FaultAction::None).count();
         assert!((15..=45).contains(&errors), "{errors}");
+    }
+
+    #[test]
+    fn lost_answers_come_after_failures_and_count() {
+        let mut state = FaultState::new(1);
+        state.set(FaultConfig {
+            fail_next: 1,
+            lose_answer_next: 2,
+            error_status: Some(503),
+            ..FaultConfig::default()
+        });
+        assert_eq!(state.decide("/x"), FaultAction::Error { status: 503 });
+        assert_eq!(state.decide("/x"), FaultAction::LoseAnswer { status: 503 });
+        assert_eq!(state.decide("/x"), FaultAction::LoseAnswer { status: 503 });
+        assert_eq!(state.decide("/x"), FaultAction::None);
+        assert_eq!(state.injected, 3);
     }
 
     #[test]

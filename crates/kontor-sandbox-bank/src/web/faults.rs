@@ -1,5 +1,6 @@
 //! The fault-injection layer in front of each bank's API: latency, then reset, 429 or 5xx
-//! as the bank's `FaultState` decides, answered in the bank's own standard.
+//! as the bank's `FaultState` decides (or a 5xx in place of the answer of a request the bank
+//! handled), answered in the bank's own standard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +42,29 @@ pub async fn inject(State(bank): State<Arc<Bank>>, request: Request, next: Next)
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             None,
         ),
+        FaultAction::LoseAnswer { status } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let lost = fault_answer(&bank, &request, &path, status, None);
+            let handled = next.run(request).await.status();
+            tracing::debug!(bank = bank.id(), %path, handled = handled.as_u16(), "fault: answer lost");
+            return lost;
+        }
     };
     tracing::debug!(bank = bank.id(), %path, status = status.as_u16(), "fault injected");
+    fault_answer(&bank, &request, &path, status, retry_after)
+}
+
+fn fault_answer(
+    bank: &Bank,
+    request: &Request,
+    path: &str,
+    status: StatusCode,
+    retry_after: Option<u32>,
+) -> Response {
     match bank.config.standard {
-        Standard::BerlinGroup => crate::bg::fault_response(&path, status, retry_after),
+        Standard::BerlinGroup => crate::bg::fault_response(path, status, retry_after),
         Standard::UkOpenBanking => {
-            crate::uk::fault_response(&bank, &request, &path, status, retry_after)
+            crate::uk::fault_response(bank, request, path, status, retry_after)
         }
     }
 }

@@ -1,6 +1,11 @@
 //! `kontor demo` as a child process: started with its JSON first line read, stopped by SIGTERM.
 
-#![allow(clippy::panic, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly"
+)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -8,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 const DEMO_START_TIMEOUT: Duration = Duration::from_secs(60);
 const DEMO_STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,11 +29,23 @@ impl Demo {
     /// Starts `kontor demo` with its databases in `data_dir`, its stderr in a file in
     /// `log_dir`; returns it with its first line of JSON.
     pub fn start(data_dir: &Path, log_dir: &Path) -> (Self, String) {
-        Self::start_with(data_dir, log_dir, &[])
+        Self::start_with(data_dir, log_dir, &[], &[], DEMO_START_TIMEOUT)
     }
 
     /// As [`Demo::start`], with more environment variables (`KONTOR_…` or others).
-    pub fn start_with(data_dir: &Path, log_dir: &Path, env: &[(&str, &str)]) -> (Self, String) {
+    pub fn start_env(data_dir: &Path, log_dir: &Path, env: &[(&str, &str)]) -> (Self, String) {
+        Self::start_with(data_dir, log_dir, &[], env, DEMO_START_TIMEOUT)
+    }
+
+    /// As [`Demo::start`], with more arguments and `KONTOR_…` settings, waiting up to
+    /// `timeout` for the first line.
+    pub fn start_with(
+        data_dir: &Path,
+        log_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> (Self, String) {
         let stderr = log_dir.join("demo.stderr");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kontor"));
         // Only what this test sets may configure the binary.
@@ -39,6 +58,7 @@ impl Demo {
             .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--json")
+            .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -54,7 +74,7 @@ impl Demo {
             let _ = tx.send(lines.next());
             for _ in lines {}
         });
-        let first = match rx.recv_timeout(DEMO_START_TIMEOUT) {
+        let first = match rx.recv_timeout(timeout) {
             Ok(Some(Ok(line))) => line,
             Ok(other) => panic!(
                 "kontor demo printed no first line ({other:?}); exit: {:?}\n{}",
@@ -62,7 +82,7 @@ impl Demo {
                 demo.log()
             ),
             Err(_) => panic!(
-                "kontor demo printed nothing within {DEMO_START_TIMEOUT:?}\n{}",
+                "kontor demo printed nothing within {timeout:?}\n{}",
                 demo.log()
             ),
         };
@@ -110,6 +130,20 @@ impl Drop for Demo {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A tenant's access token from the hub at `api`.
+pub async fn token(http: &reqwest::Client, api: &str, client_id: &str, secret: &str) -> String {
+    let response = http
+        .post(format!("{api}/v1/oauth/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {

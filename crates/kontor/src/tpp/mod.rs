@@ -11,15 +11,24 @@
 //! client_secret = "…"
 //! tls_identity = "/etc/kontor/tpp/acme.pem"   # its certificate and key (Berlin Group: required)
 //! tls_key = "/etc/kontor/tpp/acme.key"          # optional: the key in a file of its own
+//! [banks.tenant_credentials.signing]          # the tenant's seal (QSealC / OBSeal)
+//! qseal_cert = "/etc/kontor/tpp/acme-qseal.pem"
+//! qseal_key = "/etc/kontor/tpp/acme-qseal.key.pem"
+//! kid = "…"                                   # UK: as for the bank's own `signing`
 //! ```
 //!
 //! A tenant's certificate is read, watched and role-checked like the bank's own (see
-//! `crate::certificates`); the bank's `ca_bundle` applies to it too.
+//! `crate::certificates`); the bank's `ca_bundle` applies to it too. Its connector is made like
+//! the bank's (`kontor_banks::connector_with`): it signs with the tenant's seal and
+//! authenticates at a UK token endpoint as the bank's `token_auth` says, with the tenant's
+//! credentials. A bank that requires signed requests (it has `signing`) needs the tenant's own
+//! seal: a seal is the third party's, and the bank refuses another organisation's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use kontor_banks::uk_open_banking::TokenAuth;
 use kontor_banks::{BankConnector, BankProfile, ClientIdentity, HttpSettings};
 use kontor_domain::TenantId;
 use kontor_domain::bank::Standard;
@@ -42,6 +51,9 @@ pub struct TenantCredentials {
     /// The private key of `tls_identity`, when it is a file of its own.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// The tenant's seal, for a bank that requires signed requests (see `crate::signing`).
+    #[serde(default)]
+    pub signing: Option<crate::signing::SigningConfig>,
 }
 
 /// Checks a bank's certificates and per-tenant credentials; `key` names the bank's table
@@ -60,14 +72,12 @@ pub fn validate(key: &str, bank: &BankConfig) -> anyhow::Result<()> {
                 own.tenant_id
             );
         }
-        if own.client_id.is_some() != own.client_secret.is_some() {
-            bail!("{key}: client_id and client_secret come together");
+        if own.client_secret.is_some() && own.client_id.is_none() {
+            bail!("{key}: client_secret needs the client_id it belongs to");
         }
         match bank.standard {
             Standard::UkOpenBanking if own.client_id.is_none() => {
-                bail!(
-                    "{key}: a UK Open Banking bank needs the tenant's client_id and client_secret"
-                )
+                bail!("{key}: a UK Open Banking bank needs the tenant's client_id")
             }
             Standard::BerlinGroup if own.tls_identity.is_none() => {
                 bail!(
@@ -77,16 +87,57 @@ pub fn validate(key: &str, bank: &BankConfig) -> anyhow::Result<()> {
             _ => {}
         }
         crate::certificates::identity(&key, bank, Some(own))?;
+        validate_signing(&key, bank, own)?;
     }
     Ok(())
 }
 
-/// A tenant's connector at a bank, with the identity it presents (to watch and report).
+/// A tenant's seal and token endpoint authentication: its own seal where the bank requires
+/// signing, and what the bank's `token_auth` (or its default) needs of the tenant.
+fn validate_signing(key: &str, bank: &BankConfig, own: &TenantCredentials) -> anyhow::Result<()> {
+    if let Some(signing) = &own.signing {
+        crate::signing::load(signing).with_context(|| format!("{key}.signing"))?;
+    } else if bank.signing.is_some() {
+        bail!(
+            "{key}: the bank requires signed requests and a tenant signs with its own seal: \
+             set {key}.signing"
+        );
+    }
+    if bank.standard != Standard::UkOpenBanking {
+        return Ok(());
+    }
+    match effective_token_auth(bank, own) {
+        TokenAuth::TlsClientAuth if own.tls_identity.is_none() => bail!(
+            "{key}: token_auth = \"tls_client_auth\" needs the tenant's certificate: set {key}.tls_identity"
+        ),
+        TokenAuth::ClientSecretBasic if own.client_secret.is_none() => {
+            bail!("{key}: token_auth = \"client_secret_basic\" needs the tenant's client_secret")
+        }
+        TokenAuth::PrivateKeyJwt if own.signing.is_none() => bail!(
+            "{key}: token_auth = \"private_key_jwt\" signs with the tenant's seal: set {key}.signing"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// How the tenant's connector authenticates at a UK token endpoint: the bank's `token_auth`,
+/// else `private_key_jwt` with a seal and the client secret without (as `connector_with` does).
+fn effective_token_auth(bank: &BankConfig, own: &TenantCredentials) -> TokenAuth {
+    bank.token_auth.unwrap_or(if own.signing.is_some() {
+        TokenAuth::PrivateKeyJwt
+    } else {
+        TokenAuth::ClientSecretBasic
+    })
+}
+
+/// A tenant's connector at a bank, with the identity it presents and the seal it signs with
+/// (to watch and report).
 #[derive(Debug)]
 pub struct TenantConnector {
     pub tenant: TenantId,
     pub connector: Arc<dyn BankConnector>,
     pub identity: Option<Arc<ClientIdentity>>,
+    pub seal: Option<(kontor_banks::IdentityLabel, kontor_banks::CertificateInfo)>,
 }
 
 /// The connectors of the tenants with their own credentials at `bank` (whose profile with the
@@ -112,6 +163,12 @@ pub fn tenant_connectors(
             ..hub.clone()
         };
         let identity = crate::certificates::identity(&key, bank, Some(own))?;
+        let signing = own
+            .signing
+            .as_ref()
+            .map(crate::signing::load)
+            .transpose()
+            .with_context(|| format!("{key}.signing"))?;
         let http = match &identity {
             Some(identity) => {
                 let tls = crate::certificates::bank_tls(&key, bank, Some(identity.clone()))?;
@@ -120,9 +177,21 @@ pub fn tenant_connectors(
             }
             None => shared.clone(),
         };
+        let seal = signing
+            .as_ref()
+            .map(|s| crate::signing::watch_expiry(&bank.id, Some(tenant.as_str()), s))
+            .transpose()
+            .with_context(|| format!("{key}.signing"))?;
         out.push(TenantConnector {
+            seal,
             tenant,
-            connector: kontor_banks::connector(profile, http, settings.clone()),
+            connector: kontor_banks::connector_with(
+                profile,
+                http,
+                settings.clone(),
+                signing.as_ref(),
+                bank.token_auth,
+            ),
             identity,
         });
     }
@@ -135,7 +204,7 @@ mod tests {
 
     use super::*;
 
-    const IDENTITY: &str = include_str!("../tests/fixtures/tpp-identity.pem");
+    const IDENTITY: &str = include_str!("../../tests/fixtures/tpp-identity.pem");
 
     fn bank(standard: Standard, credentials: Vec<TenantCredentials>) -> BankConfig {
         BankConfig {
@@ -166,6 +235,7 @@ mod tests {
             client_secret: client.map(|_| Secret::new("s")),
             tls_identity: identity.map(Path::to_path_buf),
             tls_key: None,
+            signing: None,
         }
     }
 
@@ -203,6 +273,14 @@ mod tests {
                 "needs the tenant's client_id",
             ),
             (
+                {
+                    let mut b = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
+                    b.tenant_credentials[0].client_secret = None;
+                    b
+                },
+                "needs the tenant's client_secret",
+            ),
+            (
                 bank(Standard::BerlinGroup, vec![own(&tenant, Some("c"), None)]),
                 "set tls_identity",
             ),
@@ -224,14 +302,47 @@ mod tests {
                 ),
                 "tenant_credentials[1].tenant_id",
             ),
+            (
+                {
+                    let mut b = bank(Standard::BerlinGroup, vec![own(&tenant, None, Some(&good))]);
+                    b.signing = Some(crate::signing::SigningConfig {
+                        qseal_cert: dir.path().join("hub-qseal.pem"),
+                        qseal_key: dir.path().join("hub-qseal.key"),
+                        kid: None,
+                        jws_issuer: None,
+                    });
+                    b
+                },
+                "set banks[0].tenant_credentials[0].signing",
+            ),
+            (
+                {
+                    let mut b = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
+                    b.token_auth = Some(TokenAuth::TlsClientAuth);
+                    b
+                },
+                "needs the tenant's certificate",
+            ),
+            (
+                {
+                    let mut b = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
+                    b.token_auth = Some(TokenAuth::PrivateKeyJwt);
+                    b
+                },
+                "signs with the tenant's seal",
+            ),
         ];
         for (config, expected) in cases {
             let message = check(config).expect("refused");
             assert!(message.contains(expected), "{message}");
         }
         let mut half = bank(Standard::UkOpenBanking, vec![own(&tenant, Some("c"), None)]);
-        half.tenant_credentials[0].client_secret = None;
-        assert!(check(half).unwrap().contains("come together"));
+        half.tenant_credentials[0].client_id = None;
+        assert!(
+            check(half)
+                .unwrap()
+                .contains("client_secret needs the client_id")
+        );
     }
 
     #[test]
@@ -267,3 +378,6 @@ mod tests {
         assert!(!shown.contains("hub-client"), "{shown}");
     }
 }
+
+#[cfg(test)]
+mod strict_tests;
