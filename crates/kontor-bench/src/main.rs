@@ -8,6 +8,7 @@
 mod bank_proxy;
 mod crash;
 mod databases;
+mod expand;
 mod hub;
 mod ingest;
 mod linking;
@@ -61,6 +62,10 @@ enum Command {
     /// Sync ingest: first syncs of 24 months and daily re-syncs from the sandbox bank, rows per
     /// second through the hub against a raw batched INSERT of the same rows.
     Ingest(ingest::IngestArgs),
+    /// A schema change while serving (not a speed benchmark): the previous release serves under
+    /// load, the new one starts beside it and applies its migration, both serve while the new
+    /// one backfills; reports failed requests (target 0) and that the old release kept working.
+    ExpandContract(expand::ExpandArgs),
 }
 
 /// The hub a benchmark runs: which binary, on fresh databases of which PostgreSQL server.
@@ -121,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             Command::Webhooks(args) => webhooks::run(&args).await,
             Command::Reads(args) => reads::run(&args).await,
             Command::Ingest(args) => ingest::run(&args).await,
+            Command::ExpandContract(args) => expand::run(&args).await,
         }
     };
     // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases
