@@ -4,7 +4,7 @@
 //! The previous release (`--old-kontor`) is started on fresh PostgreSQL databases and given real
 //! bank data (users linked through the sandbox bank, 24 months each). Load starts against it:
 //! transaction pages, user reads, user creations, and syncs with the user present (the sandbox's
-//! clock moves a day before each, so every sync writes new transactions). Then the new release
+//! clock moves six hours before each, so every sync writes new transactions). Then the new release
 //! (`--kontor`) starts on the same databases with `database.migrate_on_start`, so it applies cell
 //! migration 0012 (a column on `transactions`, two indexes built concurrently) while the old one
 //! serves; once it is ready the load goes to both, round robin, and the new release's embedded
@@ -217,12 +217,13 @@ async fn worker(shared: Arc<Shared>, id: usize) {
 }
 
 /// Syncs with the user present, one at a time, alternating between the releases; the bank's
-/// clock moves a day before each, so that each writes new transactions.
+/// clock moves six hours before each, so that syncs find new and newly booked transactions (a
+/// whole day per sync ran the sandbox consents out of validity within a run).
 async fn syncer(shared: Arc<Shared>, world: Arc<BankWorld>, connections: Vec<String>) {
     let mut n = 0usize;
     while !shared.stop.load(Ordering::Relaxed) {
         n += 1;
-        if let Err(err) = world.sandbox.advance_clock(time::Duration::days(1)) {
+        if let Err(err) = world.sandbox.advance_clock(time::Duration::hours(6)) {
             eprintln!("kontor-bench expand-contract: moving the bank's clock: {err}");
         }
         let (release, base) = shared.pick().await;
@@ -295,7 +296,11 @@ async fn undated(cells: &[PgPool]) -> anyhow::Result<i64> {
         .fetch_one(pool)
         .await?;
         if exists == 0 {
-            bail!("the cell has no transactions.transaction_date column");
+            bail!(
+                "the cell has no transactions.transaction_date column: the new release did not \
+                 apply cell migration 0012 (a binary built before the migration files were \
+                 added embeds none; touch them and build again)"
+            );
         }
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM transactions WHERE transaction_date IS NULL")
