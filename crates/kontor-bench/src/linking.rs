@@ -103,6 +103,7 @@ pub struct Tenant<'a> {
 #[derive(Debug, Clone)]
 pub struct Linked {
     pub user_id: String,
+    pub connection_id: String,
     pub account_ids: Vec<String>,
 }
 
@@ -312,6 +313,7 @@ impl<'a> Tenant<'a> {
         }
         Ok(Linked {
             user_id,
+            connection_id,
             account_ids,
         })
     }

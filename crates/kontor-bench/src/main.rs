@@ -8,6 +8,7 @@
 mod bank_proxy;
 mod crash;
 mod databases;
+mod expand;
 mod failover;
 mod hub;
 mod ingest;
@@ -69,6 +70,10 @@ enum Command {
     /// the failed requests, and afterwards payments lost or executed twice and webhook events
     /// lost; exits non-zero on any loss.
     Failover(failover::FailoverArgs),
+    /// A schema change while serving (not a speed benchmark): the previous release serves under
+    /// load, the new one starts beside it and applies its migration, both serve while the new
+    /// one backfills; reports failed requests (target 0) and that the old release kept working.
+    ExpandContract(expand::ExpandArgs),
 }
 
 /// The hub a benchmark runs: which binary, on fresh databases of which PostgreSQL server.
@@ -130,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
             Command::Reads(args) => reads::run(&args).await,
             Command::Ingest(args) => ingest::run(&args).await,
             Command::Failover(args) => failover::run(&args).await,
+            Command::ExpandContract(args) => expand::run(&args).await,
         }
     };
     // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases

@@ -28,6 +28,9 @@ pub struct BenchEnv {
     pub hub_pool: String,
     /// The hub's keys as `KONTOR_…` settings, for other processes of the deployment.
     pub keys_env: Vec<(String, String)>,
+    /// Every `KONTOR_…` setting the hub was started with, for another `kontor serve` of the
+    /// same deployment.
+    pub hub_env: Vec<(String, String)>,
     _data_dir: TempDir,
 }
 
@@ -122,6 +125,7 @@ impl BenchEnv {
             probe,
             hub_pool,
             keys_env,
+            hub_env: env,
             _data_dir: data_dir,
         })
     }

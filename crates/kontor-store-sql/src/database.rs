@@ -336,14 +336,33 @@ impl Schema for SqlDatabase {
 }
 
 impl SqlDatabase {
+    /// Applies what is pending: through sqlx, except migrations marked `-- no-transaction`,
+    /// which run statement by statement (`stepwise.rs`) after everything before them.
     async fn migrate_holding_lease(&self) -> StoreResult<Vec<i64>> {
         let before = self.migration_status().await?;
         let embedded = self.dialect.migrator(self.role);
+        let all = &embedded.migrations[..];
+        for (at, migration) in all.iter().enumerate() {
+            if migration.no_tx && !before.applied.contains(&migration.version) {
+                self.run_sqlx(embedded, &all[..at]).await?;
+                crate::stepwise::apply(self, migration).await?;
+            }
+        }
+        self.run_sqlx(embedded, all).await?;
+        Ok(before.pending())
+    }
+
+    async fn run_sqlx(
+        &self,
+        embedded: &Migrator,
+        migrations: &[sqlx::migrate::Migration],
+    ) -> StoreResult<()> {
         // The lease serialises migrating processes; sqlx's own lock (an advisory lock on
         // PostgreSQL) is not portable and not needed under it.
         let migrator = Migrator {
-            migrations: Cow::Borrowed(&embedded.migrations[..]),
-            ignore_missing: embedded.ignore_missing,
+            migrations: Cow::Owned(migrations.to_vec()),
+            // A run of the migrations before a non-transactional one sees it applied later.
+            ignore_missing: true,
             locking: false,
             no_tx: embedded.no_tx,
             table_name: embedded.table_name.clone(),
@@ -354,8 +373,7 @@ impl SqlDatabase {
             other => StoreError::Other {
                 source: Box::new(other),
             },
-        })?;
-        Ok(before.pending())
+        })
     }
 }
 

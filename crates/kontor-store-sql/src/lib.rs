@@ -14,6 +14,7 @@ mod idempotency;
 mod keys;
 mod lease;
 mod query;
+mod stepwise;
 mod user_keys;
 mod webhooks;
 

@@ -49,11 +49,43 @@ pub struct TransactionRow {
     pub value_date: Option<Date>,
     /// What lists order by: booking date, else value date, else the day first seen.
     pub sort_date: Date,
+    /// The date the transaction happened (see [`TransactionRow::happened_on`]). `None` on rows
+    /// the previous release wrote, until the worker's backfill reaches them.
+    pub transaction_date: Option<Date>,
     pub amount: Money,
     /// Sealed JSON: counterparty, remittance, bank references.
     pub details: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// The date a transaction happened, by precedence: the bank's booking date, else its
+/// transaction date (a date the bank gives apart from booking and value, which neither
+/// standard's account report carries today), else the value date, else the day the hub first
+/// saw it. What ingest stores in `transaction_date`.
+pub fn transaction_date(
+    booking: Option<Date>,
+    bank_transaction_date: Option<Date>,
+    value: Option<Date>,
+    first_seen: Date,
+) -> Date {
+    booking
+        .or(bank_transaction_date)
+        .or(value)
+        .unwrap_or(first_seen)
+}
+
+impl TransactionRow {
+    /// The date the transaction happened, never missing: the stored `transaction_date`, or, on
+    /// a row the backfill has not reached yet, the same rule applied to the stored dates. A
+    /// booking date always comes first, also over a stored value, so that a row the previous
+    /// release booked (it does not know the column) reads right before the backfill.
+    pub fn happened_on(&self) -> Date {
+        self.booking_date.unwrap_or_else(|| {
+            self.transaction_date
+                .unwrap_or_else(|| transaction_date(None, None, self.value_date, self.sort_date))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,4 +150,10 @@ pub trait AccountStore: Send + Sync {
     ) -> StoreResult<Vec<TransactionRow>>;
 
     async fn apply_sync(&self, write: &SyncWrite) -> StoreResult<()>;
+
+    /// Fills `transaction_date` on at most `batch` rows that lack it (rows the previous release
+    /// wrote), by the rule of [`transaction_date`] over the stored dates, in one short
+    /// transaction. Returns how many it filled: 0 when nothing is left, which costs one look at
+    /// an empty partial index. Safe to run from several workers at once and to stop at any time.
+    async fn backfill_transaction_dates(&self, batch: usize) -> StoreResult<u64>;
 }

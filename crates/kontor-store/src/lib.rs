@@ -26,6 +26,7 @@ mod webhooks;
 
 pub use accounts::{
     AccountRow, AccountStore, BalanceRow, SyncWrite, TransactionFilter, TransactionRow,
+    transaction_date,
 };
 pub use cells::Cells;
 pub use connections::{

@@ -29,6 +29,11 @@ pub struct WorkerSettings {
     /// How often the gauges that need the database (payments per phase, webhook backlog,
     /// overdue syncs, expiring consents) are read from every cell.
     pub gauges_every: Duration,
+    /// Rows per backfill transaction (`transactions.transaction_date`, cell migration 0012).
+    pub backfill_batch: usize,
+    /// Backfill transactions per cell per round at most, so that a large backlog is worked off
+    /// over many rounds beside the other jobs.
+    pub backfill_batches_per_round: usize,
 }
 
 impl Default for WorkerSettings {
@@ -39,6 +44,8 @@ impl Default for WorkerSettings {
             batch: 50,
             concurrency: 4,
             gauges_every: Duration::from_secs(15),
+            backfill_batch: 500,
+            backfill_batches_per_round: 20,
         }
     }
 }
@@ -56,6 +63,8 @@ pub struct Round {
     pub abandoned: usize,
     /// Events deleted by retention (with their deliveries and attempts).
     pub events_purged: u64,
+    /// Rows the backfill filled.
+    pub backfilled: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -204,13 +213,41 @@ impl Worker {
         self.hub.work_erasures(now).instrument(span).await
     }
 
+    /// Backfills what the schema's latest expand step left to fill: today
+    /// `transactions.transaction_date` on rows a previous release wrote (cell migration 0012).
+    /// Small transactions of `backfill_batch` rows, at most `backfill_batches_per_round` per
+    /// cell; each is complete on its own, so a stopped worker loses nothing and the next round
+    /// (of this worker or another) goes on. With nothing left it costs one query per cell, on
+    /// an empty partial index.
+    pub async fn backfill(&self) -> u64 {
+        let mut filled = 0;
+        for (region, cell) in self.hub.cells().iter() {
+            for _ in 0..self.settings.backfill_batches_per_round.max(1) {
+                match cell
+                    .backfill_transaction_dates(self.settings.backfill_batch)
+                    .await
+                {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) => {
+                        tracing::warn!(%region, error = %err, "backfilling transaction dates failed");
+                        break;
+                    }
+                }
+            }
+        }
+        filled
+    }
+
     /// Everything due at `now`, once.
     pub async fn run_once(&self, now: Timestamp) -> Round {
         let lifecycle = self.lifecycle(now).await;
         let syncs = self.sync_due(now).await;
+        let backfilled = self.backfill().await;
         Round {
             synced: syncs.synced,
             sync_failures: syncs.sync_failures,
+            backfilled,
             ..lifecycle
         }
     }
@@ -257,6 +294,11 @@ impl Worker {
                     completed = erasures.completed,
                     "erasure round"
                 );
+            }
+            let backfilled = self.backfill().await;
+            if backfilled > 0 {
+                metrics::counter!("kontor_worker_backfilled_rows_total").increment(backfilled);
+                tracing::info!(rows = backfilled, "backfilled transaction dates");
             }
             let payments = self.progress_payments(now).await;
             if payments.payments + payments.payment_failures > 0 {

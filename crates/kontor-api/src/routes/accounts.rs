@@ -148,6 +148,12 @@ pub struct TransactionResponse {
     pub status: String,
     pub booking_date: Option<String>,
     pub value_date: Option<String>,
+    /// The date the transaction happened, always present: the bank's booking date, else its
+    /// transaction date, else the value date, else the day the hub first saw the transaction
+    /// (a pending entry with no date at all). A Berlin Group pending entry with only a value
+    /// date in the future has that date here until it books.
+    #[schema(example = "2026-03-14", format = Date)]
+    pub transaction_date: String,
     /// Negative for money out.
     pub amount: Amount,
     pub counterparty: Counterparty,
@@ -168,6 +174,7 @@ impl From<TransactionView> for TransactionResponse {
             status: row.status.as_str().to_owned(),
             booking_date: row.booking_date.map(|d| d.to_string()),
             value_date: row.value_date.map(|d| d.to_string()),
+            transaction_date: row.happened_on().to_string(),
             amount: row.amount.into(),
             counterparty: Counterparty {
                 name: details.counterparty_name,

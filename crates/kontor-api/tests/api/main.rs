@@ -37,5 +37,6 @@ mod sync;
 mod sync_leases;
 mod sync_state;
 mod telemetry;
+mod transaction_dates;
 mod users;
 mod webhooks;

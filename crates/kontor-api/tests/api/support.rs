@@ -207,6 +207,18 @@ impl World {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    /// The user's accounts (first page).
+    pub async fn accounts(&self, user_id: &str) -> Vec<Value> {
+        let page: Value = self
+            .app
+            .get(&format!("/v1/accounts?user_id={user_id}"), &self.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["data"].as_array().unwrap().clone()
+    }
+
     /// Every transaction of an account, through the API's pages.
     pub async fn all_transactions(&self, account: &str, query: &str) -> Vec<Value> {
         let mut out = Vec::new();

@@ -26,14 +26,7 @@ fn truth(w: &World, bank: &str, user: &str) -> Vec<kontor_sandbox_bank::AccountI
 }
 
 async fn accounts(w: &World, user_id: &str) -> Vec<Value> {
-    let page: Value = w
-        .app
-        .get(&format!("/v1/accounts?user_id={user_id}"), &w.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["data"].as_array().unwrap().clone()
+    w.accounts(user_id).await
 }
 
 fn ids(transactions: &[Value]) -> HashSet<String> {

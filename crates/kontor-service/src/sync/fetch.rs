@@ -190,6 +190,12 @@ impl Hub {
                 booking_date: tx.booking_date,
                 value_date: tx.value_date,
                 sort_date: tx.date().unwrap_or(p.today),
+                transaction_date: Some(kontor_store::transaction_date(
+                    tx.booking_date,
+                    None,
+                    tx.value_date,
+                    p.today,
+                )),
                 amount: tx.amount,
                 details,
                 created_at: now,
@@ -212,6 +218,13 @@ impl Hub {
                 booking_date: tx.booking_date,
                 value_date: tx.value_date,
                 sort_date: tx.date().unwrap_or(old.sort_date),
+                // The day first seen is kept from the stored row.
+                transaction_date: Some(kontor_store::transaction_date(
+                    tx.booking_date,
+                    None,
+                    tx.value_date,
+                    old.sort_date,
+                )),
                 amount: tx.amount,
                 details,
                 created_at: old.created_at,

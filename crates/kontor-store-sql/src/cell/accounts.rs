@@ -34,7 +34,7 @@ macro_rules! account_columns {
 macro_rules! transaction_columns {
     () => {
         "id, tenant_id, account_id, dedup_key, status, booking_date, value_date, sort_date, \
-         amount_minor, currency, details, created_at, updated_at"
+         transaction_date, amount_minor, currency, details, created_at, updated_at"
     };
 }
 
@@ -92,6 +92,7 @@ fn transaction_from_row(row: &AnyRow) -> StoreResult<TransactionRow> {
         booking_date: optional_date(row, "booking_date")?,
         value_date: optional_date(row, "value_date")?,
         sort_date: parse_date(&column::<String>(row, "sort_date")?)?,
+        transaction_date: optional_date(row, "transaction_date")?,
         amount: Money::from_minor(column(row, "amount_minor")?, currency(row)?)
             .map_err(StoreError::corrupt)?,
         details: column(row, "details")?,
@@ -296,6 +297,55 @@ impl AccountStore for SqlCell {
         })
         .await
     }
+
+    async fn backfill_transaction_dates(&self, batch: usize) -> StoreResult<u64> {
+        // Two statements: the batch is chosen (and, on PostgreSQL, locked, skipping rows another
+        // worker holds) first, then filled. One `UPDATE … WHERE id IN (SELECT … LIMIT n FOR
+        // UPDATE SKIP LOCKED)` may run its subquery more than once and fill more than a batch.
+        // The SELECT repeats the partial index's predicate literally so that it finds the rows
+        // left through `transactions_undated`; the UPDATE checks it again, so that a row a sync
+        // filled meanwhile is left alone. The rule is `kontor_store::transaction_date`'s over
+        // the stored dates (no bank transaction date was stored before this column).
+        let select = format!(
+            "SELECT id FROM transactions WHERE transaction_date IS NULL LIMIT $1{}",
+            self.db.dialect().skip_locked()
+        );
+        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        retry_serializable(
+            self.db.retry_policy(),
+            "backfill_transaction_dates",
+            |_| async {
+                let mut tx = self.begin_queue().await?;
+                let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+                if ids.is_empty() {
+                    self.db.commit(tx).await?;
+                    return Ok(0);
+                }
+                let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+                let update = format!(
+                    "UPDATE transactions \
+                     SET transaction_date = COALESCE(booking_date, value_date, sort_date) \
+                     WHERE transaction_date IS NULL AND id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(update));
+                for id in &ids {
+                    query = query.bind(id.as_str());
+                }
+                let done = query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+                self.db.commit(tx).await?;
+                Ok(done.rows_affected())
+            },
+        )
+        .await
+    }
 }
 
 async fn upsert_account(
@@ -369,8 +419,9 @@ async fn insert_transaction(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO transactions (id, tenant_id, account_id, dedup_key, status, booking_date, \
-         value_date, sort_date, amount_minor, currency, details, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         value_date, sort_date, amount_minor, currency, details, created_at, updated_at, \
+         transaction_date) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(t.id.as_str())
     .bind(t.tenant_id.as_str())
@@ -385,6 +436,7 @@ async fn insert_transaction(
     .bind(t.details.as_str())
     .bind(t.created_at.unix_micros())
     .bind(t.updated_at.unix_micros())
+    .bind(t.transaction_date.map(date_text))
     .execute(&mut **tx)
     .await
     .map(drop)
@@ -398,7 +450,8 @@ async fn update_transaction(
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE transactions SET dedup_key = $2, status = $3, booking_date = $4, value_date = $5, \
-         sort_date = $6, amount_minor = $7, currency = $8, details = $9, updated_at = $10 \
+         sort_date = $6, amount_minor = $7, currency = $8, details = $9, updated_at = $10, \
+         transaction_date = $11 \
          WHERE id = $1",
     )
     .bind(t.id.as_str())
@@ -411,6 +464,7 @@ async fn update_transaction(
     .bind(t.amount.currency().code())
     .bind(t.details.as_str())
     .bind(t.updated_at.unix_micros())
+    .bind(t.transaction_date.map(date_text))
     .execute(&mut **tx)
     .await
     .map(drop)

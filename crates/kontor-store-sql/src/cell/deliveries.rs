@@ -127,7 +127,7 @@ fn attempt_from_row(row: &AnyRow) -> StoreResult<(DeliveryId, Attempt)> {
 
 impl SqlCell {
     /// Begins one of the queue's own transactions (see the module's documentation).
-    async fn begin_queue(&self) -> StoreResult<Transaction<'static, Any>> {
+    pub(super) async fn begin_queue(&self) -> StoreResult<Transaction<'static, Any>> {
         self.db
             .pool()
             .begin_with(self.db.dialect().begin_queue())

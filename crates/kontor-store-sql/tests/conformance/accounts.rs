@@ -60,6 +60,7 @@ fn txn(
         booking_date: (status == TransactionStatus::Booked).then_some(day),
         value_date: Some(day),
         sort_date: day,
+        transaction_date: Some(day),
         amount: eur(amount),
         details: format!("sealed-{key}"),
         created_at: now,
@@ -455,4 +456,129 @@ pub async fn erasing_a_user_erases_everything_of_theirs(stores: TestStores) {
         cell.user_data_key(&user).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// Rows the previous release wrote (no `transaction_date`) are filled by the backfill in
+/// batches, by the precedence rule over the stored dates; a row that has one keeps it; a run
+/// with nothing left fills nothing; and before the backfill a read already shows the same date.
+pub async fn transaction_dates_are_backfilled_in_batches(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let current = account(&tenant, &user, &connection, "acc-1");
+    let mut write = empty_write(&connection);
+    write.accounts = vec![current.clone()];
+    // As the previous release writes them: no transaction_date.
+    let old = |key: &str, booking, value, first_seen| {
+        let mut row = txn(
+            &current,
+            key,
+            first_seen,
+            "-1.00",
+            if Option::<time::Date>::is_none(&booking) {
+                TransactionStatus::Pending
+            } else {
+                TransactionStatus::Booked
+            },
+        );
+        row.booking_date = booking;
+        row.value_date = value;
+        row.transaction_date = None;
+        row
+    };
+    let booked = old(
+        "old:booked",
+        Some(date!(2026 - 11 - 02)),
+        Some(date!(2026 - 11 - 03)),
+        date!(2026 - 11 - 02),
+    );
+    // A Berlin Group pending entry: a value date in the future, no booking date.
+    let pending_valued = old(
+        "old:pending-valued",
+        None,
+        Some(date!(2026 - 12 - 01)),
+        date!(2026 - 12 - 01),
+    );
+    // No date from the bank at all: the day the hub first saw it.
+    let undated = old("old:undated", None, None, date!(2026 - 11 - 20));
+    let booked_late = old(
+        "old:booked-late",
+        Some(date!(2026 - 11 - 05)),
+        None,
+        date!(2026 - 11 - 05),
+    );
+    let also_old = old(
+        "old:booked-2",
+        Some(date!(2026 - 11 - 06)),
+        Some(date!(2026 - 11 - 06)),
+        date!(2026 - 11 - 06),
+    );
+    // Written by this release, pending, with the bank's own transaction date before its value
+    // date: kept as it is, although the rule over the stored dates would give the value date.
+    let mut new = txn(
+        &current,
+        "new:1",
+        date!(2026 - 11 - 07),
+        "-2.00",
+        TransactionStatus::Pending,
+    );
+    new.transaction_date = Some(date!(2026 - 10 - 31));
+    let expected = [
+        (booked.id.clone(), date!(2026 - 11 - 02)),
+        (pending_valued.id.clone(), date!(2026 - 12 - 01)),
+        (undated.id.clone(), date!(2026 - 11 - 20)),
+        (booked_late.id.clone(), date!(2026 - 11 - 05)),
+        (also_old.id.clone(), date!(2026 - 11 - 06)),
+        (new.id.clone(), date!(2026 - 10 - 31)),
+    ];
+    write.inserts = vec![booked, pending_valued, undated, booked_late, also_old, new];
+    cell.apply_sync(&write).await.unwrap();
+
+    let read = |cell: std::sync::Arc<kontor_store_sql::SqlCell>| {
+        let (tenant, account) = (tenant.clone(), current.id.clone());
+        async move {
+            cell.list_transactions(&tenant, &account, &TransactionFilter::default(), None, 50)
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    let before = read(cell.clone()).await;
+    assert_eq!(
+        before
+            .iter()
+            .filter(|t| t.transaction_date.is_none())
+            .count(),
+        5
+    );
+    for (id, day) in &expected {
+        let row = before.iter().find(|t| &t.id == id).unwrap();
+        assert_eq!(row.happened_on(), *day, "read before the backfill: {row:?}");
+    }
+
+    let mut batches = Vec::new();
+    loop {
+        let filled = cell.backfill_transaction_dates(2).await.unwrap();
+        batches.push(filled);
+        if filled == 0 {
+            break;
+        }
+        assert!(
+            batches.len() < 10,
+            "the backfill does not converge: {batches:?}"
+        );
+    }
+    assert_eq!(batches, vec![2, 2, 1, 0]);
+    let after = read(cell.clone()).await;
+    for (id, day) in &expected {
+        let row = after.iter().find(|t| &t.id == id).unwrap();
+        assert_eq!(
+            row.transaction_date,
+            Some(*day),
+            "after the backfill: {row:?}"
+        );
+        assert_eq!(row.happened_on(), *day);
+    }
+    // Idempotent: nothing left, nothing changes.
+    assert_eq!(cell.backfill_transaction_dates(100).await.unwrap(), 0);
 }
