@@ -25,6 +25,7 @@ mod lifecycle;
 mod limits;
 mod oauth;
 mod ops;
+mod payment_retries;
 mod payments;
 mod redirect_uris;
 mod regions;
