@@ -12,90 +12,20 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::pki::{Leaf, TestCa};
 use common::{TEST_KEKS, kontor, run, serve_with, stdout_json};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-    der: Vec<u8>,
-}
-
-impl Leaf {
-    /// The SHA-256 thumbprint, base64url (x5t#S256).
-    fn x5t(&self) -> String {
-        URL_SAFE_NO_PAD.encode(Sha256::digest(&self.der))
-    }
-}
-
-fn validity(params: &mut CertificateParams) {
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(30);
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        validity(&mut params);
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn sign(&self, mut params: CertificateParams) -> Leaf {
-        validity(&mut params);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().to_vec(),
-        }
-    }
-
-    fn server(&self) -> Leaf {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params)
-    }
-
-    fn client(&self, name: &str) -> Leaf {
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "Acme Budget Ltd");
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params)
-    }
+/// The SHA-256 thumbprint of a certificate, base64url (x5t#S256).
+fn x5t(leaf: &Leaf) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(&leaf.der))
 }
 
 /// An HTTPS client trusting `ca`, presenting `identity` when given.
-fn https_client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
+fn https_client(ca: &TestCa, identity: Option<&Leaf>) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
@@ -123,7 +53,7 @@ fn https_client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
 struct Hub {
     _server: common::Server,
     base: String,
-    ca: Ca,
+    ca: TestCa,
     dir: tempfile::TempDir,
 }
 
@@ -131,8 +61,8 @@ impl Hub {
     /// A hub terminating TLS with a certificate from `ca`, taking client certificates from it.
     fn start(extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("Kontor tenants' CA");
-        let server = ca.server();
+        let ca = TestCa::new("Kontor tenants' CA");
+        let server = ca.server(None);
         let tls = dir.path().join("tls");
         std::fs::create_dir_all(&tls).unwrap();
         for (name, contents) in [
@@ -187,7 +117,7 @@ impl Hub {
     }
 
     fn bind(&self, client: &str, leaf: &Leaf) -> Value {
-        let file = self.dir.path().join(format!("{}.pem", leaf.x5t()));
+        let file = self.dir.path().join(format!("{}.pem", x5t(leaf)));
         std::fs::write(&file, &leaf.cert_pem).unwrap();
         stdout_json(&self.cli(&[
             "clients",
@@ -246,7 +176,7 @@ async fn a_bound_client_works_only_with_its_certificate_and_its_tokens_only_with
     let own = hub.ca.client("acme-prod-1");
     let other = hub.ca.client("acme-prod-2");
     let bind = hub.bind(&bound.0, &own);
-    assert_eq!(bind["x5t#S256"], own.x5t());
+    assert_eq!(bind["x5t#S256"], x5t(&own));
     assert_eq!(bind["added"], true);
 
     let with_own = https_client(&hub.ca, Some(&own));
@@ -258,7 +188,7 @@ async fn a_bound_client_works_only_with_its_certificate_and_its_tokens_only_with
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     let token = access_token(&body);
-    assert_eq!(claims(&token)["cnf"]["x5t#S256"], own.x5t());
+    assert_eq!(claims(&token)["cnf"]["x5t#S256"], x5t(&own));
     let (status, body, _) = hub.users(&with_own, &token).await;
     assert_eq!(status, 200, "{body}");
 
@@ -319,7 +249,7 @@ async fn binding_and_unbinding_reach_tokens_already_issued() {
     let first_token = access_token(&body);
     let (_, body) = hub.token(&with_second, client).await;
     let second_token = access_token(&body);
-    assert_eq!(claims(&second_token)["cnf"]["x5t#S256"], second.x5t());
+    assert_eq!(claims(&second_token)["cnf"]["x5t#S256"], x5t(&second));
     assert_eq!(hub.users(&with_first, &first_token).await.0, 200);
     assert_eq!(hub.users(&with_second, &second_token).await.0, 200);
 
@@ -353,7 +283,7 @@ async fn binding_and_unbinding_reach_tokens_already_issued() {
         .iter()
         .map(|c| c["x5t#S256"].as_str().unwrap())
         .collect();
-    assert_eq!(bound, [second.x5t()]);
+    assert_eq!(bound, [x5t(&second)]);
 
     // Unbound entirely: the client works without a certificate again.
     hub.cli(&[
@@ -361,7 +291,7 @@ async fn binding_and_unbinding_reach_tokens_already_issued() {
         "unbind",
         &client.0,
         "--thumbprint",
-        &second.x5t(),
+        &x5t(&second),
     ]);
     let (status, body) = hub.token(&without, client).await;
     assert_eq!(status, 200, "{body}");
@@ -433,7 +363,7 @@ async fn required_client_auth_refuses_handshakes_without_a_trusted_certificate()
     assert!(refused.is_err(), "{refused:?}");
 
     // A certificate from a CA the hub does not trust is refused in the handshake too.
-    let stranger = Ca::new("Someone else's CA");
+    let stranger = TestCa::new("Someone else's CA");
     let foreign = stranger.client("acme");
     let foreign_client = https_client(&hub.ca, Some(&foreign));
     let refused = foreign_client

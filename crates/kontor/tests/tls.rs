@@ -14,67 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::pki::{Leaf, TestCa};
 use common::serve_with;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
-};
 use rustls::pki_types::{CertificateDer, ServerName};
-
-struct TestCa {
-    issuer: Issuer<'static, KeyPair>,
-    der: Vec<u8>,
-}
-
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-    der: Vec<u8>,
-}
-
-impl TestCa {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(30);
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            der: cert.der().to_vec(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A server certificate for `localhost` and 127.0.0.1 with this serial.
-    fn server(&self, serial: u64) -> Leaf {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        params.serial_number = Some(SerialNumber::from(serial));
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params)
-    }
-
-    fn sign(&self, mut params: CertificateParams) -> Leaf {
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(30);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().to_vec(),
-        }
-    }
-}
 
 /// A directory laid out as Kubernetes mounts a Secret: `tls.crt` and `tls.key` are symlinks
 /// into `..data`, itself a symlink to the current timestamped directory.
@@ -173,7 +115,7 @@ const HEALTH: &str = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: cl
 fn the_server_certificate_rotates_under_load_without_a_failed_request() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("Kontor test CA");
-    let (first, second) = (ca.server(0x1001), ca.server(0x2002));
+    let (first, second) = (ca.server(Some(0x1001)), ca.server(Some(0x2002)));
     let (first_serial, second_serial) = (serial_of(&first), serial_of(&second));
     let mut volume = SecretVolume::new(
         &dir.path().join("tls"),

@@ -140,6 +140,38 @@ fn certificates_json(certificates: &[CertificateBinding]) -> serde_json::Value {
         .collect()
 }
 
+/// The client's certificates after a change, read before the stores close.
+async fn certificates_after(
+    stores: &Stores,
+    id: &ApiClientId,
+) -> anyhow::Result<Vec<CertificateBinding>> {
+    let certificates = stores
+        .control
+        .client_certificates(id)
+        .await
+        .context("reading the client's certificates");
+    stores.close().await;
+    certificates
+}
+
+/// `bind`'s and `unbind`'s JSON line: the certificate, whether it changed anything (`added` or
+/// `removed`), and the client's certificates now.
+fn change_json(
+    id: &ApiClientId,
+    thumbprint: &CertificateThumbprint,
+    (field, changed): (&str, bool),
+    certificates: &[CertificateBinding],
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "client_id": id,
+        "x5t#S256": thumbprint.x5t_s256(),
+        "sha256": thumbprint.hex(),
+        "certificates": certificates_json(certificates),
+    });
+    body[field] = serde_json::Value::Bool(changed);
+    body
+}
+
 /// Where the certificate to bind comes from.
 #[derive(Debug)]
 pub enum CertificateSource {
@@ -190,22 +222,14 @@ pub async fn bind(
         ),
         Err(err) => return Err(err).context("binding the certificate"),
     };
-    let certificates = stores
-        .control
-        .client_certificates(&id)
-        .await
-        .context("reading the client's certificates")?;
-    stores.close().await;
+    let certificates = certificates_after(&stores, &id).await?;
     let mut out = std::io::stdout().lock();
     if json {
-        let body = serde_json::json!({
-            "client_id": id,
-            "x5t#S256": thumbprint.x5t_s256(),
-            "sha256": thumbprint.hex(),
-            "added": added,
-            "certificates": certificates_json(&certificates),
-        });
-        writeln!(out, "{body}")?;
+        writeln!(
+            out,
+            "{}",
+            change_json(&id, &thumbprint, ("added", added), &certificates)
+        )?;
     } else {
         let verb = if added { "bound" } else { "already bound" };
         writeln!(out, "{id} {verb} to x5t#S256 {thumbprint}")?;
@@ -240,21 +264,14 @@ pub async fn unbind(
         .unbind_certificate(&id, &thumbprint)
         .await
         .context("unbinding the certificate")?;
-    let certificates = stores
-        .control
-        .client_certificates(&id)
-        .await
-        .context("reading the client's certificates")?;
-    stores.close().await;
+    let certificates = certificates_after(&stores, &id).await?;
     let mut out = std::io::stdout().lock();
     if json {
-        let body = serde_json::json!({
-            "client_id": id,
-            "x5t#S256": thumbprint.x5t_s256(),
-            "removed": removed,
-            "certificates": certificates_json(&certificates),
-        });
-        writeln!(out, "{body}")?;
+        writeln!(
+            out,
+            "{}",
+            change_json(&id, &thumbprint, ("removed", removed), &certificates)
+        )?;
     } else if !removed {
         writeln!(
             out,

@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod link;
+pub mod pki;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
