@@ -25,12 +25,13 @@
 //      Idempotency-Key and sends them to the hub's payment page, they confirm and authorise at
 //      the bank, come back, and the app follows the payment to `completed`, showing the verified
 //      `payment.status_changed` webhook that says so;
-//   5. the app refused no webhook delivery (every signature verified), and shows exactly one
+//   5. the payment form sent again as it was (a double click, a retry): the hub answers the
+//      same payment for the same Idempotency-Key, and the app leads to it;
+//   6. the app refused no webhook delivery (every signature verified), and shows exactly one
 //      payment for the user.
 // No page may show a console error or an HTTP error. Exit code 0 when everything held, 1 with a
 // message naming the step otherwise, 2 on the global timeout.
 
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,20 +39,12 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { Failure, check, launch, watch } from './chromium.mjs';
+
 const GLOBAL_TIMEOUT_MS = 150_000;
 const STEP_TIMEOUT_MS = 15_000;
 /** The first sync, and a payment from authorisation to `completed` with its webhook. */
 const WAIT_TIMEOUT_MS = 60_000;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const started = Date.now();
@@ -65,11 +58,6 @@ const watchdog = setTimeout(() => {
   app?.kill();
   process.exit(2);
 }, GLOBAL_TIMEOUT_MS);
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
 function readDemo() {
   const raw = process.env.KONTOR_DEMO_JSON;
@@ -123,6 +111,17 @@ async function landOn(page, selector, what, timeout = STEP_TIMEOUT_MS) {
   }
 }
 
+// The sandbox bank's SCA: alice's password, then the code.
+async function signInAtSonnenbank(page, why) {
+  await landOn(page, 'body[data-step="login"][data-bank="sonnenbank"]', `Sonnenbank's login page ${why}`);
+  await type(page, '#username', 'alice');
+  await type(page, '#password', 'sandbox');
+  await page.locator('#submit').click();
+  await landOn(page, 'body[data-step="otp"]', `the bank's code page ${why}`);
+  await type(page, '#otp', '123456');
+  await page.locator('#submit').click();
+}
+
 async function shoot(page, dir, name, shots) {
   const file = path.join(dir, `tenant-app-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
@@ -134,29 +133,19 @@ async function main() {
   const demo = readDemo();
   const dir = process.env.KONTOR_BROWSER_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), 'kontor-browser-'));
   fs.mkdirSync(dir, { recursive: true });
-  const executablePath = process.env.KONTOR_CHROMIUM || '/usr/bin/chromium';
-  check(fs.existsSync(executablePath), `no browser at ${executablePath} (apt-get install -y chromium)`);
   const shots = [];
 
   const ready = await startApp(demoJson);
   const base = ready.app_url;
   log(`app at ${base} (webhook endpoint ${ready.webhook_endpoint}); hub at ${demo.api_base_url}`);
 
-  browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  browser = await launch();
   const context = await browser.newContext({ viewport: { width: 1024, height: 800 }, locale: 'en-GB' });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
   const problems = [];
-  page.on('pageerror', (err) => problems.push(`page error on ${page.url()}: ${err.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.location().url?.endsWith('/favicon.ico')) {
-      problems.push(`console error on ${page.url()}: ${m.text()}`);
-    }
-  });
-  page.on('response', (r) => {
-    if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) problems.push(`HTTP ${r.status()} for ${r.url()}`);
-  });
+  watch(page, problems);
 
   log('1. create a user');
   await page.goto(base);
@@ -174,13 +163,7 @@ async function main() {
   await page.locator('#link-bank').click();
   await page.waitForURL((url) => url.href.startsWith(demo.api_base_url), { timeout: STEP_TIMEOUT_MS });
   await page.locator('#bank-sonnenbank').click();
-  await landOn(page, 'body[data-step="login"][data-bank="sonnenbank"]', "Sonnenbank's login page");
-  await type(page, '#username', 'alice');
-  await type(page, '#password', 'sandbox');
-  await page.locator('#submit').click();
-  await landOn(page, 'body[data-step="otp"]', "the bank's code page");
-  await type(page, '#otp', '123456');
-  await page.locator('#submit').click();
+  await signInAtSonnenbank(page, 'to link');
   await landOn(page, 'body[data-step="accounts"]', "the bank's account choice");
   const boxes = page.locator('form#accounts-form input[name="account"]');
   for (let i = 0; i < (await boxes.count()); i += 1) {
@@ -215,17 +198,17 @@ async function main() {
   await page.locator('input[name="instant"]').check();
   const key = await page.locator('input[name="idempotency_key"]').inputValue();
   check(/^[\x21-\x7e]{1,255}$/.test(key), `the form's Idempotency-Key is ${JSON.stringify(key)}`);
+  const accountId = await page.locator('body').getAttribute('data-account-id');
+  const payForm = Object.fromEntries(
+    await page.locator('#pay-form input[name]').evaluateAll((inputs) =>
+      inputs.filter((i) => i.type !== 'checkbox' || i.checked).map((i) => [i.name, i.value]),
+    ),
+  );
   await page.locator('#submit-payment').click();
   await page.waitForURL((url) => url.href.startsWith(demo.api_base_url), { timeout: STEP_TIMEOUT_MS });
   check((await page.locator('#amount').innerText()).includes('12.34'), "the hub's payment page shows another amount");
   await page.locator('#pay').click();
-  await landOn(page, 'body[data-step="login"][data-bank="sonnenbank"]', "Sonnenbank's login page for the payment");
-  await type(page, '#username', 'alice');
-  await type(page, '#password', 'sandbox');
-  await page.locator('#submit').click();
-  await landOn(page, 'body[data-step="otp"]', "the bank's code page for the payment");
-  await type(page, '#otp', '123456');
-  await page.locator('#submit').click();
+  await signInAtSonnenbank(page, 'to pay');
   await landOn(page, 'body[data-page="payment"]', "the app's payment page");
   const paymentId = await page.locator('body').getAttribute('data-payment-id');
   log(`   ${paymentId} back at the app: ${await page.locator('body').getAttribute('data-status')}`);
@@ -237,7 +220,15 @@ async function main() {
   await shoot(page, dir, 'payment-completed', shots);
   log(`   completed; the webhook payment.status_changed said so`);
 
-  log('5. every webhook verified; one payment');
+  log('5. the form sent again (a double click, a retry): the same payment, not a second one');
+  const again = await page.request.post(`${base}/accounts/${accountId}/payments`, { form: payForm, maxRedirects: 0 });
+  check(again.status() === 303, `sending the payment form again answered ${again.status()}: ${(await again.text()).slice(0, 300)}`);
+  check(
+    again.headers().location === `/payments/${paymentId}`,
+    `sending the payment form again led to ${again.headers().location}, not to /payments/${paymentId}`,
+  );
+
+  log('6. every webhook verified; one payment');
   await page.goto(`${base}/webhooks`);
   await landOn(page, 'body[data-page="webhooks"]', "the app's webhook page");
   const refused = await page.locator('body').getAttribute('data-refused');

@@ -44,7 +44,7 @@ input,select,button{font:inherit}
 input[type=text]{width:100%;box-sizing:border-box}
 .error{background:#fdecea;border:1px solid #f5c2c0;padding:.5rem .75rem}
 .muted{color:#666}
-code{font-size:.9em}
+code{font-size:.9em;overflow-wrap:anywhere}
 @media (max-width:30rem){table{font-size:.9em}}
 `;
 
