@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { type App, registerWebhooks, routes, WEBHOOK_PATH } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { Inbox } from './inbox.js';
-import { kontorClient } from './kontor.js';
+import { KontorError, kontorClient } from './kontor.js';
 import { secretKey } from './webhooks.js';
 
 async function main(): Promise<void> {
@@ -47,6 +47,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`tenant-app: ${err instanceof ConfigError ? err.message : (err as Error)?.stack ?? String(err)}`);
+  let why: string;
+  if (err instanceof ConfigError) why = err.message;
+  else if (err instanceof KontorError) why = `the hub answered ${err.status} ${err.code}: ${err.message} (request ${err.requestId})`;
+  else why = (err as Error)?.stack ?? String(err);
+  console.error(`tenant-app: ${why}`);
   process.exit(1);
 });
