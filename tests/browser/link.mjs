@@ -29,25 +29,16 @@
 // fresh profile folder (`--user-data-dir` of a new temporary folder, which Playwright creates and
 // removes itself; it refuses a `--user-data-dir` among the args of a plain launch).
 
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+
+import { Failure, check, launch, watch } from './chromium.mjs';
 
 const GLOBAL_TIMEOUT_MS = 150_000;
 const STEP_TIMEOUT_MS = 15_000;
 const SYNC_TIMEOUT_MS = 30_000;
 const PHONE = { width: 390, height: 844 };
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PASSWORD = 'sandbox';
 const CODE = '123456';
 
@@ -61,11 +52,6 @@ const watchdog = setTimeout(() => {
   // Playwright kills the browser it launched when this process exits.
   process.exit(2);
 }, GLOBAL_TIMEOUT_MS);
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Input
@@ -185,18 +171,7 @@ async function phone(lang = 'en-GB') {
   context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
   const problems = [];
-  page.on('pageerror', (err) => problems.push(`page error on ${page.url()}: ${err.message}`));
-  page.on('console', (message) => {
-    // Browsers ask every site for /favicon.ico; neither the hub nor the sandbox bank has one.
-    if (message.type() === 'error' && !message.location().url?.endsWith('/favicon.ico')) {
-      problems.push(`console error on ${page.url()}: ${message.text()} (${message.location().url})`);
-    }
-  });
-  page.on('response', (response) => {
-    if (response.status() >= 400 && !response.url().endsWith('/favicon.ico')) {
-      problems.push(`HTTP ${response.status()} for ${response.url()}`);
-    }
-  });
+  watch(page, problems);
   return { context, page, problems };
 }
 
@@ -479,12 +454,10 @@ async function scenario(name, run) {
 async function main() {
   const demo = readDemo();
   const dir = artifactsDir();
-  const executablePath = process.env.KONTOR_CHROMIUM || '/usr/bin/chromium';
-  check(fs.existsSync(executablePath), `no browser at ${executablePath} (apt-get install -y chromium)`);
   const shots = [];
   log(`hub at ${demo.api_base_url}; screenshots go to ${dir}`);
 
-  browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  browser = await launch();
   log(`browser: Chromium ${browser.version()}`);
   const api = new Api(demo);
   await api.login();
