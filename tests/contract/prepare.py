@@ -137,7 +137,7 @@ def main():
         {"idempotency-key": "contract-payment-1"},
     )["id"]
     # An https URL the hub accepts without a DNS answer (the run's machine may have none). The
-    # run's hub sends no deliveries: its worker is off.
+    # run's hub sends no deliveries: its worker is off; test events find nobody on the port.
     endpoint = api(
         "POST",
         "/v1/webhook-endpoints",

@@ -47,6 +47,8 @@ error_codes! {
     InvalidId => (BAD_REQUEST, "invalid_id", "An id in the path or query is not a well-formed id of the expected type."),
     InvalidQuery => (BAD_REQUEST, "invalid_query", "A query parameter is unknown, malformed or out of range."),
     InvalidCursor => (BAD_REQUEST, "invalid_cursor", "The pagination cursor is not one this API issued."),
+    InvalidStatus => (BAD_REQUEST, "invalid_status", "status is not one of the statuses of the records listed."),
+    InvalidTimeRange => (BAD_REQUEST, "invalid_time_range", "created_after and created_before are RFC 3339 instants, created_after before created_before."),
     InvalidEncoding => (BAD_REQUEST, "invalid_encoding", "The path or query is not valid UTF-8 once percent-decoded."),
     UriTooLong => (URI_TOO_LONG, "uri_too_long", "The request's path and query are longer than the server accepts."),
     HeadersTooLarge => (REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request's headers are larger than the server accepts."),

@@ -127,6 +127,13 @@ pub fn next_in_cell(region: &Region, next: Option<PageKey>) -> Option<String> {
     })
 }
 
+/// The `next_cursor` of a list merged from several cells: the position after the page's last
+/// row, `last` being that row's region.
+pub fn next_after(last: Option<&Region>, next: Option<PageKey>) -> Option<String> {
+    let region = last?;
+    next_in_cell(region, next)
+}
+
 /// Validates `?limit=`: 1..=MAX_LIMIT, DEFAULT_LIMIT when absent.
 pub fn limit(raw: Option<u32>) -> Result<usize, ApiError> {
     match raw {

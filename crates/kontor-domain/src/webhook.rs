@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::event::{Event, EventType};
+use crate::event::payload::EndpointDisabled;
+use crate::event::{Event, EventData, EventType};
 use crate::id::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
 use crate::region::Region;
 use crate::time::Timestamp;
@@ -125,6 +126,12 @@ macro_rules! word_enum {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
             }
         }
     };
@@ -331,11 +338,12 @@ pub fn endpoint_disabled_event(
         tenant_id: tenant,
         user_id: None,
         event_type: EventType::WebhookEndpointDisabled,
-        data: serde_json::json!({
-            "endpoint_id": endpoint,
-            "reason": DisabledReason::Failing.as_str(),
-            "failing_since": failing_since,
-        }),
+        data: EventData::WebhookEndpointDisabled(EndpointDisabled {
+            endpoint_id: endpoint.clone(),
+            reason: DisabledReason::Failing,
+            failing_since,
+        })
+        .to_value(),
         created_at: disabled_at,
     }
 }

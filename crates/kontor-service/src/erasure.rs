@@ -19,12 +19,13 @@
 
 use kontor_banks::{BankError, ConsentSession};
 use kontor_domain::bank::BankId;
-use kontor_domain::event::{Event, EventType, NewEvent};
+use kontor_domain::event::payload::{ConsentRevocationFailed, ErasureCompleted, UserErased};
+use kontor_domain::event::{Event, EventData, NewEvent};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{EventId, TenantId, UserId};
 use kontor_store::{
-    CellStore, ErasurePhase, NewRevocation, Revocation, RevocationOutcome, RevocationTally,
-    UserErasure,
+    CellStore, ErasurePhase, ListFilter, NewRevocation, Revocation, RevocationOutcome,
+    RevocationTally, UserErasure,
 };
 use serde::{Deserialize, Serialize};
 
@@ -86,18 +87,13 @@ pub struct ErasureRound {
 }
 
 /// An event about an erased user: their id in the data, none in the event's `user_id`.
-fn erasure_event(
-    tenant: &TenantId,
-    user: &UserId,
-    event_type: EventType,
-    data: serde_json::Value,
-) -> NewEvent {
+fn erasure_event(tenant: &TenantId, user: &UserId, data: EventData) -> NewEvent {
     Event {
         id: EventId::generate(user.region()),
         tenant_id: tenant.clone(),
         user_id: None,
-        event_type,
-        data,
+        event_type: data.event_type(),
+        data: data.to_value(),
         created_at: Timestamp::now(),
     }
 }
@@ -152,7 +148,7 @@ impl Hub {
         let mut keys = None;
         loop {
             let page = cell
-                .list_connections(tenant, Some(user), after.as_ref(), 100)
+                .list_connections(tenant, &ListFilter::user(user), after.as_ref(), 100)
                 .await
                 .map_err(ServiceError::from_store)?;
             for connection in &page.items {
@@ -239,8 +235,9 @@ impl Hub {
             let event = erasure_event(
                 tenant,
                 user,
-                EventType::UserErased,
-                serde_json::json!({ "user_id": user }),
+                EventData::UserErased(UserErased {
+                    user_id: user.clone(),
+                }),
             );
             cell.erase_user_data(user, &event, Timestamp::now())
                 .await
@@ -260,11 +257,10 @@ impl Hub {
             erasure_event(
                 tenant,
                 user,
-                EventType::UserErasureCompleted,
-                serde_json::json!({
-                    "user_id": user,
-                    "consents_revoked": tally.revoked,
-                    "consents_not_revoked": tally.failed,
+                EventData::UserErasureCompleted(ErasureCompleted {
+                    user_id: user.clone(),
+                    consents_revoked: tally.revoked,
+                    consents_not_revoked: tally.failed,
                 }),
             )
         };
@@ -358,13 +354,12 @@ impl Hub {
                     Some(erasure_event(
                         &revocation.tenant_id,
                         &revocation.user_id,
-                        EventType::ConsentRevocationFailed,
-                        serde_json::json!({
-                            "user_id": revocation.user_id,
-                            "connection_id": revocation.connection_id,
-                            "bank_id": revocation.bank_id,
-                            "attempts": revocation.attempts + 1,
-                            "code": error,
+                        EventData::ConsentRevocationFailed(ConsentRevocationFailed {
+                            user_id: revocation.user_id.clone(),
+                            connection_id: revocation.connection_id.clone(),
+                            bank_id: revocation.bank_id.clone(),
+                            attempts: revocation.attempts + 1,
+                            code: error.clone(),
                         }),
                     ))
                 }

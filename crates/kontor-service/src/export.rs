@@ -10,7 +10,7 @@ use kontor_domain::connection::Connection;
 use kontor_domain::event::Event;
 use kontor_domain::user::User;
 use kontor_domain::{AccountId, TenantId, UserId};
-use kontor_store::{BalanceRow, EventFilter, PageKey, TransactionFilter};
+use kontor_store::{BalanceRow, EventFilter, ListFilter, PageKey, TransactionFilter};
 
 use crate::details::{AccountView, TransactionView};
 use crate::error::{ServiceError, ServiceResult};
@@ -107,7 +107,12 @@ impl Cursor {
         match std::mem::replace(&mut self.step, Step::Done) {
             Step::Connections(after) => {
                 let page = cell
-                    .list_connections(tenant, Some(user), after.as_ref(), EXPORT_BATCH)
+                    .list_connections(
+                        tenant,
+                        &ListFilter::user(user),
+                        after.as_ref(),
+                        EXPORT_BATCH,
+                    )
                     .await
                     .map_err(ServiceError::from_store)?;
                 let mut batch = Vec::with_capacity(page.items.len());
@@ -176,7 +181,12 @@ impl Cursor {
             }
             Step::Payments(after) => {
                 let page = cell
-                    .list_payments(tenant, Some(user), after.as_ref(), EXPORT_BATCH)
+                    .list_payments(
+                        tenant,
+                        &ListFilter::user(user),
+                        after.as_ref(),
+                        EXPORT_BATCH,
+                    )
                     .await
                     .map_err(ServiceError::from_store)?;
                 let mut batch = Vec::with_capacity(page.items.len());

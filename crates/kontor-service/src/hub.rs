@@ -1,7 +1,7 @@
 //! The services' shared context: stores, bank directory, vault and settings. Each capability
 //! adds its methods to [`Hub`] in its own module (`link`, `lifecycle`, `sync`, `reads`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kontor_banks::BankConnector;
 use kontor_domain::connection::Connection;
@@ -73,6 +73,9 @@ struct Inner {
     directory: BankDirectory,
     vault: Vault,
     settings: HubSettings,
+    /// The client test events are sent with, made on first use (deliveries have their own,
+    /// in each `Deliverer`).
+    webhook_client: OnceLock<reqwest::Client>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -98,6 +101,7 @@ impl Hub {
                 directory,
                 vault,
                 settings,
+                webhook_client: OnceLock::new(),
             }),
         }
     }
@@ -120,6 +124,18 @@ impl Hub {
 
     pub fn settings(&self) -> &HubSettings {
         &self.inner.settings
+    }
+
+    /// The HTTP client for test events, made by `make` the first time.
+    pub(crate) fn webhook_client(
+        &self,
+        make: impl FnOnce() -> ServiceResult<reqwest::Client>,
+    ) -> ServiceResult<&reqwest::Client> {
+        if let Some(client) = self.inner.webhook_client.get() {
+            return Ok(client);
+        }
+        let client = make()?;
+        Ok(self.inner.webhook_client.get_or_init(|| client))
     }
 
     /// The cell of a region; `NotFound` when this deployment does not serve it.

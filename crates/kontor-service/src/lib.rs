@@ -17,6 +17,7 @@ mod lifecycle;
 mod link;
 mod link_return;
 mod link_start;
+mod lists;
 mod lookup;
 mod payments;
 mod reads;
@@ -41,6 +42,7 @@ pub use link::{
     CreatedLink, LinkPage, LinkRequest, MAX_DECOUPLED_STARTS, NextStep, ScaChoice,
     redirect_for as redirect_url,
 };
+pub use lists::ListedConnection;
 pub use payments::{
     AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
     StoredAccount, payment_redirect,

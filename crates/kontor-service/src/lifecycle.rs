@@ -4,7 +4,8 @@
 use kontor_banks::BankError;
 use kontor_domain::bank::Standard;
 use kontor_domain::connection::{Connection, ConnectionEvent, ConnectionStatus, FailureReason};
-use kontor_domain::event::{Event, EventType};
+use kontor_domain::event::payload::{ConnectionEnded, ConnectionValidity, EndedBy};
+use kontor_domain::event::{Event, EventData};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId};
 use kontor_store::Transition;
@@ -74,8 +75,7 @@ impl Hub {
         let event = Event::new(
             connection.tenant_id.clone(),
             &connection.user_id,
-            EventType::ConnectionRevoked,
-            serde_json::json!({ "connection_id": id, "by": "tenant" }),
+            EventData::ConnectionRevoked(ConnectionEnded::new(id.clone()).by(EndedBy::Tenant)),
         );
         let revoked = cell
             .transition(
@@ -123,8 +123,10 @@ impl Hub {
         let event = Event::new(
             connection.tenant_id.clone(),
             &connection.user_id,
-            EventType::ConnectionReconfirmed,
-            serde_json::json!({ "connection_id": id, "valid_until": valid_until }),
+            EventData::ConnectionReconfirmed(ConnectionValidity {
+                connection_id: id.clone(),
+                valid_until,
+            }),
         );
         let transition = Transition {
             valid_until: Some(valid_until),
@@ -161,8 +163,10 @@ impl Hub {
                 let event = Event::new(
                     connection.tenant_id.clone(),
                     &connection.user_id,
-                    EventType::ConnectionExpired,
-                    serde_json::json!({ "connection_id": connection.id, "valid_until": connection.valid_until }),
+                    EventData::ConnectionExpired(
+                        ConnectionEnded::new(connection.id.clone())
+                            .valid_until(connection.valid_until),
+                    ),
                 );
                 match cell
                     .transition(
@@ -198,8 +202,12 @@ impl Hub {
                 let event = Event::new(
                     connection.tenant_id.clone(),
                     &connection.user_id,
-                    EventType::ConnectionExpiring,
-                    serde_json::json!({ "connection_id": connection.id, "valid_until": connection.valid_until }),
+                    EventData::ConnectionExpiring(ConnectionValidity {
+                        connection_id: connection.id.clone(),
+                        // Only connections with a validity end within the notice period are
+                        // announced.
+                        valid_until: connection.valid_until.unwrap_or(horizon),
+                    }),
                 );
                 cell.mark_expiry_notified(&connection.id, now, &event)
                     .await

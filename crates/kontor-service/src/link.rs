@@ -10,7 +10,8 @@ use kontor_domain::bank::BankId;
 use kontor_domain::connection::{
     Access, Connection, ConnectionEvent, FailureReason, Language, NewConnection,
 };
-use kontor_domain::event::{Event, EventType};
+use kontor_domain::event::Event;
+use kontor_domain::event::payload::ConnectionEnded;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId, UserId};
 use kontor_store::Transition;
@@ -266,11 +267,6 @@ impl Hub {
         } else {
             ConnectionEvent::Failed
         };
-        let event_type = if reason == FailureReason::LinkExpired {
-            EventType::ConnectionExpired
-        } else {
-            EventType::ConnectionFailed
-        };
         let change = Transition {
             event: event_kind,
             failure_reason: Some(reason),
@@ -282,8 +278,10 @@ impl Hub {
         let event = Event::new(
             connection.tenant_id.clone(),
             &connection.user_id,
-            event_type,
-            serde_json::json!({ "connection_id": connection.id, "reason": reason.as_str() }),
+            ConnectionEnded::new(connection.id.clone())
+                .reason(Some(reason))
+                .on(event_kind)
+                .ok_or_else(|| ServiceError::Internal(format!("{event_kind:?} ends no link")))?,
         );
         let failed = cell
             .transition(&connection.id, &change, Some(&event))

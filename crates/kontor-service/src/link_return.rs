@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use kontor_banks::{Callback, ConsentOutcome};
 use kontor_domain::ConnectionId;
 use kontor_domain::connection::{Connection, ConnectionEvent, ConnectionStatus, FailureReason};
-use kontor_domain::event::{Event, EventType};
+use kontor_domain::event::payload::ConnectionActivated;
+use kontor_domain::event::{Event, EventData};
 use kontor_domain::time::Timestamp;
 use kontor_store::Transition;
 use url::Url;
@@ -180,11 +181,10 @@ impl Hub {
         let event = Event::new(
             connection.tenant_id.clone(),
             &connection.user_id,
-            EventType::ConnectionActive,
-            serde_json::json!({
-                "connection_id": connection.id,
-                "bank_id": connection.bank_id,
-                "valid_until": valid_until,
+            EventData::ConnectionActive(ConnectionActivated {
+                connection_id: connection.id.clone(),
+                bank_id: connection.bank_id.clone(),
+                valid_until,
             }),
         );
         let active = cell

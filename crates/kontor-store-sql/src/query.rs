@@ -1,7 +1,7 @@
 //! A small builder for queries whose conditions depend on the request (list filters): it numbers
 //! the `$n` placeholders and binds the values in order, so filters never splice values into SQL.
 
-use kontor_store::{Page, PageKey, StoreResult};
+use kontor_store::{ListFilter, Page, PageKey, StoreResult};
 use sqlx::Any;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
@@ -54,6 +54,31 @@ impl Filtered {
             };
         }
         query
+    }
+
+    /// Adds the conditions of a list filter on a table with `user_id`, `status`, `bank_id` and
+    /// `created_at`; `status` is the filter's status as stored.
+    pub(crate) fn list_filter<S>(&mut self, filter: &ListFilter<S>, status: Option<&str>) {
+        if let Some(user) = &filter.user {
+            let p = self.arg(Arg::Text(user.to_string()));
+            self.push(&format!(" AND user_id = {p}"));
+        }
+        if let Some(status) = status {
+            let p = self.arg(Arg::Text(status.to_owned()));
+            self.push(&format!(" AND status = {p}"));
+        }
+        if let Some(bank) = &filter.bank {
+            let p = self.arg(Arg::Text(bank.to_string()));
+            self.push(&format!(" AND bank_id = {p}"));
+        }
+        if let Some(after) = filter.created_after {
+            let p = self.arg(Arg::Int(after.unix_micros()));
+            self.push(&format!(" AND created_at >= {p}"));
+        }
+        if let Some(before) = filter.created_before {
+            let p = self.arg(Arg::Int(before.unix_micros()));
+            self.push(&format!(" AND created_at < {p}"));
+        }
     }
 
     /// Ends the query with keyset paging in `(created_at, id)` order, `prefix` naming the

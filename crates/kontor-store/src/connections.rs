@@ -4,15 +4,15 @@
 use async_trait::async_trait;
 use kontor_domain::bank::BankId;
 use kontor_domain::connection::{
-    Connection, ConnectionEvent, FailureReason, NewConnection, SyncError,
+    Connection, ConnectionEvent, ConnectionStatus, FailureReason, NewConnection, SyncError,
 };
 use kontor_domain::event::NewEvent;
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ConnectionId, TenantId, UserId};
+use kontor_domain::{ConnectionId, TenantId};
 use time::Date;
 
 use crate::error::StoreResult;
-use crate::page::{Page, PageKey};
+use crate::page::{ListFilter, Page, PageKey};
 
 /// A connection with what the hosted pages and the callback need to check.
 #[derive(Debug, Clone)]
@@ -97,10 +97,11 @@ pub trait ConnectionStore: Send + Sync {
     /// check the connect token or act for the hub itself.
     async fn connection_secrets(&self, id: &ConnectionId) -> StoreResult<ConnectionSecrets>;
 
+    /// A tenant's connections in this cell, oldest first, by `(created_at, id)`.
     async fn list_connections(
         &self,
         tenant: &TenantId,
-        user: Option<&UserId>,
+        filter: &ListFilter<ConnectionStatus>,
         after: Option<&PageKey>,
         limit: usize,
     ) -> StoreResult<Page<Connection>>;

@@ -37,7 +37,7 @@ pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
 pub use gauges::{CellGauges, GaugeStore, PhaseGauge};
 pub use keys::KeyCanaryStore;
-pub use page::{Page, PageKey};
+pub use page::{ListFilter, Page, PageKey};
 pub use payments::{
     Idempotency, IdempotencyStore, LegacyIdempotency, LegacyIdempotencyRow, NewPayment,
     PaymentChange, PaymentSecrets, PaymentStore,

@@ -2,6 +2,10 @@
 //! an integer sort value (a creation time in microseconds, or a date as a day number) and then by
 //! id, which is stable under concurrent inserts, unlike offsets.
 
+use kontor_domain::UserId;
+use kontor_domain::bank::BankId;
+use kontor_domain::time::Timestamp;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageKey {
     pub sort: i64,
@@ -23,6 +27,41 @@ impl<T> Page<T> {
         rows.truncate(limit);
         let next = if more { rows.last().map(key_of) } else { None };
         Page { items: rows, next }
+    }
+}
+
+/// What a list of a tenant's connections or payments is narrowed to; `S` is the record's status.
+/// Each condition is optional; together they all apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter<S> {
+    pub user: Option<UserId>,
+    pub status: Option<S>,
+    pub bank: Option<BankId>,
+    /// Created at or after this instant.
+    pub created_after: Option<Timestamp>,
+    /// Created before this instant.
+    pub created_before: Option<Timestamp>,
+}
+
+impl<S> Default for ListFilter<S> {
+    fn default() -> Self {
+        Self {
+            user: None,
+            status: None,
+            bank: None,
+            created_after: None,
+            created_before: None,
+        }
+    }
+}
+
+impl<S> ListFilter<S> {
+    /// Everything of one user.
+    pub fn user(user: &UserId) -> Self {
+        Self {
+            user: Some(user.clone()),
+            ..Self::default()
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, TenantId, UserId};
 
 use crate::error::StoreResult;
-use crate::page::{Page, PageKey};
+use crate::page::{ListFilter, Page, PageKey};
 
 #[derive(Debug, Clone)]
 pub struct NewPayment {
@@ -85,10 +85,11 @@ pub trait PaymentStore: Send + Sync {
 
     async fn payment_secrets(&self, id: &PaymentId) -> StoreResult<PaymentSecrets>;
 
+    /// A tenant's payments in this cell, oldest first, by `(created_at, id)`.
     async fn list_payments(
         &self,
         tenant: &TenantId,
-        user: Option<&UserId>,
+        filter: &ListFilter<PaymentStatus>,
         after: Option<&PageKey>,
         limit: usize,
     ) -> StoreResult<Page<Payment>>;

@@ -43,6 +43,9 @@ pub struct RateLimitSettings {
     pub page_starts_per_ip: Limit,
     /// The same starts, per tenant.
     pub page_starts_per_tenant: Limit,
+    /// `POST /v1/webhook-endpoints/{id}/test`, per tenant: each holds a request open while it
+    /// waits on the tenant's receiver.
+    pub webhook_tests_per_tenant: Limit,
     /// Buckets each limit keeps at most; beyond it the ones nearest to full are forgotten.
     pub max_tracked_keys: usize,
 }
@@ -56,6 +59,7 @@ impl Default for RateLimitSettings {
             api_per_tenant: Limit::new(1000, 6000),
             page_starts_per_ip: Limit::new(10, 20),
             page_starts_per_tenant: Limit::new(300, 300),
+            webhook_tests_per_tenant: Limit::new(5, 10),
             max_tracked_keys: 100_000,
         }
     }
@@ -89,6 +93,7 @@ pub struct Limiters {
     api_per_tenant: Option<KeyedLimiter<TenantId>>,
     page_starts_per_ip: Option<KeyedLimiter<IpKey>>,
     page_starts_per_tenant: Option<KeyedLimiter<TenantId>>,
+    webhook_tests_per_tenant: Option<KeyedLimiter<TenantId>>,
 }
 
 impl Limiters {
@@ -111,6 +116,7 @@ impl Limiters {
             api_per_tenant: make(on, settings.api_per_tenant, max),
             page_starts_per_ip: make(on, settings.page_starts_per_ip, max),
             page_starts_per_tenant: make(on, settings.page_starts_per_tenant, max),
+            webhook_tests_per_tenant: make(on, settings.webhook_tests_per_tenant, max),
         }
     }
 
@@ -120,17 +126,21 @@ impl Limiters {
         tenant: &TenantId,
         extensions: &Extensions,
     ) -> Result<(), ApiError> {
-        let Some(limiter) = &self.api_per_tenant else {
-            return Ok(());
-        };
-        let quota = limiter.take(tenant, Instant::now());
-        QuotaSlot::record(extensions, quota);
-        if quota.allowed() {
-            Ok(())
-        } else {
+        take_for_tenant(&self.api_per_tenant, tenant, extensions).map_err(|quota| {
             tracing::info!(tenant.id = %tenant, "API request rate-limited");
-            Err(refused(&quota, "too many requests for this tenant"))
-        }
+            refused(&quota, "too many requests for this tenant")
+        })
+    }
+
+    /// Takes a test event from the tenant's bucket; `429 rate_limited` when it is empty. The
+    /// quota goes into the response headers.
+    pub(crate) fn webhook_test(
+        &self,
+        tenant: &TenantId,
+        extensions: &Extensions,
+    ) -> Result<(), ApiError> {
+        take_for_tenant(&self.webhook_tests_per_tenant, tenant, extensions)
+            .map_err(|quota| refused(&quota, "too many test events for this tenant"))
     }
 
     /// Refuses a token request from an address, or for a client, that failed too often.
@@ -189,6 +199,21 @@ impl Limiters {
             None => Ok(()),
         }
     }
+}
+
+/// Takes one from the tenant's bucket of `limiter` (if the limit is on) and leaves the quota for
+/// the response headers; `Err` with the quota when refused.
+fn take_for_tenant(
+    limiter: &Option<KeyedLimiter<TenantId>>,
+    tenant: &TenantId,
+    extensions: &Extensions,
+) -> Result<(), Quota> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    let quota = limiter.take(tenant, Instant::now());
+    QuotaSlot::record(extensions, quota);
+    allowed(quota)
 }
 
 fn allowed(quota: Quota) -> Result<(), Quota> {

@@ -3,16 +3,18 @@
 
 mod errors;
 pub mod schemas;
+mod webhooks;
 
 use errors::StandardErrors;
 use kontor_domain::Region;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
+use webhooks::Webhooks;
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::routes::{
-    accounts, banks, connections, deliveries, events, oauth, ops, payments, user_export, users,
-    webhook_endpoints,
+    accounts, banks, connections, deliveries, event_types, events, lists, oauth, ops, payments,
+    user_export, users, webhook_endpoints, webhook_test,
 };
 
 #[derive(Debug, OpenApi)]
@@ -28,14 +30,15 @@ use crate::routes::{
         oauth::token,
         users::create, users::list, users::get, users::delete, user_export::export,
         banks::list,
-        connections::create, connections::list, connections::get, connections::delete,
+        connections::create, lists::connections, connections::get, connections::delete,
         connections::refresh, connections::reconfirm,
         accounts::list, accounts::get, accounts::balances, accounts::transactions,
-        events::list, events::get, events::redeliver,
+        event_types::list, events::list, events::get, events::redeliver,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::get,
         webhook_endpoints::update, webhook_endpoints::delete, webhook_endpoints::rotate_secret,
+        webhook_test::send,
         deliveries::list,
-        payments::create, payments::list, payments::get,
+        payments::create, lists::payments, payments::get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -53,7 +56,7 @@ use crate::routes::{
         schemas::DatabaseStatusWord, schemas::KeysStatusWord, schemas::CertificateStatusWord,
         schemas::CertificateKindWord,
     )),
-    modifiers(&SecuritySchemes, &StandardErrors),
+    modifiers(&SecuritySchemes, &StandardErrors, &Webhooks),
     tags(
         (name = "auth", description = "OAuth2 client credentials"),
         (name = "users", description = "End users and their home regions"),

@@ -126,6 +126,8 @@ word_schemas! {
         => ["accounts", "balances", "transactions"];
     EventTypeWord = "EventType", "An event type."
         => EventType::ALL.iter().map(|t| t.as_str());
+    TestEventTypeWord = "TestEventType", "The type of the test event, never recorded."
+        => [kontor_domain::event::WEBHOOK_TEST];
     EndpointStatusWord = "WebhookEndpointStatus", "Whether a webhook endpoint receives events."
         => EndpointStatus::ALL.iter().map(|s| s.as_str());
     DisabledReasonWord = "DisabledReason", "Who disabled a webhook endpoint: `tenant` (you did) or `failing` (the hub did)."

@@ -12,13 +12,12 @@ use kontor_domain::connection::{Access, Connection, Language};
 use kontor_domain::{ConnectionId, UserId};
 use kontor_service::{LinkRequest, SyncReport, SyncTrigger};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::extract::{ApiJson, IdPath};
 use crate::openapi::schemas;
-use crate::pagination;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -152,18 +151,6 @@ pub struct ConnectionList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListConnectionsQuery {
-    /// The user whose connections to list.
-    #[param(value_type = schemas::UserIdString)]
-    pub user_id: String,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -263,46 +250,6 @@ pub async fn get(
     let cell = state.cells().get(id.region())?;
     let connection = cell.connection(&auth.tenant, &id).await?;
     Ok(Json(respond(&state, connection).await?))
-}
-
-/// List a user's connections.
-#[utoipa::path(
-    get, path = "/v1/connections", tag = "connections", operation_id = "listConnections",
-    params(ListConnectionsQuery),
-    security(("bearer" = ["connections:read"])),
-    responses(
-        (status = 200, description = "A page of connections", body = ConnectionList),
-        (status = 400, description = "Invalid query or cursor", body = ErrorEnvelope),
-        (status = 401, description = "Missing, invalid or expired token", body = ErrorEnvelope),
-    )
-)]
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Scoped<scoped::ConnectionsRead>,
-    ApiQuery(query): ApiQuery<ListConnectionsQuery>,
-) -> ApiResult<Json<ConnectionList>> {
-    let limit = pagination::limit(query.limit)?;
-    let user = UserId::parse(&query.user_id)
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
-    let region = user.region().clone();
-    let after = pagination::in_cell(&region, query.cursor.as_deref())?;
-    let Ok(cell) = state.cells().get(&region) else {
-        return Ok(Json(ConnectionList {
-            data: Vec::new(),
-            next_cursor: None,
-        }));
-    };
-    let page = cell
-        .list_connections(&auth.tenant, Some(&user), after.as_ref(), limit)
-        .await?;
-    let mut data = Vec::with_capacity(page.items.len());
-    for connection in page.items {
-        data.push(respond(&state, connection).await?);
-    }
-    Ok(Json(ConnectionList {
-        data,
-        next_cursor: pagination::next_in_cell(&region, page.next),
-    }))
 }
 
 /// Revoke a connection: the consent is withdrawn at the bank, then here.

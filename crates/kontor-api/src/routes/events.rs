@@ -78,14 +78,15 @@ pub struct ListEventsQuery {
     pub cursor: Option<String>,
 }
 
-fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<Timestamp>> {
+/// An optional RFC 3339 instant of the query named `name`; malformed is `code`.
+pub(crate) fn instant(
+    code: ErrorCode,
+    name: &str,
+    raw: Option<&str>,
+) -> ApiResult<Option<Timestamp>> {
     raw.map(|value| {
-        Timestamp::parse_rfc3339(value).map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidQuery,
-                format!("{name} must be an RFC 3339 instant"),
-            )
-        })
+        Timestamp::parse_rfc3339(value)
+            .map_err(|_| ApiError::new(code, format!("{name} must be an RFC 3339 instant")))
     })
     .transpose()
 }
@@ -124,8 +125,8 @@ pub async fn list(
     let filter = EventFilter {
         event_type,
         user: user.clone(),
-        since: instant("since", query.since.as_deref())?,
-        until: instant("until", query.until.as_deref())?,
+        since: instant(ErrorCode::InvalidQuery, "since", query.since.as_deref())?,
+        until: instant(ErrorCode::InvalidQuery, "until", query.until.as_deref())?,
     };
     // A user's events live in their region; the tenant's whole log spans every cell.
     let regions: Vec<Region> = match &user {

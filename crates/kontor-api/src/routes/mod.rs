@@ -4,13 +4,16 @@ pub mod accounts;
 pub mod banks;
 pub mod connections;
 pub mod deliveries;
+pub mod event_types;
 pub mod events;
+pub mod lists;
 pub mod oauth;
 pub mod ops;
 pub mod payments;
 pub mod user_export;
 pub mod users;
 pub mod webhook_endpoints;
+pub mod webhook_test;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -42,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/banks", get(banks::list))
         .route(
             "/v1/connections",
-            post(connections::create).get(connections::list),
+            post(connections::create).get(lists::connections),
         )
         .route(
             "/v1/connections/{id}",
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/accounts/{id}/transactions",
             get(accounts::transactions),
         )
+        .route("/v1/event-types", get(event_types::list))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::get))
         .route("/v1/events/{id}/redeliver", post(events::redeliver))
@@ -77,11 +81,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/webhook-endpoints/{id}/rotate-secret",
             post(webhook_endpoints::rotate_secret),
         )
+        .route("/v1/webhook-endpoints/{id}/test", post(webhook_test::send))
         .route(
             "/v1/webhook-endpoints/{id}/deliveries",
             get(deliveries::list),
         )
-        .route("/v1/payments", post(payments::create).get(payments::list))
+        .route("/v1/payments", post(payments::create).get(lists::payments))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/connect/callback", get(pages::callback))
         .route("/connect/{id}", get(pages::connect))

@@ -15,13 +15,12 @@ use kontor_domain::payment::PaymentScheme;
 use kontor_domain::{PaymentId, UserId};
 use kontor_service::{PaymentOrder, PaymentView, StoredAccount, hash_token};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::extract::{ApiJson, IdPath};
 use crate::openapi::schemas;
-use crate::pagination;
 use crate::routes::accounts::Amount;
 use crate::state::AppState;
 
@@ -209,18 +208,6 @@ impl From<PaymentView> for PaymentResponse {
 pub struct PaymentList {
     pub data: Vec<PaymentResponse>,
     pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListPaymentsQuery {
-    /// The user whose payments to list.
-    #[param(value_type = schemas::UserIdString)]
-    pub user_id: String,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 fn invalid(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -450,46 +437,4 @@ pub async fn get(
     Ok(Json(
         state.hub().payment_view(&auth.tenant, &id).await?.into(),
     ))
-}
-
-/// List a user's payments.
-#[utoipa::path(
-    get, path = "/v1/payments", tag = "payments", operation_id = "listPayments",
-    params(ListPaymentsQuery),
-    security(("bearer" = ["payments:read"])),
-    responses((status = 200, description = "A page of payments", body = PaymentList))
-)]
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Scoped<scoped::PaymentsRead>,
-    ApiQuery(query): ApiQuery<ListPaymentsQuery>,
-) -> ApiResult<Json<PaymentList>> {
-    let limit = pagination::limit(query.limit)?;
-    let user = UserId::parse(&query.user_id)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidId, e.to_string()))?;
-    let region = user.region().clone();
-    let after = pagination::in_cell(&region, query.cursor.as_deref())?;
-    let Ok(cell) = state.cells().get(&region) else {
-        return Ok(Json(PaymentList {
-            data: Vec::new(),
-            next_cursor: None,
-        }));
-    };
-    let page = cell
-        .list_payments(&auth.tenant, Some(&user), after.as_ref(), limit)
-        .await?;
-    let mut data = Vec::with_capacity(page.items.len());
-    for payment in page.items {
-        data.push(
-            state
-                .hub()
-                .payment_view(&auth.tenant, &payment.id)
-                .await?
-                .into(),
-        );
-    }
-    Ok(Json(PaymentList {
-        data,
-        next_cursor: pagination::next_in_cell(&region, page.next),
-    }))
 }

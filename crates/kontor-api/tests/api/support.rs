@@ -246,6 +246,7 @@ impl World {
         response.json().await.unwrap()
     }
 
+    /// Events of the log (first page), each checked against its documented schema.
     pub async fn events(&self, query: &str) -> Vec<Value> {
         let page: Value = self
             .app
@@ -254,7 +255,21 @@ impl World {
             .json()
             .await
             .unwrap();
-        page["data"].as_array().unwrap().clone()
+        let events = page["data"].as_array().unwrap().clone();
+        let doc: Value = self
+            .app
+            .http
+            .get(self.app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for event in &events {
+            crate::event_schemas::check_against(&doc, event);
+        }
+        events
     }
 
     pub async fn refresh(&self, id: &str) -> reqwest::Response {

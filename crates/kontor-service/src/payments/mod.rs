@@ -13,7 +13,8 @@ pub use progress::PaymentSettings;
 
 use kontor_banks::AccountReference;
 use kontor_domain::bank::BankId;
-use kontor_domain::event::{Event, EventType};
+use kontor_domain::event::payload::PaymentStatusChanged;
+use kontor_domain::event::{Event, EventData};
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
@@ -374,13 +375,12 @@ impl Hub {
             Event::new(
                 payment.tenant_id.clone(),
                 &payment.user_id,
-                EventType::PaymentStatusChanged,
-                serde_json::json!({
-                    "payment_id": payment.id,
-                    "status": next.as_str(),
-                    "previous_status": payment.status.as_str(),
-                    "bank_status": bank.verbatim,
-                    "reason": bank.reason,
+                EventData::PaymentStatusChanged(PaymentStatusChanged {
+                    payment_id: payment.id.clone(),
+                    status: next,
+                    previous_status: payment.status,
+                    bank_status: bank.verbatim.clone(),
+                    reason: bank.reason.clone(),
                 }),
             )
         })

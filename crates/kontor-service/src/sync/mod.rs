@@ -41,16 +41,8 @@ pub enum SyncTrigger {
     UserPresent(IpAddr),
 }
 
-/// What one account's sync changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AccountChanges {
-    pub account_id: String,
-    pub added: usize,
-    pub updated: usize,
-    /// Pending transactions that booked (also counted in `updated`).
-    pub booked: usize,
-    pub removed: usize,
-}
+/// What one account's sync changed: as the `transactions.updated` event says it.
+pub use kontor_domain::event::payload::AccountChanges;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncReport {

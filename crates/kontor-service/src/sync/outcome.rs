@@ -5,7 +5,10 @@
 
 use kontor_banks::{BankError, ConsentOutcome, ConsentSession};
 use kontor_domain::connection::{ConnectionEvent, FailureReason, SyncError};
-use kontor_domain::event::{Event, EventType};
+use kontor_domain::event::payload::{
+    ConnectionEnded, EndedBy, SyncFailed, SyncRecovered, TransactionsUpdated,
+};
+use kontor_domain::event::{Event, EventData};
 use kontor_domain::time::Timestamp;
 use kontor_store::{ReadsChange, SyncBookkeeping, SyncWrite, Transition};
 
@@ -40,20 +43,22 @@ impl Hub {
             write.events.push(Event::new(
                 c.tenant_id.clone(),
                 &c.user_id,
-                EventType::TransactionsUpdated,
-                serde_json::to_value(&report).map_err(|e| ServiceError::Internal(e.to_string()))?,
+                EventData::TransactionsUpdated(TransactionsUpdated {
+                    connection_id: c.id.clone(),
+                    initial: report.initial,
+                    accounts: report.accounts.clone(),
+                }),
             ));
         }
         if c.sync_failures > 0 {
             write.events.push(Event::new(
                 c.tenant_id.clone(),
                 &c.user_id,
-                EventType::SyncRecovered,
-                serde_json::json!({
-                    "connection_id": c.id,
-                    "consecutive_failures": c.sync_failures,
-                    "last_error_code": c.last_sync_error.as_ref().map(|e| e.code.as_str()),
-                    "next_attempt_at": next,
+                EventData::SyncRecovered(SyncRecovered {
+                    connection_id: c.id.clone(),
+                    consecutive_failures: c.sync_failures,
+                    last_error_code: c.last_sync_error.as_ref().map(|e| e.code.clone()),
+                    next_attempt_at: next,
                 }),
             ));
         }
@@ -83,37 +88,31 @@ impl Hub {
         let id = p.connection.id.clone();
         let now = Timestamp::now();
         let ended = match err {
-            BankError::ConsentExpired => {
-                Some((ConnectionEvent::Expired, EventType::ConnectionExpired, None))
-            }
+            BankError::ConsentExpired => Some((ConnectionEvent::Expired, None)),
             BankError::ConsentInvalid { .. } => {
                 Some(match p.connector.consent_status(&mut p.session).await {
-                    Ok(ConsentOutcome::Revoked) => {
-                        (ConnectionEvent::Revoked, EventType::ConnectionRevoked, None)
-                    }
-                    Ok(ConsentOutcome::Expired) => {
-                        (ConnectionEvent::Expired, EventType::ConnectionExpired, None)
-                    }
-                    _ => (
-                        ConnectionEvent::Failed,
-                        EventType::ConnectionFailed,
-                        Some(FailureReason::ConsentInvalid),
-                    ),
+                    Ok(ConsentOutcome::Revoked) => (ConnectionEvent::Revoked, None),
+                    Ok(ConsentOutcome::Expired) => (ConnectionEvent::Expired, None),
+                    _ => (ConnectionEvent::Failed, Some(FailureReason::ConsentInvalid)),
                 })
             }
             _ => None,
         };
-        if let Some((event_kind, event_type, reason)) = ended {
+        if let Some((event_kind, reason)) = ended {
             // An early expiry may have a cause the hub saw: a newer consent that superseded it.
             let reason = match (event_kind, reason) {
                 (ConnectionEvent::Expired, None) => self.expiry_reason(&p.connection).await,
                 (_, reason) => reason,
             };
+            let ended = ConnectionEnded::new(id.clone())
+                .by(EndedBy::Bank)
+                .reason(reason);
             let event = Event::new(
                 p.connection.tenant_id.clone(),
                 &p.connection.user_id,
-                event_type,
-                serde_json::json!({ "connection_id": id, "by": "bank", "reason": reason.map(FailureReason::as_str) }),
+                ended.on(event_kind).ok_or_else(|| {
+                    ServiceError::Internal(format!("{event_kind:?} ends no connection"))
+                })?,
             );
             let change = Transition {
                 event: event_kind,
@@ -172,8 +171,11 @@ impl Hub {
             Event::new(
                 c.tenant_id.clone(),
                 &c.user_id,
-                EventType::SyncFailed,
-                serde_json::json!({ "connection_id": id, "code": code, "next_attempt_at": next }),
+                EventData::SyncFailed(SyncFailed {
+                    connection_id: id.clone(),
+                    code: code.to_owned(),
+                    next_attempt_at: next,
+                }),
             )
         });
         let bookkeeping = SyncBookkeeping {

@@ -14,6 +14,7 @@ mod keys;
 mod ranges;
 mod redeliver;
 mod sender;
+mod test_event;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use serde::Serialize;
 pub use address::UrlPolicy;
 pub use endpoints::{CreatedEndpoint, EndpointUpdate, NewEndpointRequest};
 pub use sender::{AttemptReport, Deliverer};
+pub use test_event::{TEST_EXCERPT_BYTES, TestReport};
 
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -92,12 +94,15 @@ struct Payload<'a> {
 }
 
 pub fn payload(event: &Event) -> Vec<u8> {
-    serde_json::to_vec(&Payload {
+    body_of(&Payload {
         id: event.id.as_str(),
         event_type: event.event_type.as_str(),
         user_id: event.user_id.as_ref().map(|u| u.as_str()),
         data: &event.data,
         created_at: event.created_at.to_rfc3339(),
     })
-    .unwrap_or_default()
+}
+
+fn body_of(payload: &Payload<'_>) -> Vec<u8> {
+    serde_json::to_vec(payload).unwrap_or_default()
 }

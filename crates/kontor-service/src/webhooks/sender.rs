@@ -41,10 +41,50 @@ const BODY_DRAIN_LIMIT: usize = 64 * 1024;
 const BODY_DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// An endpoint ready to sign with: its URL and its secrets in clear, for one round of attempts.
-struct Signer {
-    endpoint: WebhookEndpoint,
-    url: Option<Url>,
-    secrets: Vec<WebhookSecret>,
+pub(super) struct Signer {
+    pub endpoint: WebhookEndpoint,
+    pub url: Option<Url>,
+    pub secrets: Vec<WebhookSecret>,
+}
+
+impl Signer {
+    /// Opens an endpoint's secrets (the current one, and the previous one while it still signs)
+    /// with its tenant's data key.
+    pub(super) fn open(hub: &Hub, row: EndpointSecrets) -> ServiceResult<Self> {
+        let endpoint = row.endpoint;
+        let wrapped = row.tenant_key.ok_or_else(|| {
+            ServiceError::Internal(format!("tenant of {} has no data key", endpoint.id))
+        })?;
+        let key = hub.vault().open_tenant_key(&wrapped, &endpoint.tenant_id)?;
+        let mut secrets = vec![open_secret(&key, &endpoint.id, &row.sealed_secret)?];
+        if let Some(previous) = &row.sealed_previous {
+            secrets.push(open_secret(&key, &endpoint.id, previous)?);
+        }
+        Ok(Signer {
+            url: Url::parse(&endpoint.url).ok(),
+            endpoint,
+            secrets,
+        })
+    }
+}
+
+/// The HTTP client webhooks are sent with: no proxy, no redirects, and a resolver that refuses
+/// addresses the policy does not allow.
+pub(super) fn webhook_client(settings: &super::WebhookSettings) -> ServiceResult<reqwest::Client> {
+    // reqwest is built without a bundled TLS provider; ring is the workspace's one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver {
+            policy: settings.url_policy(),
+        }))
+        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+        .timeout(settings.timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("Kontor-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ServiceError::Internal(format!("building the webhook client: {e}")))
 }
 
 /// A leased delivery with what attempting it needs.
@@ -105,21 +145,7 @@ impl Deliverer {
     }
 
     pub fn with_owner(hub: Hub, owner: &str) -> ServiceResult<Self> {
-        // reqwest is built without a bundled TLS provider; ring is the workspace's one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let settings = &hub.settings().webhooks;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: settings.url_policy(),
-            }))
-            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-            .timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("Kontor-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ServiceError::Internal(format!("building the webhook client: {e}")))?;
+        let client = webhook_client(&hub.settings().webhooks)?;
         Ok(Self {
             hub,
             client,
@@ -243,23 +269,7 @@ impl Deliverer {
     }
 
     fn signer(&self, row: EndpointSecrets) -> ServiceResult<Signer> {
-        let endpoint = row.endpoint;
-        let wrapped = row.tenant_key.ok_or_else(|| {
-            ServiceError::Internal(format!("tenant of {} has no data key", endpoint.id))
-        })?;
-        let key = self
-            .hub
-            .vault()
-            .open_tenant_key(&wrapped, &endpoint.tenant_id)?;
-        let mut secrets = vec![open_secret(&key, &endpoint.id, &row.sealed_secret)?];
-        if let Some(previous) = &row.sealed_previous {
-            secrets.push(open_secret(&key, &endpoint.id, previous)?);
-        }
-        Ok(Signer {
-            url: Url::parse(&endpoint.url).ok(),
-            endpoint,
-            secrets,
-        })
+        Signer::open(&self.hub, row)
     }
 
     /// Attempts one leased delivery and records how it went.
@@ -463,93 +473,26 @@ impl Deliverer {
     /// One HTTP attempt. Never fails: what went wrong is part of the attempt.
     async fn send(&self, signer: &Signer, event: &Event, number: u32) -> Attempt {
         let at = Timestamp::now();
-        let failed = |error: AttemptError, status: Option<u16>, latency: Duration| Attempt {
+        let posted = post_signed(
+            &self.client,
+            &self.hub.settings().webhooks,
+            Signed {
+                url: signer.url.as_ref(),
+                secrets: &signer.secrets,
+                id: event.id.as_str(),
+                at,
+                body: payload(event),
+            },
+            0,
+        )
+        .await;
+        Attempt {
             number,
             at,
-            status_code: status,
-            error: Some(error),
-            latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
-        };
-        let policy = self.hub.settings().webhooks.url_policy();
-        let Some(url) = signer.url.clone() else {
-            return failed(AttemptError::ConnectionFailed, None, Duration::ZERO);
-        };
-        // The configuration may have changed since the URL was accepted.
-        if url.scheme() != "https" && !(url.scheme() == "http" && policy.allow_http) {
-            return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
+            status_code: posted.status,
+            error: posted.error,
+            latency_us: i64::try_from(posted.latency.as_micros()).unwrap_or(i64::MAX),
         }
-        if !port_allowed(url.port_or_known_default().unwrap_or(0), &policy) {
-            return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
-        }
-        // The resolver guards names; addresses written in the URL never reach it.
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if literal.is_some_and(|ip| !address_allowed(ip, &policy)) {
-            return failed(AttemptError::AddressNotAllowed, None, Duration::ZERO);
-        }
-        let body = payload(event);
-        let timestamp = at.unix_seconds();
-        let id = event.id.as_str();
-        let signature = signer
-            .secrets
-            .iter()
-            .map(|secret| secret.sign(id, timestamp, &body))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let request = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body);
-        let started = Instant::now();
-        let timeout = self.hub.settings().webhooks.timeout;
-        let sent = tokio::time::timeout(timeout, request.send()).await;
-        let latency = started.elapsed();
-        let status = match sent {
-            Ok(Ok(mut response)) => {
-                // The answer is the status: the body is read (a little of it, briefly) only so
-                // that the connection can be used again; how that ends changes nothing.
-                let status = response.status().as_u16();
-                let _ = tokio::time::timeout(BODY_DRAIN_TIME, async {
-                    let mut drained = 0;
-                    while drained < BODY_DRAIN_LIMIT {
-                        match response.chunk().await {
-                            Ok(Some(chunk)) => drained += chunk.len(),
-                            _ => break,
-                        }
-                    }
-                })
-                .await;
-                Ok(Ok(status))
-            }
-            Ok(Err(err)) => Ok(Err(err)),
-            Err(elapsed) => Err(elapsed),
-        };
-        let elapsed = started.elapsed();
-        let attempt = match status {
-            Err(_) => failed(AttemptError::Timeout, None, elapsed),
-            Ok(Err(err)) => failed(classify(&err), None, elapsed),
-            Ok(Ok(status)) => match status {
-                200..=299 => Attempt {
-                    number,
-                    at,
-                    status_code: Some(status),
-                    error: None,
-                    latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
-                },
-                300..=399 => failed(AttemptError::Redirect, Some(status), latency),
-                _ => failed(AttemptError::HttpStatus, Some(status), latency),
-            },
-        };
-        metrics::histogram!("kontor_webhook_attempt_duration_seconds")
-            .record(elapsed.as_secs_f64());
-        attempt
     }
 
     /// Everything due now, once: dispatches new events, then attempts due deliveries until none
@@ -576,6 +519,130 @@ impl Deliverer {
                 }
             }
         }
+    }
+}
+
+/// A signed request to make: the same for a delivery and for a test event.
+pub(super) struct Signed<'a> {
+    pub url: Option<&'a Url>,
+    pub secrets: &'a [WebhookSecret],
+    /// The `webhook-id`.
+    pub id: &'a str,
+    /// The attempt's time, whose seconds are the `webhook-timestamp`.
+    pub at: Timestamp,
+    pub body: Vec<u8>,
+}
+
+/// What a signed POST got back.
+pub(super) struct Posted {
+    /// The answer's status, when one came.
+    pub status: Option<u16>,
+    /// `None` for a 2xx.
+    pub error: Option<AttemptError>,
+    /// From sending the request to having the answer's status (or giving up).
+    pub latency: Duration,
+    /// The first bytes of the answer's body, up to the excerpt's limit.
+    pub excerpt: Vec<u8>,
+}
+
+/// POSTs `signed` as Standard Webhooks specifies, within `webhooks.timeout`, to an address the
+/// policy allows (checked again here: the configuration may have changed since the URL was
+/// accepted, and the resolver guards names only). Never fails: what went wrong is in the
+/// answer. Keeps up to `excerpt_limit` bytes of the answer's body.
+pub(super) async fn post_signed(
+    client: &reqwest::Client,
+    settings: &super::WebhookSettings,
+    signed: Signed<'_>,
+    excerpt_limit: usize,
+) -> Posted {
+    let refused = |error: AttemptError| Posted {
+        status: None,
+        error: Some(error),
+        latency: Duration::ZERO,
+        excerpt: Vec::new(),
+    };
+    let policy = settings.url_policy();
+    let Some(url) = signed.url.cloned() else {
+        return refused(AttemptError::ConnectionFailed);
+    };
+    if url.scheme() != "https" && !(url.scheme() == "http" && policy.allow_http) {
+        return refused(AttemptError::AddressNotAllowed);
+    }
+    if !port_allowed(url.port_or_known_default().unwrap_or(0), &policy) {
+        return refused(AttemptError::AddressNotAllowed);
+    }
+    let literal = match url.host() {
+        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    if literal.is_some_and(|ip| !address_allowed(ip, &policy)) {
+        return refused(AttemptError::AddressNotAllowed);
+    }
+    let timestamp = signed.at.unix_seconds();
+    let signature = signed
+        .secrets
+        .iter()
+        .map(|secret| secret.sign(signed.id, timestamp, &signed.body))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", signed.id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(signed.body);
+    let started = Instant::now();
+    let sent = tokio::time::timeout(settings.timeout, request.send()).await;
+    let latency = started.elapsed();
+    let mut excerpt = Vec::new();
+    let status = match sent {
+        Ok(Ok(mut response)) => {
+            // The answer is the status: the body is read (a little of it, briefly) so that the
+            // connection can be used again, and for a test's excerpt; how that ends changes
+            // nothing.
+            let status = response.status().as_u16();
+            let _ = tokio::time::timeout(BODY_DRAIN_TIME, async {
+                let mut drained = 0;
+                while drained < BODY_DRAIN_LIMIT {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => {
+                            let room = excerpt_limit.saturating_sub(excerpt.len());
+                            excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                            drained += chunk.len();
+                        }
+                        _ => break,
+                    }
+                }
+            })
+            .await;
+            Ok(Ok(status))
+        }
+        Ok(Err(err)) => Ok(Err(err)),
+        Err(elapsed) => Err(elapsed),
+    };
+    let elapsed = started.elapsed();
+    metrics::histogram!("kontor_webhook_attempt_duration_seconds").record(elapsed.as_secs_f64());
+    let failed = |error: AttemptError, status: Option<u16>, latency: Duration, excerpt| Posted {
+        status,
+        error: Some(error),
+        latency,
+        excerpt,
+    };
+    match status {
+        Err(_) => failed(AttemptError::Timeout, None, elapsed, excerpt),
+        Ok(Err(err)) => failed(classify(&err), None, elapsed, excerpt),
+        Ok(Ok(status)) => match status {
+            200..=299 => Posted {
+                status: Some(status),
+                error: None,
+                latency,
+                excerpt,
+            },
+            300..=399 => failed(AttemptError::Redirect, Some(status), latency, excerpt),
+            _ => failed(AttemptError::HttpStatus, Some(status), latency, excerpt),
+        },
     }
 }
 

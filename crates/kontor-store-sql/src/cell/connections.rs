@@ -12,8 +12,8 @@ use kontor_domain::event::NewEvent;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId, UserId};
 use kontor_store::{
-    ConnectionSecrets, ConnectionStore, Page, PageKey, StoreError, StoreResult, SyncBookkeeping,
-    SyncCounters, Transition, retry_serializable,
+    ConnectionSecrets, ConnectionStore, ListFilter, Page, PageKey, StoreError, StoreResult,
+    SyncBookkeeping, SyncCounters, Transition, retry_serializable,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -201,7 +201,7 @@ impl ConnectionStore for SqlCell {
     async fn list_connections(
         &self,
         tenant: &TenantId,
-        user: Option<&UserId>,
+        filter: &ListFilter<ConnectionStatus>,
         after: Option<&PageKey>,
         limit: usize,
     ) -> StoreResult<Page<Connection>> {
@@ -212,10 +212,7 @@ impl ConnectionStore for SqlCell {
         ));
         let p = q.arg(crate::query::Arg::Text(tenant.to_string()));
         q.push(&p);
-        if let Some(user) = user {
-            let p = q.arg(crate::query::Arg::Text(user.to_string()));
-            q.push(&format!(" AND user_id = {p}"));
-        }
+        q.list_filter(filter, filter.status.map(ConnectionStatus::as_str));
         q.page_by_creation("", after, limit);
         q.fetch_page(&self.db, limit, connection_from_row, |c| PageKey {
             sort: c.created_at.unix_micros(),

@@ -10,7 +10,7 @@ use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus
 use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, TenantId, UserId};
 use kontor_store::{
-    NewPayment, Page, PageKey, PaymentChange, PaymentSecrets, PaymentStore, StoreError,
+    ListFilter, NewPayment, Page, PageKey, PaymentChange, PaymentSecrets, PaymentStore, StoreError,
     StoreResult, retry_serializable,
 };
 use sqlx::any::AnyRow;
@@ -302,7 +302,7 @@ impl PaymentStore for SqlCell {
     async fn list_payments(
         &self,
         tenant: &TenantId,
-        user: Option<&UserId>,
+        filter: &ListFilter<PaymentStatus>,
         after: Option<&PageKey>,
         limit: usize,
     ) -> StoreResult<Page<Payment>> {
@@ -313,10 +313,7 @@ impl PaymentStore for SqlCell {
         ));
         let p = q.arg(Arg::Text(tenant.to_string()));
         q.push(&p);
-        if let Some(user) = user {
-            let p = q.arg(Arg::Text(user.to_string()));
-            q.push(&format!(" AND user_id = {p}"));
-        }
+        q.list_filter(filter, filter.status.map(PaymentStatus::as_str));
         q.page_by_creation("", after, limit);
         q.fetch_page(&self.db, limit, payment_from_row, |p| PageKey {
             sort: p.created_at.unix_micros(),

@@ -161,7 +161,7 @@ pub async fn a_sync_is_written_atomically_and_read_back(stores: TestStores) {
     write.accounts = vec![current.clone()];
     write.balances = vec![(current.id.clone(), vec![balance.clone()])];
     write.inserts = rows.clone();
-    write.events = vec![Event::new(
+    write.events = vec![Event::untyped(
         tenant.clone(),
         &user,
         EventType::TransactionsUpdated,
@@ -337,7 +337,7 @@ pub async fn a_failed_write_changes_nothing(stores: TestStores) {
     let mut twin = row.clone();
     twin.id = TransactionId::generate(&Region::parse("uk").unwrap());
     write.inserts = vec![row, twin];
-    write.events = vec![Event::new(
+    write.events = vec![Event::untyped(
         tenant.clone(),
         &user,
         EventType::TransactionsUpdated,
@@ -405,7 +405,7 @@ pub async fn erasing_a_user_erases_everything_of_theirs(stores: TestStores) {
         .execute(&stores.raw_cell_pool("uk"))
         .await
         .unwrap();
-    let erased = Event::new(
+    let erased = Event::untyped(
         tenant.clone(),
         &user,
         EventType::UserErased,

@@ -8,7 +8,9 @@ use kontor_domain::connection::{
 use kontor_domain::event::{Event, EventType};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, Region, TenantId, UserId};
-use kontor_store::{CellStore, ConnectionStore, EventFilter, EventStore, StoreError, Transition};
+use kontor_store::{
+    CellStore, ConnectionStore, EventFilter, EventStore, ListFilter, StoreError, Transition,
+};
 use kontor_test_support::TestStores;
 
 use crate::users::new_user;
@@ -83,12 +85,12 @@ pub async fn connections_need_the_tenants_user(stores: TestStores) {
         Err(StoreError::NotFound)
     ));
     let page = cell
-        .list_connections(&tenant, None, None, 10)
+        .list_connections(&tenant, &ListFilter::default(), None, 10)
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert!(
-        cell.list_connections(&other, None, None, 10)
+        cell.list_connections(&other, &ListFilter::default(), None, 10)
             .await
             .unwrap()
             .items
@@ -160,7 +162,7 @@ pub async fn transitions_follow_the_state_machine_and_record_events(stores: Test
         next_sync_at: Some(now),
         ..to(ConnectionEvent::Authorised, now)
     };
-    let event = Event::new(
+    let event = Event::untyped(
         tenant.clone(),
         &user,
         EventType::ConnectionActive,
@@ -280,11 +282,11 @@ pub async fn events_filter_and_page(stores: TestStores) {
         } else {
             EventType::ConnectionExpired
         };
-        let mut event = Event::new(tenant.clone(), who, kind, serde_json::json!({"n": i}));
+        let mut event = Event::untyped(tenant.clone(), who, kind, serde_json::json!({"n": i}));
         event.created_at = base.plus_seconds(i);
         cell.append_event(&event).await.unwrap();
     }
-    cell.append_event(&Event::new(
+    cell.append_event(&Event::untyped(
         TenantId::generate(),
         &user,
         EventType::UserErased,
@@ -368,7 +370,7 @@ pub async fn expiry_is_announced_once_until_reconfirmed(stores: TestStores) {
     assert!(cell.expiring_unnotified(now, 10).await.unwrap().is_empty());
 
     let notice = |n: i64| {
-        Event::new(
+        Event::untyped(
             tenant.clone(),
             &user,
             EventType::ConnectionExpiring,

@@ -84,7 +84,7 @@ pub async fn gauges_count_and_age_what_waits(stores: TestStores) {
     // One event dispatched into a delivery due 30 s ago, one still in the outbox.
     let event = |age: i64| Event {
         created_at: now.plus_seconds(-age),
-        ..Event::new(
+        ..Event::untyped(
             tenant.clone(),
             &user,
             EventType::TransactionsUpdated,

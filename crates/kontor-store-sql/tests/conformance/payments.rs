@@ -8,7 +8,7 @@ use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus
 use kontor_domain::time::Timestamp;
 use kontor_domain::{Currency, Money, PaymentId, Region, TenantId, UserId};
 use kontor_store::{
-    EventFilter, EventStore, Idempotency, LegacyIdempotency, NewPayment, PaymentChange,
+    EventFilter, EventStore, Idempotency, LegacyIdempotency, ListFilter, NewPayment, PaymentChange,
     PaymentStore, StoreError, UserStore,
 };
 use kontor_test_support::TestStores;
@@ -54,7 +54,7 @@ pub async fn a_retried_creation_makes_no_second_payment(stores: TestStores) {
     let again = cell.create_payment(&new).await.unwrap();
     assert_eq!(first, again);
     let page = cell
-        .list_payments(&tenant, Some(&user.id), None, 10)
+        .list_payments(&tenant, &ListFilter::user(&user.id), None, 10)
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
@@ -163,7 +163,7 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
         PaymentChange::phase(&[PaymentPhase::Submitting], PaymentPhase::Submitted, now);
     submitted.status = Some((PaymentStatus::Authorised, Some("ACTC".into())));
     submitted.next_poll_at = Some(Some(now.plus_seconds(60)));
-    submitted.event = Some(Event::new(
+    submitted.event = Some(Event::untyped(
         tenant.clone(),
         &user.id,
         EventType::PaymentStatusChanged,

@@ -56,7 +56,7 @@ fn endpoint(tenant: &TenantId, created_at: Timestamp) -> NewWebhookEndpoint {
 fn event(tenant: &TenantId, user: &UserId, at: i64) -> Event {
     Event {
         created_at: Timestamp::from_unix_micros(at),
-        ..Event::new(
+        ..Event::untyped(
             tenant.clone(),
             user,
             EventType::TransactionsUpdated,
@@ -250,7 +250,7 @@ pub async fn the_outbox_is_dispatched_once(stores: TestStores) {
     assert_eq!(listed.items[0].user_id.as_ref(), Some(&user));
 
     // A cell refuses another region's events.
-    let de_event = Event::new(
+    let de_event = Event::untyped(
         tenant.clone(),
         &UserId::generate(&Region::parse("de").unwrap()),
         EventType::UserErased,

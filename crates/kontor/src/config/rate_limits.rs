@@ -29,6 +29,8 @@ pub struct RateLimitsConfig {
     pub page_starts_per_ip: LimitConfig,
     /// Starts on the connect and payment pages, per tenant.
     pub page_starts_per_tenant: LimitConfig,
+    /// Test events (`POST /v1/webhook-endpoints/{id}/test`), per tenant.
+    pub webhook_tests_per_tenant: LimitConfig,
     /// Buckets each limit keeps at most (memory stays bounded whatever keys clients send).
     pub max_tracked_keys: usize,
 }
@@ -58,6 +60,7 @@ impl Default for RateLimitsConfig {
             api_per_tenant: d.api_per_tenant.into(),
             page_starts_per_ip: d.page_starts_per_ip.into(),
             page_starts_per_tenant: d.page_starts_per_tenant.into(),
+            webhook_tests_per_tenant: d.webhook_tests_per_tenant.into(),
             max_tracked_keys: d.max_tracked_keys,
         }
     }
@@ -79,6 +82,7 @@ impl RateLimitsConfig {
             api_per_tenant: self.api_per_tenant.into(),
             page_starts_per_ip: self.page_starts_per_ip.into(),
             page_starts_per_tenant: self.page_starts_per_tenant.into(),
+            webhook_tests_per_tenant: self.webhook_tests_per_tenant.into(),
             max_tracked_keys: self.max_tracked_keys,
         }
     }

@@ -1,6 +1,7 @@
 //! Webhooks end to end: endpoints over the API, events recorded in the outbox, workers
 //! delivering them to a real HTTP receiver (`receiver.rs`).
 
+mod catalogue;
 mod crash;
 mod delivery;
 mod endpoints;
@@ -73,7 +74,7 @@ impl Hooks {
 
     /// Records an event about `user` in its cell, as a change would (the outbox).
     pub async fn record(&self, user: &UserId, n: u64) -> EventId {
-        let event = Event::new(
+        let event = Event::untyped(
             self.tenant.tenant_id.clone(),
             user,
             EventType::TransactionsUpdated,

@@ -78,7 +78,7 @@ async fn private_loopback_and_plain_http_urls_are_refused() {
 /// A hub over the same stores whose deliveries may not go to private addresses (as the API's
 /// may, here, so that the endpoints exist): what a worker sees when a name that resolved to a
 /// public address at creation resolves to a private one later.
-fn strict_hub(app: &TestApp) -> Hub {
+pub(super) fn strict_hub(app: &TestApp) -> Hub {
     hub_with(app, |settings| {
         settings.webhooks.allow_private_addresses = false;
     })
