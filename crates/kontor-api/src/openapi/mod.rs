@@ -35,7 +35,7 @@ use crate::routes::{
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::get,
         webhook_endpoints::update, webhook_endpoints::delete, webhook_endpoints::rotate_secret,
         deliveries::list,
-        payments::create, payments::list, payments::get,
+        payments::create, payments::list, payments::get, payments::cancel,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
