@@ -213,7 +213,7 @@ mod tests {
             if let Ok(code) = SortCode::parse(&raw) {
                 prop_assert_eq!(code.as_str().len(), 6);
                 prop_assert!(code.as_str().bytes().all(|b| b.is_ascii_digit()));
-                prop_assert_eq!(SortCode::parse(code.as_str()), Ok(code.clone()));
+                prop_assert_eq!(SortCode::parse(code.as_str()), Ok(code));
             }
         }
 
