@@ -89,6 +89,8 @@ error_codes! {
     InvalidIdempotencyKey => (BAD_REQUEST, "invalid_idempotency_key", "An Idempotency-Key is 1-255 visible ASCII characters."),
     IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "This Idempotency-Key was used with a different request."),
     IdempotencyKeyInUse => (CONFLICT, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed; retry shortly."),
+    PaymentNotCancellable => (CONFLICT, "payment_not_cancellable", "The payment can no longer be cancelled: it is final already, the bank refused (settled, past its cut-off), or its standard cannot cancel it once authorised (UK domestic payments)."),
+    PaymentBusy => (CONFLICT, "payment_busy", "The payment is being sent to or completed at the bank right now; retry in a moment."),
     InvalidAmount => (BAD_REQUEST, "invalid_amount", "amount.value must be a positive decimal string with no more decimals than the currency has."),
     InvalidCurrency => (BAD_REQUEST, "invalid_currency", "amount.currency must be an ISO 4217 code."),
     CurrencyNotSupported => (BAD_REQUEST, "currency_not_supported", "The bank does not make payments in this currency."),

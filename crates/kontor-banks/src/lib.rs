@@ -44,8 +44,8 @@ pub use http::{
     build_client_with_tls, read_ca_bundle,
 };
 pub use payments::{
-    AccountReference, BankPaymentStatus, PaymentProduct, PaymentRequest, PaymentSession,
-    PaymentStarted,
+    AccountReference, BankPaymentStatus, PaymentCancellation, PaymentProduct, PaymentRequest,
+    PaymentSession, PaymentStarted,
 };
 pub use types::*;
 
@@ -169,6 +169,21 @@ pub trait BankConnector: Send + Sync + std::fmt::Debug {
     ) -> Result<BankPaymentStatus, BankError> {
         let _ = (session, callback, idempotency_key);
         Err(payments_unsupported())
+    }
+
+    /// Asks the bank to cancel the payment (created at it; authorised or not). Repeatable: a
+    /// payment cancelled already answers `Cancelled` again or `Refused`. The default, for a
+    /// standard with no cancellation (UK Open Banking's domestic payments cannot be cancelled
+    /// once made; an unsubmitted consent simply lapses, which the hub decides on its own), is
+    /// `Refused`.
+    async fn cancel_payment(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<PaymentCancellation, BankError> {
+        let _ = session;
+        Ok(PaymentCancellation::Refused {
+            reason: "this standard does not cancel a payment once it is made".into(),
+        })
     }
 
     /// The payment's status now (for polling until final). Before a UK payment is submitted,

@@ -16,8 +16,8 @@ use tracing::Instrument;
 
 use crate::{
     BankConnector, BankError, BankPaymentStatus, Callback, ConsentOutcome, ConsentRequest,
-    ConsentSession, ConsentStarted, PaymentRequest, PaymentSession, PaymentStarted, ReadContext,
-    TransactionQuery,
+    ConsentSession, ConsentStarted, PaymentCancellation, PaymentRequest, PaymentSession,
+    PaymentStarted, ReadContext, TransactionQuery,
 };
 
 /// The `outcome` label of a call: `ok` or the kind of [`BankError`]. `invalid_request` is a
@@ -211,6 +211,14 @@ impl BankConnector for Observed {
         session: &mut PaymentSession,
     ) -> Result<BankPaymentStatus, BankError> {
         self.call("payment_status", self.inner.payment_status(session))
+            .await
+    }
+
+    async fn cancel_payment(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<PaymentCancellation, BankError> {
+        self.call("cancel_payment", self.inner.cancel_payment(session))
             .await
     }
 }

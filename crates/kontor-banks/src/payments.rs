@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
 use kontor_domain::payment::Iso20022Status;
+use kontor_domain::uk_account::{SortCode, UkAccountNumber};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -39,10 +40,10 @@ pub enum PaymentProduct {
 #[derive(Clone, PartialEq, Eq)]
 pub enum AccountReference {
     Iban(Iban),
-    /// UK: 6-digit sort code and 8-digit account number (spaces and hyphens are ignored).
+    /// UK: sort code and account number, parsed by the domain (`kontor_domain::uk_account`).
     SortCode {
-        sort_code: String,
-        account_number: String,
+        sort_code: SortCode,
+        account_number: UkAccountNumber,
     },
 }
 
@@ -50,12 +51,7 @@ impl std::fmt::Debug for AccountReference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AccountReference::Iban(iban) => write!(f, "{iban:?}"),
-            AccountReference::SortCode { account_number, .. } => {
-                let tail = account_number
-                    .get(account_number.len().saturating_sub(2)..)
-                    .unwrap_or_default();
-                write!(f, "SortCode(…{tail})")
-            }
+            AccountReference::SortCode { account_number, .. } => write!(f, "{account_number:?}"),
         }
     }
 }
@@ -165,6 +161,20 @@ pub struct BankPaymentStatus {
     pub iso: Option<Iso20022Status>,
     /// Why, for rejections, when the bank says (no personal data).
     pub reason: Option<String>,
+}
+
+/// What the bank made of a request to cancel a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentCancellation {
+    /// Cancelled at the bank (Berlin Group: `204`, or `202` with a cancelled status).
+    Cancelled(BankPaymentStatus),
+    /// The bank will not cancel it: too late (settled, past its cut-off), or a standard that
+    /// cannot cancel a payment once authorised (UK domestic payments). `reason` is the bank's
+    /// code (`CANCELLATION_INVALID`) or the rule; never personal data.
+    Refused { reason: String },
+    /// The bank wants the user to authorise the cancellation (Berlin Group `202` with a
+    /// `startAuthorisation` link), which the hub does not offer: nothing was cancelled.
+    NeedsAuthorisation,
 }
 
 /// A payment created at the bank and how the user authorises it.

@@ -17,6 +17,7 @@ pub mod region;
 pub mod tenant;
 pub mod time;
 pub mod transaction;
+pub mod uk_account;
 pub mod user;
 pub mod webhook;
 
@@ -32,6 +33,7 @@ pub use id::{
 pub use money::{Money, MoneyError};
 pub use payment::{Iso20022Status, Payment, PaymentPhase, PaymentScheme, PaymentStatus};
 pub use region::{Region, RegionError};
+pub use uk_account::{SortCode, UkAccountError, UkAccountNumber};
 
 /// The `tracing` target of the spans exported as OpenTelemetry traces (and of nothing else).
 /// Only spans with this target leave the process over OTLP, with the attributes they declare:

@@ -97,6 +97,11 @@ pub trait PaymentStore: Send + Sync {
     /// The payment's statuses, oldest first.
     async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>>;
 
+    /// Rewrites up to `batch` stored statuses `from` (in `payments` and in
+    /// `payment_status_history`) as `to`: a word whose stage was merged into another
+    /// (`executing` into `authorised`). Returns how many rows changed; 0 once none are left.
+    async fn rename_payment_status(&self, from: &str, to: &str, batch: usize) -> StoreResult<u64>;
+
     /// Records a step atomically: `Conflict` when the payment is not in one of `change.from`, or
     /// the status change is one the state machine refuses.
     async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange)

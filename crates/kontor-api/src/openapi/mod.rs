@@ -38,7 +38,7 @@ use crate::routes::{
         webhook_endpoints::update, webhook_endpoints::delete, webhook_endpoints::rotate_secret,
         webhook_test::send,
         deliveries::list,
-        payments::create, lists::payments, payments::get,
+        payments::create, lists::payments, payments::get, payments::cancel,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(

@@ -83,6 +83,28 @@ id_schemas! {
         "dlv_uk_01h8x3k4q9c2m7v5t6r8w0y1z2";
 }
 
+/// Kontor's status of a payment: one vocabulary for both standards, described by the table of
+/// which bank statuses lead to each (generated from the domain's mappings).
+#[derive(Debug)]
+pub struct PaymentStatusWord;
+
+impl PartialSchema for PaymentStatusWord {
+    fn schema() -> RefOr<Schema> {
+        let description = format!(
+            "Kontor's status of a payment: one vocabulary for both standards, by the stage the \
+             payment is at. The bank's own status is kept verbatim in `history[].bank_status`.\n\n{}",
+            PaymentStatus::vocabulary()
+        );
+        words(&description, PaymentStatus::ALL.map(PaymentStatus::as_str))
+    }
+}
+
+impl ToSchema for PaymentStatusWord {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("PaymentStatus")
+    }
+}
+
 macro_rules! word_schemas {
     ($($name:ident = $component:literal, $description:literal => $values:expr;)*) => {$(
         #[doc = $description]
@@ -108,8 +130,6 @@ word_schemas! {
         => ConnectionStatus::ALL.map(ConnectionStatus::as_str);
     FailureReasonWord = "FailureReason", "Why a connection failed."
         => FailureReason::ALL.map(FailureReason::as_str);
-    PaymentStatusWord = "PaymentStatus", "Kontor's status of a payment."
-        => PaymentStatus::ALL.map(PaymentStatus::as_str);
     PaymentSchemeWord = "PaymentScheme", "The payment scheme."
         => PaymentScheme::ALL.map(PaymentScheme::as_str);
     TransactionStatusWord = "TransactionStatus", "Whether a transaction is booked or still pending."

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/payments", post(payments::create).get(lists::payments))
         .route("/v1/payments/{id}", get(payments::get))
+        .route("/v1/payments/{id}/cancel", post(payments::cancel))
         .route("/connect/callback", get(pages::callback))
         .route("/connect/{id}", get(pages::connect))
         .route("/connect/{id}/start", post(pages::start))

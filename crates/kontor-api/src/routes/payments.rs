@@ -12,7 +12,7 @@ use kontor_domain::currency::Currency;
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
 use kontor_domain::payment::PaymentScheme;
-use kontor_domain::{PaymentId, UserId};
+use kontor_domain::{PaymentId, SortCode, UkAccountError, UkAccountNumber, UserId};
 use kontor_service::{PaymentOrder, PaymentView, StoredAccount, hash_token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -32,10 +32,12 @@ pub struct AccountInput {
         pattern = "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"
     )]
     pub iban: Option<String>,
-    /// UK: with `account_number`, instead of an IBAN.
-    #[schema(example = "400993", pattern = "^[0-9]{6}$")]
+    /// UK: with `account_number`, instead of an IBAN. 6 digits, with a hyphen or a space
+    /// between groups if you like (`40-09-93`); answered as bare digits.
+    #[schema(example = "40-09-93", pattern = "^[0-9](?:[- ]?[0-9]){5}$")]
     pub sort_code: Option<String>,
-    #[schema(example = "11463434", pattern = "^[0-9]{8}$")]
+    /// UK: 8 digits, with a hyphen or a space between groups if you like.
+    #[schema(example = "11463434", pattern = "^[0-9](?:[- ]?[0-9]){7}$")]
     pub account_number: Option<String>,
 }
 
@@ -54,9 +56,11 @@ pub struct CreditorInput {
         pattern = "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"
     )]
     pub iban: Option<String>,
-    #[schema(pattern = "^[0-9]{6}$")]
+    /// UK: 6 digits, with a hyphen or a space between groups if you like (`40-09-93`).
+    #[schema(pattern = "^[0-9](?:[- ]?[0-9]){5}$")]
     pub sort_code: Option<String>,
-    #[schema(pattern = "^[0-9]{8}$")]
+    /// UK: 8 digits, with a hyphen or a space between groups if you like.
+    #[schema(pattern = "^[0-9](?:[- ]?[0-9]){7}$")]
     pub account_number: Option<String>,
 }
 
@@ -250,18 +254,13 @@ fn account(
             .map(AccountReference::Iban)
             .map_err(|e| invalid(ErrorCode::InvalidIban, format!("{what}: {e}"))),
         (None, Some(sort), Some(number)) => {
-            let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-            if digits(sort, 6) && digits(number, 8) {
-                Ok(AccountReference::SortCode {
-                    sort_code: sort.clone(),
-                    account_number: number.clone(),
-                })
-            } else {
-                Err(invalid(
-                    ErrorCode::InvalidAccountNumber,
-                    format!("{what}: a 6-digit sort code and an 8-digit account number"),
-                ))
-            }
+            let refused = |e: UkAccountError| {
+                invalid(ErrorCode::InvalidAccountNumber, format!("{what}: {e}"))
+            };
+            Ok(AccountReference::SortCode {
+                sort_code: SortCode::parse(sort).map_err(refused)?,
+                account_number: UkAccountNumber::parse(number).map_err(refused)?,
+            })
         }
         _ => Err(invalid(
             ErrorCode::InvalidAccountNumber,
@@ -436,5 +435,38 @@ pub async fn get(
     let id = payment_id(&id)?;
     Ok(Json(
         state.hub().payment_view(&auth.tenant, &id).await?.into(),
+    ))
+}
+
+/// Cancel a payment. Before the user authorised it, the hub cancels it (its `authorize_url`
+/// stops working). After, it is cancelled at the bank where the standard allows: a Berlin
+/// Group SEPA credit transfer until the bank settles it (`DELETE` on the payment); a UK
+/// domestic payment cannot be cancelled once authorised, nor an instant or settled payment,
+/// which is refused with `payment_not_cancellable` and changes nothing. A cancelled payment
+/// emits `payment.status_changed` (status `cancelled`, reason `tenant_cancelled`). Repeating
+/// the call answers the cancelled payment again, so it needs no Idempotency-Key.
+#[utoipa::path(
+    post, path = "/v1/payments/{id}/cancel", tag = "payments", operation_id = "cancelPayment",
+    params(("id" = schemas::PaymentIdString, Path, description = "A payment id, e.g. pay_de_…")),
+    security(("bearer" = ["payments:write"])),
+    responses(
+        (status = 200, description = "The payment, cancelled", body = PaymentResponse),
+        (status = 404, description = "No such payment for this tenant", body = ErrorEnvelope),
+        (status = 409, description = "`payment_not_cancellable`: final already, refused by the bank, or a UK payment the user authorised; `payment_busy`: the payment is being sent to the bank right now", body = ErrorEnvelope),
+        (status = 503, description = "The bank did not answer; nothing changed at the hub", body = ErrorEnvelope),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Scoped<scoped::PaymentsWrite>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<PaymentResponse>> {
+    let id = payment_id(&id)?;
+    Ok(Json(
+        state
+            .hub()
+            .cancel_payment_for_tenant(&auth.tenant, &id)
+            .await?
+            .into(),
     ))
 }

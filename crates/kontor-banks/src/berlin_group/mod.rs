@@ -37,8 +37,8 @@ use crate::support::ids::{is_uuid, uuid_v4};
 use crate::support::urls::{endpoint, with_query};
 use crate::{
     BankConnector, BankError, BankPaymentStatus, BankProfile, Callback, ConsentOutcome,
-    ConsentRequest, ConsentSession, ConsentStarted, PaymentRequest, PaymentSession, PaymentStarted,
-    ReadContext, TransactionQuery,
+    ConsentRequest, ConsentSession, ConsentStarted, PaymentCancellation, PaymentRequest,
+    PaymentSession, PaymentStarted, ReadContext, TransactionQuery,
 };
 
 /// The query parameter added to `TPP-Nok-Redirect-URI`, so that the callback can tell a
@@ -230,6 +230,13 @@ impl BankConnector for BerlinGroup {
         session: &mut PaymentSession,
     ) -> Result<BankPaymentStatus, BankError> {
         self.initiation_status(session).await
+    }
+
+    async fn cancel_payment(
+        &self,
+        session: &mut PaymentSession,
+    ) -> Result<PaymentCancellation, BankError> {
+        self.cancel(session).await
     }
 }
 

@@ -24,8 +24,8 @@ use url::Host;
 
 use super::consent::{authorisation_id, sca_step};
 use super::wire::{
-    AccountReference, Amount, AuthorisationStarted, PaymentInitiated, PaymentInitiation,
-    PaymentStatus,
+    AccountReference, Amount, AuthorisationStarted, PaymentCancelled, PaymentInitiated,
+    PaymentInitiation, PaymentStatus,
 };
 use super::{BerlinGroup, NOK_PARAM};
 use crate::http::{Body, Outgoing, Retry};
@@ -33,8 +33,8 @@ use crate::support::checks;
 use crate::support::ids::{is_uuid, uuid_from_name};
 use crate::support::urls::resolve_link;
 use crate::{
-    BankError, BankPaymentStatus, Callback, PaymentProduct, PaymentRequest, PaymentSession,
-    PaymentStarted, ScaStep,
+    BankError, BankPaymentStatus, Callback, PaymentCancellation, PaymentProduct, PaymentRequest,
+    PaymentSession, PaymentStarted, ScaStep,
 };
 
 /// Where the session keeps the `state` the payment was started with, and its product.
@@ -218,23 +218,60 @@ impl BerlinGroup {
             .map_err(|_| unavailable("no local address"))
     }
 
+    /// `DELETE /v1/payments/{payment-product}/{paymentId}`: `204` cancelled; `202` with the
+    /// status, and a `startAuthorisation*` link when the user must authorise the cancellation;
+    /// `405 CANCELLATION_INVALID` when the bank will not (settled, past its cut-off). DELETE is
+    /// idempotent, so it is retried like a read.
+    pub(super) async fn cancel(
+        &self,
+        session: &PaymentSession,
+    ) -> Result<PaymentCancellation, BankError> {
+        let (product, payment_id) = session_payment(session)?;
+        let mut out = Outgoing::new(
+            Method::DELETE,
+            self.url(&["v1", "payments", product, payment_id])?,
+            "/v1/payments/{payment-product}/{paymentId}",
+            Retry::Safe,
+        );
+        out.headers = self.headers(None, None)?;
+        let answer = match self.transport.send(out).await {
+            Ok(answer) => answer,
+            Err(BankError::Rejected { status, code, .. }) if status == 405 || status == 400 => {
+                return Ok(PaymentCancellation::Refused { reason: code });
+            }
+            Err(err) => return Err(err),
+        };
+        if answer.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(PaymentCancellation::Cancelled(status("CANC", None)));
+        }
+        let received: PaymentCancelled = answer.json("payment cancellation")?;
+        let now = status(&received.transaction_status, None);
+        let cancelled = now
+            .iso
+            .is_some_and(|iso| iso.kontor_status() == kontor_domain::PaymentStatus::Cancelled);
+        if cancelled {
+            Ok(PaymentCancellation::Cancelled(now))
+        } else if received
+            .links
+            .keys()
+            .any(|name| name.starts_with("startAuthorisation"))
+        {
+            Ok(PaymentCancellation::NeedsAuthorisation)
+        } else {
+            Ok(PaymentCancellation::Refused {
+                reason: format!(
+                    "the bank received the cancellation but the payment stays {}",
+                    now.verbatim
+                ),
+            })
+        }
+    }
+
     pub(super) async fn initiation_status(
         &self,
         session: &PaymentSession,
     ) -> Result<BankPaymentStatus, BankError> {
-        let payment_id = session
-            .payment_id
-            .as_deref()
-            .ok_or_else(|| BankError::protocol("the payment session has no payment id"))?;
-        let product = match session.extra.get(PRODUCT_KEY).map(String::as_str) {
-            Some(SCT) => SCT,
-            Some(SCT_INST) => SCT_INST,
-            _ => {
-                return Err(BankError::protocol(
-                    "the payment session has no known payment product",
-                ));
-            }
-        };
+        let (product, payment_id) = session_payment(session)?;
         let mut out = Outgoing::get(
             self.url(&["v1", "payments", product, payment_id, "status"])?,
             "/v1/payments/{payment-product}/{paymentId}/status",
@@ -243,6 +280,24 @@ impl BerlinGroup {
         let answer: PaymentStatus = self.transport.send(out).await?.json("payment status")?;
         Ok(status(&answer.transaction_status, answer.funds_available))
     }
+}
+
+/// The product's path segment and the bank's payment id, from the session.
+fn session_payment(session: &PaymentSession) -> Result<(&'static str, &str), BankError> {
+    let payment_id = session
+        .payment_id
+        .as_deref()
+        .ok_or_else(|| BankError::protocol("the payment session has no payment id"))?;
+    let product = match session.extra.get(PRODUCT_KEY).map(String::as_str) {
+        Some(SCT) => SCT,
+        Some(SCT_INST) => SCT_INST,
+        _ => {
+            return Err(BankError::protocol(
+                "the payment session has no known payment product",
+            ));
+        }
+    };
+    Ok((product, payment_id))
 }
 
 /// The path segment of the product, and the path template for logs.
@@ -323,12 +378,9 @@ fn status(code: &str, funds_available: Option<bool>) -> BankPaymentStatus {
 /// PATC), refused (RJCT, CANC) or unknown.
 fn authorised(status: &BankPaymentStatus) -> bool {
     use kontor_domain::payment::PaymentStatus as S;
-    status.iso.is_some_and(|iso| {
-        matches!(
-            iso.kontor_status(),
-            S::Authorised | S::Executing | S::Completed
-        )
-    })
+    status
+        .iso
+        .is_some_and(|iso| matches!(iso.kontor_status(), S::Authorised | S::Completed))
 }
 
 #[cfg(test)]

@@ -202,6 +202,16 @@ pub(crate) struct PaymentInitiated {
     pub psu_message: Option<String>,
 }
 
+/// `paymentInitiationCancelResponse-202`: the cancellation was received; a
+/// `startAuthorisation*` link means the user has to authorise it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PaymentCancelled {
+    pub transaction_status: String,
+    #[serde(rename = "_links", default)]
+    pub links: Links,
+}
+
 /// `paymentInitiationStatusResponse-200_json`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,7 +4,7 @@
 
 use kontor_domain::money::Money;
 
-use crate::{AccountReference, BankError, PaymentRequest};
+use crate::{BankError, PaymentRequest};
 
 /// The longest `x-idempotency-key` (UK Read/Write API, header schema `maxLength: 40`); the hub's
 /// keys have to fit the strictest standard.
@@ -84,23 +84,6 @@ pub(crate) fn integer_digits(amount: Money, digits: u32) -> Result<(), BankError
     Ok(())
 }
 
-/// A UK sort code and account number, with the spaces and hyphens people write in them taken
-/// out: 6 and 8 digits.
-pub(crate) fn sort_code(reference: &AccountReference) -> Option<(String, String)> {
-    let AccountReference::SortCode {
-        sort_code,
-        account_number,
-    } = reference
-    else {
-        return None;
-    };
-    let digits =
-        |raw: &str| -> String { raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect() };
-    let (code, number) = (digits(sort_code), digits(account_number));
-    let ok = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    (ok(&code, 6) && ok(&number, 8)).then_some((code, number))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,19 +120,5 @@ mod tests {
         let fourteen = Money::parse("10000000000000", eur).unwrap();
         assert!(integer_digits(fourteen, 13).is_err());
         assert!(integer_digits(fourteen, 14).is_ok());
-    }
-
-    #[test]
-    fn sort_codes_are_normalised() {
-        let reference = |code: &str, number: &str| AccountReference::SortCode {
-            sort_code: code.to_owned(),
-            account_number: number.to_owned(),
-        };
-        assert_eq!(
-            sort_code(&reference("40-09-93", "1146 3434")),
-            Some(("400993".to_owned(), "11463434".to_owned()))
-        );
-        assert_eq!(sort_code(&reference("40099", "11463434")), None);
-        assert_eq!(sort_code(&reference("400993", "1146343x")), None);
     }
 }

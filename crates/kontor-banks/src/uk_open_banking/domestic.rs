@@ -41,7 +41,7 @@ pub(super) fn initiation(request: &PaymentRequest) -> Result<DomesticInitiation,
     }
     checks::integer_digits(request.amount, 13)?;
     checks::text("creditor_name", &request.creditor_name, 350)?;
-    let mut creditor = account(&request.creditor, "creditor")?;
+    let mut creditor = account(&request.creditor);
     creditor.name = Some(request.creditor_name.clone());
     Ok(DomesticInitiation {
         instruction_identification: instruction_identification(&request.idempotency_key),
@@ -50,11 +50,7 @@ pub(super) fn initiation(request: &PaymentRequest) -> Result<DomesticInitiation,
             amount: request.amount.to_decimal_string(),
             currency: request.amount.currency().code().to_owned(),
         },
-        debtor_account: request
-            .debtor
-            .as_ref()
-            .map(|debtor| account(debtor, "debtor"))
-            .transpose()?,
+        debtor_account: request.debtor.as_ref().map(account),
         creditor_account: creditor,
         remittance_information: request
             .remittance
@@ -63,26 +59,21 @@ pub(super) fn initiation(request: &PaymentRequest) -> Result<DomesticInitiation,
     })
 }
 
-fn account(reference: &AccountReference, field: &str) -> Result<PaymentAccount, BankError> {
+fn account(reference: &AccountReference) -> PaymentAccount {
     match reference {
-        AccountReference::Iban(iban) => Ok(PaymentAccount {
+        AccountReference::Iban(iban) => PaymentAccount {
             scheme_name: "UK.OBIE.IBAN",
             identification: iban.as_str().to_owned(),
             name: None,
-        }),
-        AccountReference::SortCode { .. } => {
-            let (sort_code, number) = checks::sort_code(reference).ok_or_else(|| {
-                BankError::invalid_request(
-                    field,
-                    "a sort code has 6 digits and an account number 8",
-                )
-            })?;
-            Ok(PaymentAccount {
-                scheme_name: "UK.OBIE.SortCodeAccountNumber",
-                identification: format!("{sort_code}{number}"),
-                name: None,
-            })
-        }
+        },
+        AccountReference::SortCode {
+            sort_code,
+            account_number,
+        } => PaymentAccount {
+            scheme_name: "UK.OBIE.SortCodeAccountNumber",
+            identification: format!("{sort_code}{account_number}"),
+            name: None,
+        },
     }
 }
 

@@ -186,8 +186,8 @@ async fn what_nextgenpsd2_requires_of_a_payment_is_checked_before_sending() {
     );
     let mut request = fx.payment("1.00");
     request.creditor = kontor_banks::AccountReference::SortCode {
-        sort_code: "400993".into(),
-        account_number: "30971327".into(),
+        sort_code: kontor_domain::SortCode::parse("400993").unwrap(),
+        account_number: kontor_domain::UkAccountNumber::parse("30971327").unwrap(),
     };
     let err = fx.connector.initiate_payment(&request).await.unwrap_err();
     assert!(

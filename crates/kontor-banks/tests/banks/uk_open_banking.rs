@@ -291,8 +291,11 @@ async fn the_given_debtor_is_debited_and_ibans_are_accepted() {
         .unwrap();
     let mut request = fx.payment("34.00");
     request.debtor = Some(kontor_banks::AccountReference::SortCode {
-        sort_code: savings.sort_code.clone().unwrap(),
-        account_number: savings.account_number.clone().unwrap(),
+        sort_code: kontor_domain::SortCode::parse(savings.sort_code.as_deref().unwrap()).unwrap(),
+        account_number: kontor_domain::UkAccountNumber::parse(
+            savings.account_number.as_deref().unwrap(),
+        )
+        .unwrap(),
     });
     request.creditor = kontor_banks::AccountReference::Iban(
         kontor_domain::iban::Iban::parse("GB52THAM40099330971327").unwrap(),
@@ -307,16 +310,8 @@ async fn the_given_debtor_is_debited_and_ibans_are_accepted() {
 #[tokio::test]
 async fn malformed_uk_accounts_are_not_sent() {
     let fx = Fixture::uk().await;
-    let mut request = fx.payment("1.00");
-    request.creditor = kontor_banks::AccountReference::SortCode {
-        sort_code: "40-09-9".into(),
-        account_number: "30971327".into(),
-    };
-    let err = fx.connector.initiate_payment(&request).await.unwrap_err();
-    assert!(
-        err.is_invalid_request() && err.to_string().contains("creditor"),
-        "{err}"
-    );
+    // A malformed sort code cannot even be written down: the domain's parser refuses it.
+    assert!(kontor_domain::SortCode::parse("40-09-9").is_err());
     let mut request = fx.payment("1.00");
     request.amount =
         kontor_domain::money::Money::parse("10000000000000", request.amount.currency()).unwrap();
@@ -328,8 +323,8 @@ async fn malformed_uk_accounts_are_not_sent() {
     // Spaces and hyphens in a sort code are what people write; they are fine.
     let mut request = fx.payment("1.00");
     request.creditor = kontor_banks::AccountReference::SortCode {
-        sort_code: "40-09-93".into(),
-        account_number: "3097 1327".into(),
+        sort_code: kontor_domain::SortCode::parse("40-09-93").unwrap(),
+        account_number: kontor_domain::UkAccountNumber::parse("3097 1327").unwrap(),
     };
     fx.connector.initiate_payment(&request).await.unwrap();
 }

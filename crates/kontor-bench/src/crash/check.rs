@@ -381,7 +381,7 @@ mod tests {
     fn duplicates_unfinished_and_strangers_are_violations() {
         let keys = [key("a", "1.00", &["p1", "p9"])];
         let payments = [
-            hub("p1", "1.00", "executing"),
+            hub("p1", "1.00", "authorised"),
             hub("p9", "1.00", "completed"),
             hub("px", "7.00", "completed"),
         ];

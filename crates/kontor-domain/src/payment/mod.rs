@@ -5,6 +5,7 @@ mod status;
 
 pub use status::{
     IllegalTransition, Iso20022Status, Iso20022StatusError, PaymentStatus, PaymentStatusError,
+    UK_STATUSES, uk_status,
 };
 
 use serde::{Deserialize, Serialize};

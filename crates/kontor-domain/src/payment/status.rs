@@ -9,16 +9,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::region::truncate_for_error;
 
-/// A payment's status as tenants see it.
+/// A payment's status as tenants see it: one vocabulary for both standards, by the stage the
+/// payment is at, whatever words its bank uses for that stage ([`PaymentStatus::vocabulary`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
-    /// Initiated at the bank; the user has not yet authorised it.
+    /// Not yet authorised by the user (at the hub, or at the bank's SCA).
     Pending,
-    /// Authorised by the user and accepted by the bank, not yet being executed.
+    /// Authorised by the user and accepted by the bank; the money has not settled yet. Berlin
+    /// Group banks say ACTC or ACSP here, UK banks `AcceptedSettlementInProcess`: the same stage.
+    /// (Releases before this one had a separate `executing` for ACSP; stored rows with it are
+    /// read as `authorised`, see [`PaymentStatus::parse`].)
     Authorised,
-    /// Accepted for execution; settlement is in progress.
-    Executing,
     /// Settled.
     Completed,
     /// Refused by the bank or the user.
@@ -41,10 +43,9 @@ pub struct IllegalTransition {
 pub struct PaymentStatusError(pub String);
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 7] = [
+    pub const ALL: [PaymentStatus; 6] = [
         PaymentStatus::Pending,
         PaymentStatus::Authorised,
-        PaymentStatus::Executing,
         PaymentStatus::Completed,
         PaymentStatus::Rejected,
         PaymentStatus::Cancelled,
@@ -56,7 +57,6 @@ impl PaymentStatus {
         match self {
             PaymentStatus::Pending => "pending",
             PaymentStatus::Authorised => "authorised",
-            PaymentStatus::Executing => "executing",
             PaymentStatus::Completed => "completed",
             PaymentStatus::Rejected => "rejected",
             PaymentStatus::Cancelled => "cancelled",
@@ -64,11 +64,74 @@ impl PaymentStatus {
         }
     }
 
+    /// The word, as stored or sent. `executing`, which earlier releases stored for a payment
+    /// the bank had accepted for settlement (ACSP), is the same stage as `authorised` and reads
+    /// as it: rows written before the vocabulary was made one stay readable.
     pub fn parse(raw: &str) -> Result<Self, PaymentStatusError> {
+        if raw == Self::LEGACY_EXECUTING {
+            return Ok(PaymentStatus::Authorised);
+        }
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == raw)
             .ok_or_else(|| PaymentStatusError(truncate_for_error(raw)))
+    }
+
+    /// The word earlier releases stored for what is now `authorised` (ACSP, UK
+    /// `AcceptedSettlementInProcess`).
+    pub const LEGACY_EXECUTING: &'static str = "executing";
+
+    /// What the status means, in a sentence.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "not yet authorised by the user",
+            PaymentStatus::Authorised => {
+                "authorised by the user and accepted by the bank; not settled yet"
+            }
+            PaymentStatus::Completed => "settled",
+            PaymentStatus::Rejected => "refused by the bank, or by the user at the bank",
+            PaymentStatus::Cancelled => {
+                "cancelled before execution (by the tenant, the user or the bank), or recalled"
+            }
+            PaymentStatus::Unknown => "the bank gave no final status within three days",
+        }
+    }
+
+    /// The vocabulary as a Markdown table: each status, what it means, and the bank statuses
+    /// of each standard that lead to it. Generated from the mappings themselves
+    /// ([`Iso20022Status::kontor_status`], [`uk_status`]), so the documentation cannot drift.
+    pub fn vocabulary() -> String {
+        let mut table = String::from(
+            "| status | meaning | Berlin Group `transactionStatus` | UK Open Banking `Status` |\n\
+             |---|---|---|---|\n",
+        );
+        for status in Self::ALL {
+            let berlin: Vec<String> = Iso20022Status::ALL
+                .into_iter()
+                .filter(|iso| iso.kontor_status() == status)
+                .map(|iso| format!("`{}`", iso.code()))
+                .collect();
+            let uk: Vec<String> = UK_STATUSES
+                .into_iter()
+                .filter(|(_, meaning)| *meaning == status)
+                .map(|(word, _)| format!("`{word}`"))
+                .collect();
+            let or_dash = |words: Vec<String>| {
+                if words.is_empty() {
+                    "—".to_owned()
+                } else {
+                    words.join(", ")
+                }
+            };
+            table.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                status.as_str(),
+                status.meaning(),
+                or_dash(berlin),
+                or_dash(uk)
+            ));
+        }
+        table
     }
 
     /// Completed, rejected and cancelled end a payment's normal life: the poller stops.
@@ -84,8 +147,7 @@ impl PaymentStatus {
         match self {
             PaymentStatus::Pending => Some(0),
             PaymentStatus::Authorised => Some(1),
-            PaymentStatus::Executing => Some(2),
-            PaymentStatus::Completed => Some(3),
+            PaymentStatus::Completed => Some(2),
             PaymentStatus::Rejected | PaymentStatus::Cancelled | PaymentStatus::Unknown => None,
         }
     }
@@ -93,13 +155,13 @@ impl PaymentStatus {
     /// The status after the bank reports `next`, or an error if that would be a move back.
     ///
     /// - The same status again is a no-op, final ones included: pollers see it constantly.
-    /// - Forward along pending → authorised → executing → completed, skipping steps, since
+    /// - Forward along pending → authorised → completed, skipping steps, since
     ///   banks often report only some of them.
     /// - Any non-final status may become rejected, cancelled or unknown.
     /// - Unknown is left by whatever real status the bank reports next.
     /// - Completed may still become cancelled: banks report CANC after ACSC when a settled
     ///   payment is recalled or reversed, and the tenant must learn the money came back.
-    /// - Everything else is refused: executing → pending, completed → executing,
+    /// - Everything else is refused: authorised → pending, completed → authorised,
     ///   rejected → completed, cancelled → anything. A bank report that is refused here is a
     ///   stale or out-of-order report, to be logged and otherwise ignored; note that PDNG maps
     ///   to pending, so a PDNG after authorisation is refused the same way.
@@ -108,10 +170,7 @@ impl PaymentStatus {
         let allowed = match (self, next) {
             (from, to) if from == to => true,
             (S::Unknown, _) => true,
-            (
-                S::Pending | S::Authorised | S::Executing,
-                S::Rejected | S::Cancelled | S::Unknown,
-            ) => true,
+            (S::Pending | S::Authorised, S::Rejected | S::Cancelled | S::Unknown) => true,
             (S::Completed, S::Cancelled) => true,
             (from, to) if !from.is_final() => matches!(
                 (from.progress(), to.progress()),
@@ -141,6 +200,34 @@ impl fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// UK Open Banking's words by their meaning for the hub: a domestic payment's `Status`
+/// (`OBWritePaymentDetails` / `OBWriteDomesticResponse`), and a domestic payment consent's, which
+/// is all the hub knows before the payment is submitted (`Consumed`: a payment was submitted under
+/// it, and is authorised at least).
+pub const UK_STATUSES: [(&str, PaymentStatus); 9] = [
+    ("AwaitingAuthorisation", PaymentStatus::Pending),
+    ("Pending", PaymentStatus::Pending),
+    ("Authorised", PaymentStatus::Authorised),
+    ("Consumed", PaymentStatus::Authorised),
+    ("AcceptedSettlementInProcess", PaymentStatus::Authorised),
+    ("AcceptedWithoutPosting", PaymentStatus::Authorised),
+    ("AcceptedSettlementCompleted", PaymentStatus::Completed),
+    (
+        "AcceptedCreditSettlementCompleted",
+        PaymentStatus::Completed,
+    ),
+    ("Rejected", PaymentStatus::Rejected),
+];
+
+/// What a UK Open Banking status means for the hub ([`UK_STATUSES`]); `None` for a word the
+/// standard does not have.
+pub fn uk_status(verbatim: &str) -> Option<PaymentStatus> {
+    UK_STATUSES
+        .into_iter()
+        .find(|(word, _)| *word == verbatim)
+        .map(|(_, status)| status)
 }
 
 /// An ISO 20022 `ExternalPaymentTransactionStatus1Code` as Berlin Group banks return it in
@@ -236,10 +323,10 @@ impl Iso20022Status {
     /// What the code means for the tenant.
     ///
     /// - Still needs the user (RCVD, PDNG, PATC): pending.
-    /// - Authorised and validated but not yet taken up for settlement (ACTC, ACCP, ACFC,
-    ///   ACWC), and PART, whose accepted part has not been settled either: authorised.
-    /// - Settlement under way (ACSP), or accepted by the creditor's bank but not yet posted
-    ///   to the creditor's account (ACWP): executing.
+    /// - Authorised and accepted, not yet settled: validated (ACTC, ACCP, ACFC, ACWC), PART
+    ///   (whose accepted part has not been settled either), settlement under way (ACSP), or
+    ///   accepted by the creditor's bank but not yet posted (ACWP): authorised. Banks differ in
+    ///   which of these they report after the user's SCA; for the tenant it is one stage.
     /// - Settled on the debtor's (ACSC) or creditor's (ACCC) side: completed.
     /// - RJCT: rejected. CANC, and ACCR (the bank accepted a cancellation request): cancelled.
     pub fn kontor_status(self) -> PaymentStatus {
@@ -250,8 +337,9 @@ impl Iso20022Status {
             | I::AcceptedCustomerProfile
             | I::AcceptedFundsChecked
             | I::AcceptedWithChange
-            | I::PartiallyAccepted => PaymentStatus::Authorised,
-            I::AcceptedSettlementInProcess | I::AcceptedWithoutPosting => PaymentStatus::Executing,
+            | I::PartiallyAccepted
+            | I::AcceptedSettlementInProcess
+            | I::AcceptedWithoutPosting => PaymentStatus::Authorised,
             I::AcceptedSettlementCompleted | I::AcceptedCreditSettlementCompleted => {
                 PaymentStatus::Completed
             }
@@ -297,17 +385,16 @@ mod tests {
     const N: bool = false;
 
     /// The whole machine: row is the current status, column the reported one, both in
-    /// `PaymentStatus::ALL` order (pending, authorised, executing, completed, rejected,
-    /// cancelled, unknown).
-    const TABLE: [(S, [bool; 7]); 7] = [
-        //              pend auth exec comp rej  canc unkn
-        (S::Pending, [Y, Y, Y, Y, Y, Y, Y]),
-        (S::Authorised, [N, Y, Y, Y, Y, Y, Y]),
-        (S::Executing, [N, N, Y, Y, Y, Y, Y]),
-        (S::Completed, [N, N, N, Y, N, Y, N]),
-        (S::Rejected, [N, N, N, N, Y, N, N]),
-        (S::Cancelled, [N, N, N, N, N, Y, N]),
-        (S::Unknown, [Y, Y, Y, Y, Y, Y, Y]),
+    /// `PaymentStatus::ALL` order (pending, authorised, completed, rejected, cancelled,
+    /// unknown).
+    const TABLE: [(S, [bool; 6]); 6] = [
+        //              pend auth comp rej  canc unkn
+        (S::Pending, [Y, Y, Y, Y, Y, Y]),
+        (S::Authorised, [N, Y, Y, Y, Y, Y]),
+        (S::Completed, [N, N, Y, N, Y, N]),
+        (S::Rejected, [N, N, N, Y, N, N]),
+        (S::Cancelled, [N, N, N, N, Y, N]),
+        (S::Unknown, [Y, Y, Y, Y, Y, Y]),
     ];
 
     #[test]
@@ -349,9 +436,38 @@ mod tests {
         }
         assert!(S::parse("Completed").is_err());
         assert_eq!(
-            S::Completed.apply(S::Executing).unwrap_err().to_string(),
-            "illegal payment transition: completed -> executing"
+            S::Completed.apply(S::Authorised).unwrap_err().to_string(),
+            "illegal payment transition: completed -> authorised"
         );
+        // Rows of earlier releases.
+        assert_eq!(S::parse("executing"), Ok(S::Authorised));
+    }
+
+    /// The stage right after the user's SCA has one name whichever standard the bank speaks:
+    /// Berlin Group's ACTC and ACSP, UK's `AcceptedSettlementInProcess` (what the sandbox's
+    /// banks report there) are all `authorised`.
+    #[test]
+    fn one_vocabulary_across_standards() {
+        for code in ["ACTC", "ACSP", "ACWP"] {
+            assert_eq!(
+                Iso20022Status::parse(code).unwrap().kontor_status(),
+                S::Authorised
+            );
+        }
+        assert_eq!(
+            uk_status("AcceptedSettlementInProcess"),
+            Some(S::Authorised)
+        );
+        assert_eq!(uk_status("Authorised"), Some(S::Authorised));
+        assert_eq!(uk_status("AcceptedSettlementCompleted"), Some(S::Completed));
+        assert_eq!(uk_status("ACSC"), None);
+        let table = S::vocabulary();
+        assert!(
+            table.contains("| `authorised` | authorised by the user and accepted by the bank; not settled yet | `ACCP`, `ACFC`, `ACSP`, `ACTC`, `ACWC`, `ACWP`, `PART` | `Authorised`, `Consumed`, `AcceptedSettlementInProcess`, `AcceptedWithoutPosting` |"),
+            "{table}"
+        );
+        assert!(table.contains("| `unknown` |"), "{table}");
+        assert!(!table.contains("executing"), "{table}");
     }
 
     #[test]
@@ -361,10 +477,10 @@ mod tests {
             ("ACCP", S::Authorised),
             ("ACFC", S::Authorised),
             ("ACSC", S::Completed),
-            ("ACSP", S::Executing),
+            ("ACSP", S::Authorised),
             ("ACTC", S::Authorised),
             ("ACWC", S::Authorised),
-            ("ACWP", S::Executing),
+            ("ACWP", S::Authorised),
             ("RCVD", S::Pending),
             ("PDNG", S::Pending),
             ("RJCT", S::Rejected),

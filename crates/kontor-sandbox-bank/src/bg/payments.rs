@@ -374,6 +374,12 @@ pub async fn cancel(
         ));
     };
     if !p.is_received() {
+        // Authorised already: a SEPA credit transfer waiting for its settlement cycle may still
+        // be stopped (the spec leaves the timeline to the bank), an instant one or a settled
+        // one not.
+        if state.cancel_accepted_payment(&id, now) {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         let mut error = BgError::new(
             SERVICE,
             StatusCode::METHOD_NOT_ALLOWED,

@@ -143,6 +143,28 @@ impl BankState {
         })
     }
 
+    /// Cancels an accepted payment that has not settled: the payment becomes CANC and its
+    /// pending debit (and the creditor's coming credit) leave the books. False when it cannot be
+    /// cancelled any more.
+    pub fn cancel_accepted_payment(&mut self, payment_id: &str, now: OffsetDateTime) -> bool {
+        let Some(payment) = self.payments.get_mut(payment_id) else {
+            return false;
+        };
+        if !payment.cancel_accepted(now) {
+            return false;
+        }
+        let h = hash_str(payment_id);
+        let ours = [
+            format!("{:020X}", u128::from(combine(h, 1)) << 8),
+            format!("{:020X}", u128::from(combine(h, 5)) << 8),
+        ];
+        for book in &mut self.books {
+            book.entries
+                .retain(|entry| !ours.contains(&entry.pending_id));
+        }
+        true
+    }
+
     /// Executes an authorised payment at most once: funds check, then a pending debit that
     /// books when the payment settles (with a new id, as card and transfer bookings do).
     pub fn execute_payment(

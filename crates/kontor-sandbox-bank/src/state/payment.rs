@@ -17,7 +17,8 @@ pub enum PaymentStatus {
     Acsc,
     /// Rejected (failed SCA, insufficient funds, or the PSU cancelled at the bank).
     Rjct,
-    /// Cancelled by the TPP before authorisation.
+    /// Cancelled by the TPP: before authorisation, or after it while a non-instant payment
+    /// had not settled yet.
     Canc,
 }
 
@@ -210,6 +211,27 @@ impl Payment {
         if self.state == Lifecycle::Received {
             self.state = Lifecycle::Cancelled { at };
         }
+    }
+
+    /// Whether the TPP may still cancel the payment at `now`: before the PSU authorised it, or
+    /// after, while a payment that is not instant waits for its settlement cycle (the standard
+    /// leaves the cut-off to the bank; this one's is settlement).
+    pub fn cancellable_at(&self, now: OffsetDateTime) -> bool {
+        match self.state {
+            Lifecycle::Received => true,
+            Lifecycle::Accepted { settles_at, .. } => !self.instant && now < settles_at,
+            Lifecycle::Rejected { .. } | Lifecycle::Cancelled { .. } => false,
+        }
+    }
+
+    /// Stops an accepted payment before it settles; the caller takes its entries off the books.
+    /// Returns false (and changes nothing) when it is not [`Payment::cancellable_at`].
+    pub fn cancel_accepted(&mut self, now: OffsetDateTime) -> bool {
+        if !matches!(self.state, Lifecycle::Accepted { .. }) || !self.cancellable_at(now) {
+            return false;
+        }
+        self.state = Lifecycle::Cancelled { at: now };
+        true
     }
 
     /// Marks the payment accepted; returns false if it was not waiting (never executes twice).

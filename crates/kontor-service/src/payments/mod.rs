@@ -5,6 +5,7 @@
 //! phases without creating a second one at the bank.
 
 mod authorise;
+mod cancel;
 mod legacy;
 mod progress;
 
@@ -19,7 +20,7 @@ use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{PaymentId, TenantId, UserId};
+use kontor_domain::{PaymentId, SortCode, TenantId, UkAccountNumber, UserId};
 use kontor_store::{Idempotency, LegacyIdempotency, NewPayment, PaymentChange};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -76,8 +77,8 @@ impl StoredAccount {
                 sort_code,
                 account_number,
             } => StoredAccount::SortCode {
-                sort_code: sort_code.clone(),
-                account_number: account_number.clone(),
+                sort_code: sort_code.as_str().to_owned(),
+                account_number: account_number.as_str().to_owned(),
             },
         }
     }
@@ -92,8 +93,10 @@ impl StoredAccount {
                 sort_code,
                 account_number,
             } => AccountReference::SortCode {
-                sort_code: sort_code.clone(),
-                account_number: account_number.clone(),
+                sort_code: SortCode::parse(sort_code)
+                    .map_err(|e| ServiceError::Internal(format!("stored sort code: {e}")))?,
+                account_number: UkAccountNumber::parse(account_number)
+                    .map_err(|e| ServiceError::Internal(format!("stored account number: {e}")))?,
             },
         })
     }
@@ -340,6 +343,35 @@ impl Hub {
             history,
             authorize_url,
         })
+    }
+
+    /// Rewrites the statuses earlier releases stored as `executing` as `authorised`, the one
+    /// word for that stage now, in batches, in every cell; returns how many rows changed.
+    /// Reads already take `executing` as `authorised` (`PaymentStatus::parse`); this makes the
+    /// stored words match, so that a filter on `status` in SQL finds them. Resumable
+    /// (`kontor migrate` runs it); rows an earlier release writes during a rollout are
+    /// converted by the next run.
+    pub async fn merge_legacy_payment_statuses(&self) -> ServiceResult<u64> {
+        const BATCH: usize = 500;
+        let mut changed = 0;
+        for region in self.cells().regions().cloned().collect::<Vec<_>>() {
+            let cell = self.cell(&region)?;
+            loop {
+                let batch = cell
+                    .rename_payment_status(
+                        PaymentStatus::LEGACY_EXECUTING,
+                        PaymentStatus::Authorised.as_str(),
+                        BATCH,
+                    )
+                    .await
+                    .map_err(ServiceError::from_store)?;
+                if batch == 0 {
+                    break;
+                }
+                changed += batch;
+            }
+        }
+        Ok(changed)
     }
 
     /// Records a step that may change the payment's status (`payment` is the payment before

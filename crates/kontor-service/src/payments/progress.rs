@@ -4,7 +4,7 @@
 
 use kontor_banks::{BankPaymentStatus, PaymentSession};
 use kontor_domain::PaymentId;
-use kontor_domain::payment::{Iso20022Status, Payment, PaymentPhase, PaymentStatus};
+use kontor_domain::payment::{Iso20022Status, Payment, PaymentPhase, PaymentStatus, uk_status};
 use kontor_domain::time::Timestamp;
 use kontor_store::PaymentChange;
 
@@ -41,22 +41,6 @@ impl Default for PaymentSettings {
 
 const SLOW_POLL_SECONDS: i64 = 6 * 3600;
 
-/// UK Open Banking statuses that are not ISO 20022 codes, by what they mean for a payment.
-fn uk_meaning(verbatim: &str) -> Option<PaymentStatus> {
-    match verbatim {
-        "AwaitingAuthorisation" | "Pending" => Some(PaymentStatus::Pending),
-        "Authorised" => Some(PaymentStatus::Authorised),
-        "Consumed" | "AcceptedSettlementInProcess" | "AcceptedWithoutPosting" => {
-            Some(PaymentStatus::Executing)
-        }
-        "AcceptedSettlementCompleted" | "AcceptedCreditSettlementCompleted" => {
-            Some(PaymentStatus::Completed)
-        }
-        "Rejected" => Some(PaymentStatus::Rejected),
-        _ => None,
-    }
-}
-
 impl Hub {
     /// What a bank status means for this payment: its ISO 20022 meaning (or the UK status's),
     /// unless that would move the payment backwards — a stale report is kept in the history but
@@ -70,7 +54,7 @@ impl Hub {
             .iso
             .or_else(|| Iso20022Status::parse(&status.verbatim).ok())
             .map(Iso20022Status::kontor_status)
-            .or_else(|| uk_meaning(&status.verbatim));
+            .or_else(|| uk_status(&status.verbatim));
         match meaning {
             Some(next) if payment.status.apply(next).is_ok() => next,
             Some(next) => {

@@ -454,4 +454,56 @@ impl PaymentStore for SqlCell {
     async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()> {
         lease::release(&self.db, Leased::Payments, id.as_str(), owner).await
     }
+
+    async fn rename_payment_status(&self, from: &str, to: &str, batch: usize) -> StoreResult<u64> {
+        // A batch of payments at a time, with their history, in one short transaction; the
+        // subqueries bound each statement to the batch (no table-wide UPDATE).
+        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        retry_serializable(self.db.retry_policy(), "rename_payment_status", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT payment_id FROM payment_status_history WHERE status = $1 LIMIT $2",
+            )
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+            let mut changed = 0;
+            for id in &ids {
+                changed += sqlx::query(
+                    "UPDATE payment_status_history SET status = $2 \
+                     WHERE payment_id = $1 AND status = $3",
+                )
+                .bind(id.as_str())
+                .bind(to)
+                .bind(from)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?
+                .rows_affected();
+            }
+            let current: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM payments WHERE status = $1 LIMIT $2")
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| self.db.classify(e))?;
+            for id in &current {
+                changed +=
+                    sqlx::query("UPDATE payments SET status = $2 WHERE id = $1 AND status = $3")
+                        .bind(id.as_str())
+                        .bind(to)
+                        .bind(from)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.db.classify(e))?
+                        .rows_affected();
+            }
+            self.db.commit(tx).await?;
+            Ok(changed)
+        })
+        .await
+    }
 }

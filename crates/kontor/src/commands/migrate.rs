@@ -114,10 +114,14 @@ pub async fn convert_plaintext(hub: &kontor_service::Hub) -> anyhow::Result<()> 
         .convert_idempotency_keys()
         .await
         .map_err(|e| anyhow::anyhow!("converting idempotency keys: {e}"))?;
-    if users + keys > 0 {
+    let statuses = hub.merge_legacy_payment_statuses().await.map_err(|e| {
+        anyhow::anyhow!("merging the payment status executing into authorised: {e}")
+    })?;
+    if users + keys + statuses > 0 {
         tracing::info!(
             users_sealed = users,
             idempotency_keys_converted = keys,
+            payment_statuses_merged = statuses,
             "plaintext left by an earlier release converted"
         );
     }

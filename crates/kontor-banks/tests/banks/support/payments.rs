@@ -60,8 +60,8 @@ impl Fixture {
                 "GBP",
                 None,
                 AccountReference::SortCode {
-                    sort_code: CAROL_THAMES.0.to_owned(),
-                    account_number: CAROL_THAMES.1.to_owned(),
+                    sort_code: kontor_domain::SortCode::parse(CAROL_THAMES.0).unwrap(),
+                    account_number: kontor_domain::UkAccountNumber::parse(CAROL_THAMES.1).unwrap(),
                 },
             )
         } else {
