@@ -1,13 +1,16 @@
 //! The account-linking flow in a real browser: `kontor demo` serves the hub and the sandbox bank,
 //! and `tests/browser/link.mjs` drives Debian's headless Chromium through Playwright from the
 //! connect page through the bank's login, code and account pages back to the redirect URI, for
-//! both standards, then checks the accounts over the API (see the script's header).
+//! both standards, then checks the accounts over the API; and the demo's own pages: the landing
+//! page, a link made from it, the result page (see the script's header).
 //!
 //! Needs `node` (20 or later), `/usr/bin/chromium` (`apt-get install -y chromium`; another path
 //! through `KONTOR_CHROMIUM`) and `tests/browser/node_modules` (`npm ci` there). Without them the
 //! test prints a `*** SKIPPED … ***` banner to stderr and returns; with `KONTOR_REQUIRE_BROWSER=1`
-//! (as CI sets) it fails instead. Screenshots go to `KONTOR_BROWSER_ARTIFACTS` (default: a new
-//! temporary folder); the script prints their paths (`--nocapture` shows them).
+//! (as CI sets) it fails instead. Screenshots (the landing page, connect pages, the banks' pages,
+//! result pages) go to `KONTOR_BROWSER_ARTIFACTS`, by default `target/browser-artifacts` in the
+//! workspace, emptied of earlier screenshots first; CI keeps that folder. The script prints their
+//! paths (`--nocapture` shows them).
 
 #![allow(
     clippy::unwrap_used,
@@ -88,6 +91,25 @@ fn missing_prerequisites(node: Option<&Path>) -> Vec<String> {
     missing
 }
 
+/// Where the screenshots go: `KONTOR_BROWSER_ARTIFACTS`, else `target/browser-artifacts` in the
+/// workspace (beside the sources, whatever `CARGO_TARGET_DIR` is), without last run's pictures.
+fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("KONTOR_BROWSER_ARTIFACTS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).expect("creating the screenshots folder");
+    for entry in std::fs::read_dir(&dir)
+        .expect("reading the screenshots folder")
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|e| e == "png") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    dir
+}
+
 #[test]
 fn links_accounts_in_headless_chromium_for_both_standards() {
     let node = find_on_path("node");
@@ -110,6 +132,7 @@ fn links_accounts_in_headless_chromium_for_both_standards() {
     let started = Instant::now();
     let (demo, json) = Demo::start(&dir.path().join("data"), dir.path());
 
+    let artifacts = artifacts_dir();
     let out = dir.path().join("link.stdout");
     let err = dir.path().join("link.stderr");
     let mut script = Command::new(&node)
@@ -117,6 +140,7 @@ fn links_accounts_in_headless_chromium_for_both_standards() {
         .current_dir(browser_dir())
         .env("KONTOR_DEMO_JSON", &json)
         .env("KONTOR_CHROMIUM", chromium())
+        .env("KONTOR_BROWSER_ARTIFACTS", &artifacts)
         .stdin(Stdio::null())
         .stdout(File::create(&out).expect("creating the script's stdout file"))
         .stderr(File::create(&err).expect("creating the script's stderr file"))
