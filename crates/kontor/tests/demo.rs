@@ -32,6 +32,7 @@ async fn get(http: &reqwest::Client, url: &str) -> (u16, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_has_a_landing_page_per_user_links_and_a_tidy_result_page() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (demo, json) = Demo::start(&dir.path().join("data"), dir.path());
     let json: Value = serde_json::from_str(&json).unwrap();
