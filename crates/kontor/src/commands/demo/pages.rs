@@ -345,7 +345,7 @@ code{font-size:.85em;background:#e9ecf2;padding:.05rem .3rem;border-radius:4px;o
 table{width:100%;border-collapse:collapse;background:#fff;border-radius:8px}\
 th,td{padding:.45rem .5rem;border-bottom:1px solid #e3e6ec;text-align:left;vertical-align:top}\
 th{font-size:.85rem;color:#5b6475;font-weight:600}td small{color:#5b6475}\
-.amount{text-align:right;white-space:nowrap}.amount.out{color:#b42318}.amount.in{color:#067647}\
+.amount{text-align:right;white-space:nowrap}table.transactions td:first-child{white-space:nowrap}.amount.out{color:#b42318}.amount.in{color:#067647}\
 .tag{font-size:.75rem;background:#fef0c7;color:#93370d;border-radius:4px;padding:0 .3rem}\
 .account{background:#fff;border-radius:12px;padding:.75rem 1rem 1rem;margin:1rem 0;box-shadow:0 1px 3px rgba(0,0,0,.08)}\
 .account h2{margin-top:.25rem}.account table{border-radius:0}\
