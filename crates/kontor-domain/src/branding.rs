@@ -111,6 +111,10 @@ impl AccentColor {
     }
 
     /// The text colour that reads best on this colour (WCAG contrast): white or near-black.
+    #[expect(
+        clippy::float_arithmetic,
+        reason = "a contrast ratio of luminances; nothing here is money"
+    )]
     pub fn text_color(self) -> &'static str {
         let luminance = relative_luminance(self.0);
         // Contrast with white is 1.05 / (L + 0.05), with black (L + 0.05) / 0.05.
@@ -122,6 +126,11 @@ impl AccentColor {
     }
 }
 
+/// WCAG 2 relative luminance of an sRGB colour, 0 (black) to 1 (white).
+#[expect(
+    clippy::float_arithmetic,
+    reason = "a colour's luminance; nothing here is money"
+)]
 fn relative_luminance(rgb: [u8; 3]) -> f64 {
     let channel = |c: u8| {
         let c = f64::from(c) / 255.0;

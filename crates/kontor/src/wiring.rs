@@ -158,11 +158,11 @@ impl Stores {
     /// For commands that only touch the control database: migrates it if so configured.
     pub async fn open_for_control(config: &Config) -> anyhow::Result<Self> {
         let stores = Self::open(config)?;
-        if config.database.migrate_on_start {
-            if let Err(err) = stores.control.migrate().await {
-                let explained = stores.site("control").explain(&err);
-                return Err(explained.context("migrating the control database"));
-            }
+        if config.database.migrate_on_start
+            && let Err(err) = stores.control.migrate().await
+        {
+            let explained = stores.site("control").explain(&err);
+            return Err(explained.context("migrating the control database"));
         }
         Ok(stores)
     }
