@@ -22,7 +22,11 @@
 //      and the demo's redirect page showing the data;
 //   2. the connect page in German (lang=de), also after a search;
 //   3. cancel at the bank (sonnenbank on its login page, thames-bank on its code page): back at
-//      the redirect URI with status=failed, and the connection failed over the API.
+//      the redirect URI with status=failed, and the connection failed over the API;
+//   4. the demo's landing page (`/`): its users and links; bob's link from it opens on his UK
+//      bank, and after linking the result page names him and his bank and shows accounts,
+//      balances and transactions in words (no raw keys such as `closing_booked`);
+//   5. carol's link: the connect page in French, on her French bank.
 // Pages must fit the phone's width (no sideways scrolling) and show no console errors or HTTP
 // errors. Exit code 0 when everything held; 1 with a message naming the scenario and what
 // failed otherwise; 2 on the global timeout. The browser is launched by playwright-core with a
@@ -365,7 +369,104 @@ async function link(api, bankId, dir, shots) {
       const text = (await page.locator('body').innerText().catch(() => '')).slice(0, 400);
       throw new Failure(`the demo's redirect page never showed the linked data: ${text}`);
     }
+    await tidyResult(page, `the result page after linking at ${bankId}`);
     await screenshot(page, dir, `linked-${bankId}`, shots);
+    check(problems.length === 0, `problems seen in the browser:\n  ${problems.join('\n  ')}`);
+  } finally {
+    await context.close();
+  }
+}
+
+// The demo's result page: the data in words, no API keys (`closing_booked`), nothing sideways.
+async function tidyResult(page, where) {
+  // Ids and API paths are shown as code, on purpose; the rest must read as words.
+  const text = await page.evaluate(() => {
+    const main = document.querySelector('main').cloneNode(true);
+    for (const code of main.querySelectorAll('code')) code.remove();
+    return main.innerText;
+  });
+  const raw = text.match(/\b[a-z]+_[a-z_]+\b/g);
+  check(!raw, `${where} shows raw keys: ${raw?.join(', ')}`);
+  check((await page.locator('section.account').count()) > 0, `${where} shows no account`);
+  check((await page.locator('table.transactions tbody tr').count()) > 0, `${where} shows no transaction`);
+  check((await page.locator('dl.balances dt').count()) > 0, `${where} shows no balance`);
+  await fitsThePhone(page, where);
+}
+
+// `/`: what the demo is, its users, the links; then bob's link from there, through his UK bank,
+// to the result page that shows his connection.
+async function landing(api, dir, shots) {
+  log('the landing page, and bob linking from it');
+  const { context, page, problems } = await phone();
+  try {
+    await page.goto(`${api.base}/`);
+    const shown = await page.locator('body').getAttribute('data-page');
+    check(shown === 'demo-home', `/ is not the demo's landing page (data-page=${shown})`);
+    const body = await page.locator('body').innerText();
+    for (const words of ['open banking hub', 'sandbox', 'alice', 'bob', 'carol', 'Thames Bank', 'Banque Lumière']) {
+      check(body.includes(words), `the landing page does not mention "${words}"`);
+    }
+    for (const id of ['connect-alice', 'connect-bob', 'connect-carol', 'docs', 'readme']) {
+      check(await page.locator(`#${id}`).isVisible(), `the landing page has no #${id}`);
+    }
+    await fitsThePhone(page, 'the landing page');
+    await screenshot(page, dir, 'landing', shots);
+
+    // The README link serves the README.
+    const readme = await page.request.get(`${api.base}/demo/readme`);
+    check(readme.ok() && (await readme.text()).startsWith('# Kontor'), `/demo/readme does not serve the README`);
+
+    // bob's link opens on his own (UK) banks: nothing to change in the country list.
+    await page.locator('#connect-bob').click();
+    await page.waitForURL((url) => url.pathname.startsWith('/connect/'), { timeout: STEP_TIMEOUT_MS });
+    check((await page.locator('#country').inputValue()) === 'GB', 'bob\'s connect page does not open on GB');
+    check(await page.locator('#bank-thames-bank').isVisible(), 'bob\'s connect page does not list Thames Bank');
+    check((await page.locator('#bank-sonnenbank').count()) === 0, 'bob\'s connect page lists Sonnenbank');
+    await page.locator('#bank-thames-bank').click();
+    await step(page, 'login', 'thames-bank');
+    await login(page, 'thames-bank', 'bob');
+    await step(page, 'otp', 'thames-bank');
+    await type(page, '#otp', CODE);
+    await page.locator('#submit').click();
+    await step(page, 'accounts', 'thames-bank');
+    await page.locator('#submit').click();
+    try {
+      await page.waitForFunction(() => document.querySelector('h1')?.textContent === 'Linked', null, {
+        timeout: SYNC_TIMEOUT_MS,
+      });
+    } catch {
+      const text = (await page.locator('body').innerText().catch(() => '')).slice(0, 400);
+      throw new Failure(`bob's result page never showed the linked data: ${text}`);
+    }
+    const lead = await page.locator('p.lead').first().innerText();
+    check(lead.includes('bob') && lead.includes('Thames Bank'), `the result page does not say bob linked Thames Bank: "${lead}"`);
+    await tidyResult(page, 'bob\'s result page');
+    await screenshot(page, dir, 'result-bob', shots);
+    check(problems.length === 0, `problems seen in the browser:\n  ${problems.join('\n  ')}`);
+  } finally {
+    await context.close();
+  }
+}
+
+// carol's link: in French, opening on her French bank.
+async function french(api, dir, shots) {
+  log('carol\'s connect page in French');
+  const { context, page, problems } = await phone('en-GB');
+  try {
+    await page.goto(`${api.base}/demo/connect/carol`);
+    check((await page.locator('html').getAttribute('lang')) === 'fr', 'carol\'s connect page is not in French');
+    const heading = await page.locator('h1').first().innerText();
+    check(heading.includes('Connecter votre banque'), `carol's connect page's heading is "${heading}"`);
+    const body = await page.locator('body').innerText();
+    for (const words of ['Ce qui sera partagé', 'Choisissez votre banque']) {
+      check(body.includes(words), `carol's connect page does not say "${words}"`);
+    }
+    check(!body.includes('Connect your bank'), 'English text on the French page');
+    const button = await page.locator('#bank-banque-lumiere').innerText();
+    check(button.includes('Continuer vers Banque Lumière'), `the bank button says "${button}"`);
+    check((await page.locator('#cancel').innerText()).trim() === 'Annuler', 'the cancel button is not French');
+    await fitsThePhone(page, 'the French connect page');
+    await screenshot(page, dir, 'connect-page-fr', shots);
     check(problems.length === 0, `problems seen in the browser:\n  ${problems.join('\n  ')}`);
   } finally {
     await context.close();
@@ -467,10 +568,12 @@ async function main() {
   await scenario('German connect page', () => german(api, dir, shots));
   await scenario('cancel at sonnenbank', () => cancelAtBank(api, 'sonnenbank', 'login', dir, shots));
   await scenario('cancel at thames-bank', () => cancelAtBank(api, 'thames-bank', 'otp', dir, shots));
+  await scenario('landing page', () => landing(api, dir, shots));
+  await scenario('French connect page', () => french(api, dir, shots));
 
   console.log('screenshots:');
   for (const file of shots) console.log(`  ${file}`);
-  log('browser test passed: 2 links, 1 German page, 2 cancels');
+  log('browser test passed: 2 links, 1 German page, 2 cancels, the landing page with a link from it, 1 French page');
 }
 
 let code = 0;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod bank;
 pub mod bic;
+pub mod branding;
 pub mod certificate;
 pub mod connection;
 pub mod currency;

@@ -4,6 +4,7 @@
 //! Everything personal that comes from a bank is sealed with the user's data key before it is
 //! stored.
 
+mod branding;
 mod details;
 mod directory;
 mod erasure;

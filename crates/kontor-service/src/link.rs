@@ -7,6 +7,7 @@
 //! nothing and goes nowhere.
 
 use kontor_domain::bank::BankId;
+use kontor_domain::branding::Branding;
 use kontor_domain::connection::{
     Access, Connection, ConnectionEvent, FailureReason, Language, NewConnection,
 };
@@ -54,7 +55,10 @@ pub struct CreatedLink {
 #[derive(Debug, Clone)]
 pub struct LinkPage {
     pub connection: Connection,
+    /// The tenant's display name if it set one, else its name.
     pub tenant_name: String,
+    /// The tenant's logo and accent colour for the page.
+    pub branding: Branding,
     /// The bank the tenant chose, if it did.
     pub bank: Option<BankEntry>,
     /// The banks to choose from, when it did not.
@@ -194,13 +198,7 @@ impl Hub {
         let psu_bound = secrets.psu_id.is_some();
         let decoupled_starts_left = MAX_DECOUPLED_STARTS.saturating_sub(secrets.decoupled_starts);
         let connection = secrets.connection;
-        let tenant_name = self
-            .control()
-            .tenant(&connection.tenant_id)
-            .await
-            .map_err(ServiceError::from_store)?
-            .name
-            .to_string();
+        let (tenant_name, branding) = self.tenant_face(&connection.tenant_id).await?;
         let bank = connection
             .bank_id
             .as_ref()
@@ -230,6 +228,7 @@ impl Hub {
         Ok(LinkPage {
             connection,
             tenant_name,
+            branding,
             bank,
             banks,
             valid_days,

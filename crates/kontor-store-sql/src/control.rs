@@ -1,7 +1,8 @@
-//! The control database: tenants (with the redirect URIs they allow) and API clients (with the
+//! The control database: tenants (with the redirect URIs they allow and their branding) and API clients (with the
 //! certificates they are bound to).
 
 use async_trait::async_trait;
+use kontor_domain::branding::{AccentColor, Branding, LogoUrl};
 use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
@@ -182,6 +183,73 @@ impl TenantStore for SqlControl {
                 .await
                 .map_err(|e| self.db.classify(e))?;
             }
+            self.db.commit(tx).await
+        })
+        .await
+    }
+
+    async fn branding(&self, tenant: &TenantId) -> StoreResult<Branding> {
+        // One read: the tenant (to tell "none set" from "no tenant") and its row, if any.
+        let row = self
+            .db
+            .read(|pool| {
+                sqlx::query(
+                    "SELECT t.id, b.display_name, b.logo_url, b.accent_color FROM tenants t \
+                     LEFT JOIN tenant_branding b ON b.tenant_id = t.id WHERE t.id = $1",
+                )
+                .bind(tenant.as_str())
+                .fetch_optional(pool)
+            })
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(Branding {
+            display_name: column::<Option<String>>(&row, "display_name")?
+                .map(|raw| TenantName::parse(&raw).map_err(StoreError::corrupt))
+                .transpose()?,
+            logo_url: column::<Option<String>>(&row, "logo_url")?
+                .map(|raw| LogoUrl::parse(&raw).map_err(StoreError::corrupt))
+                .transpose()?,
+            accent_color: column::<Option<String>>(&row, "accent_color")?
+                .map(|raw| AccentColor::parse(&raw).map_err(StoreError::corrupt))
+                .transpose()?,
+        })
+    }
+
+    async fn set_branding(
+        &self,
+        tenant: &TenantId,
+        branding: &Branding,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        retry_serializable(self.db.retry_policy(), "set_branding", |_| async {
+            let mut tx = self.db.begin_write().await?;
+            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
+                .bind(tenant.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "INSERT INTO tenant_branding (tenant_id, display_name, logo_url, accent_color, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
+                 display_name = excluded.display_name, logo_url = excluded.logo_url, \
+                 accent_color = excluded.accent_color, updated_at = excluded.updated_at",
+            )
+            .bind(tenant.as_str())
+            .bind(
+                branding
+                    .display_name
+                    .as_ref()
+                    .map(|n| n.as_str().to_owned()),
+            )
+            .bind(branding.logo_url.as_ref().map(|u| u.as_str().to_owned()))
+            .bind(branding.accent_color.map(|c| c.to_string()))
+            .bind(at.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db.classify(e))?;
             self.db.commit(tx).await
         })
         .await

@@ -1,6 +1,7 @@
 //! Tenants and their API clients, kept in the control database.
 
 use async_trait::async_trait;
+use kontor_domain::branding::Branding;
 use kontor_domain::tenant::{ApiClient, Scopes, Tenant, TenantName};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
@@ -52,6 +53,15 @@ pub trait TenantStore: Send + Sync {
         &self,
         tenant: &TenantId,
         uris: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// The tenant's branding; all parts empty when none was set. `NotFound` for no tenant.
+    async fn branding(&self, tenant: &TenantId) -> StoreResult<Branding>;
+    /// Replaces the tenant's branding as a whole. `NotFound` for no tenant.
+    async fn set_branding(
+        &self,
+        tenant: &TenantId,
+        branding: &Branding,
         at: Timestamp,
     ) -> StoreResult<()>;
 }

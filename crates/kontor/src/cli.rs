@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, LogConfig, Overrides};
 use crate::{commands, telemetry};
 
 #[derive(Debug, Parser)]
@@ -137,7 +137,8 @@ pub enum TenantsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a tenant: the redirect URIs it may send its users back to.
+    /// Change a tenant: the redirect URIs it may send its users back to, and how it looks on
+    /// the hosted connect and payment pages.
     Update {
         /// The tenant's id (ten_…).
         tenant_id: String,
@@ -153,7 +154,17 @@ pub enum TenantsCommand {
         /// Remove the list: any https redirect URI is accepted again.
         #[arg(long)]
         clear_redirect_uris: bool,
-        /// Print one JSON object {"tenant_id", "redirect_uris"}.
+        /// The name the hosted pages show instead of the tenant's name ("" removes it).
+        #[arg(long, value_name = "NAME")]
+        display_name: Option<String>,
+        /// The tenant's logo on the hosted pages: an https:// URL ("" removes it). Users'
+        /// browsers fetch it from that host, which the pages' Content-Security-Policy allows.
+        #[arg(long, value_name = "URL")]
+        logo_url: Option<String>,
+        /// The pages' accent colour, as hex: #1f4fd6 or #14d ("" removes it).
+        #[arg(long, value_name = "HEX")]
+        accent_color: Option<String>,
+        /// Print one JSON object {"tenant_id", "redirect_uris", "branding"}.
         #[arg(long)]
         json: bool,
     },
@@ -279,7 +290,13 @@ impl Cli {
             role,
             regions: config.cells.keys().cloned().collect(),
         });
-        let traces = telemetry::init(&config.log, &config.telemetry, process.as_ref())?;
+        let mut log = config.log.clone();
+        if matches!(self.command, Command::Demo(_)) && log.level == LogConfig::default().level {
+            // The demo's terminal is for its links: warnings only, unless asked for more
+            // (`RUST_LOG`, `KONTOR_LOG__LEVEL`).
+            "warn".clone_into(&mut log.level);
+        }
+        let traces = telemetry::init(&log, &config.telemetry, process.as_ref())?;
         let result = self.command(config).await;
         // After the drain: what is still queued is exported before the process exits.
         traces.shutdown().await;
@@ -317,11 +334,17 @@ impl Cli {
                 tenant_id,
                 redirect_uris,
                 clear_redirect_uris,
+                display_name,
+                logo_url,
+                accent_color,
                 json,
             }) => {
                 let change = commands::tenants::TenantUpdate {
                     redirect_uris,
                     clear_redirect_uris,
+                    display_name,
+                    logo_url,
+                    accent_color,
                 };
                 commands::tenants::update(&config, &tenant_id, change, json).await
             }

@@ -5,6 +5,7 @@ pub mod certificates;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod database_errors;
 pub mod secret;
 pub mod signing;
 pub mod telemetry;

@@ -76,6 +76,18 @@ impl Telemetry {
     }
 }
 
+/// The filter for `log.level`: sqlx's own INFO lines (a PostgreSQL `NOTICE` such as "relation
+/// already exists, skipping" on every migration, statement summaries) say nothing an operator
+/// acts on, so sqlx logs warnings and errors only unless the level names it (`sqlx=info`).
+/// `RUST_LOG`, when set, is taken as it is.
+pub fn level_directives(level: &str) -> String {
+    if level.contains("sqlx") {
+        level.to_owned()
+    } else {
+        format!("{level},sqlx=warn")
+    }
+}
+
 /// Installs the logger, and the trace exporter when `process` is given and telemetry is on.
 /// Must run inside the Tokio runtime that the process then uses (exports run on it).
 pub fn init(
@@ -84,8 +96,8 @@ pub fn init(
     process: Option<&Process>,
 ) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .or_else(|_| EnvFilter::try_new(level_directives(&log.level)))
+        .unwrap_or_else(|_| EnvFilter::new(level_directives("info")));
     // The exported spans are not the log's: they stay out of it, and the log's out of them.
     let logged = filter.and(filter_fn(|meta| meta.target() != TRACE_TARGET));
     let fmt = tracing_subscriber::fmt::layer()
@@ -304,5 +316,17 @@ impl FailureLog {
                 "exporting traces failed; spans are dropped until the collector answers"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::level_directives;
+
+    #[test]
+    fn sqlx_logs_warnings_only_unless_named() {
+        assert_eq!(level_directives("info"), "info,sqlx=warn");
+        assert_eq!(level_directives("debug"), "debug,sqlx=warn");
+        assert_eq!(level_directives("info,sqlx=debug"), "info,sqlx=debug");
     }
 }

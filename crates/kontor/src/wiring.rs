@@ -18,6 +18,7 @@ use kontor_worker::WorkerSettings;
 use rand::RngCore;
 
 use crate::config::{Config, SigningKeyConfig};
+use crate::database_errors::DatabaseSite;
 
 /// The control database, every cell and every key store, opened (lazily: nothing connects yet).
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct Stores {
     pub cell_list: Vec<Arc<SqlCell>>,
     pub key_stores: KeyStores,
     pub key_list: Vec<Arc<SqlKeyStore>>,
+    /// Each database described for error messages, by its `/readyz` name.
+    pub sites: Vec<DatabaseSite>,
 }
 
 pub(crate) fn pool_settings(config: &Config) -> PoolSettings {
@@ -50,9 +53,19 @@ impl Stores {
         let settings = pool_settings(config);
         let control = SqlControl::open(databases.control.expose(), &settings)
             .with_context(|| format!("opening the control database {}", databases.control))?;
+        let mut sites = vec![DatabaseSite::new(
+            "control".to_owned(),
+            "database.control_url".to_owned(),
+            &databases.control,
+        )];
         let mut cells = Cells::new();
         let mut cell_list = Vec::new();
         for (region, url) in &databases.cells {
+            sites.push(DatabaseSite::new(
+                format!("cell:{region}"),
+                format!("cells.{region}.url"),
+                url,
+            ));
             let cell = SqlCell::open(region.clone(), url.expose(), &settings)
                 .with_context(|| format!("opening the {region} cell {url}"))?;
             let cell = Arc::new(cell);
@@ -62,6 +75,11 @@ impl Stores {
         let mut key_stores = KeyStores::new();
         let mut key_list = Vec::new();
         for (region, url) in &databases.keys {
+            sites.push(DatabaseSite::new(
+                format!("keys:{region}"),
+                format!("cells.{region}.keys_url"),
+                url,
+            ));
             let store = SqlKeyStore::open(region.clone(), url.expose(), &settings)
                 .with_context(|| format!("opening the {region} key store {url}"))?;
             let store = Arc::new(store);
@@ -74,7 +92,21 @@ impl Stores {
             cell_list,
             key_stores,
             key_list,
+            sites,
         })
+    }
+
+    /// The description of the database `/readyz` calls `name`.
+    pub fn site(&self, name: &str) -> DatabaseSite {
+        self.sites
+            .iter()
+            .find(|site| site.name == name)
+            .cloned()
+            .unwrap_or_else(|| DatabaseSite {
+                name: name.to_owned(),
+                key: "its URL".to_owned(),
+                location: "?".to_owned(),
+            })
     }
 
     /// Every database, named as `/readyz` names them.
@@ -96,10 +128,11 @@ impl Stores {
     pub async fn migrate(&self) -> anyhow::Result<Vec<(String, Vec<i64>)>> {
         let mut applied = Vec::new();
         for (name, db) in self.all() {
-            let versions = db
-                .migrate()
-                .await
-                .with_context(|| format!("migrating the {name} database"))?;
+            let versions = db.migrate().await.map_err(|err| {
+                self.site(&name)
+                    .explain(&err)
+                    .context(format!("migrating the {name} database"))
+            })?;
             if !versions.is_empty() {
                 tracing::info!(database = %name, ?versions, "migrations applied");
             }
@@ -125,12 +158,11 @@ impl Stores {
     /// For commands that only touch the control database: migrates it if so configured.
     pub async fn open_for_control(config: &Config) -> anyhow::Result<Self> {
         let stores = Self::open(config)?;
-        if config.database.migrate_on_start {
-            stores
-                .control
-                .migrate()
-                .await
-                .context("migrating the control database")?;
+        if config.database.migrate_on_start
+            && let Err(err) = stores.control.migrate().await
+        {
+            let explained = stores.site("control").explain(&err);
+            return Err(explained.context("migrating the control database"));
         }
         Ok(stores)
     }

@@ -3,7 +3,8 @@
 //!
 //! - the account-linking flow: `tests/browser/link.mjs` from the connect page through the bank's
 //!   login, code and account pages back to the redirect URI, for both standards, then the
-//!   accounts over the API;
+//!   accounts over the API; and the demo's own pages: the landing page, a link made from it, the
+//!   result page;
 //! - the sample tenant app (`examples/tenant-app`): its client generated from the demo's live
 //!   `/openapi.json`, a check that the types hold every operation of the document proven to fail
 //!   on types that lack one, the app type-checked and built (`tsc`), its webhook verifier's unit
@@ -13,9 +14,10 @@
 //! Needs `node` (20 or later), `/usr/bin/chromium` (`apt-get install -y chromium`; another path
 //! through `KONTOR_CHROMIUM`), `tests/browser/node_modules` and `examples/tenant-app/node_modules`
 //! (`npm ci` in each). Without them a test prints a `*** SKIPPED … ***` banner to stderr and
-//! returns; with `KONTOR_REQUIRE_BROWSER=1` (as CI sets) it fails instead. Screenshots go to
-//! `KONTOR_BROWSER_ARTIFACTS` (default: a new temporary folder); the scripts print their paths
-//! (`--nocapture` shows them).
+//! returns; with `KONTOR_REQUIRE_BROWSER=1` (as CI sets) it fails instead. Screenshots (the
+//! landing page, connect pages, the banks' pages, result pages) go to `KONTOR_BROWSER_ARTIFACTS`,
+//! by default `target/browser-artifacts` in the workspace, emptied of earlier screenshots by the
+//! link test; CI keeps that folder. The scripts print their paths (`--nocapture` shows them).
 
 #![allow(
     clippy::unwrap_used,
@@ -116,6 +118,27 @@ fn missing_prerequisites(node: Option<&Path>, packages: &[(PathBuf, &str)]) -> V
     missing
 }
 
+/// Where the screenshots go: `KONTOR_BROWSER_ARTIFACTS`, else `target/browser-artifacts` in the
+/// workspace (beside the sources, whatever `CARGO_TARGET_DIR` is).
+fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("KONTOR_BROWSER_ARTIFACTS")
+        .map_or_else(|| repo_dir("target/browser-artifacts"), PathBuf::from);
+    std::fs::create_dir_all(&dir).expect("creating the screenshots folder");
+    dir
+}
+
+/// Removes last run's screenshots from the artifacts folder.
+fn clear_screenshots(dir: &Path) {
+    for entry in std::fs::read_dir(dir)
+        .expect("reading the screenshots folder")
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|e| e == "png") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// `node`, or `None` after a loud skip; a failure instead under `KONTOR_REQUIRE_BROWSER=1`.
 fn node_or_skip(test: &str, packages: &[(PathBuf, &str)]) -> Option<PathBuf> {
     let node = find_on_path("node");
@@ -191,13 +214,16 @@ fn links_accounts_in_headless_chromium_for_both_standards() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let started = Instant::now();
     let (demo, json) = Demo::start(&dir.path().join("data"), dir.path());
+    let artifacts = artifacts_dir();
+    clear_screenshots(&artifacts);
 
     let output = succeed(
         Command::new(&node)
             .arg("link.mjs")
             .current_dir(browser_dir())
             .env("KONTOR_DEMO_JSON", &json)
-            .env("KONTOR_CHROMIUM", chromium()),
+            .env("KONTOR_CHROMIUM", chromium())
+            .env("KONTOR_BROWSER_ARTIFACTS", &artifacts),
         dir.path(),
         "link.mjs",
         SCRIPT_TIMEOUT,
@@ -314,7 +340,8 @@ fn the_sample_tenant_app_links_pays_and_verifies_webhooks_in_headless_chromium()
             .current_dir(browser_dir())
             .env("KONTOR_DEMO_JSON", &json)
             .env("KONTOR_TENANT_APP", &app)
-            .env("KONTOR_CHROMIUM", chromium()),
+            .env("KONTOR_CHROMIUM", chromium())
+            .env("KONTOR_BROWSER_ARTIFACTS", artifacts_dir()),
         dir.path(),
         "tenant-app.mjs",
         SCRIPT_TIMEOUT,

@@ -1,4 +1,4 @@
-//! The hosted pages' texts in English and German. Placeholders in braces are filled by the
+//! The hosted pages' texts in English, German and French. Placeholders in braces are filled by the
 //! renderer, always HTML-escaped.
 
 use kontor_domain::connection::Language;
@@ -149,10 +149,58 @@ const DE: Texts = Texts {
     rate_limited_text: "Bitte warten Sie {seconds} Sekunden und versuchen Sie es dann erneut.",
 };
 
+const FR: Texts = Texts {
+    lang: "fr",
+    title: "Connecter votre banque",
+    intro: "{tenant} souhaite consulter des informations sur vos comptes bancaires.",
+    shares: "Ce qui sera partagé",
+    share_accounts: "Vos comptes : noms, numéros de compte et titulaires",
+    share_balances: "Vos soldes",
+    share_transactions: "Vos opérations, jusqu’à 24 mois en arrière",
+    duration: "L’accès dure au plus {days} jours. Vous pouvez le retirer à tout moment, ici ou auprès de votre banque.",
+    choose_bank: "Choisissez votre banque",
+    search_placeholder: "Rechercher par nom",
+    all_countries: "Tous les pays",
+    search: "Rechercher",
+    no_bank: "Aucune banque ne correspond à votre recherche.",
+    continue_to: "Continuer vers {bank}",
+    approve_in_app: "Valider plutôt dans l’application bancaire",
+    login_name: "Votre identifiant de banque en ligne",
+    cancel: "Annuler",
+    reassurance: "Vous vous connectez sur les pages de votre banque. Ni {tenant} ni Kontor ne voient votre mot de passe.",
+    wait_title: "Validez dans votre application bancaire",
+    wait_text: "Ouvrez votre application bancaire et validez la demande de {tenant}.",
+    wait_refresh: "Cette page se met à jour toute seule.",
+    wait_nothing: "Rien n’est arrivé dans votre application ? Vérifiez votre identifiant et réessayez, ou connectez-vous plutôt sur le site de votre banque.",
+    wait_retry: "Réessayer",
+    starts_used_title: "Plus de demandes vers votre application",
+    starts_used_text: "Ce lien a envoyé toutes les demandes de validation permises à une application bancaire. Veuillez plutôt vous connecter sur le site de votre banque.",
+    back_to_banks: "Retour",
+    invalid_link: "Ce lien ne peut pas être utilisé",
+    invalid_link_text: "Le lien n’est pas valide ou a expiré. Veuillez recommencer depuis l’application d’où vous venez.",
+    busy_text: "Votre paiement est en cours d’envoi à votre banque. Veuillez revenir en arrière et réessayer dans un instant.",
+    settled: "Cette connexion est déjà {status}.",
+    back_to: "Retour vers {tenant}",
+    error_title: "Un problème est survenu",
+    country_label: "Pays",
+    send_to_app: "Envoyer à mon application bancaire",
+    pay_title: "Confirmer un paiement",
+    pay_intro: "{tenant} vous demande de confirmer ce paiement auprès de votre banque.",
+    pay_to: "À",
+    pay_amount: "Montant",
+    pay_reference: "Référence",
+    pay_from: "Depuis votre compte chez",
+    pay_continue: "Continuer vers {bank}",
+    pay_settled: "Ce paiement est déjà {status}.",
+    rate_limited_title: "Trop de tentatives",
+    rate_limited_text: "Veuillez patienter {seconds} secondes, puis réessayer.",
+};
+
 pub fn texts(language: Language) -> &'static Texts {
     match language {
         Language::En => &EN,
         Language::De => &DE,
+        Language::Fr => &FR,
     }
 }
 
@@ -164,6 +212,11 @@ pub fn status_word(language: Language, status: &str) -> &'static str {
         (Language::De, "revoked") => "widerrufen",
         (Language::De, "failed") => "fehlgeschlagen",
         (Language::De, _) => "ausstehend",
+        (Language::Fr, "active") => "active",
+        (Language::Fr, "expired") => "expirée",
+        (Language::Fr, "revoked") => "révoquée",
+        (Language::Fr, "failed") => "échouée",
+        (Language::Fr, _) => "en attente",
         (Language::En, "active") => "active",
         (Language::En, "expired") => "expired",
         (Language::En, "revoked") => "revoked",
@@ -176,22 +229,31 @@ pub fn status_word(language: Language, status: &str) -> &'static str {
 pub fn country_name(language: Language, code: &str) -> String {
     let name = match (language, code) {
         (Language::En, "DE") => "Germany",
+        (Language::Fr, "DE") => "Allemagne",
         (Language::De, "DE") => "Deutschland",
         (Language::En, "FR") => "France",
+        (Language::Fr, "FR") => "France",
         (Language::De, "FR") => "Frankreich",
         (Language::En, "GB") => "United Kingdom",
+        (Language::Fr, "GB") => "Royaume-Uni",
         (Language::De, "GB") => "Vereinigtes Königreich",
         (Language::En, "AT") => "Austria",
+        (Language::Fr, "AT") => "Autriche",
         (Language::De, "AT") => "Österreich",
         (Language::En, "NL") => "Netherlands",
+        (Language::Fr, "NL") => "Pays-Bas",
         (Language::De, "NL") => "Niederlande",
         (Language::En, "BE") => "Belgium",
+        (Language::Fr, "BE") => "Belgique",
         (Language::De, "BE") => "Belgien",
         (Language::En, "ES") => "Spain",
+        (Language::Fr, "ES") => "Espagne",
         (Language::De, "ES") => "Spanien",
         (Language::En, "IT") => "Italy",
+        (Language::Fr, "IT") => "Italie",
         (Language::De, "IT") => "Italien",
         (Language::En, "IE") => "Ireland",
+        (Language::Fr, "IE") => "Irlande",
         (Language::De, "IE") => "Irland",
         _ => return code.to_owned(),
     };
@@ -203,5 +265,92 @@ pub fn region_country(region: &str) -> String {
     match region {
         "uk" => "GB".to_owned(),
         other => other.to_ascii_uppercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(t: &Texts) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("lang", t.lang),
+            ("title", t.title),
+            ("intro", t.intro),
+            ("shares", t.shares),
+            ("share_accounts", t.share_accounts),
+            ("share_balances", t.share_balances),
+            ("share_transactions", t.share_transactions),
+            ("duration", t.duration),
+            ("choose_bank", t.choose_bank),
+            ("search_placeholder", t.search_placeholder),
+            ("all_countries", t.all_countries),
+            ("search", t.search),
+            ("no_bank", t.no_bank),
+            ("continue_to", t.continue_to),
+            ("approve_in_app", t.approve_in_app),
+            ("login_name", t.login_name),
+            ("cancel", t.cancel),
+            ("reassurance", t.reassurance),
+            ("wait_title", t.wait_title),
+            ("wait_text", t.wait_text),
+            ("wait_refresh", t.wait_refresh),
+            ("wait_nothing", t.wait_nothing),
+            ("wait_retry", t.wait_retry),
+            ("starts_used_title", t.starts_used_title),
+            ("starts_used_text", t.starts_used_text),
+            ("back_to_banks", t.back_to_banks),
+            ("invalid_link", t.invalid_link),
+            ("invalid_link_text", t.invalid_link_text),
+            ("busy_text", t.busy_text),
+            ("settled", t.settled),
+            ("back_to", t.back_to),
+            ("error_title", t.error_title),
+            ("country_label", t.country_label),
+            ("send_to_app", t.send_to_app),
+            ("pay_title", t.pay_title),
+            ("pay_intro", t.pay_intro),
+            ("pay_to", t.pay_to),
+            ("pay_amount", t.pay_amount),
+            ("pay_reference", t.pay_reference),
+            ("pay_from", t.pay_from),
+            ("pay_continue", t.pay_continue),
+            ("pay_settled", t.pay_settled),
+        ]
+    }
+
+    fn placeholders(text: &str) -> Vec<&str> {
+        let mut found: Vec<&str> = text
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    /// Every translation fills the same placeholders as the English text, is not left in
+    /// English by mistake, and names its own language.
+    #[test]
+    fn every_language_says_everything_with_the_same_placeholders() {
+        let english = fields(&EN);
+        for language in Language::ALL {
+            let t = texts(language);
+            assert_eq!(t.lang, language.as_str());
+            for ((name, text), (_, en)) in fields(t).into_iter().zip(&english) {
+                assert!(!text.trim().is_empty(), "{}: {name} is empty", t.lang);
+                assert_eq!(placeholders(text), placeholders(en), "{}: {name}", t.lang);
+                if language != Language::En && name != "lang" && en.len() > 12 {
+                    assert_ne!(text, *en, "{}: {name} is still English", t.lang);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn french_names_the_countries_and_statuses() {
+        assert_eq!(country_name(Language::Fr, "GB"), "Royaume-Uni");
+        assert_eq!(country_name(Language::Fr, "DE"), "Allemagne");
+        assert_eq!(status_word(Language::Fr, "revoked"), "révoquée");
     }
 }

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kontor_domain::ConnectionId;
 use kontor_domain::bank::BankId;
+use kontor_domain::branding::{Branding, LogoUrl};
 use kontor_domain::connection::Language;
 use kontor_service::{NextStep, ScaChoice, ServiceError, SyncTrigger};
 use serde::Deserialize;
@@ -34,8 +35,22 @@ pub fn escape_html(raw: &str) -> String {
     render::escape(raw)
 }
 
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; \
+/// Images from the hub itself only; a page with a tenant's logo adds that one origin (see
+/// [`csp_with_logo`]), so that no other host learns who opens a connect page.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
                    base-uri 'none'; frame-ancestors 'none'";
+
+/// The pages' policy with the tenant's logo origin allowed for images. The browser fetches the
+/// logo from the tenant's host, which so learns the user's address and when the page was opened
+/// (the connect token is not sent: `Referrer-Policy: no-referrer`); a tenant that prefers
+/// otherwise serves the logo from its own domain or sets none.
+fn csp_with_logo(logo: &LogoUrl) -> String {
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: {}; \
+         base-uri 'none'; frame-ancestors 'none'",
+        logo.origin()
+    )
+}
 
 fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -48,6 +63,21 @@ fn secure(mut response: Response) -> Response {
 
 fn html(status: StatusCode, body: String) -> Response {
     secure((status, [("content-type", "text/html; charset=utf-8")], body).into_response())
+}
+
+/// A page that shows the tenant's logo: the same headers, images allowed from its origin.
+fn html_branded(status: StatusCode, body: String, branding: &Branding) -> Response {
+    let mut response = html(status, body);
+    if let Some(policy) = branding
+        .logo_url
+        .as_ref()
+        .and_then(|logo| HeaderValue::from_str(&csp_with_logo(logo)).ok())
+    {
+        response
+            .headers_mut()
+            .insert(CONTENT_SECURITY_POLICY, policy);
+    }
+    response
 }
 
 fn see_other(url: &str) -> Response {
@@ -211,7 +241,7 @@ pub async fn connect(
                 query.q.as_deref().unwrap_or(""),
                 query.country.as_deref(),
             );
-            html(StatusCode::OK, body)
+            html_branded(StatusCode::OK, body, &page.branding)
         }
         Err(err) => failure(fallback, &err),
     }

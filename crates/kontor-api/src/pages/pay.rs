@@ -11,8 +11,8 @@ use kontor_service::NextStep;
 
 use super::i18n::{status_word, texts};
 use super::{
-    client_ip, failure, form_fields, html, invalid_link, language, limited, page_query, render,
-    see_other,
+    client_ip, failure, form_fields, html, html_branded, invalid_link, language, limited,
+    page_query, render, see_other,
 };
 use crate::extract::Peer;
 use crate::state::AppState;
@@ -46,7 +46,7 @@ pub async fn page(
                 let status = page.payment.status.as_str();
                 let word = match lang {
                     kontor_domain::connection::Language::En => status,
-                    kontor_domain::connection::Language::De => status_word(lang, status),
+                    _ => status_word(lang, status),
                 };
                 let back = kontor_service::payment_redirect(&page.payment).ok();
                 let label = t.back_to.replace("{tenant}", &page.tenant_name);
@@ -61,7 +61,11 @@ pub async fn page(
                     ),
                 );
             }
-            html(StatusCode::OK, render::payment_page(t, &page, token))
+            html_branded(
+                StatusCode::OK,
+                render::payment_page(t, &page, token),
+                &page.branding,
+            )
         }
         Err(err) => failure(lang, &err),
     }

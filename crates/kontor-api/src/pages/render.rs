@@ -5,6 +5,7 @@
 
 use kontor_service::{BankEntry, LinkPage};
 
+use kontor_domain::branding::Branding;
 use kontor_domain::connection::Language;
 
 use super::i18n::{Texts, country_name, region_country};
@@ -51,9 +52,52 @@ button.link{border:0;background:none;color:#1f4fd6;text-align:center}\
 details{margin:.15rem 0 .6rem .75rem}summary{cursor:pointer;color:#1f4fd6;font-size:.95rem;padding:.5rem 0;min-height:1.75rem}\
 .shares{font-size:.95rem}\
 label{display:block;margin:.5rem 0 .25rem}input.full{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c9ced8;border-radius:8px}\
-.muted{color:#5b6475;font-size:.9rem}";
+.muted{color:#5b6475;font-size:.9rem}\
+.brand{text-align:center;margin:0 0 1rem}.brand img{max-height:48px;max-width:60%}";
 
 pub fn layout(texts: &Texts, title: &str, body: &str, refresh: Option<&str>) -> String {
+    layout_branded(texts, title, body, refresh, &Branding::default(), "")
+}
+
+/// The tenant's accent on the card's edge, the main button and links; its logo above the card.
+/// Both are validated values (an `#rrggbb` colour, an https URL), escaped all the same.
+fn brand_parts(branding: &Branding, tenant: &str) -> (String, String) {
+    let style = branding
+        .accent_color
+        .map(|accent| {
+            format!(
+                "<style>.card{{border-top:4px solid {accent}}}\
+                 button.primary{{background:{accent};border-color:{accent};color:{text}}}\
+                 button.link,summary,a{{color:{accent}}}</style>",
+                text = accent.text_color(),
+            )
+        })
+        .unwrap_or_default();
+    let header = branding
+        .logo_url
+        .as_ref()
+        .map(|logo| {
+            format!(
+                "<header class=\"brand\"><img id=\"tenant-logo\" src=\"{}\" alt=\"{}\" \
+                 referrerpolicy=\"no-referrer\"></header>",
+                escape(logo.as_str()),
+                escape(tenant),
+            )
+        })
+        .unwrap_or_default();
+    (style, header)
+}
+
+/// A page in the tenant's colours, with its logo.
+pub fn layout_branded(
+    texts: &Texts,
+    title: &str,
+    body: &str,
+    refresh: Option<&str>,
+    branding: &Branding,
+    tenant: &str,
+) -> String {
+    let (brand_style, header) = brand_parts(branding, tenant);
     let refresh = refresh
         .map(|url| {
             format!(
@@ -65,7 +109,7 @@ pub fn layout(texts: &Texts, title: &str, body: &str, refresh: Option<&str>) -> 
     format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{refresh}\
-         <title>{title}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+         <title>{title}</title><style>{STYLE}</style>{brand_style}</head><body><main>{header}{body}</main></body></html>",
         lang = texts.lang,
         title = escape(title),
     )
@@ -228,7 +272,14 @@ pub fn connect_page(
         escape(texts.cancel),
         fill(texts.reassurance, "tenant", &page.tenant_name),
     ));
-    layout(texts, texts.title, &body, None)
+    layout_branded(
+        texts,
+        texts.title,
+        &body,
+        None,
+        &page.branding,
+        &page.tenant_name,
+    )
 }
 
 /// The payment page: who is paid how much, from which bank, and the step to the bank.
@@ -281,7 +332,14 @@ pub fn payment_page(texts: &Texts, page: &kontor_service::PaymentPage, token: &s
         fill(texts.reassurance, "tenant", &page.tenant_name),
         id = p.id,
     );
-    layout(texts, texts.pay_title, &body, None)
+    layout_branded(
+        texts,
+        texts.pay_title,
+        &body,
+        None,
+        &page.branding,
+        &page.tenant_name,
+    )
 }
 
 /// While the user approves in the banking app: refreshes itself every two seconds. The same

@@ -252,7 +252,7 @@ async fn bad_connection_requests_have_codes() {
             "invalid_access",
         ),
         (
-            json!({"user_id": user_id, "redirect_uri": REDIRECT, "language": "fr"}),
+            json!({"user_id": user_id, "redirect_uri": REDIRECT, "language": "it"}),
             400,
             "invalid_language",
         ),

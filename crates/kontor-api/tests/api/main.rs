@@ -8,6 +8,7 @@
 )]
 
 mod bank_deadline;
+mod branding;
 mod callbacks;
 mod connect;
 mod contract;

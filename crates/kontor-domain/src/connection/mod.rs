@@ -73,15 +73,17 @@ impl Access {
 pub enum Language {
     En,
     De,
+    Fr,
 }
 
 impl Language {
-    pub const ALL: [Language; 2] = [Language::En, Language::De];
+    pub const ALL: [Language; 3] = [Language::En, Language::De, Language::Fr];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Language::En => "en",
             Language::De => "de",
+            Language::Fr => "fr",
         }
     }
 
@@ -89,6 +91,7 @@ impl Language {
         match raw.to_ascii_lowercase().as_str() {
             "en" => Some(Language::En),
             "de" => Some(Language::De),
+            "fr" => Some(Language::Fr),
             _ => None,
         }
     }
@@ -236,7 +239,9 @@ mod tests {
     #[test]
     fn languages_are_negotiated() {
         assert_eq!(Language::negotiate("de-DE,de;q=0.9,en;q=0.8"), Language::De);
-        assert_eq!(Language::negotiate("fr-FR, en-GB;q=0.8"), Language::En);
+        assert_eq!(Language::negotiate("fr-FR, en-GB;q=0.8"), Language::Fr);
+        assert_eq!(Language::negotiate("it-IT, fr;q=0.8"), Language::Fr);
+        assert_eq!(Language::negotiate("it-IT, es;q=0.8"), Language::En);
         assert_eq!(Language::negotiate(""), Language::En);
         assert_eq!(Language::negotiate("*"), Language::En);
     }

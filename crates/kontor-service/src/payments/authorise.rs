@@ -28,7 +28,10 @@ use crate::vault::{context, open_json, seal_json};
 pub struct PaymentPage {
     pub payment: Payment,
     pub details: PaymentDetails,
+    /// The tenant's display name if it set one, else its name.
     pub tenant_name: String,
+    /// The tenant's logo and accent colour for the page.
+    pub branding: kontor_domain::branding::Branding,
     pub bank: Option<BankEntry>,
 }
 
@@ -82,18 +85,13 @@ impl Hub {
     pub async fn payment_page(&self, id: &PaymentId, token: &str) -> ServiceResult<PaymentPage> {
         let secrets = self.checked_payment(id, token).await?;
         let details = self.payment_details(&secrets).await?;
-        let tenant_name = self
-            .control()
-            .tenant(&secrets.payment.tenant_id)
-            .await
-            .map_err(ServiceError::from_store)?
-            .name
-            .to_string();
+        let (tenant_name, branding) = self.tenant_face(&secrets.payment.tenant_id).await?;
         let bank = self.directory().get(&secrets.payment.bank_id).cloned();
         Ok(PaymentPage {
             payment: secrets.payment,
             details,
             tenant_name,
+            branding,
             bank,
         })
     }

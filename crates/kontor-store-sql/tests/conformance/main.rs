@@ -69,6 +69,7 @@ conformance! {
     tenants::revocation_keeps_the_first_time,
     tenants::clients_are_listed_per_tenant,
     tenants::redirect_uris_are_replaced_whole_per_tenant,
+    tenants::branding_is_replaced_whole_per_tenant,
     tenants::certificates_are_bound_per_client,
     tenants::a_client_has_a_bounded_number_of_certificates,
     keys::the_canary_is_written_once_and_replaced_only_as_read,

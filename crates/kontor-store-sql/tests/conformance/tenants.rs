@@ -258,3 +258,52 @@ pub async fn a_client_has_a_bounded_number_of_certificates(stores: TestStores) {
     assert_eq!(bound.len(), MAX_CLIENT_CERTIFICATES);
     assert!(bound.iter().all(|b| b.thumbprint != one_more));
 }
+
+pub async fn branding_is_replaced_whole_per_tenant(stores: TestStores) {
+    use kontor_domain::branding::{AccentColor, Branding, LogoUrl};
+    let control = stores.control();
+    let (acme, client) = new_tenant("Acme Budget");
+    control.create_tenant(&acme, &client).await.unwrap();
+    let (other, client) = new_tenant("Other");
+    control.create_tenant(&other, &client).await.unwrap();
+
+    assert_eq!(
+        control.branding(&acme.id).await.unwrap(),
+        Branding::default()
+    );
+    let full = Branding {
+        display_name: Some(TenantName::parse("Acme").unwrap()),
+        logo_url: Some(LogoUrl::parse("https://cdn.acme.example/logo.svg").unwrap()),
+        accent_color: Some(AccentColor::parse("#14d").unwrap()),
+    };
+    control
+        .set_branding(&acme.id, &full, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(control.branding(&acme.id).await.unwrap(), full);
+    assert_eq!(
+        control.branding(&other.id).await.unwrap(),
+        Branding::default()
+    );
+
+    // A second write replaces every part, clearing what it leaves out.
+    let colour_only = Branding {
+        accent_color: Some(AccentColor::parse("#0f766e").unwrap()),
+        ..Branding::default()
+    };
+    control
+        .set_branding(&acme.id, &colour_only, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(control.branding(&acme.id).await.unwrap(), colour_only);
+
+    let nobody = TenantId::generate();
+    assert!(matches!(
+        control.branding(&nobody).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        control.set_branding(&nobody, &full, Timestamp::now()).await,
+        Err(StoreError::NotFound)
+    ));
+}

@@ -18,6 +18,7 @@ use crate::config::{Config, security};
 use crate::wiring::{self, Stores};
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    security::require_reachable_public_url(config)?;
     security::require_shared_keys(config)?;
     security::require_kek_outside_data_dir(config)?;
     security::warn_if_development(config);

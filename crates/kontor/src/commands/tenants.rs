@@ -1,11 +1,13 @@
 //! `kontor tenants create|list|update`: tenants are created by operators, each with a first API
 //! client whose secret is shown once; an operator may register the redirect URIs a tenant may
-//! send its users back to.
+//! send its users back to, and how it looks on the hosted pages (`--display-name`, `--logo-url`,
+//! `--accent-color`).
 
 use std::io::Write;
 
 use anyhow::Context;
 use kontor_api::auth::ClientSecret;
+use kontor_domain::branding::{AccentColor, Branding, LogoUrl};
 use kontor_domain::tenant::{Scopes, TenantName};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, TenantId};
@@ -105,6 +107,78 @@ pub struct TenantUpdate {
     pub redirect_uris: Vec<String>,
     /// Removes every registered redirect URI: the tenant may use any https URI again.
     pub clear_redirect_uris: bool,
+    /// Each `Some` replaces that part of the branding; `Some("")` removes it.
+    pub display_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+}
+
+impl TenantUpdate {
+    fn touches_redirect_uris(&self) -> bool {
+        self.clear_redirect_uris || !self.redirect_uris.is_empty()
+    }
+
+    fn touches_branding(&self) -> bool {
+        self.display_name.is_some() || self.logo_url.is_some() || self.accent_color.is_some()
+    }
+
+    /// Each given part parsed: `Some(None)` removes it.
+    fn parsed(&self) -> anyhow::Result<BrandingChange> {
+        fn part<T>(
+            raw: Option<&String>,
+            flag: &str,
+            parse: impl Fn(&str) -> anyhow::Result<T>,
+        ) -> anyhow::Result<Option<Option<T>>> {
+            match raw.map(|r| r.trim()) {
+                None => Ok(None),
+                Some("") => Ok(Some(None)),
+                Some(raw) => parse(raw)
+                    .with_context(|| format!("{flag} {raw:?}"))
+                    .map(|value| Some(Some(value))),
+            }
+        }
+        Ok(BrandingChange {
+            display_name: part(self.display_name.as_ref(), "--display-name", |raw| {
+                Ok(TenantName::parse(raw)?)
+            })?,
+            logo_url: part(self.logo_url.as_ref(), "--logo-url", |raw| {
+                Ok(LogoUrl::parse(raw)?)
+            })?,
+            accent_color: part(self.accent_color.as_ref(), "--accent-color", |raw| {
+                Ok(AccentColor::parse(raw)?)
+            })?,
+        })
+    }
+}
+
+/// The parts of the branding an update replaces (`Some`), each with its new value.
+struct BrandingChange {
+    display_name: Option<Option<TenantName>>,
+    logo_url: Option<Option<LogoUrl>>,
+    accent_color: Option<Option<AccentColor>>,
+}
+
+impl BrandingChange {
+    fn applied_to(self, mut branding: Branding) -> Branding {
+        if let Some(name) = self.display_name {
+            branding.display_name = name;
+        }
+        if let Some(logo) = self.logo_url {
+            branding.logo_url = logo;
+        }
+        if let Some(accent) = self.accent_color {
+            branding.accent_color = accent;
+        }
+        branding
+    }
+}
+
+fn branding_json(branding: &Branding) -> serde_json::Value {
+    serde_json::json!({
+        "display_name": branding.display_name.as_ref().map(TenantName::as_str),
+        "logo_url": branding.logo_url.as_ref().map(LogoUrl::as_str),
+        "accent_color": branding.accent_color.map(|c| c.to_string()),
+    })
 }
 
 pub async fn update(
@@ -115,8 +189,9 @@ pub async fn update(
 ) -> anyhow::Result<()> {
     let tenant = TenantId::parse(tenant).context("tenant id")?;
     anyhow::ensure!(
-        change.clear_redirect_uris || !change.redirect_uris.is_empty(),
-        "nothing to change: give --redirect-uri URL (repeatable) or --clear-redirect-uris"
+        change.touches_redirect_uris() || change.touches_branding(),
+        "nothing to change: give --redirect-uri URL (repeatable), --clear-redirect-uris, \
+         --display-name, --logo-url or --accent-color"
     );
     anyhow::ensure!(
         change.redirect_uris.len() <= MAX_REDIRECT_URIS,
@@ -130,26 +205,30 @@ pub async fn update(
                 .map_err(|e| anyhow::anyhow!("--redirect-uri {raw:?}: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Every value is checked before anything is written.
+    let branding = change
+        .touches_branding()
+        .then(|| change.parsed())
+        .transpose()?;
     let stores = Stores::open_for_control(config).await?;
-    let result = stores
-        .control
-        .set_redirect_uris(&tenant, &uris, Timestamp::now())
-        .await;
-    let stored = match result {
-        Ok(()) => stores.control.redirect_uris(&tenant).await,
-        Err(err) => Err(err),
-    };
+    let result = write(&stores, &tenant, &change, &uris, branding).await;
     stores.close().await;
-    let stored = match stored {
+    let (stored, branding) = match result {
         Ok(stored) => stored,
         Err(StoreError::NotFound) => anyhow::bail!("no tenant {tenant}"),
         Err(err) => return Err(err).context("updating the tenant"),
     };
     let mut out = std::io::stdout().lock();
     if json {
-        let body = serde_json::json!({ "tenant_id": tenant, "redirect_uris": stored });
+        let body = serde_json::json!({
+            "tenant_id": tenant,
+            "redirect_uris": stored,
+            "branding": branding_json(&branding),
+        });
         writeln!(out, "{body}")?;
-    } else if stored.is_empty() {
+        return Ok(());
+    }
+    if stored.is_empty() {
         writeln!(out, "{tenant}: any https redirect_uri is accepted")?;
     } else {
         writeln!(out, "{tenant}: only these redirect URIs are accepted")?;
@@ -157,5 +236,45 @@ pub async fn update(
             writeln!(out, "    {uri}")?;
         }
     }
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "(none)".to_owned());
+    writeln!(
+        out,
+        "  display name: {}",
+        shown(branding.display_name.map(|n| n.to_string()))
+    )?;
+    writeln!(
+        out,
+        "  logo URL:     {}",
+        shown(branding.logo_url.map(|u| u.to_string()))
+    )?;
+    writeln!(
+        out,
+        "  accent:       {}",
+        shown(branding.accent_color.map(|c| c.to_string()))
+    )?;
     Ok(())
+}
+
+/// Writes what changed; returns the redirect URIs and branding as stored afterwards.
+async fn write(
+    stores: &Stores,
+    tenant: &TenantId,
+    change: &TenantUpdate,
+    uris: &[String],
+    branding_change: Option<BrandingChange>,
+) -> Result<(Vec<String>, Branding), StoreError> {
+    let control = &stores.control;
+    if change.touches_redirect_uris() {
+        control
+            .set_redirect_uris(tenant, uris, Timestamp::now())
+            .await?;
+    }
+    let mut branding = control.branding(tenant).await?;
+    if let Some(branding_change) = branding_change {
+        branding = branding_change.applied_to(branding);
+        control
+            .set_branding(tenant, &branding, Timestamp::now())
+            .await?;
+    }
+    Ok((control.redirect_uris(tenant).await?, branding))
 }

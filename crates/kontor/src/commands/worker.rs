@@ -17,6 +17,7 @@ use crate::wiring::{self, Stores};
 use kontor_worker::Worker;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    security::require_reachable_public_url(config)?;
     security::require_shared_keys(config)?;
     security::require_kek_outside_data_dir(config)?;
     security::warn_if_development(config);

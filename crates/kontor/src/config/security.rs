@@ -169,6 +169,21 @@ pub fn require_kek_outside_data_dir(config: &Config) -> anyhow::Result<()> {
     )
 }
 
+/// `kontor serve` and `kontor worker` need a public URL that browsers and banks can open: with
+/// none configured it is made from `server.listen`, and an unspecified address there
+/// (`0.0.0.0`, `::`) would put `http://0.0.0.0:8080/connect/…` into every connect link and bank
+/// redirect, in development too. `kontor demo` chooses its own.
+pub fn require_reachable_public_url(config: &Config) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    if config.server.public_url.is_none() && listen.ip().is_unspecified() {
+        bail!(
+            "server.public_url is not set and server.listen is {listen}, an address that means              \"every interface\": connect links and bank redirects would point at {}, which no              browser or bank can open. Set server.public_url (KONTOR_SERVER__PUBLIC_URL) to the              address users and banks reach this hub at, e.g. https://bank-link.example/",
+            config.public_url()?
+        );
+    }
+    Ok(())
+}
+
 /// Says, once at startup, what development mode lets through.
 pub fn warn_if_development(config: &Config) {
     if config.development {

@@ -1,29 +1,27 @@
-//! `kontor demo`: the hub and the sandbox bank in one process, on SQLite, with a demo tenant,
-//! a demo user and a connect link a person can open in a browser — then a page that shows the
-//! linked accounts and transactions. For scripts, `--json` prints one JSON object first.
+//! `kontor demo`: the hub and the sandbox bank in one process, on SQLite, with a demo tenant and
+//! one user per sandbox user; a landing page at `/` links each to a fresh connect page, and the
+//! result page shows the connection just made. For scripts, `--json` prints one JSON object first.
+
+mod pages;
+mod users;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::response::Html;
 use axum::routing::get;
 use kontor_api::auth::ClientSecret;
-use kontor_api::escape_html as esc;
-use kontor_domain::connection::{Access, ConnectionStatus};
+use kontor_domain::connection::Access;
 use kontor_domain::tenant::{Scopes, TenantName};
 use kontor_domain::time::Timestamp;
 use kontor_domain::user::ExternalId;
-use kontor_domain::{ApiClientId, ConnectionId, Region, TenantId};
-use kontor_sandbox_bank::SandboxBank;
+use kontor_domain::{ApiClientId, Region, TenantId, UserId};
 use kontor_sandbox_bank::tpp::pki::files;
+use kontor_sandbox_bank::{BankConfig as SandboxBankConfig, SandboxBank};
 use kontor_service::{Hub, LinkRequest};
-use kontor_store::{
-    ApiClientStore, NewApiClient, NewTenant, StoreError, TenantStore, TransactionFilter,
-};
+use kontor_store::{ApiClientStore, NewApiClient, NewTenant, StoreError, TenantStore};
 use kontor_worker::Worker;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -38,7 +36,8 @@ pub struct DemoArgs {
     /// Address of the hub [default: 127.0.0.1:8080]; port 0 picks a free one.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Address of the sandbox bank [default: the hub's host, port 8090; port 0 if the hub's is 0].
+    /// Address of the sandbox bank [default: 127.0.0.1:8090 beside the default hub; with
+    /// `--listen`, a free port on the hub's host, printed].
     #[arg(long, value_name = "ADDR")]
     pub sandbox_listen: Option<SocketAddr>,
     /// Print one JSON object (api_base_url, sandbox_url, client_id, client_secret, tenant_id,
@@ -111,12 +110,95 @@ async fn demo_credentials(
     Ok((tenant.id, client.id, secret))
 }
 
+/// Where the sandbox listens: its own flag; else 8090 beside the default hub; else (the hub's
+/// address given) a free port on the same host, so that `--listen` alone binds nothing else it
+/// was not given.
+fn sandbox_address(args: &DemoArgs, hub: SocketAddr) -> SocketAddr {
+    match (args.sandbox_listen, args.listen) {
+        (Some(given), _) => given,
+        (None, Some(listen)) => SocketAddr::new(listen.ip(), 0),
+        (None, None) => SocketAddr::new(hub.ip(), if hub.port() == 0 { 0 } else { 8090 }),
+    }
+}
+
+/// The address browsers use: the configured public URL, else the bound address, with an
+/// unspecified host (`0.0.0.0`, `::`) replaced by loopback (a browser cannot open `0.0.0.0`).
+fn browser_base(config: &Config, address: SocketAddr) -> String {
+    if let Some(url) = &config.server.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    format!("http://{address}")
+}
+
+/// The sandbox banks a sandbox user has accounts at.
+pub(crate) fn sandbox_banks_of(username: &str) -> Vec<SandboxBankConfig> {
+    kontor_sandbox_bank::default_banks()
+        .into_iter()
+        .filter(|bank| bank.customers.iter().any(|c| c == username))
+        .collect()
+}
+
+/// A new connect link for a demo user, opening on their banks, coming back to the result page.
+pub(crate) async fn link_for(
+    hub: &Hub,
+    tenant: &TenantId,
+    user: &users::DemoUser,
+    id: &UserId,
+    done: &str,
+) -> anyhow::Result<String> {
+    let link = hub
+        .create_link(
+            tenant,
+            LinkRequest {
+                user_id: id.clone(),
+                bank_id: None,
+                redirect_uri: done.to_owned(),
+                access: Access::ALL,
+                language: user.language,
+                psu_id: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating a link for {}: {e}", user.username))?;
+    let mut url = link.connect_url;
+    if let Some(country) = user.country {
+        url.query_pairs_mut().append_pair("country", country);
+    }
+    Ok(url.to_string())
+}
+
+/// The tenant's user for each sandbox user, created on first run.
+async fn demo_users(
+    hub: &Hub,
+    tenant: &TenantId,
+) -> anyhow::Result<Vec<(users::DemoUser, UserId)>> {
+    let mut out = Vec::new();
+    for user in users::DEMO_USERS {
+        let region = Region::parse(user.region)?;
+        let external = ExternalId::parse(user.username)?;
+        let existing = hub
+            .user_by_external_id(tenant, &region, &external)
+            .await
+            .map_err(|e| anyhow::anyhow!("finding the demo user {}: {e}", user.username))?;
+        let found = match existing {
+            Some(found) => found,
+            None => hub
+                .create_user(tenant, external, &region)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the demo user {}: {e}", user.username))?,
+        };
+        out.push((user, found.id));
+    }
+    Ok(out)
+}
+
 pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let listen = args.listen.unwrap_or(config.server.listen);
-    let sandbox_listen = args.sandbox_listen.unwrap_or_else(|| {
-        let port = if listen.port() == 0 { 0 } else { 8090 };
-        SocketAddr::new(listen.ip(), port)
-    });
+    let sandbox_listen = sandbox_address(&args, listen);
     let pki_dir = config.data_dir.join("sandbox-pki");
     let mut builder = SandboxBank::builder().frozen_clock(false);
     if args.require_tpp_certificates {
@@ -145,7 +227,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     // Everything here is local and over http: the bank, the hub, the webhook receivers.
     config.development = true;
     config.server.listen = address;
-    config.server.public_url = Some(format!("http://{address}/"));
+    let api = browser_base(&config, address);
+    config.server.public_url = Some(format!("{api}/"));
     config.link.allow_http_redirects = true;
     // The demo's receivers run on this machine, over http.
     config.webhooks.allow_http = true;
@@ -198,83 +281,58 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let state = wiring::app_state(&config, hub.clone())?;
     let (tenant, client_id, secret) = demo_credentials(&stores, &config.data_dir).await?;
 
-    // A demo user (region de) and a link for them, coming back to the demo's own page.
-    let region = Region::parse("de")?;
-    let external = ExternalId::parse("demo-user")?;
-    let existing = hub
-        .user_by_external_id(&tenant, &region, &external)
-        .await
-        .map_err(|e| anyhow::anyhow!("finding the demo user: {e}"))?;
-    let user = match existing {
-        Some(user) => user,
-        None => hub
-            .create_user(&tenant, external, &region)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the demo user: {e}"))?,
+    let users = demo_users(&hub, &tenant).await?;
+    let done = format!("{api}/demo/done");
+    let demo = DemoState {
+        hub: hub.clone(),
+        tenant: tenant.clone(),
+        users,
+        done_url: done.clone(),
+        client_id: client_id.to_string(),
+        data_dir: config.data_dir.display().to_string(),
+        sandbox_url: sandbox.url().to_owned(),
     };
-    let done = format!("http://{address}/demo/done");
-    let link = hub
-        .create_link(
-            &tenant,
-            LinkRequest {
-                user_id: user.id,
-                bank_id: None,
-                redirect_uri: done,
-                access: Access::ALL,
-                language: None,
-                psu_id: None,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the demo link: {e}"))?;
-
-    let api = format!("http://{address}");
     let mut out = std::io::stdout().lock();
     if args.json {
+        let (first, id) = &demo.users[0];
+        let connect_url = link_for(&hub, &tenant, first, id, &done).await?;
+        let links: serde_json::Map<String, serde_json::Value> = demo
+            .users
+            .iter()
+            .map(|(u, _)| {
+                (
+                    u.username.to_owned(),
+                    format!("{api}/demo/connect/{}", u.username).into(),
+                )
+            })
+            .collect();
         let line = serde_json::json!({
             "api_base_url": api,
+            "home_url": format!("{api}/"),
             "sandbox_url": sandbox.url(),
             "tenant_id": tenant,
             "client_id": client_id,
             "client_secret": secret.reveal(),
-            "connect_url": link.connect_url.as_str(),
+            "connect_url": connect_url,
+            "connect_urls": links,
         });
         writeln!(out, "{line}")?;
     } else {
-        writeln!(
+        write!(
             out,
-            "Kontor demo: the hub at {api}, the sandbox bank at {}",
-            sandbox.url()
+            "{}",
+            banner(&api, sandbox.url(), &demo, &client_id, &secret)
         )?;
-        writeln!(
-            out,
-            "\nOpen this link to connect a sandbox bank account:\n\n  {}\n",
-            link.connect_url
-        )?;
-        writeln!(
-            out,
-            "Sign in as alice (Sonnenbank), bob (Thames Bank) or carol: password sandbox, code 123456."
-        )?;
-        writeln!(
-            out,
-            "\nThe demo tenant's API credentials (API docs at {api}/docs):"
-        )?;
-        writeln!(
-            out,
-            "  client_id:     {client_id}\n  client_secret: {}",
-            secret.reveal()
-        )?;
-        writeln!(out, "\nStop with Ctrl-C.")?;
     }
     out.flush()?;
     drop(out);
 
     let demo = Router::new()
-        .route("/demo/done", get(done_page))
-        .with_state(DemoState {
-            hub: hub.clone(),
-            tenant,
-        });
+        .route("/", get(pages::landing))
+        .route("/demo/connect/{user}", get(pages::connect))
+        .route("/demo/done", get(pages::done))
+        .route("/demo/readme", get(pages::readme))
+        .with_state(demo);
     let app = kontor_api::router(state).merge(demo);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -303,120 +361,44 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 struct DemoState {
     hub: Hub,
     tenant: TenantId,
+    users: Vec<(users::DemoUser, UserId)>,
+    /// The tenant's redirect URI: the result page.
+    done_url: String,
+    client_id: String,
+    data_dir: String,
+    sandbox_url: String,
 }
 
-/// Where the demo user lands after linking: the accounts and latest transactions.
-async fn done_page(State(demo): State<DemoState>, RawQuery(query): RawQuery) -> Html<String> {
-    let params: std::collections::BTreeMap<String, String> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
-    let status = params.get("status").cloned().unwrap_or_default();
-    let Some(id) = params
-        .get("connection_id")
-        .and_then(|raw| ConnectionId::parse(raw).ok())
-    else {
-        return page("Kontor demo", "<p>No connection.</p>", false);
-    };
-    if status != "active" {
-        let reason = params.get("reason").cloned().unwrap_or_default();
-        return page(
-            "Not linked",
-            &format!(
-                "<p>The connection ended as <b>{}</b> ({}).</p>",
-                esc(&status),
-                esc(&reason)
-            ),
-            false,
-        );
-    }
-    let Ok(cell) = demo.hub.cell_of(&id) else {
-        return page("Kontor demo", "<p>Unknown connection.</p>", false);
-    };
-    let connection = match cell.connection(&demo.tenant, &id).await {
-        Ok(c) => c,
-        Err(_) => return page("Kontor demo", "<p>Unknown connection.</p>", false),
-    };
-    if connection.status != ConnectionStatus::Active || connection.last_synced_at.is_none() {
-        return page(
-            "Fetching your data…",
-            "<p>The first sync is running; this page refreshes.</p>",
-            true,
-        );
-    }
-    let mut body = format!(
-        "<p>Connection <code>{}</code> at <b>{}</b> is active.</p>",
-        esc(id.as_str()),
-        esc(connection.bank_id.as_ref().map_or("", |b| b.as_str()))
+/// What a person reads in the terminal: the page to open first, then the rest, set apart from
+/// the log lines (which go to stderr, warnings only unless asked for more).
+fn banner(
+    api: &str,
+    sandbox: &str,
+    demo: &DemoState,
+    client_id: &ApiClientId,
+    secret: &ClientSecret,
+) -> String {
+    let rule = "=".repeat(72);
+    let mut text = format!(
+        "\n{rule}\n  Kontor demo is running. Open this page in a browser:\n\n      {api}/\n\n"
     );
-    let accounts = demo
-        .hub
-        .accounts_of(&demo.tenant, &connection.user_id, None, 50)
-        .await
-        .map(|p| p.items)
-        .unwrap_or_default();
-    for account in accounts {
-        let name = account
-            .details
-            .name
-            .clone()
-            .or(account.details.product.clone())
-            .unwrap_or_default();
-        body.push_str(&format!(
-            "<h2>{} <small>{}</small></h2>",
-            esc(&name),
-            esc(account.details.iban.as_deref().unwrap_or(""))
+    text.push_str("  Or link an account straight away as one of the sandbox users\n");
+    text.push_str("  (password sandbox, code 123456):\n\n");
+    for (user, _) in &demo.users {
+        let banks: Vec<String> = sandbox_banks_of(user.username)
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        text.push_str(&format!(
+            "      {:<6} {api}/demo/connect/{}\n             ({})\n",
+            user.username,
+            user.username,
+            banks.join(", ")
         ));
-        if let Ok(balances) = demo.hub.balances(&demo.tenant, &account.row.id).await {
-            for b in balances {
-                body.push_str(&format!(
-                    "<p>{}: <b>{} {}</b></p>",
-                    esc(b.balance.kind.as_str()),
-                    esc(&b.balance.amount.to_decimal_string()),
-                    esc(b.balance.amount.currency().code())
-                ));
-            }
-        }
-        let latest = demo
-            .hub
-            .transactions(
-                &demo.tenant,
-                &account.row.id,
-                &TransactionFilter::default(),
-                None,
-                10,
-            )
-            .await
-            .map(|p| p.items)
-            .unwrap_or_default();
-        body.push_str("<table>");
-        for t in latest {
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
-                esc(&t.row.sort_date.to_string()),
-                esc(t.row.status.as_str()),
-                esc(t
-                    .details
-                    .counterparty_name
-                    .as_deref()
-                    .or(t.details.remittance.as_deref())
-                    .unwrap_or("")),
-                esc(&t.row.amount.to_decimal_string()),
-            ));
-        }
-        body.push_str("</table>");
     }
-    page("Linked", &body, false)
-}
-
-fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
-    let refresh = if refresh {
-        "<meta http-equiv=\"refresh\" content=\"2\">"
-    } else {
-        ""
-    };
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{refresh}\
-         <title>{t}</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}table{{width:100%;border-collapse:collapse}}td{{border-bottom:1px solid #ddd;padding:.3rem}}</style></head>\
-         <body data-page=\"demo-done\"><h1>{t}</h1>{body}</body></html>",
-        t = esc(title)
-    ))
+    text.push_str(&format!(
+        "\n  API docs:      {api}/docs\n  Sandbox bank:  {sandbox}\n\n  The demo tenant's API credentials (the secret is shown only now):\n      client_id:     {client_id}\n      client_secret: {}\n\n  Stop with Ctrl-C.\n{rule}\n",
+        secret.reveal()
+    ));
+    text
 }
