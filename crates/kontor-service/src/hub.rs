@@ -73,6 +73,7 @@ struct Inner {
     directory: BankDirectory,
     vault: Vault,
     settings: HubSettings,
+    owners: crate::owners::AccountOwners,
 }
 
 impl std::fmt::Debug for Hub {
@@ -98,6 +99,7 @@ impl Hub {
                 directory,
                 vault,
                 settings,
+                owners: Default::default(),
             }),
         }
     }
@@ -120,6 +122,11 @@ impl Hub {
 
     pub fn settings(&self) -> &HubSettings {
         &self.inner.settings
+    }
+
+    /// Accounts' owners, as reads found them.
+    pub(crate) fn account_owners(&self) -> &crate::owners::AccountOwners {
+        &self.inner.owners
     }
 
     /// The cell of a region; `NotFound` when this deployment does not serve it.
