@@ -323,6 +323,7 @@ pub async fn run(args: &ExpandArgs) -> anyhow::Result<()> {
     let old_args = HubArgs {
         kontor: Some(args.old_kontor.clone()),
         postgres: args.hub.postgres.clone(),
+        settings: args.hub.settings.clone(),
     };
     let env = BenchEnv::start_with(&old_args, "expand-contract", world.hub_env()).await?;
     let outcome = check(args, &env, &world, &new_kontor, started_at).await;

@@ -92,6 +92,33 @@ pub struct HubArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub postgres: String,
+    /// A setting of the hub's configuration for the run, as `section.key=value` (repeatable),
+    /// passed as its `KONTOR_…` variable: e.g. `--hub-setting database.max_connections=20`.
+    #[arg(long = "hub-setting", value_name = "KEY=VALUE", value_parser = parse_hub_setting)]
+    pub settings: Vec<(String, String)>,
+}
+
+/// `database.max_connections=20` → (`KONTOR_DATABASE__MAX_CONNECTIONS`, `20`).
+fn parse_hub_setting(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {raw:?}"))?;
+    let valid = !key.is_empty()
+        && key.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+    if !valid {
+        return Err(format!(
+            "{key:?} is not a setting name like database.max_connections"
+        ));
+    }
+    Ok((
+        format!("KONTOR_{}", key.to_uppercase().replace('.', "__")),
+        value.to_owned(),
+    ))
 }
 
 /// Options the closed-loop benchmarks share.
@@ -143,5 +170,28 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         result = run => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hub_setting;
+
+    #[test]
+    fn hub_settings_become_kontor_variables() {
+        assert_eq!(
+            parse_hub_setting("database.max_connections=20"),
+            Ok((
+                "KONTOR_DATABASE__MAX_CONNECTIONS".to_owned(),
+                "20".to_owned()
+            ))
+        );
+        assert_eq!(
+            parse_hub_setting("log.level=a=b"),
+            Ok(("KONTOR_LOG__LEVEL".to_owned(), "a=b".to_owned()))
+        );
+        for bad in ["novalue", "=1", "Database.x=1", "a..b=1", "a b=1"] {
+            assert!(parse_hub_setting(bad).is_err(), "{bad}");
+        }
     }
 }

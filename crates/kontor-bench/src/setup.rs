@@ -24,7 +24,8 @@ pub struct BenchEnv {
     pub databases: TempDatabases,
     pub machine: Machine,
     pub probe: CpuProbe,
-    /// The hub's pool size per database, as its effective configuration says.
+    /// The hub's pool size per database, as its effective configuration says, and the settings
+    /// given with `--hub-setting`.
     pub hub_pool: String,
     /// The hub's keys as `KONTOR_…` settings, for other processes of the deployment.
     pub keys_env: Vec<(String, String)>,
@@ -111,7 +112,16 @@ impl BenchEnv {
         let keys_env = hub::shared_keys_env();
         env.extend(keys_env.iter().cloned());
         env.extend(extra_env);
-        let hub_pool = hub::pool_size(&kontor, &env).await?;
+        env.extend(args.settings.iter().cloned());
+        let mut hub_pool = hub::pool_size(&kontor, &env).await?;
+        if !args.settings.is_empty() {
+            let given: Vec<String> = args
+                .settings
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            hub_pool = format!("{hub_pool}; set for the run: {}", given.join(", "));
+        }
         let tenant = hub::create_tenant(&kontor, &env, tenant_name).await?;
         let log = data_dir.path().join("hub.log");
         let hub = Hub::start(&kontor, &env, &log).await?;

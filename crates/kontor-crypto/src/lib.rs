@@ -105,7 +105,9 @@ impl fmt::Debug for Keyring {
     }
 }
 
-/// A data key in clear, for the length of one operation. Never printed, never stored unwrapped.
+/// A data key in clear, for the length of one operation or, in the service's key cache, a few
+/// seconds of memory. Never printed, never stored unwrapped.
+#[derive(Clone)]
 pub struct DataKey(LessSafeKey);
 
 impl fmt::Debug for DataKey {

@@ -76,6 +76,7 @@ struct Inner {
     /// The client test events are sent with, made on first use (deliveries have their own,
     /// in each `Deliverer`).
     webhook_client: OnceLock<reqwest::Client>,
+    owners: crate::owners::AccountOwners,
 }
 
 impl std::fmt::Debug for Hub {
@@ -102,6 +103,7 @@ impl Hub {
                 vault,
                 settings,
                 webhook_client: OnceLock::new(),
+                owners: Default::default(),
             }),
         }
     }
@@ -136,6 +138,11 @@ impl Hub {
         }
         let client = make()?;
         Ok(self.inner.webhook_client.get_or_init(|| client))
+    }
+
+    /// Accounts' owners, as reads found them.
+    pub(crate) fn account_owners(&self) -> &crate::owners::AccountOwners {
+        &self.inner.owners
     }
 
     /// The cell of a region; `NotFound` when this deployment does not serve it.

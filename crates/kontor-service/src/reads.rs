@@ -48,6 +48,7 @@ impl Hub {
             .account(tenant, id)
             .await
             .map_err(ServiceError::from_store)?;
+        self.account_owners().remember(id, &row.user_id);
         let key = self.vault().user_key(cell, &row.user_id).await?;
         let details: AccountDetails = open_json(&key, &row.details, &context::account(id))?;
         Ok(AccountView { row, details })
@@ -73,15 +74,29 @@ impl Hub {
         limit: usize,
     ) -> ServiceResult<Page<TransactionView>> {
         let cell = self.cell(id.region())?;
-        let account = cell
-            .account(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        // The page query is scoped by tenant, so rows it finds are the tenant's, of this account;
+        // whose key opens them is known from an earlier read of the account (an account never
+        // changes owner). Without that, and for an empty page — no rows, or no such account for
+        // this tenant (404) — the account is read.
+        let known = self.account_owners().get(id);
+        let owner = match &known {
+            Some(owner) => owner.clone(),
+            None => self.account_owner(cell, tenant, id).await?,
+        };
         let page = cell
             .list_transactions(tenant, id, filter, after, limit)
             .await
             .map_err(ServiceError::from_store)?;
-        let key = self.vault().user_key(cell, &account.user_id).await?;
+        if page.items.is_empty() {
+            if known.is_some() {
+                self.account_owner(cell, tenant, id).await?;
+            }
+            return Ok(Page {
+                items: Vec::new(),
+                next: page.next,
+            });
+        }
+        let key = self.vault().user_key(cell, &owner).await?;
         let mut items = Vec::with_capacity(page.items.len());
         for row in page.items {
             let details: TransactionDetails =
@@ -92,5 +107,21 @@ impl Hub {
             items,
             next: page.next,
         })
+    }
+
+    /// The account's owner, read from the cell (`NotFound` when the tenant has no such account)
+    /// and remembered.
+    async fn account_owner(
+        &self,
+        cell: &dyn kontor_store::CellStore,
+        tenant: &TenantId,
+        id: &AccountId,
+    ) -> ServiceResult<UserId> {
+        let account = cell
+            .account(tenant, id)
+            .await
+            .map_err(ServiceError::from_store)?;
+        self.account_owners().remember(id, &account.user_id);
+        Ok(account.user_id)
     }
 }

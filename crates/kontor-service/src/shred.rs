@@ -61,13 +61,16 @@ impl Hub {
             .shred_user_key(user)
             .await
             .map_err(ServiceError::from_store)?;
+        self.vault().forget_user_key(user);
         tracing::info!(user.id = %user, "user's data key shredded");
         Ok(())
     }
 
     /// See [`replay_erasures`], over this hub's stores.
     pub async fn replay_erasures(&self) -> ServiceResult<ReplayReport> {
-        replay_erasures(self.control(), self.cells(), self.vault().key_stores()).await
+        let report = replay_erasures(self.control(), self.cells(), self.vault().key_stores()).await;
+        self.vault().forget_user_keys();
+        report
     }
 }
 

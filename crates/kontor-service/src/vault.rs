@@ -1,5 +1,7 @@
 //! Sealing and opening what the hub keeps secret about a user, with that user's data key.
 
+use std::time::{Duration, Instant};
+
 use kontor_crypto::{DataKey, Keyring, LookupKey, WrappedKey};
 use kontor_domain::UserId;
 use kontor_domain::time::Timestamp;
@@ -9,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
 use crate::error::{ServiceError, ServiceResult};
+use crate::key_cache::{self, KeyCache};
 
 /// The key-encryption keys and the regions' key stores, where users' wrapped data keys live.
 #[derive(Debug)]
@@ -17,6 +20,8 @@ pub struct Vault {
     keys: KeyStores,
     /// The deployment's root key for keyed hashes, read (or made) on first use.
     lookup: OnceCell<LookupKey>,
+    /// Users' data keys kept briefly (see `key_cache`); none unless asked for.
+    cache: Option<KeyCache>,
 }
 
 /// The deployment key's name in `deployment_keys`, and what its wrapping is bound to.
@@ -29,6 +34,30 @@ impl Vault {
             keyring,
             keys,
             lookup: OnceCell::new(),
+            cache: None,
+        }
+    }
+
+    /// Keeps users' unwrapped data keys in memory for `ttl` after they were read from the key
+    /// store (not at all when it is zero), so that reads in a row for one user ask the key store
+    /// once. An erasure on this node forgets the key at once; other nodes hold it for at most
+    /// `ttl` (see `key_cache`).
+    pub fn with_key_cache(mut self, ttl: Duration) -> Self {
+        self.cache = (!ttl.is_zero()).then(|| KeyCache::new(ttl, key_cache::CAPACITY));
+        self
+    }
+
+    /// Forgets the user's data key on this node: call it as soon as the key was shredded.
+    pub fn forget_user_key(&self, user: &UserId) {
+        if let Some(cache) = &self.cache {
+            cache.forget(user);
+        }
+    }
+
+    /// Forgets every user's data key on this node (after a replay of the erasure ledger).
+    pub fn forget_user_keys(&self) {
+        if let Some(cache) = &self.cache {
+            cache.forget_all();
         }
     }
 
@@ -104,6 +133,20 @@ impl Vault {
     /// the user's cell: a key an earlier release kept there is moved to the key store first, and
     /// a user the cell does not hold gets no key (`NotFound`).
     pub async fn user_key(&self, cell: &dyn CellStore, user: &UserId) -> ServiceResult<DataKey> {
+        let Some(cache) = &self.cache else {
+            return self.fetch_user_key(cell, user).await;
+        };
+        if let Some(key) = cache.get(user, Instant::now()) {
+            return Ok(key);
+        }
+        let ticket = cache.ticket();
+        let key = self.fetch_user_key(cell, user).await?;
+        cache.put(user, &key, ticket, Instant::now());
+        Ok(key)
+    }
+
+    /// [`Self::user_key`] from the key store (or the cell), past the cache.
+    async fn fetch_user_key(&self, cell: &dyn CellStore, user: &UserId) -> ServiceResult<DataKey> {
         let owner = user.as_str();
         let store = self.key_store(user)?;
         if let Some(wrapped) = store

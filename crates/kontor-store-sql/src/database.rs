@@ -14,7 +14,7 @@ use kontor_store::{DatabaseRole, MigrationStatus, RetryPolicy, Schema, StoreErro
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnectionMetadata;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
 
 use crate::dialect::Dialect;
 use crate::lease::MigrationLease;
@@ -30,6 +30,12 @@ pub struct PoolSettings {
     /// that new connections pick up what changed: a rotated TLS client certificate, a new
     /// server behind the same name.
     pub max_lifetime: Option<Duration>,
+    /// A pooled connection idle at least this long is pinged before it is handed out (a dead one
+    /// is closed and another taken); one used more recently is handed out as it is, and a read
+    /// that finds it dead runs again on another (see [`SqlDatabase::read`]). Zero pings every
+    /// time, which is sqlx's default and costs a round trip per statement outside a
+    /// transaction.
+    pub ping_after_idle: Duration,
 }
 
 impl Default for PoolSettings {
@@ -40,6 +46,7 @@ impl Default for PoolSettings {
             sqlite_busy_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             max_lifetime: Some(Duration::from_secs(30 * 60)),
+            ping_after_idle: Duration::from_secs(1),
         }
     }
 }
@@ -93,8 +100,36 @@ impl Losses {
     }
 }
 
-/// The pool's check on a connection it is about to hand out or take back: keep it unless it
-/// predates the last loss. No round trip: sqlx's own ping finds the dead ones.
+/// The pool's check on a connection it is about to hand out: keep it unless it predates the last
+/// loss, and, when it rested at least `ping_after` (or `ping_after` is zero), unless it does not
+/// answer a ping. A connection of a busy pool was used a moment ago: pinging it before every
+/// statement would double the round trips of a read.
+fn check_before_use<'c>(
+    losses: &Losses,
+    ping_after: Duration,
+    conn: &'c mut AnyConnection,
+    meta: &PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + 'c>> {
+    if losses.is_suspect(meta.age) {
+        metrics::counter!("kontor_db_connections_dropped_total").increment(1);
+        return Box::pin(std::future::ready(Ok(false)));
+    }
+    if meta.idle_for < ping_after {
+        return Box::pin(std::future::ready(Ok(true)));
+    }
+    Box::pin(async move {
+        match conn.ping().await {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                // The other end hung up; the pool closes it and takes (or opens) another.
+                tracing::info!(%error, "ping on an idle connection failed");
+                Ok(false)
+            }
+        }
+    })
+}
+
+/// The pool's check on a connection it takes back: keep it unless it predates the last loss.
 fn keep_connection(
     losses: &Losses,
     meta: &PoolConnectionMetadata,
@@ -119,10 +154,15 @@ impl SqlDatabase {
         })?;
         let losses = Arc::new(Losses::new());
         let (on_acquire, on_release) = (losses.clone(), losses.clone());
+        let ping_after = settings.ping_after_idle;
         let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .before_acquire(move |_, meta| keep_connection(&on_acquire, &meta))
+            // Pinged in `check_before_use` instead, only after a rest.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                check_before_use(&on_acquire, ping_after, conn, &meta)
+            })
             .after_release(move |_, meta| keep_connection(&on_release, &meta))
             .max_lifetime(settings.max_lifetime);
         let (options, url) = match dialect {

@@ -172,6 +172,11 @@ pub struct DatabaseConfig {
     /// Connections older than this are closed rather than reused (0: never), so that a rotated
     /// TLS client certificate (`sslcert`/`sslkey` in the URL) is used by new connections.
     pub max_lifetime_seconds: u64,
+    /// A pooled connection that rested this long is pinged before use (0: before every use).
+    pub ping_after_idle_ms: u64,
+    /// How long a user's unwrapped data key is kept in memory after it was read from the key
+    /// store (0: not at all). Another node may open an erased user's data for this long.
+    pub data_key_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,6 +327,8 @@ impl Default for DatabaseConfig {
             sqlite_busy_timeout_ms: 5000,
             retry_max_attempts: 10,
             max_lifetime_seconds: 1800,
+            ping_after_idle_ms: 1000,
+            data_key_cache_ms: 2000,
         }
     }
 }

@@ -44,6 +44,7 @@ pub(crate) fn pool_settings(config: &Config) -> PoolSettings {
         },
         max_lifetime: (db.max_lifetime_seconds > 0)
             .then(|| Duration::from_secs(db.max_lifetime_seconds)),
+        ping_after_idle: Duration::from_millis(db.ping_after_idle_ms),
     }
 }
 
@@ -350,7 +351,8 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
         stores.cells.clone(),
         stores.control.clone(),
         directory(config)?,
-        Vault::new(keyring(config)?, stores.key_stores.clone()),
+        Vault::new(keyring(config)?, stores.key_stores.clone())
+            .with_key_cache(Duration::from_millis(config.database.data_key_cache_ms)),
         settings,
     ))
 }

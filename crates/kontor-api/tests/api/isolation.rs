@@ -127,3 +127,52 @@ async fn another_tenants_connections_accounts_and_events_do_not_exist_for_you() 
     // Nothing changed for the owner.
     assert_eq!(w.connection(&id).await["status"], "active");
 }
+
+/// The hub remembers whose account a read found (to skip that lookup on the next page); that
+/// must neither open the account to another tenant nor keep an erased user's account readable.
+#[tokio::test]
+async fn a_transaction_page_read_before_stays_scoped_and_goes_with_its_user() {
+    let w = crate::support::world().await;
+    let (user_id, id, _) = w.link("alice", "sonnenbank").await;
+    w.synced(&id).await;
+    let accounts: Value = w
+        .app
+        .get(&format!("/v1/accounts?user_id={user_id}"), &w.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let account = accounts["data"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/accounts/{account}/transactions?limit=5");
+    for _ in 0..2 {
+        let page: Value = w.app.get(&path, &w.token).await.json().await.unwrap();
+        assert!(!page["data"].as_array().unwrap().is_empty(), "{page}");
+    }
+    // Past the last transaction: an empty page, not a 404.
+    let future = format!("/v1/accounts/{account}/transactions?from=2999-01-01");
+    let empty = w.app.get(&future, &w.token).await;
+    assert_eq!(empty.status(), 200);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap()["data"],
+        serde_json::json!([])
+    );
+
+    let other = w.app.tenant("Other").await;
+    let b = w.app.token(&other).await;
+    for path in [&path, &future] {
+        let response = w.app.get(path, &b).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(error_code(response).await, "not_found", "{path}");
+    }
+
+    let erased = w
+        .app
+        .delete(&format!("/v1/users/{user_id}"), &w.token)
+        .await;
+    assert_eq!(erased.status(), 204);
+    for path in [&path, &future] {
+        let response = w.app.get(path, &w.token).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(error_code(response).await, "not_found", "{path}");
+    }
+}

@@ -139,3 +139,39 @@ async fn the_first_canary_is_not_sealed_over_data_sealed_with_other_keys() {
     assert_eq!(status, 200);
     assert!(app.hub.control().key_canary().await.unwrap().is_some());
 }
+
+/// A node that keeps users' data keys in memory briefly forgets a user's key the moment it
+/// shreds it: the user's sealed data no longer opens there, though the key was cached for an
+/// hour. (Without the forgetting, the read after the shred opens the external id again.)
+#[tokio::test]
+async fn a_shredded_key_is_not_served_from_the_key_cache() {
+    let app = TestApp::spawn().await;
+    let hub = Hub::new(
+        app.stores.cells.clone(),
+        app.stores.control(),
+        BankDirectory::new(),
+        Vault::new(
+            Keyring::new(&[(OURS.0.to_owned(), vec![OURS.1; 32])]).unwrap(),
+            app.stores.key_stores.clone(),
+        )
+        .with_key_cache(std::time::Duration::from_secs(3600)),
+        HubSettings::new(url::Url::parse("http://127.0.0.1/").unwrap()),
+    );
+    let tenant = app.tenant("Key cache").await;
+    let token = app.token(&tenant).await;
+    let created = app.create_user(&token, "cached-1", "uk").await;
+    let user = kontor_domain::UserId::parse(created["id"].as_str().unwrap()).unwrap();
+
+    // Read twice: the second read is served by the cache.
+    for _ in 0..2 {
+        let read = hub.user(&tenant.tenant_id, &user).await.unwrap();
+        assert_eq!(read.external_id.as_str(), "cached-1");
+    }
+    hub.shred_user_key(&tenant.tenant_id, &user).await.unwrap();
+    // The user's row is still there (an erasure deletes it next); its key is not.
+    let after = hub.user(&tenant.tenant_id, &user).await;
+    assert!(
+        after.is_err(),
+        "the shredded key opened the user: {after:?}"
+    );
+}

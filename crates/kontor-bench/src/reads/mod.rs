@@ -199,8 +199,11 @@ async fn measure(
 ) -> anyhow::Result<Measurements> {
     let pid = env.hub.pid().context("the hub has no pid")?;
     let after_start_kib = rss_kib(pid);
+    // No ping before each use, as `pgbench` and a hub that keeps its connections busy: the
+    // baseline is the statements alone.
     let pool = PgPoolOptions::new()
         .max_connections(u32::from(args.concurrency))
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(30))
         .connect(&env.databases.url(REGION)?)
         .await

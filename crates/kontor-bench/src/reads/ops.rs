@@ -22,7 +22,8 @@ pub const PAGE_ROWS: usize = 50;
 /// for to know whether a next page exists; `account`; and `balances`, which reads the account
 /// first to scope the balances by tenant.
 const PAGE_QUERY: &str = "SELECT id, tenant_id, account_id, dedup_key, status, booking_date, \
-     value_date, sort_date, amount_minor, currency, details, created_at, updated_at \
+     value_date, sort_date, transaction_date, amount_minor, currency, details, created_at, \
+     updated_at \
      FROM transactions WHERE tenant_id = $1 AND account_id = $2 \
      ORDER BY sort_date DESC, id DESC LIMIT $3";
 const ACCOUNT_QUERY: &str = "SELECT id, tenant_id, user_id, connection_id, bank_account_id, \
@@ -40,6 +41,7 @@ type TransactionRow = (
     Option<String>,
     Option<String>,
     String,
+    Option<String>,
     i64,
     String,
     String,
