@@ -343,7 +343,7 @@ pub fn endpoint_disabled_event(
             reason: DisabledReason::Failing,
             failing_since,
         })
-        .to_value(),
+        .into_value(),
         created_at: disabled_at,
     }
 }

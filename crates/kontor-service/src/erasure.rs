@@ -93,7 +93,7 @@ fn erasure_event(tenant: &TenantId, user: &UserId, data: EventData) -> NewEvent 
         tenant_id: tenant.clone(),
         user_id: None,
         event_type: data.event_type(),
-        data: data.to_value(),
+        data: data.into_value(),
         created_at: Timestamp::now(),
     }
 }

@@ -61,7 +61,7 @@ macro_rules! event_types {
             }
 
             /// The data as stored and sent.
-            pub fn to_value(&self) -> serde_json::Value {
+            pub fn into_value(self) -> serde_json::Value {
                 let value = match self { $(EventData::$variant(data) => serde_json::to_value(data),)* };
                 // The payloads are plain structs of strings and numbers: they always serialize.
                 value.unwrap_or(serde_json::Value::Null)
@@ -151,7 +151,7 @@ impl Event {
             tenant_id,
             user_id: Some(user_id.clone()),
             event_type: data.event_type(),
-            data: data.to_value(),
+            data: data.into_value(),
             created_at: Timestamp::now(),
         }
     }
