@@ -110,7 +110,7 @@ async fn connections_across_cells(backend: Backend, test: &str) {
 
     // Filters, alone and together, through the same paging.
     let revoked_only = walk(&w, "/v1/connections?status=revoked", 1).await.0;
-    assert_eq!(ids(&revoked_only), [revoked.clone()]);
+    assert_eq!(ids(&revoked_only), std::slice::from_ref(&revoked));
     let pending = walk(&w, "/v1/connections?status=pending", 2).await.0;
     assert_eq!(pending.len(), 5);
     let lumiere = walk(&w, "/v1/connections?bank_id=banque-lumiere", 1)
