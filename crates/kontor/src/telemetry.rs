@@ -416,7 +416,8 @@ mod tests {
     /// ROLLBACK. A raw log beside the hub's shows the warning is really sent.
     #[tokio::test]
     async fn the_rollback_sqlx_sends_after_a_refused_commit_stays_out_of_the_log() {
-        let Some(db) = kontor_test_support::TestDatabase::postgres("telemetry::no_transaction").await
+        let Some(db) =
+            kontor_test_support::TestDatabase::postgres("telemetry::no_transaction").await
         else {
             return;
         };
