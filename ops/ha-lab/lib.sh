@@ -185,12 +185,14 @@ leader_name() {
     echo "$name"
 }
 
-# log_event_ms LOG TEXT AFTER_MS: the time of the first Patroni log line containing TEXT logged at
-# or after AFTER_MS (Patroni stamps lines in local time, with milliseconds after a comma).
+# log_event_ms LOG TEXT AFTER_MS: the time of the first Patroni or PostgreSQL log line containing
+# TEXT logged at or after AFTER_MS (Patroni stamps lines in local time, with milliseconds after a
+# comma; PostgreSQL's log_line_prefix '%m' adds its zone after the time).
 log_event_ms() {
-    local d t ms
-    while read -r d t _; do
-        ms=$(date -d "$d ${t/,/.}" +%s%3N 2>/dev/null) || continue
+    local d t z ms
+    while read -r d t z _; do
+        [[ $z =~ ^[A-Z][A-Z0-9+-]*$ ]] || z=""
+        ms=$(date -d "$d ${t/,/.} $z" +%s%3N 2>/dev/null) || continue
         if ((ms >= $3)); then
             echo "$ms"
             return 0

@@ -36,9 +36,20 @@ use crate::linking::{BankWorld, Tenant};
 use crate::setup::BenchEnv;
 use crate::users::now_rfc3339;
 
-/// The cells the users live in: alice's bank is German, bob's British.
-const LINKS: [(&str, &str, &str); 2] =
-    [("de", "sonnenbank", "alice"), ("uk", "thames-bank", "bob")];
+/// The links made before the change: (cell, bank, sandbox login), each pair of bank and login
+/// once. A Berlin Group bank expires a person's recurring consent as soon as they authorise a
+/// newer one for the same third party (NextGenPSD2 1.3.8, `POST /v1/consents`, side effects), and
+/// the hub is that one third party: linking alice at Sonnenbank twice left the first
+/// connection's syncs failing, `consent_expired` and then `connection_not_active`.
+const LINKS: [(&str, &str, &str); 5] = [
+    ("de", "sonnenbank", "alice"),
+    ("uk", "thames-bank", "bob"),
+    ("de", "sonnenbank", "carol"),
+    ("uk", "thames-bank", "carol"),
+    ("de", "banque-lumiere", "carol"),
+];
+/// The cells the linked users live in.
+const REGIONS: [&str; 2] = ["de", "uk"];
 /// How long the backfill may take before the run gives up.
 const BACKFILL_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -54,9 +65,10 @@ pub struct ExpandArgs {
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Users linked per sandbox user (alice at Sonnenbank, bob at Thames Bank) before the change.
-    #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..=100))]
+    /// Users linked before the change, each to a different login at a bank (alice at Sonnenbank,
+    /// bob at Thames Bank, carol at Sonnenbank, Thames Bank and Banque Lumière, in this order).
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=5))]
     pub links: u16,
     /// Seconds of load on the old release alone before the new one starts, and again on both
     /// after the backfill is done.
@@ -217,8 +229,9 @@ async fn worker(shared: Arc<Shared>, id: usize) {
 }
 
 /// Syncs with the user present, one at a time, alternating between the releases; the bank's
-/// clock moves six hours before each, so that syncs find new and newly booked transactions (a
-/// whole day per sync ran the sandbox consents out of validity within a run).
+/// clock moves six hours before each, so that syncs find new and newly booked transactions
+/// (consents are valid for 90 days at Thames Bank, 180 at the Berlin Group banks: a run of
+/// minutes moves the clock a few days).
 async fn syncer(shared: Arc<Shared>, world: Arc<BankWorld>, connections: Vec<String>) {
     let mut n = 0usize;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -350,24 +363,22 @@ async fn check(
     let mut users = Vec::new();
     let mut accounts = Vec::new();
     let mut connections = Vec::new();
-    for i in 0..args.links {
-        for (region, bank, username) in LINKS {
-            let linked = tenant
-                .linked_user(
-                    &format!("expand-{username}-{i}"),
-                    region,
-                    bank,
-                    username,
-                    world,
-                )
-                .await?;
-            users.push(linked.user_id.clone());
-            accounts.extend(linked.account_ids);
-            connections.push(linked.connection_id);
-        }
+    for (region, bank, username) in LINKS.into_iter().take(usize::from(args.links)) {
+        let linked = tenant
+            .linked_user(
+                &format!("expand-{username}-{bank}"),
+                region,
+                bank,
+                username,
+                world,
+            )
+            .await?;
+        users.push(linked.user_id.clone());
+        accounts.extend(linked.account_ids);
+        connections.push(linked.connection_id);
     }
     let mut cells = Vec::new();
-    for (region, _, _) in LINKS {
+    for region in REGIONS {
         cells.push(
             PgPoolOptions::new()
                 .max_connections(2)
@@ -432,7 +443,7 @@ async fn check(
         }
     };
     let mut migrations_applied = Vec::new();
-    for ((region, _, _), pool) in LINKS.iter().zip(&cells) {
+    for (region, pool) in REGIONS.iter().zip(&cells) {
         let applied: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT version, description, execution_time FROM _sqlx_migrations \
              WHERE version >= 12 ORDER BY version",

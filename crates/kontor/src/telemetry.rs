@@ -39,6 +39,72 @@ const FAILURE_LOG_INTERVAL_SECONDS: u64 = 60;
 /// How long shutting down may spend exporting what is still queued.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the log shows of what `filter` lets through.
+fn logged<S>(filter: EnvFilter) -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    // The exported spans are not the log's: they stay out of it, and the log's out of them.
+    filter
+        .and(filter_fn(|meta| meta.target() != TRACE_TARGET))
+        .and(HarmlessNotices)
+}
+
+/// Where sqlx logs the notices PostgreSQL sends a connection (warnings at `warn`).
+const SQLX_NOTICE_TARGET: &str = "sqlx::postgres::notice";
+
+/// PostgreSQL's warning for a `ROLLBACK` outside a transaction.
+const NO_TRANSACTION_NOTICE: &str = "there is no transaction in progress";
+
+/// Keeps one notice out of the log: "there is no transaction in progress". sqlx sends that
+/// `ROLLBACK` itself whenever a `COMMIT` fails: the server has already ended the transaction
+/// (a serialization failure found at commit, a deferred constraint), but sqlx still counts it
+/// open and rolls it back when the transaction is dropped. The `ROLLBACK` changes nothing and
+/// the connection goes back to the pool clean; the commit's own error is handled (retried or
+/// answered) where it happened. Under a failover, when many commits fail at once, these
+/// warnings came in bursts and hid the lines that matter. Every other notice is still logged.
+struct HarmlessNotices;
+
+impl<S> tracing_subscriber::layer::Filter<S> for HarmlessNotices {
+    fn enabled(
+        &self,
+        _: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        if event.metadata().target() != SQLX_NOTICE_TARGET {
+            return true;
+        }
+        let mut message = NoticeMessage(None);
+        event.record(&mut message);
+        message.0.as_deref() != Some(NO_TRANSACTION_NOTICE)
+    }
+}
+
+/// The `message` field of an event.
+struct NoticeMessage(Option<String>);
+
+impl tracing::field::Visit for NoticeMessage {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" && self.0.is_none() {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
 /// What a process exports spans as: its role (`serve`, `worker`, `demo`) and the regions whose
 /// cells it serves.
 #[derive(Debug, Clone)]
@@ -98,8 +164,7 @@ pub fn init(
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level_directives(&log.level)))
         .unwrap_or_else(|_| EnvFilter::new(level_directives("info")));
-    // The exported spans are not the log's: they stay out of it, and the log's out of them.
-    let logged = filter.and(filter_fn(|meta| meta.target() != TRACE_TARGET));
+    let logged = logged(filter);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_span_events(FmtSpan::NONE);
@@ -321,7 +386,97 @@ impl FailureLog {
 
 #[cfg(test)]
 mod tests {
-    use super::level_directives;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use sqlx::{Connection, PgConnection};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// A log written to memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// Where the warning came from, and that only it leaves the log: a COMMIT the server refuses
+    /// ends the transaction there, sqlx rolls it back anyway, and PostgreSQL warns about that
+    /// ROLLBACK. A raw log beside the hub's shows the warning is really sent.
+    #[tokio::test]
+    async fn the_rollback_sqlx_sends_after_a_refused_commit_stays_out_of_the_log() {
+        let Some(db) =
+            kontor_test_support::TestDatabase::postgres("telemetry::no_transaction").await
+        else {
+            return;
+        };
+        let (raw, hub) = (Captured::default(), Captured::default());
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(raw.clone())
+                    .with_filter(EnvFilter::new("warn")),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(hub.clone())
+                    .with_filter(logged(EnvFilter::new("warn"))),
+            );
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE t (id INT PRIMARY KEY, \
+             parent INT REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1, 99)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // The deferred foreign key is checked at COMMIT, which the server refuses.
+        assert!(tx.commit().await.is_err());
+        // sqlx's ROLLBACK goes out before the next statement.
+        sqlx::query("SELECT 1").execute(&mut conn).await.unwrap();
+        sqlx::query("DO $$ BEGIN RAISE WARNING 'a warning that matters'; END $$")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+
+        let (raw, hub) = (raw.text(), hub.text());
+        assert!(raw.contains(NO_TRANSACTION_NOTICE), "{raw}");
+        assert!(!hub.contains(NO_TRANSACTION_NOTICE), "{hub}");
+        assert!(hub.contains("a warning that matters"), "{hub}");
+    }
 
     #[test]
     fn sqlx_logs_warnings_only_unless_named() {

@@ -224,6 +224,20 @@ impl FailoverReport {
             );
         }
         let _ = writeln!(out);
+        for e in &self.events {
+            // Strict synchronous mode holds commits on the new leader until a standby streams
+            // from it (`ops/ha-lab/switchover` reads it from the new leader's log).
+            if let Some(sync) = e.script["sync_standby_after_promotion_ms"].as_u64() {
+                let _ = writeln!(
+                    out,
+                    "- {} at {:.1} s: first synchronous standby on {} {} after the promotion",
+                    e.kind,
+                    e.at_seconds,
+                    e.new_leader.as_deref().unwrap_or("the new leader"),
+                    ms(Some(sync))
+                );
+            }
+        }
         if let (Some(l), Some(o)) = (self.leader_change_ms, self.write_outage_ms) {
             let _ = writeln!(
                 out,
