@@ -47,6 +47,7 @@ error_codes! {
     InvalidId => (BAD_REQUEST, "invalid_id", "An id in the path or query is not a well-formed id of the expected type."),
     InvalidQuery => (BAD_REQUEST, "invalid_query", "A query parameter is unknown, malformed or out of range."),
     InvalidCursor => (BAD_REQUEST, "invalid_cursor", "The pagination cursor is not one this API issued."),
+    CursorExpired => (GONE, "cursor_expired", "The changes since this changes-feed cursor are no longer all kept (past retention, or from before an upgrade): call the feed again without a cursor and replace your copy with what it lists."),
     InvalidEncoding => (BAD_REQUEST, "invalid_encoding", "The path or query is not valid UTF-8 once percent-decoded."),
     UriTooLong => (URI_TOO_LONG, "uri_too_long", "The request's path and query are longer than the server accepts."),
     HeadersTooLarge => (REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request's headers are larger than the server accepts."),

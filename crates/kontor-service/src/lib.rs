@@ -4,6 +4,7 @@
 //! Everything personal that comes from a bank is sealed with the user's data key before it is
 //! stored.
 
+mod changes;
 mod details;
 mod directory;
 mod erasure;
@@ -30,6 +31,7 @@ mod users;
 mod vault;
 pub mod webhooks;
 
+pub use changes::{RemovedTransaction, TransactionChanges};
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
 pub use directory::{BankCertificate, BankDirectory, BankEntry};
 pub use erasure::{ErasureRound, REVOCATION_ATTEMPTS, RetentionSettings};

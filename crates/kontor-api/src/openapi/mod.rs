@@ -11,8 +11,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::routes::{
-    accounts, banks, connections, deliveries, events, oauth, ops, payments, user_export, users,
-    webhook_endpoints,
+    accounts, banks, changes, connections, deliveries, events, oauth, ops, payments, user_export,
+    users, webhook_endpoints,
 };
 
 #[derive(Debug, OpenApi)]
@@ -29,7 +29,7 @@ use crate::routes::{
         users::create, users::list, users::get, users::delete, user_export::export,
         banks::list,
         connections::create, connections::list, connections::get, connections::delete,
-        connections::refresh, connections::reconfirm,
+        connections::refresh, connections::reconfirm, changes::list,
         accounts::list, accounts::get, accounts::balances, accounts::transactions,
         events::list, events::get, events::redeliver,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::get,

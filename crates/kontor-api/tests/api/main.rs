@@ -9,6 +9,7 @@
 
 mod bank_deadline;
 mod callbacks;
+mod changes;
 mod connect;
 mod contract;
 mod decoupled;
