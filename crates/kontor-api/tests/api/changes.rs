@@ -100,7 +100,11 @@ async fn refreshed(w: &World, connection: &str) {
         let response = w.refresh(connection).await;
         match response.status().as_u16() {
             200 => return,
-            409 => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            409 => {
+                let code = error_code(response).await;
+                assert_eq!(code, "sync_in_progress");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             other => panic!("refresh: {other} {}", response.text().await.unwrap()),
         }
     }
@@ -120,6 +124,28 @@ async fn feed_story(backend: Backend, test: &str) {
     for (user, bank) in [("alice", "sonnenbank"), ("bob", "thames-bank")] {
         let (user_id, connection, _) = w.link(user, bank).await;
         w.synced(&connection).await;
+        // At the Berlin Group bank (seven entries pending), one pending entry the hub will not
+        // recognise in the next fetch, as if the bank had dropped it and reported another:
+        // another key and amount than the bank's. (The UK bank has one pending entry, which
+        // books in these four days.)
+        let mut dropped = BTreeSet::new();
+        if bank == "sonnenbank" {
+            let pending = listed(&w, &user_id)
+                .await
+                .into_values()
+                .find(|t| t["status"] == "pending")
+                .unwrap_or_else(|| panic!("{bank}: no pending entry"));
+            let pool = w.app.stores.raw_cell_pool(region_of(user));
+            sqlx::query(
+                "UPDATE transactions SET dedup_key = 'dropped', amount_minor = amount_minor - 1 \
+                 WHERE id = $1",
+            )
+            .bind(pending["id"].as_str().unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+            dropped.insert(id_of(&pending));
+        }
         let before = listed(&w, &user_id).await;
         assert!(before.len() > 10, "{bank}: too little history to page");
 
@@ -162,6 +188,7 @@ async fn feed_story(backend: Backend, test: &str) {
             .cloned()
             .collect();
         assert!(!want_added.is_empty(), "{bank}: nothing new in four days");
+        assert_eq!(want_removed, dropped, "{bank}: the dropped pending entry");
         assert!(!booked.is_empty(), "{bank}: nothing booked in four days");
 
         // One call names exactly what changed, each transaction as the list shows it now.
@@ -235,8 +262,12 @@ async fn cursor_story(backend: Backend, test: &str) {
     };
     let (user_id, connection, _) = w.link("alice", "sonnenbank").await;
     w.synced(&connection).await;
-    let (_, other, _) = w.link("alice", "sonnenbank").await;
-    w.synced(&other).await;
+    // Another connection of the same tenant, in the same cell (pending: linking alice at the
+    // same bank again would supersede her first consent).
+    let other = w.create_connection(&user_id, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut copy = Copy::new();
     let (cursor, _) = follow(&w, &connection, None, 200, &mut copy).await;
     let (other_cursor, _) = follow(&w, &other, None, 200, &mut Copy::new()).await;
