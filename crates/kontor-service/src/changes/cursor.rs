@@ -183,7 +183,7 @@ mod tests {
             },
             Position::Snapshot {
                 seq: 3,
-                account: Some(account.clone()),
+                account: Some(account),
                 after: Some(PageKey {
                     sort: 2_460_000,
                     id: "txn_de_x".into(),
