@@ -49,6 +49,7 @@ error_codes! {
     InvalidCursor => (BAD_REQUEST, "invalid_cursor", "The pagination cursor is not one this API issued."),
     InvalidStatus => (BAD_REQUEST, "invalid_status", "status is not one of the statuses of the records listed."),
     InvalidTimeRange => (BAD_REQUEST, "invalid_time_range", "created_after and created_before are RFC 3339 instants, created_after before created_before."),
+    CursorExpired => (GONE, "cursor_expired", "The changes since this changes-feed cursor are no longer all kept (past retention, or from before an upgrade): call the feed again without a cursor and replace your copy with what it lists."),
     InvalidEncoding => (BAD_REQUEST, "invalid_encoding", "The path or query is not valid UTF-8 once percent-decoded."),
     UriTooLong => (URI_TOO_LONG, "uri_too_long", "The request's path and query are longer than the server accepts."),
     HeadersTooLarge => (REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request's headers are larger than the server accepts."),

@@ -450,6 +450,33 @@ impl Hub {
         }
         total
     }
+
+    /// Retention of the changes feed's log: entries are kept as long as events
+    /// (`retention.events_days`), so that a tenant who can still read a `transactions.updated`
+    /// can still fetch its changes. Returns how many went, in every cell.
+    pub async fn enforce_change_retention(&self, now: Timestamp) -> u64 {
+        let retention = &self.settings().retention;
+        let before = now.plus_seconds(-i64::from(retention.events_days) * 86_400);
+        let batch = retention.batch.max(1);
+        let mut total = 0;
+        for (region, cell) in self.cells().iter() {
+            loop {
+                match cell.purge_changes(before, batch).await {
+                    Ok(n) => {
+                        total += n;
+                        if n < u64::try_from(batch).unwrap_or(u64::MAX) {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%region, error = %err, "change log retention failed; retried next round");
+                        break;
+                    }
+                }
+            }
+        }
+        total
+    }
 }
 
 #[cfg(test)]

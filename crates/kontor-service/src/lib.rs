@@ -5,6 +5,7 @@
 //! stored.
 
 mod branding;
+mod changes;
 mod details;
 mod directory;
 mod erasure;
@@ -34,6 +35,7 @@ mod users;
 mod vault;
 pub mod webhooks;
 
+pub use changes::{RemovedTransaction, TransactionChanges};
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
 pub use directory::{BankCertificate, BankDirectory, BankEntry};
 pub use erasure::{ErasureRound, REVOCATION_ATTEMPTS, RetentionSettings};

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod cells;
+mod changes;
 mod connections;
 mod erasures;
 mod error;
@@ -29,6 +30,7 @@ pub use accounts::{
     transaction_date,
 };
 pub use cells::Cells;
+pub use changes::{ChangeKind, ChangeRow, ChangeStore};
 pub use connections::{
     ConnectionSecrets, ConnectionStore, ReadsChange, SyncBookkeeping, SyncCounters, Transition,
 };
@@ -90,6 +92,7 @@ pub trait CellStore:
     UserStore
     + ConnectionStore
     + AccountStore
+    + ChangeStore
     + EventStore
     + PaymentStore
     + DeliveryStore

@@ -63,6 +63,8 @@ pub struct Round {
     pub abandoned: usize,
     /// Events deleted by retention (with their deliveries and attempts).
     pub events_purged: u64,
+    /// Entries of the changes feed's log deleted by retention.
+    pub changes_purged: u64,
     /// Rows the backfill filled.
     pub backfilled: u64,
 }
@@ -198,6 +200,7 @@ impl Worker {
             tracing::warn!(error = %err, "purging idempotency keys failed");
         }
         round.events_purged = self.hub.enforce_retention(now).await;
+        round.changes_purged = self.hub.enforce_change_retention(now).await;
         round
     }
 
@@ -279,6 +282,7 @@ impl Worker {
                         announced = round.announced,
                         abandoned = round.abandoned,
                         events_purged = round.events_purged,
+                        changes_purged = round.changes_purged,
                         "lifecycle round"
                     );
                 }

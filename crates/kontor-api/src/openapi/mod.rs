@@ -13,8 +13,8 @@ use webhooks::Webhooks;
 
 use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::routes::{
-    accounts, banks, connections, deliveries, event_types, events, lists, oauth, ops, payments,
-    user_export, users, webhook_endpoints, webhook_test,
+    accounts, banks, changes, connections, deliveries, event_types, events, lists, oauth, ops,
+    payments, user_export, users, webhook_endpoints, webhook_test,
 };
 
 #[derive(Debug, OpenApi)]
@@ -31,7 +31,7 @@ use crate::routes::{
         users::create, users::list, users::get, users::delete, user_export::export,
         banks::list,
         connections::create, lists::connections, connections::get, connections::delete,
-        connections::refresh, connections::reconfirm,
+        connections::refresh, connections::reconfirm, changes::list,
         accounts::list, accounts::get, accounts::balances, accounts::transactions,
         event_types::list, events::list, events::get, events::redeliver,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::get,

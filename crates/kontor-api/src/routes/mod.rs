@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod banks;
+pub mod changes;
 pub mod connections;
 pub mod deliveries;
 pub mod event_types;
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/connections/{id}/reconfirm",
             post(connections::reconfirm),
+        )
+        .route(
+            "/v1/connections/{id}/transactions/changes",
+            get(changes::list),
         )
         .route("/v1/accounts", get(accounts::list))
         .route("/v1/accounts/{id}", get(accounts::get))

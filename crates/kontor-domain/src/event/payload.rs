@@ -133,6 +133,11 @@ pub struct TransactionsUpdated {
     /// Whether this was the connection's first sync.
     pub initial: bool,
     pub accounts: Vec<AccountChanges>,
+    /// The changes feed's cursor just before this sync's changes: with it,
+    /// `GET /v1/connections/{id}/transactions/changes` lists what this sync changed (and
+    /// anything since). Null when it could not be made; a tenant's own stored cursor is the
+    /// sure way.
+    pub changes_cursor: Option<String>,
 }
 
 /// `connection.sync_failed`.

@@ -40,6 +40,7 @@ impl Hub {
             session: self.changed_session(p, before)?,
         };
         if report.initial || report.changed() {
+            let changes_cursor = self.changes_cursor_before(p).await;
             write.events.push(Event::new(
                 c.tenant_id.clone(),
                 &c.user_id,
@@ -47,6 +48,7 @@ impl Hub {
                     connection_id: c.id.clone(),
                     initial: report.initial,
                     accounts: report.accounts.clone(),
+                    changes_cursor,
                 }),
             ));
         }
@@ -74,6 +76,31 @@ impl Hub {
             "sync done"
         );
         Ok(report)
+    }
+
+    /// The changes feed's cursor just before this sync's changes, for the tenant's convenience
+    /// in `transactions.updated` (its own stored cursor is the sure way). The sync holds the
+    /// connection's lease, so nothing is numbered between this read and its write; were the
+    /// lease lost meanwhile, the cursor would only be earlier, which repeats changes and loses
+    /// none. Left out, not failed, when it cannot be made.
+    async fn changes_cursor_before(&self, p: &Prepared<'_>) -> Option<String> {
+        let c = &p.connection;
+        let made = async {
+            let head = p
+                .cell
+                .change_head(&c.tenant_id, &c.id)
+                .await
+                .map_err(ServiceError::from_store)?;
+            let root = self.vault().lookup_key(self.control()).await?;
+            Ok::<_, ServiceError>(crate::changes::cursor_at(root, &c.tenant_id, &c.id, head))
+        };
+        match made.await {
+            Ok(cursor) => Some(cursor),
+            Err(err) => {
+                tracing::warn!(connection.id = %c.id, error = %err, "no changes cursor for the event");
+                None
+            }
+        }
     }
 
     /// Records a sync the bank failed: the connection ends if the consent did; otherwise the

@@ -9,14 +9,15 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::transaction::{DedupKey, TransactionStatus};
 use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId, UserId};
 use kontor_store::{
-    AccountRow, AccountStore, BalanceRow, Page, PageKey, StoreError, StoreResult, SyncWrite,
-    TransactionFilter, TransactionRow, retry_serializable,
+    AccountRow, AccountStore, BalanceRow, ChangeKind, Page, PageKey, StoreError, StoreResult,
+    SyncWrite, TransactionFilter, TransactionRow, retry_serializable,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use time::Date;
 
 use super::SqlCell;
+use super::changes;
 use super::events::insert_event;
 use super::sync_state;
 use crate::database::{
@@ -276,18 +277,40 @@ impl AccountStore for SqlCell {
             for (account, balances) in &write.balances {
                 replace_balances(&self.db, &mut tx, account, balances).await?;
             }
+            let mut logged = Vec::new();
             for row in &write.inserts {
                 insert_transaction(&self.db, &mut tx, row).await?;
+                logged.push((row.account_id.clone(), &row.id, ChangeKind::Added));
             }
             for row in &write.updates {
                 update_transaction(&self.db, &mut tx, row).await?;
+                logged.push((row.account_id.clone(), &row.id, ChangeKind::Modified));
             }
             for id in &write.removals {
-                sqlx::query("DELETE FROM transactions WHERE id = $1")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
+                // Only what was there is logged: the log's numbers stay without gaps.
+                let account: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM transactions WHERE id = $1 RETURNING account_id",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
+                if let Some(account) = account {
+                    let account = AccountId::parse(&account).map_err(StoreError::corrupt)?;
+                    logged.push((account, id, ChangeKind::Removed));
+                }
+            }
+            if let Some(synced_at) = write.bookkeeping.synced_at {
+                let changes: Vec<changes::Change<'_>> = logged
+                    .iter()
+                    .map(|(account_id, transaction_id, kind)| changes::Change {
+                        account_id,
+                        transaction_id,
+                        kind: *kind,
+                    })
+                    .collect();
+                changes::record(&self.db, &mut tx, &write.connection_id, synced_at, &changes)
+                    .await?;
             }
             sync_state::write(&self.db, &mut tx, &write.connection_id, &write.bookkeeping).await?;
             for event in &write.events {
@@ -347,6 +370,41 @@ impl AccountStore for SqlCell {
         .await
     }
 }
+
+/// The transactions among `ids` that exist under `connection` (the changes feed's current
+/// state of what its log names).
+pub(super) async fn transactions_by_ids(
+    db: &SqlDatabase,
+    connection: &ConnectionId,
+    ids: &[TransactionId],
+) -> StoreResult<Vec<TransactionRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let mut q = Filtered::new(concat!(
+            "SELECT ",
+            transaction_columns!(),
+            " FROM transactions WHERE account_id IN \
+             (SELECT id FROM accounts WHERE connection_id = "
+        ));
+        let p = q.arg(Arg::Text(connection.to_string()));
+        q.push(&p);
+        q.push(") AND id IN (");
+        for (i, id) in chunk.iter().enumerate() {
+            let p = q.arg(Arg::Text(id.to_string()));
+            q.push(if i == 0 { "" } else { ", " });
+            q.push(&p);
+        }
+        q.push(")");
+        let rows = db.read(|pool| q.build().fetch_all(pool)).await?;
+        for row in &rows {
+            out.push(transaction_from_row(row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Ids bound per query: well under every backend's limit on bound parameters.
+const IDS_PER_QUERY: usize = 200;
 
 async fn upsert_account(
     db: &SqlDatabase,

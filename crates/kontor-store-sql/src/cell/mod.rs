@@ -2,6 +2,7 @@
 //! balances, transactions, the event log and its webhook deliveries. One file per aggregate.
 
 mod accounts;
+mod changes;
 #[macro_use]
 mod connections;
 mod deliveries;

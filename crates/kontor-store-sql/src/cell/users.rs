@@ -347,6 +347,8 @@ pub(crate) const ERASE_USER: &[&str] = &[
     "DELETE FROM accounts WHERE user_id = $1",
     "DELETE FROM payment_status_history WHERE payment_id IN (SELECT id FROM payments WHERE user_id = $1)",
     "DELETE FROM payments WHERE user_id = $1",
+    "DELETE FROM transaction_changes WHERE connection_id IN \
+     (SELECT id FROM connections WHERE user_id = $1)",
     "DELETE FROM connections WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 ];
