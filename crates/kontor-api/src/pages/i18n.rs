@@ -1,6 +1,7 @@
 //! The hosted pages' texts in English, German and French. Placeholders in braces are filled by the
 //! renderer, always HTML-escaped.
 
+use kontor_domain::PaymentStatus;
 use kontor_domain::connection::Language;
 
 #[derive(Debug, Clone, Copy)]
@@ -225,6 +226,32 @@ pub fn status_word(language: Language, status: &str) -> &'static str {
     }
 }
 
+/// A payment status in words, for "This payment is already {status}." (each status its own word,
+/// in every language).
+pub fn payment_status_word(language: Language, status: PaymentStatus) -> &'static str {
+    use PaymentStatus as S;
+    match (language, status) {
+        (Language::En, S::Pending) => "pending",
+        (Language::En, S::Authorised) => "authorised",
+        (Language::En, S::Completed) => "completed",
+        (Language::En, S::Rejected) => "rejected",
+        (Language::En, S::Cancelled) => "cancelled",
+        (Language::En, S::Unknown) => "in an unclear state",
+        (Language::De, S::Pending) => "ausstehend",
+        (Language::De, S::Authorised) => "autorisiert",
+        (Language::De, S::Completed) => "ausgeführt",
+        (Language::De, S::Rejected) => "abgelehnt",
+        (Language::De, S::Cancelled) => "storniert",
+        (Language::De, S::Unknown) => "in einem unklaren Zustand",
+        (Language::Fr, S::Pending) => "en attente",
+        (Language::Fr, S::Authorised) => "autorisé",
+        (Language::Fr, S::Completed) => "exécuté",
+        (Language::Fr, S::Rejected) => "refusé",
+        (Language::Fr, S::Cancelled) => "annulé",
+        (Language::Fr, S::Unknown) => "dans un état incertain",
+    }
+}
+
 /// A country's name, for the bank list (ISO 3166-1 alpha-2 codes the directory uses).
 pub fn country_name(language: Language, code: &str) -> String {
     let name = match (language, code) {
@@ -352,5 +379,30 @@ mod tests {
         assert_eq!(country_name(Language::Fr, "GB"), "Royaume-Uni");
         assert_eq!(country_name(Language::Fr, "DE"), "Allemagne");
         assert_eq!(status_word(Language::Fr, "revoked"), "révoquée");
+    }
+
+    #[test]
+    fn every_payment_status_has_its_own_word_in_every_language() {
+        use PaymentStatus as S;
+        let all = [
+            S::Pending,
+            S::Authorised,
+            S::Completed,
+            S::Rejected,
+            S::Cancelled,
+            S::Unknown,
+        ];
+        for language in [Language::En, Language::De, Language::Fr] {
+            let words: std::collections::HashSet<_> = all
+                .iter()
+                .map(|s| payment_status_word(language, *s))
+                .collect();
+            assert_eq!(words.len(), all.len(), "{language:?}: {words:?}");
+        }
+        assert_eq!(
+            payment_status_word(Language::De, S::Completed),
+            "ausgeführt"
+        );
+        assert_eq!(payment_status_word(Language::Fr, S::Cancelled), "annulé");
     }
 }

@@ -9,7 +9,7 @@ use kontor_domain::PaymentId;
 use kontor_domain::payment::PaymentPhase;
 use kontor_service::NextStep;
 
-use super::i18n::{status_word, texts};
+use super::i18n::{payment_status_word, texts};
 use super::{
     client_ip, failure, form_fields, html, html_branded, invalid_link, language, limited,
     page_query, render, see_other,
@@ -43,11 +43,7 @@ pub async fn page(
                 page.payment.phase,
                 PaymentPhase::Accepted | PaymentPhase::Initiating | PaymentPhase::AwaitingSca
             ) {
-                let status = page.payment.status.as_str();
-                let word = match lang {
-                    kontor_domain::connection::Language::En => status,
-                    _ => status_word(lang, status),
-                };
+                let word = payment_status_word(lang, page.payment.status);
                 let back = kontor_service::payment_redirect(&page.payment).ok();
                 let label = t.back_to.replace("{tenant}", &page.tenant_name);
                 let text = t.pay_settled.replace("{status}", word);
