@@ -264,7 +264,11 @@ fn tenants_update_registers_normalised_redirect_uris() {
     ])));
     assert_eq!(
         updated,
-        json!({"tenant_id": id, "redirect_uris": ["https://app.example/linked", "https://app.example/"]})
+        json!({
+            "tenant_id": id,
+            "redirect_uris": ["https://app.example/linked", "https://app.example/"],
+            "branding": {"display_name": null, "logo_url": null, "accent_color": null},
+        })
     );
     let listed = stdout_json(&run(kontor(dir.path()).args(["tenants", "list", "--json"])));
     assert_eq!(listed[0]["redirect_uris"], updated["redirect_uris"]);
