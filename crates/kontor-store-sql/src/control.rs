@@ -56,6 +56,23 @@ fn client_from_row(row: &AnyRow) -> StoreResult<ApiClient> {
 }
 
 impl SqlControl {
+    /// `NotFound` unless the tenant exists, read on `conn` (the caller's write transaction).
+    async fn require_tenant(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant: &TenantId,
+    ) -> StoreResult<()> {
+        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
+            .bind(tenant.as_str())
+            .fetch_one(conn)
+            .await
+            .map_err(|e| self.db.classify(e))?;
+        if exists == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn insert_client(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -157,14 +174,7 @@ impl TenantStore for SqlControl {
     ) -> StoreResult<()> {
         retry_serializable(self.db.retry_policy(), "set_redirect_uris", |_| async {
             let mut tx = self.db.begin_write().await?;
-            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
-                .bind(tenant.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            if exists == 0 {
-                return Err(StoreError::NotFound);
-            }
+            self.require_tenant(&mut tx, tenant).await?;
             sqlx::query("DELETE FROM tenant_redirect_uris WHERE tenant_id = $1")
                 .bind(tenant.as_str())
                 .execute(&mut *tx)
@@ -223,14 +233,7 @@ impl TenantStore for SqlControl {
     ) -> StoreResult<()> {
         retry_serializable(self.db.retry_policy(), "set_branding", |_| async {
             let mut tx = self.db.begin_write().await?;
-            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
-                .bind(tenant.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            if exists == 0 {
-                return Err(StoreError::NotFound);
-            }
+            self.require_tenant(&mut tx, tenant).await?;
             sqlx::query(
                 "INSERT INTO tenant_branding (tenant_id, display_name, logo_url, accent_color, \
                  updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
@@ -261,15 +264,7 @@ impl ApiClientStore for SqlControl {
     async fn create_client(&self, client: &NewApiClient) -> StoreResult<ApiClient> {
         retry_serializable(self.db.retry_policy(), "create_client", |_| async {
             let mut tx = self.db.begin_write().await?;
-            let tenant_exists: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
-                    .bind(client.tenant_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if tenant_exists == 0 {
-                return Err(StoreError::NotFound);
-            }
+            self.require_tenant(&mut tx, &client.tenant_id).await?;
             self.insert_client(&mut tx, client).await?;
             self.db.commit(tx).await
         })
