@@ -225,6 +225,9 @@ impl SqlDatabase {
         loop {
             match run(&self.pool).await {
                 Err(err) if attempt < READ_ATTEMPTS && self.dialect.is_connection_lost(&err) => {
+                    // The next attempt must not be handed another connection of the same
+                    // generation: without a ping before each use it would be dead too.
+                    self.losses.record();
                     tracing::warn!(error = %err, attempt, "a read lost its database connection; running it again");
                     metrics::counter!("kontor_db_read_retries_total").increment(1);
                     attempt += 1;
