@@ -121,6 +121,11 @@ fn sandbox_address(args: &DemoArgs, hub: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Where the demo's sandbox bank keeps its state.
+pub(crate) fn sandbox_state_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("sandbox").join("state.json")
+}
+
 /// The address browsers use: the configured public URL, else the bound address, with an
 /// unspecified host (`0.0.0.0`, `::`) replaced by loopback (a browser cannot open `0.0.0.0`).
 fn browser_base(config: &Config, address: SocketAddr) -> String {
@@ -200,7 +205,11 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let listen = args.listen.unwrap_or(config.server.listen);
     let sandbox_listen = sandbox_address(&args, listen);
     let pki_dir = config.data_dir.join("sandbox-pki");
-    let mut builder = SandboxBank::builder().frozen_clock(false);
+    // The sandbox keeps its consents, tokens and payments beside the hub's data, so that the
+    // connections a restarted demo holds still work at the bank.
+    let mut builder = SandboxBank::builder()
+        .frozen_clock(false)
+        .state_file(sandbox_state_file(&config.data_dir));
     if args.require_tpp_certificates {
         let dir = pki_dir.clone();
         // Key generation is CPU work (RSA primes): keep it off the runtime's threads.
