@@ -1,7 +1,7 @@
 //! The in-process API: build a sandbox, start it on a listener, and control it from tests.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -13,6 +13,7 @@ use crate::config::{BankConfig, ConfigError, default_banks, load_banks_file, val
 use crate::core::clock::{ClockError, SimClock};
 use crate::running::RunningSandbox;
 use crate::state::Bank;
+use crate::state::persist::{self, StateFileError};
 use crate::tpp::{SandboxPki, startup};
 
 /// The seed used when none is given.
@@ -45,6 +46,8 @@ pub enum SandboxError {
     StrictModeOff,
     #[error("client registration refused: {0}")]
     Registration(String),
+    #[error(transparent)]
+    StateFile(#[from] crate::state::persist::StateFileError),
 }
 
 /// Entry point: `SandboxBank::builder()`.
@@ -68,6 +71,7 @@ pub struct SandboxBuilder {
     public_url: Option<String>,
     pki: Option<SandboxPki>,
     tls_names: Vec<String>,
+    state_file: Option<PathBuf>,
 }
 
 impl Default for SandboxBuilder {
@@ -80,6 +84,7 @@ impl Default for SandboxBuilder {
             public_url: None,
             pki: None,
             tls_names: Vec::new(),
+            state_file: None,
         }
     }
 }
@@ -143,6 +148,15 @@ impl SandboxBuilder {
         self
     }
 
+    /// Keeps the state (consents, authorisations, tokens, payments, the clock) in this file, so
+    /// that a restarted sandbox goes on where it stopped: loaded at start if it exists, saved
+    /// after every change (see [`crate::state::persist`]). The file's seed must match; its clock
+    /// wins over [`Self::start_time`]. Without it (the default) the state lives in memory only.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
     /// Binds `addr` and starts.
     pub async fn start(self, addr: SocketAddr) -> Result<RunningSandbox, SandboxError> {
         let listener = TcpListener::bind(addr).await?;
@@ -169,10 +183,38 @@ impl SandboxBuilder {
             }
             None => format!("{scheme}://{}", reachable(addr)),
         };
-        let clock = Arc::new(SimClock::new(
-            self.start.unwrap_or_else(OffsetDateTime::now_utc),
-            self.frozen,
-        ));
+        let mut saved = match &self.state_file {
+            Some(path) => persist::load(path)?,
+            None => None,
+        };
+        let state_error = |reason: String| {
+            let path = self.state_file.as_deref().unwrap_or(Path::new(""));
+            SandboxError::StateFile(StateFileError::new(path, reason))
+        };
+        if let Some(saved) = &saved {
+            if saved.seed != self.seed {
+                return Err(state_error(format!(
+                    "it was written by a sandbox with seed {}, this one has seed {}",
+                    saved.seed, self.seed
+                )));
+            }
+            if let Some(gone) = saved
+                .banks
+                .keys()
+                .find(|id| !self.banks.iter().any(|b| &b.id == *id))
+            {
+                return Err(state_error(format!(
+                    "it holds bank `{gone}`, which this sandbox does not run"
+                )));
+            }
+        }
+        let clock = Arc::new(match &saved {
+            Some(saved) => SimClock::restore(saved.clock, self.frozen),
+            None => SimClock::new(
+                self.start.unwrap_or_else(OffsetDateTime::now_utc),
+                self.frozen,
+            ),
+        });
         let mut pki = self.pki;
         let (gate, tls) = match &pki {
             Some(pki) => {
@@ -196,6 +238,13 @@ impl SandboxBuilder {
                 ))
             })
             .collect();
+        if let Some(saved) = &mut saved {
+            for bank in &banks {
+                if let Some(state) = saved.banks.remove(bank.id()) {
+                    bank.restore(state).map_err(&state_error)?;
+                }
+            }
+        }
         if let (Some(pki), Some(gate)) = (&mut pki, &gate) {
             startup::register_demo_clients(pki, gate, &banks)?;
         }
@@ -205,7 +254,12 @@ impl SandboxBuilder {
             seed: self.seed,
             root_url,
             traces: crate::web::traces::TraceLog::default(),
+            state_file: self.state_file,
+            save_lock: std::sync::Mutex::new(()),
         });
+        // Written at once: a new file keeps the clock's origin (the generated history depends
+        // on it), and an unwritable folder shows now rather than at the first change.
+        app.save()?;
         let router = crate::web::router(&app);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::server::serve(listener, router, tls, async {

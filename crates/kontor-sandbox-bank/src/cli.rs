@@ -77,6 +77,11 @@ pub struct SandboxArgs {
         value_name = "NAME"
     )]
     pub tls_names: Vec<String>,
+
+    /// Keep the state (consents, authorisations, tokens, payments, the clock) in this JSON file
+    /// so that a restart goes on where the sandbox stopped [default: in memory only].
+    #[arg(long, env = "KONTOR_SANDBOX_STATE_FILE", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
 }
 
 /// The PKI directory when `--pki-dir` is not given.
@@ -153,6 +158,9 @@ pub async fn run(
     let mut builder = SandboxBank::builder()
         .seed(args.seed)
         .frozen_clock(args.freeze_clock);
+    if let Some(file) = &args.state_file {
+        builder = builder.state_file(file.clone());
+    }
     if let Some(path) = &args.banks {
         builder = builder
             .banks_file(path)

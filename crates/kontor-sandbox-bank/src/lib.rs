@@ -66,6 +66,13 @@
 //! clients without `private_key_jwt`/`tls_client_auth`, unsigned or replayed request objects,
 //! tokens used over another certificate, bad `x-jws-signature`s. See [`tpp`] and the README.
 //!
+//! # State across restarts
+//!
+//! [`SandboxBuilder::state_file`] (`--state-file`) keeps consents, authorisations, tokens,
+//! payments and the clock in a JSON file, loaded at start and replaced crash-safely after every
+//! change, so that a restarted sandbox still knows what its clients hold; see
+//! [`state::persist`]. Without it the state lives in memory only.
+//!
 //! # Running it as a program
 //!
 //! The `kontor` binary exposes [`SandboxArgs`] as `kontor sandbox-bank` and calls [`run`], which

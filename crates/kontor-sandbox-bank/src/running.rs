@@ -122,7 +122,21 @@ impl RunningSandbox {
     /// Moves the simulated clock forward: payments settle, consents expire, new card payments
     /// appear, daily limits reset.
     pub fn advance_clock(&self, by: time::Duration) -> Result<OffsetDateTime, SandboxError> {
-        Ok(self.app.clock.advance(by)?)
+        let now = self.app.clock.advance(by)?;
+        self.save_state()?;
+        Ok(now)
+    }
+
+    /// The file the state is kept in ([`crate::SandboxBuilder::state_file`]), if any.
+    pub fn state_file(&self) -> Option<&std::path::Path> {
+        self.app.state_file.as_deref()
+    }
+
+    /// Saves the state now if it changed (the HTTP API and the methods here save by
+    /// themselves; this is for a caller that changed banks directly).
+    pub fn save_state(&self) -> Result<(), SandboxError> {
+        self.app.save_if_changed()?;
+        Ok(())
     }
 
     fn bank_state(&self, bank_id: &str) -> Result<&Arc<Bank>, SandboxError> {
@@ -159,7 +173,7 @@ impl RunningSandbox {
         action: ConsentAction,
     ) -> Result<(), SandboxError> {
         if change_consent(self.bank_state(bank_id)?, consent_id, action) {
-            Ok(())
+            self.save_state()
         } else {
             Err(SandboxError::UnknownConsent(consent_id.to_string()))
         }
@@ -173,9 +187,11 @@ impl RunningSandbox {
         authorisation_id: &str,
         psu: Option<&str>,
     ) -> Result<Option<String>, SandboxError> {
-        decide(self.bank_state(bank_id)?, authorisation_id, true, psu)
+        let redirect = decide(self.bank_state(bank_id)?, authorisation_id, true, psu)
             .map(|o| o.redirect)
-            .map_err(SandboxError::Authorisation)
+            .map_err(SandboxError::Authorisation)?;
+        self.save_state()?;
+        Ok(redirect)
     }
 
     /// Rejects an authorisation as its PSU would.
@@ -184,9 +200,11 @@ impl RunningSandbox {
         bank_id: &str,
         authorisation_id: &str,
     ) -> Result<Option<String>, SandboxError> {
-        decide(self.bank_state(bank_id)?, authorisation_id, false, None)
+        let redirect = decide(self.bank_state(bank_id)?, authorisation_id, false, None)
             .map(|o| o.redirect)
-            .map_err(SandboxError::Authorisation)
+            .map_err(SandboxError::Authorisation)?;
+        self.save_state()?;
+        Ok(redirect)
     }
 
     /// Stops accepting connections, lets requests in flight finish (up to 5 s), and returns.
@@ -196,6 +214,9 @@ impl RunningSandbox {
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        if let Err(err) = self.app.save_if_changed() {
+            tracing::error!(error = %err, "the sandbox could not save its state at shutdown");
         }
     }
 }

@@ -1,39 +1,15 @@
 //! What the connectors log: every bank call, and never a token, consent id, account number or
 //! name.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use kontor_banks::{BookingStatus, TransactionQuery};
 use kontor_sandbox_bank::FaultConfig;
 
-use crate::support::{Fixture, present};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::support::{Fixture, capture, present};
 
 /// Links, reads everything once (through a fault, so that failures are logged too), and
 /// returns the log and the secrets that must not be in it.
 async fn logged_flow(fx: Fixture) -> (String, Vec<String>) {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("kontor_banks=trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = capture::start();
 
     let mut session = fx.link().await;
     fx.faults(FaultConfig {
@@ -71,7 +47,7 @@ async fn logged_flow(fx: Fixture) -> (String, Vec<String>) {
         secrets.push(info.iban[info.iban.len() - 8..].to_owned());
         secrets.extend(info.account_number.clone());
     }
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     (log, secrets)
 }
 
@@ -103,14 +79,7 @@ async fn uk_open_banking_logs_calls_but_no_personal_data_or_tokens() {
 /// A payment initiated, authorised, completed and polled (through a fault): the log names the
 /// calls, and no account, name, remittance text, token or id of the payment.
 async fn logged_payment(fx: Fixture) -> (String, Vec<String>) {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("kontor_banks=trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = capture::start();
 
     let request = fx.payment("12.34");
     fx.faults(FaultConfig {
@@ -131,7 +100,7 @@ async fn logged_payment(fx: Fixture) -> (String, Vec<String>) {
     secrets.extend(session.payment_id.clone());
     secrets.extend(session.consent_id.clone());
     secrets.extend(session.access_token.clone());
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     (log, secrets)
 }
 
@@ -145,4 +114,21 @@ async fn payments_log_calls_but_no_personal_data() {
             &["Carol", "Dubois", "Invoice", "sandbox-secret"],
         );
     }
+}
+
+/// One callsite with a connector target, hit from two threads.
+fn probe(n: u32) {
+    tracing::warn!(target: "kontor_banks::probe", n, "probe event");
+}
+
+/// The cause of the flaky "the fault is logged": a callsite first reached on another test's
+/// thread while this test's capture was the only subscriber was cached as "never" for everyone.
+#[test]
+fn a_callsite_first_hit_on_another_thread_is_still_captured() {
+    let capture = capture::start();
+    std::thread::spawn(|| probe(1)).join().unwrap();
+    probe(2);
+    let log = capture.text();
+    assert!(log.contains("probe event n=2"), "{log:?}");
+    assert!(!log.contains("n=1"), "{log:?}");
 }

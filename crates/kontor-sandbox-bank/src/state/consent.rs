@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use time::{Date, OffsetDateTime};
 
 /// `consentStatus` values the sandbox uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConsentStatus {
     Received,
     Rejected,
@@ -30,7 +30,7 @@ impl ConsentStatus {
 }
 
 /// The `access` object as requested (IBANs only; the sandbox addresses accounts by IBAN).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BgAccess {
     pub accounts: Vec<String>,
     pub balances: Vec<String>,
@@ -67,7 +67,7 @@ impl BgAccess {
 }
 
 /// What a valid consent allows on one account.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub details: bool,
     pub balances: bool,
@@ -75,7 +75,7 @@ pub struct Grant {
 }
 
 /// How much of the account list a consent shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListAccess {
     /// Accounts appear in `GET /v1/accounts` (even without detail access).
     pub list_only: bool,
@@ -83,7 +83,7 @@ pub struct ListAccess {
 }
 
 /// A Berlin Group AIS consent resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BgConsent {
     pub id: String,
     pub requested: BgAccess,
@@ -91,7 +91,8 @@ pub struct BgConsent {
     pub valid_until: Date,
     pub frequency_per_day: u32,
     pub status: ConsentStatus,
-    pub psu: Option<&'static str>,
+    #[serde(with = "super::persist::psu")]
+    pub psu: Option<super::persist::Username>,
     pub created_at: OffsetDateTime,
     pub last_action: Date,
     pub authorisations: Vec<String>,
@@ -117,7 +118,9 @@ impl BgConsent {
 
 /// Which AIS endpoint a read used; Berlin Group counts unattended reads per consent, account
 /// and endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ReadEndpoint {
     AccountList,
     AccountDetails,
@@ -126,8 +129,9 @@ pub enum ReadEndpoint {
 }
 
 /// Counts unattended reads per (consent, account, endpoint, day).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UsageCounter {
+    #[serde(with = "super::persist::pairs")]
     counts: BTreeMap<(String, String, ReadEndpoint, Date), u32>,
 }
 

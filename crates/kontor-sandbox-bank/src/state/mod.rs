@@ -6,10 +6,13 @@ mod effects;
 pub mod faults;
 pub mod flows;
 pub mod payment;
+pub mod persist;
 pub mod sca;
 pub mod uk;
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::{Date, Duration, OffsetDateTime};
@@ -89,6 +92,49 @@ impl BankState {
             id_seed: combine(seed, hash_str(&config.id)),
             id_counter: 0,
             generated_through: start.date(),
+        }
+    }
+
+    /// What the state file keeps of this bank.
+    pub fn snapshot(&self, customers: &[String]) -> persist::BankSnapshot {
+        persist::BankSnapshot {
+            customers: customers.to_vec(),
+            id_counter: self.id_counter,
+            consents: self.consents.clone(),
+            payments: self.payments.clone(),
+            authorisations: self.authorisations.clone(),
+            uk_account_consents: self.uk_account_consents.clone(),
+            uk_payment_consents: self.uk_payment_consents.clone(),
+            access_tokens: self.access_tokens.clone(),
+            refresh_tokens: self.refresh_tokens.clone(),
+            codes: self.codes.clone(),
+            idempotency: self.idempotency.clone(),
+            usage: self.usage.clone(),
+        }
+    }
+
+    /// Takes back what a state file kept (on a freshly opened bank): the resources, the id
+    /// counter, and the bookings of the payments that were executed.
+    fn restore(&mut self, saved: persist::BankSnapshot) {
+        self.id_counter = saved.id_counter;
+        self.consents = saved.consents;
+        self.payments = saved.payments;
+        self.authorisations = saved.authorisations;
+        self.uk_account_consents = saved.uk_account_consents;
+        self.uk_payment_consents = saved.uk_payment_consents;
+        self.access_tokens = saved.access_tokens;
+        self.refresh_tokens = saved.refresh_tokens;
+        self.codes = saved.codes;
+        self.idempotency = saved.idempotency;
+        self.usage = saved.usage;
+        let executed: Vec<String> = self
+            .payments
+            .values()
+            .filter(|p| p.executed())
+            .map(|p| p.id.clone())
+            .collect();
+        for id in executed {
+            self.book_payment(&id);
         }
     }
 
@@ -188,15 +234,34 @@ impl BankState {
             }
             return Err(ExecutionError::InsufficientFunds);
         }
-        let debtor_iban = book.accounts.get(a).map(|acc| acc.iban.clone());
-        let debtor_name = book.user.full_name;
         let Some(payment) = self.payments.get_mut(payment_id) else {
             return Err(ExecutionError::Unknown);
         };
         if !payment.accept(now) {
             return Ok(());
         }
-        let settles_at = payment.settles_at().unwrap_or(now);
+        self.book_payment(payment_id);
+        Ok(())
+    }
+
+    /// Books an accepted payment: a pending debit on the debtor's account that books when the
+    /// payment settles, and the credit on the creditor's account if it is at this bank. The
+    /// entries follow from the payment alone (a restored state books its payments again).
+    fn book_payment(&mut self, payment_id: &str) {
+        let Some(payment) = self.payments.get(payment_id) else {
+            return;
+        };
+        let (Some((u, a)), Some(accepted_at), Some(settles_at)) =
+            (payment.debtor, payment.accepted_at(), payment.settles_at())
+        else {
+            return;
+        };
+        let Some(book) = self.books.get(u) else {
+            return;
+        };
+        let debtor_iban = book.accounts.get(a).map(|acc| acc.iban.clone());
+        let debtor_name = book.user.full_name;
+        let now = accepted_at;
         let h = hash_str(&payment.id);
         let remittance = payment.remittance.clone().unwrap_or_default();
         let creditor = payment.creditor.clone();
@@ -250,7 +315,6 @@ impl BankState {
                 ..credit
             });
         }
-        Ok(())
     }
 }
 
@@ -262,6 +326,8 @@ pub struct Bank {
     pub base_url: String,
     pub clock: Arc<SimClock>,
     state: Mutex<BankState>,
+    /// Set when a handler changed the state, until the sandbox saved it.
+    changed: AtomicBool,
     faults: Mutex<FaultState>,
     /// Key of the sandbox's response signatures (UK `x-jws-signature`) outside strict mode.
     pub signing_key: Vec<u8>,
@@ -285,6 +351,7 @@ impl Bank {
             base_url,
             clock,
             state: Mutex::new(state),
+            changed: AtomicBool::new(false),
             faults: Mutex::new(FaultState::new(fault_seed)),
             signing_key,
             tpp,
@@ -309,14 +376,52 @@ impl Bank {
         self.url(&format!("/sca/{authorisation_id}"))
     }
 
-    /// Locks the bank's state, brought up to the current simulated time.
-    pub fn lock(&self) -> MutexGuard<'_, BankState> {
-        let mut guard = match self.state.lock() {
+    /// Locks the bank's state, brought up to the current simulated time. Changing it through
+    /// the guard marks the bank for saving.
+    pub fn lock(&self) -> BankGuard<'_> {
+        let mut guard = self.raw_lock();
+        guard.sync(self.clock.now());
+        BankGuard {
+            guard,
+            changed: &self.changed,
+        }
+    }
+
+    fn raw_lock(&self) -> MutexGuard<'_, BankState> {
+        match self.state.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        guard.sync(self.clock.now());
-        guard
+        }
+    }
+
+    /// What the state file keeps of this bank.
+    pub fn snapshot(&self) -> persist::BankSnapshot {
+        self.raw_lock().snapshot(&self.config.customers)
+    }
+
+    /// Takes back what a state file kept, before the bank serves. Refused when the bank's
+    /// customers changed since (accounts are addressed by position).
+    pub fn restore(&self, saved: persist::BankSnapshot) -> Result<(), String> {
+        if saved.customers != self.config.customers {
+            return Err(format!(
+                "bank `{}` was saved with customers {:?}, it now has {:?}",
+                self.id(),
+                saved.customers,
+                self.config.customers
+            ));
+        }
+        self.raw_lock().restore(saved);
+        Ok(())
+    }
+
+    /// True (once) if the state changed since the last call.
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the state as changed again (a save failed: the next one tries again).
+    pub fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Release);
     }
 
     pub fn faults(&self) -> MutexGuard<'_, FaultState> {
@@ -324,5 +429,28 @@ impl Bank {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+}
+
+/// The locked state of a bank. Reading goes through `Deref`; anything that changes it goes
+/// through `DerefMut`, which marks the bank for saving.
+#[derive(Debug)]
+pub struct BankGuard<'a> {
+    guard: MutexGuard<'a, BankState>,
+    changed: &'a AtomicBool,
+}
+
+impl Deref for BankGuard<'_> {
+    type Target = BankState;
+
+    fn deref(&self) -> &BankState {
+        &self.guard
+    }
+}
+
+impl DerefMut for BankGuard<'_> {
+    fn deref_mut(&mut self) -> &mut BankState {
+        self.changed.store(true, Ordering::Release);
+        &mut self.guard
     }
 }

@@ -45,7 +45,7 @@ impl PaymentStatus {
 }
 
 /// The payment products the sandbox executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PaymentProduct {
     SepaCreditTransfers,
@@ -75,7 +75,7 @@ impl PaymentProduct {
 }
 
 /// Where the money goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreditorAccount {
     /// `iban` for Berlin Group; the UK `SchemeName` otherwise.
     pub scheme: String,
@@ -84,7 +84,7 @@ pub struct CreditorAccount {
 }
 
 /// One payment resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Payment {
     pub id: String,
     pub standard: Standard,
@@ -100,7 +100,8 @@ pub struct Payment {
     /// The body the TPP sent, echoed where the standard echoes it.
     pub request: serde_json::Value,
     pub created_at: OffsetDateTime,
-    pub psu: Option<&'static str>,
+    #[serde(with = "super::persist::psu")]
+    pub psu: Option<super::persist::Username>,
     pub authorisations: Vec<String>,
     /// The idempotency key (UK `x-idempotency-key`, Berlin Group `X-Request-ID`).
     pub idempotency_key: Option<String>,
@@ -116,7 +117,7 @@ pub struct Payment {
     state: Lifecycle,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
     Received,
     Rejected {
@@ -186,6 +187,14 @@ impl Payment {
             Lifecycle::Rejected { at } | Lifecycle::Cancelled { at } => at,
             Lifecycle::Accepted { settles_at, .. } if now >= settles_at => settles_at,
             Lifecycle::Accepted { at, .. } => at,
+        }
+    }
+
+    /// The instant the PSU's authorisation was accepted, once it was.
+    pub fn accepted_at(&self) -> Option<OffsetDateTime> {
+        match self.state {
+            Lifecycle::Accepted { at, .. } => Some(at),
+            _ => None,
         }
     }
 

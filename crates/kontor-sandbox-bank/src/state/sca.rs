@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 /// What an authorisation approves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AuthTarget {
     BgConsent(String),
     BgPayment(String),
@@ -13,7 +13,7 @@ pub enum AuthTarget {
 }
 
 /// How the PSU authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ScaApproach {
     /// The TPP sends the PSU's browser to the bank's pages.
     Redirect,
@@ -31,7 +31,7 @@ impl ScaApproach {
 }
 
 /// Berlin Group `scaStatus` values the sandbox uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ScaStatus {
     Received,
     PsuAuthenticated,
@@ -58,7 +58,7 @@ impl ScaStatus {
 }
 
 /// The page a redirect authorisation shows next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Step {
     Login,
     OneTimeCode,
@@ -67,7 +67,7 @@ pub enum Step {
 }
 
 /// The OAuth2 request behind a UK authorisation, needed to send the PSU back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OAuthRequest {
     pub client_id: String,
     pub redirect_uri: String,
@@ -82,7 +82,7 @@ pub struct OAuthRequest {
 pub const MAX_FAILURES: u8 = 3;
 
 /// One SCA process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Authorisation {
     pub id: String,
     pub target: AuthTarget,
@@ -90,7 +90,8 @@ pub struct Authorisation {
     pub status: ScaStatus,
     pub step: Step,
     /// The PSU once known (logged in, or named by `PSU-ID` for decoupled SCA).
-    pub psu: Option<&'static str>,
+    #[serde(with = "super::persist::psu")]
+    pub psu: Option<super::persist::Username>,
     pub failures: u8,
     pub redirect_ok: Option<String>,
     pub redirect_nok: Option<String>,

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 /// `Status` of an account-access consent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UkConsentStatus {
     AwaitingAuthorisation,
     Authorised,
@@ -27,7 +27,7 @@ impl UkConsentStatus {
 }
 
 /// An account-access consent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UkAccountConsent {
     pub id: String,
     pub client_id: String,
@@ -38,7 +38,8 @@ pub struct UkAccountConsent {
     pub status: UkConsentStatus,
     pub created_at: OffsetDateTime,
     pub status_updated_at: OffsetDateTime,
-    pub psu: Option<&'static str>,
+    #[serde(with = "super::persist::psu")]
+    pub psu: Option<super::persist::Username>,
     /// `AccountId`s the PSU chose.
     pub accounts: Vec<String>,
 }
@@ -55,7 +56,7 @@ impl UkAccountConsent {
 }
 
 /// A domestic-payment consent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UkPaymentConsent {
     pub id: String,
     pub client_id: String,
@@ -68,7 +69,8 @@ pub struct UkPaymentConsent {
     pub status: UkConsentStatus,
     pub created_at: OffsetDateTime,
     pub status_updated_at: OffsetDateTime,
-    pub psu: Option<&'static str>,
+    #[serde(with = "super::persist::psu")]
+    pub psu: Option<super::persist::Username>,
     /// Debtor account `(user index, account index)`: named in the request or chosen by the PSU.
     pub debtor: Option<(usize, usize)>,
     pub amount: i64,
@@ -78,7 +80,7 @@ pub struct UkPaymentConsent {
 }
 
 /// What an access token allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TokenGrant {
     /// Client credentials: the TPP itself, for consent endpoints.
     Client { scopes: Vec<String> },
@@ -89,7 +91,7 @@ pub enum TokenGrant {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AccessToken {
     pub client_id: String,
     pub grant: TokenGrant,
@@ -98,14 +100,14 @@ pub struct AccessToken {
     pub cnf_x5t_s256: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RefreshToken {
     pub client_id: String,
     pub consent_id: String,
     pub scopes: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuthCode {
     pub client_id: String,
     pub redirect_uri: String,
@@ -120,7 +122,9 @@ pub struct AuthCode {
 }
 
 /// Which POST an idempotency key (UK `x-idempotency-key`, Berlin Group `X-Request-ID`) was used on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum IdempotentOp {
     AccountConsent,
     PaymentConsent,
@@ -130,7 +134,7 @@ pub enum IdempotentOp {
 }
 
 /// The resource an idempotency key created, and when.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRecord {
     pub resource_id: String,
     pub created_at: OffsetDateTime,

@@ -33,8 +33,13 @@ pub fn router(app: &Arc<App>) -> Router {
             pages::router(bank.clone()).merge(api),
         );
     }
-    router.layer(axum::middleware::from_fn_with_state(
-        app.clone(),
-        traces::record,
-    ))
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::save_after,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            traces::record,
+        ))
 }

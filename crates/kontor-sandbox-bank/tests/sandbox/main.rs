@@ -16,6 +16,7 @@ mod bg_surface;
 mod common;
 mod faults;
 mod flows;
+mod persistence;
 mod spec;
 mod strict;
 mod strict_bodies;

@@ -2,6 +2,7 @@
 //! who banks there, and a browser to authorise with.
 
 pub mod browser;
+pub mod capture;
 pub mod html;
 pub mod payments;
 pub mod proxy;
@@ -67,6 +68,7 @@ impl Fixture {
     }
 
     pub async fn start(bank: &'static str, user: &'static str, settings: HttpSettings) -> Self {
+        capture::install();
         // The sandbox's clock starts now and stands still unless a test moves it, so that
         // consent expiry and token lifetimes agree with the hub's wall clock.
         let sandbox = SandboxBank::builder()

@@ -61,6 +61,7 @@ impl Fixture {
         signing: Option<&Signing>,
         token_auth: Option<TokenAuth>,
     ) -> Self {
+        super::capture::install();
         let sandbox = SandboxBank::builder()
             .seed(7)
             .require_tpp_certificates(PKI.clone())

@@ -37,7 +37,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Address of the sandbox bank [default: 127.0.0.1:8090 beside the default hub; with
-    /// `--listen`, a free port on the hub's host, printed].
+    /// `--listen`, a free port on the hub's host (the same as last time while it is free),
+    /// printed].
     #[arg(long, value_name = "ADDR")]
     pub sandbox_listen: Option<SocketAddr>,
     /// Print one JSON object (api_base_url, sandbox_url, client_id, client_secret, tenant_id,
@@ -121,6 +122,53 @@ fn sandbox_address(args: &DemoArgs, hub: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Where the demo's sandbox bank keeps its state.
+pub(crate) fn sandbox_state_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("sandbox").join("state.json")
+}
+
+/// Binds the sandbox's address. A free port (port 0) is remembered in
+/// `<data_dir>/sandbox/port` and asked for again at the next start, so that the bank's links a
+/// restarted demo handed out before (a payment's authorisation page) keep their address; when
+/// that port is taken, another free one is used and a warning says what that breaks.
+async fn bind_sandbox(addr: SocketAddr, data_dir: &Path) -> anyhow::Result<TcpListener> {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the sandbox bank's address {addr}"))
+    };
+    if addr.port() != 0 {
+        return bind(addr).await;
+    }
+    let file = data_dir.join("sandbox").join("port");
+    let remembered = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .filter(|port| *port != 0);
+    let listener = match remembered {
+        Some(port) => match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(
+                    port,
+                    error = %err,
+                    "the sandbox bank's port of the last run is taken, so it gets another: \
+                     links to it handed out before (payment pages at the bank) no longer work"
+                );
+                bind(addr).await?
+            }
+        },
+        None => bind(addr).await?,
+    };
+    let port = listener.local_addr()?.port();
+    let saved = std::fs::create_dir_all(data_dir.join("sandbox"))
+        .and_then(|()| std::fs::write(&file, format!("{port}\n")));
+    if let Err(err) = saved {
+        tracing::warn!(file = %file.display(), error = %err, "cannot remember the sandbox bank's port");
+    }
+    Ok(listener)
+}
+
 /// The address browsers use: the configured public URL, else the bound address, with an
 /// unspecified host (`0.0.0.0`, `::`) replaced by loopback (a browser cannot open `0.0.0.0`).
 fn browser_base(config: &Config, address: SocketAddr) -> String {
@@ -200,7 +248,11 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let listen = args.listen.unwrap_or(config.server.listen);
     let sandbox_listen = sandbox_address(&args, listen);
     let pki_dir = config.data_dir.join("sandbox-pki");
-    let mut builder = SandboxBank::builder().frozen_clock(false);
+    // The sandbox keeps its consents, tokens and payments beside the hub's data, so that the
+    // connections a restarted demo holds still work at the bank.
+    let mut builder = SandboxBank::builder()
+        .frozen_clock(false)
+        .state_file(sandbox_state_file(&config.data_dir));
     if args.require_tpp_certificates {
         let dir = pki_dir.clone();
         // Key generation is CPU work (RSA primes): keep it off the runtime's threads.
@@ -214,8 +266,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     }
     let strict = args.require_tpp_certificates;
     let pki_file = |name: &str| strict.then(|| pki_dir.join(name));
+    let sandbox_listener = bind_sandbox(sandbox_listen, &config.data_dir).await?;
     let sandbox = builder
-        .start(sandbox_listen)
+        .start_on(sandbox_listener)
         .await
         .with_context(|| format!("starting the sandbox bank on {sandbox_listen}"))?;
     let listener = TcpListener::bind(listen)
