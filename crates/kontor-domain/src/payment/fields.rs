@@ -219,7 +219,7 @@ mod tests {
     /// Text limits count characters, as JSON Schema does: 70 two-byte letters are a name.
     #[test]
     fn text_counts_characters_not_bytes() {
-        let name = "Müller GmbH ÄÖÜ ß ".repeat(4);
+        let name = "Zoë Ångström-Müller ".repeat(3);
         let name = name.trim();
         assert!(name.len() > 70 && name.chars().count() <= 70);
         assert!(CreditorName::parse(name).is_ok());
