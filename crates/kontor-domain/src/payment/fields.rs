@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn messages_name_the_rule_never_the_value() {
-        let message = CreditorName::parse(&"Jane Doe ".repeat(10).trim().to_owned())
+        let message = CreditorName::parse("Jane Doe ".repeat(10).trim())
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -326,7 +326,7 @@ mod tests {
         #[test]
         fn parse_never_panics_and_round_trips(raw in ".{0,40}") {
             if let Ok(id) = EndToEndId::parse(&raw) {
-                prop_assert_eq!(EndToEndId::parse(id.as_str()), Ok(id.clone()));
+                prop_assert_eq!(EndToEndId::parse(id.as_str()), Ok(id));
             }
             if let Ok(name) = CreditorName::parse(&raw) {
                 prop_assert_eq!(name.as_str(), raw.as_str());

@@ -26,7 +26,7 @@ use crate::tokens::{hash_token, random_token, token_matches};
 use crate::vault::{context, open_json, seal_json};
 
 /// A stored payment field that no longer parses: written by something else, or a bug.
-fn stored(err: FieldError) -> ServiceError {
+fn stored(err: &FieldError) -> ServiceError {
     ServiceError::Internal(format!("stored payment: {err}"))
 }
 
@@ -115,7 +115,7 @@ impl Hub {
                 .as_ref()
                 .map(super::StoredAccount::to_reference)
                 .transpose()?,
-            creditor_name: CreditorName::parse(&details.creditor_name).map_err(stored)?,
+            creditor_name: CreditorName::parse(&details.creditor_name).map_err(|e| stored(&e))?,
             creditor: details.creditor.to_reference()?,
             amount: payment.amount,
             remittance: details
@@ -123,8 +123,8 @@ impl Hub {
                 .as_deref()
                 .map(RemittanceInfo::parse)
                 .transpose()
-                .map_err(stored)?,
-            end_to_end_id: EndToEndId::parse(&payment.end_to_end_id).map_err(stored)?,
+                .map_err(|e| stored(&e))?,
+            end_to_end_id: EndToEndId::parse(&payment.end_to_end_id).map_err(|e| stored(&e))?,
             idempotency_key: Self::bank_idempotency_key(&payment.id)?,
             redirect_uri: self
                 .settings()
