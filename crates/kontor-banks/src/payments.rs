@@ -19,7 +19,9 @@ use std::net::IpAddr;
 
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
-use kontor_domain::payment::Iso20022Status;
+use kontor_domain::payment::{
+    CreditorName, EndToEndId, IdempotencyKey, Iso20022Status, RemittanceInfo,
+};
 use kontor_domain::uk_account::{SortCode, UkAccountNumber};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -64,21 +66,22 @@ pub struct PaymentRequest {
     /// `debtorAccount` mandatory (`paymentInitiation_json.required`), so a Berlin Group
     /// connector refuses a request without one.
     pub debtor: Option<AccountReference>,
-    /// At most 70 characters for SEPA (`creditorName`), 350 for UK (`CreditorAccount.Name`).
-    pub creditor_name: String,
+    /// 1 to 70 characters: SEPA's `creditorName` limit, within UK's (`CreditorAccount.Name`, 350).
+    pub creditor_name: CreditorName,
     /// An IBAN for SEPA; a sort code and account number or an IBAN for UK.
     pub creditor: AccountReference,
     /// Positive, in the currency the bank accepts (EUR for SEPA, GBP for UK domestic).
     pub amount: Money,
-    /// Unstructured remittance, at most 140 characters.
-    pub remittance: Option<String>,
+    /// Unstructured remittance, 1 to 140 characters.
+    pub remittance: Option<RemittanceInfo>,
     /// The end-to-end id carried to the creditor (1 to 35 characters; Faster Payments carries
     /// only the first 31).
-    pub end_to_end_id: String,
-    /// The hub's idempotency key for this payment: 1 to 40 visible ASCII characters, the same
+    pub end_to_end_id: EndToEndId,
+    /// The hub's idempotency key for this payment, at most [`IdempotencyKey::MAX_BANK_LEN`]
+    /// characters (connectors refuse a longer one), the same
     /// for every call about this payment that creates something. A UUID travels unchanged to
     /// both standards, which makes the bank's records easiest to reconcile.
-    pub idempotency_key: String,
+    pub idempotency_key: IdempotencyKey,
     /// The hub's callback; connectors add the state to it (Berlin Group) or pass it as the OAuth2
     /// `state` (UK).
     pub redirect_uri: Url,

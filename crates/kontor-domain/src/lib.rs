@@ -14,6 +14,7 @@ pub mod id;
 pub mod money;
 pub mod payment;
 pub mod reconcile;
+pub mod redirect_uri;
 pub mod region;
 pub mod tenant;
 pub mod time;
@@ -32,7 +33,11 @@ pub use id::{
     TransactionId, UserId, WebhookEndpointId,
 };
 pub use money::{Money, MoneyError};
-pub use payment::{Iso20022Status, Payment, PaymentPhase, PaymentScheme, PaymentStatus};
+pub use payment::{
+    CreditorName, EndToEndId, FieldError, IdempotencyKey, Iso20022Status, Payment, PaymentPhase,
+    PaymentScheme, PaymentStatus, RemittanceInfo,
+};
+pub use redirect_uri::{RedirectUri, RedirectUriError};
 pub use region::{Region, RegionError};
 pub use uk_account::{SortCode, UkAccountError, UkAccountNumber};
 

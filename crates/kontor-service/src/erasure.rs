@@ -29,6 +29,7 @@ use kontor_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::vault::{context, open_json, seal_json};
@@ -117,21 +118,13 @@ impl Hub {
     /// repeat (of an erasure a crash interrupted) keeps the first record.
     pub async fn record_erasure(&self, tenant: &TenantId, user: &UserId) -> ServiceResult<()> {
         let cell = self.cell(user.region())?;
-        cell.user(tenant, user)
-            .await
-            .map_err(ServiceError::from_store)?;
-        if cell
-            .erasure(user)
-            .await
-            .map_err(ServiceError::from_store)?
-            .is_some()
-        {
+        cell.user(tenant, user).await?;
+        if cell.erasure(user).await?.is_some() {
             return Ok(());
         }
         let revocations = self.revocations_for(cell, tenant, user).await?;
         cell.record_erasure(tenant, user, &revocations, Timestamp::now())
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         Ok(())
     }
 
@@ -149,8 +142,7 @@ impl Hub {
         loop {
             let page = cell
                 .list_connections(tenant, &ListFilter::user(user), after.as_ref(), 100)
-                .await
-                .map_err(ServiceError::from_store)?;
+                .await?;
             for connection in &page.items {
                 if connection.status.is_terminal() {
                     continue;
@@ -158,10 +150,7 @@ impl Hub {
                 let Some(bank) = &connection.bank_id else {
                     continue;
                 };
-                let secrets = cell
-                    .connection_secrets(&connection.id)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                let secrets = cell.connection_secrets(&connection.id).await?;
                 let Some(sealed) = secrets.session else {
                     continue;
                 };
@@ -213,21 +202,19 @@ impl Hub {
     /// cell. Does nothing for an erasure past this step.
     pub async fn carry_out_erasure(&self, tenant: &TenantId, user: &UserId) -> ServiceResult<()> {
         let cell = self.cell(user.region())?;
-        let Some(erasure) = cell.erasure(user).await.map_err(ServiceError::from_store)? else {
+        let Some(erasure) = cell.erasure(user).await? else {
             return Err(ServiceError::NotFound);
         };
         if erasure.phase == ErasurePhase::Recorded {
             let payments: Vec<String> = cell
                 .user_payment_ids(user)
-                .await
-                .map_err(ServiceError::from_store)?
+                .await?
                 .iter()
                 .map(ToString::to_string)
                 .collect();
             self.control()
                 .erase_idempotency(tenant, user, &payments)
-                .await
-                .map_err(ServiceError::from_store)?;
+                .await?;
             // The key next, with the erasure in the ledger: from here nothing sealed for the
             // user opens again, whatever copy of the cell survives (the revocations were sealed
             // with the tenant's key in step 1).
@@ -239,9 +226,7 @@ impl Hub {
                     user_id: user.clone(),
                 }),
             );
-            cell.erase_user_data(user, &event, Timestamp::now())
-                .await
-                .map_err(ServiceError::from_store)?;
+            cell.erase_user_data(user, &event, Timestamp::now()).await?;
         }
         self.close_erasure(cell, tenant, user).await?;
         Ok(())
@@ -264,10 +249,7 @@ impl Hub {
                 }),
             )
         };
-        let closed = cell
-            .close_erasure(user, &event)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let closed = cell.close_erasure(user, &event).await?;
         if closed.is_some() {
             tracing::info!(user.id = %user, "erasure completed");
         }
@@ -311,10 +293,7 @@ impl Hub {
     ) -> ServiceResult<()> {
         // A request that recorded an erasure and died: it is stale once its lease would be.
         let stale = now.plus_seconds(-self.settings().lease_seconds.max(1));
-        let unfinished = cell
-            .erasures_to_finish(stale, BATCH)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let unfinished = cell.erasures_to_finish(stale, BATCH).await?;
         for UserErasure {
             user_id,
             tenant_id,
@@ -334,10 +313,7 @@ impl Hub {
                 round.completed += 1;
             }
         }
-        let due = cell
-            .revocations_due(now, BATCH)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let due = cell.revocations_due(now, BATCH).await?;
         for revocation in due {
             let outcome = self.revoke_at_bank(&revocation).await;
             let event = match &outcome {
@@ -365,8 +341,7 @@ impl Hub {
                 }
             };
             cell.record_revocation(&revocation.id, &outcome, event.as_ref(), now)
-                .await
-                .map_err(ServiceError::from_store)?;
+                .await?;
             if self
                 .close_erasure(cell, &revocation.tenant_id, &revocation.user_id)
                 .await?
@@ -411,7 +386,7 @@ impl Hub {
                 RevocationOutcome::Revoked
             }
             Err(err) => {
-                let code = crate::error_code(&err).to_owned();
+                let code = ErrorCode::of_bank(&err).as_str().to_owned();
                 let attempts = revocation.attempts + 1;
                 tracing::info!(revocation.id = %revocation.id, bank.id = %bank, attempts, error = %err, "consent revocation failed");
                 if attempts >= REVOCATION_ATTEMPTS {

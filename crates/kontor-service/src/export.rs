@@ -13,7 +13,7 @@ use kontor_domain::{AccountId, TenantId, UserId};
 use kontor_store::{BalanceRow, EventFilter, ListFilter, PageKey, TransactionFilter};
 
 use crate::details::{AccountView, TransactionView};
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::hub::Hub;
 use crate::payments::PaymentView;
 
@@ -113,14 +113,12 @@ impl Cursor {
                         after.as_ref(),
                         EXPORT_BATCH,
                     )
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                    .await?;
                 let mut batch = Vec::with_capacity(page.items.len());
                 for connection in page.items {
                     let account_ids = cell
                         .connection_accounts(&connection.id)
-                        .await
-                        .map_err(ServiceError::from_store)?
+                        .await?
                         .into_iter()
                         .map(|account| account.id)
                         .collect();
@@ -187,8 +185,7 @@ impl Cursor {
                         after.as_ref(),
                         EXPORT_BATCH,
                     )
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                    .await?;
                 let mut batch = Vec::with_capacity(page.items.len());
                 for payment in page.items {
                     let mut view = hub.payment_view(tenant, &payment.id).await?;
@@ -208,8 +205,7 @@ impl Cursor {
                 };
                 let page = cell
                     .list_events(tenant, &filter, after.as_ref(), EXPORT_BATCH)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                    .await?;
                 match page.next {
                     Some(next) => self.step = Step::Events(Some(next)),
                     // An erasure that committed while the export ran removed rows already read

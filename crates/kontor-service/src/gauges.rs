@@ -16,10 +16,7 @@ impl Hub {
         let horizon = now.plus_seconds(self.settings().expiry_notice_days * 86_400);
         let mut all = Vec::new();
         for (region, cell) in self.cells().iter() {
-            let gauges = cell
-                .gauges(now, horizon)
-                .await
-                .map_err(ServiceError::from_store);
+            let gauges = cell.gauges(now, horizon).await.map_err(ServiceError::from);
             all.push((region.clone(), gauges));
         }
         all

@@ -85,10 +85,7 @@ impl Hub {
     /// Seals the first canary, unless data sealed before it says these are the wrong keys.
     async fn seal_first_canary(&self) -> ServiceResult<Option<KeyStatus>> {
         let control = self.control();
-        if let Some((tenant, wrapped)) = control
-            .newest_tenant_key()
-            .await
-            .map_err(ServiceError::from_store)?
+        if let Some((tenant, wrapped)) = control.newest_tenant_key().await?
             && let Err(status) = self.open_wrapped(&wrapped, tenant.as_str())?
         {
             return Ok(Some(status));
@@ -97,8 +94,7 @@ impl Hub {
         let (_, wrapped) = keyring.new_data_key(OWNER)?;
         let written = control
             .put_key_canary(wrapped.as_str(), None, Timestamp::now())
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         Ok(written.then(|| KeyStatus::Ok {
             key_id: keyring.active_key_id().to_owned(),
         }))
@@ -119,12 +115,7 @@ impl Hub {
     async fn check_canary(&self, reseal: bool) -> ServiceResult<KeyStatus> {
         // Another node may write between our read and our write: read again then.
         for _ in 0..3 {
-            let Some(stored) = self
-                .control()
-                .key_canary()
-                .await
-                .map_err(ServiceError::from_store)?
-            else {
+            let Some(stored) = self.control().key_canary().await? else {
                 match self.seal_first_canary().await? {
                     Some(status) => return Ok(status),
                     None => continue,
@@ -142,8 +133,7 @@ impl Hub {
             if self
                 .control()
                 .put_key_canary(rewrapped.as_str(), Some(&stored), Timestamp::now())
-                .await
-                .map_err(ServiceError::from_store)?
+                .await?
             {
                 tracing::info!(
                     from = %key_id,

@@ -55,7 +55,7 @@ impl Hub {
                 cell.claim_payment(id, owner, until, now).await
             }
         }
-        .map_err(ServiceError::from_store)
+        .map_err(ServiceError::from)
     }
 
     async fn renew_lease(&self, on: LeaseOn<'_>, owner: &str) -> StoreResult<bool> {

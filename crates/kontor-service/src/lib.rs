@@ -10,6 +10,7 @@ mod details;
 mod directory;
 mod erasure;
 mod error;
+mod error_code;
 mod export;
 mod gauges;
 mod hub;
@@ -39,7 +40,7 @@ pub use changes::{RemovedTransaction, TransactionChanges};
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
 pub use directory::{BankCertificate, BankDirectory, BankEntry};
 pub use erasure::{ErasureRound, REVOCATION_ATTEMPTS, RetentionSettings};
-pub use error::{ServiceError, ServiceResult};
+pub use error::{ErrorCode, ServiceError, ServiceResult};
 pub use export::{EXPORT_BATCH, ExportItem, UserExport};
 pub use hub::{Hub, HubSettings};
 pub use keycheck::KeyStatus;
@@ -61,19 +62,6 @@ pub use webhooks::{Deliverer, WebhookSettings};
 
 use kontor_banks::BankError;
 
-/// The stable code of a bank error, as the API and events report it.
-pub fn error_code(err: &BankError) -> &'static str {
-    match err {
-        BankError::Unavailable { .. } => "bank_unavailable",
-        BankError::RateLimited { .. } => "bank_rate_limited",
-        BankError::AccessExceeded => "access_exceeded",
-        BankError::ConsentExpired => "consent_expired",
-        BankError::ConsentInvalid { .. } => "consent_invalid",
-        BankError::Rejected { .. } => "bank_rejected",
-        BankError::Protocol { .. } => "bank_protocol_error",
-    }
-}
-
 /// Why the bank refused a request, as a payment's status reason: the bank's own error code when
 /// it gave one (an ASCII token such as `PRODUCT_INVALID`; its free-text message may quote
 /// personal data and is left out), else the hub's code for the error.
@@ -86,11 +74,11 @@ pub fn bank_reason(err: &BankError) -> String {
                 .take(70)
                 .collect();
             if code.is_empty() {
-                error_code(err).to_owned()
+                ErrorCode::of_bank(err).as_str().to_owned()
             } else {
                 code
             }
         }
-        other => error_code(other).to_owned(),
+        other => ErrorCode::of_bank(other).as_str().to_owned(),
     }
 }

@@ -10,6 +10,7 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId};
 use kontor_store::Transition;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::link::NextStep;
@@ -46,17 +47,11 @@ impl Hub {
     /// may retry): access the user withdrew must end at the bank too.
     pub async fn revoke(&self, tenant: &TenantId, id: &ConnectionId) -> ServiceResult<Connection> {
         let cell = self.cell_of(id)?;
-        let connection = cell
-            .connection(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let connection = cell.connection(tenant, id).await?;
         if connection.status.is_terminal() {
             return Ok(connection);
         }
-        let secrets = cell
-            .connection_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let secrets = cell.connection_secrets(id).await?;
         if let (Some(bank), Some(sealed)) = (&connection.bank_id, &secrets.session)
             && let Some(connector) = self.directory().connector(bank, &connection.tenant_id)
         {
@@ -83,8 +78,7 @@ impl Hub {
                 &change(ConnectionEvent::Revoked, Timestamp::now()),
                 Some(&event),
             )
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::info!(connection.id = %id, "connection revoked");
         Ok(revoked)
     }
@@ -97,10 +91,7 @@ impl Hub {
         id: &ConnectionId,
     ) -> ServiceResult<Connection> {
         let cell = self.cell_of(id)?;
-        let connection = cell
-            .connection(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let connection = cell.connection(tenant, id).await?;
         let standard = connection
             .bank_id
             .as_ref()
@@ -108,13 +99,13 @@ impl Hub {
             .map(|b| b.profile.standard);
         if standard != Some(Standard::UkOpenBanking) {
             return Err(ServiceError::conflict(
-                "reconfirmation_not_applicable",
+                ErrorCode::ReconfirmationNotApplicable,
                 "only UK Open Banking connections are reconfirmed; others need a new connection",
             ));
         }
         if connection.status != ConnectionStatus::Active {
             return Err(ServiceError::conflict(
-                "connection_not_active",
+                ErrorCode::ConnectionNotActive,
                 "the connection is not active",
             ));
         }
@@ -134,7 +125,7 @@ impl Hub {
         };
         cell.transition(id, &transition, Some(&event))
             .await
-            .map_err(ServiceError::from_store)
+            .map_err(ServiceError::from)
     }
 
     /// The user cancelled on the connect page, before going to the bank.
@@ -155,11 +146,7 @@ impl Hub {
     pub async fn expire_lapsed(&self, now: Timestamp) -> ServiceResult<usize> {
         let mut expired = 0;
         for (region, cell) in self.cells().iter() {
-            for connection in cell
-                .expiring_before(now, SWEEP_BATCH)
-                .await
-                .map_err(ServiceError::from_store)?
-            {
+            for connection in cell.expiring_before(now, SWEEP_BATCH).await? {
                 let event = Event::new(
                     connection.tenant_id.clone(),
                     &connection.user_id,
@@ -181,8 +168,8 @@ impl Hub {
                         count_expiry(region, "validity");
                     }
                     // Changed meanwhile (revoked, say): nothing to expire.
-                    Err(kontor_store::StoreError::Conflict { .. }) => {}
-                    Err(err) => return Err(ServiceError::from_store(err)),
+                    Err(kontor_store::StoreError::StateRefused { .. }) => {}
+                    Err(err) => return Err(ServiceError::from(err)),
                 }
             }
         }
@@ -194,11 +181,7 @@ impl Hub {
         let horizon = now.plus_seconds(self.settings().expiry_notice_days * 86_400);
         let mut announced = 0;
         for (_, cell) in self.cells().iter() {
-            for connection in cell
-                .expiring_unnotified(horizon, SWEEP_BATCH)
-                .await
-                .map_err(ServiceError::from_store)?
-            {
+            for connection in cell.expiring_unnotified(horizon, SWEEP_BATCH).await? {
                 let event = Event::new(
                     connection.tenant_id.clone(),
                     &connection.user_id,
@@ -210,8 +193,7 @@ impl Hub {
                     }),
                 );
                 cell.mark_expiry_notified(&connection.id, now, &event)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                    .await?;
                 announced += 1;
             }
         }
@@ -223,17 +205,13 @@ impl Hub {
         let cutoff = now.plus_seconds(-self.settings().link_ttl_seconds);
         let mut closed = 0;
         for (_, cell) in self.cells().iter() {
-            for connection in cell
-                .pending_before(cutoff, SWEEP_BATCH)
-                .await
-                .map_err(ServiceError::from_store)?
-            {
+            for connection in cell.pending_before(cutoff, SWEEP_BATCH).await? {
                 match self
                     .fail_pending(&connection, FailureReason::LinkExpired)
                     .await
                 {
                     Ok(_) => closed += 1,
-                    Err(ServiceError::Store(kontor_store::StoreError::Conflict { .. })) => {}
+                    Err(ServiceError::Store(kontor_store::StoreError::StateRefused { .. })) => {}
                     Err(err) => return Err(err),
                 }
             }

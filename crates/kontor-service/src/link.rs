@@ -18,6 +18,7 @@ use kontor_domain::{ConnectionId, TenantId, UserId};
 use kontor_store::Transition;
 use url::Url;
 
+use crate::ErrorCode;
 use crate::directory::BankEntry;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
@@ -124,7 +125,7 @@ impl Hub {
             && self.directory().get(bank).is_none()
         {
             return Err(ServiceError::invalid(
-                "unknown_bank",
+                ErrorCode::UnknownBank,
                 format!("no bank {bank} in the directory"),
             ));
         }
@@ -134,9 +135,7 @@ impl Hub {
             Some(psu_id) => {
                 // Only the tenant's own user gets a data key made here (the insert checks the
                 // owner again, in its transaction).
-                cell.user(tenant, &request.user_id)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                cell.user(tenant, &request.user_id).await?;
                 let key = self.vault().user_key(cell, &request.user_id).await?;
                 Some(seal_json(&key, &psu_id, &context::psu_id(&id))?)
             }
@@ -159,10 +158,7 @@ impl Hub {
                 .clamp(1, schedule::MAX_UNATTENDED_PER_DAY),
             created_at: Timestamp::now(),
         };
-        let connection = cell
-            .create_connection(&new)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let connection = cell.create_connection(&new).await?;
         let mut connect_url = self
             .settings()
             .public_url
@@ -182,10 +178,7 @@ impl Hub {
         token: &str,
     ) -> ServiceResult<kontor_store::ConnectionSecrets> {
         let cell = self.cell_of(id)?;
-        let secrets = cell
-            .connection_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let secrets = cell.connection_secrets(id).await?;
         if !token_matches(token, &secrets.connect_token_hash) {
             return Err(ServiceError::NotFound);
         }
@@ -284,8 +277,7 @@ impl Hub {
         );
         let failed = cell
             .transition(&connection.id, &change, Some(&event))
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::info!(connection.id = %connection.id, reason = reason.as_str(), "linking failed");
         Ok(NextStep::Tenant {
             url: redirect_for(&failed)?,
@@ -310,7 +302,7 @@ fn check_psu_id(raw: &str) -> ServiceResult<String> {
         || trimmed.chars().any(char::is_control)
     {
         return Err(ServiceError::invalid(
-            "invalid_psu_id",
+            ErrorCode::InvalidPsuId,
             "psu_id must be 1 to 100 characters without control characters",
         ));
     }

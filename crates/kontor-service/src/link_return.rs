@@ -13,6 +13,7 @@ use kontor_domain::time::Timestamp;
 use kontor_store::Transition;
 use url::Url;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::link::{NextStep, redirect_for};
@@ -36,7 +37,7 @@ impl Hub {
     /// tenant (a reload, the back button); a genuine one that lapsed ends the link.
     pub async fn link_callback(&self, params: BTreeMap<String, String>) -> ServiceResult<NextStep> {
         let state = params.get("state").cloned().unwrap_or_default();
-        let invalid = || ServiceError::invalid("invalid_state", "the link is not valid");
+        let invalid = || ServiceError::invalid(ErrorCode::InvalidState, "the link is not valid");
         let id = state
             .split_once('.')
             .and_then(|(id, _)| ConnectionId::parse(id).ok())
@@ -45,7 +46,7 @@ impl Hub {
         let current = match cell.connection_secrets(&id).await {
             Ok(current) => current,
             Err(kontor_store::StoreError::NotFound) => return Err(invalid()),
-            Err(err) => return Err(ServiceError::from_store(err)),
+            Err(err) => return Err(ServiceError::from(err)),
         };
         if !current
             .state_hash
@@ -70,13 +71,10 @@ impl Hub {
             Ok(secrets) => secrets,
             // Taken meanwhile by another copy of this callback: where that one left it.
             Err(kontor_store::StoreError::NotFound) => {
-                let current = cell
-                    .connection_secrets(&id)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                let current = cell.connection_secrets(&id).await?;
                 return Self::settled(&current.connection);
             }
-            Err(err) => return Err(ServiceError::from_store(err)),
+            Err(err) => return Err(ServiceError::from(err)),
         };
         let connection = secrets.connection;
         if connection.status != ConnectionStatus::Pending {
@@ -189,8 +187,7 @@ impl Hub {
         );
         let active = cell
             .transition(&connection.id, &change, Some(&event))
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::info!(connection.id = %connection.id, "connection active");
         Ok(NextStep::Tenant {
             url: redirect_for(&active)?,

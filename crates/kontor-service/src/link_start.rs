@@ -13,6 +13,7 @@ use kontor_domain::bank::BankId;
 use kontor_domain::connection::{ConnectionStatus, FailureReason};
 use kontor_domain::time::Timestamp;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::link::{MAX_DECOUPLED_STARTS, NextStep, ScaChoice};
@@ -42,14 +43,13 @@ impl Hub {
             .is_some_and(|chosen| chosen != bank_id)
         {
             return Err(ServiceError::invalid(
-                "unknown_bank",
+                ErrorCode::UnknownBank,
                 "this link is for another bank",
             ));
         }
-        let entry = self
-            .directory()
-            .get(bank_id)
-            .ok_or_else(|| ServiceError::invalid("unknown_bank", format!("no bank {bank_id}")))?;
+        let entry = self.directory().get(bank_id).ok_or_else(|| {
+            ServiceError::invalid(ErrorCode::UnknownBank, format!("no bank {bank_id}"))
+        })?;
         let connector = self
             .directory()
             .connector(bank_id, &connection.tenant_id)
@@ -67,15 +67,10 @@ impl Hub {
         };
         let decoupled = matches!(sca, ScaPreference::Decoupled { .. });
         let cell = self.cell_of(id)?;
-        if decoupled
-            && !cell
-                .count_decoupled_start(id, MAX_DECOUPLED_STARTS)
-                .await
-                .map_err(ServiceError::from_store)?
-        {
+        if decoupled && !cell.count_decoupled_start(id, MAX_DECOUPLED_STARTS).await? {
             tracing::info!(connection.id = %id, "decoupled starts of this link used up");
             return Err(ServiceError::conflict(
-                "decoupled_starts_used",
+                ErrorCode::DecoupledStartsUsed,
                 "this link has sent all the approval requests it may; sign in at the bank instead",
             ));
         }
@@ -120,8 +115,7 @@ impl Hub {
         let sealed = seal_json(&key, &started.session, &context::session(id))?;
         let expires = now.plus_seconds(self.settings().state_ttl_seconds);
         cell.begin_authorisation(id, bank_id, &hash_token(&state), expires, &sealed, now)
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::info!(connection.id = %id, bank.id = %bank_id, "user sent to the bank");
         Ok(match started.sca {
             ScaStep::Redirect { url } => NextStep::Bank(url),

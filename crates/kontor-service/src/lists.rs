@@ -10,7 +10,7 @@ use kontor_domain::payment::PaymentStatus;
 use kontor_domain::{AccountId, TenantId};
 use kontor_store::{CellStore, ListFilter, Page, PageKey, StoreResult};
 
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::hub::Hub;
 use crate::payments::PaymentView;
 
@@ -64,9 +64,7 @@ impl Hub {
     where
         Fut: Future<Output = StoreResult<Page<T>>>,
     {
-        let pages = try_join_all(cells.into_iter().map(read))
-            .await
-            .map_err(ServiceError::from_store)?;
+        let pages = try_join_all(cells.into_iter().map(read)).await?;
         Ok(merge(pages, limit, key_of))
     }
 
@@ -93,8 +91,7 @@ impl Hub {
             let accounts = self
                 .cell_of(&connection.id)?
                 .connection_accounts(&connection.id)
-                .await
-                .map_err(ServiceError::from_store)?;
+                .await?;
             items.push(ListedConnection {
                 connection,
                 account_ids: accounts.into_iter().map(|a| a.id).collect(),

@@ -19,10 +19,7 @@ impl Hub {
         limit: usize,
     ) -> ServiceResult<Page<AccountView>> {
         let cell = self.cell(user.region())?;
-        let page = cell
-            .list_accounts(tenant, Some(user), after, limit)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let page = cell.list_accounts(tenant, Some(user), after, limit).await?;
         if page.items.is_empty() {
             return Ok(Page {
                 items: Vec::new(),
@@ -44,10 +41,7 @@ impl Hub {
 
     pub async fn account(&self, tenant: &TenantId, id: &AccountId) -> ServiceResult<AccountView> {
         let cell = self.cell(id.region())?;
-        let row = cell
-            .account(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let row = cell.account(tenant, id).await?;
         self.account_owners().remember(id, &row.user_id);
         let key = self.vault().user_key(cell, &row.user_id).await?;
         let details: AccountDetails = open_json(&key, &row.details, &context::account(id))?;
@@ -60,9 +54,7 @@ impl Hub {
         id: &AccountId,
     ) -> ServiceResult<Vec<BalanceRow>> {
         let cell = self.cell(id.region())?;
-        cell.balances(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)
+        cell.balances(tenant, id).await.map_err(ServiceError::from)
     }
 
     pub async fn transactions(
@@ -85,8 +77,7 @@ impl Hub {
         };
         let page = cell
             .list_transactions(tenant, id, filter, after, limit)
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         if page.items.is_empty() {
             if known.is_some() {
                 self.account_owner(cell, tenant, id).await?;
@@ -117,10 +108,7 @@ impl Hub {
         tenant: &TenantId,
         id: &AccountId,
     ) -> ServiceResult<UserId> {
-        let account = cell
-            .account(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let account = cell.account(tenant, id).await?;
         self.account_owners().remember(id, &account.user_id);
         Ok(account.user_id)
     }

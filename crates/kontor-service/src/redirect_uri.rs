@@ -6,66 +6,54 @@
 //! empty path. So a stolen client secret cannot send users, with their connection's status, to
 //! the thief's site.
 
-use kontor_domain::TenantId;
-use url::Url;
+use kontor_domain::{RedirectUri, RedirectUriError, TenantId};
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 
 /// Longest redirect URI accepted.
-pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+pub const MAX_REDIRECT_URI_LEN: usize = RedirectUri::MAX_LEN;
 
 fn invalid(message: impl Into<String>) -> ServiceError {
-    ServiceError::invalid("invalid_redirect_uri", message)
+    ServiceError::invalid(ErrorCode::InvalidRedirectUri, message)
+}
+
+impl From<RedirectUriError> for ServiceError {
+    fn from(err: RedirectUriError) -> Self {
+        invalid(err.to_string())
+    }
 }
 
 /// The form redirect URIs are compared and registered in, or why `raw` cannot be one.
 pub fn normalise_redirect_uri(raw: &str, allow_http: bool) -> ServiceResult<String> {
-    if raw.len() > MAX_REDIRECT_URI_LEN {
-        return Err(invalid(format!(
-            "redirect_uri must be at most {MAX_REDIRECT_URI_LEN} characters"
-        )));
-    }
-    // Parsing lower-cases the scheme and the host, drops a default port and gives an empty
-    // path its `/`: what is left is the normal form.
-    let url = Url::parse(raw).map_err(|_| invalid("redirect_uri must be an absolute URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http => {}
-        _ => return Err(invalid("redirect_uri must be an https URL")),
-    }
-    if url.host().is_none() {
-        return Err(invalid("redirect_uri must have a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "redirect_uri must not contain user information (user:password@)",
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(invalid("redirect_uri must not have a fragment"));
-    }
-    Ok(url.to_string())
+    Ok(RedirectUri::parse(raw, allow_http)?.as_str().to_owned())
 }
 
 impl Hub {
-    /// Checks a redirect URI a tenant sent, against the rules and the tenant's registered list.
+    /// Parses a redirect URI a tenant sent and checks it against the tenant's registered list.
     pub(crate) async fn check_redirect_uri(
         &self,
         tenant: &TenantId,
         raw: &str,
     ) -> ServiceResult<()> {
-        let normal = normalise_redirect_uri(raw, self.settings().allow_http_redirects)?;
-        let allowed = self
-            .control()
-            .redirect_uris(tenant)
-            .await
-            .map_err(ServiceError::from_store)?;
-        if allowed.is_empty() || allowed.contains(&normal) {
+        let uri = RedirectUri::parse(raw, self.settings().allow_http_redirects)?;
+        self.check_registered_redirect_uri(tenant, &uri).await
+    }
+
+    /// Whether the tenant may send its users to `uri`: any where it registered none, else one
+    /// of those it registered, compared exactly (query included) in their normal form.
+    pub(crate) async fn check_registered_redirect_uri(
+        &self,
+        tenant: &TenantId,
+        uri: &RedirectUri,
+    ) -> ServiceResult<()> {
+        let allowed = self.control().redirect_uris(tenant).await?;
+        if allowed.is_empty() || allowed.iter().any(|a| a == uri.as_str()) {
             Ok(())
         } else {
             Err(invalid(format!(
-                "redirect_uri {normal} is not one of the redirect URIs registered for this tenant \
+                "redirect_uri {uri} is not one of the redirect URIs registered for this tenant \
                  (they are compared exactly, query included, after normalisation)"
             )))
         }
@@ -121,7 +109,7 @@ mod tests {
         ] {
             match normalise_redirect_uri(raw, false) {
                 Err(ServiceError::Invalid { code, message }) => {
-                    assert_eq!(code, "invalid_redirect_uri");
+                    assert_eq!(code, ErrorCode::InvalidRedirectUri);
                     assert!(message.contains(why), "{raw}: {message}");
                 }
                 other => panic!("{raw}: {other:?}"),

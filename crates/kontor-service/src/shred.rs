@@ -44,9 +44,7 @@ impl Hub {
     /// first, [`Hub::replay_erasures`] finishes the job.
     pub async fn shred_user_key(&self, tenant: &TenantId, user: &UserId) -> ServiceResult<()> {
         let cell = self.cell(user.region())?;
-        cell.user(tenant, user)
-            .await
-            .map_err(ServiceError::from_store)?;
+        cell.user(tenant, user).await?;
         self.control()
             .record_erasure(&Erasure {
                 user_id: user.clone(),
@@ -54,13 +52,8 @@ impl Hub {
                 region: user.region().clone(),
                 erased_at: Timestamp::now(),
             })
-            .await
-            .map_err(ServiceError::from_store)?;
-        self.vault()
-            .key_store(user)?
-            .shred_user_key(user)
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
+        self.vault().key_store(user)?.shred_user_key(user).await?;
         self.vault().forget_user_key(user);
         tracing::info!(user.id = %user, "user's data key shredded");
         Ok(())
@@ -85,10 +78,7 @@ pub async fn replay_erasures(
     let mut report = ReplayReport::default();
     let mut after: Option<UserId> = None;
     loop {
-        let page = control
-            .erasures(after.as_ref(), BATCH)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let page = control.erasures(after.as_ref(), BATCH).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.user_id.clone());
         for erasure in &page {
@@ -117,16 +107,8 @@ async fn replay_one(
         report.unserved += 1;
         return Ok(());
     };
-    let held = store
-        .user_key(user)
-        .await
-        .map_err(ServiceError::from_store)?;
-    if held.is_some()
-        && store
-            .shred_user_key(user)
-            .await
-            .map_err(ServiceError::from_store)?
-    {
+    let held = store.user_key(user).await?;
+    if held.is_some() && store.shred_user_key(user).await? {
         report.keys_shredded += 1;
     }
     match cell.user(&erasure.tenant_id, user).await {
@@ -150,28 +132,17 @@ pub async fn move_keys_out_of_cells(
 ) -> ServiceResult<KeyMoveReport> {
     let mut report = KeyMoveReport::default();
     for (region, cell) in cells.iter() {
-        let store = keys.get(region).map_err(ServiceError::from_store)?;
+        let store = keys.get(region)?;
         let mut after: Option<UserId> = None;
         loop {
-            let page = cell
-                .legacy_data_keys(after.as_ref(), BATCH)
-                .await
-                .map_err(ServiceError::from_store)?;
+            let page = cell.legacy_data_keys(after.as_ref(), BATCH).await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
             for (user, wrapped) in &page {
-                if store
-                    .import_user_key(user, wrapped)
-                    .await
-                    .map_err(ServiceError::from_store)?
-                {
+                if store.import_user_key(user, wrapped).await? {
                     report.moved += 1;
                 }
-                if cell
-                    .clear_legacy_data_key(user, wrapped)
-                    .await
-                    .map_err(ServiceError::from_store)?
-                {
+                if cell.clear_legacy_data_key(user, wrapped).await? {
                     report.cleared += 1;
                 }
             }

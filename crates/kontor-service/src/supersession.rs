@@ -9,7 +9,7 @@ use kontor_domain::bank::Standard;
 use kontor_domain::connection::{Connection, FailureReason};
 use kontor_domain::time::Timestamp;
 
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::hub::Hub;
 
 impl Hub {
@@ -47,8 +47,7 @@ impl Hub {
         let accounts: Vec<String> = self
             .cell_of(&connection.id)?
             .connection_accounts(&connection.id)
-            .await
-            .map_err(ServiceError::from_store)?
+            .await?
             .into_iter()
             .map(|a| a.bank_account_id)
             .collect();
@@ -57,8 +56,7 @@ impl Hub {
         for (_, cell) in self.cells().iter() {
             let candidates = cell
                 .authorised_sharing_accounts(bank, authorised_at, &accounts, &connection.id)
-                .await
-                .map_err(ServiceError::from_store)?;
+                .await?;
             if candidates
                 .iter()
                 .any(|c| self.directory().third_party(bank, &c.tenant_id) == third_party)

@@ -10,6 +10,7 @@ use kontor_store::{
     StoredUser,
 };
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::lookup;
@@ -34,10 +35,7 @@ impl Hub {
         // without its key could never be read.
         let (key, wrapped) = self.vault().keyring().new_data_key(id.as_str())?;
         let key_store = self.vault().key_store(&id)?;
-        key_store
-            .ensure_user_key(&id, wrapped.as_str())
-            .await
-            .map_err(ServiceError::from_store)?;
+        key_store.ensure_user_key(&id, wrapped.as_str()).await?;
         let sealed = key.seal(external_id.as_str().as_bytes(), &context::external_id(&id))?;
         let new = NewStoredUser {
             id: id.clone(),
@@ -66,21 +64,18 @@ impl Hub {
                     _ => String::new(),
                 };
                 Err(ServiceError::conflict(
-                    "user_exists",
+                    ErrorCode::UserExists,
                     format!("a user with this external_id already exists in region {region}{hint}"),
                 ))
             }
-            Err(err) => Err(ServiceError::from_store(err)),
+            Err(err) => Err(ServiceError::from(err)),
         }
     }
 
     /// The tenant's user `id`.
     pub async fn user(&self, tenant: &TenantId, id: &UserId) -> ServiceResult<User> {
         let cell = self.cell(id.region())?;
-        let stored = cell
-            .user(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let stored = cell.user(tenant, id).await?;
         self.open_user(cell, stored).await
     }
 
@@ -97,11 +92,7 @@ impl Hub {
             index: &index,
             plain: external_id,
         };
-        match cell
-            .user_by_external_id(tenant, lookup)
-            .await
-            .map_err(ServiceError::from_store)?
-        {
+        match cell.user_by_external_id(tenant, lookup).await? {
             Some(stored) => Ok(Some(self.open_user(cell, stored).await?)),
             None => Ok(None),
         }
@@ -116,10 +107,7 @@ impl Hub {
         limit: usize,
     ) -> ServiceResult<Page<User>> {
         let cell = self.cell(region)?;
-        let page = cell
-            .list_users(tenant, after, limit)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let page = cell.list_users(tenant, after, limit).await?;
         let mut items = Vec::with_capacity(page.items.len());
         for stored in page.items {
             items.push(self.open_user(cell, stored).await?);
@@ -138,10 +126,7 @@ impl Hub {
         for region in self.cells().regions().cloned().collect::<Vec<_>>() {
             let cell = self.cell(&region)?;
             loop {
-                let batch = cell
-                    .unsealed_users(SEAL_BATCH)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                let batch = cell.unsealed_users(SEAL_BATCH).await?;
                 if batch.is_empty() {
                     break;
                 }
@@ -155,11 +140,7 @@ impl Hub {
                         user.external_id.as_str().as_bytes(),
                         &context::external_id(&user.id),
                     )?;
-                    if cell
-                        .seal_external_id(user, &index, &value)
-                        .await
-                        .map_err(ServiceError::from_store)?
-                    {
+                    if cell.seal_external_id(user, &index, &value).await? {
                         sealed += 1;
                         progressed = true;
                     }

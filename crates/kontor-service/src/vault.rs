@@ -69,10 +69,7 @@ impl Vault {
         self.lookup
             .get_or_try_init(|| async {
                 for _ in 0..3 {
-                    let stored = control
-                        .deployment_key(LOOKUP_KEY)
-                        .await
-                        .map_err(ServiceError::from_store)?;
+                    let stored = control.deployment_key(LOOKUP_KEY).await?;
                     let Some(stored) = stored else {
                         let (key, wrapped) = self.keyring.new_lookup_key(LOOKUP_OWNER)?;
                         if control
@@ -82,8 +79,7 @@ impl Vault {
                                 None,
                                 Timestamp::now(),
                             )
-                            .await
-                            .map_err(ServiceError::from_store)?
+                            .await?
                         {
                             return Ok(key);
                         }
@@ -101,8 +97,7 @@ impl Vault {
                                 Some(&stored),
                                 Timestamp::now(),
                             )
-                            .await
-                            .map_err(ServiceError::from_store)?;
+                            .await?;
                     }
                     return Ok(key);
                 }
@@ -122,7 +117,7 @@ impl Vault {
         self.keys
             .get(user.region())
             .map(|store| store.as_ref())
-            .map_err(ServiceError::from_store)
+            .map_err(ServiceError::from)
     }
 
     pub fn key_stores(&self) -> &KeyStores {
@@ -149,40 +144,21 @@ impl Vault {
     async fn fetch_user_key(&self, cell: &dyn CellStore, user: &UserId) -> ServiceResult<DataKey> {
         let owner = user.as_str();
         let store = self.key_store(user)?;
-        if let Some(wrapped) = store
-            .user_key(user)
-            .await
-            .map_err(ServiceError::from_store)?
-        {
+        if let Some(wrapped) = store.user_key(user).await? {
             return self.unwrap(wrapped, owner);
         }
         // Until `kontor migrate` has moved them all (and while an earlier release still runs
         // beside this one), a key may still be in the cell.
-        let legacy = cell
-            .user_data_key(user)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let legacy = cell.user_data_key(user).await?;
         let stored = match legacy {
             Some(wrapped) => {
-                store
-                    .import_user_key(user, &wrapped)
-                    .await
-                    .map_err(ServiceError::from_store)?;
-                cell.clear_legacy_data_key(user, &wrapped)
-                    .await
-                    .map_err(ServiceError::from_store)?;
-                store
-                    .user_key(user)
-                    .await
-                    .map_err(ServiceError::from_store)?
-                    .ok_or(ServiceError::NotFound)?
+                store.import_user_key(user, &wrapped).await?;
+                cell.clear_legacy_data_key(user, &wrapped).await?;
+                store.user_key(user).await?.ok_or(ServiceError::NotFound)?
             }
             None => {
                 let (key, wrapped) = self.keyring.new_data_key(owner)?;
-                let stored = store
-                    .ensure_user_key(user, wrapped.as_str())
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                let stored = store.ensure_user_key(user, wrapped.as_str()).await?;
                 if stored == wrapped.as_str() {
                     return Ok(key);
                 }

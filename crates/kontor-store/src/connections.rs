@@ -108,7 +108,7 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Records that the user was sent to the bank: the bank chosen, the consent created there
     /// (its sealed session), and the single-use state the callback must bring back (replacing
-    /// an earlier one, spent or not). Only while the connection is pending.
+    /// an earlier one, spent or not). Only while the connection is pending: `StateRefused` after.
     async fn begin_authorisation(
         &self,
         id: &ConnectionId,
@@ -129,7 +129,7 @@ pub trait ConnectionStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<ConnectionSecrets>;
 
-    /// Applies a status change and records its event, atomically. Fails with `Conflict` when
+    /// Applies a status change and records its event, atomically. Fails with `StateRefused` when
     /// the domain's state machine refuses the change from the current status.
     async fn transition(
         &self,

@@ -10,9 +10,16 @@ pub enum StoreError {
     #[error("record not found")]
     NotFound,
 
-    /// A uniqueness rule was violated; `constraint` names the rule (e.g. `users_tenant_external`).
+    /// A uniqueness rule or a limit was violated; `constraint` names the rule (e.g.
+    /// `users_tenant_external_id`, `webhook_endpoints_per_tenant`).
     #[error("conflicts with an existing record ({constraint})")]
     Conflict { constraint: String },
+
+    /// A state change the record's current state does not allow: a step from the wrong phase,
+    /// an illegal status transition, a lease another owner holds. Nothing was written; `reason`
+    /// says what the state was (never personal data).
+    #[error("state change refused: {reason}")]
+    StateRefused { reason: String },
 
     /// The database aborted the transaction to keep it serializable (SQLSTATE 40001/40P01), or
     /// SQLite could not take its lock in time. Safe to retry: nothing was committed.
@@ -76,6 +83,23 @@ impl StoreError {
             self,
             StoreError::SerializationFailure { .. } | StoreError::ConnectionLost { .. }
         )
+    }
+
+    /// Whether the database could not serve the request now (unreachable, connection lost, or
+    /// still contended after the retries): a caller answers "retry later".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable { .. }
+                | StoreError::ConnectionLost { .. }
+                | StoreError::Contention { .. }
+        )
+    }
+
+    pub fn state_refused(reason: impl std::fmt::Display) -> Self {
+        StoreError::StateRefused {
+            reason: reason.to_string(),
+        }
     }
 
     /// Whether the transaction failed because its connection was lost before it committed.

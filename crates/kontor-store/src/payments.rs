@@ -102,7 +102,7 @@ pub trait PaymentStore: Send + Sync {
     /// (`executing` into `authorised`). Returns how many rows changed; 0 once none are left.
     async fn rename_payment_status(&self, from: &str, to: &str, batch: usize) -> StoreResult<u64>;
 
-    /// Records a step atomically: `Conflict` when the payment is not in one of `change.from`, or
+    /// Records a step atomically: `StateRefused` when the payment is not in one of `change.from`, or
     /// the status change is one the state machine refuses.
     async fn advance_payment(&self, id: &PaymentId, change: &PaymentChange)
     -> StoreResult<Payment>;
@@ -112,7 +112,7 @@ pub trait PaymentStore: Send + Sync {
     /// payment's lease (owner, until) in the same transaction, so that the user's return is
     /// either wholly recorded or not at all: a crash cannot leave the state spent with the step
     /// it allowed unrecorded, and no worker resumes the step while the request is on it.
-    /// `NotFound` when the state does not match or has expired; `Conflict` when someone else
+    /// `NotFound` when the state does not match or has expired; `StateRefused` when someone else
     /// holds the lease, or as for `advance_payment`. Returns the payment after the change.
     async fn take_payment_state(
         &self,

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use webhooks::Webhooks;
 
-use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope};
+use crate::error::{ErrorBody, ErrorEnvelope};
 use crate::routes::{
     accounts, banks, changes, connections, deliveries, event_types, events, lists, oauth, ops,
     payments, user_export, users, webhook_endpoints, webhook_test,
@@ -42,7 +42,7 @@ use crate::routes::{
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
-        ErrorEnvelope, ErrorBody, ErrorCode,
+        ErrorEnvelope, ErrorBody, schemas::ErrorCodeWord,
         schemas::UserIdString, schemas::ConnectionIdString, schemas::AccountIdString,
         schemas::EventIdString, schemas::PaymentIdString, schemas::WebhookEndpointIdString,
         schemas::DeliveryIdString, schemas::RegionCode, schemas::IpAddress,

@@ -16,6 +16,7 @@ use kontor_domain::{
     AccountId, ConnectionId as ConnectionIdKind, DeliveryId, EventId, PaymentId, UserId,
     WebhookEndpointId,
 };
+use kontor_service::ErrorCode;
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
@@ -313,4 +314,33 @@ pub(crate) fn directory_banks<'a>(banks: impl IntoIterator<Item = &'a str>) -> R
         "A bank of this deployment's directory (`GET /v1/banks`).",
         banks,
     )
+}
+
+/// Every error code, from the service's [`ErrorCode`] table: the values, and a table of each
+/// code's HTTP status and meaning.
+#[derive(Debug)]
+pub struct ErrorCodeWord;
+
+impl PartialSchema for ErrorCodeWord {
+    fn schema() -> RefOr<Schema> {
+        let mut description = String::from(
+            "Every error code the API answers with. Codes are stable: clients may match on them.\n\n\
+             | code | status | meaning |\n|---|---|---|\n",
+        );
+        for code in ErrorCode::ALL {
+            description.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                code.status().as_u16(),
+                code.description().replace('|', "\\|")
+            ));
+        }
+        words(&description, ErrorCode::ALL.iter().map(|c| c.as_str()))
+    }
+}
+
+impl ToSchema for ErrorCodeWord {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ErrorCode")
+    }
 }

@@ -122,7 +122,7 @@ fn failure(language: Language, err: &ServiceError) -> Response {
     match err {
         ServiceError::NotFound | ServiceError::Invalid { .. } => invalid_link(language),
         ServiceError::Conflict { code, .. } => {
-            tracing::info!(code, "page step refused for now");
+            tracing::info!(code = code.as_str(), "page step refused for now");
             let t = texts(language);
             html(
                 StatusCode::CONFLICT,
@@ -286,7 +286,7 @@ pub async fn start(
     match state.hub().start_link(&id, token, &bank, sca, ip).await {
         Ok(step) => follow(&state, step, Some(wait_url(&id, token, lang)), ip),
         Err(ServiceError::Conflict {
-            code: "decoupled_starts_used",
+            code: kontor_service::ErrorCode::DecoupledStartsUsed,
             ..
         }) => {
             let t = texts(lang);

@@ -11,8 +11,10 @@ use kontor_domain::bank::{BankId, Standard};
 use kontor_domain::currency::Currency;
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
-use kontor_domain::payment::PaymentScheme;
-use kontor_domain::{PaymentId, SortCode, UkAccountError, UkAccountNumber, UserId};
+use kontor_domain::payment::{
+    CreditorName, EndToEndId, FieldError, IdempotencyKey, PaymentScheme, RemittanceInfo,
+};
+use kontor_domain::{PaymentId, RedirectUri, SortCode, UkAccountError, UkAccountNumber, UserId};
 use kontor_service::{PaymentOrder, PaymentView, StoredAccount, hash_token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -218,29 +220,29 @@ fn invalid(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(code, message)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<IdempotencyKey> {
     let value = headers.get("idempotency-key").ok_or_else(|| {
         invalid(
             ErrorCode::MissingIdempotencyKey,
             "send an Idempotency-Key header",
         )
     })?;
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            invalid(
-                ErrorCode::InvalidIdempotencyKey,
-                "an Idempotency-Key is 1-255 visible ASCII characters",
-            )
-        })?;
-    Ok(key.to_owned())
+    let refused = || {
+        invalid(
+            ErrorCode::InvalidIdempotencyKey,
+            format!(
+                "an Idempotency-Key is 1-{} visible ASCII characters",
+                IdempotencyKey::MAX_LEN
+            ),
+        )
+    };
+    let raw = value.to_str().map_err(|_| refused())?;
+    IdempotencyKey::parse(raw).map_err(|_| refused())
 }
 
-fn text_ok(value: &str, max: usize) -> bool {
-    let len = value.chars().count();
-    (1..=max).contains(&len) && !value.chars().any(char::is_control) && value.trim() == value
+/// A field's parse error as the answer with the field's code.
+fn field(code: ErrorCode) -> impl Fn(FieldError) -> ApiError {
+    move |err| invalid(code, err.to_string())
 }
 
 fn account(
@@ -292,23 +294,19 @@ fn order(state: &AppState, body: &CreatePaymentRequest) -> ApiResult<PaymentOrde
         ));
     }
     let standard = bank.profile.standard;
-    let (scheme, accepted) = match (standard, body.instant.unwrap_or(false)) {
-        (Standard::BerlinGroup, false) => (PaymentScheme::Sepa, "EUR"),
-        (Standard::BerlinGroup, true) => (PaymentScheme::SepaInstant, "EUR"),
-        (Standard::UkOpenBanking, _) => (PaymentScheme::UkDomestic, "GBP"),
+    let scheme = match (standard, body.instant.unwrap_or(false)) {
+        (Standard::BerlinGroup, false) => PaymentScheme::Sepa,
+        (Standard::BerlinGroup, true) => PaymentScheme::SepaInstant,
+        (Standard::UkOpenBanking, _) => PaymentScheme::UkDomestic,
     };
-    if currency.code() != accepted {
+    if currency != scheme.currency() {
         return Err(invalid(
             ErrorCode::CurrencyNotSupported,
-            format!("{bank_id} pays in {accepted} only"),
+            format!("{bank_id} pays in {} only", scheme.currency().code()),
         ));
     }
-    if !text_ok(&body.creditor.name, 70) {
-        return Err(invalid(
-            ErrorCode::InvalidCreditorName,
-            "creditor.name must be 1-70 characters without control characters or surrounding spaces",
-        ));
-    }
+    let creditor_name =
+        CreditorName::parse(&body.creditor.name).map_err(field(ErrorCode::InvalidCreditorName))?;
     let creditor = account(
         body.creditor.iban.as_ref(),
         body.creditor.sort_code.as_ref(),
@@ -342,33 +340,34 @@ fn order(state: &AppState, body: &CreatePaymentRequest) -> ApiResult<PaymentOrde
             "give debtor_account: SEPA payments at this bank name the account to pay from",
         ));
     }
-    if let Some(remittance) = &body.remittance
-        && !text_ok(remittance, 140)
-    {
-        return Err(invalid(
-            ErrorCode::InvalidRemittance,
-            "remittance must be 1-140 characters without control characters",
-        ));
-    }
-    if let Some(e2e) = &body.end_to_end_id
-        && !((1..=35).contains(&e2e.len()) && e2e.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(invalid(
-            ErrorCode::InvalidEndToEndId,
-            "end_to_end_id must be 1-35 visible ASCII characters",
-        ));
-    }
+    let remittance = body
+        .remittance
+        .as_deref()
+        .map(RemittanceInfo::parse)
+        .transpose()
+        .map_err(field(ErrorCode::InvalidRemittance))?;
+    let end_to_end_id = body
+        .end_to_end_id
+        .as_deref()
+        .map(EndToEndId::parse)
+        .transpose()
+        .map_err(field(ErrorCode::InvalidEndToEndId))?;
+    let redirect_uri = RedirectUri::parse(
+        &body.redirect_uri,
+        state.hub().settings().allow_http_redirects,
+    )
+    .map_err(|e| invalid(ErrorCode::InvalidRedirectUri, e.to_string()))?;
     Ok(PaymentOrder {
         user_id,
         bank_id,
         scheme,
         debtor,
-        creditor_name: body.creditor.name.clone(),
+        creditor_name,
         creditor,
         amount,
-        remittance: body.remittance.clone(),
-        end_to_end_id: body.end_to_end_id.clone(),
-        redirect_uri: body.redirect_uri.clone(),
+        remittance,
+        end_to_end_id,
+        redirect_uri,
     })
 }
 

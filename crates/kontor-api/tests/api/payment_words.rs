@@ -85,6 +85,76 @@ async fn sort_codes_are_taken_with_hyphens_or_spaces() {
     assert_eq!(ledger[0].creditor_account, "40099330971327");
 }
 
+/// Each typed field's limit is at its n characters, counted as characters (not bytes), and
+/// one more is refused with the field's code; the Idempotency-Key's at 255 bytes.
+#[tokio::test]
+async fn payment_fields_are_refused_past_their_limits() {
+    let w = world().await;
+    let bob = w.user("bob").await;
+    let with = |field: &str, value: Value| {
+        let mut request = uk_body(&bob, "40 09 93", "30971327");
+        match field {
+            "creditor.name" => request["creditor"]["name"] = value,
+            other => request[other] = value,
+        }
+        request
+    };
+    let accepted = [
+        with("creditor.name", json!("é".repeat(70))),
+        with("remittance", json!("日".repeat(140))),
+        with("remittance", json!("Miete 🏠 November")),
+        with("end_to_end_id", json!("E".repeat(35))),
+    ];
+    for (n, request) in accepted.iter().enumerate() {
+        let response = post(&w, Some(&format!("ok-{n}")), request).await;
+        assert_eq!(response.status(), 201, "{request}");
+    }
+    let refused = [
+        (
+            with("creditor.name", json!("é".repeat(71))),
+            "invalid_creditor_name",
+        ),
+        (
+            with("creditor.name", json!(" Landlord")),
+            "invalid_creditor_name",
+        ),
+        (
+            with("creditor.name", json!("Land\u{0}lord")),
+            "invalid_creditor_name",
+        ),
+        (
+            with("remittance", json!("日".repeat(141))),
+            "invalid_remittance",
+        ),
+        (with("remittance", json!("Rent ")), "invalid_remittance"),
+        (with("remittance", json!("")), "invalid_remittance"),
+        (
+            with("end_to_end_id", json!("E".repeat(36))),
+            "invalid_end_to_end_id",
+        ),
+        (
+            with("end_to_end_id", json!("E2E 1")),
+            "invalid_end_to_end_id",
+        ),
+        (with("end_to_end_id", json!("É2E")), "invalid_end_to_end_id"),
+    ];
+    for (n, (request, code)) in refused.iter().enumerate() {
+        let response = post(&w, Some(&format!("bad-{n}")), request).await;
+        assert_eq!(response.status(), 400, "{request}");
+        let envelope: Value = response.json().await.unwrap();
+        assert_eq!(envelope["error"]["code"], *code, "{request}");
+    }
+    let good = uk_body(&bob, "400993", "30971327");
+    let longest = post(&w, Some(&"k".repeat(255)), &good).await;
+    assert_eq!(longest.status(), 201);
+    let envelope: Value = post(&w, Some(&"k".repeat(256)), &good)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(envelope["error"]["code"], "invalid_idempotency_key");
+}
+
 /// Right after the user's SCA, the sandbox's Berlin Group bank says ACTC and its UK bank
 /// `AcceptedSettlementInProcess`: the same stage, so the same status for the tenant.
 #[tokio::test]

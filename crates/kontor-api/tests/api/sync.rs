@@ -197,7 +197,7 @@ async fn unattended_syncs_stay_within_the_daily_allowance() {
             match w.app.hub.sync(&connection, SyncTrigger::Scheduled).await {
                 Ok(_) => done += 1,
                 Err(ServiceError::Conflict {
-                    code: "access_exceeded",
+                    code: kontor_service::ErrorCode::AccessExceeded,
                     ..
                 }) => refused += 1,
                 Err(other) => panic!("{bank}: {other}"),

@@ -137,7 +137,7 @@ async fn a_read_the_bank_served_counts_even_when_the_sync_fails_after_it() {
         matches!(
             err,
             ServiceError::Conflict {
-                code: "access_exceeded",
+                code: kontor_service::ErrorCode::AccessExceeded,
                 ..
             }
         ),

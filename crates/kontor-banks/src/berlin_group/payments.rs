@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use kontor_domain::payment::Iso20022Status;
+use kontor_domain::payment::{Iso20022Status, PaymentScheme};
 use reqwest::Method;
 use tokio::net::{UdpSocket, lookup_host};
 use url::Host;
@@ -70,7 +70,7 @@ impl BerlinGroup {
         };
         let body = serde_json::to_vec(&body)
             .map_err(|_| BankError::protocol("cannot encode the payment initiation"))?;
-        let request_id = payment_request_id(&request.idempotency_key);
+        let request_id = payment_request_id(request.idempotency_key.as_str());
 
         let mut out = Outgoing::new(
             Method::POST,
@@ -319,8 +319,7 @@ fn product(product: PaymentProduct) -> Result<(&'static str, &'static str), Bank
 /// `remittanceInformationUnstructured` at most 140, `endToEndIdentification` at most 35.
 fn initiation(request: &PaymentRequest) -> Result<PaymentInitiation, BankError> {
     checks::common(request)?;
-    checks::text("creditor_name", &request.creditor_name, 70)?;
-    if request.amount.currency().code() != "EUR" {
+    if request.amount.currency() != PaymentScheme::Sepa.currency() {
         return Err(BankError::invalid_request(
             "amount",
             "SEPA credit transfers are in EUR",
@@ -336,15 +335,15 @@ fn initiation(request: &PaymentRequest) -> Result<PaymentInitiation, BankError> 
         }
     };
     Ok(PaymentInitiation {
-        end_to_end_identification: request.end_to_end_id.clone(),
+        end_to_end_identification: request.end_to_end_id.to_string(),
         debtor_account: debtor,
         instructed_amount: Amount {
             currency: request.amount.currency().code().to_owned(),
             amount: request.amount.to_decimal_string(),
         },
         creditor_account: iban(&request.creditor, "creditor")?,
-        creditor_name: request.creditor_name.clone(),
-        remittance_information_unstructured: request.remittance.clone(),
+        creditor_name: request.creditor_name.to_string(),
+        remittance_information_unstructured: request.remittance.as_ref().map(ToString::to_string),
     })
 }
 

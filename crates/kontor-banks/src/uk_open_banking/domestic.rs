@@ -2,7 +2,7 @@
 //! hub's request (after the checks the spec's schema implies), and the payment's and the
 //! consent's `Status` with their ISO 20022 meaning.
 
-use kontor_domain::payment::Iso20022Status;
+use kontor_domain::payment::{Iso20022Status, PaymentScheme};
 
 use super::wire::{Amount, DomesticInitiation, PaymentAccount, RemittanceInformation};
 use crate::support::checks;
@@ -33,29 +33,29 @@ pub(super) fn initiation(request: &PaymentRequest) -> Result<DomesticInitiation,
             "a UK bank initiates domestic payments, not SEPA credit transfers",
         ));
     }
-    if request.amount.currency().code() != "GBP" {
+    if request.amount.currency() != PaymentScheme::UkDomestic.currency() {
         return Err(BankError::invalid_request(
             "amount",
             "a UK domestic payment is in GBP",
         ));
     }
     checks::integer_digits(request.amount, 13)?;
-    checks::text("creditor_name", &request.creditor_name, 350)?;
     let mut creditor = account(&request.creditor);
-    creditor.name = Some(request.creditor_name.clone());
+    creditor.name = Some(request.creditor_name.to_string());
     Ok(DomesticInitiation {
-        instruction_identification: instruction_identification(&request.idempotency_key),
-        end_to_end_identification: request.end_to_end_id.clone(),
+        instruction_identification: instruction_identification(request.idempotency_key.as_str()),
+        end_to_end_identification: request.end_to_end_id.to_string(),
         instructed_amount: Amount {
             amount: request.amount.to_decimal_string(),
             currency: request.amount.currency().code().to_owned(),
         },
         debtor_account: request.debtor.as_ref().map(account),
         creditor_account: creditor,
-        remittance_information: request
-            .remittance
-            .clone()
-            .map(|unstructured| RemittanceInformation { unstructured }),
+        remittance_information: request.remittance.as_ref().map(|unstructured| {
+            RemittanceInformation {
+                unstructured: unstructured.to_string(),
+            }
+        }),
     })
 }
 

@@ -88,7 +88,7 @@ impl UkOpenBanking {
         })
         .map_err(|_| BankError::protocol("cannot encode the payment consent"))?;
         let signature = self.sign(&body)?;
-        let key = consent_idempotency_key(&request.idempotency_key);
+        let key = consent_idempotency_key(request.idempotency_key.as_str());
         let interaction = interaction_id(None);
         let url = self.pisp(&["domestic-payment-consents"])?;
         let answer = self

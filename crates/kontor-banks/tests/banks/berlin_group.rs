@@ -3,6 +3,7 @@
 
 use kontor_banks::berlin_group::NOK_PARAM;
 use kontor_banks::{BankError, ConsentOutcome, ScaPreference, ScaStep};
+use kontor_domain::payment::IdempotencyKey;
 
 use crate::scenarios;
 use crate::support::{Fixture, present};
@@ -203,13 +204,13 @@ async fn what_nextgenpsd2_requires_of_a_payment_is_checked_before_sending() {
 async fn a_key_that_is_not_a_uuid_travels_as_a_derived_one() {
     let fx = Fixture::berlin_group().await;
     let mut request = fx.payment("41.00");
-    request.idempotency_key = "order-2026-117/attempt".into();
+    request.idempotency_key = IdempotencyKey::parse("order-2026-117/attempt").unwrap();
     let first = fx.connector.initiate_payment(&request).await.unwrap();
     let second = fx.connector.initiate_payment(&request).await.unwrap();
     assert_eq!(first.session.payment_id, second.session.payment_id);
     let entry = fx.only_payment(&request.idempotency_key);
     let sent = entry.idempotency_key.unwrap();
-    assert_ne!(sent, request.idempotency_key);
+    assert_ne!(sent, request.idempotency_key.as_str());
     assert_eq!(sent.len(), 36);
     assert_eq!(
         sent,

@@ -1,8 +1,12 @@
 //! Payments: what the hub keeps about a payment it initiates for a user, the phases that make
 //! initiation crash-safe, and the status rules ([`status`]).
 
+mod fields;
 mod status;
 
+pub use fields::{
+    CreditorName, EndToEndId, FieldError, IdempotencyKey, RemittanceInfo, TEXT_PATTERN,
+};
 pub use status::{
     IllegalTransition, Iso20022Status, Iso20022StatusError, PaymentStatus, PaymentStatusError,
     UK_STATUSES, uk_status,

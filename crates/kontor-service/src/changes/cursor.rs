@@ -12,6 +12,7 @@ use kontor_domain::{AccountId, ConnectionId, TenantId};
 use kontor_store::PageKey;
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
 use crate::error::ServiceError;
 
 const PREFIX: &str = "ch1.";
@@ -50,7 +51,7 @@ struct Wire {
 
 pub(crate) fn invalid() -> ServiceError {
     ServiceError::invalid(
-        "invalid_cursor",
+        ErrorCode::InvalidCursor,
         "the cursor is not one this API issued for this connection",
     )
 }
@@ -231,7 +232,7 @@ mod tests {
                 matches!(
                     err,
                     ServiceError::Invalid {
-                        code: "invalid_cursor",
+                        code: ErrorCode::InvalidCursor,
                         ..
                     }
                 ),

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId};
 use kontor_store::{CellStore, ChangeKind, ChangeRow, TransactionFilter, TransactionRow};
 
+use crate::ErrorCode;
 use crate::details::{TransactionDetails, TransactionView};
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
@@ -47,7 +48,7 @@ pub struct TransactionChanges {
 
 fn expired() -> ServiceError {
     ServiceError::invalid(
-        "cursor_expired",
+        ErrorCode::CursorExpired,
         "the changes since this cursor are no longer all kept (older than the retention \
          period, or recorded before an upgrade): call again without a cursor, which lists every \
          transaction as added, and replace your copy with it",
@@ -121,15 +122,9 @@ impl Hub {
     ) -> ServiceResult<TransactionChanges> {
         let limit = limit.max(1);
         let cell = self.cell_of(id)?;
-        let connection = cell
-            .connection(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let connection = cell.connection(tenant, id).await?;
         let root = self.vault().lookup_key(self.control()).await?;
-        let head = cell
-            .change_head(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let head = cell.change_head(tenant, id).await?;
         let position = match cursor {
             None => Position::Snapshot {
                 seq: head,
@@ -172,10 +167,7 @@ impl Hub {
                     return Err(expired());
                 }
                 let fetch = limit.saturating_add(1);
-                let mut rows = cell
-                    .changes_after(id, seq, fetch)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                let mut rows = cell.changes_after(id, seq, fetch).await?;
                 if !contiguous(seq, head, &rows) {
                     return Err(expired());
                 }
@@ -192,8 +184,7 @@ impl Hub {
                     .collect();
                 let mut current: HashMap<TransactionId, TransactionRow> = cell
                     .connection_transactions(id, &wanted)
-                    .await
-                    .map_err(ServiceError::from_store)?
+                    .await?
                     .into_iter()
                     .map(|row| (row.id.clone(), row))
                     .collect();
@@ -239,10 +230,7 @@ impl Hub {
         mut after: Option<kontor_store::PageKey>,
         limit: usize,
     ) -> ServiceResult<(Vec<TransactionRow>, Position)> {
-        let accounts = cell
-            .connection_accounts(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let accounts = cell.connection_accounts(id).await?;
         let start = match &account {
             None => 0,
             // Accounts are never removed from a live connection: one that is gone went with
@@ -262,8 +250,7 @@ impl Hub {
                     after.take().as_ref(),
                     limit - rows.len(),
                 )
-                .await
-                .map_err(ServiceError::from_store)?;
+                .await?;
             rows.extend(page.items);
             if let Some(key) = page.next {
                 let next = Position::Snapshot {

@@ -9,12 +9,14 @@ use kontor_banks::{
     BankPaymentStatus, Callback, PaymentProduct, PaymentRequest, PaymentSession, ScaStep,
 };
 use kontor_domain::PaymentId;
+use kontor_domain::payment::{CreditorName, EndToEndId, FieldError, RemittanceInfo};
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus};
 use kontor_domain::time::Timestamp;
 use kontor_store::{PaymentChange, PaymentSecrets, StoreError};
 use url::Url;
 
 use super::PaymentDetails;
+use crate::ErrorCode;
 use crate::directory::BankEntry;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
@@ -22,6 +24,11 @@ use crate::lease::LeaseOn;
 use crate::link::NextStep;
 use crate::tokens::{hash_token, random_token, token_matches};
 use crate::vault::{context, open_json, seal_json};
+
+/// A stored payment field that no longer parses: written by something else, or a bug.
+fn stored(err: &FieldError) -> ServiceError {
+    ServiceError::Internal(format!("stored payment: {err}"))
+}
 
 /// What the payment page shows.
 #[derive(Debug, Clone)]
@@ -56,10 +63,7 @@ pub(crate) fn product(scheme: PaymentScheme) -> PaymentProduct {
 impl Hub {
     async fn checked_payment(&self, id: &PaymentId, token: &str) -> ServiceResult<PaymentSecrets> {
         let cell = self.cell(id.region())?;
-        let secrets = cell
-            .payment_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let secrets = cell.payment_secrets(id).await?;
         if !token_matches(token, &secrets.authorize_token_hash) {
             return Err(ServiceError::NotFound);
         }
@@ -111,12 +115,17 @@ impl Hub {
                 .as_ref()
                 .map(super::StoredAccount::to_reference)
                 .transpose()?,
-            creditor_name: details.creditor_name.clone(),
+            creditor_name: CreditorName::parse(&details.creditor_name).map_err(|e| stored(&e))?,
             creditor: details.creditor.to_reference()?,
             amount: payment.amount,
-            remittance: details.remittance.clone(),
-            end_to_end_id: payment.end_to_end_id.clone(),
-            idempotency_key: Self::bank_idempotency_key(&payment.id),
+            remittance: details
+                .remittance
+                .as_deref()
+                .map(RemittanceInfo::parse)
+                .transpose()
+                .map_err(|e| stored(&e))?,
+            end_to_end_id: EndToEndId::parse(&payment.end_to_end_id).map_err(|e| stored(&e))?,
+            idempotency_key: Self::bank_idempotency_key(&payment.id)?,
             redirect_uri: self
                 .settings()
                 .public_url
@@ -159,7 +168,7 @@ impl Hub {
             .await?
             .ok_or_else(|| {
                 ServiceError::conflict(
-                    "payment_busy",
+                    ErrorCode::PaymentBusy,
                     "the payment is being sent to the bank; try again in a moment",
                 )
             })
@@ -204,9 +213,7 @@ impl Hub {
             &pending,
             &context::payment_session(id),
         )?);
-        cell.advance_payment(id, &record)
-            .await
-            .map_err(ServiceError::from_store)?;
+        cell.advance_payment(id, &record).await?;
         let connector = self
             .directory()
             .connector(&payment.bank_id, &payment.tenant_id)
@@ -271,8 +278,7 @@ impl Hub {
                 &self
                     .cell(payment.id.region())?
                     .payment_secrets(&payment.id)
-                    .await
-                    .map_err(ServiceError::from_store)?,
+                    .await?,
             )
             .await?
         {
@@ -375,7 +381,7 @@ impl Hub {
         params: BTreeMap<String, String>,
     ) -> ServiceResult<NextStep> {
         let state = params.get("state").cloned().unwrap_or_default();
-        let invalid = || ServiceError::invalid("invalid_state", "the link is not valid");
+        let invalid = || ServiceError::invalid(ErrorCode::InvalidState, "the link is not valid");
         let id = state
             .split_once('.')
             .and_then(|(id, _)| PaymentId::parse(id).ok())
@@ -385,7 +391,7 @@ impl Hub {
         let current = match cell.payment_secrets(&id).await {
             Ok(current) => current,
             Err(StoreError::NotFound) => return Err(invalid()),
-            Err(err) => return Err(ServiceError::from_store(err)),
+            Err(err) => return Err(ServiceError::from(err)),
         };
         if !current
             .state_hash
@@ -431,14 +437,11 @@ impl Hub {
             Ok(secrets) => secrets,
             // Taken already, by an earlier try of this callback, or the worker has the payment:
             // it goes on regardless.
-            Err(StoreError::NotFound | StoreError::Conflict { .. }) => {
-                let current = cell
-                    .payment_secrets(&id)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+            Err(StoreError::NotFound | StoreError::StateRefused { .. }) => {
+                let current = cell.payment_secrets(&id).await?;
                 return back_to_tenant(&current.payment);
             }
-            Err(err) => return Err(ServiceError::from_store(err)),
+            Err(err) => return Err(ServiceError::from(err)),
         };
         let submitted = self
             .holding_lease(LeaseOn::Payment(&id), &owner, self.submit(&secrets))
@@ -488,9 +491,7 @@ impl Hub {
         {
             Ok(true) => {
                 session.callback.clear();
-                cell.advance_payment(&payment.id, &save(&session)?)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                cell.advance_payment(&payment.id, &save(&session)?).await?;
             }
             Ok(false) => {}
             // Completing tries the exchange again and answers for a code that is spent.
@@ -498,7 +499,7 @@ impl Hub {
                 tracing::info!(payment.id = %payment.id, error = %err, "exchanging the code failed; completing decides");
             }
         }
-        let key = Self::bank_idempotency_key(&payment.id);
+        let key = Self::bank_idempotency_key(&payment.id)?;
         let outcome = connector
             .complete_payment(&mut session, &callback, &key)
             .await;
@@ -514,9 +515,7 @@ impl Hub {
             {
                 // The bank may have acted: keep what the session learnt (the user's token, say)
                 // and let the worker ask again with the same key.
-                cell.advance_payment(&payment.id, &save(&session)?)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                cell.advance_payment(&payment.id, &save(&session)?).await?;
                 tracing::warn!(payment.id = %payment.id, error = %err, "completing the payment unanswered; the worker resumes it");
                 return Err(err.into());
             }

@@ -20,6 +20,7 @@ use kontor_domain::payment::{PaymentPhase, PaymentStatus};
 use kontor_domain::{PaymentId, TenantId};
 
 use super::PaymentView;
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 
@@ -27,7 +28,7 @@ use crate::hub::Hub;
 pub const TENANT_CANCELLED: &str = "tenant_cancelled";
 
 fn not_cancellable(message: impl Into<String>) -> ServiceError {
-    ServiceError::conflict("payment_not_cancellable", message)
+    ServiceError::conflict(ErrorCode::PaymentNotCancellable, message)
 }
 
 impl Hub {
@@ -42,15 +43,13 @@ impl Hub {
     ) -> ServiceResult<PaymentView> {
         let cell = self.cell(id.region())?;
         // Another tenant's payment does not exist for this one, before any lease is taken.
-        cell.payment(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        cell.payment(tenant, id).await?;
         let owner = self.request_lease_owner();
         self.with_payment_lease(id, &owner, self.cancel_claimed(id))
             .await?
             .ok_or_else(|| {
                 ServiceError::conflict(
-                    "payment_busy",
+                    ErrorCode::PaymentBusy,
                     "the payment is being sent to or completed at the bank; try again in a moment",
                 )
             })?;
@@ -60,10 +59,7 @@ impl Hub {
     /// The cancel itself, under the payment's lease, from the phase as it is now.
     async fn cancel_claimed(&self, id: &PaymentId) -> ServiceResult<()> {
         let cell = self.cell(id.region())?;
-        let secrets = cell
-            .payment_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let secrets = cell.payment_secrets(id).await?;
         let payment = secrets.payment.clone();
         if payment.status == PaymentStatus::Cancelled {
             return Ok(());

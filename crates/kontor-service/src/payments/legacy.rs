@@ -1,7 +1,7 @@
 //! Idempotency keys an earlier release stored in plaintext (the key, and a bare SHA-256 of the
 //! request), converted to their keyed forms (`crate::lookup`) by `kontor migrate`.
 
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::hub::Hub;
 use crate::lookup;
 
@@ -15,11 +15,7 @@ impl Hub {
         let root = self.vault().lookup_key(self.control()).await?;
         let mut converted = 0;
         loop {
-            let batch = self
-                .control()
-                .legacy_idempotency_keys(BATCH)
-                .await
-                .map_err(ServiceError::from_store)?;
+            let batch = self.control().legacy_idempotency_keys(BATCH).await?;
             let mut progressed = false;
             for row in &batch {
                 let key = lookup::idempotency_key(root, &row.tenant, &row.key);
@@ -27,8 +23,7 @@ impl Hub {
                 if self
                     .control()
                     .convert_idempotency_key(row, &key, &hash)
-                    .await
-                    .map_err(ServiceError::from_store)?
+                    .await?
                 {
                     converted += 1;
                     progressed = true;

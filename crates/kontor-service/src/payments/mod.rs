@@ -18,13 +18,17 @@ use kontor_domain::event::payload::PaymentStatusChanged;
 use kontor_domain::event::{Event, EventData};
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
-use kontor_domain::payment::{Payment, PaymentPhase, PaymentScheme, PaymentStatus, StatusChange};
+use kontor_domain::payment::{
+    CreditorName, EndToEndId, IdempotencyKey, Payment, PaymentPhase, PaymentScheme, PaymentStatus,
+    RemittanceInfo, StatusChange,
+};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{PaymentId, SortCode, TenantId, UkAccountNumber, UserId};
+use kontor_domain::{PaymentId, RedirectUri, SortCode, TenantId, UkAccountNumber, UserId};
 use kontor_store::{Idempotency, LegacyIdempotency, NewPayment, PaymentChange};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::lookup;
@@ -38,12 +42,12 @@ pub struct PaymentOrder {
     pub bank_id: BankId,
     pub scheme: PaymentScheme,
     pub debtor: Option<AccountReference>,
-    pub creditor_name: String,
+    pub creditor_name: CreditorName,
     pub creditor: AccountReference,
     pub amount: Money,
-    pub remittance: Option<String>,
-    pub end_to_end_id: Option<String>,
-    pub redirect_uri: String,
+    pub remittance: Option<RemittanceInfo>,
+    pub end_to_end_id: Option<EndToEndId>,
+    pub redirect_uri: RedirectUri,
 }
 
 /// The personal parts of a payment, sealed with the user's data key.
@@ -135,9 +139,10 @@ impl Hub {
     }
 
     /// The hub's idempotency key towards the bank for this payment: stable, at most 40 characters.
-    pub(crate) fn bank_idempotency_key(id: &PaymentId) -> String {
+    pub(crate) fn bank_idempotency_key(id: &PaymentId) -> ServiceResult<IdempotencyKey> {
         let random = id.as_str().rsplit('_').next().unwrap_or(id.as_str());
-        format!("kp-{random}")
+        IdempotencyKey::parse(&format!("kp-{random}"))
+            .map_err(|e| ServiceError::Internal(format!("the bank's idempotency key: {e}")))
     }
 
     /// Accepts a payment once per idempotency key (Stripe's semantics): the same key with the
@@ -151,15 +156,16 @@ impl Hub {
     pub async fn accept_payment(
         &self,
         tenant: &TenantId,
-        key: &str,
+        key: &IdempotencyKey,
         request_digest: &str,
         order: PaymentOrder,
     ) -> ServiceResult<AcceptedPayment> {
-        self.check_redirect_uri(tenant, &order.redirect_uri).await?;
+        self.check_registered_redirect_uri(tenant, &order.redirect_uri)
+            .await?;
         let root = self.vault().lookup_key(self.control()).await?;
-        let stored_key = lookup::idempotency_key(root, tenant, key);
+        let stored_key = lookup::idempotency_key(root, tenant, key.as_str());
         let stored_hash = lookup::request_hash(root, tenant, request_digest);
-        let plain_key = key;
+        let plain_key = key.as_str();
         let key = stored_key.as_str();
         let candidate = PaymentId::generate(order.user_id.region());
         let now = Timestamp::now();
@@ -178,21 +184,20 @@ impl Hub {
                 now.plus_seconds(KEY_LOCK_SECONDS),
                 now,
             )
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         let (id, replayed) = match outcome {
             Idempotency::New => (candidate, false),
             Idempotency::Resume { resource_id } => (Self::parse_payment_id(&resource_id)?, false),
             Idempotency::Replay { resource_id } => (Self::parse_payment_id(&resource_id)?, true),
             Idempotency::InFlight => {
                 return Err(ServiceError::conflict(
-                    "idempotency_key_in_use",
+                    ErrorCode::IdempotencyKeyInUse,
                     "a request with this Idempotency-Key is still being processed; retry shortly",
                 ));
             }
             Idempotency::Mismatch => {
                 return Err(ServiceError::invalid(
-                    "idempotency_key_reused",
+                    ErrorCode::IdempotencyKeyReused,
                     "this Idempotency-Key was used with a different request",
                 ));
             }
@@ -208,8 +213,7 @@ impl Hub {
             Ok(view) => {
                 self.control()
                     .complete_idempotent(tenant, key, Timestamp::now())
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                    .await?;
                 tracing::info!(payment.id = %id, "payment accepted");
                 Ok(AcceptedPayment {
                     view,
@@ -264,19 +268,22 @@ impl Hub {
         let token = random_token();
         let key = self.vault().user_key(cell, &order.user_id).await?;
         let details = PaymentDetails {
-            creditor_name: order.creditor_name,
+            creditor_name: order.creditor_name.into_inner(),
             creditor: StoredAccount::from_reference(&order.creditor),
             debtor: order.debtor.as_ref().map(StoredAccount::from_reference),
-            remittance: order.remittance,
+            remittance: order.remittance.map(RemittanceInfo::into_inner),
             authorize_token: token.clone(),
         };
-        let end_to_end_id = order.end_to_end_id.unwrap_or_else(|| {
-            id.as_str()
-                .rsplit('_')
-                .next()
-                .unwrap_or("kontor")
-                .to_owned()
-        });
+        let end_to_end_id = order.end_to_end_id.map_or_else(
+            || {
+                id.as_str()
+                    .rsplit('_')
+                    .next()
+                    .unwrap_or("kontor")
+                    .to_owned()
+            },
+            EndToEndId::into_inner,
+        );
         let new = NewPayment {
             payment: Payment {
                 id: id.clone(),
@@ -288,7 +295,7 @@ impl Hub {
                 phase: PaymentPhase::Accepted,
                 amount: order.amount,
                 end_to_end_id,
-                redirect_uri: order.redirect_uri,
+                redirect_uri: order.redirect_uri.as_str().to_owned(),
                 bank_payment_id: None,
                 bank_status: None,
                 status_reason: None,
@@ -300,9 +307,7 @@ impl Hub {
             details: seal_json(&key, &details, &crate::vault::context::payment(id))?,
             authorize_token_hash: hash_token(&token),
         };
-        cell.create_payment(&new)
-            .await
-            .map_err(ServiceError::from_store)?;
+        cell.create_payment(&new).await?;
         self.payment_view(tenant, id).await
     }
 
@@ -313,21 +318,12 @@ impl Hub {
         id: &PaymentId,
     ) -> ServiceResult<PaymentView> {
         let cell = self.cell(id.region())?;
-        let payment = cell
-            .payment(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
-        let secrets = cell
-            .payment_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let payment = cell.payment(tenant, id).await?;
+        let secrets = cell.payment_secrets(id).await?;
         let key = self.vault().user_key(cell, &payment.user_id).await?;
         let details: PaymentDetails =
             open_json(&key, &secrets.details, &crate::vault::context::payment(id))?;
-        let history = cell
-            .status_history(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let history = cell.status_history(id).await?;
         let open = matches!(
             payment.phase,
             PaymentPhase::Accepted | PaymentPhase::Initiating | PaymentPhase::AwaitingSca
@@ -363,8 +359,7 @@ impl Hub {
                         PaymentStatus::Authorised.as_str(),
                         BATCH,
                     )
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                    .await?;
                 if batch == 0 {
                     break;
                 }
@@ -382,10 +377,7 @@ impl Hub {
         payment: &Payment,
         change: &PaymentChange,
     ) -> ServiceResult<Payment> {
-        let updated = cell
-            .advance_payment(&payment.id, change)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let updated = cell.advance_payment(&payment.id, change).await?;
         if updated.status != payment.status {
             metrics::counter!(
                 "kontor_payment_status_changes_total",

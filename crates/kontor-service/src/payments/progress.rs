@@ -8,6 +8,7 @@ use kontor_domain::payment::{Iso20022Status, Payment, PaymentPhase, PaymentStatu
 use kontor_domain::time::Timestamp;
 use kontor_store::PaymentChange;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::lease::LeaseOn;
@@ -179,16 +180,13 @@ impl Hub {
         self.with_payment_lease(id, &owner, self.progress_claimed(id, now))
             .await?
             .ok_or_else(|| {
-                ServiceError::conflict("payment_busy", "another worker has this payment")
+                ServiceError::conflict(ErrorCode::PaymentBusy, "another worker has this payment")
             })
     }
 
     async fn progress_claimed(&self, id: &PaymentId, now: Timestamp) -> ServiceResult<Payment> {
         let cell = self.cell(id.region())?;
-        let secrets = cell
-            .payment_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let secrets = cell.payment_secrets(id).await?;
         let payment = secrets.payment.clone();
         let settings = &self.settings().payments;
         let idle = now.unix_seconds() - payment.updated_at.unix_seconds();
@@ -302,9 +300,7 @@ impl Hub {
                         );
                         change.poll_attempts = Some(attempts);
                         change.next_poll_at = Some(Some(self.next_poll(attempts, now)));
-                        cell.advance_payment(id, &change)
-                            .await
-                            .map_err(ServiceError::from_store)?;
+                        cell.advance_payment(id, &change).await?;
                         Err(err.into())
                     }
                 }
@@ -316,5 +312,8 @@ impl Hub {
 
 /// Our lease on a payment lapsed and another process has the payment now.
 pub(crate) fn taken_over() -> ServiceError {
-    ServiceError::conflict("payment_busy", "another process took this payment over")
+    ServiceError::conflict(
+        ErrorCode::PaymentBusy,
+        "another process took this payment over",
+    )
 }

@@ -14,7 +14,7 @@ use time::Duration;
 
 use super::{AccountChanges, Prepared, SyncReport};
 use crate::details::{AccountDetails, TransactionDetails, bank_transaction};
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::hub::Hub;
 use crate::schedule;
 use crate::vault::{context, open_json, seal_json};
@@ -32,8 +32,7 @@ impl Hub {
         let existing: HashMap<String, AccountRow> = p
             .cell
             .connection_accounts(&connection.id)
-            .await
-            .map_err(ServiceError::from_store)?
+            .await?
             .into_iter()
             .map(|a| (a.bank_account_id.clone(), a))
             .collect();
@@ -141,11 +140,7 @@ impl Hub {
             .connector
             .transactions(&mut p.session, bank_account_id, &query, context)
             .await?;
-        let stored_rows = p
-            .cell
-            .transactions_for_sync(account, from)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let stored_rows = p.cell.transactions_for_sync(account, from).await?;
         let mut by_id: HashMap<TransactionId, TransactionRow> = HashMap::new();
         let mut stored = Vec::with_capacity(stored_rows.len());
         for row in stored_rows {

@@ -20,6 +20,7 @@ use kontor_domain::time::Timestamp;
 use kontor_store::{CellStore, ConnectionSecrets, ReadsChange, SyncBookkeeping};
 use serde::Serialize;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::lease::LeaseOn;
@@ -106,8 +107,12 @@ impl Hub {
         let started = Instant::now();
         let cell = self.cell_of(id)?;
         let owner = self.lease_owner("sync");
-        let in_progress =
-            || ServiceError::conflict("sync_in_progress", "a sync of this connection is running");
+        let in_progress = || {
+            ServiceError::conflict(
+                ErrorCode::SyncInProgress,
+                "a sync of this connection is running",
+            )
+        };
         let result = if self.claim_lease(LeaseOn::Connection(id), &owner).await? {
             self.holding_lease(
                 LeaseOn::Connection(id),
@@ -167,14 +172,11 @@ impl Hub {
         id: &ConnectionId,
         trigger: SyncTrigger,
     ) -> ServiceResult<Prepared<'a>> {
-        let secrets = cell
-            .connection_secrets(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let secrets = cell.connection_secrets(id).await?;
         let connection = secrets.connection.clone();
         if connection.status != ConnectionStatus::Active {
             return Err(ServiceError::conflict(
-                "connection_not_active",
+                ErrorCode::ConnectionNotActive,
                 "only an active connection can be synced",
             ));
         }
@@ -190,10 +192,7 @@ impl Hub {
         let trigger = self
             .effective_trigger(cell, &secrets, &key, trigger, now)
             .await?;
-        let counters = cell
-            .sync_counters(id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let counters = cell.sync_counters(id).await?;
         let mut p = Prepared {
             cell,
             connection,
@@ -210,14 +209,11 @@ impl Hub {
             served: false,
         };
         if p.unattended() {
-            let counted = cell
-                .reserve_read(id, today, p.allowance())
-                .await
-                .map_err(ServiceError::from_store)?;
+            let counted = cell.reserve_read(id, today, p.allowance()).await?;
             if !counted {
                 self.wait_for_tomorrow(&p, now).await?;
                 return Err(ServiceError::conflict(
-                    "access_exceeded",
+                    ErrorCode::AccessExceeded,
                     "today's unattended reads are used up",
                 ));
             }
@@ -244,9 +240,7 @@ impl Hub {
         match trigger {
             SyncTrigger::UserPresent(ip) => {
                 let sealed = seal_json(key, &ip, &context::first_sync_ip(id))?;
-                cell.start_first_sync(id, &sealed, now)
-                    .await
-                    .map_err(ServiceError::from_store)?;
+                cell.start_first_sync(id, &sealed, now).await?;
                 Ok(trigger)
             }
             SyncTrigger::Scheduled => match &secrets.first_sync {
@@ -281,7 +275,7 @@ impl Hub {
         p.cell
             .record_sync_failure(&c.id, &bookkeeping, None)
             .await
-            .map_err(ServiceError::from_store)
+            .map_err(ServiceError::from)
     }
 
     /// The sync failed before the bank served anything, for a reason of the hub's own (a

@@ -13,6 +13,7 @@ use kontor_domain::time::Timestamp;
 use kontor_store::{ReadsChange, SyncBookkeeping, SyncWrite, Transition};
 
 use super::{Prepared, SyncReport};
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::schedule;
@@ -64,10 +65,7 @@ impl Hub {
                 }),
             ));
         }
-        p.cell
-            .apply_sync(&write)
-            .await
-            .map_err(ServiceError::from_store)?;
+        p.cell.apply_sync(&write).await?;
         tracing::info!(
             connection.id = %c.id,
             initial = report.initial,
@@ -86,11 +84,7 @@ impl Hub {
     async fn changes_cursor_before(&self, p: &Prepared<'_>) -> Option<String> {
         let c = &p.connection;
         let made = async {
-            let head = p
-                .cell
-                .change_head(&c.tenant_id, &c.id)
-                .await
-                .map_err(ServiceError::from_store)?;
+            let head = p.cell.change_head(&c.tenant_id, &c.id).await?;
             let root = self.vault().lookup_key(self.control()).await?;
             Ok::<_, ServiceError>(crate::changes::cursor_at(root, &c.tenant_id, &c.id, head))
         };
@@ -149,10 +143,7 @@ impl Hub {
                 next_sync_at: None,
                 at: now,
             };
-            p.cell
-                .transition(&id, &change, Some(&event))
-                .await
-                .map_err(ServiceError::from_store)?;
+            p.cell.transition(&id, &change, Some(&event)).await?;
             if event_kind == ConnectionEvent::Expired {
                 crate::lifecycle::count_expiry(p.cell.region(), "bank");
             }
@@ -193,7 +184,7 @@ impl Hub {
                 p.reads_left(),
             ),
         };
-        let code = crate::error_code(err);
+        let code = ErrorCode::of_bank(err).as_str();
         let event = (failures == 1).then(|| {
             Event::new(
                 c.tenant_id.clone(),
@@ -219,8 +210,7 @@ impl Hub {
         };
         p.cell
             .record_sync_failure(&id, &bookkeeping, event.as_ref())
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::warn!(
             connection.id = %id,
             error = %err,

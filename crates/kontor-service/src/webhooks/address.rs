@@ -12,6 +12,7 @@ use std::sync::Arc;
 use url::{Host, Url};
 
 pub use super::ranges::{DEFAULT_DENIED_PORTS, is_metadata, is_public};
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 
 /// The operator's allowances and refusals.
@@ -51,11 +52,11 @@ pub fn port_allowed(port: u16, policy: &UrlPolicy) -> bool {
 }
 
 fn invalid(message: impl Into<String>) -> ServiceError {
-    ServiceError::invalid("invalid_webhook_url", message)
+    ServiceError::invalid(ErrorCode::InvalidWebhookUrl, message)
 }
 
 fn not_allowed(message: impl Into<String>) -> ServiceError {
-    ServiceError::invalid("webhook_url_not_allowed", message)
+    ServiceError::invalid(ErrorCode::WebhookUrlNotAllowed, message)
 }
 
 /// Checks what can be checked without the network: an absolute `https` URL (or `http` when
@@ -212,7 +213,7 @@ mod tests {
 
     fn code_of(result: ServiceResult<Url>) -> &'static str {
         match result {
-            Err(ServiceError::Invalid { code, .. }) => code,
+            Err(ServiceError::Invalid { code, .. }) => code.as_str(),
             Ok(url) => panic!("{url} accepted"),
             Err(other) => panic!("{other:?}"),
         }
@@ -336,7 +337,7 @@ mod tests {
         assert!(matches!(
             check_resolved(&url, &strict()).await,
             Err(ServiceError::Invalid {
-                code: "webhook_url_not_allowed",
+                code: ErrorCode::WebhookUrlNotAllowed,
                 ..
             })
         ));
@@ -345,7 +346,7 @@ mod tests {
         assert!(matches!(
             check_resolved(&nowhere, &strict()).await,
             Err(ServiceError::Invalid {
-                code: "invalid_webhook_url",
+                code: ErrorCode::InvalidWebhookUrl,
                 ..
             })
         ));

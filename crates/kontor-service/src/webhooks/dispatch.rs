@@ -10,7 +10,7 @@ use kontor_domain::webhook::{WebhookEndpoint, ordering_key};
 use kontor_domain::{DeliveryId, TenantId};
 use kontor_store::{CellStore, NewDelivery};
 
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::hub::Hub;
 
 /// The name of the dispatcher's lease in each cell.
@@ -31,20 +31,11 @@ impl Hub {
     ) -> ServiceResult<usize> {
         let batch = self.settings().webhooks.dispatch_batch.max(1);
         // A read first: an idle cell costs no write.
-        if cell
-            .undispatched_events(1)
-            .await
-            .map_err(ServiceError::from_store)?
-            .is_empty()
-        {
+        if cell.undispatched_events(1).await?.is_empty() {
             return Ok(0);
         }
         let lease = |at: Timestamp| at.plus_seconds(DISPATCH_LEASE_SECONDS);
-        if !cell
-            .claim_job(DISPATCH_JOB, owner, lease(now), now)
-            .await
-            .map_err(ServiceError::from_store)?
-        {
+        if !cell.claim_job(DISPATCH_JOB, owner, lease(now), now).await? {
             return Ok(0);
         }
         let mut dispatched = 0;
@@ -100,7 +91,7 @@ impl Hub {
         if let Err(err) = cell.release_job(DISPATCH_JOB, owner).await {
             tracing::debug!(error = %err, "releasing the dispatch lease failed; it lapses");
         }
-        result.map_err(ServiceError::from_store)?;
+        result?;
         Ok(dispatched)
     }
 }

@@ -11,6 +11,7 @@ use kontor_store::{EndpointChange, NewWebhookEndpoint, StoreError};
 
 use super::address::{check_resolved, check_syntax};
 use super::keys::seal_secret;
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 
@@ -41,11 +42,12 @@ pub struct CreatedEndpoint {
 
 fn events_of(names: &[String]) -> ServiceResult<EventSelection> {
     EventSelection::parse(names)
-        .map_err(|e| ServiceError::invalid("invalid_event_types", e.to_string()))
+        .map_err(|e| ServiceError::invalid(ErrorCode::InvalidEventTypes, e.to_string()))
 }
 
 fn description_of(raw: &str) -> ServiceResult<Option<Description>> {
-    Description::parse(raw).map_err(|e| ServiceError::invalid("invalid_description", e.to_string()))
+    Description::parse(raw)
+        .map_err(|e| ServiceError::invalid(ErrorCode::InvalidDescription, e.to_string()))
 }
 
 impl Hub {
@@ -93,11 +95,11 @@ impl Hub {
             Ok(endpoint) => endpoint,
             Err(StoreError::Conflict { .. }) => {
                 return Err(ServiceError::conflict(
-                    "webhook_endpoint_limit",
+                    ErrorCode::WebhookEndpointLimit,
                     format!("a tenant has at most {limit} webhook endpoints"),
                 ));
             }
-            Err(err) => return Err(ServiceError::from_store(err)),
+            Err(err) => return Err(ServiceError::from(err)),
         };
         tracing::info!(webhook_endpoint.id = %endpoint.id, "webhook endpoint created");
         Ok(CreatedEndpoint { endpoint, secret })
@@ -111,7 +113,7 @@ impl Hub {
         self.control()
             .webhook_endpoint(tenant, id)
             .await
-            .map_err(ServiceError::from_store)
+            .map_err(ServiceError::from)
     }
 
     pub async fn webhook_endpoints(
@@ -121,7 +123,7 @@ impl Hub {
         self.control()
             .list_webhook_endpoints(tenant)
             .await
-            .map_err(ServiceError::from_store)
+            .map_err(ServiceError::from)
     }
 
     pub async fn update_webhook_endpoint(
@@ -148,7 +150,7 @@ impl Hub {
                 }
                 None => {
                     return Err(ServiceError::invalid(
-                        "invalid_endpoint_status",
+                        ErrorCode::InvalidEndpointStatus,
                         "status must be enabled or disabled",
                     ));
                 }
@@ -161,8 +163,7 @@ impl Hub {
         let endpoint = self
             .control()
             .update_webhook_endpoint(tenant, id, &change, Timestamp::now())
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::info!(webhook_endpoint.id = %id, status = %endpoint.status, "webhook endpoint changed");
         Ok(endpoint)
     }
@@ -184,8 +185,7 @@ impl Hub {
         let endpoint = self
             .control()
             .rotate_webhook_secret(tenant, id, &sealed, until, now)
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         tracing::info!(webhook_endpoint.id = %id, "webhook secret rotated");
         Ok(CreatedEndpoint { endpoint, secret })
     }
@@ -197,10 +197,7 @@ impl Hub {
         tenant: &TenantId,
         id: &WebhookEndpointId,
     ) -> ServiceResult<()> {
-        self.control()
-            .delete_webhook_endpoint(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        self.control().delete_webhook_endpoint(tenant, id).await?;
         tracing::info!(webhook_endpoint.id = %id, "webhook endpoint deleted");
         Ok(())
     }

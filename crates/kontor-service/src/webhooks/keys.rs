@@ -23,18 +23,13 @@ impl Vault {
         tenant: &TenantId,
     ) -> ServiceResult<DataKey> {
         let owner = tenant.as_str();
-        if let Some(wrapped) = control
-            .tenant_data_key(tenant)
-            .await
-            .map_err(ServiceError::from_store)?
-        {
+        if let Some(wrapped) = control.tenant_data_key(tenant).await? {
             return self.open_tenant_key(&wrapped, tenant);
         }
         let (key, wrapped) = self.keyring().new_data_key(owner)?;
         let stored = control
             .ensure_tenant_data_key(tenant, wrapped.as_str())
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         if stored == wrapped.as_str() {
             Ok(key)
         } else {

@@ -6,6 +6,7 @@ use kontor_domain::webhook::{Delivery, DeliveryState, EndpointStatus, ordering_k
 use kontor_domain::{DeliveryId, EventId, TenantId, WebhookEndpointId};
 use kontor_store::NewDelivery;
 
+use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 
@@ -19,16 +20,13 @@ impl Hub {
         endpoint: Option<&WebhookEndpointId>,
     ) -> ServiceResult<Vec<Delivery>> {
         let cell = self.cell(event_id.region())?;
-        let event = cell
-            .event(tenant, event_id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let event = cell.event(tenant, event_id).await?;
         let targets = match endpoint {
             Some(id) => {
                 let endpoint = self.webhook_endpoint(tenant, id).await?;
                 if endpoint.status != EndpointStatus::Enabled {
                     return Err(ServiceError::conflict(
-                        "webhook_endpoint_disabled",
+                        ErrorCode::WebhookEndpointDisabled,
                         "the endpoint is disabled; enable it first",
                     ));
                 }
@@ -44,7 +42,7 @@ impl Hub {
                     .collect();
                 if wanted.is_empty() {
                     return Err(ServiceError::conflict(
-                        "no_webhook_endpoints",
+                        ErrorCode::NoWebhookEndpoints,
                         "no enabled webhook endpoint selects this event's type",
                     ));
                 }
@@ -65,9 +63,7 @@ impl Hub {
                 created_at: now,
             })
             .collect();
-        cell.create_deliveries(&new)
-            .await
-            .map_err(ServiceError::from_store)?;
+        cell.create_deliveries(&new).await?;
         tracing::info!(event.id = %event.id, deliveries = new.len(), "event redelivery queued");
         Ok(new
             .into_iter()

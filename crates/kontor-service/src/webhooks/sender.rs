@@ -245,12 +245,7 @@ impl Deliverer {
         HashMap<WebhookEndpointId, Arc<Signer>>,
         HashSet<WebhookEndpointId>,
     )> {
-        let rows = self
-            .hub
-            .control()
-            .endpoint_secrets(ids, now)
-            .await
-            .map_err(ServiceError::from_store)?;
+        let rows = self.hub.control().endpoint_secrets(ids, now).await?;
         let mut signers = HashMap::new();
         let mut unreadable = HashSet::new();
         for row in rows {
@@ -357,8 +352,7 @@ impl Deliverer {
             _ => None,
         };
         cell.record_attempt(&claimed.id, &self.owner, &attempt, outcome)
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         if let Some((at, since)) = disabled {
             self.record_disabled(&signer.endpoint, at, since).await?;
         }
@@ -395,8 +389,7 @@ impl Deliverer {
         failure: DeliveryFailure,
     ) -> ServiceResult<AttemptReport> {
         cell.give_up_delivery(&claimed.id, &self.owner, failure, Timestamp::now())
-            .await
-            .map_err(ServiceError::from_store)?;
+            .await?;
         metrics::counter!("kontor_webhook_deliveries_failed_total", "reason" => failure.as_str())
             .increment(1);
         Ok(AttemptReport {
@@ -422,9 +415,7 @@ impl Deliverer {
         };
         let event =
             endpoint_disabled_event(endpoint.tenant_id.clone(), region, &endpoint.id, at, since);
-        cell.append_event(&event)
-            .await
-            .map_err(ServiceError::from_store)
+        cell.append_event(&event).await.map_err(ServiceError::from)
     }
 
     /// After a delivery failed for good: if nothing reached the endpoint (in any cell) since the

@@ -51,8 +51,7 @@ impl Hub {
         let row = self
             .control()
             .endpoint_secrets(std::slice::from_ref(id), now)
-            .await
-            .map_err(ServiceError::from_store)?
+            .await?
             .into_iter()
             .next()
             .ok_or(ServiceError::NotFound)?;

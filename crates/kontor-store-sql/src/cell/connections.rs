@@ -118,9 +118,10 @@ async fn secrets_in(
 }
 
 fn illegal(from: ConnectionStatus, event: ConnectionEvent) -> StoreError {
-    StoreError::Conflict {
-        constraint: format!("connection {from} cannot become {}", event.as_str()),
-    }
+    StoreError::state_refused(format_args!(
+        "connection {from} cannot become {}",
+        event.as_str()
+    ))
 }
 
 #[async_trait]
@@ -253,9 +254,7 @@ impl ConnectionStore for SqlCell {
             })
             .await?;
         if updated == 0 {
-            return Err(StoreError::Conflict {
-                constraint: "connection is not pending".into(),
-            });
+            return Err(StoreError::state_refused("connection is not pending"));
         }
         Ok(())
     }

@@ -132,9 +132,10 @@ async fn advance_in(
     let p = &current.payment;
     let id = &p.id;
     if !change.from.contains(&p.phase) {
-        return Err(StoreError::Conflict {
-            constraint: format!("payment is {}", p.phase.as_str()),
-        });
+        return Err(StoreError::state_refused(format_args!(
+            "payment is {}",
+            p.phase.as_str()
+        )));
     }
     let (status, bank_status, reason, record) = match &change.status {
         None => (
@@ -147,9 +148,7 @@ async fn advance_in(
             let status = if *next == p.status {
                 *next
             } else {
-                p.status.apply(*next).map_err(|e| StoreError::Conflict {
-                    constraint: e.to_string(),
-                })?
+                p.status.apply(*next).map_err(StoreError::state_refused)?
             };
             let bank_status = verbatim.clone().or_else(|| p.bank_status.clone());
             // A reason belongs to the status it came with: a new status without one clears it.
@@ -387,9 +386,7 @@ impl PaymentStore for SqlCell {
             .await
             .map_err(|e| self.db.classify(e))?;
             if leased.rows_affected() != 1 {
-                return Err(StoreError::Conflict {
-                    constraint: "payment is leased".into(),
-                });
+                return Err(StoreError::state_refused("payment is leased"));
             }
             // Spent, not cleared: the hash stays to recognise a replay of this callback.
             let mut current = current;

@@ -147,7 +147,7 @@ pub async fn state_is_single_use_and_expires(stores: TestStores) {
     assert!(matches!(
         cell.begin_authorisation(&id, &bank, "state-2", now.plus_seconds(600), "s", now)
             .await,
-        Err(StoreError::Conflict { .. })
+        Err(StoreError::StateRefused { .. })
     ));
 }
 
@@ -177,7 +177,7 @@ pub async fn transitions_follow_the_state_machine_and_record_events(stores: Test
         .transition(&id, &to(ConnectionEvent::Authorised, now), None)
         .await;
     assert!(
-        matches!(again, Err(StoreError::Conflict { .. })),
+        matches!(again, Err(StoreError::StateRefused { .. })),
         "{again:?}"
     );
 

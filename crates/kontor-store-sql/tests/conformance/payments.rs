@@ -90,7 +90,7 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     // The same step again is refused: the payment is no longer accepted.
     assert!(matches!(
         cell.advance_payment(&id, &initiate).await,
-        Err(StoreError::Conflict { .. })
+        Err(StoreError::StateRefused { .. })
     ));
 
     let mut sca = PaymentChange::phase(&[PaymentPhase::Initiating], PaymentPhase::AwaitingSca, now);
@@ -126,7 +126,7 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     assert!(matches!(
         cell.take_payment_state(&id, "state-hash", now, &returned, lease)
             .await,
-        Err(StoreError::Conflict { .. })
+        Err(StoreError::StateRefused { .. })
     ));
     cell.release_payment(&id, "worker-1").await.unwrap();
     assert_eq!(
@@ -190,7 +190,7 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     backwards.status = Some((PaymentStatus::Pending, Some("PDNG".into())));
     assert!(matches!(
         cell.advance_payment(&id, &backwards).await,
-        Err(StoreError::Conflict { .. })
+        Err(StoreError::StateRefused { .. })
     ));
 
     let mut done = PaymentChange::phase(&[PaymentPhase::Submitted], PaymentPhase::Done, now);

@@ -9,7 +9,9 @@ use kontor_banks::{
 use kontor_domain::currency::Currency;
 use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
-use kontor_domain::payment::Iso20022Status;
+use kontor_domain::payment::{
+    CreditorName, EndToEndId, IdempotencyKey, Iso20022Status, RemittanceInfo,
+};
 use kontor_sandbox_bank::PaymentRecord;
 use url::Url;
 
@@ -77,12 +79,13 @@ impl Fixture {
         PaymentRequest {
             product,
             debtor,
-            creditor_name: CREDITOR_NAME.to_owned(),
+            creditor_name: CreditorName::parse(CREDITOR_NAME).unwrap(),
             creditor,
             amount: Money::parse(amount, Currency::parse(currency).unwrap()).unwrap(),
-            remittance: Some(REMITTANCE.to_owned()),
-            end_to_end_id: format!("E2E-{}", rand_suffix() % 1_000_000_000),
-            idempotency_key: new_key(),
+            remittance: Some(RemittanceInfo::parse(REMITTANCE).unwrap()),
+            end_to_end_id: EndToEndId::parse(&format!("E2E-{}", rand_suffix() % 1_000_000_000))
+                .unwrap(),
+            idempotency_key: IdempotencyKey::parse(&new_key()).unwrap(),
             redirect_uri: Url::parse(HUB_CALLBACK).unwrap(),
             state: format!("st-{}", rand_suffix()),
             psu_ip: Some(PSU_IP),
