@@ -4,7 +4,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kontor_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -193,7 +192,9 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 impl From<kontor_service::ServiceError> for ApiError {
     fn from(err: kontor_service::ServiceError) -> Self {
-        use kontor_service::ServiceError as S;
+        use kontor_service::{ServiceError as S, StoreFailure};
+        let retry_after = err.bank_retry_after();
+        let store_failure = err.store_failure();
         match err {
             S::NotFound => ApiError::not_found(),
             S::Invalid { code, message } | S::Conflict { code, message } => {
@@ -209,33 +210,23 @@ impl From<kontor_service::ServiceError> for ApiError {
                 let known = ErrorCode::ALL.iter().find(|c| c.as_str() == code).copied();
                 tracing::info!(error = %bank, code, "bank error answered to the tenant");
                 let err = ApiError::new(known.unwrap_or(ErrorCode::BankRejected), bank.to_string());
-                match bank {
-                    kontor_banks::BankError::RateLimited {
-                        retry_after: Some(wait),
-                    } => err.with_retry_after(wait.as_secs().max(1)),
-                    _ => err,
+                match retry_after {
+                    Some(wait) => err.with_retry_after(wait.as_secs().max(1)),
+                    None => err,
                 }
             }
-            S::Store(store) => store.into(),
+            S::Store(store) => match store_failure {
+                Some(StoreFailure::NotFound) => ApiError::not_found(),
+                Some(StoreFailure::Unavailable) => {
+                    tracing::warn!(error = %ErrorChain(&store), "database unavailable");
+                    ApiError::new(
+                        ErrorCode::ServiceUnavailable,
+                        "the database is unavailable; retry later",
+                    )
+                }
+                Some(StoreFailure::Internal) | None => ApiError::internal(&store),
+            },
             other => ApiError::internal(&other),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match &err {
-            StoreError::NotFound | StoreError::UnknownRegion(_) => ApiError::not_found(),
-            StoreError::Unavailable { .. }
-            | StoreError::ConnectionLost { .. }
-            | StoreError::Contention { .. } => {
-                tracing::warn!(error = %ErrorChain(&err), "database unavailable");
-                ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "the database is unavailable; retry later",
-                )
-            }
-            _ => ApiError::internal(&err),
         }
     }
 }
