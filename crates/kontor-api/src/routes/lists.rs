@@ -118,8 +118,6 @@ fn filter<S: FromStr>(
     })
 }
 
-/// Where the page starts: the position the cursor names (in any region: the order is the
-/// same in every cell).
 /// List connections: one user's, or the whole tenant's.
 #[utoipa::path(
     get, path = "/v1/connections", tag = "connections", operation_id = "listConnections",
@@ -144,6 +142,7 @@ pub async fn connections(
         query.created_after.as_deref(),
         query.created_before.as_deref(),
     )?;
+    // The position the cursor names, in whichever region: the order is the same in every cell.
     let after = page.cursor.and_then(|cursor| cursor.after);
     let page = state
         .hub()
@@ -188,6 +187,7 @@ pub async fn payments(
         query.created_after.as_deref(),
         query.created_before.as_deref(),
     )?;
+    // The position the cursor names, in whichever region: the order is the same in every cell.
     let after = page.cursor.and_then(|cursor| cursor.after);
     let page = state
         .hub()
