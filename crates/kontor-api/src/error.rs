@@ -4,7 +4,6 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use kontor_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -93,6 +92,7 @@ impl From<kontor_service::ServiceError> for ApiError {
     fn from(err: kontor_service::ServiceError) -> Self {
         use kontor_service::ServiceError as S;
         let code = err.code();
+        let retry_after = err.bank_retry_after();
         match err {
             S::NotFound => ApiError::not_found(),
             S::Invalid { message, .. } | S::Conflict { message, .. } => {
@@ -101,11 +101,9 @@ impl From<kontor_service::ServiceError> for ApiError {
             S::Bank(bank) => {
                 tracing::info!(error = %bank, code = code.as_str(), "bank error answered to the tenant");
                 let answer = ApiError::new(code, bank.to_string());
-                match bank {
-                    kontor_banks::BankError::RateLimited {
-                        retry_after: Some(wait),
-                    } => answer.with_retry_after(wait.as_secs().max(1)),
-                    _ => answer,
+                match retry_after {
+                    Some(wait) => answer.with_retry_after(wait.as_secs().max(1)),
+                    None => answer,
                 }
             }
             S::Store(store) if code == ErrorCode::ServiceUnavailable => {
@@ -113,22 +111,6 @@ impl From<kontor_service::ServiceError> for ApiError {
                 ApiError::new(code, "the database is unavailable; retry later")
             }
             S::Store(_) | S::Crypto(_) | S::Internal(_) => ApiError::internal(&err),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match &err {
-            StoreError::NotFound | StoreError::UnknownRegion(_) => ApiError::not_found(),
-            _ if err.is_unavailable() => {
-                tracing::warn!(error = %ErrorChain(&err), "database unavailable");
-                ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "the database is unavailable; retry later",
-                )
-            }
-            _ => ApiError::internal(&err),
         }
     }
 }

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kontor_domain::Region;
-use kontor_store::{Page, PageKey};
+use kontor_domain::list::{Page, PageKey};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
@@ -58,7 +58,7 @@ impl Cursor {
 /// `fetch(region, after, limit)` reads one region.
 pub async fn across_cells<T, F, Fut>(
     regions: &[Region],
-    cursor: Option<&str>,
+    cursor: Option<Cursor>,
     limit: usize,
     mut fetch: F,
 ) -> Result<(Vec<T>, Option<String>), ApiError>
@@ -66,7 +66,7 @@ where
     F: FnMut(Region, Option<PageKey>, usize) -> Fut,
     Fut: Future<Output = Result<Page<T>, ApiError>>,
 {
-    let (start, mut after) = match cursor.map(Cursor::decode).transpose()? {
+    let (start, mut after) = match cursor {
         None => (0, None),
         Some(cursor) => {
             let index = regions
@@ -105,8 +105,8 @@ where
 }
 
 /// The cursor of a list that lives in one region's cell (an account's transactions, say).
-pub fn in_cell(region: &Region, cursor: Option<&str>) -> Result<Option<PageKey>, ApiError> {
-    match cursor.map(Cursor::decode).transpose()? {
+pub fn in_cell(region: &Region, cursor: Option<Cursor>) -> Result<Option<PageKey>, ApiError> {
+    match cursor {
         None => Ok(None),
         Some(cursor) if &cursor.region == region => Ok(cursor.after),
         Some(_) => Err(ApiError::new(

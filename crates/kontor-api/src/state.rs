@@ -1,11 +1,10 @@
-//! What every handler can reach: the stores, the token service, and the API's settings.
+//! What every handler can reach: the hub (the one way to the data), the token service, and the API's settings.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kontor_domain::Region;
 use kontor_service::Hub;
-use kontor_store::{Cells, ControlStore};
 
 use crate::auth::TokenService;
 use crate::auth::bearer::ClientCache;
@@ -98,14 +97,6 @@ impl AppState {
         &self.inner.hub
     }
 
-    pub fn control(&self) -> &dyn ControlStore {
-        self.inner.hub.control()
-    }
-
-    pub fn cells(&self) -> &Cells {
-        self.inner.hub.cells()
-    }
-
     pub fn tokens(&self) -> &TokenService {
         &self.inner.tokens
     }
@@ -132,10 +123,10 @@ impl AppState {
     pub fn served_region(&self, raw: &str) -> Result<Region, ApiError> {
         let region = Region::parse(raw)
             .map_err(|err| ApiError::new(ErrorCode::InvalidRegion, err.to_string()))?;
-        if self.cells().contains(&region) {
+        if self.hub().serves(&region) {
             Ok(region)
         } else {
-            let served: Vec<&str> = self.cells().regions().map(Region::as_str).collect();
+            let served: Vec<&str> = self.hub().regions().map(Region::as_str).collect();
             Err(ApiError::new(
                 ErrorCode::InvalidRegion,
                 format!(

@@ -17,12 +17,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use kontor_domain::iban::Iban;
 use kontor_domain::money::Money;
 use kontor_domain::payment::{
     CreditorName, EndToEndId, IdempotencyKey, Iso20022Status, RemittanceInfo,
 };
-use kontor_domain::uk_account::{SortCode, UkAccountNumber};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -38,25 +36,7 @@ pub enum PaymentProduct {
     UkDomestic,
 }
 
-/// An account to pay from or to. `Debug` shows only the country or the last digits.
-#[derive(Clone, PartialEq, Eq)]
-pub enum AccountReference {
-    Iban(Iban),
-    /// UK: sort code and account number, parsed by the domain (`kontor_domain::uk_account`).
-    SortCode {
-        sort_code: SortCode,
-        account_number: UkAccountNumber,
-    },
-}
-
-impl std::fmt::Debug for AccountReference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AccountReference::Iban(iban) => write!(f, "{iban:?}"),
-            AccountReference::SortCode { account_number, .. } => write!(f, "{account_number:?}"),
-        }
-    }
-}
+pub use kontor_domain::account_reference::AccountReference;
 
 /// What the hub asks the bank to pay. `Debug` leaves out the names and texts (personal data).
 #[derive(Clone)]

@@ -8,6 +8,7 @@ use time::Date;
 
 use crate::currency::Currency;
 use crate::iban::Iban;
+use crate::id::AccountId;
 use crate::money::Money;
 use crate::time::Timestamp;
 
@@ -136,6 +137,14 @@ pub struct Balance {
     pub credit_limit_included: Option<bool>,
     pub reference_date: Option<Date>,
     pub last_change: Option<Timestamp>,
+}
+
+/// A balance as the hub keeps it: whose account, and when it was read from the bank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceRow {
+    pub account_id: AccountId,
+    pub balance: Balance,
+    pub fetched_at: Timestamp,
 }
 
 #[cfg(test)]

@@ -127,6 +127,39 @@ pub struct CertificateBinding {
     pub bound_at: crate::time::Timestamp,
 }
 
+/// Days before `notAfter` from which the hub warns (startup log, `/readyz`, `kontor banks check`).
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// How a certificate's validity stands at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryStatus {
+    Ok,
+    /// Expires within [`EXPIRY_WARNING_DAYS`].
+    Expiring,
+    Expired,
+}
+
+impl ExpiryStatus {
+    /// The status of a certificate valid until `not_after` at `now` (both Unix seconds).
+    pub fn at(not_after: i64, now: i64) -> Self {
+        if not_after <= now {
+            Self::Expired
+        } else if not_after - now <= EXPIRY_WARNING_DAYS * 86_400 {
+            Self::Expiring
+        } else {
+            Self::Ok
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Expiring => "expiring",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

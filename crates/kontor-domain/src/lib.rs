@@ -2,6 +2,7 @@
 //! invalid states cannot be represented further in. Nothing here does I/O.
 
 pub mod account;
+pub mod account_reference;
 pub mod bank;
 pub mod bic;
 pub mod branding;
@@ -9,8 +10,10 @@ pub mod certificate;
 pub mod connection;
 pub mod currency;
 pub mod event;
+pub mod gauges;
 pub mod iban;
 pub mod id;
+pub mod list;
 pub mod money;
 pub mod payment;
 pub mod reconcile;

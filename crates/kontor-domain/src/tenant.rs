@@ -191,6 +191,16 @@ impl ApiClient {
     }
 }
 
+/// A stored one-way hash of a client secret, in the `algorithm:hex` form the API layer writes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash(pub String);
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHash(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

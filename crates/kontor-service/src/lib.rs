@@ -4,6 +4,7 @@
 //! Everything personal that comes from a bank is sealed with the user's data key before it is
 //! stored.
 
+mod assembly;
 mod branding;
 mod changes;
 mod details;
@@ -11,6 +12,7 @@ mod directory;
 mod erasure;
 mod error;
 mod error_code;
+mod error_meaning;
 mod export;
 mod gauges;
 mod hub;
@@ -26,6 +28,7 @@ mod lookup;
 mod owners;
 mod payments;
 mod reads;
+mod records;
 mod redirect_uri;
 pub mod schedule;
 mod shred;
@@ -36,6 +39,7 @@ mod users;
 mod vault;
 pub mod webhooks;
 
+pub use assembly::HubParts;
 pub use changes::{RemovedTransaction, TransactionChanges};
 pub use details::{AccountDetails, AccountView, TransactionDetails, TransactionView};
 pub use directory::{BankCertificate, BankDirectory, BankEntry};
@@ -53,6 +57,7 @@ pub use payments::{
     AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
     StoredAccount, payment_redirect,
 };
+pub use records::DatabaseCheck;
 pub use redirect_uri::{MAX_REDIRECT_URI_LEN, normalise_redirect_uri};
 pub use shred::{KeyMoveReport, ReplayReport, move_keys_out_of_cells, replay_erasures};
 pub use sync::{AccountChanges, SyncReport, SyncTrigger};
@@ -61,6 +66,13 @@ pub use vault::Vault;
 pub use webhooks::{Deliverer, WebhookSettings};
 
 use kontor_banks::BankError;
+
+/// Runs `work` (a request) with every bank call in it bounded to `limit` in all: past it a bank
+/// call answers `bank_unavailable` instead of keeping the caller waiting. A limit inside another
+/// one never extends it.
+pub async fn within_bank_deadline<F: Future>(limit: std::time::Duration, work: F) -> F::Output {
+    kontor_banks::deadline::within(limit, work).await
+}
 
 /// Why the bank refused a request, as a payment's status reason: the bank's own error code when
 /// it gave one (an ASCII token such as `PRODUCT_INVALID`; its free-text message may quote

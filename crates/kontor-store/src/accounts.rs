@@ -3,7 +3,7 @@
 //! on — dates, amounts, status — is stored in clear.
 
 use async_trait::async_trait;
-use kontor_domain::account::{AccountKind, Balance};
+use kontor_domain::account::AccountKind;
 use kontor_domain::currency::Currency;
 use kontor_domain::money::Money;
 use kontor_domain::time::Timestamp;
@@ -31,12 +31,7 @@ pub struct AccountRow {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BalanceRow {
-    pub account_id: AccountId,
-    pub balance: Balance,
-    pub fetched_at: Timestamp,
-}
+pub use kontor_domain::account::BalanceRow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionRow {
@@ -88,12 +83,7 @@ impl TransactionRow {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TransactionFilter {
-    pub from: Option<Date>,
-    pub to: Option<Date>,
-    pub status: Option<TransactionStatus>,
-}
+pub use kontor_domain::list::TransactionFilter;
 
 /// Everything one successful sync writes, applied in one transaction.
 #[derive(Debug, Clone)]

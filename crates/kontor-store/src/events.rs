@@ -1,20 +1,13 @@
 //! The event log, kept in the cell of the user an event is about.
 
 use async_trait::async_trait;
-use kontor_domain::event::{Event, EventType};
-use kontor_domain::time::Timestamp;
-use kontor_domain::{TenantId, UserId};
+use kontor_domain::TenantId;
+use kontor_domain::event::Event;
 
 use crate::error::StoreResult;
 use crate::page::{Page, PageKey};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventFilter {
-    pub event_type: Option<EventType>,
-    pub user: Option<UserId>,
-    pub since: Option<Timestamp>,
-    pub until: Option<Timestamp>,
-}
+pub use kontor_domain::list::EventFilter;
 
 #[async_trait]
 pub trait EventStore: Send + Sync {

@@ -15,15 +15,7 @@ pub struct NewTenant {
     pub created_at: Timestamp,
 }
 
-/// A stored one-way hash of a client secret, in the `algorithm:hex` form the API layer writes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretHash(pub String);
-
-impl std::fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretHash(<redacted>)")
-    }
-}
+pub use kontor_domain::tenant::SecretHash;
 
 #[derive(Debug, Clone)]
 pub struct NewApiClient {

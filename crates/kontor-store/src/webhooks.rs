@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use kontor_domain::event::Event;
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{
-    Attempt, DeliveryFailure, DeliveryState, Description, DisabledReason, EndpointStatus,
-    EventSelection, WebhookEndpoint,
+    Attempt, DeliveryFailure, Description, DisabledReason, EndpointStatus, EventSelection,
+    WebhookEndpoint,
 };
 use kontor_domain::{DeliveryId, EventId, TenantId, WebhookEndpointId};
 
@@ -155,11 +155,7 @@ pub enum DeliveryOutcome {
     GiveUp(DeliveryFailure),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeliveryFilter {
-    pub state: Option<DeliveryState>,
-    pub event: Option<EventId>,
-}
+pub use kontor_domain::list::DeliveryFilter;
 
 /// Deliveries, in the cell of their event.
 #[async_trait]

@@ -11,7 +11,7 @@ use kontor_crypto::Keyring;
 use kontor_domain::tenant::{Scopes, TenantName};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, TenantId};
-use kontor_service::{BankDirectory, Hub, HubSettings, Vault};
+use kontor_service::{BankDirectory, Hub, HubParts, HubSettings};
 use kontor_store::{NewApiClient, NewTenant, TenantStore};
 use kontor_store_sql::PoolSettings;
 use serde_json::Value;
@@ -198,19 +198,35 @@ impl TestApp {
         tweak(&mut hub_settings);
         let keyring =
             Keyring::new(&[(TEST_KEK_ID.to_owned(), TEST_KEK.to_vec())]).expect("keyring");
-        let hub = Hub::new(
-            stores.cells.clone(),
-            stores.control(),
+        // Put together and served as `kontor serve` does (its wiring reads these parts from
+        // configuration): `Hub::assemble`, `AppState::new`, the router, and the accept loop
+        // with the state's drain switch.
+        let hub = Hub::assemble(HubParts {
+            cells: stores.cells.clone(),
+            control: stores.control(),
+            key_stores: stores.key_stores.clone(),
+            keyring,
+            // No key cache: an erasure test reads straight after the shred, on this node.
+            data_key_cache: Duration::ZERO,
             directory,
-            Vault::new(keyring, stores.key_stores.clone()),
-            hub_settings,
-        );
+            settings: hub_settings,
+        });
         let state = AppState::new(hub.clone(), tokens.clone(), settings);
+        let options = kontor_api::server::Options {
+            draining: state.draining().clone(),
+            tls: None,
+        };
         let router = kontor_api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(kontor_api::server::serve(listener, router, server, async {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(kontor_api::server::serve_with(
+            listener,
+            router,
+            server,
+            options,
+            async {
+                let _ = rx.await;
+            },
+        ));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // Below the server's idle keep-alive (75 s): a connection the server is closing is

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use kontor_domain::gauges::CellGauges;
 use kontor_domain::time::Timestamp;
 use kontor_service::Hub;
-use kontor_store::CellGauges;
 use tokio::sync::watch;
 
 /// How long ago `then` was, seen from `now`; zero for none or for the future.
@@ -63,7 +63,7 @@ pub async fn report(hub: &Hub, now: Timestamp) -> usize {
         }
     }
     // Only a complete round counts: a cell that cannot answer makes the gauges stale.
-    if answered == hub.cells().len() {
+    if answered == hub.regions().count() {
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();

@@ -82,13 +82,7 @@ impl Worker {
 
     /// Runs the due scheduled syncs once, across every cell.
     pub async fn sync_due(&self, now: Timestamp) -> Round {
-        let mut due = Vec::new();
-        for (region, cell) in self.hub.cells().iter() {
-            match cell.due_for_sync(now, self.settings.batch).await {
-                Ok(ids) => due.extend(ids),
-                Err(err) => tracing::warn!(%region, error = %err, "cannot read due syncs"),
-            }
-        }
+        let due = self.hub.due_syncs(now, self.settings.batch).await;
         let results: Vec<bool> = stream::iter(due)
             .map(|id| {
                 let hub = self.hub.clone();
@@ -126,16 +120,10 @@ impl Worker {
         let settings = &self.hub.settings().payments;
         let stale = now.plus_seconds(-settings.stale_seconds);
         let abandoned = now.plus_seconds(-settings.authorisation_ttl_seconds);
-        let mut due = Vec::new();
-        for (region, cell) in self.hub.cells().iter() {
-            match cell
-                .payments_due(now, stale, abandoned, self.settings.batch)
-                .await
-            {
-                Ok(ids) => due.extend(ids),
-                Err(err) => tracing::warn!(%region, error = %err, "cannot read due payments"),
-            }
-        }
+        let due = self
+            .hub
+            .due_payments(now, stale, abandoned, self.settings.batch)
+            .await;
         let results: Vec<bool> = stream::iter(due)
             .map(|id| {
                 let hub = self.hub.clone();
@@ -193,7 +181,6 @@ impl Worker {
         // Idempotency keys are kept a week (at least the 24 hours tenants may rely on).
         if let Err(err) = self
             .hub
-            .control()
             .purge_idempotency(now.plus_seconds(-7 * 86_400))
             .await
         {
@@ -223,23 +210,12 @@ impl Worker {
     /// (of this worker or another) goes on. With nothing left it costs one query per cell, on
     /// an empty partial index.
     pub async fn backfill(&self) -> u64 {
-        let mut filled = 0;
-        for (region, cell) in self.hub.cells().iter() {
-            for _ in 0..self.settings.backfill_batches_per_round.max(1) {
-                match cell
-                    .backfill_transaction_dates(self.settings.backfill_batch)
-                    .await
-                {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) => {
-                        tracing::warn!(%region, error = %err, "backfilling transaction dates failed");
-                        break;
-                    }
-                }
-            }
-        }
-        filled
+        self.hub
+            .backfill_transaction_dates(
+                self.settings.backfill_batch,
+                self.settings.backfill_batches_per_round,
+            )
+            .await
     }
 
     /// Everything due at `now`, once.

@@ -11,7 +11,7 @@ use kontor_api::{ApiSettings, AppState};
 use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
 use kontor_domain::bank::BankId;
-use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, KeyStatus, Vault};
+use kontor_service::{BankDirectory, BankEntry, Hub, HubParts, HubSettings, KeyStatus};
 use kontor_store::{Cells, KeyStores, RetryPolicy, Schema};
 use kontor_store_sql::{PoolSettings, SqlCell, SqlControl, SqlKeyStore};
 use kontor_worker::WorkerSettings;
@@ -327,8 +327,14 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
     Ok(directory)
 }
 
-/// The services' context from configuration.
+/// The services' context from configuration: its parts read from `config`, put together the
+/// one way every process and the API tests do ([`Hub::assemble`]).
 pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
+    Ok(Hub::assemble(hub_parts(config, stores)?))
+}
+
+/// What the hub is made of, as configured.
+pub fn hub_parts(config: &Config, stores: &Stores) -> anyhow::Result<HubParts> {
     let mut settings = HubSettings::new(config.public_url()?);
     settings.state_ttl_seconds = config.link.state_ttl_seconds;
     settings.link_ttl_seconds = config.link.link_ttl_seconds;
@@ -347,14 +353,15 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
         poll_cap_seconds: p.poll_cap_seconds,
         unknown_after_seconds: p.unknown_after_seconds,
     };
-    Ok(Hub::new(
-        stores.cells.clone(),
-        stores.control.clone(),
-        directory(config)?,
-        Vault::new(keyring(config)?, stores.key_stores.clone())
-            .with_key_cache(Duration::from_millis(config.database.data_key_cache_ms)),
+    Ok(HubParts {
+        cells: stores.cells.clone(),
+        control: stores.control.clone(),
+        key_stores: stores.key_stores.clone(),
+        keyring: keyring(config)?,
+        data_key_cache: Duration::from_millis(config.database.data_key_cache_ms),
+        directory: directory(config)?,
         settings,
-    ))
+    })
 }
 
 /// Seals the key canary (or seals it again after a rotation), saying how this node's keys

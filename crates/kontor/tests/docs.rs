@@ -258,3 +258,156 @@ fn the_changelog_has_the_current_version() {
         "CHANGELOG.md has no \"## [Unreleased]\" or \"## [{version}]\" section: {headings:?}"
     );
 }
+
+/// The crates behind the one door (docs/ARCHITECTURE.md, "One door"): what each may depend on
+/// among the workspace's crates, as a normal or build dependency.
+const DOOR_RULE: &[(&str, &[&str])] = &[
+    ("kontor-api", &["kontor-service", "kontor-domain"]),
+    ("kontor-worker", &["kontor-service", "kontor-domain"]),
+];
+
+/// What their tests may use besides: fixtures that set up databases and banks and look behind
+/// the API's back. Never the binary.
+const DOOR_TEST_SUPPORT: &[&str] = &[
+    "kontor-test-support",
+    "kontor-sandbox-bank",
+    "kontor-store",
+    "kontor-store-sql",
+    "kontor-banks",
+    "kontor-crypto",
+    "kontor-worker",
+];
+
+/// The workspace's edges that break the rule, as `from -> to (kind)`.
+fn door_violations(metadata: &Value) -> Vec<String> {
+    let packages = metadata["packages"].as_array().expect("packages");
+    let workspace: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let mut wrong = Vec::new();
+    for (crate_name, allowed) in DOOR_RULE {
+        let package = packages
+            .iter()
+            .find(|p| p["name"] == *crate_name)
+            .unwrap_or_else(|| panic!("{crate_name} is not in the workspace any more"));
+        for dependency in package["dependencies"].as_array().expect("dependencies") {
+            let name = dependency["name"].as_str().expect("dependency name");
+            if !workspace.contains(name) {
+                continue;
+            }
+            let kind = dependency["kind"].as_str().unwrap_or("normal");
+            let ok = match kind {
+                "dev" => allowed.contains(&name) || DOOR_TEST_SUPPORT.contains(&name),
+                _ => allowed.contains(&name),
+            };
+            if !ok {
+                wrong.push(format!("{crate_name} -> {name} ({kind})"));
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn the_api_and_the_worker_reach_the_data_only_through_the_service() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
+        .arg("--manifest-path")
+        .arg(root().join("Cargo.toml"))
+        .output()
+        .expect("running cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let wrong = door_violations(&metadata);
+    assert!(
+        wrong.is_empty(),
+        "docs/ARCHITECTURE.md (\"One door\"): kontor-api and kontor-worker depend only on \
+         kontor-service and kontor-domain among the workspace's crates; these edges break it:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_door_rule_names_an_edge_that_breaks_it() {
+    let metadata = serde_json::json!({ "packages": [
+        { "name": "kontor-api", "dependencies": [
+            { "name": "kontor-service", "kind": null },
+            { "name": "kontor-store-sql", "kind": null },
+            { "name": "kontor-test-support", "kind": "dev" },
+            { "name": "serde", "kind": null },
+        ]},
+        { "name": "kontor-worker", "dependencies": [
+            { "name": "kontor-banks", "kind": "build" },
+            { "name": "kontor", "kind": "dev" },
+        ]},
+        { "name": "kontor-service", "dependencies": [] },
+        { "name": "kontor-store-sql", "dependencies": [] },
+        { "name": "kontor-test-support", "dependencies": [] },
+        { "name": "kontor-banks", "dependencies": [] },
+        { "name": "kontor", "dependencies": [] },
+    ]});
+    assert_eq!(
+        door_violations(&metadata),
+        [
+            "kontor-api -> kontor-store-sql (normal)",
+            "kontor-worker -> kontor-banks (build)",
+            "kontor-worker -> kontor (dev)",
+        ]
+    );
+}
+
+/// The stops of docs/ARCHITECTURE.md's request walk, in order: each file with the items it
+/// names in parentheses after it (``- **`path`** (`item`, `item`): …``).
+fn walk_stops(architecture: &str) -> Vec<(String, Vec<String>)> {
+    let section = architecture
+        .split("\n## One request's walk")
+        .nth(1)
+        .expect("docs/ARCHITECTURE.md has a \"## One request's walk\" section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let mut stops = Vec::new();
+    for line in section.lines() {
+        let Some(rest) = line.strip_prefix("- **`") else {
+            continue;
+        };
+        let (path, rest) = rest.split_once("`**").expect("a stop's path ends with `**");
+        let named = rest
+            .trim_start()
+            .strip_prefix('(')
+            .and_then(|rest| rest.split_once(')'))
+            .map(|(inside, _)| inside)
+            .unwrap_or_else(|| panic!("the stop {path} names no items in parentheses"));
+        let items = named
+            .split(',')
+            .map(|item| item.trim().trim_matches('`').to_owned())
+            .collect();
+        stops.push((path.to_owned(), items));
+    }
+    stops
+}
+
+#[test]
+fn the_architecture_walk_goes_through_at_most_five_files_that_hold_what_it_names() {
+    let stops = walk_stops(&read("docs/ARCHITECTURE.md"));
+    assert!(
+        (1..=5).contains(&stops.len()),
+        "the walk goes through {} files: {stops:?}",
+        stops.len()
+    );
+    for (path, items) in &stops {
+        let source = std::fs::read_to_string(root().join(path))
+            .unwrap_or_else(|e| panic!("the walk names {path}: {e}"));
+        for item in items {
+            let defined = ["fn", "struct", "enum", "trait", "type"]
+                .iter()
+                .any(|keyword| {
+                    source.contains(&format!("{keyword} {item}("))
+                        || source.contains(&format!("{keyword} {item}<"))
+                        || source.contains(&format!("{keyword} {item} "))
+                });
+            assert!(defined, "the walk says {path} defines {item}; it does not");
+        }
+    }
+}

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use kontor_domain::tenant::{Scope, Scopes};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, CertificateThumbprint, TenantId};
-use kontor_store::{ControlStore, StoreError};
+use kontor_service::{Hub, ServiceError};
 
 use crate::auth::TokenError;
 use crate::error::{ApiError, ErrorCode};
@@ -86,7 +86,7 @@ impl FromRequestParts<AppState> for Authenticated {
             })?;
         let standing = state
             .clients()
-            .standing(state.control(), &claims.client)
+            .standing(state.hub(), &claims.client)
             .await?;
         if !standing.active {
             return Err(invalid("the token's client has been revoked"));
@@ -153,20 +153,19 @@ impl ClientCache {
 
     pub(crate) async fn standing(
         &self,
-        control: &dyn ControlStore,
+        hub: &Hub,
         client: &ApiClientId,
     ) -> Result<Standing, ApiError> {
         if let Some(standing) = self.cached(client) {
             return Ok(standing);
         }
-        let active = match control.client(client).await {
+        let active = match hub.api_client(client).await {
             Ok(client) => client.is_active(),
-            Err(StoreError::NotFound) => false,
+            Err(ServiceError::NotFound) => false,
             Err(err) => return Err(err.into()),
         };
         let certificates = if active {
-            control
-                .client_certificates(client)
+            hub.client_certificates(client)
                 .await?
                 .into_iter()
                 .map(|binding| binding.thumbprint)

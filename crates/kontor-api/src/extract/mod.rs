@@ -2,9 +2,12 @@
 //! code, instead of axum's plain-text rejections.
 
 mod strict;
+mod typed;
+
+pub use typed::{Listing, PageParams, PageRequest, PathId, parse_id};
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -140,21 +143,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                     bounded(&format!("invalid query: {err}")),
                 )
             })
-    }
-}
-
-/// The single `{id}` path segment, as sent; handlers parse it into their id type.
-#[derive(Debug)]
-pub struct IdPath(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|Path(id)| IdPath(id))
-            .map_err(|_| ApiError::new(ErrorCode::InvalidId, "the id in the path is malformed"))
     }
 }
 

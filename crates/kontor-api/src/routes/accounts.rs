@@ -2,18 +2,19 @@
 
 use axum::Json;
 use axum::extract::State;
+use kontor_domain::account::BalanceRow;
+use kontor_domain::list::TransactionFilter;
 use kontor_domain::money::Money;
 use kontor_domain::transaction::TransactionStatus;
 use kontor_domain::{AccountId, UserId};
 use kontor_service::{AccountView, TransactionView};
-use kontor_store::{BalanceRow, TransactionFilter};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiQuery, IdPath};
+use crate::extract::{Listing, PageParams, PathId, parse_id};
 use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
@@ -209,9 +210,6 @@ pub struct ListAccountsQuery {
     /// The user whose accounts to list.
     #[param(value_type = schemas::UserIdString)]
     pub user_id: String,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -227,13 +225,6 @@ pub struct ListTransactionsQuery {
     /// `booked` or `pending`; both when absent.
     #[param(value_type = Option<schemas::TransactionStatusWord>)]
     pub status: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
-fn account_id(raw: &str) -> ApiResult<AccountId> {
-    AccountId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
 }
 
 fn date(name: &str, raw: Option<&str>) -> ApiResult<Option<Date>> {
@@ -252,7 +243,7 @@ fn date(name: &str, raw: Option<&str>) -> ApiResult<Option<Date>> {
 /// List a user's accounts.
 #[utoipa::path(
     get, path = "/v1/accounts", tag = "accounts", operation_id = "listAccounts",
-    params(ListAccountsQuery),
+    params(ListAccountsQuery, PageParams),
     security(("bearer" = ["accounts:read"])),
     responses(
         (status = 200, description = "A page of accounts", body = AccountList),
@@ -263,14 +254,12 @@ fn date(name: &str, raw: Option<&str>) -> ApiResult<Option<Date>> {
 pub async fn list(
     State(state): State<AppState>,
     auth: Scoped<scoped::AccountsRead>,
-    ApiQuery(query): ApiQuery<ListAccountsQuery>,
+    Listing { page, query }: Listing<ListAccountsQuery>,
 ) -> ApiResult<Json<AccountList>> {
-    let limit = pagination::limit(query.limit)?;
-    let user = UserId::parse(&query.user_id)
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+    let user: UserId = parse_id(&query.user_id)?;
     let region = user.region().clone();
-    let after = pagination::in_cell(&region, query.cursor.as_deref())?;
-    if !state.cells().contains(&region) {
+    let after = pagination::in_cell(&region, page.cursor)?;
+    if !state.hub().serves(&region) {
         return Ok(Json(AccountList {
             data: Vec::new(),
             next_cursor: None,
@@ -278,7 +267,7 @@ pub async fn list(
     }
     let page = state
         .hub()
-        .accounts_of(&auth.tenant, &user, after.as_ref(), limit)
+        .accounts_of(&auth.tenant, &user, after.as_ref(), page.limit)
         .await?;
     Ok(Json(AccountList {
         data: page.items.into_iter().map(AccountResponse::from).collect(),
@@ -300,9 +289,8 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     auth: Scoped<scoped::AccountsRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<AccountId>,
 ) -> ApiResult<Json<AccountResponse>> {
-    let id = account_id(&id)?;
     Ok(Json(state.hub().account(&auth.tenant, &id).await?.into()))
 }
 
@@ -319,9 +307,8 @@ pub async fn get(
 pub async fn balances(
     State(state): State<AppState>,
     auth: Scoped<scoped::AccountsRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<AccountId>,
 ) -> ApiResult<Json<BalanceList>> {
-    let id = account_id(&id)?;
     let rows = state.hub().balances(&auth.tenant, &id).await?;
     Ok(Json(BalanceList {
         data: rows.into_iter().map(BalanceResponse::from).collect(),
@@ -331,7 +318,7 @@ pub async fn balances(
 /// An account's transactions, newest first.
 #[utoipa::path(
     get, path = "/v1/accounts/{id}/transactions", tag = "accounts", operation_id = "listAccountTransactions",
-    params(("id" = schemas::AccountIdString, Path, description = "An account id"), ListTransactionsQuery),
+    params(("id" = schemas::AccountIdString, Path, description = "An account id"), ListTransactionsQuery, PageParams),
     security(("bearer" = ["accounts:read"])),
     responses(
         (status = 200, description = "A page of transactions", body = TransactionList),
@@ -342,11 +329,9 @@ pub async fn balances(
 pub async fn transactions(
     State(state): State<AppState>,
     auth: Scoped<scoped::AccountsRead>,
-    IdPath(id): IdPath,
-    ApiQuery(query): ApiQuery<ListTransactionsQuery>,
+    PathId(id): PathId<AccountId>,
+    Listing { page, query }: Listing<ListTransactionsQuery>,
 ) -> ApiResult<Json<TransactionList>> {
-    let id = account_id(&id)?;
-    let limit = pagination::limit(query.limit)?;
     let from = date("from", query.from.as_deref())?;
     let to = date("to", query.to.as_deref())?;
     if let (Some(from), Some(to)) = (from, to)
@@ -366,11 +351,11 @@ pub async fn transactions(
             })
         })
         .transpose()?;
-    let after = pagination::in_cell(id.region(), query.cursor.as_deref())?;
+    let after = pagination::in_cell(id.region(), page.cursor)?;
     let filter = TransactionFilter { from, to, status };
     let page = state
         .hub()
-        .transactions(&auth.tenant, &id, &filter, after.as_ref(), limit)
+        .transactions(&auth.tenant, &id, &filter, after.as_ref(), page.limit)
         .await?;
     Ok(Json(TransactionList {
         data: page

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Scoped, scoped};
-use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiQuery, IdPath};
+use crate::error::{ApiResult, ErrorEnvelope};
+use crate::extract::{ApiQuery, PathId};
 use crate::openapi::schemas;
 use crate::pagination;
 use crate::routes::accounts::TransactionResponse;
@@ -88,11 +88,9 @@ pub struct TransactionChangesResponse {
 pub async fn list(
     State(state): State<AppState>,
     auth: Scoped<scoped::AccountsRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<ConnectionId>,
     ApiQuery(query): ApiQuery<ChangesQuery>,
 ) -> ApiResult<Json<TransactionChangesResponse>> {
-    let id = ConnectionId::parse(&id)
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
     let limit = pagination::limit(query.limit)?;
     let changes = state
         .hub()

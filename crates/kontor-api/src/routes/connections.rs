@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiJson, IdPath};
+use crate::extract::{ApiJson, PathId, parse_id};
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -160,14 +160,9 @@ pub struct RefreshRequest {
     pub psu_ip_address: String,
 }
 
-fn connection_id(raw: &str) -> ApiResult<ConnectionId> {
-    ConnectionId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
-}
-
 async fn respond(state: &AppState, connection: Connection) -> ApiResult<ConnectionResponse> {
-    let cell = state.cells().get(connection.id.region())?;
-    let accounts = cell.connection_accounts(&connection.id).await?;
-    let ids = accounts.into_iter().map(|a| a.id.to_string()).collect();
+    let accounts = state.hub().connection_account_ids(&connection.id).await?;
+    let ids = accounts.iter().map(ToString::to_string).collect();
     Ok(ConnectionResponse::from_connection(connection, ids, None))
 }
 
@@ -189,8 +184,7 @@ pub async fn create(
     auth: Scoped<scoped::ConnectionsWrite>,
     ApiJson(body): ApiJson<CreateConnectionRequest>,
 ) -> ApiResult<Response> {
-    let user_id = UserId::parse(&body.user_id)
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+    let user_id: UserId = parse_id(&body.user_id)?;
     let bank_id = body
         .bank_id
         .as_deref()
@@ -244,11 +238,9 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     auth: Scoped<scoped::ConnectionsRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<ConnectionId>,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    let id = connection_id(&id)?;
-    let cell = state.cells().get(id.region())?;
-    let connection = cell.connection(&auth.tenant, &id).await?;
+    let connection = state.hub().connection(&auth.tenant, &id).await?;
     Ok(Json(respond(&state, connection).await?))
 }
 
@@ -266,9 +258,8 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     auth: Scoped<scoped::ConnectionsWrite>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<ConnectionId>,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    let id = connection_id(&id)?;
     let connection = state.hub().revoke(&auth.tenant, &id).await?;
     Ok(Json(respond(&state, connection).await?))
 }
@@ -290,18 +281,16 @@ pub async fn delete(
 pub async fn refresh(
     State(state): State<AppState>,
     auth: Scoped<scoped::ConnectionsWrite>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<ConnectionId>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<SyncReportResponse>> {
-    let id = connection_id(&id)?;
     let ip: IpAddr = body.psu_ip_address.parse().map_err(|_| {
         ApiError::new(
             ErrorCode::InvalidIpAddress,
             "psu_ip_address is not an IP address",
         )
     })?;
-    let cell = state.cells().get(id.region())?;
-    cell.connection(&auth.tenant, &id).await?;
+    state.hub().connection(&auth.tenant, &id).await?;
     let report = state.hub().sync(&id, SyncTrigger::UserPresent(ip)).await?;
     Ok(Json(SyncReportResponse::from(report)))
 }
@@ -320,9 +309,8 @@ pub async fn refresh(
 pub async fn reconfirm(
     State(state): State<AppState>,
     auth: Scoped<scoped::ConnectionsWrite>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<ConnectionId>,
 ) -> ApiResult<Json<ConnectionResponse>> {
-    let id = connection_id(&id)?;
     let connection = state.hub().reconfirm(&auth.tenant, &id).await?;
     Ok(Json(respond(&state, connection).await?))
 }

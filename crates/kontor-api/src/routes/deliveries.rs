@@ -6,16 +6,15 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
+use kontor_domain::list::DeliveryFilter;
 use kontor_domain::webhook::{Attempt, Delivery, DeliveryState};
-use kontor_domain::{DeliveryId, EventId, Region};
-use kontor_store::DeliveryFilter;
+use kontor_domain::{DeliveryId, EventId, Region, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::webhook_endpoints::endpoint_id;
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiQuery, IdPath};
+use crate::extract::{Listing, PageParams, PathId, parse_id};
 use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
@@ -110,15 +109,12 @@ pub struct ListDeliveriesQuery {
     /// Only deliveries of this event.
     #[param(value_type = Option<schemas::EventIdString>)]
     pub event_id: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 /// List an endpoint's deliveries, oldest first, with their attempts.
 #[utoipa::path(
     get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks", operation_id = "listWebhookDeliveries",
-    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…"), ListDeliveriesQuery),
+    params(("id" = schemas::WebhookEndpointIdString, Path, description = "A webhook endpoint id, e.g. whe_…"), ListDeliveriesQuery, PageParams),
     security(("bearer" = ["webhooks:manage"])),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryList),
@@ -131,11 +127,9 @@ pub struct ListDeliveriesQuery {
 pub async fn list(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
-    ApiQuery(query): ApiQuery<ListDeliveriesQuery>,
+    PathId(endpoint): PathId<WebhookEndpointId>,
+    Listing { page, query }: Listing<ListDeliveriesQuery>,
 ) -> ApiResult<Json<DeliveryList>> {
-    let endpoint = endpoint_id(&id)?;
-    let limit = pagination::limit(query.limit)?;
     let filter = DeliveryFilter {
         state: query
             .state
@@ -152,9 +146,8 @@ pub async fn list(
         event: query
             .event_id
             .as_deref()
-            .map(EventId::parse)
-            .transpose()
-            .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?,
+            .map(parse_id::<EventId>)
+            .transpose()?,
     };
     // 404 for another tenant's endpoint, before any cell is read.
     state
@@ -162,26 +155,22 @@ pub async fn list(
         .webhook_endpoint(&auth.tenant, &endpoint)
         .await?;
     let regions: Vec<Region> = match &filter.event {
-        Some(event) if state.cells().contains(event.region()) => vec![event.region().clone()],
+        Some(event) if state.hub().serves(event.region()) => vec![event.region().clone()],
         Some(_) => Vec::new(),
-        None => state.cells().regions().cloned().collect(),
+        None => state.hub().regions().cloned().collect(),
     };
     let tenant = &auth.tenant;
     let (filter, endpoint) = (&filter, &endpoint);
-    let (deliveries, next_cursor) = pagination::across_cells(
-        &regions,
-        query.cursor.as_deref(),
-        limit,
-        |region, after, n| {
-            let cell = state.cells().get(&region).cloned();
+    let (deliveries, next_cursor) =
+        pagination::across_cells(&regions, page.cursor, page.limit, |region, after, n| {
+            let hub = state.hub();
             async move {
-                Ok(cell?
-                    .list_deliveries(tenant, endpoint, filter, after.as_ref(), n)
+                Ok(hub
+                    .deliveries_in(&region, tenant, endpoint, filter, after.as_ref(), n)
                     .await?)
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     let mut attempts = attempts_of(&state, &deliveries).await?;
     let data = deliveries
         .into_iter()
@@ -207,8 +196,7 @@ async fn attempts_of(
     }
     let mut out: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
     for (region, ids) in by_region {
-        let cell = state.cells().get(&region)?;
-        for (id, attempt) in cell.delivery_attempts(&ids).await? {
+        for (id, attempt) in state.hub().delivery_attempts_in(&region, &ids).await? {
             out.entry(id).or_default().push(attempt);
         }
     }

@@ -7,17 +7,18 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use kontor_domain::event::{Event, EventType};
+use kontor_domain::list::EventFilter;
 use kontor_domain::time::Timestamp;
-use kontor_domain::{EventId, Region, UserId};
-use kontor_store::EventFilter;
+use kontor_domain::{EventId, Region, UserId, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::deliveries::DeliveryResponse;
-use super::webhook_endpoints;
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiQuery, IdPath, body_bytes, has_content_type, parse_json};
+use crate::extract::{
+    Listing, PageParams, PathId, body_bytes, has_content_type, parse_id, parse_json,
+};
 use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
@@ -73,9 +74,6 @@ pub struct ListEventsQuery {
     /// Only events before this instant (RFC 3339).
     #[param(format = DateTime)]
     pub until: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 /// An optional RFC 3339 instant of the query named `name`; malformed is `code`.
@@ -94,7 +92,7 @@ pub(crate) fn instant(
 /// List events, oldest first.
 #[utoipa::path(
     get, path = "/v1/events", tag = "events", operation_id = "listEvents",
-    params(ListEventsQuery),
+    params(ListEventsQuery, PageParams),
     security(("bearer" = ["events:read"])),
     responses(
         (status = 200, description = "A page of events", body = EventList),
@@ -105,9 +103,8 @@ pub(crate) fn instant(
 pub async fn list(
     State(state): State<AppState>,
     auth: Scoped<scoped::EventsRead>,
-    ApiQuery(query): ApiQuery<ListEventsQuery>,
+    Listing { page, query }: Listing<ListEventsQuery>,
 ) -> ApiResult<Json<EventList>> {
-    let limit = pagination::limit(query.limit)?;
     let event_type = query
         .event_type
         .as_deref()
@@ -119,9 +116,8 @@ pub async fn list(
     let user = query
         .user_id
         .as_deref()
-        .map(UserId::parse)
-        .transpose()
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+        .map(parse_id::<UserId>)
+        .transpose()?;
     let filter = EventFilter {
         event_type,
         user: user.clone(),
@@ -130,30 +126,26 @@ pub async fn list(
     };
     // A user's events live in their region; the tenant's whole log spans every cell.
     let regions: Vec<Region> = match &user {
-        Some(user) if state.cells().contains(user.region()) => vec![user.region().clone()],
+        Some(user) if state.hub().serves(user.region()) => vec![user.region().clone()],
         Some(_) => Vec::new(),
-        None => state.cells().regions().cloned().collect(),
+        None => state.hub().regions().cloned().collect(),
     };
     let tenant = &auth.tenant;
     let filter = &filter;
-    let (events, next_cursor) = pagination::across_cells(
-        &regions,
-        query.cursor.as_deref(),
-        limit,
-        |region, after, n| {
-            let cell = state.cells().get(&region).cloned();
-            async move { Ok(cell?.list_events(tenant, filter, after.as_ref(), n).await?) }
-        },
-    )
-    .await?;
+    let (events, next_cursor) =
+        pagination::across_cells(&regions, page.cursor, page.limit, |region, after, n| {
+            let hub = state.hub();
+            async move {
+                Ok(hub
+                    .events_in(&region, tenant, filter, after.as_ref(), n)
+                    .await?)
+            }
+        })
+        .await?;
     Ok(Json(EventList {
         data: events.into_iter().map(EventResponse::from).collect(),
         next_cursor,
     }))
-}
-
-fn event_id(raw: &str) -> ApiResult<EventId> {
-    EventId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
 }
 
 /// Read one event.
@@ -172,11 +164,9 @@ fn event_id(raw: &str) -> ApiResult<EventId> {
 pub async fn get(
     State(state): State<AppState>,
     auth: Scoped<scoped::EventsRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<EventId>,
 ) -> ApiResult<Json<EventResponse>> {
-    let id = event_id(&id)?;
-    let cell = state.cells().get(id.region())?;
-    Ok(Json(cell.event(&auth.tenant, &id).await?.into()))
+    Ok(Json(state.hub().event(&auth.tenant, &id).await?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -214,10 +204,9 @@ pub struct RedeliveryList {
 pub async fn redeliver(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<EventId>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<RedeliveryList>)> {
-    let id = event_id(&id)?;
     let has_type = request.headers().contains_key(CONTENT_TYPE);
     let json = has_content_type(request.headers(), "application/json");
     let bytes = body_bytes(request).await?;
@@ -235,7 +224,7 @@ pub async fn redeliver(
     let endpoint = body
         .endpoint_id
         .as_deref()
-        .map(webhook_endpoints::endpoint_id)
+        .map(parse_id::<WebhookEndpointId>)
         .transpose()?;
     let deliveries = state
         .hub()

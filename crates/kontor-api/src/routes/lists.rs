@@ -9,9 +9,9 @@ use axum::extract::State;
 use kontor_domain::UserId;
 use kontor_domain::bank::BankId;
 use kontor_domain::connection::ConnectionStatus;
+use kontor_domain::list::ListFilter;
 use kontor_domain::payment::PaymentStatus;
 use kontor_domain::time::Timestamp;
-use kontor_store::{ListFilter, PageKey};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -19,9 +19,9 @@ use super::connections::{ConnectionList, ConnectionResponse};
 use super::payments::PaymentList;
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::ApiQuery;
+use crate::extract::{Listing, PageParams, parse_id};
 use crate::openapi::schemas;
-use crate::pagination::{self, Cursor};
+use crate::pagination;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -43,9 +43,6 @@ pub struct ListConnectionsQuery {
     /// Only connections created before this instant (RFC 3339).
     #[param(format = DateTime)]
     pub created_before: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -67,9 +64,6 @@ pub struct ListPaymentsQuery {
     /// Only payments created before this instant (RFC 3339).
     #[param(format = DateTime)]
     pub created_before: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
 }
 
 fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<Timestamp>> {
@@ -86,10 +80,7 @@ fn filter<S: FromStr>(
     created_after: Option<&str>,
     created_before: Option<&str>,
 ) -> ApiResult<ListFilter<S>> {
-    let user = user_id
-        .map(UserId::parse)
-        .transpose()
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
+    let user = user_id.map(parse_id::<UserId>).transpose()?;
     let status = status
         .map(|raw| {
             raw.parse::<S>().map_err(|_| {
@@ -127,19 +118,10 @@ fn filter<S: FromStr>(
     })
 }
 
-/// Where the page starts: the position the cursor names (in any region: the order is the
-/// same in every cell).
-fn after(cursor: Option<&str>) -> ApiResult<Option<PageKey>> {
-    Ok(cursor
-        .map(Cursor::decode)
-        .transpose()?
-        .and_then(|c| c.after))
-}
-
 /// List connections: one user's, or the whole tenant's.
 #[utoipa::path(
     get, path = "/v1/connections", tag = "connections", operation_id = "listConnections",
-    params(ListConnectionsQuery),
+    params(ListConnectionsQuery, PageParams),
     security(("bearer" = ["connections:read"])),
     responses(
         (status = 200, description = "A page of connections, oldest first", body = ConnectionList),
@@ -150,9 +132,8 @@ fn after(cursor: Option<&str>) -> ApiResult<Option<PageKey>> {
 pub async fn connections(
     State(state): State<AppState>,
     auth: Scoped<scoped::ConnectionsRead>,
-    ApiQuery(query): ApiQuery<ListConnectionsQuery>,
+    Listing { page, query }: Listing<ListConnectionsQuery>,
 ) -> ApiResult<Json<ConnectionList>> {
-    let limit = pagination::limit(query.limit)?;
     let filter = filter::<ConnectionStatus>(
         &state,
         query.user_id.as_deref(),
@@ -161,10 +142,11 @@ pub async fn connections(
         query.created_after.as_deref(),
         query.created_before.as_deref(),
     )?;
-    let after = after(query.cursor.as_deref())?;
+    // The position the cursor names, in whichever region: the order is the same in every cell.
+    let after = page.cursor.and_then(|cursor| cursor.after);
     let page = state
         .hub()
-        .list_connections(&auth.tenant, &filter, after.as_ref(), limit)
+        .list_connections(&auth.tenant, &filter, after.as_ref(), page.limit)
         .await?;
     let next_cursor = pagination::next_after(
         page.items.last().map(|c| c.connection.id.region()),
@@ -184,7 +166,7 @@ pub async fn connections(
 /// List payments: one user's, or the whole tenant's.
 #[utoipa::path(
     get, path = "/v1/payments", tag = "payments", operation_id = "listPayments",
-    params(ListPaymentsQuery),
+    params(ListPaymentsQuery, PageParams),
     security(("bearer" = ["payments:read"])),
     responses(
         (status = 200, description = "A page of payments, oldest first", body = PaymentList),
@@ -195,9 +177,8 @@ pub async fn connections(
 pub async fn payments(
     State(state): State<AppState>,
     auth: Scoped<scoped::PaymentsRead>,
-    ApiQuery(query): ApiQuery<ListPaymentsQuery>,
+    Listing { page, query }: Listing<ListPaymentsQuery>,
 ) -> ApiResult<Json<PaymentList>> {
-    let limit = pagination::limit(query.limit)?;
     let filter = filter::<PaymentStatus>(
         &state,
         query.user_id.as_deref(),
@@ -206,10 +187,11 @@ pub async fn payments(
         query.created_after.as_deref(),
         query.created_before.as_deref(),
     )?;
-    let after = after(query.cursor.as_deref())?;
+    // The position the cursor names, in whichever region: the order is the same in every cell.
+    let after = page.cursor.and_then(|cursor| cursor.after);
     let page = state
         .hub()
-        .list_payments(&auth.tenant, &filter, after.as_ref(), limit)
+        .list_payments(&auth.tenant, &filter, after.as_ref(), page.limit)
         .await?;
     let next_cursor =
         pagination::next_after(page.items.last().map(|p| p.payment.id.region()), page.next);

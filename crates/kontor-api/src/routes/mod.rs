@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().body_limit_bytes;
     let banks = state.hub().directory().list(None);
     let document = openapi::document_for(
-        state.cells().regions(),
+        state.hub().regions(),
         banks.iter().map(|bank| bank.profile.id.as_str()),
     );
     let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
@@ -145,7 +145,7 @@ pub fn ops_router(state: ops::OpsState) -> Router {
 /// starts in the background (the first sync after linking) is not bounded by it.
 async fn bank_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.settings().bank_deadline;
-    kontor_banks::deadline::within(limit, next.run(request)).await
+    kontor_service::within_bank_deadline(limit, next.run(request)).await
 }
 
 async fn not_found() -> ApiError {

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use kontor_domain::ApiClientId;
 use kontor_domain::tenant::Scopes;
 use kontor_domain::time::Timestamp;
-use kontor_store::StoreError;
+use kontor_service::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -188,9 +188,9 @@ pub async fn token(
     let client_id =
         ApiClientId::parse(&client_id).map_err(|_| failed(None, invalid_client(via_basic)))?;
     limits.token_attempt(None, Some(&client_id), &extensions)?;
-    let (client, hash) = match state.control().client_with_secret(&client_id).await {
+    let (client, hash) = match state.hub().api_client_with_secret(&client_id).await {
         Ok(found) => found,
-        Err(StoreError::NotFound) => {
+        Err(ServiceError::NotFound) => {
             return Err(failed(Some(&client_id), invalid_client(via_basic)));
         }
         Err(err) => return Err(err.into()),
@@ -201,7 +201,7 @@ pub async fn token(
     }
     // Checked only once the secret is: whether a client is bound tells nobody else anything.
     let bound: Vec<_> = state
-        .control()
+        .hub()
         .client_certificates(&client.id)
         .await?
         .into_iter()

@@ -10,10 +10,8 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::join_all;
-use kontor_banks::{EXPIRY_WARNING_DAYS, ExpiryStatus};
+use kontor_domain::certificate::{EXPIRY_WARNING_DAYS, ExpiryStatus};
 use kontor_service::Hub;
-use kontor_store::Schema;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -82,36 +80,21 @@ pub struct DatabaseCheck {
     pub status: &'static str,
 }
 
+impl From<kontor_service::DatabaseCheck> for DatabaseCheck {
+    fn from(check: kontor_service::DatabaseCheck) -> Self {
+        Self {
+            name: check.name,
+            backend: check.backend,
+            status: check.status,
+        }
+    }
+}
+
 /// Liveness: the process is up and serving.
 #[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "getHealth",
     responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
-}
-
-async fn check(name: String, db: &dyn Schema, timeout: Duration) -> DatabaseCheck {
-    let backend = db.backend();
-    let probe = async {
-        db.ping().await.map_err(|_| "unreachable")?;
-        let status = db.migration_status().await.map_err(|_| "unreachable")?;
-        if status.is_current() {
-            Ok("ok")
-        } else {
-            Err("migrations_pending")
-        }
-    };
-    let status = match tokio::time::timeout(timeout, probe).await {
-        Ok(Ok(status) | Err(status)) => status,
-        Err(_) => "timeout",
-    };
-    if status != "ok" {
-        tracing::warn!(database = %name, status, "database not ready");
-    }
-    DatabaseCheck {
-        name,
-        backend,
-        status,
-    }
 }
 
 async fn check_keys(hub: &Hub, timeout: Duration) -> KeysCheck {
@@ -209,14 +192,17 @@ fn certificate_warnings(hub: &Hub) -> Vec<CertificateWarning> {
 
 /// `draining`: the process was told to stop and serves out its drain time.
 async fn readiness(hub: &Hub, timeout: Duration, draining: bool) -> Response {
-    let control = check("control".to_owned(), hub.control(), timeout);
-    let cells = hub
-        .cells()
-        .iter()
-        .map(|(region, cell)| check(format!("cell:{region}"), cell.as_ref(), timeout));
-    let (control, cells) = tokio::join!(control, join_all(cells));
-    // The canary lives in the control database: ask only once that is usable.
-    let keys = if control.status == "ok" {
+    let databases: Vec<DatabaseCheck> = hub
+        .database_checks(timeout)
+        .await
+        .into_iter()
+        .map(DatabaseCheck::from)
+        .collect();
+    // The canary lives in the control database (checked first): ask only once that is usable.
+    let control_ok = databases
+        .first()
+        .is_some_and(|control| control.status == "ok");
+    let keys = if control_ok {
         check_keys(hub, timeout).await
     } else {
         KeysCheck {
@@ -225,8 +211,6 @@ async fn readiness(hub: &Hub, timeout: Duration, draining: bool) -> Response {
             problem: None,
         }
     };
-    let mut databases = vec![control];
-    databases.extend(cells);
     let ready = !draining && databases.iter().all(|d| d.status == "ok") && keys.status == "ok";
     let status = if ready {
         StatusCode::OK

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kontor_banks::AccountReference;
+use kontor_domain::account_reference::AccountReference;
 use kontor_domain::bank::{BankId, Standard};
 use kontor_domain::currency::Currency;
 use kontor_domain::iban::Iban;
@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiJson, IdPath};
+use crate::extract::{ApiJson, PathId};
 use crate::openapi::schemas;
 use crate::routes::accounts::Amount;
 use crate::state::AppState;
@@ -371,10 +371,6 @@ fn order(state: &AppState, body: &CreatePaymentRequest) -> ApiResult<PaymentOrde
     })
 }
 
-fn payment_id(raw: &str) -> ApiResult<PaymentId> {
-    PaymentId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
-}
-
 /// Initiate a payment, exactly once per Idempotency-Key.
 #[utoipa::path(
     post, path = "/v1/payments", tag = "payments", operation_id = "createPayment",
@@ -429,9 +425,8 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     auth: Scoped<scoped::PaymentsRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<PaymentId>,
 ) -> ApiResult<Json<PaymentResponse>> {
-    let id = payment_id(&id)?;
     Ok(Json(
         state.hub().payment_view(&auth.tenant, &id).await?.into(),
     ))
@@ -458,9 +453,8 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     auth: Scoped<scoped::PaymentsWrite>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<PaymentId>,
 ) -> ApiResult<Json<PaymentResponse>> {
-    let id = payment_id(&id)?;
     Ok(Json(
         state
             .hub()

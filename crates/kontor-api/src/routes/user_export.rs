@@ -21,8 +21,8 @@ use super::events::EventResponse;
 use super::payments::PaymentResponse;
 use super::users::UserResponse;
 use crate::auth::{Scoped, scoped};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode, ErrorEnvelope};
-use crate::extract::IdPath;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorEnvelope};
+use crate::extract::PathId;
 use crate::openapi::schemas;
 use crate::request_id;
 use crate::state::AppState;
@@ -250,10 +250,8 @@ impl Tail {
 pub async fn export(
     State(state): State<AppState>,
     auth: Scoped<scoped::UsersRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<UserId>,
 ) -> ApiResult<Response> {
-    let id =
-        UserId::parse(&id).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))?;
     let UserExport { user, records } = state.hub().export_user(&auth.tenant, &id).await?;
     let mut counts = ExportCounts::default();
     let mut head = Vec::new();

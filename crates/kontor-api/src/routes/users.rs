@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::extract::{ApiJson, Listing, PageParams, PathId};
 use crate::openapi::schemas;
 use crate::pagination;
 use crate::state::AppState;
@@ -79,15 +79,6 @@ pub struct ListUsersQuery {
     /// Only users of this region.
     #[param(value_type = Option<schemas::RegionCode>)]
     pub region: Option<String>,
-    /// Page size, 1-200 (default 50).
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-fn user_id(raw: &str) -> ApiResult<UserId> {
-    UserId::parse(raw).map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
 }
 
 /// Create a user in a region.
@@ -142,9 +133,8 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     auth: Scoped<scoped::UsersRead>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<UserId>,
 ) -> ApiResult<Json<UserResponse>> {
-    let id = user_id(&id)?;
     let user = state.hub().user(&auth.tenant, &id).await?;
     Ok(Json(user.into()))
 }
@@ -168,9 +158,8 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     auth: Scoped<scoped::UsersWrite>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<UserId>,
 ) -> ApiResult<StatusCode> {
-    let id = user_id(&id)?;
     state.hub().erase_user(&auth.tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,7 +167,7 @@ pub async fn delete(
 /// List users, optionally by external_id or region, in pages.
 #[utoipa::path(
     get, path = "/v1/users", tag = "users", operation_id = "listUsers",
-    params(ListUsersQuery),
+    params(ListUsersQuery, PageParams),
     security(("bearer" = ["users:read"])),
     responses(
         (status = 200, description = "A page of users", body = UserList),
@@ -190,16 +179,15 @@ pub async fn delete(
 pub async fn list(
     State(state): State<AppState>,
     auth: Scoped<scoped::UsersRead>,
-    ApiQuery(query): ApiQuery<ListUsersQuery>,
+    Listing { page, query }: Listing<ListUsersQuery>,
 ) -> ApiResult<Json<UserList>> {
-    let limit = pagination::limit(query.limit)?;
     let regions: Vec<Region> = match &query.region {
         Some(raw) => vec![state.served_region(raw)?],
-        None => state.cells().regions().cloned().collect(),
+        None => state.hub().regions().cloned().collect(),
     };
 
     if let Some(raw) = &query.external_id {
-        if query.cursor.is_some() {
+        if page.cursor.is_some() {
             return Err(ApiError::new(
                 ErrorCode::InvalidQuery,
                 "cursor cannot be combined with external_id",
@@ -224,16 +212,12 @@ pub async fn list(
     }
 
     let tenant = &auth.tenant;
-    let (users, next_cursor) = pagination::across_cells(
-        &regions,
-        query.cursor.as_deref(),
-        limit,
-        |region, after, n| {
+    let (users, next_cursor) =
+        pagination::across_cells(&regions, page.cursor, page.limit, |region, after, n| {
             let hub = state.hub();
             async move { Ok(hub.list_users(tenant, &region, after.as_ref(), n).await?) }
-        },
-    )
-    .await?;
+        })
+        .await?;
     let data = users.into_iter().map(UserResponse::from).collect();
     Ok(Json(UserList { data, next_cursor }))
 }

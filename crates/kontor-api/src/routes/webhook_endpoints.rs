@@ -14,8 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Scoped, scoped};
-use crate::error::{ApiError, ApiResult, ErrorCode, ErrorEnvelope};
-use crate::extract::{ApiJson, IdPath};
+use crate::error::{ApiResult, ErrorEnvelope};
+use crate::extract::{ApiJson, PathId};
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -136,11 +136,6 @@ pub struct WebhookEndpointList {
     pub next_cursor: Option<String>,
 }
 
-pub(crate) fn endpoint_id(raw: &str) -> ApiResult<WebhookEndpointId> {
-    WebhookEndpointId::parse(raw)
-        .map_err(|err| ApiError::new(ErrorCode::InvalidId, err.to_string()))
-}
-
 /// Create a webhook endpoint; the response shows its signing secret, once.
 #[utoipa::path(
     post, path = "/v1/webhook-endpoints", tag = "webhooks", operation_id = "createWebhookEndpoint",
@@ -220,9 +215,8 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<WebhookEndpointId>,
 ) -> ApiResult<Json<WebhookEndpointResponse>> {
-    let id = endpoint_id(&id)?;
     let endpoint = state.hub().webhook_endpoint(&auth.tenant, &id).await?;
     Ok(Json(endpoint.into()))
 }
@@ -244,10 +238,9 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<WebhookEndpointId>,
     ApiJson(body): ApiJson<UpdateWebhookEndpointRequest>,
 ) -> ApiResult<Json<WebhookEndpointResponse>> {
-    let id = endpoint_id(&id)?;
     let endpoint = state
         .hub()
         .update_webhook_endpoint(
@@ -280,9 +273,8 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<WebhookEndpointId>,
 ) -> ApiResult<StatusCode> {
-    let id = endpoint_id(&id)?;
     state
         .hub()
         .delete_webhook_endpoint(&auth.tenant, &id)
@@ -307,9 +299,8 @@ pub async fn delete(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<WebhookEndpointId>,
 ) -> ApiResult<Json<WebhookEndpointResponse>> {
-    let id = endpoint_id(&id)?;
     let rotated = state.hub().rotate_webhook_secret(&auth.tenant, &id).await?;
     Ok(Json(rotated.into()))
 }

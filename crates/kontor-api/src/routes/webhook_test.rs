@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
+use kontor_domain::WebhookEndpointId;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::webhook_endpoints::endpoint_id;
 use crate::auth::{Scoped, scoped};
 use crate::error::{ApiResult, ErrorEnvelope};
-use crate::extract::IdPath;
+use crate::extract::PathId;
 use crate::openapi::schemas;
 use crate::state::AppState;
 
@@ -60,10 +60,9 @@ pub struct WebhookTestResponse {
 pub async fn send(
     State(state): State<AppState>,
     auth: Scoped<scoped::WebhooksManage>,
-    IdPath(id): IdPath,
+    PathId(id): PathId<WebhookEndpointId>,
     request: Request,
 ) -> ApiResult<Json<WebhookTestResponse>> {
-    let id = endpoint_id(&id)?;
     state
         .limits()
         .webhook_test(&auth.tenant, request.extensions())?;

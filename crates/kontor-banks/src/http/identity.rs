@@ -21,38 +21,7 @@ use super::certificate::CertificateInfo;
 /// The Prometheus gauge with each identity's `notAfter`.
 pub const EXPIRY_METRIC: &str = "kontor_certificate_expiry_timestamp_seconds";
 
-/// Days before `notAfter` from which the hub warns (startup log, `/readyz`, `kontor banks check`).
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// How a certificate's validity stands at some moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryStatus {
-    Ok,
-    /// Expires within [`EXPIRY_WARNING_DAYS`].
-    Expiring,
-    Expired,
-}
-
-impl ExpiryStatus {
-    /// The status of a certificate valid until `not_after` at `now` (both Unix seconds).
-    pub fn at(not_after: i64, now: i64) -> Self {
-        if not_after <= now {
-            Self::Expired
-        } else if not_after - now <= EXPIRY_WARNING_DAYS * 86_400 {
-            Self::Expiring
-        } else {
-            Self::Ok
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Expiring => "expiring",
-            Self::Expired => "expired",
-        }
-    }
-}
+pub use kontor_domain::certificate::{EXPIRY_WARNING_DAYS, ExpiryStatus};
 
 /// Where an identity's PEM files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
