@@ -37,7 +37,7 @@ pub struct HubSettings {
     pub payments: crate::payments::PaymentSettings,
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How long the event log (with deliveries and attempts) is kept.
-    pub retention: crate::erasure::RetentionSettings,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl HubSettings {
@@ -57,7 +57,7 @@ impl HubSettings {
             overlap_days: 7,
             payments: crate::payments::PaymentSettings::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),
-            retention: crate::erasure::RetentionSettings::default(),
+            retention: crate::retention::RetentionSettings::default(),
         }
     }
 }
