@@ -13,7 +13,6 @@ use kontor_domain::connection::{
 };
 use kontor_domain::event::Event;
 use kontor_domain::event::payload::ConnectionEnded;
-use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId, UserId};
 use kontor_store::Transition;
 use url::Url;
@@ -157,7 +156,7 @@ impl Hub {
                 .settings()
                 .frequency_per_day
                 .clamp(1, schedule::MAX_UNATTENDED_PER_DAY),
-            created_at: Timestamp::now(),
+            created_at: self.clock().now(),
         };
         let connection = cell
             .create_connection(&new)
@@ -183,7 +182,7 @@ impl Hub {
         reason: FailureReason,
     ) -> ServiceResult<NextStep> {
         let cell = self.cell_of(&connection.id)?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let event_kind = if reason == FailureReason::LinkExpired {
             ConnectionEvent::Expired
         } else {

@@ -10,6 +10,7 @@ use kontor_api::auth::{SigningKey, TokenService};
 use kontor_api::{ApiSettings, AppState};
 use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
+use kontor_domain::Clock;
 use kontor_domain::bank::BankId;
 use kontor_service::{BankDirectory, BankEntry, Hub, HubSettings, KeyStatus, Vault};
 use kontor_store::{Cells, KeyStores, RetryPolicy, Schema};
@@ -327,8 +328,13 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
     Ok(directory)
 }
 
-/// The services' context from configuration.
+/// The services' context from configuration, reading the system's clock.
 pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
+    hub_with_clock(config, stores, Clock::system())
+}
+
+/// The services' context from configuration, reading `clock` (a test's, to move time).
+pub fn hub_with_clock(config: &Config, stores: &Stores, clock: Clock) -> anyhow::Result<Hub> {
     let mut settings = HubSettings::new(config.public_url()?);
     settings.state_ttl_seconds = config.link.state_ttl_seconds;
     settings.link_ttl_seconds = config.link.link_ttl_seconds;
@@ -354,6 +360,7 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
         Vault::new(keyring(config)?, stores.key_stores.clone())
             .with_key_cache(Duration::from_millis(config.database.data_key_cache_ms)),
         settings,
+        clock,
     ))
 }
 

@@ -97,7 +97,7 @@ impl Hub {
             return Ok(());
         }
         let revocations = self.revocations_for(cell, tenant, user).await?;
-        cell.record_erasure(tenant, user, &revocations, Timestamp::now())
+        cell.record_erasure(tenant, user, &revocations, self.clock().now())
             .await
             .map_err(ServiceError::from_store)?;
         Ok(())
@@ -207,7 +207,7 @@ impl Hub {
                     user_id: user.clone(),
                 }),
             );
-            cell.erase_user_data(user, &event, Timestamp::now())
+            cell.erase_user_data(user, &event, self.clock().now())
                 .await
                 .map_err(ServiceError::from_store)?;
         }

@@ -175,7 +175,7 @@ impl Hub {
                     RevocationOutcome::Failed { error: code }
                 } else {
                     RevocationOutcome::Retry {
-                        next_attempt_at: Timestamp::now().plus_seconds(backoff(attempts)),
+                        next_attempt_at: self.clock().now().plus_seconds(backoff(attempts)),
                         error: code,
                     }
                 }

@@ -40,7 +40,7 @@ impl Hub {
         let plain_key = key;
         let key = stored_key.as_str();
         let candidate = PaymentId::generate(order.user_id.region());
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let outcome = self
             .control()
             .begin_idempotent_with_legacy(
@@ -85,7 +85,7 @@ impl Hub {
         match self.create_payment(tenant, &id, order, now).await {
             Ok(view) => {
                 self.control()
-                    .complete_idempotent(tenant, key, Timestamp::now())
+                    .complete_idempotent(tenant, key, self.clock().now())
                     .await
                     .map_err(ServiceError::from_store)?;
                 tracing::info!(payment.id = %id, "payment accepted");

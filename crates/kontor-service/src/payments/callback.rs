@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use kontor_banks::{BankPaymentStatus, Callback, PaymentSession};
 use kontor_domain::PaymentId;
 use kontor_domain::payment::{Payment, PaymentPhase};
-use kontor_domain::time::Timestamp;
 use kontor_store::{PaymentChange, PaymentSecrets, StoreError};
 
 use super::authorise::payment_redirect;
@@ -34,7 +33,7 @@ impl Hub {
             .and_then(|(id, _)| PaymentId::parse(id).ok())
             .ok_or_else(invalid)?;
         let cell = self.cell(id.region()).map_err(|_| invalid())?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let current = match cell.payment_secrets(&id).await {
             Ok(current) => current,
             Err(StoreError::NotFound) => return Err(invalid()),
@@ -126,7 +125,7 @@ impl Hub {
             let mut keep = PaymentChange::phase(
                 &[PaymentPhase::Submitting],
                 PaymentPhase::Submitting,
-                Timestamp::now(),
+                self.clock().now(),
             );
             keep.session = Some(seal_json(
                 &user_key,

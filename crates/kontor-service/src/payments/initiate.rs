@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use kontor_banks::{BankPaymentStatus, PaymentRequest, PaymentSession, ScaStep};
 use kontor_domain::PaymentId;
 use kontor_domain::payment::{Payment, PaymentPhase, PaymentStatus};
-use kontor_domain::time::Timestamp;
 use kontor_store::{PaymentChange, PaymentSecrets};
 use url::Url;
 
@@ -105,7 +104,7 @@ impl Hub {
             Some(state) => state,
             None => format!("{}.{}", id, random_token()),
         };
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let cell_key = self.vault().user_key(cell, &payment.user_id).await?;
         let mut pending = PaymentSession::default();
         pending.extra.insert("state".into(), state.clone());
@@ -206,7 +205,7 @@ impl Hub {
         let mut change = PaymentChange::phase(
             &[PaymentPhase::Initiating],
             PaymentPhase::AwaitingSca,
-            Timestamp::now(),
+            self.clock().now(),
         );
         change.session = Some(seal_json(
             &key,

@@ -17,6 +17,7 @@ use kontor_banks::{ConsentSession, ReadContext};
 use kontor_crypto::DataKey;
 use kontor_domain::ConnectionId;
 use kontor_domain::connection::Connection;
+use kontor_domain::time::Timestamp;
 use kontor_store::CellStore;
 use serde::Serialize;
 
@@ -62,6 +63,8 @@ struct Prepared<'a> {
     connector: std::sync::Arc<dyn kontor_banks::BankConnector>,
     key: DataKey,
     session: ConsentSession,
+    /// The sync's moment: when it began, for its decisions and for the rows it writes.
+    now: Timestamp,
     today: time::Date,
     /// How this sync runs: the caller's trigger, or the user's own first sync resumed.
     trigger: SyncTrigger,

@@ -50,7 +50,7 @@ impl Hub {
             .clone()
             .ok_or_else(|| ServiceError::Internal("active without a session".into()))?;
         let session: ConsentSession = open_json(&key, &sealed, &context::session(id))?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let today = schedule::utc_day(now);
         let trigger = self
             .effective_trigger(cell, &secrets, &key, trigger, now)
@@ -65,6 +65,7 @@ impl Hub {
             connector,
             key,
             session,
+            now,
             today,
             trigger,
             reads_today: if counters.reads_day == Some(today) {
