@@ -1,7 +1,7 @@
 //! Accepting a payment: once per idempotency key, stored sealed in the user's cell, and answered
 //! with where the user authorises it. Nothing is sent to the bank yet.
 
-use kontor_domain::payment::{Payment, PaymentPhase, PaymentStatus};
+use kontor_domain::payment::{Payment, PaymentPhase, PaymentStatus, StatusChange};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, TenantId};
 use kontor_store::{Idempotency, LegacyIdempotency, NewPayment};
@@ -178,9 +178,22 @@ impl Hub {
             details: seal_json(&key, &details, &crate::vault::context::payment(id))?,
             authorize_token_hash: hash_token(&token),
         };
-        cell.create_payment(&new)
+        let stored = cell
+            .create_payment(&new)
             .await
             .map_err(ServiceError::from_store)?;
-        self.payment_view(tenant, id).await
+        if stored != new.payment {
+            // An earlier try of this request had stored it (its answer was lost): answer that.
+            return self.payment_view(tenant, id).await;
+        }
+        // What was just written is the answer: no second read of the row, of the user's key or
+        // of its history, and nothing opened that was just sealed.
+        let history = vec![StatusChange {
+            status: stored.status,
+            bank_status: None,
+            reason: None,
+            at: stored.created_at,
+        }];
+        self.view_of(stored, details, history)
     }
 }

@@ -143,27 +143,40 @@ impl Hub {
         id: &PaymentId,
     ) -> ServiceResult<PaymentView> {
         let cell = self.cell(id.region())?;
-        let payment = cell
-            .payment(tenant, id)
-            .await
-            .map_err(ServiceError::from_store)?;
+        // One read of the row, with its sealed details; another tenant's payment is not found.
         let secrets = cell
             .payment_secrets(id)
             .await
             .map_err(ServiceError::from_store)?;
-        let key = self.vault().user_key(cell, &payment.user_id).await?;
+        if &secrets.payment.tenant_id != tenant {
+            return Err(ServiceError::NotFound);
+        }
+        let key = self
+            .vault()
+            .user_key(cell, &secrets.payment.user_id)
+            .await?;
         let details: PaymentDetails =
             open_json(&key, &secrets.details, &crate::vault::context::payment(id))?;
         let history = cell
             .status_history(id)
             .await
             .map_err(ServiceError::from_store)?;
+        self.view_of(secrets.payment, details, history)
+    }
+
+    /// The view of a payment whose details are open and history read.
+    pub(crate) fn view_of(
+        &self,
+        payment: Payment,
+        details: PaymentDetails,
+        history: Vec<StatusChange>,
+    ) -> ServiceResult<PaymentView> {
         let open = matches!(
             payment.phase,
             PaymentPhase::Accepted | PaymentPhase::Initiating | PaymentPhase::AwaitingSca
         );
         let authorize_url = if open {
-            Some(self.authorize_url(id, &details.authorize_token)?)
+            Some(self.authorize_url(&payment.id, &details.authorize_token)?)
         } else {
             None
         };
