@@ -7,6 +7,7 @@ pub mod bank;
 pub mod bic;
 pub mod branding;
 pub mod certificate;
+pub mod clock;
 pub mod connection;
 pub mod currency;
 pub mod event;
@@ -28,6 +29,7 @@ pub mod webhook;
 
 pub use bic::{Bic, BicError};
 pub use certificate::{CertificateBinding, CertificateThumbprint, ThumbprintError};
+pub use clock::{Clock, ManualClock};
 pub use connection::{Connection, ConnectionEvent, ConnectionStatus, NewConnection};
 pub use currency::{Currency, CurrencyError};
 pub use iban::{Iban, IbanError};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kontor_crypto::Keyring;
+use kontor_domain::Clock;
 use kontor_store::{Cells, ControlStore, KeyStores};
 
 use crate::directory::BankDirectory;
@@ -27,6 +28,8 @@ pub struct HubParts {
     pub data_key_cache: Duration,
     pub directory: BankDirectory,
     pub settings: HubSettings,
+    /// Where the hub reads "now": the system's clock, or a test's that it moves.
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for HubParts {
@@ -49,6 +52,7 @@ impl Hub {
             parts.directory,
             vault,
             parts.settings,
+            parts.clock,
         )
     }
 }

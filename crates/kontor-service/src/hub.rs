@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use kontor_banks::BankConnector;
 use kontor_domain::connection::Connection;
-use kontor_domain::{ConnectionId, Region};
+use kontor_domain::{Clock, ConnectionId, Region};
 use kontor_store::{CellStore, Cells, ControlStore};
 use url::Url;
 
@@ -37,7 +37,7 @@ pub struct HubSettings {
     pub payments: crate::payments::PaymentSettings,
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How long the event log (with deliveries and attempts) is kept.
-    pub retention: crate::erasure::RetentionSettings,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl HubSettings {
@@ -57,7 +57,7 @@ impl HubSettings {
             overlap_days: 7,
             payments: crate::payments::PaymentSettings::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),
-            retention: crate::erasure::RetentionSettings::default(),
+            retention: crate::retention::RetentionSettings::default(),
         }
     }
 }
@@ -73,6 +73,8 @@ struct Inner {
     directory: BankDirectory,
     vault: Vault,
     settings: HubSettings,
+    /// Where the services read "now": the system's clock, or a test's.
+    clock: Clock,
     /// The client test events are sent with, made on first use (deliveries have their own,
     /// in each `Deliverer`).
     webhook_client: OnceLock<reqwest::Client>,
@@ -94,6 +96,7 @@ impl Hub {
         directory: BankDirectory,
         vault: Vault,
         settings: HubSettings,
+        clock: Clock,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -102,6 +105,7 @@ impl Hub {
                 directory,
                 vault,
                 settings,
+                clock,
                 webhook_client: OnceLock::new(),
                 owners: Default::default(),
             }),
@@ -126,6 +130,11 @@ impl Hub {
 
     pub fn settings(&self) -> &HubSettings {
         &self.inner.settings
+    }
+
+    /// The clock the services (and the worker running them) read "now" from.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// The HTTP client for test events, made by `make` the first time.

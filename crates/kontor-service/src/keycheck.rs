@@ -8,7 +8,6 @@
 //! old canary while the old key stays configured). `/readyz` unwraps it.
 
 use kontor_crypto::{CryptoError, WrappedKey};
-use kontor_domain::time::Timestamp;
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
@@ -93,7 +92,7 @@ impl Hub {
         let keyring = self.vault().keyring();
         let (_, wrapped) = keyring.new_data_key(OWNER)?;
         let written = control
-            .put_key_canary(wrapped.as_str(), None, Timestamp::now())
+            .put_key_canary(wrapped.as_str(), None, self.clock().now())
             .await?;
         Ok(written.then(|| KeyStatus::Ok {
             key_id: keyring.active_key_id().to_owned(),
@@ -132,7 +131,7 @@ impl Hub {
             let rewrapped = keyring.rewrap(&WrappedKey::from_stored(stored.clone()), OWNER)?;
             if self
                 .control()
-                .put_key_canary(rewrapped.as_str(), Some(&stored), Timestamp::now())
+                .put_key_canary(rewrapped.as_str(), Some(&stored), self.clock().now())
                 .await?
             {
                 tracing::info!(

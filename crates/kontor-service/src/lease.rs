@@ -31,9 +31,9 @@ impl std::fmt::Display for LeaseOn<'_> {
 }
 
 impl Hub {
-    /// Until when a lease taken or renewed now lasts.
-    fn lease_until(&self) -> Timestamp {
-        Timestamp::now().plus_seconds(self.settings().lease_seconds)
+    /// Until when a lease taken or renewed at `now` lasts.
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        now.plus_seconds(self.settings().lease_seconds)
     }
 
     /// How often a holder renews: three times per lease, so that a renewal or two may fail (a
@@ -46,8 +46,8 @@ impl Hub {
 
     /// Takes the lease for `owner` if nobody else holds one.
     pub(crate) async fn claim_lease(&self, on: LeaseOn<'_>, owner: &str) -> ServiceResult<bool> {
-        let now = Timestamp::now();
-        let until = self.lease_until();
+        let now = self.clock().now();
+        let until = self.lease_until(now);
         match on {
             LeaseOn::Connection(id) => self.cell_of(id)?.claim(id, owner, until, now).await,
             LeaseOn::Payment(id) => {
@@ -59,7 +59,7 @@ impl Hub {
     }
 
     async fn renew_lease(&self, on: LeaseOn<'_>, owner: &str) -> StoreResult<bool> {
-        let until = self.lease_until();
+        let until = self.lease_until(self.clock().now());
         match on {
             LeaseOn::Connection(id) => match self.cell_of(id) {
                 Ok(cell) => cell.renew(id, owner, until).await,

@@ -75,7 +75,7 @@ impl Hub {
         let revoked = cell
             .transition(
                 id,
-                &change(ConnectionEvent::Revoked, Timestamp::now()),
+                &change(ConnectionEvent::Revoked, self.clock().now()),
                 Some(&event),
             )
             .await?;
@@ -109,7 +109,7 @@ impl Hub {
                 "the connection is not active",
             ));
         }
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let valid_until = now.plus_seconds(Standard::UkOpenBanking.max_consent_days() * 86_400);
         let event = Event::new(
             connection.tenant_id.clone(),

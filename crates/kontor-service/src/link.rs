@@ -1,10 +1,10 @@
 //! Linking a bank account: the tenant creates a connection (optionally binding the user's bank
-//! login name) and sends the user to its connect URL; the user picks a bank (unless the tenant
-//! did) and is sent to the bank's SCA (`link_start`), and comes back through the callback, which
-//! is bound to the connection by a single-use, expiring state (`link_return`). Every ending —
-//! success, cancel, failure, a lapsed link — sends the user back to the tenant with the
-//! connection's id and status; a callback whose state is not the connection's own changes
-//! nothing and goes nowhere.
+//! login name) and sends the user to its connect URL (the page: `link_page`); the user picks a
+//! bank (unless the tenant did) and is sent to the bank's SCA (`link_start`), and comes back
+//! through the callback, which is bound to the connection by a single-use, expiring state
+//! (`link_return`). Every ending — success, cancel, failure, a lapsed link — sends the user back
+//! to the tenant with the connection's id and status; a callback whose state is not the
+//! connection's own changes nothing and goes nowhere.
 
 use kontor_domain::bank::BankId;
 use kontor_domain::branding::Branding;
@@ -13,7 +13,6 @@ use kontor_domain::connection::{
 };
 use kontor_domain::event::Event;
 use kontor_domain::event::payload::ConnectionEnded;
-use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId, UserId};
 use kontor_store::Transition;
 use url::Url;
@@ -23,8 +22,8 @@ use crate::directory::BankEntry;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
 use crate::schedule;
-use crate::tokens::{hash_token, random_token, token_matches};
-use crate::vault::{context, open_json, seal_json};
+use crate::tokens::{hash_token, random_token};
+use crate::vault::{context, seal_json};
 
 /// Decoupled-SCA starts one connect link may make: each sends an approval request to someone's
 /// banking app, so a link cannot be used to send them without end (the second is for a typo).
@@ -156,7 +155,7 @@ impl Hub {
                 .settings()
                 .frequency_per_day
                 .clamp(1, schedule::MAX_UNATTENDED_PER_DAY),
-            created_at: Timestamp::now(),
+            created_at: self.clock().now(),
         };
         let connection = cell.create_connection(&new).await?;
         let mut connect_url = self
@@ -172,80 +171,6 @@ impl Hub {
         })
     }
 
-    pub(crate) async fn checked_link(
-        &self,
-        id: &ConnectionId,
-        token: &str,
-    ) -> ServiceResult<kontor_store::ConnectionSecrets> {
-        let cell = self.cell_of(id)?;
-        let secrets = cell.connection_secrets(id).await?;
-        if !token_matches(token, &secrets.connect_token_hash) {
-            return Err(ServiceError::NotFound);
-        }
-        Ok(secrets)
-    }
-
-    /// The connect page's content, for a holder of the connect token.
-    pub async fn link_page(&self, id: &ConnectionId, token: &str) -> ServiceResult<LinkPage> {
-        let secrets = self.checked_link(id, token).await?;
-        let psu_bound = secrets.psu_id.is_some();
-        let decoupled_starts_left = MAX_DECOUPLED_STARTS.saturating_sub(secrets.decoupled_starts);
-        let connection = secrets.connection;
-        let (tenant_name, branding) = self.tenant_face(&connection.tenant_id).await?;
-        let bank = connection
-            .bank_id
-            .as_ref()
-            .and_then(|b| self.directory().get(b))
-            .cloned();
-        let banks = if bank.is_none() {
-            self.directory().list(None).into_iter().cloned().collect()
-        } else {
-            Vec::new()
-        };
-        // The chosen bank's rule; otherwise the longest any listed bank of the user's country
-        // allows (the page says "up to").
-        let home = match connection.user_id.region().as_str() {
-            "uk" => "GB".to_owned(),
-            other => other.to_ascii_uppercase(),
-        };
-        let valid_days = match &bank {
-            Some(b) => b.profile.standard.max_consent_days(),
-            None => banks
-                .iter()
-                .filter(|b| b.profile.country == home)
-                .chain(banks.iter())
-                .map(|b| b.profile.standard.max_consent_days())
-                .next()
-                .unwrap_or(90),
-        };
-        Ok(LinkPage {
-            connection,
-            tenant_name,
-            branding,
-            bank,
-            banks,
-            valid_days,
-            psu_bound,
-            decoupled_starts_left,
-        })
-    }
-
-    /// The bank login name the tenant bound, opened.
-    pub(crate) async fn bound_psu_id(
-        &self,
-        secrets: &kontor_store::ConnectionSecrets,
-    ) -> ServiceResult<Option<String>> {
-        let Some(sealed) = &secrets.psu_id else {
-            return Ok(None);
-        };
-        let id = &secrets.connection.id;
-        let key = self
-            .vault()
-            .user_key(self.cell_of(id)?, &secrets.connection.user_id)
-            .await?;
-        open_json(&key, sealed, &context::psu_id(id)).map(Some)
-    }
-
     /// Ends a pending connection with `reason` (and its event); the user goes back to the tenant.
     pub(crate) async fn fail_pending(
         &self,
@@ -253,7 +178,7 @@ impl Hub {
         reason: FailureReason,
     ) -> ServiceResult<NextStep> {
         let cell = self.cell_of(&connection.id)?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let event_kind = if reason == FailureReason::LinkExpired {
             ConnectionEvent::Expired
         } else {

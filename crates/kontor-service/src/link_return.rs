@@ -56,7 +56,7 @@ impl Hub {
             tracing::warn!(connection.id = %id, "callback with a state that is not the connection's; ignored");
             return Err(invalid());
         }
-        let now = Timestamp::now();
+        let now = self.clock().now();
         if current.connection.status != ConnectionStatus::Pending
             || current.state_spent_at.is_some()
         {
@@ -157,7 +157,7 @@ impl Hub {
             .bank_id
             .as_ref()
             .and_then(|b| self.directory().get(b));
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let max_days = bank.map_or(90, |b| b.profile.standard.max_consent_days());
         let ours = now.plus_seconds(max_days * 86_400);
         // A consent is valid through its last day; the hub never keeps it longer than the rules.
@@ -207,7 +207,7 @@ impl Hub {
         };
         if secrets
             .state_expires_at
-            .is_some_and(|until| until <= Timestamp::now())
+            .is_some_and(|until| until <= self.clock().now())
         {
             return self
                 .fail_pending(&connection, FailureReason::LinkExpired)

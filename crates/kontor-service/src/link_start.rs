@@ -11,7 +11,6 @@ use kontor_banks::{ConsentRequest, ScaPreference, ScaStep};
 use kontor_domain::ConnectionId;
 use kontor_domain::bank::BankId;
 use kontor_domain::connection::{ConnectionStatus, FailureReason};
-use kontor_domain::time::Timestamp;
 
 use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
@@ -75,7 +74,7 @@ impl Hub {
             ));
         }
         let state = format!("{}.{}", connection.id, random_token());
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let valid_until =
             schedule::utc_day(now.plus_seconds(entry.profile.standard.max_consent_days() * 86_400));
         let request = ConsentRequest {

@@ -4,15 +4,20 @@
 //! order's key, which means the same in every cell (ids are unique across regions), so a page
 //! that ends in one cell's rows resumes correctly in all of them.
 
-use futures_util::future::try_join_all;
-use kontor_domain::connection::{Connection, ConnectionStatus};
-use kontor_domain::payment::PaymentStatus;
-use kontor_domain::{AccountId, TenantId};
-use kontor_store::{CellStore, ListFilter, Page, PageKey, StoreResult};
+use std::collections::{BTreeMap, HashMap};
 
+use futures_util::future::try_join_all;
+use kontor_crypto::DataKey;
+use kontor_domain::connection::{Connection, ConnectionStatus};
+use kontor_domain::payment::{PaymentStatus, StatusChange};
+use kontor_domain::{AccountId, PaymentId, Region, TenantId, UserId};
+use kontor_store::{CellStore, ListFilter, Page, PageKey, PaymentSecrets, StoreResult};
+
+use crate::ServiceError;
 use crate::error::ServiceResult;
 use crate::hub::Hub;
-use crate::payments::PaymentView;
+use crate::payments::{PaymentDetails, PaymentView};
+use crate::vault::{context, open_json};
 
 /// A connection with the accounts read under it.
 #[derive(Debug, Clone)]
@@ -121,9 +126,48 @@ impl Hub {
             },
         )
         .await?;
+        // Per cell, the page's sealed details and histories in one read each (not four reads
+        // per payment), and each user's key once.
+        let mut by_region: BTreeMap<Region, Vec<PaymentId>> = BTreeMap::new();
+        for payment in &page.items {
+            by_region
+                .entry(payment.id.region().clone())
+                .or_default()
+                .push(payment.id.clone());
+        }
+        let mut secrets: HashMap<PaymentId, PaymentSecrets> = HashMap::new();
+        let mut histories: HashMap<PaymentId, Vec<StatusChange>> = HashMap::new();
+        let mut keys: HashMap<UserId, DataKey> = HashMap::new();
+        for (region, ids) in &by_region {
+            let cell = self.cell(region)?;
+            let (rows, changes) =
+                tokio::try_join!(cell.payments_secrets(ids), cell.status_histories(ids))?;
+            for (id, change) in changes {
+                histories.entry(id).or_default().push(change);
+            }
+            for row in rows {
+                let user = &row.payment.user_id;
+                if !keys.contains_key(user) {
+                    let key = self.vault().user_key(cell, user).await?;
+                    keys.insert(user.clone(), key);
+                }
+                secrets.insert(row.payment.id.clone(), row);
+            }
+        }
         let mut items = Vec::with_capacity(page.items.len());
-        for payment in page.items {
-            items.push(self.payment_view(tenant, &payment.id).await?);
+        for listed in page.items {
+            // Deleted since the page was read (the user erased): left out, as a later page
+            // would not show it either.
+            let Some(row) = secrets.remove(&listed.id) else {
+                continue;
+            };
+            let key = keys.get(&row.payment.user_id).ok_or_else(|| {
+                ServiceError::Internal(format!("no key read for {}", row.payment.user_id))
+            })?;
+            let details: PaymentDetails =
+                open_json(key, &row.details, &context::payment(&listed.id))?;
+            let history = histories.remove(&listed.id).unwrap_or_default();
+            items.push(self.view_of(row.payment, details, history)?);
         }
         Ok(Page {
             items,

@@ -43,10 +43,7 @@ impl Hub {
 
     /// An API client of any tenant, revoked or not; `NotFound` when there is none.
     pub async fn api_client(&self, id: &ApiClientId) -> ServiceResult<ApiClient> {
-        self.control()
-            .client(id)
-            .await
-            .map_err(ServiceError::from)
+        self.control().client(id).await.map_err(ServiceError::from)
     }
 
     /// An API client with its secret's hash, for authenticating a token request.
@@ -85,10 +82,7 @@ impl Hub {
 
     /// The ids of the accounts read under a connection, in the order the cell keeps them.
     pub async fn connection_account_ids(&self, id: &ConnectionId) -> ServiceResult<Vec<AccountId>> {
-        let accounts = self
-            .cell_of(id)?
-            .connection_accounts(id)
-            .await?;
+        let accounts = self.cell_of(id)?.connection_accounts(id).await?;
         Ok(accounts.into_iter().map(|account| account.id).collect())
     }
 

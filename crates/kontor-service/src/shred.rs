@@ -5,7 +5,6 @@
 //! an erased user back. Also here: moving the keys an earlier release kept in the cells into the
 //! key stores.
 
-use kontor_domain::time::Timestamp;
 use kontor_domain::{TenantId, UserId};
 use kontor_store::{Cells, ControlStore, Erasure, KeyStores, StoreError};
 
@@ -50,7 +49,7 @@ impl Hub {
                 user_id: user.clone(),
                 tenant_id: tenant.clone(),
                 region: user.region().clone(),
-                erased_at: Timestamp::now(),
+                erased_at: self.clock().now(),
             })
             .await?;
         self.vault().key_store(user)?.shred_user_key(user).await?;

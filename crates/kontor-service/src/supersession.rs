@@ -7,7 +7,6 @@
 
 use kontor_domain::bank::Standard;
 use kontor_domain::connection::{Connection, FailureReason};
-use kontor_domain::time::Timestamp;
 
 use crate::error::ServiceResult;
 use crate::hub::Hub;
@@ -40,7 +39,7 @@ impl Hub {
         // A consent that reached its end expired; it was not superseded.
         let early = connection
             .valid_until
-            .is_none_or(|until| Timestamp::now() < until);
+            .is_none_or(|until| self.clock().now() < until);
         if !berlin_group || !early {
             return Ok(false);
         }

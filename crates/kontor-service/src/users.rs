@@ -2,7 +2,6 @@
 //! finds it (and keeps it unique per tenant) by a blind index, a keyed hash under a key derived
 //! for the tenant (`crate::lookup`). The API sees the same users as before.
 
-use kontor_domain::time::Timestamp;
 use kontor_domain::user::{ExternalId, User};
 use kontor_domain::{Region, TenantId, UserId};
 use kontor_store::{
@@ -43,7 +42,7 @@ impl Hub {
             external_id_index: index.clone(),
             external_id_sealed: sealed,
             data_key: None,
-            created_at: Timestamp::now(),
+            created_at: self.clock().now(),
             unconverted_match: external_id.clone(),
         };
         match cell.create_user(&new).await {

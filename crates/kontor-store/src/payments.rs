@@ -97,6 +97,17 @@ pub trait PaymentStore: Send + Sync {
     /// The payment's statuses, oldest first.
     async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>>;
 
+    /// Several payments with their sealed parts, in one read (a list page); ids this cell does
+    /// not hold are left out.
+    async fn payments_secrets(&self, ids: &[PaymentId]) -> StoreResult<Vec<PaymentSecrets>>;
+
+    /// Several payments' statuses in one read: `(payment, change)` pairs, each payment's
+    /// oldest first.
+    async fn status_histories(
+        &self,
+        ids: &[PaymentId],
+    ) -> StoreResult<Vec<(PaymentId, StatusChange)>>;
+
     /// Rewrites up to `batch` stored statuses `from` (in `payments` and in
     /// `payment_status_history`) as `to`: a word whose stage was merged into another
     /// (`executing` into `authorised`). Returns how many rows changed; 0 once none are left.

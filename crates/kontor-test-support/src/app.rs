@@ -10,7 +10,7 @@ use kontor_api::{ApiSettings, AppState};
 use kontor_crypto::Keyring;
 use kontor_domain::tenant::{Scopes, TenantName};
 use kontor_domain::time::Timestamp;
-use kontor_domain::{ApiClientId, TenantId};
+use kontor_domain::{ApiClientId, ManualClock, TenantId};
 use kontor_service::{BankDirectory, Hub, HubParts, HubSettings};
 use kontor_store::{NewApiClient, NewTenant, TenantStore};
 use kontor_store_sql::PoolSettings;
@@ -34,6 +34,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub tokens: TokenService,
     pub hub: Hub,
+    /// The hub's clock: it runs with the system's, and a test moves it forward (past a lease,
+    /// to a retry) instead of sleeping.
+    pub clock: ManualClock,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -198,6 +201,7 @@ impl TestApp {
         tweak(&mut hub_settings);
         let keyring =
             Keyring::new(&[(TEST_KEK_ID.to_owned(), TEST_KEK.to_vec())]).expect("keyring");
+        let clock = ManualClock::running();
         // Put together and served as `kontor serve` does (its wiring reads these parts from
         // configuration): `Hub::assemble`, `AppState::new`, the router, and the accept loop
         // with the state's drain switch.
@@ -210,6 +214,7 @@ impl TestApp {
             data_key_cache: Duration::ZERO,
             directory,
             settings: hub_settings,
+            clock: clock.clock(),
         });
         let state = AppState::new(hub.clone(), tokens.clone(), settings);
         let options = kontor_api::server::Options {
@@ -240,6 +245,7 @@ impl TestApp {
             http,
             tokens,
             hub,
+            clock,
             shutdown: Some(tx),
             server: Some(server),
         }

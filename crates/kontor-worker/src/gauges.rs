@@ -80,7 +80,7 @@ pub(crate) async fn run(hub: Hub, every: Duration, mut shutdown: watch::Receiver
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        report(&hub, Timestamp::now()).await;
+        report(&hub, hub.clock().now()).await;
     }
 }
 

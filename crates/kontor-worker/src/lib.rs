@@ -249,7 +249,7 @@ impl Worker {
                 _ = ticker.tick() => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
-            let now = Timestamp::now();
+            let now = self.hub.clock().now();
             if last_lifecycle.is_none_or(|at| at.elapsed() >= self.settings.lifecycle_every) {
                 let round = self.lifecycle(now).await;
                 if round != Round::default() {

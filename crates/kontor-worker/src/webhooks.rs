@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kontor_domain::time::Timestamp;
+use kontor_domain::Clock;
 use kontor_service::{Deliverer, Hub};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 pub(crate) async fn run(hub: Hub, shutdown: watch::Receiver<bool>) {
     let settings = hub.settings().webhooks.clone();
+    let clock = hub.clock().clone();
     let deliverer = match Deliverer::new(hub) {
         Ok(deliverer) => deliverer,
         Err(err) => {
@@ -26,6 +27,7 @@ pub(crate) async fn run(hub: Hub, shutdown: watch::Receiver<bool>) {
     let fresh = Arc::new(Notify::new());
     let dispatcher = tokio::spawn(dispatch(
         deliverer.clone(),
+        clock.clone(),
         poll,
         settings.dispatch_batch,
         fresh.clone(),
@@ -33,6 +35,7 @@ pub(crate) async fn run(hub: Hub, shutdown: watch::Receiver<bool>) {
     ));
     send(
         deliverer,
+        &clock,
         poll,
         settings.concurrency.max(1),
         &fresh,
@@ -46,6 +49,7 @@ pub(crate) async fn run(hub: Hub, shutdown: watch::Receiver<bool>) {
 
 async fn dispatch(
     deliverer: Deliverer,
+    clock: Clock,
     poll: Duration,
     batch: usize,
     fresh: Arc<Notify>,
@@ -55,7 +59,7 @@ async fn dispatch(
         if *shutdown.borrow() {
             return;
         }
-        let dispatched = deliverer.dispatch(Timestamp::now()).await;
+        let dispatched = deliverer.dispatch(clock.now()).await;
         if dispatched > 0 {
             fresh.notify_one();
         }
@@ -72,6 +76,7 @@ async fn dispatch(
 
 async fn send(
     deliverer: Deliverer,
+    clock: &Clock,
     poll: Duration,
     concurrency: usize,
     fresh: &Notify,
@@ -85,7 +90,7 @@ async fn send(
         let room = concurrency.saturating_sub(in_flight.len());
         let mut found = false;
         if room > 0 {
-            let jobs = deliverer.claim(room, Timestamp::now()).await;
+            let jobs = deliverer.claim(room, clock.now()).await;
             found = !jobs.is_empty();
             for job in jobs {
                 let deliverer = deliverer.clone();

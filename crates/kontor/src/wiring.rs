@@ -10,6 +10,7 @@ use kontor_api::auth::{SigningKey, TokenService};
 use kontor_api::{ApiSettings, AppState};
 use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
+use kontor_domain::Clock;
 use kontor_domain::bank::BankId;
 use kontor_service::{BankDirectory, BankEntry, Hub, HubParts, HubSettings, KeyStatus};
 use kontor_store::{Cells, KeyStores, RetryPolicy, Schema};
@@ -327,14 +328,20 @@ pub fn directory(config: &Config) -> anyhow::Result<BankDirectory> {
     Ok(directory)
 }
 
-/// The services' context from configuration: its parts read from `config`, put together the
-/// one way every process and the API tests do ([`Hub::assemble`]).
+/// The services' context from configuration, reading the system's clock.
 pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
-    Ok(Hub::assemble(hub_parts(config, stores)?))
+    hub_with_clock(config, stores, Clock::system())
+}
+
+/// The services' context from configuration, reading `clock` (a test's, to move time): its parts
+/// read from `config`, put together the one way every process and the API tests do
+/// ([`Hub::assemble`]).
+pub fn hub_with_clock(config: &Config, stores: &Stores, clock: Clock) -> anyhow::Result<Hub> {
+    Ok(Hub::assemble(hub_parts(config, stores, clock)?))
 }
 
 /// What the hub is made of, as configured.
-pub fn hub_parts(config: &Config, stores: &Stores) -> anyhow::Result<HubParts> {
+pub fn hub_parts(config: &Config, stores: &Stores, clock: Clock) -> anyhow::Result<HubParts> {
     let mut settings = HubSettings::new(config.public_url()?);
     settings.state_ttl_seconds = config.link.state_ttl_seconds;
     settings.link_ttl_seconds = config.link.link_ttl_seconds;
@@ -361,6 +368,7 @@ pub fn hub_parts(config: &Config, stores: &Stores) -> anyhow::Result<HubParts> {
         data_key_cache: Duration::from_millis(config.database.data_key_cache_ms),
         directory: directory(config)?,
         settings,
+        clock,
     })
 }
 

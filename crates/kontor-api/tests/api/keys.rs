@@ -24,6 +24,7 @@ fn node(app: &TestApp, keys: &[(&str, u8)]) -> Hub {
         BankDirectory::new(),
         Vault::new(Keyring::new(&keys).unwrap(), app.stores.key_stores.clone()),
         HubSettings::new(url::Url::parse("http://127.0.0.1/").unwrap()),
+        app.clock.clock(),
     )
 }
 
@@ -156,6 +157,7 @@ async fn a_shredded_key_is_not_served_from_the_key_cache() {
         )
         .with_key_cache(std::time::Duration::from_secs(3600)),
         HubSettings::new(url::Url::parse("http://127.0.0.1/").unwrap()),
+        app.clock.clock(),
     );
     let tenant = app.tenant("Key cache").await;
     let token = app.token(&tenant).await;

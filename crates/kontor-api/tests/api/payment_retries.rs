@@ -1,5 +1,5 @@
 //! A payment whose row committed but whose answer failed afterwards (the commit's reply lost with
-//! the primary, or reading the payment back failing): the retry with the same Idempotency-Key
+//! the primary, or recording the key's completion failing): the retry with the same Idempotency-Key
 //! must carry on with that payment, never create a second one.
 
 use kontor_test_support::error_code;
@@ -25,13 +25,14 @@ async fn a_payment_whose_answer_failed_after_it_committed_is_resumed_not_made_tw
     let request = body(&user_id, "sonnenbank", "9.99");
     let cell = w.app.stores.raw_cell_pool("de");
 
-    // The payment's history row is spoiled as it is written: the payment commits, and reading it
-    // back to answer the request fails.
+    // Recording the key's completion in the control database fails: the payment has committed
+    // in the cell, and the request is answered with an error.
+    let control = w.app.stores.raw_control_pool();
     sqlx::query(
-        "CREATE TRIGGER spoil_history AFTER INSERT ON payment_status_history BEGIN \
-         UPDATE payment_status_history SET status = 'spoiled' WHERE rowid = NEW.rowid; END",
+        "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_keys BEGIN \
+         SELECT RAISE(ABORT, 'refused'); END",
     )
-    .execute(&cell)
+    .execute(&control)
     .await
     .unwrap();
     let first = post(&w, Some(KEY), &request).await;
@@ -50,16 +51,12 @@ async fn a_payment_whose_answer_failed_after_it_committed_is_resumed_not_made_tw
     assert_eq!(payments(&cell).await, committed, "no second payment");
 
     // The cause goes away, and the key's lock lapses (set back instead of waiting for it).
-    sqlx::query("DROP TRIGGER spoil_history")
-        .execute(&cell)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE payment_status_history SET status = 'pending' WHERE status = 'spoiled'")
-        .execute(&cell)
+    sqlx::query("DROP TRIGGER refuse_completion")
+        .execute(&control)
         .await
         .unwrap();
     sqlx::query("UPDATE idempotency_keys SET locked_until = 0")
-        .execute(&w.app.stores.raw_control_pool())
+        .execute(&control)
         .await
         .unwrap();
 

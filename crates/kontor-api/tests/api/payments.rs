@@ -603,3 +603,58 @@ async fn another_tenants_payments_do_not_exist_for_you() {
         .unwrap();
     assert_eq!(mine["data"].as_array().unwrap().len(), 1);
 }
+
+/// The answer to a creation is built from what was written, not read back; a list page reads its
+/// payments at once. Both must show each payment exactly as reading it alone does.
+#[tokio::test]
+async fn a_creation_and_the_list_answer_each_payment_as_reading_it_does() {
+    let w = world().await;
+    let alice = w.user("alice").await;
+    let bob = w.user("bob").await;
+    let mut ids = Vec::new();
+    for (n, (user, bank)) in [
+        (&alice, "sonnenbank"),
+        (&bob, "thames-bank"),
+        (&alice, "sonnenbank"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = post(&w, Some(&format!("list-{n}")), &body(user, bank, "3.21")).await;
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        assert_eq!(created, payment(&w, &id).await, "the creation's answer");
+        ids.push(id);
+    }
+    // One with a longer history: authorised and settled.
+    let url = payment(&w, &ids[0]).await["authorize_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    authorise(&w, &url, "alice").await;
+    let done = settle(&w, &ids[0]).await;
+    assert!(done["history"].as_array().unwrap().len() > 1, "{done}");
+
+    let mut listed = Vec::new();
+    let mut path = "/v1/payments?limit=2".to_owned();
+    loop {
+        let page: Value = w.app.get(&path, &w.token).await.json().await.unwrap();
+        listed.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => path = format!("/v1/payments?limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    let mut listed_ids: Vec<String> = listed
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed_ids.sort();
+    ids.sort();
+    assert_eq!(listed_ids, ids, "every payment, once");
+    for item in &listed {
+        let id = item["id"].as_str().unwrap();
+        assert_eq!(item, &payment(&w, id).await, "{id} as listed");
+    }
+}

@@ -165,7 +165,11 @@ async fn a_first_sync_cut_short_by_a_crash_resumes_soon_as_the_users_own() {
         "the dead owner's lease"
     );
 
-    // A worker (a restarted process, say) resumes it once the dead owner's lease lapses.
+    // A worker (a restarted process, say) resumes it once the dead owner's lease lapses: the
+    // hub's clock moves past it.
+    w.app
+        .clock
+        .advance(Duration::from_secs(LEASE_SECONDS.unsigned_abs() + 1));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = Worker::new(
         w.app.hub.clone(),

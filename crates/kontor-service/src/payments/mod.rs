@@ -4,8 +4,11 @@
 //! payment's own idempotency key, so the worker can resume any payment a crash left between
 //! phases without creating a second one at the bank.
 
+mod accept;
 mod authorise;
+mod callback;
 mod cancel;
+mod initiate;
 mod legacy;
 mod progress;
 
@@ -22,18 +25,14 @@ use kontor_domain::payment::{
     CreditorName, EndToEndId, IdempotencyKey, Payment, PaymentPhase, PaymentScheme, PaymentStatus,
     RemittanceInfo, StatusChange,
 };
-use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, RedirectUri, SortCode, TenantId, UkAccountNumber, UserId};
-use kontor_store::{Idempotency, LegacyIdempotency, NewPayment, PaymentChange};
+use kontor_store::PaymentChange;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::ErrorCode;
 use crate::error::{ServiceError, ServiceResult};
 use crate::hub::Hub;
-use crate::lookup;
-use crate::tokens::{hash_token, random_token};
-use crate::vault::{open_json, seal_json};
+use crate::vault::open_json;
 
 /// A validated payment request.
 #[derive(Debug, Clone)]
@@ -123,10 +122,6 @@ pub struct AcceptedPayment {
     pub replayed: bool,
 }
 
-/// How long a request holds its idempotency key before another may take it over (the request
-/// is presumed dead).
-const KEY_LOCK_SECONDS: i64 = 30;
-
 impl Hub {
     fn authorize_url(&self, id: &PaymentId, token: &str) -> ServiceResult<Url> {
         let mut url = self
@@ -145,172 +140,6 @@ impl Hub {
             .map_err(|e| ServiceError::Internal(format!("the bank's idempotency key: {e}")))
     }
 
-    /// Accepts a payment once per idempotency key (Stripe's semantics): the same key with the
-    /// same request answers the first answer again; with another request, `idempotency_key_reused`;
-    /// while the first is still running, `idempotency_key_in_use`. Nothing is sent to the bank
-    /// until the user starts the authorisation.
-    ///
-    /// `request_digest` is the SHA-256 (hex) of the canonical request. Neither it nor `key` is
-    /// stored: the control database keeps keyed hashes of both (`crate::lookup`), so nothing
-    /// held there can be checked against a guessed request without the deployment's key.
-    pub async fn accept_payment(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        request_digest: &str,
-        order: PaymentOrder,
-    ) -> ServiceResult<AcceptedPayment> {
-        self.check_registered_redirect_uri(tenant, &order.redirect_uri)
-            .await?;
-        let root = self.vault().lookup_key(self.control()).await?;
-        let stored_key = lookup::idempotency_key(root, tenant, key.as_str());
-        let stored_hash = lookup::request_hash(root, tenant, request_digest);
-        let plain_key = key.as_str();
-        let key = stored_key.as_str();
-        let candidate = PaymentId::generate(order.user_id.region());
-        let now = Timestamp::now();
-        let outcome = self
-            .control()
-            .begin_idempotent_with_legacy(
-                tenant,
-                &order.user_id,
-                key,
-                &stored_hash,
-                Some(LegacyIdempotency {
-                    key: plain_key,
-                    request_hash: request_digest,
-                }),
-                candidate.as_str(),
-                now.plus_seconds(KEY_LOCK_SECONDS),
-                now,
-            )
-            .await?;
-        let (id, replayed) = match outcome {
-            Idempotency::New => (candidate, false),
-            Idempotency::Resume { resource_id } => (Self::parse_payment_id(&resource_id)?, false),
-            Idempotency::Replay { resource_id } => (Self::parse_payment_id(&resource_id)?, true),
-            Idempotency::InFlight => {
-                return Err(ServiceError::conflict(
-                    ErrorCode::IdempotencyKeyInUse,
-                    "a request with this Idempotency-Key is still being processed; retry shortly",
-                ));
-            }
-            Idempotency::Mismatch => {
-                return Err(ServiceError::invalid(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request",
-                ));
-            }
-        };
-        if replayed {
-            let view = self.payment_view(tenant, &id).await?;
-            return Ok(AcceptedPayment {
-                view,
-                replayed: true,
-            });
-        }
-        match self.create_payment(tenant, &id, order, now).await {
-            Ok(view) => {
-                self.control()
-                    .complete_idempotent(tenant, key, Timestamp::now())
-                    .await?;
-                tracing::info!(payment.id = %id, "payment accepted");
-                Ok(AcceptedPayment {
-                    view,
-                    replayed: false,
-                })
-            }
-            Err(err) => {
-                // The key is freed for a corrected request only when the payment is known not to
-                // exist. An error after its row committed (the view could not be read, or the
-                // commit's answer was lost with the primary) keeps the key: once its lock
-                // expires, the retry resumes this payment instead of creating a second one.
-                if self.payment_absent(tenant, &id).await {
-                    if let Err(release) = self.control().release_idempotent(tenant, key).await {
-                        tracing::warn!(error = %release, "could not release an idempotency key");
-                    }
-                } else {
-                    tracing::warn!(
-                        payment.id = %id,
-                        error = %err,
-                        "payment may exist: its idempotency key is kept for the retry to resume"
-                    );
-                }
-                Err(err)
-            }
-        }
-    }
-
-    /// Whether the cell says for certain that `id` was never created (a failed read is not
-    /// certainty).
-    async fn payment_absent(&self, tenant: &TenantId, id: &PaymentId) -> bool {
-        match self.cell(id.region()) {
-            Ok(cell) => matches!(
-                cell.payment(tenant, id).await,
-                Err(kontor_store::StoreError::NotFound)
-            ),
-            Err(_) => true,
-        }
-    }
-
-    fn parse_payment_id(raw: &str) -> ServiceResult<PaymentId> {
-        PaymentId::parse(raw).map_err(|e| ServiceError::Internal(format!("stored payment id: {e}")))
-    }
-
-    async fn create_payment(
-        &self,
-        tenant: &TenantId,
-        id: &PaymentId,
-        order: PaymentOrder,
-        now: Timestamp,
-    ) -> ServiceResult<PaymentView> {
-        let cell = self.cell(order.user_id.region())?;
-        let token = random_token();
-        let key = self.vault().user_key(cell, &order.user_id).await?;
-        let details = PaymentDetails {
-            creditor_name: order.creditor_name.into_inner(),
-            creditor: StoredAccount::from_reference(&order.creditor),
-            debtor: order.debtor.as_ref().map(StoredAccount::from_reference),
-            remittance: order.remittance.map(RemittanceInfo::into_inner),
-            authorize_token: token.clone(),
-        };
-        let end_to_end_id = order.end_to_end_id.map_or_else(
-            || {
-                id.as_str()
-                    .rsplit('_')
-                    .next()
-                    .unwrap_or("kontor")
-                    .to_owned()
-            },
-            EndToEndId::into_inner,
-        );
-        let new = NewPayment {
-            payment: Payment {
-                id: id.clone(),
-                tenant_id: tenant.clone(),
-                user_id: order.user_id,
-                bank_id: order.bank_id,
-                scheme: order.scheme,
-                status: PaymentStatus::Pending,
-                phase: PaymentPhase::Accepted,
-                amount: order.amount,
-                end_to_end_id,
-                redirect_uri: order.redirect_uri.as_str().to_owned(),
-                bank_payment_id: None,
-                bank_status: None,
-                status_reason: None,
-                created_at: now,
-                updated_at: now,
-                next_poll_at: None,
-                poll_attempts: 0,
-            },
-            details: seal_json(&key, &details, &crate::vault::context::payment(id))?,
-            authorize_token_hash: hash_token(&token),
-        };
-        cell.create_payment(&new).await?;
-        self.payment_view(tenant, id).await
-    }
-
     /// A tenant's payment with its details, history, and (while pending) the authorisation URL.
     pub async fn payment_view(
         &self,
@@ -318,18 +147,34 @@ impl Hub {
         id: &PaymentId,
     ) -> ServiceResult<PaymentView> {
         let cell = self.cell(id.region())?;
-        let payment = cell.payment(tenant, id).await?;
+        // One read of the row, with its sealed details; another tenant's payment is not found.
         let secrets = cell.payment_secrets(id).await?;
-        let key = self.vault().user_key(cell, &payment.user_id).await?;
+        if &secrets.payment.tenant_id != tenant {
+            return Err(ServiceError::NotFound);
+        }
+        let key = self
+            .vault()
+            .user_key(cell, &secrets.payment.user_id)
+            .await?;
         let details: PaymentDetails =
             open_json(&key, &secrets.details, &crate::vault::context::payment(id))?;
         let history = cell.status_history(id).await?;
+        self.view_of(secrets.payment, details, history)
+    }
+
+    /// The view of a payment whose details are open and history read.
+    pub(crate) fn view_of(
+        &self,
+        payment: Payment,
+        details: PaymentDetails,
+        history: Vec<StatusChange>,
+    ) -> ServiceResult<PaymentView> {
         let open = matches!(
             payment.phase,
             PaymentPhase::Accepted | PaymentPhase::Initiating | PaymentPhase::AwaitingSca
         );
         let authorize_url = if open {
-            Some(self.authorize_url(id, &details.authorize_token)?)
+            Some(self.authorize_url(&payment.id, &details.authorize_token)?)
         } else {
             None
         };

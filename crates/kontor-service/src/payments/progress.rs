@@ -85,7 +85,7 @@ impl Hub {
         from: &[PaymentPhase],
     ) -> ServiceResult<Payment> {
         let cell = self.cell(payment.id.region())?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let mut next = self.kontor_status(payment, status);
         let age = now.unix_seconds() - payment.created_at.unix_seconds();
         let overdue = age > self.settings().payments.unknown_after_seconds;
@@ -137,7 +137,7 @@ impl Hub {
         from: &[PaymentPhase],
     ) -> ServiceResult<Payment> {
         let cell = self.cell(payment.id.region())?;
-        let mut change = PaymentChange::phase(from, PaymentPhase::Done, Timestamp::now());
+        let mut change = PaymentChange::phase(from, PaymentPhase::Done, self.clock().now());
         change.status = Some((status, Some(bank.verbatim.clone())));
         // The callback state is kept: a genuine callback that comes after the end is still
         // recognised, and sends the user back to the tenant.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use kontor_banks::{BookingStatus, ReadContext, TransactionQuery};
 use kontor_domain::reconcile::{FetchWindow, StoredTransaction, reconcile};
-use kontor_domain::time::Timestamp;
 use kontor_domain::{AccountId, TransactionId};
 use kontor_store::{
     AccountRow, BalanceRow, ReadsChange, SyncBookkeeping, SyncWrite, TransactionRow,
@@ -28,7 +27,7 @@ impl Hub {
     ) -> ServiceResult<(SyncWrite, SyncReport)> {
         let connection = p.connection.clone();
         let initial = connection.last_synced_at.is_none();
-        let now = Timestamp::now();
+        let now = p.now;
         let existing: HashMap<String, AccountRow> = p
             .cell
             .connection_accounts(&connection.id)
@@ -161,7 +160,7 @@ impl Hub {
                 pending_included: true,
             },
         );
-        let now = Timestamp::now();
+        let now = p.now;
         let changes = AccountChanges {
             account_id: account.to_string(),
             added: plan.insert.len(),

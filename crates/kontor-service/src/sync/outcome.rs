@@ -9,7 +9,6 @@ use kontor_domain::event::payload::{
     ConnectionEnded, EndedBy, SyncFailed, SyncRecovered, TransactionsUpdated,
 };
 use kontor_domain::event::{Event, EventData};
-use kontor_domain::time::Timestamp;
 use kontor_store::{ReadsChange, SyncBookkeeping, SyncWrite, Transition};
 
 use super::{Prepared, SyncReport};
@@ -30,7 +29,7 @@ impl Hub {
         report: SyncReport,
     ) -> ServiceResult<SyncReport> {
         let c = &p.connection;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let next = schedule::next_attempt(now, &c.id, c.frequency_per_day, p.reads_left());
         write.bookkeeping = SyncBookkeeping {
             synced_at: Some(now),
@@ -107,7 +106,7 @@ impl Hub {
         err: &BankError,
     ) -> ServiceResult<()> {
         let id = p.connection.id.clone();
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let ended = match err {
             BankError::ConsentExpired => Some((ConnectionEvent::Expired, None)),
             BankError::ConsentInvalid { .. } => {

@@ -41,7 +41,7 @@ impl Hub {
         let mut dispatched = 0;
         let result = async {
             for round in 0..MAX_BATCHES {
-                let at = Timestamp::now();
+                let at = self.clock().now();
                 if round > 0 && !cell.claim_job(DISPATCH_JOB, owner, lease(at), at).await? {
                     break;
                 }

@@ -2,7 +2,6 @@
 //! rotate the secret (the old one keeps signing for a while), delete.
 
 use kontor_crypto::WebhookSecret;
-use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{
     Description, DisabledReason, EndpointStatus, EventSelection, WebhookEndpoint,
 };
@@ -70,7 +69,7 @@ impl Hub {
             None => None,
         };
         let url = self.checked_url(&request.url).await?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let endpoint = WebhookEndpoint {
             id: WebhookEndpointId::generate(),
             tenant_id: tenant.clone(),
@@ -162,7 +161,7 @@ impl Hub {
         }
         let endpoint = self
             .control()
-            .update_webhook_endpoint(tenant, id, &change, Timestamp::now())
+            .update_webhook_endpoint(tenant, id, &change, self.clock().now())
             .await?;
         tracing::info!(webhook_endpoint.id = %id, status = %endpoint.status, "webhook endpoint changed");
         Ok(endpoint)
@@ -180,7 +179,7 @@ impl Hub {
         let secret = WebhookSecret::generate()?;
         let key = self.vault().tenant_key(self.control(), tenant).await?;
         let sealed = seal_secret(&key, id, &secret)?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let until = now.plus_seconds(self.settings().webhooks.secret_overlap_seconds);
         let endpoint = self
             .control()

@@ -1,7 +1,6 @@
 //! Replaying an event: new deliveries of it, with the same `webhook-id`, queued behind what is
 //! already pending for the same user at each endpoint.
 
-use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{Delivery, DeliveryState, EndpointStatus, ordering_key};
 use kontor_domain::{DeliveryId, EventId, TenantId, WebhookEndpointId};
 use kontor_store::NewDelivery;
@@ -49,7 +48,7 @@ impl Hub {
                 wanted
             }
         };
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let new: Vec<NewDelivery> = targets
             .iter()
             .map(|endpoint| NewDelivery {

@@ -332,7 +332,7 @@ impl Deliverer {
             .send(signer, &claimed.event, claimed.attempts + 1)
             .await;
         let settings = &self.hub.settings().webhooks;
-        let ended = Timestamp::now();
+        let ended = self.hub.clock().now();
         let outcome = if attempt.succeeded() {
             DeliveryOutcome::Delivered
         } else {
@@ -388,7 +388,7 @@ impl Deliverer {
         claimed: &ClaimedDelivery,
         failure: DeliveryFailure,
     ) -> ServiceResult<AttemptReport> {
-        cell.give_up_delivery(&claimed.id, &self.owner, failure, Timestamp::now())
+        cell.give_up_delivery(&claimed.id, &self.owner, failure, self.hub.clock().now())
             .await?;
         metrics::counter!("kontor_webhook_deliveries_failed_total", "reason" => failure.as_str())
             .increment(1);
@@ -437,7 +437,7 @@ impl Deliverer {
                 }
             }
         }
-        let at = Timestamp::now();
+        let at = self.hub.clock().now();
         match self
             .hub
             .control()
@@ -463,7 +463,7 @@ impl Deliverer {
 
     /// One HTTP attempt. Never fails: what went wrong is part of the attempt.
     async fn send(&self, signer: &Signer, event: &Event, number: u32) -> Attempt {
-        let at = Timestamp::now();
+        let at = self.hub.clock().now();
         let posted = post_signed(
             &self.client,
             &self.hub.settings().webhooks,
@@ -490,11 +490,11 @@ impl Deliverer {
     /// is left (retries scheduled later stay for later). For tests and tools; the worker runs
     /// the same steps continuously.
     pub async fn run_once(&self) -> Vec<AttemptReport> {
-        self.dispatch(Timestamp::now()).await;
+        self.dispatch(self.hub.clock().now()).await;
         let concurrency = self.hub.settings().webhooks.concurrency.max(1);
         let mut reports = Vec::new();
         loop {
-            let jobs = self.claim(concurrency, Timestamp::now()).await;
+            let jobs = self.claim(concurrency, self.hub.clock().now()).await;
             if jobs.is_empty() {
                 return reports;
             }

@@ -47,7 +47,7 @@ impl Hub {
         id: &WebhookEndpointId,
     ) -> ServiceResult<TestReport> {
         self.webhook_endpoint(tenant, id).await?;
-        let now = Timestamp::now();
+        let now = self.clock().now();
         let row = self
             .control()
             .endpoint_secrets(std::slice::from_ref(id), now)

@@ -14,7 +14,7 @@ use kontor_store::{
     StoreResult, retry_serializable,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::SqlCell;
 use super::events::insert_event;
@@ -72,12 +72,36 @@ fn secrets_from_row(row: &AnyRow) -> StoreResult<PaymentSecrets> {
     })
 }
 
-const SECRETS_SQL: &str = concat!(
-    "SELECT ",
-    payment_columns!(),
-    ", details, authorize_token_hash, state_hash, state_expires_at, state_spent_at, session \
-     FROM payments WHERE id = $1"
-);
+macro_rules! secrets_select {
+    () => {
+        concat!(
+            "SELECT ",
+            payment_columns!(),
+            ", details, authorize_token_hash, state_hash, state_expires_at, state_spent_at, \
+             session FROM payments"
+        )
+    };
+}
+
+const SECRETS_SQL: &str = concat!(secrets_select!(), " WHERE id = $1");
+
+/// `$1, $2, …` for `n` values of an `IN` list.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn status_change_from_row(row: &AnyRow) -> StoreResult<StatusChange> {
+    let status: String = column(row, "status")?;
+    Ok(StatusChange {
+        status: PaymentStatus::parse(&status).map_err(StoreError::corrupt)?,
+        bank_status: column(row, "bank_status")?,
+        reason: column(row, "reason")?,
+        at: Timestamp::from_unix_micros(column(row, "at")?),
+    })
+}
 
 async fn secrets_in(
     db: &SqlDatabase,
@@ -326,15 +350,58 @@ impl PaymentStore for SqlCell {
             .bind(id.as_str())
             .fetch_all(pool))
             .await?;
+        rows.iter().map(status_change_from_row).collect()
+    }
+
+    async fn payments_secrets(&self, ids: &[PaymentId]) -> StoreResult<Vec<PaymentSecrets>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{} WHERE id IN ({})",
+            secrets_select!(),
+            placeholders(ids.len())
+        );
+        let rows = self
+            .db
+            .read(|pool| {
+                ids.iter()
+                    .fold(sqlx::query(AssertSqlSafe(sql.as_str())), |q, id| {
+                        q.bind(id.as_str())
+                    })
+                    .fetch_all(pool)
+            })
+            .await?;
+        rows.iter().map(secrets_from_row).collect()
+    }
+
+    async fn status_histories(
+        &self,
+        ids: &[PaymentId],
+    ) -> StoreResult<Vec<(PaymentId, StatusChange)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT payment_id, status, bank_status, reason, at FROM payment_status_history \
+             WHERE payment_id IN ({}) ORDER BY payment_id, seq",
+            placeholders(ids.len())
+        );
+        let rows = self
+            .db
+            .read(|pool| {
+                ids.iter()
+                    .fold(sqlx::query(AssertSqlSafe(sql.as_str())), |q, id| {
+                        q.bind(id.as_str())
+                    })
+                    .fetch_all(pool)
+            })
+            .await?;
         rows.iter()
             .map(|row| {
-                let status: String = column(row, "status")?;
-                Ok(StatusChange {
-                    status: PaymentStatus::parse(&status).map_err(StoreError::corrupt)?,
-                    bank_status: column(row, "bank_status")?,
-                    reason: column(row, "reason")?,
-                    at: Timestamp::from_unix_micros(column(row, "at")?),
-                })
+                let id: String = column(row, "payment_id")?;
+                let id = PaymentId::parse(&id).map_err(StoreError::corrupt)?;
+                Ok((id, status_change_from_row(row)?))
             })
             .collect()
     }

@@ -105,6 +105,7 @@ conformance! {
     user_keys::the_ledger_keeps_the_first_erasure,
     payments::a_retried_creation_makes_no_second_payment,
     payments::payment_steps_are_checked_and_recorded,
+    payments::several_payments_are_read_at_once,
     payments::idempotency_keys_are_held_once_and_resumable,
     payments::concurrent_requests_with_one_key_get_one_go_ahead,
     payments::legacy_idempotency_keys_are_honoured_and_converted,

@@ -71,6 +71,61 @@ pub async fn a_retried_creation_makes_no_second_payment(stores: TestStores) {
     ));
 }
 
+/// A list page's payments are read at once: their sealed parts and their histories, each the
+/// same as the single reads give; ids the cell does not hold are left out. A creation answers
+/// exactly what it wrote (the service answers it without reading it back).
+pub async fn several_payments_are_read_at_once(stores: TestStores) {
+    let cell = stores.cell("de");
+    let tenant = TenantId::generate();
+    let user = cell
+        .create_user(&new_user(&tenant, "payer", "de"))
+        .await
+        .unwrap();
+    let first = new_payment(&tenant, &user.id);
+    let second = new_payment(&tenant, &user.id);
+    assert_eq!(cell.create_payment(&first).await.unwrap(), first.payment);
+    assert_eq!(cell.create_payment(&second).await.unwrap(), second.payment);
+    let now = Timestamp::now();
+    let mut initiate =
+        PaymentChange::phase(&[PaymentPhase::Accepted], PaymentPhase::Initiating, now);
+    initiate.status = Some((PaymentStatus::Pending, Some("RCVD".into())));
+    cell.advance_payment(&second.payment.id, &initiate)
+        .await
+        .unwrap();
+
+    let unknown = PaymentId::generate(user.id.region());
+    let ids = [first.payment.id.clone(), second.payment.id.clone(), unknown];
+    let mut rows = cell.payments_secrets(&ids).await.unwrap();
+    rows.sort_by(|a, b| a.payment.id.as_str().cmp(b.payment.id.as_str()));
+    assert_eq!(rows.len(), 2, "the unknown id is left out");
+    for row in &rows {
+        let single = cell.payment_secrets(&row.payment.id).await.unwrap();
+        assert_eq!(row.payment, single.payment);
+        assert_eq!(row.details, single.details);
+        assert_eq!(row.session, single.session);
+        assert_eq!(row.authorize_token_hash, single.authorize_token_hash);
+    }
+    let changes = cell.status_histories(&ids).await.unwrap();
+    for id in &ids[..2] {
+        let listed: Vec<_> = changes
+            .iter()
+            .filter(|(of, _)| of == id)
+            .map(|(_, change)| change.clone())
+            .collect();
+        assert_eq!(listed, cell.status_history(id).await.unwrap(), "{id}");
+    }
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|(of, _)| of == &second.payment.id)
+            .count(),
+        2,
+        "created, then RCVD"
+    );
+    assert!(cell.payments_secrets(&[]).await.unwrap().is_empty());
+    assert!(cell.status_histories(&[]).await.unwrap().is_empty());
+}
+
 pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     let cell = stores.cell("de");
     let tenant = TenantId::generate();

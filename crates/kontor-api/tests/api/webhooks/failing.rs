@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use kontor_domain::WebhookEndpointId;
-use kontor_domain::time::Timestamp;
 use serde_json::json;
 
 use super::hooks;
@@ -144,7 +143,7 @@ async fn the_disabled_event_is_recorded_after_a_crash_once() {
         h.app
             .hub
             .control()
-            .disable_failing_endpoint(&id, Timestamp::now())
+            .disable_failing_endpoint(&id, h.app.clock.now())
             .await
             .unwrap()
     );

@@ -17,7 +17,8 @@ async fn race(h: Hooks) {
         let jitter = r.id.bytes().last().unwrap_or(0) % 4;
         Reply::Slow(Duration::from_millis(u64::from(jitter) + 1))
     });
-    h.endpoint(&receiver.url(), &["*"]).await;
+    let endpoint = h.endpoint(&receiver.url(), &["*"]).await;
+    let endpoint = endpoint["id"].as_str().unwrap();
     let mut expected: HashMap<String, Vec<String>> = HashMap::new();
     for u in 0..30 {
         let user = h.user(if u % 2 == 0 { "uk" } else { "de" }).await;
@@ -32,8 +33,10 @@ async fn race(h: Hooks) {
     receiver
         .wait_delivered(total, Duration::from_secs(60))
         .await;
-    // Give a duplicate the chance to show up before counting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every delivery recorded as succeeded, a final state no worker claims again; then the
+    // workers stop, which waits for any attempt still in flight: so a duplicate, however late,
+    // is in the count.
+    all_succeeded(&h, endpoint, total).await;
     stop_a.send(true).unwrap();
     stop_b.send(true).unwrap();
     worker_a.await.unwrap();
@@ -74,4 +77,20 @@ async fn two_workers_race_over_the_outbox_on_postgres() {
         return;
     };
     race(hooks_on(app).await).await;
+}
+
+/// Waits until the log shows `total` deliveries of `endpoint`, all succeeded.
+async fn all_succeeded(h: &Hooks, endpoint: &str, total: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = h.deliveries(endpoint).await;
+        if log.len() == total && log.iter().all(|d| d["state"] == "succeeded") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries never all succeeded: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

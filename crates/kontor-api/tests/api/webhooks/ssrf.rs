@@ -95,6 +95,7 @@ fn hub_with(app: &TestApp, tweak: impl FnOnce(&mut HubSettings)) -> Hub {
         BankDirectory::new(),
         Vault::new(keyring, app.stores.key_stores.clone()),
         settings,
+        app.clock.clock(),
     )
 }
 
