@@ -37,7 +37,8 @@ pub enum PaymentProduct {
 }
 
 /// An account to pay from or to. `Debug` shows only the country or the last digits.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AccountReference {
     Iban(Iban),
     /// UK: sort code and account number, parsed by the domain (`kontor_domain::uk_account`).
@@ -53,6 +54,25 @@ impl std::fmt::Debug for AccountReference {
             AccountReference::Iban(iban) => write!(f, "{iban:?}"),
             AccountReference::SortCode { account_number, .. } => write!(f, "{account_number:?}"),
         }
+    }
+}
+
+/// The account a payment is made from, as the bank reported it (UK: the consent's or the
+/// payment's `Debtor`, or the payment's `Refund.Account`, which a bank gives when the consent
+/// asked for it with `ReadRefundAccount`). `Debug` shows only the account's last digits.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayerAccount {
+    pub account: AccountReference,
+    /// The account's name as the bank holds it: its owner or owners (1 to 350 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for PayerAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayerAccount")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,6 +153,10 @@ pub struct PaymentSession {
     /// it has been exchanged, so that a completion a crash interrupted can be resumed with it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub callback: BTreeMap<String, String>,
+    /// The account the bank said the payment is made from, when it said (UK), for the caller
+    /// to keep with the payment; set again on every answer that carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<PayerAccount>,
 }
 
 impl std::fmt::Debug for PaymentSession {

@@ -36,15 +36,19 @@ fn write_headers(token: &str, key: &str) -> Vec<(&'static str, String)> {
 
 /// Creates and authorises a payment consent; returns (consent id, PSU token, body used).
 async fn authorised_consent(h: &Harness, amount: &str) -> (String, String, Value) {
+    authorised(h, consent_body(amount, "INSTR-1"), "consent-key-1").await
+}
+
+/// Creates (under `key`) and authorises the payment consent `body`, as bob.
+async fn authorised(h: &Harness, body: Value, key: &str) -> (String, String, Value) {
     let tpp = client_token(h, "payments").await;
-    let body = consent_body(amount, "INSTR-1");
     let created = h
         .call(
             Api::UkPayments,
             &pisp(h),
             Method::POST,
             "/domestic-payment-consents",
-            &write_headers(&tpp, "consent-key-1"),
+            &write_headers(&tpp, key),
             Some(&body),
         )
         .await;
@@ -64,7 +68,7 @@ async fn authorised_consent(h: &Harness, amount: &str) -> (String, String, Value
             &pisp(h),
             Method::POST,
             "/domestic-payment-consents",
-            &write_headers(&tpp, "consent-key-1"),
+            &write_headers(&tpp, key),
             Some(&body),
         )
         .await;
@@ -215,6 +219,75 @@ async fn one_payment_per_idempotency_key_and_consent() {
         )
         .await;
     assert_eq!(consent_now.json()["Data"]["Status"], "Consumed");
+}
+
+/// `ReadRefundAccount: Yes` on the consent: the authorised consent names the account bob chose
+/// (`Debtor`), and the payment names it twice (`Debtor`, `Refund.Account`). Without it, neither
+/// says who pays.
+#[tokio::test]
+async fn who_pays_is_told_when_the_consent_asks() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let bobs: Vec<String> = h
+        .sandbox
+        .accounts(crate::uk_flows::BANK)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.username == "bob")
+        .filter_map(|a| Some(format!("{}{}", a.sort_code?, a.account_number?)))
+        .collect();
+    assert!(!bobs.is_empty());
+    let tpp = client_token(&h, "payments").await;
+    for (asked, instruction) in [(true, "INSTR-ASK"), (false, "INSTR-NOT")] {
+        let mut body = consent_body("3.20", instruction);
+        if asked {
+            body["Data"]["ReadRefundAccount"] = json!("Yes");
+        }
+        let (consent, psu, body) = authorised(&h, body, &format!("key-{instruction}")).await;
+        let read = h
+            .call(
+                Api::UkPayments,
+                &pisp(&h),
+                Method::GET,
+                &format!("/domestic-payment-consents/{consent}"),
+                &auth(&tpp),
+                None,
+            )
+            .await
+            .json();
+        let paid = h
+            .call(
+                Api::UkPayments,
+                &pisp(&h),
+                Method::POST,
+                "/domestic-payments",
+                &write_headers(&psu, &format!("pay-{instruction}")),
+                Some(&payment_body(&consent, &body)),
+            )
+            .await;
+        assert_eq!(paid.status, 201, "{}", paid.text());
+        let paid = paid.json();
+        if !asked {
+            assert!(read["Data"].get("Debtor").is_none(), "{read}");
+            assert!(paid["Data"].get("Debtor").is_none(), "{paid}");
+            assert!(paid["Data"].get("Refund").is_none(), "{paid}");
+            continue;
+        }
+        let debtor = &read["Data"]["Debtor"];
+        assert_eq!(debtor["SchemeName"], "UK.OBIE.SortCodeAccountNumber");
+        let identification = debtor["Identification"].as_str().unwrap();
+        assert!(
+            bobs.iter().any(|a| a == identification),
+            "{identification} is one of bob's accounts: {bobs:?}"
+        );
+        assert!(
+            debtor["Name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{debtor}"
+        );
+        assert_eq!(&paid["Data"]["Refund"]["Account"], debtor, "{paid}");
+        assert_eq!(&paid["Data"]["Debtor"], debtor, "{paid}");
+    }
 }
 
 #[tokio::test]
