@@ -148,7 +148,7 @@ pub struct PaymentResponse {
     pub amount: Amount,
     pub creditor_name: String,
     pub creditor_account: AccountOutput,
-    /// Absent until known: a UK payment whose request named no account has one once the user
+    /// Null until known: a UK payment whose request named no account has one once the user
     /// authorised it at the bank.
     pub debtor_account: Option<DebtorAccountOutput>,
     pub remittance: Option<String>,
