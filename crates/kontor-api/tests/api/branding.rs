@@ -158,6 +158,34 @@ async fn the_payment_page_wears_the_tenants_branding() {
         "{body}"
     );
 
+    // Once the payment is settled (here: cancelled by the tenant), its page says so, branded.
+    let id = url
+        .split("/pay/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+        .to_owned();
+    let cancelled = w
+        .app
+        .http
+        .post(w.app.url(&format!("/v1/payments/{id}/cancel")))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.status(),
+        200,
+        "{}",
+        cancelled.text().await.unwrap()
+    );
+    let (csp, body) = page(&url).await;
+    assert!(!body.contains("id=\"pay\""), "settled: {body}");
+    assert!(body.contains("id=\"tenant-logo\""), "{body}");
+    assert!(body.contains(shown) && !body.contains("<script>"), "{body}");
+    assert!(body.contains("border-top:4px solid #1f3a93"), "{body}");
+    assert!(csp.contains("https://cdn.acme.example"), "{csp}");
+
     // A logo URL the hub would refuse, written into the database behind its back: the page
     // renders without it (the name and colour stay), and allows no other image origin.
     for stored in [
