@@ -50,7 +50,7 @@ fn payment_body(bank: &Bank, state: &BankState, p: &Payment, now: OffsetDateTime
         .and_then(|c| state.uk_payment_consents.get(c))
         .is_some_and(reads_refund_account);
     if refund_asked && let Some(debtor) = debtor_json(state, p.debtor) {
-        data["Refund"] = json!({ "Account": debtor.clone() });
+        data["Refund"] = json!({ "Account": debtor });
         data["Debtor"] = debtor;
     }
     json!({ "Data": data, "Links": Links::only(bank.url(&format!("{PISP}/domestic-payments/{}", p.id))), "Meta": Meta::one_page() })
