@@ -21,6 +21,21 @@ async fn page(url: &str) -> (String, String) {
     (csp, response.text().await.unwrap())
 }
 
+/// Sets the tenant's display name, accent colour and a logo on `cdn.acme.example`.
+async fn brand(w: &crate::support::World, name: &str, accent: &str) {
+    let branding = Branding {
+        display_name: Some(TenantName::parse(name).unwrap()),
+        logo_url: Some(LogoUrl::parse("https://cdn.acme.example/brand/logo.svg?v=2").unwrap()),
+        accent_color: Some(AccentColor::parse(accent).unwrap()),
+    };
+    w.app
+        .stores
+        .control
+        .set_branding(&w.tenant_id, &branding, Timestamp::now())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_connect_page_wears_the_tenants_branding() {
     let w = world().await;
@@ -34,17 +49,7 @@ async fn the_connect_page_wears_the_tenants_branding() {
     assert!(body.contains("Acme Budget"), "{body}");
     assert!(!body.contains("tenant-logo"), "{body}");
 
-    let branding = Branding {
-        display_name: Some(TenantName::parse("Acme").unwrap()),
-        logo_url: Some(LogoUrl::parse("https://cdn.acme.example/brand/logo.svg?v=2").unwrap()),
-        accent_color: Some(AccentColor::parse("#ffd500").unwrap()),
-    };
-    w.app
-        .stores
-        .control
-        .set_branding(&w.tenant_id, &branding, Timestamp::now())
-        .await
-        .unwrap();
+    brand(&w, "Acme", "#ffd500").await;
     let created = w.create_connection(&user, None).await;
     let (csp, body) = page(created["connect_url"].as_str().unwrap()).await;
     assert!(
@@ -123,17 +128,7 @@ async fn the_payment_page_wears_the_tenants_branding() {
         "{body}"
     );
 
-    let branding = Branding {
-        display_name: Some(TenantName::parse("Acme <script>alert(1)</script> & Co").unwrap()),
-        logo_url: Some(LogoUrl::parse("https://cdn.acme.example/brand/logo.svg?v=2").unwrap()),
-        accent_color: Some(AccentColor::parse("#1f3a93").unwrap()),
-    };
-    w.app
-        .stores
-        .control
-        .set_branding(&w.tenant_id, &branding, Timestamp::now())
-        .await
-        .unwrap();
+    brand(&w, "Acme <script>alert(1)</script> & Co", "#1f3a93").await;
     let url = pay("brand-pay-1").await;
     let (csp, body) = page(&url).await;
     assert!(

@@ -89,6 +89,39 @@ async fn authorised(h: &Harness, body: Value, key: &str) -> (String, String, Val
     )
 }
 
+/// `GET /domestic-payment-consents/{consent}` with the TPP's token.
+async fn read_consent(h: &Harness, tpp: &str, consent: &str) -> Value {
+    h.call(
+        Api::UkPayments,
+        &pisp(h),
+        Method::GET,
+        &format!("/domestic-payment-consents/{consent}"),
+        &auth(tpp),
+        None,
+    )
+    .await
+    .json()
+}
+
+/// `POST /domestic-payments` for `consent` with the PSU's token, under `key`.
+async fn submit(
+    h: &Harness,
+    psu: &str,
+    key: &str,
+    consent: &str,
+    consent_body: &Value,
+) -> crate::common::Reply {
+    h.call(
+        Api::UkPayments,
+        &pisp(h),
+        Method::POST,
+        "/domestic-payments",
+        &write_headers(psu, key),
+        Some(&payment_body(consent, consent_body)),
+    )
+    .await
+}
+
 fn payment_body(consent: &str, consent_body: &Value) -> Value {
     json!({ "Data": { "ConsentId": consent, "Initiation": consent_body["Data"]["Initiation"] }, "Risk": consent_body["Risk"] })
 }
@@ -208,17 +241,8 @@ async fn one_payment_per_idempotency_key_and_consent() {
         .await;
     assert_eq!(read.json()["Data"]["Status"], "AcceptedSettlementCompleted");
     assert!(read.header("x-jws-signature").is_some());
-    let consent_now = h
-        .call(
-            Api::UkPayments,
-            &pisp(&h),
-            Method::GET,
-            &format!("/domestic-payment-consents/{consent}"),
-            &auth(&tpp),
-            None,
-        )
-        .await;
-    assert_eq!(consent_now.json()["Data"]["Status"], "Consumed");
+    let consent_now = read_consent(&h, &tpp, &consent).await;
+    assert_eq!(consent_now["Data"]["Status"], "Consumed");
 }
 
 /// `ReadRefundAccount: Yes` on the consent: the authorised consent names the account bob chose
@@ -245,27 +269,8 @@ async fn who_pays_is_told_when_the_consent_asks() {
             body["Data"]["ReadRefundAccount"] = json!("Yes");
         }
         let (consent, psu, body) = authorised(&h, body, &format!("key-{instruction}")).await;
-        let read = h
-            .call(
-                Api::UkPayments,
-                &pisp(&h),
-                Method::GET,
-                &format!("/domestic-payment-consents/{consent}"),
-                &auth(&tpp),
-                None,
-            )
-            .await
-            .json();
-        let paid = h
-            .call(
-                Api::UkPayments,
-                &pisp(&h),
-                Method::POST,
-                "/domestic-payments",
-                &write_headers(&psu, &format!("pay-{instruction}")),
-                Some(&payment_body(&consent, &body)),
-            )
-            .await;
+        let read = read_consent(&h, &tpp, &consent).await;
+        let paid = submit(&h, &psu, &format!("pay-{instruction}"), &consent, &body).await;
         assert_eq!(paid.status, 201, "{}", paid.text());
         let paid = paid.json();
         if !asked {
@@ -310,16 +315,7 @@ async fn insufficient_funds_reject_the_payment() {
         funds.json()["Data"]["FundsAvailableResult"]["FundsAvailable"],
         false
     );
-    let paid = h
-        .call(
-            Api::UkPayments,
-            &pisp(&h),
-            Method::POST,
-            "/domestic-payments",
-            &write_headers(&psu, "k"),
-            Some(&payment_body(&consent, &body)),
-        )
-        .await;
+    let paid = submit(&h, &psu, "k", &consent, &body).await;
     assert_eq!(paid.json()["Data"]["Status"], "Rejected");
     assert!(!h.sandbox.payments()[0].executed);
 }
