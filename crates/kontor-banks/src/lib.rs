@@ -44,8 +44,8 @@ pub use http::{
     build_client_with_tls, read_ca_bundle,
 };
 pub use payments::{
-    AccountReference, BankPaymentStatus, PaymentCancellation, PaymentProduct, PaymentRequest,
-    PaymentSession, PaymentStarted,
+    AccountReference, BankPaymentStatus, PayerAccount, PaymentCancellation, PaymentProduct,
+    PaymentRequest, PaymentSession, PaymentStarted,
 };
 pub use types::*;
 

@@ -38,6 +38,25 @@ pub enum PaymentProduct {
 
 pub use kontor_domain::account_reference::AccountReference;
 
+/// The account a payment is made from, as the bank reported it (UK: the consent's or the
+/// payment's `Debtor`, or the payment's `Refund.Account`, which a bank gives when the consent
+/// asked for it with `ReadRefundAccount`). `Debug` shows only the account's last digits.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayerAccount {
+    pub account: AccountReference,
+    /// The account's name as the bank holds it: its owner or owners (1 to 350 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for PayerAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayerAccount")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the hub asks the bank to pay. `Debug` leaves out the names and texts (personal data).
 #[derive(Clone)]
 pub struct PaymentRequest {
@@ -116,6 +135,10 @@ pub struct PaymentSession {
     /// it has been exchanged, so that a completion a crash interrupted can be resumed with it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub callback: BTreeMap<String, String>,
+    /// The account the bank said the payment is made from, when it said (UK), for the caller
+    /// to keep with the payment; set again on every answer that carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<PayerAccount>,
 }
 
 impl std::fmt::Debug for PaymentSession {

@@ -212,16 +212,42 @@ impl TenantStore for SqlControl {
             })
             .await?
             .ok_or(StoreError::NotFound)?;
+        // Every value was checked when it was set. One that no longer passes (written behind
+        // the hub's back, or by a release with other rules) is left out, with a warning, rather
+        // than shown on the hosted pages or made to break them: the pages fall back to the hub's
+        // own look for that part.
+        fn checked<T, E>(
+            tenant: &TenantId,
+            part: &str,
+            raw: Option<String>,
+            parse: impl Fn(&str) -> Result<T, E>,
+        ) -> Option<T> {
+            let raw = raw?;
+            let parsed = parse(&raw).ok();
+            if parsed.is_none() {
+                tracing::warn!(tenant.id = %tenant, part, "stored branding is not valid; left out");
+            }
+            parsed
+        }
         Ok(Branding {
-            display_name: column::<Option<String>>(&row, "display_name")?
-                .map(|raw| TenantName::parse(&raw).map_err(StoreError::corrupt))
-                .transpose()?,
-            logo_url: column::<Option<String>>(&row, "logo_url")?
-                .map(|raw| LogoUrl::parse(&raw).map_err(StoreError::corrupt))
-                .transpose()?,
-            accent_color: column::<Option<String>>(&row, "accent_color")?
-                .map(|raw| AccentColor::parse(&raw).map_err(StoreError::corrupt))
-                .transpose()?,
+            display_name: checked(
+                tenant,
+                "display_name",
+                column(&row, "display_name")?,
+                TenantName::parse,
+            ),
+            logo_url: checked(
+                tenant,
+                "logo_url",
+                column(&row, "logo_url")?,
+                LogoUrl::parse,
+            ),
+            accent_color: checked(
+                tenant,
+                "accent_color",
+                column(&row, "accent_color")?,
+                AccentColor::parse,
+            ),
         })
     }
 

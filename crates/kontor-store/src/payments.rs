@@ -46,6 +46,9 @@ pub struct PaymentChange {
     /// The bank's reason for the new status (kept with it, and in the history).
     pub reason: Option<String>,
     pub session: Option<String>,
+    /// New sealed details (creditor, debtor, remittance, token), replacing the stored ones: what
+    /// the bank told about the payment later (UK: the account it is paid from).
+    pub details: Option<String>,
     pub bank_payment_id: Option<String>,
     /// A new callback state (hash, expiry); `Some(None)` clears it.
     pub state: Option<Option<(String, Timestamp)>>,
@@ -65,6 +68,7 @@ impl PaymentChange {
             status: None,
             reason: None,
             session: None,
+            details: None,
             bank_payment_id: None,
             state: None,
             next_poll_at: None,

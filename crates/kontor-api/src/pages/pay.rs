@@ -11,8 +11,8 @@ use kontor_service::NextStep;
 
 use super::i18n::{payment_status_word, texts};
 use super::{
-    client_ip, failure, form_fields, html, html_branded, invalid_link, language, limited,
-    page_query, render, see_other,
+    client_ip, failure, form_fields, html_branded, invalid_link, language, limited, page_query,
+    render, see_other,
 };
 use crate::extract::Peer;
 use crate::state::AppState;
@@ -47,14 +47,17 @@ pub async fn page(
                 let back = kontor_service::payment_redirect(&page.payment).ok();
                 let label = t.back_to.replace("{tenant}", &page.tenant_name);
                 let text = t.pay_settled.replace("{status}", word);
-                return html(
+                return html_branded(
                     StatusCode::OK,
-                    render::message_page(
+                    render::message_page_branded(
                         t,
                         t.pay_title,
                         &text,
                         back.as_ref().map(|u| (label.as_str(), u.as_str())),
+                        &page.branding,
+                        &page.tenant_name,
                     ),
+                    &page.branding,
                 );
             }
             html_branded(

@@ -360,6 +360,18 @@ pub fn wait_page(texts: &Texts, tenant: &str, refresh_url: &str, connect_url: &s
 
 /// A message, with a way back when there is one.
 pub fn message_page(texts: &Texts, title: &str, text: &str, back: Option<(&str, &str)>) -> String {
+    message_page_branded(texts, title, text, back, &Branding::default(), "")
+}
+
+/// A message in the tenant's colours, with its logo (a payment's page once it is settled).
+pub fn message_page_branded(
+    texts: &Texts,
+    title: &str,
+    text: &str,
+    back: Option<(&str, &str)>,
+    branding: &Branding,
+    tenant: &str,
+) -> String {
     let link = back
         .map(|(label, url)| {
             format!(
@@ -374,7 +386,7 @@ pub fn message_page(texts: &Texts, title: &str, text: &str, back: Option<(&str, 
         escape(title),
         escape(text)
     );
-    layout(texts, title, &body, None)
+    layout_branded(texts, title, &body, None, branding, tenant)
 }
 
 #[cfg(test)]

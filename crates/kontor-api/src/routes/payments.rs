@@ -125,6 +125,17 @@ pub struct AccountOutput {
     pub account_number: Option<String>,
 }
 
+/// The account a payment is made from: the one the request named, or, when it named none (UK
+/// banks), the one the user chose at the bank, as the bank reported it once they authorised.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DebtorAccountOutput {
+    pub iban: Option<String>,
+    pub sort_code: Option<String>,
+    pub account_number: Option<String>,
+    /// The account's name as the bank holds it (its owner or owners), when the bank said.
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentResponse {
     #[schema(value_type = schemas::PaymentIdString)]
@@ -139,7 +150,9 @@ pub struct PaymentResponse {
     pub amount: Amount,
     pub creditor_name: String,
     pub creditor_account: AccountOutput,
-    pub debtor_account: Option<AccountOutput>,
+    /// Null until known: a UK payment whose request named no account has one once the user
+    /// authorised it at the bank.
+    pub debtor_account: Option<DebtorAccountOutput>,
     pub remittance: Option<String>,
     pub end_to_end_id: String,
     /// The bank's id for the payment, once it has one.
@@ -189,7 +202,19 @@ impl From<PaymentView> for PaymentResponse {
             amount: p.amount.into(),
             creditor_name: details.creditor_name,
             creditor_account: account_output(&details.creditor),
-            debtor_account: details.debtor.as_ref().map(account_output),
+            debtor_account: details.debtor.as_ref().map(|debtor| {
+                let AccountOutput {
+                    iban,
+                    sort_code,
+                    account_number,
+                } = account_output(debtor);
+                DebtorAccountOutput {
+                    iban,
+                    sort_code,
+                    account_number,
+                    name: details.debtor_name.clone(),
+                }
+            }),
             remittance: details.remittance,
             end_to_end_id: p.end_to_end_id,
             bank_payment_id: p.bank_payment_id,

@@ -28,6 +28,7 @@ mod lifecycle;
 mod limits;
 mod oauth;
 mod ops;
+mod payer_account;
 mod payment_cancel;
 mod payment_retries;
 mod payment_words;

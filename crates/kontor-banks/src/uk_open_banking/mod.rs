@@ -18,6 +18,7 @@ mod details;
 mod domestic;
 mod id_token;
 mod oauth;
+mod payer;
 mod payments;
 mod reads;
 mod signing;

@@ -21,6 +21,7 @@ use super::client_auth::IdTokenCheck;
 use super::consent::consent_headers;
 use super::domestic::{consent_status, initiation, payment_status};
 use super::oauth::{Authorisation, PAYMENTS};
+use super::payer::payer;
 use super::signing::detached;
 use super::wire::{
     Domestic, DomesticConsent, DomesticConsentRequestData, DomesticConsentResponse, DomesticData,
@@ -82,6 +83,7 @@ impl UkOpenBanking {
         let risk = serde_json::json!({});
         let body = serde_json::to_vec(&DomesticConsent {
             data: DomesticConsentRequestData {
+                read_refund_account: "Yes",
                 initiation: &initiation,
             },
             risk: &risk,
@@ -284,6 +286,11 @@ impl UkOpenBanking {
         let status = self
             .with_rejection_reason(&created.data.domestic_payment_id, status)
             .await;
+        learn_payer(
+            session,
+            created.data.refund.as_ref(),
+            created.data.debtor.as_ref(),
+        );
         session.payment_id = Some(created.data.domestic_payment_id);
         Ok(status)
     }
@@ -322,7 +329,7 @@ impl UkOpenBanking {
     /// an error the caller could take for a refusal. Otherwise the refusal stands.
     async fn after_a_spent_code(
         &self,
-        session: &PaymentSession,
+        session: &mut PaymentSession,
         err: BankError,
     ) -> Result<BankPaymentStatus, BankError> {
         match self.submission_status(session).await {
@@ -341,11 +348,11 @@ impl UkOpenBanking {
     /// token (`TPPOAuth2Security` in the spec), so polling needs no user token.
     pub(super) async fn submission_status(
         &self,
-        session: &PaymentSession,
+        session: &mut PaymentSession,
     ) -> Result<BankPaymentStatus, BankError> {
         let interaction = interaction_id(None);
-        if let Some(payment_id) = &session.payment_id {
-            let url = self.pisp(&["domestic-payments", payment_id])?;
+        if let Some(payment_id) = session.payment_id.clone() {
+            let url = self.pisp(&["domestic-payments", &payment_id])?;
             let answer = self
                 .with_client_token(PAYMENTS, |token| {
                     let mut out = Outgoing::get(url.clone(), PAYMENT);
@@ -354,8 +361,13 @@ impl UkOpenBanking {
                 })
                 .await?;
             let payment: DomesticResponse = answer.json("domestic payment")?;
+            learn_payer(
+                session,
+                payment.data.refund.as_ref(),
+                payment.data.debtor.as_ref(),
+            );
             let status = payment_status(&payment.data.status);
-            return Ok(self.with_rejection_reason(payment_id, status).await);
+            return Ok(self.with_rejection_reason(&payment_id, status).await);
         }
         let consent_id = session
             .consent_id
@@ -370,7 +382,19 @@ impl UkOpenBanking {
             })
             .await?;
         let consent: DomesticConsentResponse = answer.json("domestic payment consent")?;
+        learn_payer(session, None, consent.data.debtor.as_ref());
         Ok(consent_status(&consent.data.status))
+    }
+}
+
+/// Keeps the payer a bank answer names; an answer that names none leaves the one known.
+fn learn_payer(
+    session: &mut PaymentSession,
+    refund: Option<&serde_json::Value>,
+    debtor: Option<&serde_json::Value>,
+) {
+    if let Some(found) = payer(refund, debtor) {
+        session.payer = Some(found);
     }
 }
 

@@ -215,6 +215,9 @@ pub(crate) struct DomesticConsent<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct DomesticConsentRequestData<'a> {
+    /// `Yes`: the bank is to tell who pays (the consent's and the payment's `Debtor`, the
+    /// payment's `Refund.Account`), so that the hub can name the account the user chose.
+    pub read_refund_account: &'static str,
     pub initiation: &'a serde_json::Value,
 }
 
@@ -278,6 +281,10 @@ pub(crate) struct DomesticConsentResponse {
 pub(crate) struct DomesticConsentData {
     pub consent_id: String,
     pub status: String,
+    /// `OBCashAccountDebtor4`, once the user chose the account (kept raw: a malformed one is
+    /// ignored, not a reason to fail the status).
+    #[serde(default)]
+    pub debtor: Option<serde_json::Value>,
 }
 
 /// `OBWriteDomesticResponse5`, the fields the hub needs.
@@ -293,6 +300,11 @@ pub(crate) struct DomesticPaymentData {
     pub domestic_payment_id: String,
     pub consent_id: String,
     pub status: String,
+    /// `Refund` (`Account` with `SchemeName`, `Identification`, `Name`), kept raw as `debtor`.
+    #[serde(default)]
+    pub refund: Option<serde_json::Value>,
+    #[serde(default)]
+    pub debtor: Option<serde_json::Value>,
 }
 
 /// `OBWritePaymentDetailsResponse1`: the payment's status on the rail, with a reason.

@@ -2,11 +2,12 @@
 //! settlement, exactly once in the bank's ledger; insufficient funds; the user cancelling; a
 //! callback of another payment; and requests the standard forbids, refused before sending.
 
-use kontor_banks::{BankPaymentStatus, PaymentRequest};
+use kontor_banks::{AccountReference, BankPaymentStatus, PaymentRequest};
 use kontor_domain::bank::Standard;
 use kontor_domain::currency::Currency;
 use kontor_domain::money::Money;
 use kontor_domain::payment::{CreditorName, EndToEndId, IdempotencyKey, RemittanceInfo};
+use kontor_domain::{SortCode, UkAccountNumber};
 
 use crate::support::Fixture;
 use crate::support::payments::iso;
@@ -248,6 +249,65 @@ async fn a_callback_without_state_completes(standard: Standard) {
     );
 }
 
+/// UK: the bank says which account the user paid from (the consent asked, with
+/// `ReadRefundAccount`): the authorised consent already, then the submitted payment, and every
+/// later read of it. Berlin Group payments name their debtor in the request, and the connector
+/// reports none.
+async fn the_bank_says_who_pays(standard: Standard) {
+    let fx = Fixture::for_standard(standard).await;
+    let request = fx.payment("7.45");
+    let started = fx.connector.initiate_payment(&request).await.unwrap();
+    assert_eq!(started.session.payer, None, "nobody chose an account yet");
+    let callback = fx.authorise_payment(&started).await;
+    let mut session = started.session.clone();
+    if !fx.is_uk() {
+        fx.connector
+            .complete_payment(&mut session, &callback, &request.idempotency_key)
+            .await
+            .unwrap();
+        assert_eq!(session.payer, None);
+        return;
+    }
+    let current = fx.current_account();
+    let expected = AccountReference::SortCode {
+        sort_code: SortCode::parse(current.sort_code.as_deref().unwrap()).unwrap(),
+        account_number: UkAccountNumber::parse(current.account_number.as_deref().unwrap()).unwrap(),
+    };
+    // Authorised, not submitted: the consent names the account chosen.
+    let mut consent_only = started.session.clone();
+    fx.connector
+        .payment_status(&mut consent_only)
+        .await
+        .unwrap();
+    let from_consent = consent_only
+        .payer
+        .expect("the authorised consent names the payer");
+    assert_eq!(from_consent.account, expected);
+    let name = from_consent.name.clone().expect("with the account's name");
+    assert!(!name.trim().is_empty());
+
+    fx.connector
+        .complete_payment(&mut session, &callback, &request.idempotency_key)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.payer.as_ref(),
+        Some(&from_consent),
+        "the payment says so too"
+    );
+    // A later read of the payment tells it again, and the session keeps it across a round trip.
+    session.payer = None;
+    fx.connector.payment_status(&mut session).await.unwrap();
+    assert_eq!(session.payer.as_ref(), Some(&from_consent));
+    let kept: kontor_banks::PaymentSession =
+        serde_json::from_str(&serde_json::to_string(&session).unwrap()).unwrap();
+    assert_eq!(kept.payer, Some(from_consent.clone()));
+    assert!(
+        !format!("{from_consent:?}").contains(&name),
+        "Debug leaves the name out"
+    );
+}
+
 macro_rules! for_both_standards {
     ($($name:ident),* $(,)?) => {
         mod berlin_group {
@@ -276,4 +336,5 @@ for_both_standards!(
     a_callback_of_another_payment_is_not_trusted,
     requests_the_standard_forbids_are_not_sent,
     a_callback_without_state_completes,
+    the_bank_says_who_pays,
 );

@@ -193,15 +193,27 @@ pub(super) fn check_risk(risk: &super::wire::Risk) -> UkResult<()> {
     Ok(())
 }
 
+/// Whether the TPP asked to learn who pays (`Data.ReadRefundAccount: Yes` on the consent):
+/// only then do the consent and its payment carry `Debtor`, and the payment `Refund`.
+pub(super) fn reads_refund_account(consent: &UkPaymentConsent) -> bool {
+    consent
+        .data_extra
+        .get("ReadRefundAccount")
+        .and_then(Value::as_str)
+        == Some("Yes")
+}
+
+/// The payer's account as `OBCashAccountDebtor4` (and `Refund.Account`): by sort code and
+/// account number where it has them, else by IBAN, with its owner's name.
 pub(super) fn debtor_json(state: &BankState, debtor: Option<(usize, usize)>) -> Option<Value> {
     let (u, a) = debtor?;
     let account = state.books.get(u)?.accounts.get(a)?;
-    let identification = match (&account.sort_code, &account.account_number) {
-        (Some(s), Some(n)) => format!("{s}{n}"),
-        _ => account.iban.clone(),
+    let (scheme, identification) = match (&account.sort_code, &account.account_number) {
+        (Some(s), Some(n)) => ("UK.OBIE.SortCodeAccountNumber", format!("{s}{n}")),
+        _ => ("UK.OBIE.IBAN", account.iban.clone()),
     };
     Some(
-        json!({ "SchemeName": "UK.OBIE.SortCodeAccountNumber", "Identification": identification, "Name": account.owner_name }),
+        json!({ "SchemeName": scheme, "Identification": identification, "Name": account.owner_name }),
     )
 }
 
@@ -221,7 +233,8 @@ fn consent_body(bank: &Bank, state: &BankState, c: &UkPaymentConsent) -> Value {
     if matches!(
         c.status,
         UkConsentStatus::Authorised | UkConsentStatus::Consumed
-    ) && let Some(debtor) = debtor_json(state, c.debtor)
+    ) && reads_refund_account(c)
+        && let Some(debtor) = debtor_json(state, c.debtor)
     {
         data.insert("Debtor".into(), debtor);
     }

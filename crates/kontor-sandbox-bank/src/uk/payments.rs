@@ -17,7 +17,9 @@ use super::auth::{
     check_fapi_headers, client_token, idempotency_key, json_body, jws_signature, psu_token,
 };
 use super::error::{UkError, UkResult};
-use super::payment_consents::{check_risk, consent_not_found, debtor_json, invalid, replay};
+use super::payment_consents::{
+    check_risk, consent_not_found, debtor_json, invalid, reads_refund_account, replay,
+};
 use super::wire::{DomesticRequest, Links, Meta};
 use crate::config::Standard;
 use crate::core::dates::timestamp;
@@ -42,7 +44,13 @@ fn payment_body(bank: &Bank, state: &BankState, p: &Payment, now: OffsetDateTime
         data["ExpectedExecutionDateTime"] = json!(timestamp(p.created_at));
         data["ExpectedSettlementDateTime"] = json!(timestamp(settles));
     }
-    if let Some(debtor) = debtor_json(state, p.debtor) {
+    let refund_asked = p
+        .uk_consent_id
+        .as_ref()
+        .and_then(|c| state.uk_payment_consents.get(c))
+        .is_some_and(reads_refund_account);
+    if refund_asked && let Some(debtor) = debtor_json(state, p.debtor) {
+        data["Refund"] = json!({ "Account": debtor });
         data["Debtor"] = debtor;
     }
     json!({ "Data": data, "Links": Links::only(bank.url(&format!("{PISP}/domestic-payments/{}", p.id))), "Meta": Meta::one_page() })

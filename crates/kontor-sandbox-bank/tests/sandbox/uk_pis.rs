@@ -36,15 +36,19 @@ fn write_headers(token: &str, key: &str) -> Vec<(&'static str, String)> {
 
 /// Creates and authorises a payment consent; returns (consent id, PSU token, body used).
 async fn authorised_consent(h: &Harness, amount: &str) -> (String, String, Value) {
+    authorised(h, consent_body(amount, "INSTR-1"), "consent-key-1").await
+}
+
+/// Creates (under `key`) and authorises the payment consent `body`, as bob.
+async fn authorised(h: &Harness, body: Value, key: &str) -> (String, String, Value) {
     let tpp = client_token(h, "payments").await;
-    let body = consent_body(amount, "INSTR-1");
     let created = h
         .call(
             Api::UkPayments,
             &pisp(h),
             Method::POST,
             "/domestic-payment-consents",
-            &write_headers(&tpp, "consent-key-1"),
+            &write_headers(&tpp, key),
             Some(&body),
         )
         .await;
@@ -64,7 +68,7 @@ async fn authorised_consent(h: &Harness, amount: &str) -> (String, String, Value
             &pisp(h),
             Method::POST,
             "/domestic-payment-consents",
-            &write_headers(&tpp, "consent-key-1"),
+            &write_headers(&tpp, key),
             Some(&body),
         )
         .await;
@@ -83,6 +87,39 @@ async fn authorised_consent(h: &Harness, amount: &str) -> (String, String, Value
         tokens["access_token"].as_str().unwrap().to_string(),
         body,
     )
+}
+
+/// `GET /domestic-payment-consents/{consent}` with the TPP's token.
+async fn read_consent(h: &Harness, tpp: &str, consent: &str) -> Value {
+    h.call(
+        Api::UkPayments,
+        &pisp(h),
+        Method::GET,
+        &format!("/domestic-payment-consents/{consent}"),
+        &auth(tpp),
+        None,
+    )
+    .await
+    .json()
+}
+
+/// `POST /domestic-payments` for `consent` with the PSU's token, under `key`.
+async fn submit(
+    h: &Harness,
+    psu: &str,
+    key: &str,
+    consent: &str,
+    consent_body: &Value,
+) -> crate::common::Reply {
+    h.call(
+        Api::UkPayments,
+        &pisp(h),
+        Method::POST,
+        "/domestic-payments",
+        &write_headers(psu, key),
+        Some(&payment_body(consent, consent_body)),
+    )
+    .await
 }
 
 fn payment_body(consent: &str, consent_body: &Value) -> Value {
@@ -204,17 +241,58 @@ async fn one_payment_per_idempotency_key_and_consent() {
         .await;
     assert_eq!(read.json()["Data"]["Status"], "AcceptedSettlementCompleted");
     assert!(read.header("x-jws-signature").is_some());
-    let consent_now = h
-        .call(
-            Api::UkPayments,
-            &pisp(&h),
-            Method::GET,
-            &format!("/domestic-payment-consents/{consent}"),
-            &auth(&tpp),
-            None,
-        )
-        .await;
-    assert_eq!(consent_now.json()["Data"]["Status"], "Consumed");
+    let consent_now = read_consent(&h, &tpp, &consent).await;
+    assert_eq!(consent_now["Data"]["Status"], "Consumed");
+}
+
+/// `ReadRefundAccount: Yes` on the consent: the authorised consent names the account bob chose
+/// (`Debtor`), and the payment names it twice (`Debtor`, `Refund.Account`). Without it, neither
+/// says who pays.
+#[tokio::test]
+async fn who_pays_is_told_when_the_consent_asks() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let bobs: Vec<String> = h
+        .sandbox
+        .accounts(crate::uk_flows::BANK)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.username == "bob")
+        .filter_map(|a| Some(format!("{}{}", a.sort_code?, a.account_number?)))
+        .collect();
+    assert!(!bobs.is_empty());
+    let tpp = client_token(&h, "payments").await;
+    for (asked, instruction) in [(true, "INSTR-ASK"), (false, "INSTR-NOT")] {
+        let mut body = consent_body("3.20", instruction);
+        if asked {
+            body["Data"]["ReadRefundAccount"] = json!("Yes");
+        }
+        let (consent, psu, body) = authorised(&h, body, &format!("key-{instruction}")).await;
+        let read = read_consent(&h, &tpp, &consent).await;
+        let paid = submit(&h, &psu, &format!("pay-{instruction}"), &consent, &body).await;
+        assert_eq!(paid.status, 201, "{}", paid.text());
+        let paid = paid.json();
+        if !asked {
+            assert!(read["Data"].get("Debtor").is_none(), "{read}");
+            assert!(paid["Data"].get("Debtor").is_none(), "{paid}");
+            assert!(paid["Data"].get("Refund").is_none(), "{paid}");
+            continue;
+        }
+        let debtor = &read["Data"]["Debtor"];
+        assert_eq!(debtor["SchemeName"], "UK.OBIE.SortCodeAccountNumber");
+        let identification = debtor["Identification"].as_str().unwrap();
+        assert!(
+            bobs.iter().any(|a| a == identification),
+            "{identification} is one of bob's accounts: {bobs:?}"
+        );
+        assert!(
+            debtor["Name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{debtor}"
+        );
+        assert_eq!(&paid["Data"]["Refund"]["Account"], debtor, "{paid}");
+        assert_eq!(&paid["Data"]["Debtor"], debtor, "{paid}");
+    }
 }
 
 #[tokio::test]
@@ -237,16 +315,7 @@ async fn insufficient_funds_reject_the_payment() {
         funds.json()["Data"]["FundsAvailableResult"]["FundsAvailable"],
         false
     );
-    let paid = h
-        .call(
-            Api::UkPayments,
-            &pisp(&h),
-            Method::POST,
-            "/domestic-payments",
-            &write_headers(&psu, "k"),
-            Some(&payment_body(&consent, &body)),
-        )
-        .await;
+    let paid = submit(&h, &psu, "k", &consent, &body).await;
     assert_eq!(paid.json()["Data"]["Status"], "Rejected");
     assert!(!h.sandbox.payments()[0].executed);
 }

@@ -147,6 +147,7 @@ impl Hub {
             creditor_name: order.creditor_name.into_inner(),
             creditor: StoredAccount::from_reference(&order.creditor),
             debtor: order.debtor.as_ref().map(StoredAccount::from_reference),
+            debtor_name: None,
             remittance: order.remittance.map(RemittanceInfo::into_inner),
             authorize_token: token.clone(),
         };

@@ -10,6 +10,7 @@ mod callback;
 mod cancel;
 mod initiate;
 mod legacy;
+mod payer;
 mod progress;
 
 pub use authorise::{PaymentPage, payment_redirect};
@@ -54,8 +55,13 @@ pub struct PaymentOrder {
 pub struct PaymentDetails {
     pub creditor_name: String,
     pub creditor: StoredAccount,
+    /// The account paid from: named in the request, or, when it named none (UK), the one the
+    /// bank reported after the user chose it there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debtor: Option<StoredAccount>,
+    /// The debtor account's name (its owner or owners), when the bank reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debtor_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remittance: Option<String>,
     /// The token of the authorisation URL, kept so a replayed request can answer the same URL.

@@ -103,9 +103,12 @@ impl Hub {
             now,
         );
         change.status = Some((next, Some(status.verbatim.clone())));
+        // The payer the bank named goes into the payment's details, not the session.
+        let (session, details) = self.take_payer(payment, session).await?;
+        change.details = details;
         change.session = Some(seal_json(
             &key,
-            session,
+            &session,
             &context::payment_session(&payment.id),
         )?);
         change.bank_payment_id = session.payment_id.clone();

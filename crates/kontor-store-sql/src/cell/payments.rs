@@ -203,7 +203,8 @@ async fn advance_in(
         "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
          session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
          state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
-         updated_at = $11, state_spent_at = $12, status_reason = $13 WHERE id = $1",
+         updated_at = $11, state_spent_at = $12, status_reason = $13, \
+         details = COALESCE($14, details) WHERE id = $1",
     )
     .bind(id.as_str())
     .bind(change.phase.as_str())
@@ -218,6 +219,7 @@ async fn advance_in(
     .bind(change.at.unix_micros())
     .bind(state_spent.map(Timestamp::unix_micros))
     .bind(reason.as_deref())
+    .bind(change.details.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(|e| db.classify(e))?;

@@ -201,6 +201,7 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     );
     cell.release_payment(&id, "request-1").await.unwrap();
     assert_eq!(taken.payment.phase, PaymentPhase::Submitting);
+    assert_eq!(taken.details, "sealed", "steps without details keep them");
     assert_eq!(
         taken.session.as_deref(),
         Some("sealed-session-with-callback")
@@ -224,7 +225,13 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
         EventType::PaymentStatusChanged,
         serde_json::json!({"payment_id": id}),
     ));
+    // The bank told who pays: the step replaces the sealed details; steps without leave them.
+    submitted.details = Some("sealed-with-debtor".into());
     cell.advance_payment(&id, &submitted).await.unwrap();
+    assert_eq!(
+        cell.payment_secrets(&id).await.unwrap().details,
+        "sealed-with-debtor"
+    );
 
     // Polls: due only when the time comes; a backwards status is refused.
     let stale = now.plus_seconds(-3600);
@@ -253,6 +260,10 @@ pub async fn payment_steps_are_checked_and_recorded(stores: TestStores) {
     done.reason = Some("insufficient funds".into());
     done.next_poll_at = Some(None);
     let p = cell.advance_payment(&id, &done).await.unwrap();
+    assert_eq!(
+        cell.payment_secrets(&id).await.unwrap().details,
+        "sealed-with-debtor"
+    );
     assert_eq!(p.status, PaymentStatus::Rejected);
     assert_eq!(p.status_reason.as_deref(), Some("insufficient funds"));
     let history: Vec<(PaymentStatus, Option<String>, Option<String>)> = cell

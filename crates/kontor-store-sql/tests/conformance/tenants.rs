@@ -286,6 +286,21 @@ pub async fn branding_is_replaced_whole_per_tenant(stores: TestStores) {
         Branding::default()
     );
 
+    // A part stored behind the store's back that no longer passes is left out; the rest stays.
+    sqlx::query("UPDATE tenant_branding SET logo_url = $1 WHERE tenant_id = $2")
+        .bind("javascript:alert(1)")
+        .bind(acme.id.as_str())
+        .execute(&stores.raw_control_pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        control.branding(&acme.id).await.unwrap(),
+        Branding {
+            logo_url: None,
+            ..full.clone()
+        }
+    );
+
     // A second write replaces every part, clearing what it leaves out.
     let colour_only = Branding {
         accent_color: Some(AccentColor::parse("#0f766e").unwrap()),
