@@ -13,8 +13,8 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{Attempt, AttemptError, Delivery, DeliveryFailure, DeliveryState};
 use kontor_domain::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
 use kontor_store::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery,
-    Page, PageKey, StoreError, StoreResult, retry_serializable,
+    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery, Page, PageKey,
+    StoreError, StoreResult, retry_serializable,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -169,166 +169,6 @@ fn claim_sql(skip_locked: &str) -> String {
            ORDER BY d.next_attempt_at, d.queued_at, d.id LIMIT $4{skip_locked}) \
          RETURNING id, endpoint_id, event_id, attempts, first_attempt_at"
     )
-}
-
-/// Moves a delivery on after an attempt: a success counts whoever sent it; a failure moves the
-/// delivery on only for the lease holder (a worker whose lease ran out must not reschedule
-/// another's attempt).
-async fn settle(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    id: &DeliveryId,
-    owner: &str,
-    attempt: &Attempt,
-    outcome: DeliveryOutcome,
-) -> StoreResult<()> {
-    let (state, failure, next, delivered, lease_check) = match outcome {
-        DeliveryOutcome::Delivered => ("succeeded", None, None, Some(attempt.at), false),
-        DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
-        DeliveryOutcome::GiveUp(why) => ("failed", Some(why.as_str()), None, None, true),
-    };
-    let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
-    let p = q.arg(Arg::Text(state.to_owned()));
-    q.push(&p);
-    match failure {
-        Some(f) => {
-            let p = q.arg(Arg::Text(f.to_owned()));
-            q.push(&format!(", failure = {p}"));
-        }
-        None => q.push(", failure = NULL"),
-    }
-    match next {
-        Some(at) => {
-            let p = q.arg(Arg::Int(at.unix_micros()));
-            q.push(&format!(", next_attempt_at = {p}"));
-        }
-        None => q.push(", next_attempt_at = NULL"),
-    }
-    if let Some(at) = delivered {
-        let p = q.arg(Arg::Int(at.unix_micros()));
-        q.push(&format!(", delivered_at = {p}"));
-    }
-    q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
-    let p = q.arg(Arg::Text(id.to_string()));
-    q.push(&p);
-    q.push(" AND state = 'pending'");
-    if lease_check {
-        let p = q.arg(Arg::Text(owner.to_owned()));
-        q.push(&format!(" AND lease_owner = {p}"));
-    }
-    q.build()
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?;
-    Ok(())
-}
-
-/// Attempts recorded per statement by `record_attempts`: at most 6 parameters a row.
-const RECORDS_PER_STATEMENT: usize = 64;
-
-/// `CASE id WHEN $a THEN $b … END` over `pairs`, for a column whose value differs per row.
-fn case_by_id(q: &mut Filtered, pairs: impl IntoIterator<Item = (String, Arg)>) -> String {
-    let mut sql = String::from("CASE id");
-    for (id, value) in pairs {
-        let id = q.arg(Arg::Text(id));
-        let value = q.arg(value);
-        sql.push_str(&format!(" WHEN {id} THEN {value}"));
-    }
-    sql.push_str(" END");
-    sql
-}
-
-/// Records one chunk of `record_attempts` with three statements whatever its size: count the
-/// attempts (locking the rows), insert them, and settle the delivered ones; a retry or a give-up
-/// is settled on its own (rare, and its lease is checked).
-async fn record_chunk(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    owner: &str,
-    chunk: &[AttemptRecord],
-) -> StoreResult<()> {
-    let mut q = Filtered::new(
-        "UPDATE webhook_deliveries SET attempts = attempts + 1, first_attempt_at = \
-         COALESCE(first_attempt_at, ",
-    );
-    let first = case_by_id(
-        &mut q,
-        chunk
-            .iter()
-            .map(|r| (r.id.to_string(), Arg::Int(r.attempt.at.unix_micros()))),
-    );
-    q.push(&first);
-    let now = q.arg(Arg::Int(Timestamp::now().unix_micros()));
-    q.push(&format!("), updated_at = {now} WHERE id IN ("));
-    push_list(&mut q, chunk.iter().map(|r| r.id.to_string()));
-    q.push(") RETURNING id, attempts");
-    let rows = q
-        .build()
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?;
-    let mut seqs = std::collections::HashMap::with_capacity(rows.len());
-    for row in &rows {
-        seqs.insert(
-            column::<String>(row, "id")?,
-            column::<i64>(row, "attempts")?,
-        );
-    }
-    let mut q = Filtered::new(
-        "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, latency_us) \
-         VALUES ",
-    );
-    for (i, r) in chunk.iter().enumerate() {
-        let seq = *seqs.get(r.id.as_str()).ok_or(StoreError::NotFound)?;
-        let values = [
-            q.arg(Arg::Text(r.id.to_string())),
-            q.arg(Arg::Int(seq)),
-            q.arg(Arg::Int(r.attempt.at.unix_micros())),
-            q.arg(Arg::OptInt(r.attempt.status_code.map(i64::from))),
-            q.arg(Arg::OptText(
-                r.attempt.error.map(|e| AttemptError::as_str(e).to_owned()),
-            )),
-            q.arg(Arg::Int(r.attempt.latency_us)),
-        ];
-        q.push(if i == 0 { "(" } else { ", (" });
-        q.push(&values.join(", "));
-        q.push(")");
-    }
-    q.build()
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?;
-    let delivered: Vec<&AttemptRecord> = chunk
-        .iter()
-        .filter(|r| r.outcome == DeliveryOutcome::Delivered)
-        .collect();
-    if !delivered.is_empty() {
-        let mut q = Filtered::new(
-            "UPDATE webhook_deliveries SET state = 'succeeded', failure = NULL, \
-             next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, delivered_at = ",
-        );
-        let at = case_by_id(
-            &mut q,
-            delivered
-                .iter()
-                .map(|r| (r.id.to_string(), Arg::Int(r.attempt.at.unix_micros()))),
-        );
-        q.push(&at);
-        q.push(" WHERE state = 'pending' AND id IN (");
-        push_list(&mut q, delivered.iter().map(|r| r.id.to_string()));
-        q.push(")");
-        q.build()
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-    }
-    for r in chunk
-        .iter()
-        .filter(|r| r.outcome != DeliveryOutcome::Delivered)
-    {
-        settle(db, tx, &r.id, owner, &r.attempt, r.outcome).await?;
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -510,32 +350,46 @@ impl DeliveryStore for SqlCell {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db.classify(e))?;
-            settle(&self.db, &mut tx, id, owner, attempt, outcome).await?;
-            self.db.commit(tx).await
-        })
-        .await
-    }
-
-    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<()> {
-        for record in records {
-            self.ensure_home("delivery", record.id.region())?;
-        }
-        let mut ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.len() != records.len() {
-            // The same delivery twice: its attempts are numbered one after the other.
-            for record in records {
-                self.record_attempt(&record.id, owner, &record.attempt, record.outcome)
-                    .await?;
+            // A success counts whoever sent it; a failure moves the delivery on only for the
+            // lease holder (a worker whose lease ran out must not reschedule another's attempt).
+            let (state, failure, next, delivered, lease_check) = match outcome {
+                DeliveryOutcome::Delivered => ("succeeded", None, None, Some(attempt.at), false),
+                DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
+                DeliveryOutcome::GiveUp(why) => ("failed", Some(why.as_str()), None, None, true),
+            };
+            let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
+            let p = q.arg(Arg::Text(state.to_owned()));
+            q.push(&p);
+            match failure {
+                Some(f) => {
+                    let p = q.arg(Arg::Text(f.to_owned()));
+                    q.push(&format!(", failure = {p}"));
+                }
+                None => q.push(", failure = NULL"),
             }
-            return Ok(());
-        }
-        retry_serializable(self.db.retry_policy(), "record_attempts", |_| async {
-            let mut tx = self.begin_queue().await?;
-            for chunk in records.chunks(RECORDS_PER_STATEMENT) {
-                record_chunk(&self.db, &mut tx, owner, chunk).await?;
+            match next {
+                Some(at) => {
+                    let p = q.arg(Arg::Int(at.unix_micros()));
+                    q.push(&format!(", next_attempt_at = {p}"));
+                }
+                None => q.push(", next_attempt_at = NULL"),
             }
+            if let Some(at) = delivered {
+                let p = q.arg(Arg::Int(at.unix_micros()));
+                q.push(&format!(", delivered_at = {p}"));
+            }
+            q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
+            let p = q.arg(Arg::Text(id.to_string()));
+            q.push(&p);
+            q.push(" AND state = 'pending'");
+            if lease_check {
+                let p = q.arg(Arg::Text(owner.to_owned()));
+                q.push(&format!(" AND lease_owner = {p}"));
+            }
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db.classify(e))?;
             self.db.commit(tx).await
         })
         .await
