@@ -18,10 +18,6 @@ pub(crate) fn page_limit(limit: usize) -> i64 {
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
-    /// A text that may be NULL.
-    OptText(Option<String>),
-    /// An integer that may be NULL.
-    OptInt(Option<i64>),
 }
 
 #[derive(Debug, Default)]
@@ -55,8 +51,6 @@ impl Filtered {
             query = match arg {
                 Arg::Text(value) => query.bind(value.as_str()),
                 Arg::Int(value) => query.bind(*value),
-                Arg::OptText(value) => query.bind(value.as_deref()),
-                Arg::OptInt(value) => query.bind(*value),
             };
         }
         query
