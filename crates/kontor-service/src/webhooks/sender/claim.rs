@@ -1,0 +1,136 @@
+//! Claiming: leasing due deliveries across the cells and opening their endpoints' secrets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use kontor_crypto::WebhookSecret;
+use kontor_domain::time::Timestamp;
+use kontor_domain::webhook::WebhookEndpoint;
+use kontor_domain::{Region, WebhookEndpointId};
+use kontor_store::{ClaimedDelivery, EndpointSecrets};
+use url::Url;
+
+use super::super::keys::open_secret;
+use super::{Deliverer, Job};
+use crate::error::{ServiceError, ServiceResult};
+use crate::hub::Hub;
+
+/// An endpoint ready to sign with: its URL and its secrets in clear, for one round of attempts.
+pub(in crate::webhooks) struct Signer {
+    pub endpoint: WebhookEndpoint,
+    pub url: Option<Url>,
+    pub secrets: Vec<WebhookSecret>,
+}
+
+impl Signer {
+    /// Opens an endpoint's secrets (the current one, and the previous one while it still signs)
+    /// with its tenant's data key.
+    pub(in crate::webhooks) fn open(hub: &Hub, row: EndpointSecrets) -> ServiceResult<Self> {
+        let endpoint = row.endpoint;
+        let wrapped = row.tenant_key.ok_or_else(|| {
+            ServiceError::Internal(format!("tenant of {} has no data key", endpoint.id))
+        })?;
+        let key = hub.vault().open_tenant_key(&wrapped, &endpoint.tenant_id)?;
+        let mut secrets = vec![open_secret(&key, &endpoint.id, &row.sealed_secret)?];
+        if let Some(previous) = &row.sealed_previous {
+            secrets.push(open_secret(&key, &endpoint.id, previous)?);
+        }
+        Ok(Signer {
+            url: Url::parse(&endpoint.url).ok(),
+            endpoint,
+            secrets,
+        })
+    }
+}
+
+impl Deliverer {
+    /// Leases up to `limit` due deliveries across the cells and prepares them for sending.
+    pub async fn claim(&self, limit: usize, now: Timestamp) -> Vec<Job> {
+        let lease_until = now.plus_seconds(self.hub.settings().webhooks.lease_seconds);
+        let mut claimed: Vec<(Region, ClaimedDelivery)> = Vec::new();
+        // First each cell's fair share, so that a busy cell cannot starve the others; then
+        // whatever room is left, to the cells that had more.
+        let share = limit.div_ceil(self.hub.cells().len().max(1));
+        let mut hungry = Vec::new();
+        for pass in [Some(share), None] {
+            for (region, cell) in self.hub.cells().iter() {
+                let room = limit.saturating_sub(claimed.len());
+                if room == 0 || (pass.is_none() && !hungry.contains(region)) {
+                    continue;
+                }
+                let want = pass.map_or(room, |share| share.min(room));
+                match cell
+                    .claim_deliveries(&self.owner, lease_until, now, want)
+                    .await
+                {
+                    Ok(batch) => {
+                        if batch.len() == want {
+                            hungry.push(region.clone());
+                        }
+                        claimed.extend(batch.into_iter().map(|c| (region.clone(), c)));
+                    }
+                    Err(err) => tracing::warn!(%region, error = %err, "claiming deliveries failed"),
+                }
+            }
+            if pass.is_some() && hungry.is_empty() {
+                break;
+            }
+        }
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        let mut ids: Vec<WebhookEndpointId> =
+            claimed.iter().map(|(_, c)| c.endpoint_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let (signers, unreadable) = match self.signers(&ids, now).await {
+            Ok(found) => found,
+            Err(err) => {
+                // The leases lapse and the deliveries are attempted again later.
+                tracing::warn!(error = %err, "reading webhook endpoints failed");
+                return Vec::new();
+            }
+        };
+        // Deliveries to an endpoint whose secret cannot be opened wait (their leases lapse and
+        // they are claimed again), without holding up the others.
+        claimed
+            .into_iter()
+            .filter(|(_, claimed)| !unreadable.contains(&claimed.endpoint_id))
+            .map(|(region, claimed)| Job {
+                signer: signers.get(&claimed.endpoint_id).cloned(),
+                region,
+                claimed,
+            })
+            .collect()
+    }
+
+    async fn signers(
+        &self,
+        ids: &[WebhookEndpointId],
+        now: Timestamp,
+    ) -> ServiceResult<(
+        HashMap<WebhookEndpointId, Arc<Signer>>,
+        HashSet<WebhookEndpointId>,
+    )> {
+        let rows = self.hub.control().endpoint_secrets(ids, now).await?;
+        let mut signers = HashMap::new();
+        let mut unreadable = HashSet::new();
+        for row in rows {
+            let id = row.endpoint.id.clone();
+            match self.signer(row) {
+                Ok(signer) => {
+                    signers.insert(id, Arc::new(signer));
+                }
+                Err(err) => {
+                    tracing::error!(webhook_endpoint.id = %id, error = %err, "cannot open the endpoint's signing secret; its deliveries wait");
+                    unreadable.insert(id);
+                }
+            }
+        }
+        Ok((signers, unreadable))
+    }
+
+    fn signer(&self, row: EndpointSecrets) -> ServiceResult<Signer> {
+        Signer::open(&self.hub, row)
+    }
+}
