@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use kontor_domain::TenantId;
 use kontor_domain::time::Timestamp;
-use kontor_store::{KeyCanaryStore, StoreError, StoreResult, retry_serializable};
+use kontor_store::{KeyCanaryStore, StoreError, StoreResult};
 
 use crate::control::SqlControl;
 use crate::database::column;
@@ -15,11 +15,10 @@ const NAME: &str = "kek";
 impl KeyCanaryStore for SqlControl {
     async fn key_canary(&self) -> StoreResult<Option<String>> {
         let db = self.database();
-        sqlx::query_scalar("SELECT wrapped FROM key_canary WHERE name = $1")
-            .bind(NAME)
-            .fetch_optional(db.pool())
-            .await
-            .map_err(|e| db.classify(e))
+        db.optional_scalar(|| {
+            sqlx::query_scalar("SELECT wrapped FROM key_canary WHERE name = $1").bind(NAME)
+        })
+        .await
     }
 
     async fn put_key_canary(
@@ -29,47 +28,39 @@ impl KeyCanaryStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "put_key_canary", |_| async {
-            let mut tx = db.begin_write().await?;
-            let written = match replacing {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO key_canary (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
+        db.write("put_key_canary", |tx| {
+            Box::pin(async move {
+                let written =
+                    match replacing {
+                        None => tx.execute(sqlx::query(
+                            "INSERT INTO key_canary (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO NOTHING",
-                    )
-                    .bind(NAME)
-                    .bind(wrapped)
-                    .bind(at.unix_micros())
-                    .execute(&mut *tx)
-                    .await
-                }
-                Some(previous) => {
-                    sqlx::query(
-                        "UPDATE key_canary SET wrapped = $2, sealed_at = $3 \
+                        )
+                        .bind(NAME)
+                        .bind(wrapped)
+                        .bind(at.unix_micros())).await,
+                        Some(previous) => {
+                            tx.execute(sqlx::query(
+                                "UPDATE key_canary SET wrapped = $2, sealed_at = $3 \
                      WHERE name = $1 AND wrapped = $4",
-                    )
-                    .bind(NAME)
-                    .bind(wrapped)
-                    .bind(at.unix_micros())
-                    .bind(previous)
-                    .execute(&mut *tx)
-                    .await
-                }
-            }
-            .map_err(|e| db.classify(e))?
-            .rows_affected();
-            db.commit(tx).await?;
-            Ok(written == 1)
+                            )
+                            .bind(NAME)
+                            .bind(wrapped)
+                            .bind(at.unix_micros())
+                            .bind(previous)).await
+                        }
+                    }?;
+
+                Ok(written == 1)
+            })
         })
         .await
     }
 
     async fn deployment_key(&self, name: &str) -> StoreResult<Option<String>> {
         let db = self.database();
-        db.read(|pool| {
-            sqlx::query_scalar("SELECT wrapped FROM deployment_keys WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
+        db.optional_scalar(|| {
+            sqlx::query_scalar("SELECT wrapped FROM deployment_keys WHERE name = $1").bind(name)
         })
         .await
     }
@@ -82,47 +73,39 @@ impl KeyCanaryStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "put_deployment_key", |_| async {
-            let mut tx = db.begin_write().await?;
-            let written = match replacing {
-                None => sqlx::query(
+        db.write_idempotent("put_deployment_key", |tx| {
+            Box::pin(async move {
+                let written = match replacing {
+                None => tx.execute(sqlx::query(
                     "INSERT INTO deployment_keys (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(name)
                 .bind(wrapped)
-                .bind(at.unix_micros())
-                .execute(&mut *tx)
-                .await,
+                .bind(at.unix_micros())).await,
                 Some(previous) => {
-                    sqlx::query(
+                    tx.execute(sqlx::query(
                         "UPDATE deployment_keys SET wrapped = $2, sealed_at = $3 \
                          WHERE name = $1 AND wrapped = $4",
                     )
                     .bind(name)
                     .bind(wrapped)
                     .bind(at.unix_micros())
-                    .bind(previous)
-                    .execute(&mut *tx)
-                    .await
+                    .bind(previous)).await
                 }
-            }
-            .map_err(|e| db.classify(e))?
-            .rows_affected();
-            tx.commit().await.map_err(|e| db.classify(e))?;
-            Ok(written == 1)
+            }?;
+
+                Ok(written == 1)
+            })
         })
         .await
     }
 
     async fn newest_tenant_key(&self) -> StoreResult<Option<(TenantId, String)>> {
         let db = self.database();
-        let row = sqlx::query(
+        let row = db.fetch_optional(|| sqlx::query(
             "SELECT tenant_id, data_key FROM tenant_keys ORDER BY created_at DESC, tenant_id LIMIT 1",
-        )
-        .fetch_optional(db.pool())
-        .await
-        .map_err(|e| db.classify(e))?;
+        )).await?;
         row.map(|row| {
             let tenant = TenantId::parse(&column::<String>(&row, "tenant_id")?)
                 .map_err(StoreError::corrupt)?;

@@ -162,11 +162,11 @@ async fn try_take(db: &SqlDatabase, holder: &str) -> StoreResult<bool> {
 }
 
 async fn current_holder(db: &SqlDatabase) -> StoreResult<String> {
-    sqlx::query_scalar("SELECT holder FROM kontor_migration_lease WHERE name = $1")
-        .bind(MIGRATIONS)
-        .fetch_one(db.pool())
-        .await
-        .map_err(|e| db.classify(e))
+    db.scalar(|| {
+        sqlx::query_scalar("SELECT holder FROM kontor_migration_lease WHERE name = $1")
+            .bind(MIGRATIONS)
+    })
+    .await
 }
 
 /// Extends the lease every third of its time until told to stop.

@@ -106,7 +106,7 @@ impl Filtered {
         key_of: impl Fn(&T) -> PageKey,
     ) -> StoreResult<Page<T>> {
         let items = db
-            .read(|pool| self.build().fetch_all(pool))
+            .fetch_all(|| self.build())
             .await?
             .iter()
             .map(from_row)

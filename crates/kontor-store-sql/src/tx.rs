@@ -58,36 +58,22 @@ impl<'d> Tx<'d> {
         Ok(done.rows_affected())
     }
 
-    /// The one row a statement answers, decoded; [`StoreError::NotFound`] when it answers none.
-    pub(crate) async fn row<T>(
-        &mut self,
-        query: Sql<'_>,
-        decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        self.optional_row(query, decode)
+    /// The one row a statement answers; [`StoreError::NotFound`] when it answers none.
+    pub(crate) async fn fetch_one(&mut self, query: Sql<'_>) -> StoreResult<AnyRow> {
+        self.fetch_optional(query)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
-    pub(crate) async fn optional_row<T>(
-        &mut self,
-        query: Sql<'_>,
-        decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
-        let row = query
+    pub(crate) async fn fetch_optional(&mut self, query: Sql<'_>) -> StoreResult<Option<AnyRow>> {
+        query
             .fetch_optional(&mut *self.tx)
             .await
-            .classified(self.db)?;
-        row.as_ref().map(decode).transpose()
+            .classified(self.db)
     }
 
-    pub(crate) async fn rows<T>(
-        &mut self,
-        query: Sql<'_>,
-        decode: impl FnMut(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        let rows = query.fetch_all(&mut *self.tx).await.classified(self.db)?;
-        rows.iter().map(decode).collect()
+    pub(crate) async fn fetch_all(&mut self, query: Sql<'_>) -> StoreResult<Vec<AnyRow>> {
+        query.fetch_all(&mut *self.tx).await.classified(self.db)
     }
 
     /// The one value a statement answers; [`StoreError::NotFound`] when it answers no row.
@@ -119,6 +105,23 @@ impl<'d> Tx<'d> {
         (O,): Send + Unpin + for<'r> FromRow<'r, AnyRow>,
     {
         query.fetch_all(&mut *self.tx).await.classified(self.db)
+    }
+
+    /// The one row a statement answers, decoded; [`StoreError::NotFound`] when it answers none.
+    pub(crate) async fn row<T>(
+        &mut self,
+        query: Sql<'_>,
+        decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        decode(&self.fetch_one(query).await?)
+    }
+
+    pub(crate) async fn rows<T>(
+        &mut self,
+        query: Sql<'_>,
+        decode: impl FnMut(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.fetch_all(query).await?.iter().map(decode).collect()
     }
 }
 
@@ -192,34 +195,26 @@ impl SqlDatabase {
         Ok(done.rows_affected())
     }
 
-    /// The one row a read answers, decoded; [`StoreError::NotFound`] when it answers none.
-    /// `query` builds the statement, again for each attempt (see [`SqlDatabase::read`]).
-    pub(crate) async fn row<'q, T>(
-        &self,
-        query: impl Fn() -> Sql<'q>,
-        decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        self.optional_row(query, decode)
+    /// The one row a read answers; [`StoreError::NotFound`] when it answers none. `query`
+    /// builds the statement, again for each attempt (see [`SqlDatabase::read`]).
+    pub(crate) async fn fetch_one<'q>(&self, query: impl Fn() -> Sql<'q>) -> StoreResult<AnyRow> {
+        self.fetch_optional(query)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
-    pub(crate) async fn optional_row<'q, T>(
+    pub(crate) async fn fetch_optional<'q>(
         &self,
         query: impl Fn() -> Sql<'q>,
-        decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
-        let row = self.read(|pool| query().fetch_optional(pool)).await?;
-        row.as_ref().map(decode).transpose()
+    ) -> StoreResult<Option<AnyRow>> {
+        self.read(|pool| query().fetch_optional(pool)).await
     }
 
-    pub(crate) async fn rows<'q, T>(
+    pub(crate) async fn fetch_all<'q>(
         &self,
         query: impl Fn() -> Sql<'q>,
-        decode: impl FnMut(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        let rows = self.read(|pool| query().fetch_all(pool)).await?;
-        rows.iter().map(decode).collect()
+    ) -> StoreResult<Vec<AnyRow>> {
+        self.read(|pool| query().fetch_all(pool)).await
     }
 
     /// The one value a read answers; [`StoreError::NotFound`] when it answers no row.
@@ -251,5 +246,22 @@ impl SqlDatabase {
         (O,): Send + Unpin + for<'r> FromRow<'r, AnyRow>,
     {
         self.read(|pool| query().fetch_all(pool)).await
+    }
+
+    /// The one row a read answers, decoded; [`StoreError::NotFound`] when it answers none.
+    pub(crate) async fn row<'q, T>(
+        &self,
+        query: impl Fn() -> Sql<'q>,
+        decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        decode(&self.fetch_one(query).await?)
+    }
+
+    pub(crate) async fn rows<'q, T>(
+        &self,
+        query: impl Fn() -> Sql<'q>,
+        decode: impl FnMut(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.fetch_all(query).await?.iter().map(decode).collect()
     }
 }

@@ -4,7 +4,7 @@
 //! soon, without anyone releasing it.
 
 use kontor_domain::time::Timestamp;
-use kontor_store::{StoreResult, retry_serializable};
+use kontor_store::StoreResult;
 
 use crate::database::SqlDatabase;
 
@@ -64,15 +64,14 @@ async fn update(
     owner: &str,
     times: &[Timestamp],
 ) -> StoreResult<bool> {
-    retry_serializable(db.retry_policy(), op, |_| async {
-        let mut tx = db.begin_write().await?;
-        let mut query = sqlx::query(sql).bind(id).bind(owner);
-        for at in times {
-            query = query.bind(at.unix_micros());
-        }
-        let result = query.execute(&mut *tx).await.map_err(|e| db.classify(e))?;
-        db.commit(tx).await?;
-        Ok(result.rows_affected() == 1)
+    db.write(op, |tx| {
+        Box::pin(async move {
+            let mut query = sqlx::query(sql).bind(id).bind(owner);
+            for at in times {
+                query = query.bind(at.unix_micros());
+            }
+            Ok(tx.execute(query).await? == 1)
+        })
     })
     .await
 }
