@@ -130,26 +130,24 @@ impl TenantStore for SqlControl {
     }
 
     async fn tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
-        let row = self
-            .db
-            .fetch_optional(|| {
-                sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
-                    .bind(id.as_str())
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tenant_from_row(&row)
+        self.db
+            .row(
+                || {
+                    sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                        .bind(id.as_str())
+                },
+                tenant_from_row,
+            )
+            .await
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.db
-            .fetch_all(|| {
-                sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
-            })
-            .await?
-            .iter()
-            .map(tenant_from_row)
-            .collect()
+            .rows(
+                || sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id"),
+                tenant_from_row,
+            )
+            .await
     }
 
     async fn redirect_uris(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
@@ -274,12 +272,9 @@ impl ApiClientStore for SqlControl {
             client_columns!(),
             " FROM api_clients WHERE id = $1"
         );
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(sql).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        client_from_row(&row)
+        self.db
+            .row(|| sqlx::query(sql).bind(id.as_str()), client_from_row)
+            .await
     }
 
     async fn client_with_secret(&self, id: &ApiClientId) -> StoreResult<(ApiClient, SecretHash)> {
@@ -326,11 +321,8 @@ impl ApiClientStore for SqlControl {
             " FROM api_clients WHERE tenant_id = $1 ORDER BY created_at, id"
         );
         self.db
-            .fetch_all(|| sqlx::query(sql).bind(tenant.as_str()))
-            .await?
-            .iter()
-            .map(client_from_row)
-            .collect()
+            .rows(|| sqlx::query(sql).bind(tenant.as_str()), client_from_row)
+            .await
     }
 
     async fn client_certificates(&self, id: &ApiClientId) -> StoreResult<Vec<CertificateBinding>> {

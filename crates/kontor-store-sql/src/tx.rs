@@ -8,7 +8,7 @@ use std::pin::Pin;
 use kontor_store::{StoreError, StoreResult, retry_serializable};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::{Any, AnyConnection, FromRow, Transaction};
+use sqlx::{Any, FromRow, Transaction};
 
 use crate::database::SqlDatabase;
 
@@ -42,16 +42,6 @@ pub(crate) struct Tx<'d> {
 }
 
 impl<'d> Tx<'d> {
-    pub(crate) fn db(&self) -> &'d SqlDatabase {
-        self.db
-    }
-
-    /// The connection, for the rare statement the helpers below do not cover; classify its
-    /// errors with [`Classify::classified`].
-    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
-        &mut *self.tx
-    }
-
     /// Runs a statement; how many rows it changed.
     pub(crate) async fn execute(&mut self, query: Sql<'_>) -> StoreResult<u64> {
         let done = query.execute(&mut *self.tx).await.classified(self.db)?;
@@ -114,14 +104,6 @@ impl<'d> Tx<'d> {
         decode: impl FnOnce(&AnyRow) -> StoreResult<T>,
     ) -> StoreResult<T> {
         decode(&self.fetch_one(query).await?)
-    }
-
-    pub(crate) async fn rows<T>(
-        &mut self,
-        query: Sql<'_>,
-        decode: impl FnMut(&AnyRow) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        self.fetch_all(query).await?.iter().map(decode).collect()
     }
 }
 
@@ -186,13 +168,6 @@ impl SqlDatabase {
             Ok(value)
         })
         .await
-    }
-
-    /// Runs a statement on the pool, outside a transaction and never again; how many rows it
-    /// changed. For what need not be atomic with anything else (a lease given back).
-    pub(crate) async fn execute(&self, query: Sql<'_>) -> StoreResult<u64> {
-        let done = query.execute(self.pool()).await.classified(self)?;
-        Ok(done.rows_affected())
     }
 
     /// The one row a read answers; [`StoreError::NotFound`] when it answers none. `query`

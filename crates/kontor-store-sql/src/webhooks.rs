@@ -62,11 +62,11 @@ async fn endpoint_in(
         endpoint_columns!(),
         " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
     );
-    let row = tx
-        .fetch_optional(sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()))
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    endpoint_from_row(&row)
+    tx.row(
+        sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+        endpoint_from_row,
+    )
+    .await
 }
 
 #[async_trait]
@@ -127,11 +127,11 @@ impl WebhookEndpointStore for SqlControl {
             endpoint_columns!(),
             " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
         );
-        let row = db
-            .fetch_optional(|| sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        endpoint_from_row(&row)
+        db.row(
+            || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+            endpoint_from_row,
+        )
+        .await
     }
 
     async fn list_webhook_endpoints(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {
@@ -141,11 +141,8 @@ impl WebhookEndpointStore for SqlControl {
             endpoint_columns!(),
             " FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id"
         );
-        db.fetch_all(|| sqlx::query(sql).bind(tenant.as_str()))
-            .await?
-            .iter()
-            .map(endpoint_from_row)
-            .collect()
+        db.rows(|| sqlx::query(sql).bind(tenant.as_str()), endpoint_from_row)
+            .await
     }
 
     async fn update_webhook_endpoint(

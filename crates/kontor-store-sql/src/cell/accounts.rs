@@ -144,12 +144,12 @@ impl AccountStore for SqlCell {
             account_columns!(),
             " FROM accounts WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        account_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                account_from_row,
+            )
+            .await
     }
 
     async fn connection_accounts(&self, connection: &ConnectionId) -> StoreResult<Vec<AccountRow>> {
@@ -159,11 +159,11 @@ impl AccountStore for SqlCell {
             " FROM accounts WHERE connection_id = $1 ORDER BY created_at, id"
         );
         self.db
-            .fetch_all(|| sqlx::query(sql).bind(connection.as_str()))
-            .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
+            .rows(
+                || sqlx::query(sql).bind(connection.as_str()),
+                account_from_row,
+            )
+            .await
     }
 
     async fn balances(
@@ -174,18 +174,18 @@ impl AccountStore for SqlCell {
         // Scoped by tenant through the account, so another tenant's account id finds nothing.
         self.account(tenant, account).await?;
         self.db
-            .fetch_all(|| {
-                sqlx::query(
-                    "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
+            .rows(
+                || {
+                    sqlx::query(
+                        "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
              reference_date, last_change_at, fetched_at FROM balances WHERE account_id = $1 \
              ORDER BY kind",
-                )
-                .bind(account.as_str())
-            })
-            .await?
-            .iter()
-            .map(balance_from_row)
-            .collect()
+                    )
+                    .bind(account.as_str())
+                },
+                balance_from_row,
+            )
+            .await
     }
 
     async fn list_transactions(
@@ -249,11 +249,11 @@ impl AccountStore for SqlCell {
         );
         let from = from.map_or_else(|| String::from("0000-01-01"), date_text);
         self.db
-            .fetch_all(|| sqlx::query(sql).bind(account.as_str()).bind(from.as_str()))
-            .await?
-            .iter()
-            .map(transaction_from_row)
-            .collect()
+            .rows(
+                || sqlx::query(sql).bind(account.as_str()).bind(from.as_str()),
+                transaction_from_row,
+            )
+            .await
     }
 
     async fn apply_sync(&self, write: &SyncWrite) -> StoreResult<()> {

@@ -103,20 +103,20 @@ impl ChangeStore for SqlCell {
     ) -> StoreResult<Vec<ChangeRow>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
-            .fetch_all(|| {
-                sqlx::query(
-                    "SELECT seq, account_id, transaction_id, kind, created_at \
+            .rows(
+                || {
+                    sqlx::query(
+                        "SELECT seq, account_id, transaction_id, kind, created_at \
                      FROM transaction_changes WHERE connection_id = $1 AND seq > $2 \
                      ORDER BY seq LIMIT $3",
-                )
-                .bind(connection.as_str())
-                .bind(after)
-                .bind(limit)
-            })
-            .await?
-            .iter()
-            .map(change_from_row)
-            .collect()
+                    )
+                    .bind(connection.as_str())
+                    .bind(after)
+                    .bind(limit)
+                },
+                change_from_row,
+            )
+            .await
     }
 
     async fn connection_transactions(

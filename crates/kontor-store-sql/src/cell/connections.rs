@@ -20,7 +20,7 @@ use time::Date;
 
 use super::SqlCell;
 use super::events::insert_event;
-use super::lease::{self, Leased};
+use super::lease;
 use super::sync_state;
 use crate::database::{column, optional_timestamp};
 use crate::tx::Tx;
@@ -104,11 +104,8 @@ const SECRETS_SQL: &str = concat!(
 );
 
 async fn secrets_in(tx: &mut Tx<'_>, id: &ConnectionId) -> StoreResult<ConnectionSecrets> {
-    let row = tx
-        .fetch_optional(sqlx::query(SECRETS_SQL).bind(id.as_str()))
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    secrets_from_row(&row)
+    tx.row(sqlx::query(SECRETS_SQL).bind(id.as_str()), secrets_from_row)
+        .await
 }
 
 fn illegal(from: ConnectionStatus, event: ConnectionEvent) -> StoreError {
@@ -159,21 +156,21 @@ impl ConnectionStore for SqlCell {
             connection_columns!(),
             " FROM connections WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        connection_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                connection_from_row,
+            )
+            .await
     }
 
     async fn connection_secrets(&self, id: &ConnectionId) -> StoreResult<ConnectionSecrets> {
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(SECRETS_SQL).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        secrets_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(SECRETS_SQL).bind(id.as_str()),
+                secrets_from_row,
+            )
+            .await
     }
 
     async fn list_connections(
@@ -411,15 +408,15 @@ impl ConnectionStore for SqlCell {
              ORDER BY valid_until, id LIMIT $2"
         );
         self.db
-            .fetch_all(|| {
-                sqlx::query(sql)
-                    .bind(before.unix_micros())
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            })
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(before.unix_micros())
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                },
+                connection_from_row,
+            )
+            .await
     }
 
     async fn expiring_unnotified(
@@ -434,15 +431,15 @@ impl ConnectionStore for SqlCell {
              AND expiry_notified_at IS NULL ORDER BY valid_until, id LIMIT $2"
         );
         self.db
-            .fetch_all(|| {
-                sqlx::query(sql)
-                    .bind(before.unix_micros())
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            })
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(before.unix_micros())
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                },
+                connection_from_row,
+            )
+            .await
     }
 
     async fn mark_expiry_notified(
@@ -485,15 +482,15 @@ impl ConnectionStore for SqlCell {
              ORDER BY created_at, id LIMIT $2"
         );
         self.db
-            .fetch_all(|| {
-                sqlx::query(sql)
-                    .bind(before.unix_micros())
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            })
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(before.unix_micros())
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                },
+                connection_from_row,
+            )
+            .await
     }
 
     async fn claim(
@@ -503,23 +500,21 @@ impl ConnectionStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        lease::claim(
-            &self.db,
-            Leased::Connections,
-            id.as_str(),
-            owner,
-            until,
-            now,
-        )
-        .await
+        lease::CONNECTIONS
+            .claim(&self.db, id.as_str(), owner, until, now)
+            .await
     }
 
     async fn renew(&self, id: &ConnectionId, owner: &str, until: Timestamp) -> StoreResult<bool> {
-        lease::renew(&self.db, Leased::Connections, id.as_str(), owner, until).await
+        lease::CONNECTIONS
+            .renew(&self.db, id.as_str(), owner, until)
+            .await
     }
 
     async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()> {
-        lease::release(&self.db, Leased::Connections, id.as_str(), owner).await
+        lease::CONNECTIONS
+            .release(&self.db, id.as_str(), owner)
+            .await
     }
 
     async fn record_sync_failure(

@@ -20,9 +20,10 @@ use sqlx::any::AnyRow;
 
 use super::SqlCell;
 use super::events::event_from_row;
+use super::lease;
 use crate::database::{column, optional_timestamp};
 use crate::query::{Arg, Filtered};
-use crate::tx::{Mode, Tx};
+use crate::tx::Tx;
 
 /// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
 const INSERT_CHUNK: usize = 50;
@@ -129,12 +130,7 @@ impl SqlCell {
         );
         push_list(&mut q, ids.iter().cloned());
         q.push(")");
-        self.db
-            .fetch_all(|| q.build())
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect()
+        self.db.rows(|| q.build(), event_from_row).await
     }
 }
 
@@ -159,17 +155,17 @@ fn claim_sql(skip_locked: &str) -> String {
 impl DeliveryStore for SqlCell {
     async fn undispatched_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
         self.db
-            .fetch_all(|| {
-                sqlx::query(
-                    "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+            .rows(
+                || {
+                    sqlx::query(
+                        "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
              WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT $1",
-                )
-                .bind(limit_arg(limit))
-            })
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect()
+                    )
+                    .bind(limit_arg(limit))
+                },
+                event_from_row,
+            )
+            .await
     }
 
     async fn dispatch_events(
@@ -207,45 +203,13 @@ impl DeliveryStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        // Row-locked like the queue's transactions: two workers asking at once would
-        // otherwise abort one another under SERIALIZABLE.
-        self.db
-            .transaction(Mode::Queue, "claim_job", |tx| {
-                Box::pin(async move {
-                    let result = tx
-                .execute(
-                    sqlx::query(
-                        "INSERT INTO worker_leases (name, owner, lease_until) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
-                 lease_until = excluded.lease_until \
-                 WHERE worker_leases.lease_until < $4 OR worker_leases.owner = excluded.owner",
-                    )
-                    .bind(name)
-                    .bind(owner)
-                    .bind(until.unix_micros())
-                    .bind(now.unix_micros()),
-                )
-                .await?;
-                    Ok(result == 1)
-                })
-            })
+        lease::WORKER_JOBS
+            .claim(&self.db, name, owner, until, now)
             .await
     }
 
     async fn release_job(&self, name: &str, owner: &str) -> StoreResult<()> {
-        self.db
-            .transaction(crate::tx::Mode::Queue, "release_job", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        sqlx::query("DELETE FROM worker_leases WHERE name = $1 AND owner = $2")
-                            .bind(name)
-                            .bind(owner),
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await
+        lease::WORKER_JOBS.release(&self.db, name, owner).await
     }
 
     async fn claim_deliveries(
@@ -434,19 +398,19 @@ impl DeliveryStore for SqlCell {
     }
 
     async fn event(&self, tenant: &TenantId, id: &EventId) -> StoreResult<Event> {
-        let row = self
-            .db
-            .fetch_optional(|| {
-                sqlx::query(
-                    "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+        self.db
+            .row(
+                || {
+                    sqlx::query(
+                        "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
              WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        event_from_row(&row)
+                    )
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                },
+                event_from_row,
+            )
+            .await
     }
 
     async fn create_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<()> {
@@ -509,11 +473,6 @@ impl DeliveryStore for SqlCell {
         );
         push_list(&mut q, ids.iter().map(DeliveryId::to_string));
         q.push(") ORDER BY delivery_id, seq");
-        self.db
-            .fetch_all(|| q.build())
-            .await?
-            .iter()
-            .map(attempt_from_row)
-            .collect()
+        self.db.rows(|| q.build(), attempt_from_row).await
     }
 }

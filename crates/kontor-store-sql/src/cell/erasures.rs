@@ -186,21 +186,22 @@ impl ErasureStore for SqlCell {
              ORDER BY e.requested_at, e.user_id LIMIT $2"
         );
         self.db
-            .fetch_all(|| {
-                sqlx::query(sql)
-                    .bind(stale_before.unix_micros())
-                    .bind(limit_arg(limit))
-            })
-            .await?
-            .iter()
-            .map(erasure_from_row)
-            .collect()
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(stale_before.unix_micros())
+                        .bind(limit_arg(limit))
+                },
+                erasure_from_row,
+            )
+            .await
     }
 
     async fn revocations_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Revocation>> {
         self.db
-            .fetch_all(|| {
-                sqlx::query(
+            .rows(
+                || {
+                    sqlx::query(
                     "SELECT r.id, r.user_id, r.tenant_id, r.connection_id, r.bank_id, r.ticket, \
                      r.attempts FROM erasure_revocations r \
                      JOIN erasures e ON e.user_id = r.user_id AND e.phase = 'erased' \
@@ -209,11 +210,10 @@ impl ErasureStore for SqlCell {
                 )
                 .bind(now.unix_micros())
                 .bind(limit_arg(limit))
-            })
-            .await?
-            .iter()
-            .map(revocation_from_row)
-            .collect()
+                },
+                revocation_from_row,
+            )
+            .await
     }
 
     async fn record_revocation(

@@ -73,9 +73,5 @@ pub(super) async fn authorised_sharing_accounts(
     }
     let limit = q.arg(Arg::Int(MAX_CANDIDATES));
     q.push(&format!(")) ORDER BY authorised_at, id LIMIT {limit}"));
-    db.fetch_all(|| q.build())
-        .await?
-        .iter()
-        .map(connection_from_row)
-        .collect()
+    db.rows(|| q.build(), connection_from_row).await
 }

@@ -17,7 +17,7 @@ use sqlx::any::AnyRow;
 
 use super::SqlCell;
 use super::events::insert_event;
-use super::lease::{self, Leased};
+use super::lease;
 use crate::database::{column, optional_timestamp};
 use crate::query::{Arg, Filtered};
 use crate::tx::Tx;
@@ -80,11 +80,8 @@ const SECRETS_SQL: &str = concat!(
 );
 
 async fn secrets_in(tx: &mut Tx<'_>, id: &PaymentId) -> StoreResult<PaymentSecrets> {
-    let row = tx
-        .fetch_optional(sqlx::query(SECRETS_SQL).bind(id.as_str()))
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    secrets_from_row(&row)
+    tx.row(sqlx::query(SECRETS_SQL).bind(id.as_str()), secrets_from_row)
+        .await
 }
 
 async fn append_history(
@@ -258,21 +255,21 @@ impl PaymentStore for SqlCell {
             payment_columns!(),
             " FROM payments WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        payment_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                payment_from_row,
+            )
+            .await
     }
 
     async fn payment_secrets(&self, id: &PaymentId) -> StoreResult<PaymentSecrets> {
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(SECRETS_SQL).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        secrets_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(SECRETS_SQL).bind(id.as_str()),
+                secrets_from_row,
+            )
+            .await
     }
 
     async fn list_payments(
@@ -414,7 +411,9 @@ impl PaymentStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        lease::claim(&self.db, Leased::Payments, id.as_str(), owner, until, now).await
+        lease::PAYMENTS
+            .claim(&self.db, id.as_str(), owner, until, now)
+            .await
     }
 
     async fn renew_payment(
@@ -423,11 +422,13 @@ impl PaymentStore for SqlCell {
         owner: &str,
         until: Timestamp,
     ) -> StoreResult<bool> {
-        lease::renew(&self.db, Leased::Payments, id.as_str(), owner, until).await
+        lease::PAYMENTS
+            .renew(&self.db, id.as_str(), owner, until)
+            .await
     }
 
     async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()> {
-        lease::release(&self.db, Leased::Payments, id.as_str(), owner).await
+        lease::PAYMENTS.release(&self.db, id.as_str(), owner).await
     }
 
     async fn rename_payment_status(&self, from: &str, to: &str, batch: usize) -> StoreResult<u64> {

@@ -108,12 +108,12 @@ impl UserStore for SqlCell {
             user_columns!(),
             " FROM users WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .fetch_optional(|| sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        user_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                user_from_row,
+            )
+            .await
     }
 
     async fn user_by_external_id(
