@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 
 use crate::control::SqlControl;
 use crate::database::column;
+use crate::query::limit_arg;
 
 fn erasure_from_row(row: &AnyRow) -> StoreResult<Erasure> {
     Ok(Erasure {
@@ -45,7 +46,7 @@ impl ErasureLedger for SqlControl {
 
     async fn erasures(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<Erasure>> {
         let after = after.map(UserId::as_str).unwrap_or("");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         self.database()
             .fetch_all(|| {
                 sqlx::query(

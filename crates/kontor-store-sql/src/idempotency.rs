@@ -10,6 +10,7 @@ use kontor_store::{
 
 use crate::control::SqlControl;
 use crate::database::{column, optional_timestamp};
+use crate::query::limit_arg;
 
 /// A row in the legacy form: its request hash is a bare SHA-256 (64 hex digits), where the keyed
 /// form starts `rh1.`.
@@ -227,7 +228,7 @@ impl IdempotencyStore for SqlControl {
         limit: usize,
     ) -> StoreResult<Vec<LegacyIdempotencyRow>> {
         let db = self.database();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         let sql = concat!(
             "SELECT tenant_id, idempotency_key, request_hash FROM idempotency_keys \
              WHERE state = 'done' AND ",

@@ -6,7 +6,8 @@ use kontor_domain::time::Timestamp;
 use kontor_store::{KeyCanaryStore, StoreError, StoreResult};
 
 use crate::control::SqlControl;
-use crate::database::column;
+use crate::database::{SqlDatabase, column};
+use crate::tx::Mode;
 
 /// The canary's row: there is one.
 const NAME: &str = "kek";
@@ -27,33 +28,15 @@ impl KeyCanaryStore for SqlControl {
         replacing: Option<&str>,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        let db = self.database();
-        db.write("put_key_canary", |tx| {
-            Box::pin(async move {
-                let written =
-                    match replacing {
-                        None => tx.execute(sqlx::query(
-                            "INSERT INTO key_canary (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                        )
-                        .bind(NAME)
-                        .bind(wrapped)
-                        .bind(at.unix_micros())).await,
-                        Some(previous) => {
-                            tx.execute(sqlx::query(
-                                "UPDATE key_canary SET wrapped = $2, sealed_at = $3 \
-                     WHERE name = $1 AND wrapped = $4",
-                            )
-                            .bind(NAME)
-                            .bind(wrapped)
-                            .bind(at.unix_micros())
-                            .bind(previous)).await
-                        }
-                    }?;
-
-                Ok(written == 1)
-            })
-        })
+        put_named(
+            self.database(),
+            (Mode::Write, "put_key_canary"),
+            "key_canary",
+            NAME,
+            wrapped,
+            replacing,
+            at,
+        )
         .await
     }
 
@@ -73,31 +56,15 @@ impl KeyCanaryStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let db = self.database();
-        db.write_idempotent("put_deployment_key", |tx| {
-            Box::pin(async move {
-                let written = match replacing {
-                None => tx.execute(sqlx::query(
-                    "INSERT INTO deployment_keys (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(wrapped)
-                .bind(at.unix_micros())).await,
-                Some(previous) => {
-                    tx.execute(sqlx::query(
-                        "UPDATE deployment_keys SET wrapped = $2, sealed_at = $3 \
-                         WHERE name = $1 AND wrapped = $4",
-                    )
-                    .bind(name)
-                    .bind(wrapped)
-                    .bind(at.unix_micros())
-                    .bind(previous)).await
-                }
-            }?;
-
-                Ok(written == 1)
-            })
-        })
+        put_named(
+            db,
+            (Mode::Idempotent, "put_deployment_key"),
+            "deployment_keys",
+            name,
+            wrapped,
+            replacing,
+            at,
+        )
         .await
     }
 
@@ -113,4 +80,40 @@ impl KeyCanaryStore for SqlControl {
         })
         .transpose()
     }
+}
+
+/// Stores a wrapped key under `name` in `table` (`key_canary` or `deployment_keys`): inserted
+/// when there is none, or replacing `replacing` only if that is still the stored one. Whether it
+/// was written.
+async fn put_named(
+    db: &SqlDatabase,
+    (mode, op): (Mode, &'static str),
+    table: &'static str,
+    name: &str,
+    wrapped: &str,
+    replacing: Option<&str>,
+    at: Timestamp,
+) -> StoreResult<bool> {
+    let sql = &match replacing {
+        None => format!(
+            "INSERT INTO {table} (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING"
+        ),
+        Some(_) => format!(
+            "UPDATE {table} SET wrapped = $2, sealed_at = $3 WHERE name = $1 AND wrapped = $4"
+        ),
+    };
+    db.transaction(mode, op, |tx| {
+        Box::pin(async move {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(name)
+                .bind(wrapped)
+                .bind(at.unix_micros());
+            if let Some(previous) = replacing {
+                query = query.bind(previous);
+            }
+            Ok(tx.execute(query).await? == 1)
+        })
+    })
+    .await
 }

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use super::SqlCell;
 use super::accounts::transactions_by_ids;
 use crate::database::column;
+use crate::query::limit_arg;
 use crate::tx::Tx;
 
 /// What one sync did to one transaction, before it is numbered.
@@ -101,7 +102,7 @@ impl ChangeStore for SqlCell {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<ChangeRow>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         self.db
             .rows(
                 || {

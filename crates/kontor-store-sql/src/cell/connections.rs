@@ -23,6 +23,7 @@ use super::events::insert_event;
 use super::lease;
 use super::sync_state;
 use crate::database::{column, optional_timestamp};
+use crate::query::limit_arg;
 use crate::tx::Tx;
 
 macro_rules! connection_columns {
@@ -114,18 +115,33 @@ fn illegal(from: ConnectionStatus, event: ConnectionEvent) -> StoreError {
     }
 }
 
+impl SqlCell {
+    /// The connections `sql` selects with `$1` a time they are before and `$2` a limit.
+    async fn connections_before(
+        &self,
+        sql: &'static str,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>> {
+        self.db
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(before.unix_micros())
+                        .bind(limit_arg(limit))
+                },
+                connection_from_row,
+            )
+            .await
+    }
+}
+
 #[async_trait]
 impl ConnectionStore for SqlCell {
     async fn create_connection(&self, new: &NewConnection) -> StoreResult<Connection> {
         self.ensure_home("connection", new.id.region())?;
         self.db.write("create_connection", |tx| Box::pin(async move {
-            let owner: i64 =
-                tx.scalar(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(new.tenant_id.as_str())
-                    .bind(new.user_id.as_str())).await?;
-            if owner == 0 {
-                return Err(StoreError::NotFound);
-            }
+            super::users::require_user(tx, &new.tenant_id, &new.user_id).await?;
             tx.execute(sqlx::query(
                 "INSERT INTO connections (id, tenant_id, user_id, bank_id, status, access, \
                  redirect_uri, language, connect_token_hash, frequency_per_day, created_at, \
@@ -388,7 +404,7 @@ impl ConnectionStore for SqlCell {
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_sync_at, id LIMIT $2",
                 )
                 .bind(now.unix_micros())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(limit_arg(limit))
             })
             .await?;
         ids.iter()
@@ -407,16 +423,7 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'active' AND valid_until < $1 \
              ORDER BY valid_until, id LIMIT $2"
         );
-        self.db
-            .rows(
-                || {
-                    sqlx::query(sql)
-                        .bind(before.unix_micros())
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                },
-                connection_from_row,
-            )
-            .await
+        self.connections_before(sql, before, limit).await
     }
 
     async fn expiring_unnotified(
@@ -430,16 +437,7 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'active' AND valid_until < $1 \
              AND expiry_notified_at IS NULL ORDER BY valid_until, id LIMIT $2"
         );
-        self.db
-            .rows(
-                || {
-                    sqlx::query(sql)
-                        .bind(before.unix_micros())
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                },
-                connection_from_row,
-            )
-            .await
+        self.connections_before(sql, before, limit).await
     }
 
     async fn mark_expiry_notified(
@@ -481,16 +479,7 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'pending' AND created_at < $1 \
              ORDER BY created_at, id LIMIT $2"
         );
-        self.db
-            .rows(
-                || {
-                    sqlx::query(sql)
-                        .bind(before.unix_micros())
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                },
-                connection_from_row,
-            )
-            .await
+        self.connections_before(sql, before, limit).await
     }
 
     async fn claim(

@@ -22,15 +22,11 @@ use super::SqlCell;
 use super::events::event_from_row;
 use super::lease;
 use crate::database::{column, optional_timestamp};
-use crate::query::{Arg, Filtered};
+use crate::query::{Arg, Filtered, limit_arg};
 use crate::tx::Tx;
 
 /// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
 const INSERT_CHUNK: usize = 50;
-
-fn limit_arg(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
 
 /// `$a, $b, …` for `values`, bound in order.
 fn push_list(q: &mut Filtered, values: impl IntoIterator<Item = String>) {

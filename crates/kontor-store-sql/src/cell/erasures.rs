@@ -16,11 +16,7 @@ use super::SqlCell;
 use super::events::insert_event;
 use super::users::ERASE_USER;
 use crate::database::column;
-use crate::query::{Arg, Filtered};
-
-fn limit_arg(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
+use crate::query::{Arg, Filtered, limit_arg};
 
 fn erasure_from_row(row: &AnyRow) -> StoreResult<UserErasure> {
     let phase: String = column(row, "phase")?;
@@ -68,18 +64,7 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("record_erasure", |tx| {
                 Box::pin(async move {
-                    let owned: i64 = tx
-                        .scalar(
-                            sqlx::query_scalar(
-                                "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2",
-                            )
-                            .bind(tenant.as_str())
-                            .bind(user.as_str()),
-                        )
-                        .await?;
-                    if owned == 0 {
-                        return Err(StoreError::NotFound);
-                    }
+                    super::users::require_user(tx, tenant, user).await?;
                     let inserted = tx.execute(sqlx::query(
                 "INSERT INTO erasures (user_id, tenant_id, phase, requested_at, updated_at) \
                  VALUES ($1, $2, 'recorded', $3, $3) ON CONFLICT (user_id) DO NOTHING",

@@ -19,7 +19,7 @@ use super::SqlCell;
 use super::events::insert_event;
 use super::lease;
 use crate::database::{column, optional_timestamp};
-use crate::query::{Arg, Filtered};
+use crate::query::{Arg, Filtered, limit_arg};
 use crate::tx::Tx;
 
 macro_rules! payment_columns {
@@ -208,18 +208,7 @@ impl PaymentStore for SqlCell {
                     if let Ok(existing) = secrets_in(tx, &p.id).await {
                         return Ok(existing.payment);
                     }
-                    let owner: i64 = tx
-                        .scalar(
-                            sqlx::query_scalar(
-                                "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2",
-                            )
-                            .bind(p.tenant_id.as_str())
-                            .bind(p.user_id.as_str()),
-                        )
-                        .await?;
-                    if owner == 0 {
-                        return Err(StoreError::NotFound);
-                    }
+                    super::users::require_user(tx, &p.tenant_id, &p.user_id).await?;
                     tx.execute(sqlx::query(
                 "INSERT INTO payments (id, tenant_id, user_id, bank_id, scheme, status, phase, \
                  amount_minor, currency, end_to_end_id, redirect_uri, details, \
@@ -396,7 +385,7 @@ impl PaymentStore for SqlCell {
                 .bind(now.unix_micros())
                 .bind(stale.unix_micros())
                 .bind(abandoned.unix_micros())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(limit_arg(limit))
             })
             .await?;
         ids.iter()

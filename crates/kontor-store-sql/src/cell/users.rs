@@ -15,6 +15,8 @@ use sqlx::any::AnyRow;
 use super::SqlCell;
 use super::events::insert_event;
 use crate::database::column;
+use crate::query::limit_arg;
+use crate::tx::Tx;
 
 macro_rules! user_columns {
     () => {
@@ -199,18 +201,7 @@ impl UserStore for SqlCell {
         self.db
             .write("delete_user", |tx| {
                 Box::pin(async move {
-                    let owned: i64 = tx
-                        .scalar(
-                            sqlx::query_scalar(
-                                "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2",
-                            )
-                            .bind(tenant.as_str())
-                            .bind(id.as_str()),
-                        )
-                        .await?;
-                    if owned == 0 {
-                        return Err(StoreError::NotFound);
-                    }
+                    super::users::require_user(tx, tenant, id).await?;
                     // Children first, explicitly: erasure must not depend on foreign-key settings.
                     for &sql in ERASE_USER {
                         tx.execute(sqlx::query(sql).bind(id.as_str())).await?;
@@ -236,7 +227,7 @@ impl UserStore for SqlCell {
     }
 
     async fn unsealed_users(&self, limit: usize) -> StoreResult<Vec<UnsealedUser>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         let rows = self
             .db
             .fetch_all(|| sqlx::query(UNSEALED).bind(limit))
@@ -290,7 +281,7 @@ impl UserStore for SqlCell {
         limit: usize,
     ) -> StoreResult<Vec<(UserId, String)>> {
         let after = after.map(UserId::as_str).unwrap_or("");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         let rows: Vec<(String, String)> = self
             .db
             .read(|pool| {
@@ -352,3 +343,22 @@ pub(crate) const ERASE_USER: &[&str] = &[
     "DELETE FROM connections WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 ];
+
+/// `NotFound` unless the tenant has this user, read in the caller's write transaction.
+pub(super) async fn require_user(
+    tx: &mut Tx<'_>,
+    tenant: &TenantId,
+    user: &UserId,
+) -> StoreResult<()> {
+    let owned: i64 = tx
+        .scalar(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(user.as_str()),
+        )
+        .await?;
+    if owned == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
