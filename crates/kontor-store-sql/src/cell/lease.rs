@@ -25,6 +25,13 @@ pub(crate) struct LeaseTable {
     mode: Mode,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Claim,
+    Renew,
+    Release,
+}
+
 /// Sync leases on `connections`.
 pub(crate) const CONNECTIONS: LeaseTable = LeaseTable {
     table: "connections",
@@ -64,58 +71,39 @@ pub(crate) const MIGRATIONS: LeaseTable = LeaseTable {
 };
 
 impl LeaseTable {
-    /// `$1` the key, `$2` the holder, `$3` until, `$4` now: taken when free, lapsed or ours.
-    fn claim_sql(&self) -> String {
+    /// The statement of one step. Claim: `$1` the key, `$2` the holder, `$3` until, `$4` now,
+    /// taking the lease when it is free, lapsed or the holder's. Renew: `$1`–`$3`. Release:
+    /// `$1`, `$2`.
+    fn sql(&self, step: Step) -> String {
         let LeaseTable {
             table,
             key,
             holder,
             until,
+            own_rows,
             ..
         } = *self;
-        if self.own_rows {
-            format!(
+        match (step, own_rows) {
+            (Step::Claim, true) => format!(
                 "INSERT INTO {table} ({key}, {holder}, {until}) VALUES ($1, $2, $3) \
                  ON CONFLICT ({key}) DO UPDATE SET {holder} = excluded.{holder}, \
                  {until} = excluded.{until} \
                  WHERE {table}.{until} < $4 OR {table}.{holder} = excluded.{holder}"
-            )
-        } else {
-            format!(
+            ),
+            (Step::Claim, false) => format!(
                 "UPDATE {table} SET {holder} = $2, {until} = $3 WHERE {key} = $1 \
                  AND ({until} IS NULL OR {until} < $4 OR {holder} = $2)"
-            )
-        }
-    }
-
-    /// `$1` the key, `$2` the holder, `$3` until.
-    fn renew_sql(&self) -> String {
-        let LeaseTable {
-            table,
-            key,
-            holder,
-            until,
-            ..
-        } = *self;
-        format!("UPDATE {table} SET {until} = $3 WHERE {key} = $1 AND {holder} = $2")
-    }
-
-    /// `$1` the key, `$2` the holder.
-    fn release_sql(&self) -> String {
-        let LeaseTable {
-            table,
-            key,
-            holder,
-            until,
-            ..
-        } = *self;
-        if self.own_rows {
-            format!("DELETE FROM {table} WHERE {key} = $1 AND {holder} = $2")
-        } else {
-            format!(
+            ),
+            (Step::Renew, _) => {
+                format!("UPDATE {table} SET {until} = $3 WHERE {key} = $1 AND {holder} = $2")
+            }
+            (Step::Release, true) => {
+                format!("DELETE FROM {table} WHERE {key} = $1 AND {holder} = $2")
+            }
+            (Step::Release, false) => format!(
                 "UPDATE {table} SET {holder} = NULL, {until} = NULL \
                  WHERE {key} = $1 AND {holder} = $2"
-            )
+            ),
         }
     }
 
@@ -154,7 +142,7 @@ impl LeaseTable {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let sql = self.claim_sql();
+        let sql = self.sql(Step::Claim);
         self.update(db, "claim_lease", sql, key, holder, &[until, now])
             .await
     }
@@ -168,7 +156,7 @@ impl LeaseTable {
         holder: &str,
         until: Timestamp,
     ) -> StoreResult<bool> {
-        let sql = self.renew_sql();
+        let sql = self.sql(Step::Renew);
         self.update(db, "renew_lease", sql, key, holder, &[until])
             .await
     }
@@ -180,7 +168,7 @@ impl LeaseTable {
         key: &str,
         holder: &str,
     ) -> StoreResult<()> {
-        let sql = self.release_sql();
+        let sql = self.sql(Step::Release);
         self.update(db, "release_lease", sql, key, holder, &[])
             .await
             .map(drop)
