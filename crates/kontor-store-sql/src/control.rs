@@ -8,11 +8,12 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::{ApiClientId, CertificateBinding, CertificateThumbprint, TenantId};
 use kontor_store::{
     ApiClientStore, DatabaseRole, MAX_CLIENT_CERTIFICATES, MigrationStatus, NewApiClient,
-    NewTenant, Schema, SecretHash, StoreError, StoreResult, TenantStore, retry_serializable,
+    NewTenant, Schema, SecretHash, StoreError, StoreResult, TenantStore,
 };
 use sqlx::any::AnyRow;
 
 use crate::database::{PoolSettings, SqlDatabase, column};
+use crate::tx::Tx;
 
 #[derive(Debug, Clone)]
 pub struct SqlControl {
@@ -57,40 +58,33 @@ fn client_from_row(row: &AnyRow) -> StoreResult<ApiClient> {
 
 impl SqlControl {
     /// `NotFound` unless the tenant exists, read on `conn` (the caller's write transaction).
-    async fn require_tenant(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        tenant: &TenantId,
-    ) -> StoreResult<()> {
-        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
-            .bind(tenant.as_str())
-            .fetch_one(conn)
-            .await
-            .map_err(|e| self.db.classify(e))?;
+    async fn require_tenant(&self, tx: &mut Tx<'_>, tenant: &TenantId) -> StoreResult<()> {
+        let exists: i64 = tx
+            .scalar(
+                sqlx::query_scalar("SELECT COUNT(*) FROM tenants WHERE id = $1")
+                    .bind(tenant.as_str()),
+            )
+            .await?;
         if exists == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
-    async fn insert_client(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        client: &NewApiClient,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_clients (id, tenant_id, secret_hash, scopes, created_at) \
+    async fn insert_client(&self, tx: &mut Tx<'_>, client: &NewApiClient) -> StoreResult<()> {
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO api_clients (id, tenant_id, secret_hash, scopes, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(client.id.as_str())
+            .bind(client.tenant_id.as_str())
+            .bind(client.secret_hash.0.as_str())
+            .bind(client.scopes.to_string())
+            .bind(client.created_at.unix_micros()),
         )
-        .bind(client.id.as_str())
-        .bind(client.tenant_id.as_str())
-        .bind(client.secret_hash.0.as_str())
-        .bind(client.scopes.to_string())
-        .bind(client.created_at.unix_micros())
-        .execute(conn)
         .await
         .map(drop)
-        .map_err(|e| self.db.classify(e))
     }
 
     fn client_from_new(client: &NewApiClient) -> ApiClient {
@@ -111,19 +105,23 @@ impl TenantStore for SqlControl {
         tenant: &NewTenant,
         first_client: &NewApiClient,
     ) -> StoreResult<Tenant> {
-        retry_serializable(self.db.retry_policy(), "create_tenant", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(tenant.id.as_str())
-                .bind(tenant.name.as_str())
-                .bind(tenant.created_at.unix_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            self.insert_client(&mut tx, first_client).await?;
-            self.db.commit(tx).await
-        })
-        .await?;
+        self.db
+            .write("create_tenant", |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        sqlx::query(
+                            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(tenant.id.as_str())
+                        .bind(tenant.name.as_str())
+                        .bind(tenant.created_at.unix_micros()),
+                    )
+                    .await?;
+                    self.insert_client(tx, first_client).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(Tenant {
             id: tenant.id.clone(),
             name: tenant.name.clone(),
@@ -132,38 +130,35 @@ impl TenantStore for SqlControl {
     }
 
     async fn tenant(&self, id: &TenantId) -> StoreResult<Tenant> {
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tenant_from_row(&row)
+        self.db
+            .row(
+                || {
+                    sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                        .bind(id.as_str())
+                },
+                tenant_from_row,
+            )
+            .await
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.db
-            .read(|pool| {
-                sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
-                    .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(tenant_from_row)
-            .collect()
+            .rows(
+                || sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at, id"),
+                tenant_from_row,
+            )
+            .await
     }
 
     async fn redirect_uris(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar(
+        self.db
+            .scalars(|| {
+                sqlx::query_scalar(
             "SELECT uri FROM tenant_redirect_uris WHERE tenant_id = $1 ORDER BY position, uri",
         )
         .bind(tenant.as_str())
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(|e| self.db.classify(e))
+            })
+            .await
     }
 
     async fn set_redirect_uris(
@@ -172,43 +167,41 @@ impl TenantStore for SqlControl {
         uris: &[String],
         at: Timestamp,
     ) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "set_redirect_uris", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            self.require_tenant(&mut tx, tenant).await?;
-            sqlx::query("DELETE FROM tenant_redirect_uris WHERE tenant_id = $1")
-                .bind(tenant.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            for (position, uri) in (0_i64..).zip(uris) {
-                sqlx::query(
+        self.db
+            .write("set_redirect_uris", |tx| {
+                Box::pin(async move {
+                    self.require_tenant(tx, tenant).await?;
+                    tx.execute(
+                        sqlx::query("DELETE FROM tenant_redirect_uris WHERE tenant_id = $1")
+                            .bind(tenant.as_str()),
+                    )
+                    .await?;
+                    for (position, uri) in (0_i64..).zip(uris) {
+                        tx.execute(sqlx::query(
                     "INSERT INTO tenant_redirect_uris (tenant_id, uri, position, created_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, uri) DO NOTHING",
                 )
                 .bind(tenant.as_str())
                 .bind(uri.as_str())
                 .bind(position)
-                .bind(at.unix_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            }
-            self.db.commit(tx).await
-        })
-        .await
+                .bind(at.unix_micros())).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn branding(&self, tenant: &TenantId) -> StoreResult<Branding> {
         // One read: the tenant (to tell "none set" from "no tenant") and its row, if any.
         let row = self
             .db
-            .read(|pool| {
+            .fetch_optional(|| {
                 sqlx::query(
                     "SELECT t.id, b.display_name, b.logo_url, b.accent_color FROM tenants t \
                      LEFT JOIN tenant_branding b ON b.tenant_id = t.id WHERE t.id = $1",
                 )
                 .bind(tenant.as_str())
-                .fetch_optional(pool)
             })
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -257,10 +250,11 @@ impl TenantStore for SqlControl {
         branding: &Branding,
         at: Timestamp,
     ) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "set_branding", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            self.require_tenant(&mut tx, tenant).await?;
-            sqlx::query(
+        self.db
+            .write("set_branding", |tx| {
+                Box::pin(async move {
+                    self.require_tenant(tx, tenant).await?;
+                    tx.execute(sqlx::query(
                 "INSERT INTO tenant_branding (tenant_id, display_name, logo_url, accent_color, \
                  updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
                  display_name = excluded.display_name, logo_url = excluded.logo_url, \
@@ -275,26 +269,26 @@ impl TenantStore for SqlControl {
             )
             .bind(branding.logo_url.as_ref().map(|u| u.as_str().to_owned()))
             .bind(branding.accent_color.map(|c| c.to_string()))
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
+            .bind(at.unix_micros())).await?;
+                    Ok(())
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await
-        })
-        .await
     }
 }
 
 #[async_trait]
 impl ApiClientStore for SqlControl {
     async fn create_client(&self, client: &NewApiClient) -> StoreResult<ApiClient> {
-        retry_serializable(self.db.retry_policy(), "create_client", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            self.require_tenant(&mut tx, &client.tenant_id).await?;
-            self.insert_client(&mut tx, client).await?;
-            self.db.commit(tx).await
-        })
-        .await?;
+        self.db
+            .write("create_client", |tx| {
+                Box::pin(async move {
+                    self.require_tenant(tx, &client.tenant_id).await?;
+                    self.insert_client(tx, client).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(Self::client_from_new(client))
     }
 
@@ -304,12 +298,9 @@ impl ApiClientStore for SqlControl {
             client_columns!(),
             " FROM api_clients WHERE id = $1"
         );
-        let row = self
-            .db
-            .read(|pool| sqlx::query(sql).bind(id.as_str()).fetch_optional(pool))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        client_from_row(&row)
+        self.db
+            .row(|| sqlx::query(sql).bind(id.as_str()), client_from_row)
+            .await
     }
 
     async fn client_with_secret(&self, id: &ApiClientId) -> StoreResult<(ApiClient, SecretHash)> {
@@ -320,7 +311,7 @@ impl ApiClientStore for SqlControl {
         );
         let row = self
             .db
-            .read(|pool| sqlx::query(sql).bind(id.as_str()).fetch_optional(pool))
+            .fetch_optional(|| sqlx::query(sql).bind(id.as_str()))
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok((
@@ -330,20 +321,20 @@ impl ApiClientStore for SqlControl {
     }
 
     async fn revoke_client(&self, id: &ApiClientId, at: Timestamp) -> StoreResult<ApiClient> {
-        let updated = retry_serializable(self.db.retry_policy(), "revoke_client", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let result = sqlx::query(
+        let updated = self
+            .db
+            .write("revoke_client", |tx| {
+                Box::pin(async move {
+                    let result = tx.execute(sqlx::query(
                 "UPDATE api_clients SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             )
             .bind(id.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(result.rows_affected())
-        })
-        .await?;
+            .bind(at.unix_micros())).await?;
+
+                    Ok(result)
+                })
+            })
+            .await?;
         let client = self.client(id).await?;
         tracing::debug!(client.id = %id, newly_revoked = updated > 0, "client revoked");
         Ok(client)
@@ -356,22 +347,18 @@ impl ApiClientStore for SqlControl {
             " FROM api_clients WHERE tenant_id = $1 ORDER BY created_at, id"
         );
         self.db
-            .read(|pool| sqlx::query(sql).bind(tenant.as_str()).fetch_all(pool))
-            .await?
-            .iter()
-            .map(client_from_row)
-            .collect()
+            .rows(|| sqlx::query(sql).bind(tenant.as_str()), client_from_row)
+            .await
     }
 
     async fn client_certificates(&self, id: &ApiClientId) -> StoreResult<Vec<CertificateBinding>> {
         self.db
-            .read(|pool| {
+            .fetch_all(|| {
                 sqlx::query(
                     "SELECT thumbprint, created_at FROM api_client_certificates \
                      WHERE client_id = $1 ORDER BY created_at, thumbprint",
                 )
                 .bind(id.as_str())
-                .fetch_all(pool)
             })
             .await?
             .iter()
@@ -391,46 +378,43 @@ impl ApiClientStore for SqlControl {
         thumbprint: &CertificateThumbprint,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        retry_serializable(self.db.retry_policy(), "bind_certificate", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_clients WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            if exists == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let bound: Vec<String> = sqlx::query_scalar(
+        self.db
+            .write("bind_certificate", |tx| {
+                Box::pin(async move {
+                    let exists: i64 = tx
+                        .scalar(
+                            sqlx::query_scalar("SELECT COUNT(*) FROM api_clients WHERE id = $1")
+                                .bind(id.as_str()),
+                        )
+                        .await?;
+                    if exists == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    let bound: Vec<String> = tx.scalars(sqlx::query_scalar(
                 "SELECT thumbprint FROM api_client_certificates WHERE client_id = $1",
             )
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            let stored = thumbprint.x5t_s256();
-            if bound.contains(&stored) {
-                return Ok(false);
-            }
-            if bound.len() >= MAX_CLIENT_CERTIFICATES {
-                return Err(StoreError::Conflict {
-                    constraint: "api_client_certificates_limit".to_owned(),
-                });
-            }
-            sqlx::query(
+            .bind(id.as_str())).await?;
+                    let stored = thumbprint.x5t_s256();
+                    if bound.contains(&stored) {
+                        return Ok(false);
+                    }
+                    if bound.len() >= MAX_CLIENT_CERTIFICATES {
+                        return Err(StoreError::Conflict {
+                            constraint: "api_client_certificates_limit".to_owned(),
+                        });
+                    }
+                    tx.execute(sqlx::query(
                 "INSERT INTO api_client_certificates (client_id, thumbprint, created_at) \
                  VALUES ($1, $2, $3)",
             )
             .bind(id.as_str())
             .bind(stored.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
+            .bind(at.unix_micros())).await?;
+
+                    Ok(true)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(true)
-        })
-        .await
     }
 
     async fn unbind_certificate(
@@ -438,20 +422,19 @@ impl ApiClientStore for SqlControl {
         id: &ApiClientId,
         thumbprint: &CertificateThumbprint,
     ) -> StoreResult<bool> {
-        retry_serializable(self.db.retry_policy(), "unbind_certificate", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let result = sqlx::query(
+        self.db
+            .write("unbind_certificate", |tx| {
+                Box::pin(async move {
+                    let result = tx.execute(sqlx::query(
                 "DELETE FROM api_client_certificates WHERE client_id = $1 AND thumbprint = $2",
             )
             .bind(id.as_str())
-            .bind(thumbprint.x5t_s256())
-            .execute(&mut *tx)
+            .bind(thumbprint.x5t_s256())).await?;
+
+                    Ok(result > 0)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(result.rows_affected() > 0)
-        })
-        .await
     }
 }
 

@@ -166,12 +166,12 @@ impl SqlDatabase {
             .after_release(move |_, meta| keep_connection(&on_release, &meta))
             .max_lifetime(settings.max_lifetime);
         let (options, url) = match dialect {
-            Dialect::Postgres => (kontor_store_postgres::configure(options), url.to_owned()),
+            Dialect::Postgres => (crate::backend::postgres::configure(options), url.to_owned()),
             Dialect::Sqlite => {
-                let url = kontor_store_sqlite::prepare_url(url)
+                let url = crate::backend::sqlite::prepare_url(url)
                     .map_err(|msg| StoreError::Other { source: msg.into() })?;
                 (
-                    kontor_store_sqlite::configure(options, settings.sqlite_busy_timeout),
+                    crate::backend::sqlite::configure(options, settings.sqlite_busy_timeout),
                     url,
                 )
             }

@@ -4,8 +4,7 @@ use kontor_store::DatabaseRole;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 
-use kontor_store_postgres as postgres;
-use kontor_store_sqlite as sqlite;
+use crate::backend::{postgres, sqlite};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -65,14 +64,7 @@ impl Dialect {
     }
 
     pub(crate) fn migrator(self, role: DatabaseRole) -> &'static Migrator {
-        match (self, role) {
-            (Dialect::Postgres, DatabaseRole::Control) => &postgres::CONTROL_MIGRATOR,
-            (Dialect::Postgres, DatabaseRole::Cell) => &postgres::CELL_MIGRATOR,
-            (Dialect::Sqlite, DatabaseRole::Control) => &sqlite::CONTROL_MIGRATOR,
-            (Dialect::Sqlite, DatabaseRole::Cell) => &sqlite::CELL_MIGRATOR,
-            (Dialect::Postgres, DatabaseRole::Keys) => &postgres::KEYS_MIGRATOR,
-            (Dialect::Sqlite, DatabaseRole::Keys) => &sqlite::KEYS_MIGRATOR,
-        }
+        crate::backend::migrations::migrator(self, role)
     }
 
     pub(crate) fn is_retryable(self, err: &dyn DatabaseError) -> bool {

@@ -3,11 +3,12 @@
 use async_trait::async_trait;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{Region, TenantId, UserId};
-use kontor_store::{Erasure, ErasureLedger, StoreError, StoreResult, retry_serializable};
+use kontor_store::{Erasure, ErasureLedger, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
 use crate::control::SqlControl;
 use crate::database::column;
+use crate::query::limit_arg;
 
 fn erasure_from_row(row: &AnyRow) -> StoreResult<Erasure> {
     Ok(Erasure {
@@ -23,37 +24,37 @@ fn erasure_from_row(row: &AnyRow) -> StoreResult<Erasure> {
 impl ErasureLedger for SqlControl {
     async fn record_erasure(&self, erasure: &Erasure) -> StoreResult<()> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "record_erasure", |_| async {
-            let mut tx = db.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO erasures (user_id, tenant_id, region, erased_at) \
+        db.write_idempotent("record_erasure", |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    sqlx::query(
+                        "INSERT INTO erasures (user_id, tenant_id, region, erased_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING",
-            )
-            .bind(erasure.user_id.as_str())
-            .bind(erasure.tenant_id.as_str())
-            .bind(erasure.region.as_str())
-            .bind(erasure.erased_at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-            // An entry recorded twice is one entry: safe to rerun.
-            db.commit_idempotent(tx).await
+                    )
+                    .bind(erasure.user_id.as_str())
+                    .bind(erasure.tenant_id.as_str())
+                    .bind(erasure.region.as_str())
+                    .bind(erasure.erased_at.unix_micros()),
+                )
+                .await?;
+                // An entry recorded twice is one entry: safe to rerun.
+                Ok(())
+            })
         })
         .await
     }
 
     async fn erasures(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<Erasure>> {
         let after = after.map(UserId::as_str).unwrap_or("");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         self.database()
-            .read(|pool| {
+            .fetch_all(|| {
                 sqlx::query(
                     "SELECT user_id, tenant_id, region, erased_at FROM erasures \
                      WHERE user_id > $1 ORDER BY user_id LIMIT $2",
                 )
                 .bind(after)
                 .bind(limit)
-                .fetch_all(pool)
             })
             .await?
             .iter()

@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use kontor_domain::TenantId;
 use kontor_domain::time::Timestamp;
-use kontor_store::{KeyCanaryStore, StoreError, StoreResult, retry_serializable};
+use kontor_store::{KeyCanaryStore, StoreError, StoreResult};
 
 use crate::control::SqlControl;
-use crate::database::column;
+use crate::database::{SqlDatabase, column};
+use crate::tx::Mode;
 
 /// The canary's row: there is one.
 const NAME: &str = "kek";
@@ -15,11 +16,10 @@ const NAME: &str = "kek";
 impl KeyCanaryStore for SqlControl {
     async fn key_canary(&self) -> StoreResult<Option<String>> {
         let db = self.database();
-        sqlx::query_scalar("SELECT wrapped FROM key_canary WHERE name = $1")
-            .bind(NAME)
-            .fetch_optional(db.pool())
-            .await
-            .map_err(|e| db.classify(e))
+        db.optional_scalar(|| {
+            sqlx::query_scalar("SELECT wrapped FROM key_canary WHERE name = $1").bind(NAME)
+        })
+        .await
     }
 
     async fn put_key_canary(
@@ -28,48 +28,22 @@ impl KeyCanaryStore for SqlControl {
         replacing: Option<&str>,
         at: Timestamp,
     ) -> StoreResult<bool> {
-        let db = self.database();
-        retry_serializable(db.retry_policy(), "put_key_canary", |_| async {
-            let mut tx = db.begin_write().await?;
-            let written = match replacing {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO key_canary (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                    )
-                    .bind(NAME)
-                    .bind(wrapped)
-                    .bind(at.unix_micros())
-                    .execute(&mut *tx)
-                    .await
-                }
-                Some(previous) => {
-                    sqlx::query(
-                        "UPDATE key_canary SET wrapped = $2, sealed_at = $3 \
-                     WHERE name = $1 AND wrapped = $4",
-                    )
-                    .bind(NAME)
-                    .bind(wrapped)
-                    .bind(at.unix_micros())
-                    .bind(previous)
-                    .execute(&mut *tx)
-                    .await
-                }
-            }
-            .map_err(|e| db.classify(e))?
-            .rows_affected();
-            db.commit(tx).await?;
-            Ok(written == 1)
-        })
+        put_named(
+            self.database(),
+            (Mode::Write, "put_key_canary"),
+            "key_canary",
+            NAME,
+            wrapped,
+            replacing,
+            at,
+        )
         .await
     }
 
     async fn deployment_key(&self, name: &str) -> StoreResult<Option<String>> {
         let db = self.database();
-        db.read(|pool| {
-            sqlx::query_scalar("SELECT wrapped FROM deployment_keys WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
+        db.optional_scalar(|| {
+            sqlx::query_scalar("SELECT wrapped FROM deployment_keys WHERE name = $1").bind(name)
         })
         .await
     }
@@ -82,47 +56,23 @@ impl KeyCanaryStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "put_deployment_key", |_| async {
-            let mut tx = db.begin_write().await?;
-            let written = match replacing {
-                None => sqlx::query(
-                    "INSERT INTO deployment_keys (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(wrapped)
-                .bind(at.unix_micros())
-                .execute(&mut *tx)
-                .await,
-                Some(previous) => {
-                    sqlx::query(
-                        "UPDATE deployment_keys SET wrapped = $2, sealed_at = $3 \
-                         WHERE name = $1 AND wrapped = $4",
-                    )
-                    .bind(name)
-                    .bind(wrapped)
-                    .bind(at.unix_micros())
-                    .bind(previous)
-                    .execute(&mut *tx)
-                    .await
-                }
-            }
-            .map_err(|e| db.classify(e))?
-            .rows_affected();
-            tx.commit().await.map_err(|e| db.classify(e))?;
-            Ok(written == 1)
-        })
+        put_named(
+            db,
+            (Mode::Idempotent, "put_deployment_key"),
+            "deployment_keys",
+            name,
+            wrapped,
+            replacing,
+            at,
+        )
         .await
     }
 
     async fn newest_tenant_key(&self) -> StoreResult<Option<(TenantId, String)>> {
         let db = self.database();
-        let row = sqlx::query(
+        let row = db.fetch_optional(|| sqlx::query(
             "SELECT tenant_id, data_key FROM tenant_keys ORDER BY created_at DESC, tenant_id LIMIT 1",
-        )
-        .fetch_optional(db.pool())
-        .await
-        .map_err(|e| db.classify(e))?;
+        )).await?;
         row.map(|row| {
             let tenant = TenantId::parse(&column::<String>(&row, "tenant_id")?)
                 .map_err(StoreError::corrupt)?;
@@ -130,4 +80,40 @@ impl KeyCanaryStore for SqlControl {
         })
         .transpose()
     }
+}
+
+/// Stores a wrapped key under `name` in `table` (`key_canary` or `deployment_keys`): inserted
+/// when there is none, or replacing `replacing` only if that is still the stored one. Whether it
+/// was written.
+async fn put_named(
+    db: &SqlDatabase,
+    (mode, op): (Mode, &'static str),
+    table: &'static str,
+    name: &str,
+    wrapped: &str,
+    replacing: Option<&str>,
+    at: Timestamp,
+) -> StoreResult<bool> {
+    let sql = &match replacing {
+        None => format!(
+            "INSERT INTO {table} (name, wrapped, sealed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING"
+        ),
+        Some(_) => format!(
+            "UPDATE {table} SET wrapped = $2, sealed_at = $3 WHERE name = $1 AND wrapped = $4"
+        ),
+    };
+    db.transaction(mode, op, |tx| {
+        Box::pin(async move {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(name)
+                .bind(wrapped)
+                .bind(at.unix_micros());
+            if let Some(previous) = replacing {
+                query = query.bind(previous);
+            }
+            Ok(tx.execute(query).await? == 1)
+        })
+    })
+    .await
 }

@@ -15,6 +15,9 @@ use kontor_store::StoreResult;
 use rand::Rng;
 use tokio::sync::oneshot;
 
+use kontor_domain::time::Timestamp;
+
+use crate::cell::lease::MIGRATIONS as MIGRATION_LEASES;
 use crate::database::SqlDatabase;
 
 /// How long a lease lasts without renewal.
@@ -94,14 +97,9 @@ impl MigrationLease {
         if let Some(stop) = self.stop_renewing.take() {
             let _ = stop.send(());
         }
-        let released = sqlx::query(
-            "UPDATE kontor_migration_lease SET holder = '', expires_at = 0 \
-             WHERE name = $1 AND holder = $2",
-        )
-        .bind(MIGRATIONS)
-        .bind(&self.holder)
-        .execute(self.db.pool())
-        .await;
+        let released = MIGRATION_LEASES
+            .release(&self.db, MIGRATIONS, &self.holder)
+            .await;
         if let Err(err) = released {
             // It expires on its own.
             tracing::warn!(error = %err, "could not release the migration lease");
@@ -137,36 +135,24 @@ async fn create_table(db: &SqlDatabase) -> StoreResult<()> {
 
 /// Takes the lease if it is free, expired, or already ours.
 async fn try_take(db: &SqlDatabase, holder: &str) -> StoreResult<bool> {
-    let pool = db.pool();
-    sqlx::query(
-        "INSERT INTO kontor_migration_lease (name, holder, expires_at) VALUES ($1, '', 0) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(MIGRATIONS)
-    .execute(pool)
-    .await
-    .map_err(|e| db.classify(e))?;
     let now = now_micros();
-    let taken = sqlx::query(
-        "UPDATE kontor_migration_lease SET holder = $1, expires_at = $2 \
-         WHERE name = $3 AND (holder = $1 OR expires_at < $4)",
-    )
-    .bind(holder)
-    .bind(now.saturating_add(ttl_micros()))
-    .bind(MIGRATIONS)
-    .bind(now)
-    .execute(pool)
-    .await
-    .map_err(|e| db.classify(e))?;
-    Ok(taken.rows_affected() == 1)
+    MIGRATION_LEASES
+        .claim(
+            db,
+            MIGRATIONS,
+            holder,
+            Timestamp::from_unix_micros(now.saturating_add(ttl_micros())),
+            Timestamp::from_unix_micros(now),
+        )
+        .await
 }
 
 async fn current_holder(db: &SqlDatabase) -> StoreResult<String> {
-    sqlx::query_scalar("SELECT holder FROM kontor_migration_lease WHERE name = $1")
-        .bind(MIGRATIONS)
-        .fetch_one(db.pool())
-        .await
-        .map_err(|e| db.classify(e))
+    db.scalar(|| {
+        sqlx::query_scalar("SELECT holder FROM kontor_migration_lease WHERE name = $1")
+            .bind(MIGRATIONS)
+    })
+    .await
 }
 
 /// Extends the lease every third of its time until told to stop.
@@ -176,17 +162,13 @@ async fn renew(db: SqlDatabase, holder: String, mut stop: oneshot::Receiver<()>)
             _ = &mut stop => return,
             () = tokio::time::sleep(LEASE_TTL / 3) => {}
         }
-        let renewed = sqlx::query(
-            "UPDATE kontor_migration_lease SET expires_at = $1 WHERE name = $2 AND holder = $3",
-        )
-        .bind(now_micros().saturating_add(ttl_micros()))
-        .bind(MIGRATIONS)
-        .bind(&holder)
-        .execute(db.pool())
-        .await;
+        let until = now_micros().saturating_add(ttl_micros());
+        let renewed = MIGRATION_LEASES
+            .renew(&db, MIGRATIONS, &holder, Timestamp::from_unix_micros(until))
+            .await;
         match renewed {
-            Ok(done) if done.rows_affected() == 1 => {}
-            Ok(_) => {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::error!(%holder, "the migration lease was taken over while migrating");
                 return;
             }

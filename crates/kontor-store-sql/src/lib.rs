@@ -2,9 +2,10 @@
 //! SQLite all accept: no sequences, triggers, stored procedures, advisory locks or LISTEN/NOTIFY;
 //! `TEXT` and `BIGINT` columns only, so sqlx's `Any` driver carries the same code to every backend.
 //! What differs per backend — connection setup, how a write transaction starts, which errors mean
-//! "retry", and the migrations — lives in the dialect crates `kontor-store-postgres` and
-//! `kontor-store-sqlite`.
+//! "retry" — lives in [`backend`]; the migrations are one folder per schema shared by both
+//! backends, with a backend's own file only where its SQL differs (`migrations/README.md`).
 
+pub mod backend;
 mod cell;
 mod control;
 mod database;
@@ -15,6 +16,7 @@ mod keys;
 mod lease;
 mod query;
 mod stepwise;
+mod tx;
 mod user_keys;
 mod webhooks;
 

@@ -8,6 +8,11 @@ use sqlx::query::Query;
 
 use crate::database::SqlDatabase;
 
+/// A `LIMIT` argument.
+pub(crate) fn limit_arg(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// `LIMIT` for a page of `limit` rows: one more, so that [`Page::from_rows`] can tell whether
 /// another page follows.
 pub(crate) fn page_limit(limit: usize) -> i64 {
@@ -106,7 +111,7 @@ impl Filtered {
         key_of: impl Fn(&T) -> PageKey,
     ) -> StoreResult<Page<T>> {
         let items = db
-            .read(|pool| self.build().fetch_all(pool))
+            .fetch_all(|| self.build())
             .await?
             .iter()
             .map(from_row)

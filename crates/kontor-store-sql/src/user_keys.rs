@@ -5,10 +5,7 @@
 use async_trait::async_trait;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{Region, UserId};
-use kontor_store::{
-    DatabaseRole, MigrationStatus, Schema, StoreError, StoreResult, UserKeyStore,
-    retry_serializable,
-};
+use kontor_store::{DatabaseRole, MigrationStatus, Schema, StoreError, StoreResult, UserKeyStore};
 use sqlx::Row;
 
 use crate::database::{PoolSettings, SqlDatabase};
@@ -47,32 +44,35 @@ impl SqlKeyStore {
     /// Inserts `wrapped` unless the user has a key or was shredded; `true` when inserted.
     async fn insert_unless_known(&self, user: &UserId, wrapped: &str) -> StoreResult<bool> {
         self.ensure_home(user)?;
-        retry_serializable(self.db.retry_policy(), "insert_user_key", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let shredded: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM shredded_user_keys WHERE user_id = $1")
-                    .bind(user.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if shredded > 0 {
-                self.db.commit(tx).await?;
-                return Err(StoreError::NotFound);
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO user_keys (user_id, data_key, created_at) VALUES ($1, $2, $3) \
+        self.db
+            .write("insert_user_key", |tx| {
+                Box::pin(async move {
+                    let shredded: i64 = tx
+                        .scalar(
+                            sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM shredded_user_keys WHERE user_id = $1",
+                            )
+                            .bind(user.as_str()),
+                        )
+                        .await?;
+                    if shredded > 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    let inserted = tx
+                .execute(
+                    sqlx::query(
+                        "INSERT INTO user_keys (user_id, data_key, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (user_id) DO NOTHING",
-            )
-            .bind(user.as_str())
-            .bind(wrapped)
-            .bind(Timestamp::now().unix_micros())
-            .execute(&mut *tx)
+                    )
+                    .bind(user.as_str())
+                    .bind(wrapped)
+                    .bind(Timestamp::now().unix_micros()),
+                )
+                .await?;
+                    Ok(inserted == 1)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(inserted.rows_affected() == 1)
-        })
-        .await
     }
 
     /// Makes the engine forget what was just deleted; see [`Dialect::after_shred`].
@@ -86,10 +86,7 @@ impl SqlKeyStore {
                 .map_err(|e| self.db.classify(e)),
             Dialect::Sqlite => {
                 for attempt in 1..=CHECKPOINT_ATTEMPTS {
-                    let row = sqlx::query(sql)
-                        .fetch_one(self.db.pool())
-                        .await
-                        .map_err(|e| self.db.classify(e))?;
+                    let row = self.db.fetch_one(|| sqlx::query(sql)).await?;
                     let busy: i64 = row
                         .try_get(0)
                         .map_err(|e| StoreError::corrupt(format!("wal_checkpoint: {e}")))?;
@@ -120,10 +117,9 @@ impl UserKeyStore for SqlKeyStore {
 
     async fn user_key(&self, user: &UserId) -> StoreResult<Option<String>> {
         self.db
-            .read(|pool| {
+            .optional_scalar(|| {
                 sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
                     .bind(user.as_str())
-                    .fetch_optional(pool)
             })
             .await
     }
@@ -142,42 +138,45 @@ impl UserKeyStore for SqlKeyStore {
 
     async fn shred_user_key(&self, user: &UserId) -> StoreResult<bool> {
         self.ensure_home(user)?;
-        let shredded = retry_serializable(self.db.retry_policy(), "shred_user_key", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let stored: Option<String> =
-                sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
-                    .bind(user.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if let Some(stored) = &stored {
-                // Overwritten first, so that the row's last version holds nothing.
-                sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
-                    .bind(user.as_str())
-                    .bind("0".repeat(stored.len()))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-                sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
-                    .bind(user.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            }
-            sqlx::query(
-                "INSERT INTO shredded_user_keys (user_id, shredded_at) VALUES ($1, $2) \
+        let shredded = self
+            .db
+            .write_idempotent("shred_user_key", |tx| {
+                Box::pin(async move {
+                    let stored: Option<String> = tx
+                        .optional_scalar(
+                            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
+                                .bind(user.as_str()),
+                        )
+                        .await?;
+                    if let Some(stored) = &stored {
+                        // Overwritten first, so that the row's last version holds nothing.
+                        tx.execute(
+                            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
+                                .bind(user.as_str())
+                                .bind("0".repeat(stored.len())),
+                        )
+                        .await?;
+                        tx.execute(
+                            sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
+                                .bind(user.as_str()),
+                        )
+                        .await?;
+                    }
+                    tx.execute(
+                        sqlx::query(
+                            "INSERT INTO shredded_user_keys (user_id, shredded_at) VALUES ($1, $2) \
                  ON CONFLICT (user_id) DO NOTHING",
-            )
-            .bind(user.as_str())
-            .bind(Timestamp::now().unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            // Deleting and recording a shredded id again changes nothing: safe to rerun.
-            self.db.commit_idempotent(tx).await?;
-            Ok(stored.is_some())
-        })
-        .await?;
+                        )
+                        .bind(user.as_str())
+                        .bind(Timestamp::now().unix_micros()),
+                    )
+                    .await?;
+                    // Deleting and recording a shredded id again changes nothing: safe to rerun.
+
+                    Ok(stored.is_some())
+                })
+            })
+            .await?;
         if shredded {
             self.forget().await?;
         }

@@ -10,14 +10,14 @@ use kontor_domain::webhook::{
 use kontor_domain::{TenantId, WebhookEndpointId};
 use kontor_store::{
     EndpointChange, EndpointSecrets, NewWebhookEndpoint, StoreError, StoreResult,
-    WebhookEndpointStore, retry_serializable,
+    WebhookEndpointStore,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
 use crate::control::SqlControl;
-use crate::database::{SqlDatabase, column, optional_timestamp};
+use crate::database::{column, optional_timestamp};
 use crate::query::{Arg, Filtered};
+use crate::tx::Tx;
 
 macro_rules! endpoint_columns {
     () => {
@@ -53,8 +53,7 @@ fn endpoint_from_row(row: &AnyRow) -> StoreResult<WebhookEndpoint> {
 }
 
 async fn endpoint_in(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx<'_>,
     tenant: &TenantId,
     id: &WebhookEndpointId,
 ) -> StoreResult<WebhookEndpoint> {
@@ -63,14 +62,11 @@ async fn endpoint_in(
         endpoint_columns!(),
         " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
     );
-    let row = sqlx::query(sql)
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?
-        .ok_or(StoreError::NotFound)?;
-    endpoint_from_row(&row)
+    tx.row(
+        sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+        endpoint_from_row,
+    )
+    .await
 }
 
 #[async_trait]
@@ -82,20 +78,22 @@ impl WebhookEndpointStore for SqlControl {
     ) -> StoreResult<WebhookEndpoint> {
         let db = self.database();
         let e = &new.endpoint;
-        retry_serializable(db.retry_policy(), "create_webhook_endpoint", |_| async {
-            let mut tx = db.begin_write().await?;
-            let count: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
-                    .bind(e.tenant_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|err| db.classify(err))?;
-            if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_tenant {
-                return Err(StoreError::Conflict {
-                    constraint: "webhook_endpoints_per_tenant".to_owned(),
-                });
-            }
-            sqlx::query(
+        db.write("create_webhook_endpoint", |tx| {
+            Box::pin(async move {
+                let count: i64 = tx
+                    .scalar(
+                        sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1",
+                        )
+                        .bind(e.tenant_id.as_str()),
+                    )
+                    .await?;
+                if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_tenant {
+                    return Err(StoreError::Conflict {
+                        constraint: "webhook_endpoints_per_tenant".to_owned(),
+                    });
+                }
+                tx.execute(sqlx::query(
                 "INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, status, \
                  disabled_reason, disabled_at, secret, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -110,11 +108,9 @@ impl WebhookEndpointStore for SqlControl {
             .bind(e.disabled_at.map(Timestamp::unix_micros))
             .bind(new.sealed_secret.as_str())
             .bind(e.created_at.unix_micros())
-            .bind(e.updated_at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| db.classify(err))?;
-            db.commit(tx).await
+            .bind(e.updated_at.unix_micros())).await?;
+                Ok(())
+            })
         })
         .await?;
         Ok(e.clone())
@@ -131,16 +127,11 @@ impl WebhookEndpointStore for SqlControl {
             endpoint_columns!(),
             " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
         );
-        let row = db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        endpoint_from_row(&row)
+        db.row(
+            || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+            endpoint_from_row,
+        )
+        .await
     }
 
     async fn list_webhook_endpoints(&self, tenant: &TenantId) -> StoreResult<Vec<WebhookEndpoint>> {
@@ -150,11 +141,8 @@ impl WebhookEndpointStore for SqlControl {
             endpoint_columns!(),
             " FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id"
         );
-        db.read(|pool| sqlx::query(sql).bind(tenant.as_str()).fetch_all(pool))
-            .await?
-            .iter()
-            .map(endpoint_from_row)
-            .collect()
+        db.rows(|| sqlx::query(sql).bind(tenant.as_str()), endpoint_from_row)
+            .await
     }
 
     async fn update_webhook_endpoint(
@@ -165,45 +153,46 @@ impl WebhookEndpointStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<WebhookEndpoint> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "update_webhook_endpoint", |_| async {
-            let mut tx = db.begin_write().await?;
-            let current = endpoint_in(db, &mut tx, tenant, id).await?;
-            let url = change.url.clone().unwrap_or(current.url.clone());
-            let description = match &change.description {
-                Some(next) => next.clone(),
-                None => current.description.clone(),
-            };
-            let events = change.events.clone().unwrap_or(current.events.clone());
-            let (status, reason, disabled_at) = match change.status {
-                None => (current.status, current.disabled_reason, current.disabled_at),
-                Some((status, _)) if status == current.status => {
-                    (current.status, current.disabled_reason, current.disabled_at)
-                }
-                Some((EndpointStatus::Enabled, _)) => (EndpointStatus::Enabled, None, None),
-                Some((EndpointStatus::Disabled, reason)) => {
-                    (EndpointStatus::Disabled, reason, Some(at))
-                }
-            };
-            sqlx::query(
-                "UPDATE webhook_endpoints SET url = $3, description = $4, events = $5, \
+        db.write("update_webhook_endpoint", |tx| {
+            Box::pin(async move {
+                let current = endpoint_in(tx, tenant, id).await?;
+                let url = change.url.clone().unwrap_or(current.url.clone());
+                let description = match &change.description {
+                    Some(next) => next.clone(),
+                    None => current.description.clone(),
+                };
+                let events = change.events.clone().unwrap_or(current.events.clone());
+                let (status, reason, disabled_at) = match change.status {
+                    None => (current.status, current.disabled_reason, current.disabled_at),
+                    Some((status, _)) if status == current.status => {
+                        (current.status, current.disabled_reason, current.disabled_at)
+                    }
+                    Some((EndpointStatus::Enabled, _)) => (EndpointStatus::Enabled, None, None),
+                    Some((EndpointStatus::Disabled, reason)) => {
+                        (EndpointStatus::Disabled, reason, Some(at))
+                    }
+                };
+                tx.execute(
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET url = $3, description = $4, events = $5, \
                  status = $6, disabled_reason = $7, disabled_at = $8, updated_at = $9 \
                  WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .bind(url.as_str())
-            .bind(description.as_ref().map(Description::as_str))
-            .bind(events.to_words())
-            .bind(status.as_str())
-            .bind(reason.map(DisabledReason::as_str))
-            .bind(disabled_at.map(Timestamp::unix_micros))
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-            let updated = endpoint_in(db, &mut tx, tenant, id).await?;
-            db.commit(tx).await?;
-            Ok(updated)
+                    )
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(url.as_str())
+                    .bind(description.as_ref().map(Description::as_str))
+                    .bind(events.to_words())
+                    .bind(status.as_str())
+                    .bind(reason.map(DisabledReason::as_str))
+                    .bind(disabled_at.map(Timestamp::unix_micros))
+                    .bind(at.unix_micros()),
+                )
+                .await?;
+                let updated = endpoint_in(tx, tenant, id).await?;
+
+                Ok(updated)
+            })
         })
         .await
     }
@@ -217,9 +206,9 @@ impl WebhookEndpointStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<WebhookEndpoint> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "rotate_webhook_secret", |_| async {
-            let mut tx = db.begin_write().await?;
-            let result = sqlx::query(
+        db.write("rotate_webhook_secret", |tx| {
+            Box::pin(async move {
+                let result = tx.execute(sqlx::query(
                 "UPDATE webhook_endpoints SET previous_secret = secret, previous_expires_at = $4, \
                  secret = $3, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
             )
@@ -227,16 +216,14 @@ impl WebhookEndpointStore for SqlControl {
             .bind(id.as_str())
             .bind(sealed_secret)
             .bind(previous_until.unix_micros())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-            if result.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let updated = endpoint_in(db, &mut tx, tenant, id).await?;
-            db.commit(tx).await?;
-            Ok(updated)
+            .bind(at.unix_micros())).await?;
+                if result == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let updated = endpoint_in(tx, tenant, id).await?;
+
+                Ok(updated)
+            })
         })
         .await
     }
@@ -247,19 +234,22 @@ impl WebhookEndpointStore for SqlControl {
         id: &WebhookEndpointId,
     ) -> StoreResult<()> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "delete_webhook_endpoint", |_| async {
-            let mut tx = db.begin_write().await?;
-            let result =
-                sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| db.classify(e))?;
-            if result.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            db.commit(tx).await
+        db.write("delete_webhook_endpoint", |tx| {
+            Box::pin(async move {
+                let result = tx
+                    .execute(
+                        sqlx::query(
+                            "DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(tenant.as_str())
+                        .bind(id.as_str()),
+                    )
+                    .await?;
+                if result == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
         })
         .await
     }
@@ -286,7 +276,7 @@ impl WebhookEndpointStore for SqlControl {
             q.push(&p);
         }
         q.push(")");
-        let rows = db.read(|pool| q.build().fetch_all(pool)).await?;
+        let rows = db.fetch_all(|| q.build()).await?;
         rows.iter()
             .map(|row| {
                 let endpoint = endpoint_from_row(row)?;
@@ -313,29 +303,26 @@ impl WebhookEndpointStore for SqlControl {
         at: Timestamp,
     ) -> StoreResult<bool> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "disable_failing_endpoint", |_| async {
-            let mut tx = db.begin_write().await?;
-            let result = sqlx::query(
+        db.write("disable_failing_endpoint", |tx| {
+            Box::pin(async move {
+                let result = tx.execute(sqlx::query(
                 "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'failing', \
                  disabled_at = $2, updated_at = $2 WHERE id = $1 AND status = 'enabled'",
             )
             .bind(id.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-            db.commit(tx).await?;
-            Ok(result.rows_affected() == 1)
+            .bind(at.unix_micros())).await?;
+
+                Ok(result == 1)
+            })
         })
         .await
     }
 
     async fn tenant_data_key(&self, tenant: &TenantId) -> StoreResult<Option<String>> {
         let db = self.database();
-        db.read(|pool| {
+        db.optional_scalar(|| {
             sqlx::query_scalar("SELECT data_key FROM tenant_keys WHERE tenant_id = $1")
                 .bind(tenant.as_str())
-                .fetch_optional(pool)
         })
         .await
     }
@@ -346,26 +333,24 @@ impl WebhookEndpointStore for SqlControl {
         candidate: &str,
     ) -> StoreResult<String> {
         let db = self.database();
-        retry_serializable(db.retry_policy(), "ensure_tenant_data_key", |_| async {
-            let mut tx = db.begin_write().await?;
-            sqlx::query(
+        db.write("ensure_tenant_data_key", |tx| {
+            Box::pin(async move {
+                tx.execute(sqlx::query(
                 "INSERT INTO tenant_keys (tenant_id, data_key, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (tenant_id) DO NOTHING",
             )
             .bind(tenant.as_str())
             .bind(candidate)
-            .bind(Timestamp::now().unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-            let stored: String =
-                sqlx::query_scalar("SELECT data_key FROM tenant_keys WHERE tenant_id = $1")
-                    .bind(tenant.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| db.classify(e))?;
-            db.commit(tx).await?;
-            Ok(stored)
+            .bind(Timestamp::now().unix_micros())).await?;
+                let stored: String = tx
+                    .scalar(
+                        sqlx::query_scalar("SELECT data_key FROM tenant_keys WHERE tenant_id = $1")
+                            .bind(tenant.as_str()),
+                    )
+                    .await?;
+
+                Ok(stored)
+            })
         })
         .await
     }

@@ -14,7 +14,7 @@ use crate::hub::Hub;
 use crate::load::Failure;
 
 /// What the store runs for `create_user` and `user`, character for character
-/// (`kontor-store-sql/src/cell.rs`, `kontor-store-postgres`'s `BEGIN_WRITE`).
+/// (`kontor-store-sql/src/cell.rs`, `kontor-store-sql/src/backend/postgres.rs`'s `BEGIN_WRITE`).
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 const INSERT_USER: &str =
     "INSERT INTO users (id, tenant_id, external_id, created_at) VALUES ($1, $2, $3, $4)";

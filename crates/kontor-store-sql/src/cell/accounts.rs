@@ -10,10 +10,9 @@ use kontor_domain::transaction::{DedupKey, TransactionStatus};
 use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId, UserId};
 use kontor_store::{
     AccountRow, AccountStore, BalanceRow, ChangeKind, Page, PageKey, StoreError, StoreResult,
-    SyncWrite, TransactionFilter, TransactionRow, retry_serializable,
+    SyncWrite, TransactionFilter, TransactionRow,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 use time::Date;
 
 use super::SqlCell;
@@ -24,6 +23,7 @@ use crate::database::{
     SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
 };
 use crate::query::{Arg, Filtered, page_limit};
+use crate::tx::{Mode, Tx};
 
 macro_rules! account_columns {
     () => {
@@ -144,17 +144,12 @@ impl AccountStore for SqlCell {
             account_columns!(),
             " FROM accounts WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        account_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                account_from_row,
+            )
+            .await
     }
 
     async fn connection_accounts(&self, connection: &ConnectionId) -> StoreResult<Vec<AccountRow>> {
@@ -164,11 +159,11 @@ impl AccountStore for SqlCell {
             " FROM accounts WHERE connection_id = $1 ORDER BY created_at, id"
         );
         self.db
-            .read(|pool| sqlx::query(sql).bind(connection.as_str()).fetch_all(pool))
-            .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
+            .rows(
+                || sqlx::query(sql).bind(connection.as_str()),
+                account_from_row,
+            )
+            .await
     }
 
     async fn balances(
@@ -179,19 +174,18 @@ impl AccountStore for SqlCell {
         // Scoped by tenant through the account, so another tenant's account id finds nothing.
         self.account(tenant, account).await?;
         self.db
-            .read(|pool| {
-                sqlx::query(
-                    "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
+            .rows(
+                || {
+                    sqlx::query(
+                        "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
              reference_date, last_change_at, fetched_at FROM balances WHERE account_id = $1 \
              ORDER BY kind",
-                )
-                .bind(account.as_str())
-                .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(balance_from_row)
-            .collect()
+                    )
+                    .bind(account.as_str())
+                },
+                balance_from_row,
+            )
+            .await
     }
 
     async fn list_transactions(
@@ -234,7 +228,7 @@ impl AccountStore for SqlCell {
         }
         let fetch = q.arg(Arg::Int(page_limit(limit)));
         q.push(&format!(" ORDER BY sort_date DESC, id DESC LIMIT {fetch}"));
-        let rows = self.db.read(|pool| q.build().fetch_all(pool)).await?;
+        let rows = self.db.fetch_all(|| q.build()).await?;
         let items = rows
             .iter()
             .map(transaction_from_row)
@@ -255,70 +249,68 @@ impl AccountStore for SqlCell {
         );
         let from = from.map_or_else(|| String::from("0000-01-01"), date_text);
         self.db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(account.as_str())
-                    .bind(from.as_str())
-                    .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(transaction_from_row)
-            .collect()
+            .rows(
+                || sqlx::query(sql).bind(account.as_str()).bind(from.as_str()),
+                transaction_from_row,
+            )
+            .await
     }
 
     async fn apply_sync(&self, write: &SyncWrite) -> StoreResult<()> {
         self.ensure_home("connection", write.connection_id.region())?;
-        retry_serializable(self.db.retry_policy(), "apply_sync", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            for account in &write.accounts {
-                upsert_account(&self.db, &mut tx, account).await?;
-            }
-            for (account, balances) in &write.balances {
-                replace_balances(&self.db, &mut tx, account, balances).await?;
-            }
-            let mut logged = Vec::new();
-            for row in &write.inserts {
-                insert_transaction(&self.db, &mut tx, row).await?;
-                logged.push((row.account_id.clone(), &row.id, ChangeKind::Added));
-            }
-            for row in &write.updates {
-                update_transaction(&self.db, &mut tx, row).await?;
-                logged.push((row.account_id.clone(), &row.id, ChangeKind::Modified));
-            }
-            for id in &write.removals {
-                // Only what was there is logged: the log's numbers stay without gaps.
-                let account: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM transactions WHERE id = $1 RETURNING account_id",
-                )
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-                if let Some(account) = account {
-                    let account = AccountId::parse(&account).map_err(StoreError::corrupt)?;
-                    logged.push((account, id, ChangeKind::Removed));
-                }
-            }
-            if let Some(synced_at) = write.bookkeeping.synced_at {
-                let changes: Vec<changes::Change<'_>> = logged
-                    .iter()
-                    .map(|(account_id, transaction_id, kind)| changes::Change {
-                        account_id,
-                        transaction_id,
-                        kind: *kind,
-                    })
-                    .collect();
-                changes::record(&self.db, &mut tx, &write.connection_id, synced_at, &changes)
-                    .await?;
-            }
-            sync_state::write(&self.db, &mut tx, &write.connection_id, &write.bookkeeping).await?;
-            for event in &write.events {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("apply_sync", |tx| {
+                Box::pin(async move {
+                    for account in &write.accounts {
+                        upsert_account(tx, account).await?;
+                    }
+                    for (account, balances) in &write.balances {
+                        replace_balances(tx, account, balances).await?;
+                    }
+                    let mut logged = Vec::new();
+                    for row in &write.inserts {
+                        insert_transaction(tx, row).await?;
+                        logged.push((row.account_id.clone(), &row.id, ChangeKind::Added));
+                    }
+                    for row in &write.updates {
+                        update_transaction(tx, row).await?;
+                        logged.push((row.account_id.clone(), &row.id, ChangeKind::Modified));
+                    }
+                    for id in &write.removals {
+                        // Only what was there is logged: the log's numbers stay without gaps.
+                        let account: Option<String> = tx
+                            .optional_scalar(
+                                sqlx::query_scalar(
+                                    "DELETE FROM transactions WHERE id = $1 RETURNING account_id",
+                                )
+                                .bind(id.as_str()),
+                            )
+                            .await?;
+                        if let Some(account) = account {
+                            let account =
+                                AccountId::parse(&account).map_err(StoreError::corrupt)?;
+                            logged.push((account, id, ChangeKind::Removed));
+                        }
+                    }
+                    if let Some(synced_at) = write.bookkeeping.synced_at {
+                        let changes: Vec<changes::Change<'_>> = logged
+                            .iter()
+                            .map(|(account_id, transaction_id, kind)| changes::Change {
+                                account_id,
+                                transaction_id,
+                                kind: *kind,
+                            })
+                            .collect();
+                        changes::record(tx, &write.connection_id, synced_at, &changes).await?;
+                    }
+                    sync_state::write(tx, &write.connection_id, &write.bookkeeping).await?;
+                    for event in &write.events {
+                        insert_event(tx, event).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn backfill_transaction_dates(&self, batch: usize) -> StoreResult<u64> {
@@ -329,45 +321,38 @@ impl AccountStore for SqlCell {
         // left through `transactions_undated`; the UPDATE checks it again, so that a row a sync
         // filled meanwhile is left alone. The rule is `kontor_store::transaction_date`'s over
         // the stored dates (no bank transaction date was stored before this column).
-        let select = format!(
+        let select = &format!(
             "SELECT id FROM transactions WHERE transaction_date IS NULL LIMIT $1{}",
             self.db.dialect().skip_locked()
         );
         let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        retry_serializable(
-            self.db.retry_policy(),
-            "backfill_transaction_dates",
-            |_| async {
-                let mut tx = self.begin_queue().await?;
-                let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-                if ids.is_empty() {
-                    self.db.commit(tx).await?;
-                    return Ok(0);
-                }
-                let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-                let update = format!(
-                    "UPDATE transactions \
+        self.db
+            .transaction(Mode::Queue, "backfill_transaction_dates", |tx| {
+                Box::pin(async move {
+                    let ids: Vec<String> = tx
+                        .scalars(
+                            sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str())).bind(limit),
+                        )
+                        .await?;
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let placeholders: Vec<String> =
+                        (1..=ids.len()).map(|n| format!("${n}")).collect();
+                    let update = format!(
+                        "UPDATE transactions \
                      SET transaction_date = COALESCE(booking_date, value_date, sort_date) \
                      WHERE transaction_date IS NULL AND id IN ({})",
-                    placeholders.join(", ")
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(update));
-                for id in &ids {
-                    query = query.bind(id.as_str());
-                }
-                let done = query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-                self.db.commit(tx).await?;
-                Ok(done.rows_affected())
-            },
-        )
-        .await
+                        placeholders.join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(update));
+                    for id in &ids {
+                        query = query.bind(id.as_str());
+                    }
+                    tx.execute(query).await
+                })
+            })
+            .await
     }
 }
 
@@ -395,7 +380,7 @@ pub(super) async fn transactions_by_ids(
             q.push(&p);
         }
         q.push(")");
-        let rows = db.read(|pool| q.build().fetch_all(pool)).await?;
+        let rows = db.fetch_all(|| q.build()).await?;
         for row in &rows {
             out.push(transaction_from_row(row)?);
         }
@@ -406,12 +391,8 @@ pub(super) async fn transactions_by_ids(
 /// Ids bound per query: well under every backend's limit on bound parameters.
 const IDS_PER_QUERY: usize = 200;
 
-async fn upsert_account(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    a: &AccountRow,
-) -> StoreResult<()> {
-    sqlx::query(
+async fn upsert_account(tx: &mut Tx<'_>, a: &AccountRow) -> StoreResult<()> {
+    tx.execute(sqlx::query(
         "INSERT INTO accounts (id, tenant_id, user_id, connection_id, bank_account_id, currency, \
          kind, details, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (connection_id, bank_account_id) DO UPDATE SET currency = excluded.currency, \
@@ -426,87 +407,71 @@ async fn upsert_account(
     .bind(a.kind.as_str())
     .bind(a.details.as_str())
     .bind(a.created_at.unix_micros())
-    .bind(a.updated_at.unix_micros())
-    .execute(&mut **tx)
-    .await
-    .map(drop)
-    .map_err(|e| db.classify(e))
+    .bind(a.updated_at.unix_micros())).await.map(drop)
 }
 
 async fn replace_balances(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx<'_>,
     account: &AccountId,
     balances: &[BalanceRow],
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM balances WHERE account_id = $1")
-        .bind(account.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?;
+    tx.execute(sqlx::query("DELETE FROM balances WHERE account_id = $1").bind(account.as_str()))
+        .await?;
     for row in balances {
         let b = &row.balance;
-        sqlx::query(
-            "INSERT INTO balances (account_id, kind, amount_minor, currency, \
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO balances (account_id, kind, amount_minor, currency, \
              credit_limit_included, reference_date, last_change_at, fetched_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, kind) DO UPDATE \
              SET amount_minor = excluded.amount_minor, currency = excluded.currency, \
              credit_limit_included = excluded.credit_limit_included, \
              reference_date = excluded.reference_date, last_change_at = excluded.last_change_at, \
              fetched_at = excluded.fetched_at",
+            )
+            .bind(account.as_str())
+            .bind(b.kind.as_str())
+            .bind(b.amount.minor_units())
+            .bind(b.amount.currency().code())
+            .bind(b.credit_limit_included.map(i64::from))
+            .bind(b.reference_date.map(date_text))
+            .bind(b.last_change.map(Timestamp::unix_micros))
+            .bind(row.fetched_at.unix_micros()),
         )
-        .bind(account.as_str())
-        .bind(b.kind.as_str())
-        .bind(b.amount.minor_units())
-        .bind(b.amount.currency().code())
-        .bind(b.credit_limit_included.map(i64::from))
-        .bind(b.reference_date.map(date_text))
-        .bind(b.last_change.map(Timestamp::unix_micros))
-        .bind(row.fetched_at.unix_micros())
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?;
+        .await?;
     }
     Ok(())
 }
 
-async fn insert_transaction(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    t: &TransactionRow,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO transactions (id, tenant_id, account_id, dedup_key, status, booking_date, \
+async fn insert_transaction(tx: &mut Tx<'_>, t: &TransactionRow) -> StoreResult<()> {
+    tx.execute(
+        sqlx::query(
+            "INSERT INTO transactions (id, tenant_id, account_id, dedup_key, status, booking_date, \
          value_date, sort_date, amount_minor, currency, details, created_at, updated_at, \
          transaction_date) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(t.id.as_str())
+        .bind(t.tenant_id.as_str())
+        .bind(t.account_id.as_str())
+        .bind(t.key.as_str())
+        .bind(t.status.as_str())
+        .bind(t.booking_date.map(date_text))
+        .bind(t.value_date.map(date_text))
+        .bind(date_text(t.sort_date))
+        .bind(t.amount.minor_units())
+        .bind(t.amount.currency().code())
+        .bind(t.details.as_str())
+        .bind(t.created_at.unix_micros())
+        .bind(t.updated_at.unix_micros())
+        .bind(t.transaction_date.map(date_text)),
     )
-    .bind(t.id.as_str())
-    .bind(t.tenant_id.as_str())
-    .bind(t.account_id.as_str())
-    .bind(t.key.as_str())
-    .bind(t.status.as_str())
-    .bind(t.booking_date.map(date_text))
-    .bind(t.value_date.map(date_text))
-    .bind(date_text(t.sort_date))
-    .bind(t.amount.minor_units())
-    .bind(t.amount.currency().code())
-    .bind(t.details.as_str())
-    .bind(t.created_at.unix_micros())
-    .bind(t.updated_at.unix_micros())
-    .bind(t.transaction_date.map(date_text))
-    .execute(&mut **tx)
     .await
     .map(drop)
-    .map_err(|e| db.classify(e))
 }
 
-async fn update_transaction(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    t: &TransactionRow,
-) -> StoreResult<()> {
-    sqlx::query(
+async fn update_transaction(tx: &mut Tx<'_>, t: &TransactionRow) -> StoreResult<()> {
+    tx.execute(sqlx::query(
         "UPDATE transactions SET dedup_key = $2, status = $3, booking_date = $4, value_date = $5, \
          sort_date = $6, amount_minor = $7, currency = $8, details = $9, updated_at = $10, \
          transaction_date = $11 \
@@ -522,9 +487,5 @@ async fn update_transaction(
     .bind(t.amount.currency().code())
     .bind(t.details.as_str())
     .bind(t.updated_at.unix_micros())
-    .bind(t.transaction_date.map(date_text))
-    .execute(&mut **tx)
-    .await
-    .map(drop)
-    .map_err(|e| db.classify(e))
+    .bind(t.transaction_date.map(date_text))).await.map(drop)
 }

@@ -4,15 +4,14 @@
 use async_trait::async_trait;
 use kontor_domain::time::Timestamp;
 use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId};
-use kontor_store::{
-    ChangeKind, ChangeRow, ChangeStore, StoreError, StoreResult, TransactionRow, retry_serializable,
-};
+use kontor_store::{ChangeKind, ChangeRow, ChangeStore, StoreError, StoreResult, TransactionRow};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
 use super::SqlCell;
 use super::accounts::transactions_by_ids;
-use crate::database::{SqlDatabase, column};
+use crate::database::column;
+use crate::query::limit_arg;
+use crate::tx::Tx;
 
 /// What one sync did to one transaction, before it is numbered.
 pub(crate) struct Change<'a> {
@@ -28,43 +27,43 @@ pub(crate) struct Change<'a> {
 /// counter, the stamp of the last recorded sync and the check are one `UPDATE`, whose right-hand
 /// sides all see the row as it was.
 pub(crate) async fn record(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx<'_>,
     connection: &ConnectionId,
     synced_at: Timestamp,
     changes: &[Change<'_>],
 ) -> StoreResult<()> {
     let count = i64::try_from(changes.len()).map_err(StoreError::corrupt)?;
-    let head: Option<i64> = sqlx::query_scalar(
-        "UPDATE connections SET \
+    let head: Option<i64> = tx
+        .optional_scalar(
+            sqlx::query_scalar(
+                "UPDATE connections SET \
          change_seq = change_seq + $2 + CASE WHEN last_synced_at IS NOT NULL \
            AND (changes_synced_at IS NULL OR changes_synced_at <> last_synced_at) \
            THEN 1 ELSE 0 END, \
          changes_synced_at = $3 \
          WHERE id = $1 RETURNING change_seq",
-    )
-    .bind(connection.as_str())
-    .bind(count)
-    .bind(synced_at.unix_micros())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(|e| db.classify(e))?;
+            )
+            .bind(connection.as_str())
+            .bind(count)
+            .bind(synced_at.unix_micros()),
+        )
+        .await?;
     let head = head.ok_or(StoreError::NotFound)?;
     let first = head - count + 1;
     for (seq, change) in (first..).zip(changes) {
-        sqlx::query(
-            "INSERT INTO transaction_changes (connection_id, seq, account_id, transaction_id, \
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO transaction_changes (connection_id, seq, account_id, transaction_id, \
              kind, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(connection.as_str())
+            .bind(seq)
+            .bind(change.account_id.as_str())
+            .bind(change.transaction_id.as_str())
+            .bind(change.kind.as_str())
+            .bind(synced_at.unix_micros()),
         )
-        .bind(connection.as_str())
-        .bind(seq)
-        .bind(change.account_id.as_str())
-        .bind(change.transaction_id.as_str())
-        .bind(change.kind.as_str())
-        .bind(synced_at.unix_micros())
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| db.classify(e))?;
+        .await?;
     }
     Ok(())
 }
@@ -86,13 +85,12 @@ fn change_from_row(row: &AnyRow) -> StoreResult<ChangeRow> {
 impl ChangeStore for SqlCell {
     async fn change_head(&self, tenant: &TenantId, connection: &ConnectionId) -> StoreResult<i64> {
         self.db
-            .read(|pool| {
+            .optional_scalar(|| {
                 sqlx::query_scalar(
                     "SELECT change_seq FROM connections WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(connection.as_str())
-                .fetch_optional(pool)
             })
             .await?
             .ok_or(StoreError::NotFound)
@@ -104,23 +102,22 @@ impl ChangeStore for SqlCell {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<ChangeRow>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         self.db
-            .read(|pool| {
-                sqlx::query(
-                    "SELECT seq, account_id, transaction_id, kind, created_at \
+            .rows(
+                || {
+                    sqlx::query(
+                        "SELECT seq, account_id, transaction_id, kind, created_at \
                      FROM transaction_changes WHERE connection_id = $1 AND seq > $2 \
                      ORDER BY seq LIMIT $3",
-                )
-                .bind(connection.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(change_from_row)
-            .collect()
+                    )
+                    .bind(connection.as_str())
+                    .bind(after)
+                    .bind(limit)
+                },
+                change_from_row,
+            )
+            .await
     }
 
     async fn connection_transactions(
@@ -133,21 +130,24 @@ impl ChangeStore for SqlCell {
 
     async fn purge_changes(&self, before: Timestamp, limit: usize) -> StoreResult<u64> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        retry_serializable(self.db.retry_policy(), "purge_changes", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let done = sqlx::query(
-                "DELETE FROM transaction_changes WHERE (connection_id, seq) IN \
+        self.db
+            .write("purge_changes", |tx| {
+                Box::pin(async move {
+                    let done = tx
+                        .execute(
+                            sqlx::query(
+                                "DELETE FROM transaction_changes WHERE (connection_id, seq) IN \
                  (SELECT connection_id, seq FROM transaction_changes WHERE created_at < $1 \
                  ORDER BY created_at LIMIT $2)",
-            )
-            .bind(before.unix_micros())
-            .bind(limit)
-            .execute(&mut *tx)
+                            )
+                            .bind(before.unix_micros())
+                            .bind(limit),
+                        )
+                        .await?;
+
+                    Ok(done)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(done.rows_affected())
-        })
-        .await
     }
 }

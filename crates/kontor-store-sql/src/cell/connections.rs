@@ -13,17 +13,18 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, TenantId, UserId};
 use kontor_store::{
     ConnectionSecrets, ConnectionStore, ListFilter, Page, PageKey, StoreError, StoreResult,
-    SyncBookkeeping, SyncCounters, Transition, retry_serializable,
+    SyncBookkeeping, SyncCounters, Transition,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 use time::Date;
 
 use super::SqlCell;
 use super::events::insert_event;
-use super::lease::{self, Leased};
+use super::lease;
 use super::sync_state;
-use crate::database::{SqlDatabase, column, optional_timestamp};
+use crate::database::{column, optional_timestamp};
+use crate::query::limit_arg;
+use crate::tx::Tx;
 
 macro_rules! connection_columns {
     () => {
@@ -103,18 +104,9 @@ const SECRETS_SQL: &str = concat!(
      decoupled_starts, first_sync_psu_ip, first_sync_started_at FROM connections WHERE id = $1"
 );
 
-async fn secrets_in(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    id: &ConnectionId,
-) -> StoreResult<ConnectionSecrets> {
-    let row = sqlx::query(SECRETS_SQL)
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
+async fn secrets_in(tx: &mut Tx<'_>, id: &ConnectionId) -> StoreResult<ConnectionSecrets> {
+    tx.row(sqlx::query(SECRETS_SQL).bind(id.as_str()), secrets_from_row)
         .await
-        .map_err(|e| db.classify(e))?
-        .ok_or(StoreError::NotFound)?;
-    secrets_from_row(&row)
 }
 
 fn illegal(from: ConnectionStatus, event: ConnectionEvent) -> StoreError {
@@ -124,23 +116,34 @@ fn illegal(from: ConnectionStatus, event: ConnectionEvent) -> StoreError {
     ))
 }
 
+impl SqlCell {
+    /// The connections `sql` selects with `$1` a time they are before and `$2` a limit.
+    async fn connections_before(
+        &self,
+        sql: &'static str,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Connection>> {
+        self.db
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(before.unix_micros())
+                        .bind(limit_arg(limit))
+                },
+                connection_from_row,
+            )
+            .await
+    }
+}
+
 #[async_trait]
 impl ConnectionStore for SqlCell {
     async fn create_connection(&self, new: &NewConnection) -> StoreResult<Connection> {
         self.ensure_home("connection", new.id.region())?;
-        retry_serializable(self.db.retry_policy(), "create_connection", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let owner: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(new.tenant_id.as_str())
-                    .bind(new.user_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if owner == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(
+        self.db.write("create_connection", |tx| Box::pin(async move {
+            super::users::require_user(tx, &new.tenant_id, &new.user_id).await?;
+            tx.execute(sqlx::query(
                 "INSERT INTO connections (id, tenant_id, user_id, bank_id, status, access, \
                  redirect_uri, language, connect_token_hash, frequency_per_day, created_at, \
                  updated_at, psu_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
@@ -156,14 +159,11 @@ impl ConnectionStore for SqlCell {
             .bind(new.connect_token_hash.as_str())
             .bind(i64::from(new.frequency_per_day))
             .bind(new.created_at.unix_micros())
-            .bind(new.psu_id.as_deref())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            let created = secrets_in(&self.db, &mut tx, &new.id).await?;
-            self.db.commit(tx).await?;
+            .bind(new.psu_id.as_deref())).await?;
+            let created = secrets_in(tx, &new.id).await?;
+
             Ok(created.connection)
-        })
+        }))
         .await
     }
 
@@ -173,30 +173,21 @@ impl ConnectionStore for SqlCell {
             connection_columns!(),
             " FROM connections WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        connection_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                connection_from_row,
+            )
+            .await
     }
 
     async fn connection_secrets(&self, id: &ConnectionId) -> StoreResult<ConnectionSecrets> {
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(SECRETS_SQL)
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        secrets_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(SECRETS_SQL).bind(id.as_str()),
+                secrets_from_row,
+            )
+            .await
     }
 
     async fn list_connections(
@@ -232,10 +223,11 @@ impl ConnectionStore for SqlCell {
         at: Timestamp,
     ) -> StoreResult<()> {
         self.ensure_home("connection", id.region())?;
-        let updated =
-            retry_serializable(self.db.retry_policy(), "begin_authorisation", |_| async {
-                let mut tx = self.db.begin_write().await?;
-                let result = sqlx::query(
+        let updated = self
+            .db
+            .write("begin_authorisation", |tx| {
+                Box::pin(async move {
+                    let result = tx.execute(sqlx::query(
                     "UPDATE connections SET bank_id = $2, state_hash = $3, state_expires_at = $4, \
                  state_spent_at = NULL, session = $5, updated_at = $6 \
                  WHERE id = $1 AND status = 'pending'",
@@ -245,12 +237,10 @@ impl ConnectionStore for SqlCell {
                 .bind(state_hash)
                 .bind(state_expires_at.unix_micros())
                 .bind(session)
-                .bind(at.unix_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-                self.db.commit(tx).await?;
-                Ok(result.rows_affected())
+                .bind(at.unix_micros())).await?;
+
+                    Ok(result)
+                })
             })
             .await?;
         if updated == 0 {
@@ -265,27 +255,26 @@ impl ConnectionStore for SqlCell {
         state_hash: &str,
         now: Timestamp,
     ) -> StoreResult<ConnectionSecrets> {
-        retry_serializable(self.db.retry_policy(), "take_state", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let current = secrets_in(&self.db, &mut tx, id).await?;
-            let matches = current.state_hash.as_deref() == Some(state_hash)
-                && current.state_spent_at.is_none()
-                && current.state_expires_at.is_some_and(|until| now < until);
-            if !matches {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(
+        self.db
+            .write("take_state", |tx| {
+                Box::pin(async move {
+                    let current = secrets_in(tx, id).await?;
+                    let matches = current.state_hash.as_deref() == Some(state_hash)
+                        && current.state_spent_at.is_none()
+                        && current.state_expires_at.is_some_and(|until| now < until);
+                    if !matches {
+                        return Err(StoreError::NotFound);
+                    }
+                    tx.execute(sqlx::query(
                 "UPDATE connections SET state_spent_at = $2, updated_at = $2 WHERE id = $1",
             )
             .bind(id.as_str())
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
+            .bind(now.unix_micros())).await?;
+
+                    Ok(current)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(current)
-        })
-        .await
     }
 
     async fn transition(
@@ -295,20 +284,22 @@ impl ConnectionStore for SqlCell {
         event: Option<&NewEvent>,
     ) -> StoreResult<Connection> {
         self.ensure_home("connection", id.region())?;
-        retry_serializable(self.db.retry_policy(), "connection_transition", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let current = secrets_in(&self.db, &mut tx, id).await?.connection;
-            let next = current
-                .status
-                .apply(change.event)
-                .map_err(|_| illegal(current.status, change.event))?;
-            let authorised_at = match change.event {
-                ConnectionEvent::Authorised => Some(change.at),
-                _ => current.authorised_at,
-            };
-            let terminal = next.is_terminal();
-            sqlx::query(
-                "UPDATE connections SET status = $2, \
+        self.db
+            .write("connection_transition", |tx| {
+                Box::pin(async move {
+                    let current = secrets_in(tx, id).await?.connection;
+                    let next = current
+                        .status
+                        .apply(change.event)
+                        .map_err(|_| illegal(current.status, change.event))?;
+                    let authorised_at = match change.event {
+                        ConnectionEvent::Authorised => Some(change.at),
+                        _ => current.authorised_at,
+                    };
+                    let terminal = next.is_terminal();
+                    tx.execute(
+                        sqlx::query(
+                            "UPDATE connections SET status = $2, \
                  failure_reason = COALESCE($3, failure_reason), \
                  valid_until = COALESCE($4, valid_until), \
                  expiry_notified_at = CASE WHEN $4 IS NULL THEN expiry_notified_at ELSE NULL END, \
@@ -320,27 +311,27 @@ impl ConnectionStore for SqlCell {
                  state_spent_at = CASE WHEN $5 = 1 THEN COALESCE(state_spent_at, $9) \
                  ELSE state_spent_at END, \
                  authorised_at = $8, updated_at = $9 WHERE id = $1",
-            )
-            .bind(id.as_str())
-            .bind(next.as_str())
-            .bind(change.failure_reason.map(FailureReason::as_str))
-            .bind(change.valid_until.map(Timestamp::unix_micros))
-            .bind(i64::from(terminal))
-            .bind(change.session.as_deref())
-            .bind(change.next_sync_at.map(Timestamp::unix_micros))
-            .bind(authorised_at.map(Timestamp::unix_micros))
-            .bind(change.at.unix_micros())
-            .execute(&mut *tx)
+                        )
+                        .bind(id.as_str())
+                        .bind(next.as_str())
+                        .bind(change.failure_reason.map(FailureReason::as_str))
+                        .bind(change.valid_until.map(Timestamp::unix_micros))
+                        .bind(i64::from(terminal))
+                        .bind(change.session.as_deref())
+                        .bind(change.next_sync_at.map(Timestamp::unix_micros))
+                        .bind(authorised_at.map(Timestamp::unix_micros))
+                        .bind(change.at.unix_micros()),
+                    )
+                    .await?;
+                    if let Some(event) = event {
+                        insert_event(tx, event).await?;
+                    }
+                    let updated = secrets_in(tx, id).await?.connection;
+
+                    Ok(updated)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            if let Some(event) = event {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            let updated = secrets_in(&self.db, &mut tx, id).await?.connection;
-            self.db.commit(tx).await?;
-            Ok(updated)
-        })
-        .await
     }
 
     async fn count_decoupled_start(&self, id: &ConnectionId, max: u32) -> StoreResult<bool> {
@@ -366,17 +357,19 @@ impl ConnectionStore for SqlCell {
     }
 
     async fn save_session(&self, id: &ConnectionId, session: &str) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "save_session", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            sqlx::query("UPDATE connections SET session = $2 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(session)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("save_session", |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        sqlx::query("UPDATE connections SET session = $2 WHERE id = $1")
+                            .bind(id.as_str())
+                            .bind(session),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn sync_counters(&self, id: &ConnectionId) -> StoreResult<SyncCounters> {
@@ -404,14 +397,13 @@ impl ConnectionStore for SqlCell {
     async fn due_for_sync(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<ConnectionId>> {
         let ids: Vec<String> = self
             .db
-            .read(|pool| {
+            .scalars(|| {
                 sqlx::query_scalar(
                     "SELECT id FROM connections WHERE status = 'active' AND next_sync_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_sync_at, id LIMIT $2",
                 )
                 .bind(now.unix_micros())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(pool)
+                .bind(limit_arg(limit))
             })
             .await?;
         ids.iter()
@@ -430,17 +422,7 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'active' AND valid_until < $1 \
              ORDER BY valid_until, id LIMIT $2"
         );
-        self.db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(before.unix_micros())
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
+        self.connections_before(sql, before, limit).await
     }
 
     async fn expiring_unnotified(
@@ -454,17 +436,7 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'active' AND valid_until < $1 \
              AND expiry_notified_at IS NULL ORDER BY valid_until, id LIMIT $2"
         );
-        self.db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(before.unix_micros())
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
+        self.connections_before(sql, before, limit).await
     }
 
     async fn mark_expiry_notified(
@@ -473,23 +445,26 @@ impl ConnectionStore for SqlCell {
         at: Timestamp,
         event: &NewEvent,
     ) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "mark_expiry_notified", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let result = sqlx::query(
-                "UPDATE connections SET expiry_notified_at = $2 \
+        self.db
+            .write("mark_expiry_notified", |tx| {
+                Box::pin(async move {
+                    let result = tx
+                        .execute(
+                            sqlx::query(
+                                "UPDATE connections SET expiry_notified_at = $2 \
                  WHERE id = $1 AND expiry_notified_at IS NULL",
-            )
-            .bind(id.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
+                            )
+                            .bind(id.as_str())
+                            .bind(at.unix_micros()),
+                        )
+                        .await?;
+                    if result == 1 {
+                        insert_event(tx, event).await?;
+                    }
+                    Ok(())
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            if result.rows_affected() == 1 {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            self.db.commit(tx).await
-        })
-        .await
     }
 
     async fn pending_before(
@@ -503,17 +478,7 @@ impl ConnectionStore for SqlCell {
             " FROM connections WHERE status = 'pending' AND created_at < $1 \
              ORDER BY created_at, id LIMIT $2"
         );
-        self.db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(before.unix_micros())
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(connection_from_row)
-            .collect()
+        self.connections_before(sql, before, limit).await
     }
 
     async fn claim(
@@ -523,23 +488,21 @@ impl ConnectionStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        lease::claim(
-            &self.db,
-            Leased::Connections,
-            id.as_str(),
-            owner,
-            until,
-            now,
-        )
-        .await
+        lease::CONNECTIONS
+            .claim(&self.db, id.as_str(), owner, until, now)
+            .await
     }
 
     async fn renew(&self, id: &ConnectionId, owner: &str, until: Timestamp) -> StoreResult<bool> {
-        lease::renew(&self.db, Leased::Connections, id.as_str(), owner, until).await
+        lease::CONNECTIONS
+            .renew(&self.db, id.as_str(), owner, until)
+            .await
     }
 
     async fn release(&self, id: &ConnectionId, owner: &str) -> StoreResult<()> {
-        lease::release(&self.db, Leased::Connections, id.as_str(), owner).await
+        lease::CONNECTIONS
+            .release(&self.db, id.as_str(), owner)
+            .await
     }
 
     async fn record_sync_failure(
@@ -548,14 +511,16 @@ impl ConnectionStore for SqlCell {
         bookkeeping: &SyncBookkeeping,
         event: Option<&NewEvent>,
     ) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "record_sync_failure", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            sync_state::write(&self.db, &mut tx, id, bookkeeping).await?;
-            if let Some(event) = event {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("record_sync_failure", |tx| {
+                Box::pin(async move {
+                    sync_state::write(tx, id, bookkeeping).await?;
+                    if let Some(event) = event {
+                        insert_event(tx, event).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 }

@@ -14,22 +14,19 @@ use kontor_domain::webhook::{Attempt, AttemptError, Delivery, DeliveryFailure, D
 use kontor_domain::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
 use kontor_store::{
     ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery, Page, PageKey,
-    StoreError, StoreResult, retry_serializable,
+    StoreError, StoreResult,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
 use super::SqlCell;
 use super::events::event_from_row;
-use crate::database::{SqlDatabase, column, optional_timestamp};
-use crate::query::{Arg, Filtered};
+use super::lease;
+use crate::database::{column, optional_timestamp};
+use crate::query::{Arg, Filtered, limit_arg};
+use crate::tx::Tx;
 
 /// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
 const INSERT_CHUNK: usize = 50;
-
-fn limit_arg(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
 
 /// `$a, $b, …` for `values`, bound in order.
 fn push_list(q: &mut Filtered, values: impl IntoIterator<Item = String>) {
@@ -40,11 +37,7 @@ fn push_list(q: &mut Filtered, values: impl IntoIterator<Item = String>) {
     }
 }
 
-async fn insert_deliveries(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    deliveries: &[NewDelivery],
-) -> StoreResult<()> {
+async fn insert_deliveries(tx: &mut Tx<'_>, deliveries: &[NewDelivery]) -> StoreResult<()> {
     for chunk in deliveries.chunks(INSERT_CHUNK) {
         let mut q = Filtered::new(
             "INSERT INTO webhook_deliveries (id, tenant_id, event_id, endpoint_id, ordering_key, \
@@ -67,10 +60,7 @@ async fn insert_deliveries(
         }
         // A fan-out row that exists already (another worker dispatched the event) is kept.
         q.push(" ON CONFLICT DO NOTHING");
-        q.build()
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db.classify(e))?;
+        tx.execute(q.build()).await?;
     }
     Ok(())
 }
@@ -126,15 +116,6 @@ fn attempt_from_row(row: &AnyRow) -> StoreResult<(DeliveryId, Attempt)> {
 }
 
 impl SqlCell {
-    /// Begins one of the queue's own transactions (see the module's documentation).
-    pub(super) async fn begin_queue(&self) -> StoreResult<Transaction<'static, Any>> {
-        self.db
-            .pool()
-            .begin_with(self.db.dialect().begin_queue())
-            .await
-            .map_err(|e| self.db.classify(e))
-    }
-
     /// The events with these ids, in no particular order.
     async fn events_by_id(&self, ids: &[String]) -> StoreResult<Vec<Event>> {
         if ids.is_empty() {
@@ -145,12 +126,7 @@ impl SqlCell {
         );
         push_list(&mut q, ids.iter().cloned());
         q.push(")");
-        self.db
-            .read(|pool| q.build().fetch_all(pool))
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect()
+        self.db.rows(|| q.build(), event_from_row).await
     }
 }
 
@@ -175,18 +151,17 @@ fn claim_sql(skip_locked: &str) -> String {
 impl DeliveryStore for SqlCell {
     async fn undispatched_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
         self.db
-            .read(|pool| {
-                sqlx::query(
-                    "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+            .rows(
+                || {
+                    sqlx::query(
+                        "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
              WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT $1",
-                )
-                .bind(limit_arg(limit))
-                .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect()
+                    )
+                    .bind(limit_arg(limit))
+                },
+                event_from_row,
+            )
+            .await
     }
 
     async fn dispatch_events(
@@ -198,24 +173,23 @@ impl DeliveryStore for SqlCell {
         for event in events {
             self.ensure_home("event", event.region())?;
         }
-        retry_serializable(self.db.retry_policy(), "dispatch_events", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            insert_deliveries(&self.db, &mut tx, deliveries).await?;
-            for chunk in events.chunks(INSERT_CHUNK) {
-                let mut q = Filtered::new("UPDATE events SET dispatched_at = ");
-                let p = q.arg(Arg::Int(at.unix_micros()));
-                q.push(&p);
-                q.push(" WHERE dispatched_at IS NULL AND id IN (");
-                push_list(&mut q, chunk.iter().map(EventId::to_string));
-                q.push(")");
-                q.build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            }
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("dispatch_events", |tx| {
+                Box::pin(async move {
+                    insert_deliveries(tx, deliveries).await?;
+                    for chunk in events.chunks(INSERT_CHUNK) {
+                        let mut q = Filtered::new("UPDATE events SET dispatched_at = ");
+                        let p = q.arg(Arg::Int(at.unix_micros()));
+                        q.push(&p);
+                        q.push(" WHERE dispatched_at IS NULL AND id IN (");
+                        push_list(&mut q, chunk.iter().map(EventId::to_string));
+                        q.push(")");
+                        tx.execute(q.build()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn claim_job(
@@ -225,41 +199,13 @@ impl DeliveryStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        retry_serializable(self.db.retry_policy(), "claim_job", |_| async {
-            // Row-locked like the queue's transactions: two workers asking at once would
-            // otherwise abort one another under SERIALIZABLE.
-            let mut tx = self.begin_queue().await?;
-            let result = sqlx::query(
-                "INSERT INTO worker_leases (name, owner, lease_until) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
-                 lease_until = excluded.lease_until \
-                 WHERE worker_leases.lease_until < $4 OR worker_leases.owner = excluded.owner",
-            )
-            .bind(name)
-            .bind(owner)
-            .bind(until.unix_micros())
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
+        lease::WORKER_JOBS
+            .claim(&self.db, name, owner, until, now)
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(result.rows_affected() == 1)
-        })
-        .await
     }
 
     async fn release_job(&self, name: &str, owner: &str) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "release_job", |_| async {
-            let mut tx = self.begin_queue().await?;
-            sqlx::query("DELETE FROM worker_leases WHERE name = $1 AND owner = $2")
-                .bind(name)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await
-        })
-        .await
+        lease::WORKER_JOBS.release(&self.db, name, owner).await
     }
 
     async fn claim_deliveries(
@@ -269,21 +215,25 @@ impl DeliveryStore for SqlCell {
         now: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let sql = claim_sql(self.db.dialect().skip_locked());
-        let rows = retry_serializable(self.db.retry_policy(), "claim_deliveries", |_| async {
-            let mut tx = self.begin_queue().await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(owner)
-                .bind(until.unix_micros())
-                .bind(now.unix_micros())
-                .bind(limit_arg(limit))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(rows)
-        })
-        .await?;
+        let sql = &claim_sql(self.db.dialect().skip_locked());
+        let rows = self
+            .db
+            .transaction(crate::tx::Mode::Queue, "claim_deliveries", |tx| {
+                Box::pin(async move {
+                    let rows = tx
+                        .fetch_all(
+                            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                                .bind(owner)
+                                .bind(until.unix_micros())
+                                .bind(now.unix_micros())
+                                .bind(limit_arg(limit)),
+                        )
+                        .await?;
+
+                    Ok(rows)
+                })
+            })
+            .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut event_ids = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -321,23 +271,25 @@ impl DeliveryStore for SqlCell {
         outcome: DeliveryOutcome,
     ) -> StoreResult<()> {
         self.ensure_home("delivery", id.region())?;
-        retry_serializable(self.db.retry_policy(), "record_attempt", |_| async {
-            let mut tx = self.begin_queue().await?;
-            // Counting the attempt locks the row: a second recorder of the same delivery (one
-            // whose lease ran out) waits here and then counts the next number.
-            let seq: i64 = sqlx::query_scalar(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, \
+        self.db
+            .transaction(crate::tx::Mode::Queue, "record_attempt", |tx| {
+                Box::pin(async move {
+                    // Counting the attempt locks the row: a second recorder of the same delivery (one
+                    // whose lease ran out) waits here and then counts the next number.
+                    let seq: i64 = tx
+                        .optional_scalar(
+                            sqlx::query_scalar(
+                                "UPDATE webhook_deliveries SET attempts = attempts + 1, \
                  first_attempt_at = COALESCE(first_attempt_at, $2), updated_at = $3 \
                  WHERE id = $1 RETURNING attempts",
-            )
-            .bind(id.as_str())
-            .bind(attempt.at.unix_micros())
-            .bind(Timestamp::now().unix_micros())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?
-            .ok_or(StoreError::NotFound)?;
-            sqlx::query(
+                            )
+                            .bind(id.as_str())
+                            .bind(attempt.at.unix_micros())
+                            .bind(Timestamp::now().unix_micros()),
+                        )
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    tx.execute(sqlx::query(
                 "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, \
                  latency_us) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -346,53 +298,52 @@ impl DeliveryStore for SqlCell {
             .bind(attempt.at.unix_micros())
             .bind(attempt.status_code.map(i64::from))
             .bind(attempt.error.map(AttemptError::as_str))
-            .bind(attempt.latency_us)
-            .execute(&mut *tx)
+            .bind(attempt.latency_us)).await?;
+                    // A success counts whoever sent it; a failure moves the delivery on only for the
+                    // lease holder (a worker whose lease ran out must not reschedule another's attempt).
+                    let (state, failure, next, delivered, lease_check) = match outcome {
+                        DeliveryOutcome::Delivered => {
+                            ("succeeded", None, None, Some(attempt.at), false)
+                        }
+                        DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
+                        DeliveryOutcome::GiveUp(why) => {
+                            ("failed", Some(why.as_str()), None, None, true)
+                        }
+                    };
+                    let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
+                    let p = q.arg(Arg::Text(state.to_owned()));
+                    q.push(&p);
+                    match failure {
+                        Some(f) => {
+                            let p = q.arg(Arg::Text(f.to_owned()));
+                            q.push(&format!(", failure = {p}"));
+                        }
+                        None => q.push(", failure = NULL"),
+                    }
+                    match next {
+                        Some(at) => {
+                            let p = q.arg(Arg::Int(at.unix_micros()));
+                            q.push(&format!(", next_attempt_at = {p}"));
+                        }
+                        None => q.push(", next_attempt_at = NULL"),
+                    }
+                    if let Some(at) = delivered {
+                        let p = q.arg(Arg::Int(at.unix_micros()));
+                        q.push(&format!(", delivered_at = {p}"));
+                    }
+                    q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
+                    let p = q.arg(Arg::Text(id.to_string()));
+                    q.push(&p);
+                    q.push(" AND state = 'pending'");
+                    if lease_check {
+                        let p = q.arg(Arg::Text(owner.to_owned()));
+                        q.push(&format!(" AND lease_owner = {p}"));
+                    }
+                    tx.execute(q.build()).await?;
+                    Ok(())
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            // A success counts whoever sent it; a failure moves the delivery on only for the
-            // lease holder (a worker whose lease ran out must not reschedule another's attempt).
-            let (state, failure, next, delivered, lease_check) = match outcome {
-                DeliveryOutcome::Delivered => ("succeeded", None, None, Some(attempt.at), false),
-                DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
-                DeliveryOutcome::GiveUp(why) => ("failed", Some(why.as_str()), None, None, true),
-            };
-            let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
-            let p = q.arg(Arg::Text(state.to_owned()));
-            q.push(&p);
-            match failure {
-                Some(f) => {
-                    let p = q.arg(Arg::Text(f.to_owned()));
-                    q.push(&format!(", failure = {p}"));
-                }
-                None => q.push(", failure = NULL"),
-            }
-            match next {
-                Some(at) => {
-                    let p = q.arg(Arg::Int(at.unix_micros()));
-                    q.push(&format!(", next_attempt_at = {p}"));
-                }
-                None => q.push(", next_attempt_at = NULL"),
-            }
-            if let Some(at) = delivered {
-                let p = q.arg(Arg::Int(at.unix_micros()));
-                q.push(&format!(", delivered_at = {p}"));
-            }
-            q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
-            let p = q.arg(Arg::Text(id.to_string()));
-            q.push(&p);
-            q.push(" AND state = 'pending'");
-            if lease_check {
-                let p = q.arg(Arg::Text(owner.to_owned()));
-                q.push(&format!(" AND lease_owner = {p}"));
-            }
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await
-        })
-        .await
     }
 
     async fn give_up_delivery(
@@ -402,23 +353,25 @@ impl DeliveryStore for SqlCell {
         failure: DeliveryFailure,
         at: Timestamp,
     ) -> StoreResult<()> {
-        retry_serializable(self.db.retry_policy(), "give_up_delivery", |_| async {
-            let mut tx = self.begin_queue().await?;
-            sqlx::query(
-                "UPDATE webhook_deliveries SET state = 'failed', failure = $3, \
+        self.db
+            .transaction(crate::tx::Mode::Queue, "give_up_delivery", |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        sqlx::query(
+                            "UPDATE webhook_deliveries SET state = 'failed', failure = $3, \
                  next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $4 \
                  WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
-            )
-            .bind(id.as_str())
-            .bind(owner)
-            .bind(failure.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
+                        )
+                        .bind(id.as_str())
+                        .bind(owner)
+                        .bind(failure.as_str())
+                        .bind(at.unix_micros()),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await
-        })
-        .await
     }
 
     async fn delivered_since(
@@ -428,46 +381,46 @@ impl DeliveryStore for SqlCell {
     ) -> StoreResult<bool> {
         let found: i64 = self
             .db
-            .read(|pool| {
+            .scalar(|| {
                 sqlx::query_scalar(
                     "SELECT COUNT(*) FROM (SELECT 1 AS one FROM webhook_deliveries \
              WHERE endpoint_id = $1 AND delivered_at >= $2 LIMIT 1) recent",
                 )
                 .bind(endpoint.as_str())
                 .bind(since.unix_micros())
-                .fetch_one(pool)
             })
             .await?;
         Ok(found > 0)
     }
 
     async fn event(&self, tenant: &TenantId, id: &EventId) -> StoreResult<Event> {
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(
-                    "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
+        self.db
+            .row(
+                || {
+                    sqlx::query(
+                        "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
              WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        event_from_row(&row)
+                    )
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                },
+                event_from_row,
+            )
+            .await
     }
 
     async fn create_deliveries(&self, deliveries: &[NewDelivery]) -> StoreResult<()> {
         for d in deliveries {
             self.ensure_home("delivery", d.id.region())?;
         }
-        retry_serializable(self.db.retry_policy(), "create_deliveries", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            insert_deliveries(&self.db, &mut tx, deliveries).await?;
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("create_deliveries", |tx| {
+                Box::pin(async move {
+                    insert_deliveries(tx, deliveries).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn list_deliveries(
@@ -516,11 +469,6 @@ impl DeliveryStore for SqlCell {
         );
         push_list(&mut q, ids.iter().map(DeliveryId::to_string));
         q.push(") ORDER BY delivery_id, seq");
-        self.db
-            .read(|pool| q.build().fetch_all(pool))
-            .await?
-            .iter()
-            .map(attempt_from_row)
-            .collect()
+        self.db.rows(|| q.build(), attempt_from_row).await
     }
 }

@@ -8,7 +8,7 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::{ConnectionId, PaymentId, TenantId, UserId};
 use kontor_store::{
     ErasurePhase, ErasureStore, NewRevocation, Revocation, RevocationOutcome, RevocationTally,
-    StoreError, StoreResult, UserErasure, retry_serializable,
+    StoreError, StoreResult, UserErasure,
 };
 use sqlx::any::AnyRow;
 
@@ -16,11 +16,7 @@ use super::SqlCell;
 use super::events::insert_event;
 use super::users::ERASE_USER;
 use crate::database::column;
-use crate::query::{Arg, Filtered};
-
-fn limit_arg(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
+use crate::query::{Arg, Filtered, limit_arg};
 
 fn erasure_from_row(row: &AnyRow) -> StoreResult<UserErasure> {
     let phase: String = column(row, "phase")?;
@@ -65,34 +61,22 @@ impl ErasureStore for SqlCell {
         at: Timestamp,
     ) -> StoreResult<bool> {
         self.ensure_home("user", user.region())?;
-        retry_serializable(self.db.retry_policy(), "record_erasure", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let owned: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(user.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if owned == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let inserted = sqlx::query(
+        self.db
+            .write_idempotent("record_erasure", |tx| {
+                Box::pin(async move {
+                    super::users::require_user(tx, tenant, user).await?;
+                    let inserted = tx.execute(sqlx::query(
                 "INSERT INTO erasures (user_id, tenant_id, phase, requested_at, updated_at) \
                  VALUES ($1, $2, 'recorded', $3, $3) ON CONFLICT (user_id) DO NOTHING",
             )
             .bind(user.as_str())
             .bind(tenant.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?
-            .rows_affected();
-            if inserted == 0 {
-                return Ok(false);
-            }
-            for revocation in revocations {
-                sqlx::query(
+            .bind(at.unix_micros())).await?;
+                    if inserted == 0 {
+                        return Ok(false);
+                    }
+                    for revocation in revocations {
+                        tx.execute(sqlx::query(
                     "INSERT INTO erasure_revocations (id, user_id, tenant_id, connection_id, \
                      bank_id, ticket, state, attempts, next_attempt_at, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)",
@@ -103,15 +87,13 @@ impl ErasureStore for SqlCell {
                 .bind(revocation.connection_id.as_str())
                 .bind(revocation.bank_id.as_str())
                 .bind(revocation.ticket.as_str())
-                .bind(at.unix_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?;
-            }
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(true)
-        })
-        .await
+                .bind(at.unix_micros())).await?;
+                    }
+
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     async fn erasure(&self, user: &UserId) -> StoreResult<Option<UserErasure>> {
@@ -121,7 +103,7 @@ impl ErasureStore for SqlCell {
             " FROM erasures WHERE user_id = $1"
         );
         self.db
-            .read(|pool| sqlx::query(sql).bind(user.as_str()).fetch_optional(pool))
+            .fetch_optional(|| sqlx::query(sql).bind(user.as_str()))
             .await?
             .as_ref()
             .map(erasure_from_row)
@@ -131,10 +113,8 @@ impl ErasureStore for SqlCell {
     async fn user_payment_ids(&self, user: &UserId) -> StoreResult<Vec<PaymentId>> {
         let ids: Vec<String> = self
             .db
-            .read(|pool| {
-                sqlx::query_scalar("SELECT id FROM payments WHERE user_id = $1")
-                    .bind(user.as_str())
-                    .fetch_all(pool)
+            .scalars(|| {
+                sqlx::query_scalar("SELECT id FROM payments WHERE user_id = $1").bind(user.as_str())
             })
             .await?;
         ids.iter()
@@ -149,33 +129,31 @@ impl ErasureStore for SqlCell {
         at: Timestamp,
     ) -> StoreResult<bool> {
         self.ensure_home("user", user.region())?;
-        retry_serializable(self.db.retry_policy(), "erase_user_data", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let moved = sqlx::query(
-                "UPDATE erasures SET phase = 'erased', updated_at = $2 \
+        self.db
+            .write_idempotent("erase_user_data", |tx| {
+                Box::pin(async move {
+                    let moved = tx
+                        .execute(
+                            sqlx::query(
+                                "UPDATE erasures SET phase = 'erased', updated_at = $2 \
                  WHERE user_id = $1 AND phase = 'recorded'",
-            )
-            .bind(user.as_str())
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
+                            )
+                            .bind(user.as_str())
+                            .bind(at.unix_micros()),
+                        )
+                        .await?;
+                    if moved == 0 {
+                        return Ok(false);
+                    }
+                    for &sql in ERASE_USER {
+                        tx.execute(sqlx::query(sql).bind(user.as_str())).await?;
+                    }
+                    insert_event(tx, event).await?;
+
+                    Ok(true)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?
-            .rows_affected();
-            if moved == 0 {
-                return Ok(false);
-            }
-            for &sql in ERASE_USER {
-                sqlx::query(sql)
-                    .bind(user.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            }
-            insert_event(&self.db, &mut tx, event).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(true)
-        })
-        .await
     }
 
     async fn erasures_to_finish(
@@ -193,22 +171,22 @@ impl ErasureStore for SqlCell {
              ORDER BY e.requested_at, e.user_id LIMIT $2"
         );
         self.db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(stale_before.unix_micros())
-                    .bind(limit_arg(limit))
-                    .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(erasure_from_row)
-            .collect()
+            .rows(
+                || {
+                    sqlx::query(sql)
+                        .bind(stale_before.unix_micros())
+                        .bind(limit_arg(limit))
+                },
+                erasure_from_row,
+            )
+            .await
     }
 
     async fn revocations_due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Revocation>> {
         self.db
-            .read(|pool| {
-                sqlx::query(
+            .rows(
+                || {
+                    sqlx::query(
                     "SELECT r.id, r.user_id, r.tenant_id, r.connection_id, r.bank_id, r.ticket, \
                      r.attempts FROM erasure_revocations r \
                      JOIN erasures e ON e.user_id = r.user_id AND e.phase = 'erased' \
@@ -217,12 +195,10 @@ impl ErasureStore for SqlCell {
                 )
                 .bind(now.unix_micros())
                 .bind(limit_arg(limit))
-                .fetch_all(pool)
-            })
-            .await?
-            .iter()
-            .map(revocation_from_row)
-            .collect()
+                },
+                revocation_from_row,
+            )
+            .await
     }
 
     async fn record_revocation(
@@ -240,9 +216,10 @@ impl ErasureStore for SqlCell {
             } => ("pending", Some(*next_attempt_at), Some(error.as_str())),
             RevocationOutcome::Failed { error } => ("failed", None, Some(error.as_str())),
         };
-        retry_serializable(self.db.retry_policy(), "record_revocation", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let changed = sqlx::query(
+        self.db
+            .write_idempotent("record_revocation", |tx| {
+                Box::pin(async move {
+                    let changed = tx.execute(sqlx::query(
                 "UPDATE erasure_revocations SET state = $2, attempts = attempts + 1, \
                  next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, \
                  updated_at = $5 WHERE id = $1 AND state = 'pending'",
@@ -251,19 +228,16 @@ impl ErasureStore for SqlCell {
             .bind(state)
             .bind(next.map(Timestamp::unix_micros))
             .bind(error)
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
+            .bind(at.unix_micros())).await?;
+                    if changed == 1
+                        && let Some(event) = event
+                    {
+                        insert_event(tx, event).await?;
+                    }
+                    Ok(())
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?
-            .rows_affected();
-            if changed == 1
-                && let Some(event) = event
-            {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            tx.commit().await.map_err(|e| self.db.classify(e))
-        })
-        .await
     }
 
     async fn close_erasure(
@@ -271,97 +245,89 @@ impl ErasureStore for SqlCell {
         user: &UserId,
         event: &(dyn Fn(RevocationTally) -> NewEvent + Send + Sync),
     ) -> StoreResult<Option<RevocationTally>> {
-        retry_serializable(self.db.retry_policy(), "close_erasure", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let phase: Option<String> =
-                sqlx::query_scalar("SELECT phase FROM erasures WHERE user_id = $1")
-                    .bind(user.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if phase.as_deref() != Some(ErasurePhase::Erased.as_str()) {
-                return Ok(None);
-            }
-            let rows = sqlx::query(
+        self.db
+            .write_idempotent("close_erasure", |tx| {
+                Box::pin(async move {
+                    let phase: Option<String> = tx
+                        .optional_scalar(
+                            sqlx::query_scalar("SELECT phase FROM erasures WHERE user_id = $1")
+                                .bind(user.as_str()),
+                        )
+                        .await?;
+                    if phase.as_deref() != Some(ErasurePhase::Erased.as_str()) {
+                        return Ok(None);
+                    }
+                    let rows = tx.fetch_all(sqlx::query(
                 "SELECT state, COUNT(*) AS n FROM erasure_revocations WHERE user_id = $1 \
                  GROUP BY state",
             )
-            .bind(user.as_str())
-            .fetch_all(&mut *tx)
+            .bind(user.as_str())).await?;
+                    let mut tally = RevocationTally::default();
+                    for row in &rows {
+                        let state: String = column(row, "state")?;
+                        let n =
+                            u64::try_from(column::<i64>(row, "n")?).map_err(StoreError::corrupt)?;
+                        match state.as_str() {
+                            "pending" => return Ok(None),
+                            "revoked" => tally.revoked += n,
+                            _ => tally.failed += n,
+                        }
+                    }
+                    for sql in [
+                        "DELETE FROM erasure_revocations WHERE user_id = $1",
+                        "DELETE FROM erasures WHERE user_id = $1",
+                    ] {
+                        tx.execute(sqlx::query(sql).bind(user.as_str())).await?;
+                    }
+                    insert_event(tx, &event(tally)).await?;
+
+                    Ok(Some(tally))
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            let mut tally = RevocationTally::default();
-            for row in &rows {
-                let state: String = column(row, "state")?;
-                let n = u64::try_from(column::<i64>(row, "n")?).map_err(StoreError::corrupt)?;
-                match state.as_str() {
-                    "pending" => return Ok(None),
-                    "revoked" => tally.revoked += n,
-                    _ => tally.failed += n,
-                }
-            }
-            for sql in [
-                "DELETE FROM erasure_revocations WHERE user_id = $1",
-                "DELETE FROM erasures WHERE user_id = $1",
-            ] {
-                sqlx::query(sql)
-                    .bind(user.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            }
-            insert_event(&self.db, &mut tx, &event(tally)).await?;
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(Some(tally))
-        })
-        .await
     }
 
     async fn purge_events(&self, before: Timestamp, limit: usize) -> StoreResult<u64> {
-        retry_serializable(self.db.retry_policy(), "purge_events", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let ids: Vec<String> = sqlx::query_scalar(
+        self.db
+            .write_idempotent("purge_events", |tx| {
+                Box::pin(async move {
+                    let ids: Vec<String> = tx.scalars(sqlx::query_scalar(
                 "SELECT id FROM events WHERE created_at < $1 ORDER BY created_at, id LIMIT $2",
             )
             .bind(before.unix_micros())
-            .bind(limit_arg(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            for chunk in ids.chunks(PURGE_CHUNK) {
-                for (table, sql) in [
-                    (
-                        "webhook_attempts",
-                        "DELETE FROM webhook_attempts WHERE delivery_id IN \
+            .bind(limit_arg(limit))).await?;
+                    for chunk in ids.chunks(PURGE_CHUNK) {
+                        for (table, sql) in [
+                            (
+                                "webhook_attempts",
+                                "DELETE FROM webhook_attempts WHERE delivery_id IN \
                          (SELECT id FROM webhook_deliveries WHERE event_id IN (",
-                    ),
-                    (
-                        "webhook_deliveries",
-                        "DELETE FROM webhook_deliveries WHERE event_id IN (",
-                    ),
-                    ("events", "DELETE FROM events WHERE id IN ("),
-                ] {
-                    let mut q = Filtered::new(sql);
-                    for (i, id) in chunk.iter().enumerate() {
-                        let p = q.arg(Arg::Text(id.clone()));
-                        q.push(if i == 0 { "" } else { ", " });
-                        q.push(&p);
+                            ),
+                            (
+                                "webhook_deliveries",
+                                "DELETE FROM webhook_deliveries WHERE event_id IN (",
+                            ),
+                            ("events", "DELETE FROM events WHERE id IN ("),
+                        ] {
+                            let mut q = Filtered::new(sql);
+                            for (i, id) in chunk.iter().enumerate() {
+                                let p = q.arg(Arg::Text(id.clone()));
+                                q.push(if i == 0 { "" } else { ", " });
+                                q.push(&p);
+                            }
+                            q.push(if table == "webhook_attempts" {
+                                "))"
+                            } else {
+                                ")"
+                            });
+                            tx.execute(q.build()).await?;
+                        }
                     }
-                    q.push(if table == "webhook_attempts" {
-                        "))"
-                    } else {
-                        ")"
-                    });
-                    q.build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.db.classify(e))?;
-                }
-            }
-            tx.commit().await.map_err(|e| self.db.classify(e))?;
-            Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
-        })
-        .await
+
+                    Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
+                })
+            })
+            .await
     }
 }
 

@@ -5,37 +5,31 @@ use async_trait::async_trait;
 use kontor_domain::event::{Event, EventType};
 use kontor_domain::time::Timestamp;
 use kontor_domain::{EventId, TenantId, UserId};
-use kontor_store::{
-    EventFilter, EventStore, Page, PageKey, StoreError, StoreResult, retry_serializable,
-};
+use kontor_store::{EventFilter, EventStore, Page, PageKey, StoreError, StoreResult};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
 use super::SqlCell;
-use crate::database::{SqlDatabase, column};
+use crate::database::column;
 use crate::query::{Arg, Filtered};
+use crate::tx::Tx;
 
 /// Inserts `event` within an open transaction; an event whose id is stored already is left as
 /// it is (ids are random, or derived from what the event records so that a repeat is one).
-pub(crate) async fn insert_event(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    event: &Event,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO events (id, tenant_id, user_id, type, data, created_at) \
+pub(crate) async fn insert_event(tx: &mut Tx<'_>, event: &Event) -> StoreResult<()> {
+    tx.execute(
+        sqlx::query(
+            "INSERT INTO events (id, tenant_id, user_id, type, data, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(event.id.as_str())
+        .bind(event.tenant_id.as_str())
+        .bind(event.user_id.as_ref().map(UserId::as_str))
+        .bind(event.event_type.as_str())
+        .bind(event.data.to_string())
+        .bind(event.created_at.unix_micros()),
     )
-    .bind(event.id.as_str())
-    .bind(event.tenant_id.as_str())
-    .bind(event.user_id.as_ref().map(UserId::as_str))
-    .bind(event.event_type.as_str())
-    .bind(event.data.to_string())
-    .bind(event.created_at.unix_micros())
-    .execute(&mut **tx)
     .await
     .map(drop)
-    .map_err(|e| db.classify(e))
 }
 
 pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
@@ -60,12 +54,14 @@ pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
 impl EventStore for SqlCell {
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
         self.ensure_home("event", event.id.region())?;
-        retry_serializable(self.db.retry_policy(), "append_event", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            insert_event(&self.db, &mut tx, event).await?;
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("append_event", |tx| {
+                Box::pin(async move {
+                    insert_event(tx, event).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn list_events(

@@ -25,12 +25,11 @@ impl SqlCell {
     async fn payment_phases(&self) -> StoreResult<Vec<PhaseGauge>> {
         let rows = self
             .db
-            .read(|pool| {
+            .fetch_all(|| {
                 sqlx::query(
                     "SELECT phase, COUNT(*) AS n, MIN(updated_at) AS oldest FROM payments \
                      WHERE phase <> 'done' GROUP BY phase",
                 )
-                .fetch_all(pool)
             })
             .await?;
         let mut phases: Vec<PhaseGauge> = PaymentPhase::ALL
@@ -57,7 +56,7 @@ impl SqlCell {
     async fn earliest(&self, sql: &'static str, now: Timestamp) -> StoreResult<Option<Timestamp>> {
         let row = self
             .db
-            .read(|pool| sqlx::query(sql).bind(now.unix_micros()).fetch_one(pool))
+            .fetch_one(|| sqlx::query(sql).bind(now.unix_micros()))
             .await?;
         optional_timestamp(&row, "oldest")
     }
@@ -69,12 +68,11 @@ impl GaugeStore for SqlCell {
         let payments = self.payment_phases().await?;
         let pending = self
             .db
-            .read(|pool| {
+            .fetch_one(|| {
                 sqlx::query(
                     "SELECT COUNT(*) AS n, MIN(queued_at) AS oldest FROM webhook_deliveries \
                      WHERE state = 'pending'",
                 )
-                .fetch_one(pool)
             })
             .await?;
         let due = self
@@ -100,12 +98,11 @@ impl GaugeStore for SqlCell {
             .await?;
         let expiring: i64 = self
             .db
-            .read(|pool| {
+            .scalar(|| {
                 sqlx::query_scalar(
                     "SELECT COUNT(*) FROM connections WHERE status = 'active' AND valid_until < $1",
                 )
                 .bind(expiring_before.unix_micros())
-                .fetch_one(pool)
             })
             .await?;
         Ok(CellGauges {

@@ -5,7 +5,7 @@ use kontor_domain::ConnectionId;
 use kontor_domain::bank::BankId;
 use kontor_domain::connection::Connection;
 use kontor_domain::time::Timestamp;
-use kontor_store::{StoreResult, retry_serializable};
+use kontor_store::StoreResult;
 
 use super::connections::connection_from_row;
 use crate::database::SqlDatabase;
@@ -21,21 +21,22 @@ pub(super) async fn count_decoupled_start(
     id: &ConnectionId,
     max: u32,
 ) -> StoreResult<bool> {
-    retry_serializable(db.retry_policy(), "count_decoupled_start", |_| async {
-        let mut tx = db.begin_write().await?;
-        // One conditional UPDATE: the check and the count cannot be split by another request.
-        let counted = sqlx::query(
-            "UPDATE connections SET decoupled_starts = decoupled_starts + 1 \
+    db.write("count_decoupled_start", |tx| {
+        Box::pin(async move {
+            // One conditional UPDATE: the check and the count cannot be split by another request.
+            let counted = tx
+                .execute(
+                    sqlx::query(
+                        "UPDATE connections SET decoupled_starts = decoupled_starts + 1 \
              WHERE id = $1 AND status = 'pending' AND decoupled_starts < $2",
-        )
-        .bind(id.as_str())
-        .bind(i64::from(max))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db.classify(e))?
-        .rows_affected();
-        db.commit(tx).await?;
-        Ok(counted == 1)
+                    )
+                    .bind(id.as_str())
+                    .bind(i64::from(max)),
+                )
+                .await?;
+
+            Ok(counted == 1)
+        })
     })
     .await
 }
@@ -72,11 +73,5 @@ pub(super) async fn authorised_sharing_accounts(
     }
     let limit = q.arg(Arg::Int(MAX_CANDIDATES));
     q.push(&format!(")) ORDER BY authorised_at, id LIMIT {limit}"));
-    q.build()
-        .fetch_all(db.pool())
-        .await
-        .map_err(|e| db.classify(e))?
-        .iter()
-        .map(connection_from_row)
-        .collect()
+    db.rows(|| q.build(), connection_from_row).await
 }

@@ -9,7 +9,7 @@ mod deliveries;
 mod erasures;
 mod events;
 mod gauges;
-mod lease;
+pub(crate) mod lease;
 mod link_guards;
 mod payments;
 mod sync_state;

@@ -11,16 +11,17 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::{PaymentId, TenantId, UserId};
 use kontor_store::{
     ListFilter, NewPayment, Page, PageKey, PaymentChange, PaymentSecrets, PaymentStore, StoreError,
-    StoreResult, retry_serializable,
+    StoreResult,
 };
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use super::SqlCell;
 use super::events::insert_event;
-use super::lease::{self, Leased};
-use crate::database::{SqlDatabase, column, optional_timestamp};
-use crate::query::{Arg, Filtered};
+use super::lease;
+use crate::database::{column, optional_timestamp};
+use crate::query::{Arg, Filtered, limit_arg};
+use crate::tx::Tx;
 
 macro_rules! payment_columns {
     () => {
@@ -103,53 +104,35 @@ fn status_change_from_row(row: &AnyRow) -> StoreResult<StatusChange> {
     })
 }
 
-async fn secrets_in(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
-    id: &PaymentId,
-) -> StoreResult<PaymentSecrets> {
-    let row = sqlx::query(SECRETS_SQL)
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
+async fn secrets_in(tx: &mut Tx<'_>, id: &PaymentId) -> StoreResult<PaymentSecrets> {
+    tx.row(sqlx::query(SECRETS_SQL).bind(id.as_str()), secrets_from_row)
         .await
-        .map_err(|e| db.classify(e))?
-        .ok_or(StoreError::NotFound)?;
-    secrets_from_row(&row)
 }
 
 async fn append_history(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx<'_>,
     id: &PaymentId,
     status: PaymentStatus,
     bank_status: Option<&str>,
     reason: Option<&str>,
     at: Timestamp,
 ) -> StoreResult<()> {
-    let next: i64 = sqlx::query_scalar(
+    let next: i64 = tx.scalar(sqlx::query_scalar(
         "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM payment_status_history WHERE payment_id = $1",
     )
-    .bind(id.as_str())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| db.classify(e))?;
-    sqlx::query("INSERT INTO payment_status_history (payment_id, seq, status, bank_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
+    .bind(id.as_str())).await?;
+    tx.execute(sqlx::query("INSERT INTO payment_status_history (payment_id, seq, status, bank_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id.as_str())
         .bind(next)
         .bind(status.as_str())
         .bind(bank_status)
         .bind(reason)
-        .bind(at.unix_micros())
-        .execute(&mut **tx)
-        .await
-        .map(drop)
-        .map_err(|e| db.classify(e))
+        .bind(at.unix_micros())).await.map(drop)
 }
 
 /// Applies a checked step to the payment read as `current` in `tx`; the payment as it is then.
 async fn advance_in(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx<'_>,
     current: &PaymentSecrets,
     change: &PaymentChange,
 ) -> StoreResult<PaymentSecrets> {
@@ -199,33 +182,32 @@ async fn advance_in(
         None => p.next_poll_at,
         Some(next) => next,
     };
-    sqlx::query(
-        "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
+    tx.execute(
+        sqlx::query(
+            "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
          session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
          state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
          updated_at = $11, state_spent_at = $12, status_reason = $13, \
          details = COALESCE($14, details) WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(change.phase.as_str())
+        .bind(status.as_str())
+        .bind(bank_status.as_deref())
+        .bind(change.session.as_deref())
+        .bind(change.bank_payment_id.as_deref())
+        .bind(state_hash.as_deref())
+        .bind(state_expires.map(Timestamp::unix_micros))
+        .bind(next_poll.map(Timestamp::unix_micros))
+        .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
+        .bind(change.at.unix_micros())
+        .bind(state_spent.map(Timestamp::unix_micros))
+        .bind(reason.as_deref())
+        .bind(change.details.as_deref()),
     )
-    .bind(id.as_str())
-    .bind(change.phase.as_str())
-    .bind(status.as_str())
-    .bind(bank_status.as_deref())
-    .bind(change.session.as_deref())
-    .bind(change.bank_payment_id.as_deref())
-    .bind(state_hash.as_deref())
-    .bind(state_expires.map(Timestamp::unix_micros))
-    .bind(next_poll.map(Timestamp::unix_micros))
-    .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
-    .bind(change.at.unix_micros())
-    .bind(state_spent.map(Timestamp::unix_micros))
-    .bind(reason.as_deref())
-    .bind(change.details.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| db.classify(e))?;
+    .await?;
     if record {
         append_history(
-            db,
             tx,
             id,
             status,
@@ -236,9 +218,9 @@ async fn advance_in(
         .await?;
     }
     if let Some(event) = &change.event {
-        insert_event(db, tx, event).await?;
+        insert_event(tx, event).await?;
     }
-    secrets_in(db, tx, id).await
+    secrets_in(tx, id).await
 }
 
 #[async_trait]
@@ -246,22 +228,14 @@ impl PaymentStore for SqlCell {
     async fn create_payment(&self, new: &NewPayment) -> StoreResult<Payment> {
         let p = &new.payment;
         self.ensure_home("payment", p.id.region())?;
-        retry_serializable(self.db.retry_policy(), "create_payment", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            if let Ok(existing) = secrets_in(&self.db, &mut tx, &p.id).await {
-                return Ok(existing.payment);
-            }
-            let owner: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(p.tenant_id.as_str())
-                    .bind(p.user_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if owner == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(
+        self.db
+            .write("create_payment", |tx| {
+                Box::pin(async move {
+                    if let Ok(existing) = secrets_in(tx, &p.id).await {
+                        return Ok(existing.payment);
+                    }
+                    super::users::require_user(tx, &p.tenant_id, &p.user_id).await?;
+                    tx.execute(sqlx::query(
                 "INSERT INTO payments (id, tenant_id, user_id, bank_id, scheme, status, phase, \
                  amount_minor, currency, end_to_end_id, redirect_uri, details, \
                  authorize_token_hash, created_at, updated_at) \
@@ -280,16 +254,14 @@ impl PaymentStore for SqlCell {
             .bind(p.redirect_uri.as_str())
             .bind(new.details.as_str())
             .bind(new.authorize_token_hash.as_str())
-            .bind(p.created_at.unix_micros())
-            .execute(&mut *tx)
+            .bind(p.created_at.unix_micros())).await?;
+                    append_history(tx, &p.id, p.status, None, None, p.created_at).await?;
+                    let created = secrets_in(tx, &p.id).await?.payment;
+
+                    Ok(created)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            append_history(&self.db, &mut tx, &p.id, p.status, None, None, p.created_at).await?;
-            let created = secrets_in(&self.db, &mut tx, &p.id).await?.payment;
-            self.db.commit(tx).await?;
-            Ok(created)
-        })
-        .await
     }
 
     async fn payment(&self, tenant: &TenantId, id: &PaymentId) -> StoreResult<Payment> {
@@ -298,30 +270,21 @@ impl PaymentStore for SqlCell {
             payment_columns!(),
             " FROM payments WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        payment_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                payment_from_row,
+            )
+            .await
     }
 
     async fn payment_secrets(&self, id: &PaymentId) -> StoreResult<PaymentSecrets> {
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(SECRETS_SQL)
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        secrets_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(SECRETS_SQL).bind(id.as_str()),
+                secrets_from_row,
+            )
+            .await
     }
 
     async fn list_payments(
@@ -348,9 +311,8 @@ impl PaymentStore for SqlCell {
     }
 
     async fn status_history(&self, id: &PaymentId) -> StoreResult<Vec<StatusChange>> {
-        let rows = self.db.read(|pool| sqlx::query("SELECT status, bank_status, reason, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
-            .bind(id.as_str())
-            .fetch_all(pool))
+        let rows = self.db.fetch_all(|| sqlx::query("SELECT status, bank_status, reason, at FROM payment_status_history WHERE payment_id = $1 ORDER BY seq")
+            .bind(id.as_str()))
             .await?;
         rows.iter().map(status_change_from_row).collect()
     }
@@ -366,12 +328,11 @@ impl PaymentStore for SqlCell {
         );
         let rows = self
             .db
-            .read(|pool| {
+            .fetch_all(|| {
                 ids.iter()
                     .fold(sqlx::query(AssertSqlSafe(sql.as_str())), |q, id| {
                         q.bind(id.as_str())
                     })
-                    .fetch_all(pool)
             })
             .await?;
         rows.iter().map(secrets_from_row).collect()
@@ -391,12 +352,11 @@ impl PaymentStore for SqlCell {
         );
         let rows = self
             .db
-            .read(|pool| {
+            .fetch_all(|| {
                 ids.iter()
                     .fold(sqlx::query(AssertSqlSafe(sql.as_str())), |q, id| {
                         q.bind(id.as_str())
                     })
-                    .fetch_all(pool)
             })
             .await?;
         rows.iter()
@@ -414,14 +374,16 @@ impl PaymentStore for SqlCell {
         change: &PaymentChange,
     ) -> StoreResult<Payment> {
         self.ensure_home("payment", id.region())?;
-        retry_serializable(self.db.retry_policy(), "advance_payment", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let current = secrets_in(&self.db, &mut tx, id).await?;
-            let updated = advance_in(&self.db, &mut tx, &current, change).await?;
-            self.db.commit(tx).await?;
-            Ok(updated.payment)
-        })
-        .await
+        self.db
+            .write("advance_payment", |tx| {
+                Box::pin(async move {
+                    let current = secrets_in(tx, id).await?;
+                    let updated = advance_in(tx, &current, change).await?;
+
+                    Ok(updated.payment)
+                })
+            })
+            .await
     }
 
     async fn take_payment_state(
@@ -434,39 +396,38 @@ impl PaymentStore for SqlCell {
     ) -> StoreResult<PaymentSecrets> {
         self.ensure_home("payment", id.region())?;
         let (owner, until) = lease;
-        retry_serializable(self.db.retry_policy(), "take_payment_state", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let current = secrets_in(&self.db, &mut tx, id).await?;
-            let matches = current.state_hash.as_deref() == Some(state_hash)
-                && current.state_spent_at.is_none()
-                && current.state_expires_at.is_some_and(|until| now < until);
-            if !matches {
-                return Err(StoreError::NotFound);
-            }
-            let leased = sqlx::query(
+        self.db
+            .write("take_payment_state", |tx| {
+                Box::pin(async move {
+                    let current = secrets_in(tx, id).await?;
+                    let matches = current.state_hash.as_deref() == Some(state_hash)
+                        && current.state_spent_at.is_none()
+                        && current.state_expires_at.is_some_and(|until| now < until);
+                    if !matches {
+                        return Err(StoreError::NotFound);
+                    }
+                    let leased = tx.execute(sqlx::query(
                 "UPDATE payments SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
                  AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
             )
             .bind(id.as_str())
             .bind(owner)
             .bind(until.unix_micros())
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
+            .bind(now.unix_micros())).await?;
+                    if leased != 1 {
+                        return Err(StoreError::state_refused("payment is leased"));
+                    }
+                    // Spent, not cleared: the hash stays to recognise a replay of this callback.
+                    let mut current = current;
+                    current.state_spent_at = Some(now);
+                    let mut change = change.clone();
+                    change.state = None;
+                    let updated = advance_in(tx, &current, &change).await?;
+
+                    Ok(updated)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?;
-            if leased.rows_affected() != 1 {
-                return Err(StoreError::state_refused("payment is leased"));
-            }
-            // Spent, not cleared: the hash stays to recognise a replay of this callback.
-            let mut current = current;
-            current.state_spent_at = Some(now);
-            let mut change = change.clone();
-            change.state = None;
-            let updated = advance_in(&self.db, &mut tx, &current, &change).await?;
-            self.db.commit(tx).await?;
-            Ok(updated)
-        })
-        .await
     }
 
     async fn payments_due(
@@ -478,7 +439,7 @@ impl PaymentStore for SqlCell {
     ) -> StoreResult<Vec<PaymentId>> {
         let ids: Vec<String> = self
             .db
-            .read(|pool| {
+            .scalars(|| {
                 sqlx::query_scalar(
                     "SELECT id FROM payments WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
                (phase = 'submitted' AND next_poll_at <= $1) \
@@ -489,8 +450,7 @@ impl PaymentStore for SqlCell {
                 .bind(now.unix_micros())
                 .bind(stale.unix_micros())
                 .bind(abandoned.unix_micros())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(pool)
+                .bind(limit_arg(limit))
             })
             .await?;
         ids.iter()
@@ -505,7 +465,9 @@ impl PaymentStore for SqlCell {
         until: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        lease::claim(&self.db, Leased::Payments, id.as_str(), owner, until, now).await
+        lease::PAYMENTS
+            .claim(&self.db, id.as_str(), owner, until, now)
+            .await
     }
 
     async fn renew_payment(
@@ -514,62 +476,66 @@ impl PaymentStore for SqlCell {
         owner: &str,
         until: Timestamp,
     ) -> StoreResult<bool> {
-        lease::renew(&self.db, Leased::Payments, id.as_str(), owner, until).await
+        lease::PAYMENTS
+            .renew(&self.db, id.as_str(), owner, until)
+            .await
     }
 
     async fn release_payment(&self, id: &PaymentId, owner: &str) -> StoreResult<()> {
-        lease::release(&self.db, Leased::Payments, id.as_str(), owner).await
+        lease::PAYMENTS.release(&self.db, id.as_str(), owner).await
     }
 
     async fn rename_payment_status(&self, from: &str, to: &str, batch: usize) -> StoreResult<u64> {
         // A batch of payments at a time, with their history, in one short transaction; the
         // subqueries bound each statement to the batch (no table-wide UPDATE).
         let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        retry_serializable(self.db.retry_policy(), "rename_payment_status", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let ids: Vec<String> = sqlx::query_scalar(
+        self.db
+            .write("rename_payment_status", |tx| {
+                Box::pin(async move {
+                    let ids: Vec<String> = tx.scalars(sqlx::query_scalar(
                 "SELECT DISTINCT payment_id FROM payment_status_history WHERE status = $1 LIMIT $2",
             )
             .bind(from)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            let mut changed = 0;
-            for id in &ids {
-                changed += sqlx::query(
-                    "UPDATE payment_status_history SET status = $2 \
+            .bind(limit)).await?;
+                    let mut changed = 0;
+                    for id in &ids {
+                        changed += tx
+                            .execute(
+                                sqlx::query(
+                                    "UPDATE payment_status_history SET status = $2 \
                      WHERE payment_id = $1 AND status = $3",
-                )
-                .bind(id.as_str())
-                .bind(to)
-                .bind(from)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db.classify(e))?
-                .rows_affected();
-            }
-            let current: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM payments WHERE status = $1 LIMIT $2")
-                    .bind(from)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            for id in &current {
-                changed +=
-                    sqlx::query("UPDATE payments SET status = $2 WHERE id = $1 AND status = $3")
-                        .bind(id.as_str())
-                        .bind(to)
-                        .bind(from)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.db.classify(e))?
-                        .rows_affected();
-            }
-            self.db.commit(tx).await?;
-            Ok(changed)
-        })
-        .await
+                                )
+                                .bind(id.as_str())
+                                .bind(to)
+                                .bind(from),
+                            )
+                            .await?;
+                    }
+                    let current: Vec<String> = tx
+                        .scalars(
+                            sqlx::query_scalar(
+                                "SELECT id FROM payments WHERE status = $1 LIMIT $2",
+                            )
+                            .bind(from)
+                            .bind(limit),
+                        )
+                        .await?;
+                    for id in &current {
+                        changed += tx
+                            .execute(
+                                sqlx::query(
+                                    "UPDATE payments SET status = $2 WHERE id = $1 AND status = $3",
+                                )
+                                .bind(id.as_str())
+                                .bind(to)
+                                .bind(from),
+                            )
+                            .await?;
+                    }
+
+                    Ok(changed)
+                })
+            })
+            .await
     }
 }

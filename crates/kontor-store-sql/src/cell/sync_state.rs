@@ -5,20 +5,21 @@
 use kontor_domain::ConnectionId;
 use kontor_domain::time::Timestamp;
 use kontor_store::{ReadsChange, StoreError, StoreResult, SyncBookkeeping, SyncCounters};
-use sqlx::{Any, Transaction};
 use time::Date;
 
 use crate::database::{SqlDatabase, column, date_text, optional_date};
+use crate::tx::Tx;
 
 pub(crate) async fn counters(db: &SqlDatabase, id: &ConnectionId) -> StoreResult<SyncCounters> {
-    let row = sqlx::query(
-        "SELECT reads_day, unattended_reads, sync_failures FROM connections WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(db.pool())
-    .await
-    .map_err(|e| db.classify(e))?
-    .ok_or(StoreError::NotFound)?;
+    let row = db
+        .fetch_optional(|| {
+            sqlx::query(
+                "SELECT reads_day, unattended_reads, sync_failures FROM connections WHERE id = $1",
+            )
+            .bind(id.as_str())
+        })
+        .await?
+        .ok_or(StoreError::NotFound)?;
     Ok(SyncCounters {
         reads_day: optional_date(&row, "reads_day")?,
         unattended_reads: u32::try_from(column::<i64>(&row, "unattended_reads")?)
@@ -36,31 +37,34 @@ pub(crate) async fn reserve_read(
     day: Date,
     allowance: u32,
 ) -> StoreResult<bool> {
-    let day = date_text(day);
-    kontor_store::retry_serializable(db.retry_policy(), "reserve_read", |_| async {
-        let mut tx = db.begin_write().await?;
-        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connections WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db.classify(e))?;
-        if exists == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let result = sqlx::query(
-            "UPDATE connections SET \
+    let day = &date_text(day);
+    db.write("reserve_read", |tx| {
+        Box::pin(async move {
+            let exists: i64 = tx
+                .scalar(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM connections WHERE id = $1")
+                        .bind(id.as_str()),
+                )
+                .await?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let result = tx
+                .execute(
+                    sqlx::query(
+                        "UPDATE connections SET \
              unattended_reads = CASE WHEN reads_day = $2 THEN unattended_reads + 1 ELSE 1 END, \
              reads_day = $2 \
              WHERE id = $1 AND (reads_day IS NULL OR reads_day <> $2 OR unattended_reads < $3)",
-        )
-        .bind(id.as_str())
-        .bind(day.as_str())
-        .bind(i64::from(allowance))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db.classify(e))?;
-        db.commit(tx).await?;
-        Ok(result.rows_affected() == 1)
+                    )
+                    .bind(id.as_str())
+                    .bind(day.as_str())
+                    .bind(i64::from(allowance)),
+                )
+                .await?;
+
+            Ok(result == 1)
+        })
     })
     .await
 }
@@ -71,19 +75,20 @@ pub(crate) async fn start_first_sync(
     psu_ip: &str,
     at: Timestamp,
 ) -> StoreResult<()> {
-    kontor_store::retry_serializable(db.retry_policy(), "start_first_sync", |_| async {
-        let mut tx = db.begin_write().await?;
-        sqlx::query(
-            "UPDATE connections SET first_sync_psu_ip = $2, first_sync_started_at = $3 \
+    db.write("start_first_sync", |tx| {
+        Box::pin(async move {
+            tx.execute(
+                sqlx::query(
+                    "UPDATE connections SET first_sync_psu_ip = $2, first_sync_started_at = $3 \
              WHERE id = $1 AND last_synced_at IS NULL",
-        )
-        .bind(id.as_str())
-        .bind(psu_ip)
-        .bind(at.unix_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db.classify(e))?;
-        db.commit(tx).await
+                )
+                .bind(id.as_str())
+                .bind(psu_ip)
+                .bind(at.unix_micros()),
+            )
+            .await?;
+            Ok(())
+        })
     })
     .await
 }
@@ -91,13 +96,12 @@ pub(crate) async fn start_first_sync(
 /// Writes a sync's bookkeeping inside an open transaction. A success (`synced_at`) also ends a
 /// first sync the user started.
 pub(crate) async fn write(
-    db: &SqlDatabase,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx<'_>,
     id: &ConnectionId,
     b: &SyncBookkeeping,
 ) -> StoreResult<()> {
     let error = b.error.as_ref();
-    sqlx::query(
+    tx.execute(sqlx::query(
         "UPDATE connections SET last_synced_at = COALESCE($2, last_synced_at), next_sync_at = $3, \
          sync_failures = $4, session = COALESCE($5, session), \
          last_sync_error_code = COALESCE($6, last_sync_error_code), \
@@ -114,32 +118,31 @@ pub(crate) async fn write(
     .bind(b.session.as_deref())
     .bind(error.map(|e| e.code.as_str()))
     .bind(error.map(|e| e.message.as_str()))
-    .bind(error.map(|e| e.at.unix_micros()))
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| db.classify(e))?;
+    .bind(error.map(|e| e.at.unix_micros()))).await?;
     match b.reads {
         ReadsChange::Keep => Ok(()),
-        ReadsChange::GiveBack(day) => sqlx::query(
-            "UPDATE connections SET unattended_reads = unattended_reads - 1 \
+        ReadsChange::GiveBack(day) => tx
+            .execute(
+                sqlx::query(
+                    "UPDATE connections SET unattended_reads = unattended_reads - 1 \
              WHERE id = $1 AND reads_day = $2 AND unattended_reads > 0",
-        )
-        .bind(id.as_str())
-        .bind(date_text(day))
-        .execute(&mut **tx)
-        .await
-        .map(drop)
-        .map_err(|e| db.classify(e)),
-        ReadsChange::UsedUp { day, allowance } => sqlx::query(
-            "UPDATE connections SET reads_day = $2, unattended_reads = $3 WHERE id = $1 \
+                )
+                .bind(id.as_str())
+                .bind(date_text(day)),
+            )
+            .await
+            .map(drop),
+        ReadsChange::UsedUp { day, allowance } => tx
+            .execute(
+                sqlx::query(
+                    "UPDATE connections SET reads_day = $2, unattended_reads = $3 WHERE id = $1 \
              AND (reads_day IS NULL OR reads_day <> $2 OR unattended_reads < $3)",
-        )
-        .bind(id.as_str())
-        .bind(date_text(day))
-        .bind(i64::from(allowance))
-        .execute(&mut **tx)
-        .await
-        .map(drop)
-        .map_err(|e| db.classify(e)),
+                )
+                .bind(id.as_str())
+                .bind(date_text(day))
+                .bind(i64::from(allowance)),
+            )
+            .await
+            .map(drop),
     }
 }

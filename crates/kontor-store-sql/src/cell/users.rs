@@ -8,13 +8,15 @@ use kontor_domain::user::ExternalId;
 use kontor_domain::{TenantId, UserId};
 use kontor_store::{
     ExternalIdLookup, NewStoredUser, Page, PageKey, StoreError, StoreResult, StoredExternalId,
-    StoredUser, UnsealedUser, UserStore, retry_serializable,
+    StoredUser, UnsealedUser, UserStore,
 };
 use sqlx::any::AnyRow;
 
 use super::SqlCell;
 use super::events::insert_event;
 use crate::database::column;
+use crate::query::limit_arg;
+use crate::tx::Tx;
 
 macro_rules! user_columns {
     () => {
@@ -59,26 +61,28 @@ impl UserStore for SqlCell {
     async fn create_user(&self, user: &NewStoredUser) -> StoreResult<StoredUser> {
         let lookup = user.lookup();
         self.ensure_home("user", user.id.region())?;
-        retry_serializable(self.db.retry_policy(), "create_user", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            // The unique constraint holds for the index; a row not yet converted holds the
-            // plaintext, which only this check sees.
-            let taken: i64 = sqlx::query_scalar(concat!(
-                "SELECT COUNT(*) FROM users WHERE ",
-                by_external_id!()
-            ))
-            .bind(user.tenant_id.as_str())
-            .bind(lookup.index)
-            .bind(lookup.plain.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            if taken > 0 {
-                return Err(StoreError::Conflict {
-                    constraint: "users_tenant_external_id".into(),
-                });
-            }
-            sqlx::query(
+        self.db
+            .write("create_user", |tx| {
+                Box::pin(async move {
+                    // The unique constraint holds for the index; a row not yet converted holds the
+                    // plaintext, which only this check sees.
+                    let taken: i64 = tx
+                        .scalar(
+                            sqlx::query_scalar(concat!(
+                                "SELECT COUNT(*) FROM users WHERE ",
+                                by_external_id!()
+                            ))
+                            .bind(user.tenant_id.as_str())
+                            .bind(lookup.index)
+                            .bind(lookup.plain.as_str()),
+                        )
+                        .await?;
+                    if taken > 0 {
+                        return Err(StoreError::Conflict {
+                            constraint: "users_tenant_external_id".into(),
+                        });
+                    }
+                    tx.execute(sqlx::query(
                 "INSERT INTO users (id, tenant_id, external_id, external_id_sealed, data_key, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -87,13 +91,11 @@ impl UserStore for SqlCell {
             .bind(user.external_id_index.as_str())
             .bind(user.external_id_sealed.as_str())
             .bind(user.data_key.as_deref())
-            .bind(user.created_at.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await
-        })
-        .await?;
+            .bind(user.created_at.unix_micros())).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(StoredUser {
             id: user.id.clone(),
             tenant_id: user.tenant_id.clone(),
@@ -108,17 +110,12 @@ impl UserStore for SqlCell {
             user_columns!(),
             " FROM users WHERE tenant_id = $1 AND id = $2"
         );
-        let row = self
-            .db
-            .read(|pool| {
-                sqlx::query(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(pool)
-            })
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        user_from_row(&row)
+        self.db
+            .row(
+                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
+                user_from_row,
+            )
+            .await
     }
 
     async fn user_by_external_id(
@@ -134,12 +131,11 @@ impl UserStore for SqlCell {
             " LIMIT 1"
         );
         self.db
-            .read(|pool| {
+            .fetch_optional(|| {
                 sqlx::query(sql)
                     .bind(tenant.as_str())
                     .bind(lookup.index)
                     .bind(lookup.plain.as_str())
-                    .fetch_optional(pool)
             })
             .await?
             .as_ref()
@@ -202,32 +198,21 @@ impl UserStore for SqlCell {
         event: Option<&NewEvent>,
     ) -> StoreResult<()> {
         self.ensure_home("user", id.region())?;
-        retry_serializable(self.db.retry_policy(), "delete_user", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let owned: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            if owned == 0 {
-                return Err(StoreError::NotFound);
-            }
-            // Children first, explicitly: erasure must not depend on foreign-key settings.
-            for &sql in ERASE_USER {
-                sqlx::query(sql)
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            }
-            if let Some(event) = event {
-                insert_event(&self.db, &mut tx, event).await?;
-            }
-            self.db.commit(tx).await
-        })
-        .await
+        self.db
+            .write("delete_user", |tx| {
+                Box::pin(async move {
+                    super::users::require_user(tx, tenant, id).await?;
+                    // Children first, explicitly: erasure must not depend on foreign-key settings.
+                    for &sql in ERASE_USER {
+                        tx.execute(sqlx::query(sql).bind(id.as_str())).await?;
+                    }
+                    if let Some(event) = event {
+                        insert_event(tx, event).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn user_data_key(&self, id: &UserId) -> StoreResult<Option<String>> {
@@ -242,10 +227,10 @@ impl UserStore for SqlCell {
     }
 
     async fn unsealed_users(&self, limit: usize) -> StoreResult<Vec<UnsealedUser>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         let rows = self
             .db
-            .read(|pool| sqlx::query(UNSEALED).bind(limit).fetch_all(pool))
+            .fetch_all(|| sqlx::query(UNSEALED).bind(limit))
             .await?;
         rows.iter()
             .map(|row| {
@@ -268,24 +253,26 @@ impl UserStore for SqlCell {
         sealed: &str,
     ) -> StoreResult<bool> {
         self.ensure_home("user", user.id.region())?;
-        retry_serializable(self.db.retry_policy(), "seal_external_id", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let changed = sqlx::query(
-                "UPDATE users SET external_id = $3, external_id_sealed = $4 \
+        self.db
+            .write("seal_external_id", |tx| {
+                Box::pin(async move {
+                    let changed = tx
+                        .execute(
+                            sqlx::query(
+                                "UPDATE users SET external_id = $3, external_id_sealed = $4 \
                  WHERE id = $1 AND external_id = $2 AND external_id_sealed IS NULL",
-            )
-            .bind(user.id.as_str())
-            .bind(user.external_id.as_str())
-            .bind(index)
-            .bind(sealed)
-            .execute(&mut *tx)
+                            )
+                            .bind(user.id.as_str())
+                            .bind(user.external_id.as_str())
+                            .bind(index)
+                            .bind(sealed),
+                        )
+                        .await?;
+
+                    Ok(changed == 1)
+                })
+            })
             .await
-            .map_err(|e| self.db.classify(e))?
-            .rows_affected();
-            self.db.commit(tx).await?;
-            Ok(changed == 1)
-        })
-        .await
     }
 
     async fn legacy_data_keys(
@@ -294,7 +281,7 @@ impl UserStore for SqlCell {
         limit: usize,
     ) -> StoreResult<Vec<(UserId, String)>> {
         let after = after.map(UserId::as_str).unwrap_or("");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = limit_arg(limit);
         let rows: Vec<(String, String)> = self
             .db
             .read(|pool| {
@@ -314,19 +301,23 @@ impl UserStore for SqlCell {
 
     async fn clear_legacy_data_key(&self, id: &UserId, wrapped: &str) -> StoreResult<bool> {
         self.ensure_home("user", id.region())?;
-        retry_serializable(self.db.retry_policy(), "clear_legacy_data_key", |_| async {
-            let mut tx = self.db.begin_write().await?;
-            let cleared =
-                sqlx::query("UPDATE users SET data_key = NULL WHERE id = $1 AND data_key = $2")
-                    .bind(id.as_str())
-                    .bind(wrapped)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.db.classify(e))?;
-            self.db.commit(tx).await?;
-            Ok(cleared.rows_affected() == 1)
-        })
-        .await
+        self.db
+            .write("clear_legacy_data_key", |tx| {
+                Box::pin(async move {
+                    let cleared = tx
+                        .execute(
+                            sqlx::query(
+                                "UPDATE users SET data_key = NULL WHERE id = $1 AND data_key = $2",
+                            )
+                            .bind(id.as_str())
+                            .bind(wrapped),
+                        )
+                        .await?;
+
+                    Ok(cleared == 1)
+                })
+            })
+            .await
     }
 }
 
@@ -352,3 +343,22 @@ pub(crate) const ERASE_USER: &[&str] = &[
     "DELETE FROM connections WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 ];
+
+/// `NotFound` unless the tenant has this user, read in the caller's write transaction.
+pub(super) async fn require_user(
+    tx: &mut Tx<'_>,
+    tenant: &TenantId,
+    user: &UserId,
+) -> StoreResult<()> {
+    let owned: i64 = tx
+        .scalar(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(user.as_str()),
+        )
+        .await?;
+    if owned == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

@@ -112,13 +112,13 @@ fn locate(config: &Config, contents: Contents) -> anyhow::Result<Vec<Located>> {
     };
     let mut located = Vec::new();
     for (name, file, url) in all {
-        if !kontor_store_sqlite::is_url(url.expose()) {
+        if !kontor_store_sql::backend::sqlite::is_url(url.expose()) {
             bail!(
                 "the {name} database is not SQLite ({url}): PostgreSQL databases are backed up \
                  with pgBackRest (see ops/backup and docs/OPERATIONS.md)"
             );
         }
-        let path = kontor_store_sqlite::file_of(url.expose())
+        let path = kontor_store_sql::backend::sqlite::file_of(url.expose())
             .with_context(|| format!("the {name} database's URL names no file: {url}"))?;
         located.push(Located { name, file, path });
     }

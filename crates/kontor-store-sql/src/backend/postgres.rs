@@ -1,10 +1,10 @@
-//! The PostgreSQL dialect of Kontor's storage. The SQL itself is shared (see `kontor-store-sql`)
-//! and kept portable to CockroachDB and YugabyteDB; what is PostgreSQL's own lives here: how a
-//! write transaction starts, which errors mean "retry", and this backend's migrations.
+//! The PostgreSQL backend. The SQL itself is shared (the rest of this crate) and kept portable to
+//! CockroachDB and YugabyteDB; what is PostgreSQL's own lives here: how a write transaction
+//! starts and which errors mean "retry" or "unavailable". Its migrations that differ from
+//! SQLite's are in `migrations/postgres/` (see [`super::migrations`]).
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::DatabaseError;
-use sqlx::migrate::Migrator;
 
 pub const BACKEND: &str = "postgres";
 
@@ -21,10 +21,6 @@ pub const BEGIN_QUEUE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// Appended to the SELECT that picks rows to claim: rows another transaction is claiming are
 /// skipped, not waited for, so several workers take disjoint batches of the same queue.
 pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
-
-pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
-pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
-pub static KEYS_MIGRATOR: Migrator = sqlx::migrate!("./migrations/keys");
 
 /// Run after a key was shredded, outside any transaction: removes the dead row versions that
 /// still held the key from the key table's pages (the row was overwritten before it was

@@ -10,7 +10,6 @@ use std::time::Duration;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::DatabaseError;
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 
 pub const BACKEND: &str = "sqlite";
@@ -24,10 +23,6 @@ pub const BEGIN_QUEUE: &str = "BEGIN IMMEDIATE";
 
 /// SQLite has no row locks to skip; see [`BEGIN_QUEUE`].
 pub const SKIP_LOCKED: &str = "";
-
-pub static CONTROL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
-pub static CELL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/cell");
-pub static KEYS_MIGRATOR: Migrator = sqlx::migrate!("./migrations/keys");
 
 // SQLite primary result codes (the low byte of an extended code).
 const SQLITE_BUSY: i64 = 5;
