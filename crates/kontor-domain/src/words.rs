@@ -141,6 +141,35 @@ mod tests {
         );
     }
 
+    /// The enums that also derive serde (with a `rename_all`) write and read the same word.
+    #[test]
+    fn serde_form_is_the_word() {
+        use crate::account::{AccountKind, BalanceKind};
+        use crate::bank::Standard;
+        use crate::connection::{ConnectionEvent, FailureReason};
+        use crate::payment::{PaymentPhase, PaymentScheme};
+        use crate::transaction::TransactionStatus;
+        macro_rules! same {
+            ($($ty:ty),*) => {$(
+                for v in <$ty>::ALL {
+                    let json = serde_json::to_value(v).unwrap();
+                    assert_eq!(json, serde_json::Value::from(v.as_str()));
+                    assert_eq!(serde_json::from_value::<$ty>(json).unwrap(), v);
+                }
+            )*};
+        }
+        same!(
+            AccountKind,
+            BalanceKind,
+            Standard,
+            ConnectionEvent,
+            FailureReason,
+            PaymentPhase,
+            PaymentScheme,
+            TransactionStatus
+        );
+    }
+
     #[test]
     fn display_and_serialize_write_the_word() {
         use crate::bank::Standard;
