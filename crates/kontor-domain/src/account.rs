@@ -12,40 +12,18 @@ use crate::id::AccountId;
 use crate::money::Money;
 use crate::time::Timestamp;
 
-/// What kind of account this is, as far as the bank says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountKind {
-    Current,
-    Savings,
-    CreditCard,
-    Loan,
-    Other,
-}
-
-impl AccountKind {
-    pub const ALL: [AccountKind; 5] = [
-        AccountKind::Current,
-        AccountKind::Savings,
-        AccountKind::CreditCard,
-        AccountKind::Loan,
-        AccountKind::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountKind::Current => "current",
-            AccountKind::Savings => "savings",
-            AccountKind::CreditCard => "credit_card",
-            AccountKind::Loan => "loan",
-            AccountKind::Other => "other",
-        }
+crate::words!(
+    /// What kind of account this is, as far as the bank says.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AccountKind as "account kind" {
+        Current => "current",
+        Savings => "savings",
+        CreditCard => "credit_card",
+        Loan => "loan",
+        Other => "other",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
-}
+);
 
 /// An account as a connector read it from the bank. Personal data: `Debug` shows ids and kind
 /// only.
@@ -76,55 +54,23 @@ impl fmt::Debug for BankAccount {
     }
 }
 
-/// The balance types of both standards (Berlin Group `balanceType`, UK `Type`), one vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BalanceKind {
-    ClosingBooked,
-    ClosingAvailable,
-    Expected,
-    InterimAvailable,
-    InterimBooked,
-    OpeningBooked,
-    ForwardAvailable,
-    NonInvoiced,
-    Information,
-    Other,
-}
-
-impl BalanceKind {
-    pub const ALL: [BalanceKind; 10] = [
-        BalanceKind::ClosingBooked,
-        BalanceKind::ClosingAvailable,
-        BalanceKind::Expected,
-        BalanceKind::InterimAvailable,
-        BalanceKind::InterimBooked,
-        BalanceKind::OpeningBooked,
-        BalanceKind::ForwardAvailable,
-        BalanceKind::NonInvoiced,
-        BalanceKind::Information,
-        BalanceKind::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BalanceKind::ClosingBooked => "closing_booked",
-            BalanceKind::ClosingAvailable => "closing_available",
-            BalanceKind::Expected => "expected",
-            BalanceKind::InterimAvailable => "interim_available",
-            BalanceKind::InterimBooked => "interim_booked",
-            BalanceKind::OpeningBooked => "opening_booked",
-            BalanceKind::ForwardAvailable => "forward_available",
-            BalanceKind::NonInvoiced => "non_invoiced",
-            BalanceKind::Information => "information",
-            BalanceKind::Other => "other",
-        }
+crate::words!(
+    /// The balance types of both standards (Berlin Group `balanceType`, UK `Type`), one vocabulary.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum BalanceKind as "balance kind" {
+        ClosingBooked => "closing_booked",
+        ClosingAvailable => "closing_available",
+        Expected => "expected",
+        InterimAvailable => "interim_available",
+        InterimBooked => "interim_booked",
+        OpeningBooked => "opening_booked",
+        ForwardAvailable => "forward_available",
+        NonInvoiced => "non_invoiced",
+        Information => "information",
+        Other => "other",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
-}
+);
 
 /// One balance of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,26 +62,20 @@ impl<'de> Deserialize<'de> for BankId {
     }
 }
 
-/// The API standard a bank speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Standard {
-    /// Berlin Group NextGenPSD2 XS2A.
-    BerlinGroup,
-    /// UK Open Banking Read/Write.
-    UkOpenBanking,
-}
+crate::words!(
+    /// The API standard a bank speaks.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Standard as "standard" {
+        /// Berlin Group NextGenPSD2 XS2A.
+        BerlinGroup => "berlin-group",
+        /// UK Open Banking Read/Write.
+        UkOpenBanking => "uk-open-banking",
+    }
+    display
+);
 
 impl Standard {
-    pub const ALL: [Standard; 2] = [Standard::BerlinGroup, Standard::UkOpenBanking];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Standard::BerlinGroup => "berlin-group",
-            Standard::UkOpenBanking => "uk-open-banking",
-        }
-    }
-
     /// How long a consent may run before the user must authenticate or reconfirm again: 180
     /// days under the EU rules (Reg. 2022/2360), 90 days for reconfirmation in the UK
     /// (FCA PS21/19).
@@ -90,12 +84,6 @@ impl Standard {
             Standard::BerlinGroup => 180,
             Standard::UkOpenBanking => 90,
         }
-    }
-}
-
-impl fmt::Display for Standard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -130,14 +130,16 @@ pub struct CertificateBinding {
 /// Days before `notAfter` from which the hub warns (startup log, `/readyz`, `kontor banks check`).
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
-/// How a certificate's validity stands at some moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryStatus {
-    Ok,
-    /// Expires within [`EXPIRY_WARNING_DAYS`].
-    Expiring,
-    Expired,
-}
+crate::words!(
+    /// How a certificate's validity stands at some moment.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ExpiryStatus as "expiry status" {
+        Ok => "ok",
+        /// Expires within [`EXPIRY_WARNING_DAYS`].
+        Expiring => "expiring",
+        Expired => "expired",
+    }
+);
 
 impl ExpiryStatus {
     /// The status of a certificate valid until `not_after` at `now` (both Unix seconds).
@@ -148,14 +150,6 @@ impl ExpiryStatus {
             Self::Expiring
         } else {
             Self::Ok
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Expiring => "expiring",
-            Self::Expired => "expired",
         }
     }
 }

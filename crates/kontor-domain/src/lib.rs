@@ -26,6 +26,7 @@ pub mod transaction;
 pub mod uk_account;
 pub mod user;
 pub mod webhook;
+pub mod words;
 
 pub use bic::{Bic, BicError};
 pub use certificate::{CertificateBinding, CertificateThumbprint, ThumbprintError};

@@ -10,31 +10,14 @@ use time::Date;
 
 use crate::money::Money;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransactionStatus {
-    Booked,
-    Pending,
-}
-
-impl TransactionStatus {
-    pub const ALL: [TransactionStatus; 2] = [TransactionStatus::Booked, TransactionStatus::Pending];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransactionStatus::Booked => "booked",
-            TransactionStatus::Pending => "pending",
-        }
+crate::words!(
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum TransactionStatus as "transaction status" {
+        Booked => "booked",
+        Pending => "pending",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "booked" => Some(TransactionStatus::Booked),
-            "pending" => Some(TransactionStatus::Pending),
-            _ => None,
-        }
-    }
-}
+);
 
 /// A transaction as read from the bank. Personal data: `Debug` shows only ids, status, dates
 /// and the amount.

@@ -3,7 +3,6 @@
 //! types and rules; sending, signing and storing live elsewhere.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use crate::event::payload::EndpointDisabled;
 use crate::event::{Event, EventData, EventType};
@@ -103,63 +102,36 @@ impl Description {
     }
 }
 
-macro_rules! word_enum {
-    ($(#[$meta:meta])* $name:ident {
-        $($(#[$vmeta:meta])* $variant:ident => $word:literal),* $(,)?
-    }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[$vmeta])* $variant,)* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word,)* }
-            }
-
-            pub fn parse(raw: &str) -> Option<Self> {
-                match raw { $($word => Some($name::$variant),)* _ => None }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
-}
-
-word_enum!(
+crate::words!(
     /// Whether an endpoint receives events.
-    EndpointStatus { Enabled => "enabled", Disabled => "disabled" }
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum EndpointStatus as "endpoint status" { Enabled => "enabled", Disabled => "disabled" }
+    display serialize
 );
 
-word_enum!(
+crate::words!(
     /// Who disabled an endpoint.
-    DisabledReason {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum DisabledReason as "disabled reason" {
         /// The tenant did (`PATCH … {"status": "disabled"}`).
         Tenant => "tenant",
         /// The hub did: every attempt of a delivery failed for its whole retry schedule.
         Failing => "failing",
     }
+    display serialize
 );
 
-word_enum!(
+crate::words!(
     /// Where a delivery stands. `pending` includes the attempt in flight.
-    DeliveryState { Pending => "pending", Succeeded => "succeeded", Failed => "failed" }
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum DeliveryState as "delivery state" { Pending => "pending", Succeeded => "succeeded", Failed => "failed" }
+    display serialize
 );
 
-word_enum!(
+crate::words!(
     /// Why a delivery was given up.
-    DeliveryFailure {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum DeliveryFailure as "delivery failure" {
         /// Every attempt of the retry schedule failed.
         RetriesExhausted => "retries_exhausted",
         /// The endpoint was disabled before the delivery got through.
@@ -167,11 +139,13 @@ word_enum!(
         /// The endpoint was deleted before the delivery got through.
         EndpointDeleted => "endpoint_deleted",
     }
+    display serialize
 );
 
-word_enum!(
+crate::words!(
     /// What went wrong with one attempt.
-    AttemptError {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum AttemptError as "attempt error" {
         /// No complete answer within the timeout.
         Timeout => "timeout",
         /// The host name did not resolve.
@@ -186,6 +160,7 @@ word_enum!(
         /// Any other status outside 2xx.
         HttpStatus => "http_status",
     }
+    display serialize
 );
 
 /// A tenant's webhook endpoint, as stored (its secrets are only ever read by the sender).

@@ -9,32 +9,15 @@ use kontor_domain::{AccountId, ConnectionId, TenantId, TransactionId};
 use crate::accounts::TransactionRow;
 use crate::error::StoreResult;
 
-/// What happened to a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    Added,
-    Modified,
-    Removed,
-}
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Added => "added",
-            ChangeKind::Modified => "modified",
-            ChangeKind::Removed => "removed",
-        }
+kontor_domain::words!(
+    /// What happened to a transaction.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ChangeKind as "change kind" {
+        Added => "added",
+        Modified => "modified",
+        Removed => "removed",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "added" => Some(ChangeKind::Added),
-            "modified" => Some(ChangeKind::Modified),
-            "removed" => Some(ChangeKind::Removed),
-            _ => None,
-        }
-    }
-}
+);
 
 /// One entry of a connection's change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,4 +53,23 @@ pub trait ChangeStore: Send + Sync {
 
     /// Retention: deletes at most `limit` entries written before `before`; returns how many.
     async fn purge_changes(&self, before: Timestamp, limit: usize) -> StoreResult<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChangeKind;
+    use crate::user_erasure::ErasurePhase;
+
+    #[test]
+    fn stored_words_round_trip_and_unknown_words_are_refused() {
+        for kind in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
+        }
+        for phase in ErasurePhase::ALL {
+            assert_eq!(phase.as_str().parse::<ErasurePhase>(), Ok(phase));
+        }
+        assert_eq!(ChangeKind::parse("Added"), None);
+        let refused = "deleted".parse::<ErasurePhase>().unwrap_err();
+        assert_eq!(refused.kind, "erasure phase");
+    }
 }

@@ -10,31 +10,16 @@ use kontor_domain::{ConnectionId, PaymentId, TenantId, UserId};
 
 use crate::error::StoreResult;
 
-/// Where an erasure stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErasurePhase {
-    /// Recorded; nothing deleted yet.
-    Recorded,
-    /// The user's data is gone; consents may still wait to be revoked.
-    Erased,
-}
-
-impl ErasurePhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErasurePhase::Recorded => "recorded",
-            ErasurePhase::Erased => "erased",
-        }
+kontor_domain::words!(
+    /// Where an erasure stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ErasurePhase as "erasure phase" {
+        /// Recorded; nothing deleted yet.
+        Recorded => "recorded",
+        /// The user's data is gone; consents may still wait to be revoked.
+        Erased => "erased",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "recorded" => Some(ErasurePhase::Recorded),
-            "erased" => Some(ErasurePhase::Erased),
-            _ => None,
-        }
-    }
-}
+);
 
 /// A consent to revoke at its bank once the user is erased.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,6 @@ mod status;
 
 pub use status::{ConnectionEvent, ConnectionStatus, ConnectionStatusError, IllegalTransition};
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::bank::BankId;
@@ -107,66 +105,35 @@ impl Language {
     }
 }
 
-/// Why a connection failed, as the tenant is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureReason {
-    /// The user cancelled, on the connect page or at the bank. Neither standard tells a press
-    /// of the bank's cancel button from giving up after failed attempts: both come back as the
-    /// bank's negative answer (Berlin Group `TPP-Nok-Redirect-URI`, UK `access_denied`), and
-    /// both are reported as this.
-    UserCancelled,
-    /// The bank refused the authentication without the user coming back through its negative
-    /// answer (a consent `rejected` after a positive return, say).
-    ScaFailed,
-    /// The bank refused the consent.
-    BankRejected,
-    /// The bank could not be reached while linking.
-    BankUnavailable,
-    /// The user came back after the link had lapsed, or with a state that does not match.
-    LinkExpired,
-    /// The bank reported the consent invalid later (other than revocation or expiry).
-    ConsentInvalid,
-    /// An expired consent: the bank ended it early because the same person authorised a newer
-    /// one for the same third party at the same bank (Berlin Group: a new recurring consent
-    /// expires the former one). All tenants sharing the hub's credentials at a bank are one
-    /// third party there.
-    Superseded,
-}
-
-impl FailureReason {
-    pub const ALL: [FailureReason; 7] = [
-        FailureReason::UserCancelled,
-        FailureReason::ScaFailed,
-        FailureReason::BankRejected,
-        FailureReason::BankUnavailable,
-        FailureReason::LinkExpired,
-        FailureReason::ConsentInvalid,
-        FailureReason::Superseded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureReason::UserCancelled => "user_cancelled",
-            FailureReason::ScaFailed => "sca_failed",
-            FailureReason::BankRejected => "bank_rejected",
-            FailureReason::BankUnavailable => "bank_unavailable",
-            FailureReason::LinkExpired => "link_expired",
-            FailureReason::ConsentInvalid => "consent_invalid",
-            FailureReason::Superseded => "superseded",
-        }
+crate::words!(
+    /// Why a connection failed, as the tenant is told.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FailureReason as "failure reason" {
+        /// The user cancelled, on the connect page or at the bank. Neither standard tells a press
+        /// of the bank's cancel button from giving up after failed attempts: both come back as the
+        /// bank's negative answer (Berlin Group `TPP-Nok-Redirect-URI`, UK `access_denied`), and
+        /// both are reported as this.
+        UserCancelled => "user_cancelled",
+        /// The bank refused the authentication without the user coming back through its negative
+        /// answer (a consent `rejected` after a positive return, say).
+        ScaFailed => "sca_failed",
+        /// The bank refused the consent.
+        BankRejected => "bank_rejected",
+        /// The bank could not be reached while linking.
+        BankUnavailable => "bank_unavailable",
+        /// The user came back after the link had lapsed, or with a state that does not match.
+        LinkExpired => "link_expired",
+        /// The bank reported the consent invalid later (other than revocation or expiry).
+        ConsentInvalid => "consent_invalid",
+        /// An expired consent: the bank ended it early because the same person authorised a newer
+        /// one for the same third party at the same bank (Berlin Group: a new recurring consent
+        /// expires the former one). All tenants sharing the hub's credentials at a bank are one
+        /// third party there.
+        Superseded => "superseded",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
-    }
-}
-
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+    display
+);
 
 /// A connection as stored, without its secrets (the bank session, the connect token and state
 /// hashes are read through their own store methods).

@@ -28,22 +28,25 @@ pub enum ConnectionStatus {
     Failed,
 }
 
-/// Something that happened to a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionEvent {
-    /// The user completed SCA and the bank reports the consent as valid.
-    Authorised,
-    /// Authorisation failed, or the bank refuses the consent for good.
-    Failed,
-    /// The consent's validity ended, or the connect link lapsed before authorisation.
-    Expired,
-    /// The user, the tenant or the bank withdrew the consent.
-    Revoked,
-    /// The user reconfirmed access (UK, FCA PS21/19: every 90 days, without new SCA at the
-    /// bank). The connection stays active.
-    Reconfirmed,
-}
+crate::words!(
+    /// Something that happened to a connection.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ConnectionEvent as "connection event" {
+        /// The user completed SCA and the bank reports the consent as valid.
+        Authorised => "authorised",
+        /// Authorisation failed, or the bank refuses the consent for good.
+        Failed => "failed",
+        /// The consent's validity ended, or the connect link lapsed before authorisation.
+        Expired => "expired",
+        /// The user, the tenant or the bank withdrew the consent.
+        Revoked => "revoked",
+        /// The user reconfirmed access (UK, FCA PS21/19: every 90 days, without new SCA at the
+        /// bank). The connection stays active.
+        Reconfirmed => "reconfirmed",
+    }
+    display
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("illegal connection transition: {event} while {from}")]
@@ -115,26 +118,6 @@ impl ConnectionStatus {
     }
 }
 
-impl ConnectionEvent {
-    pub const ALL: [ConnectionEvent; 5] = [
-        ConnectionEvent::Authorised,
-        ConnectionEvent::Failed,
-        ConnectionEvent::Expired,
-        ConnectionEvent::Revoked,
-        ConnectionEvent::Reconfirmed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionEvent::Authorised => "authorised",
-            ConnectionEvent::Failed => "failed",
-            ConnectionEvent::Expired => "expired",
-            ConnectionEvent::Revoked => "revoked",
-            ConnectionEvent::Reconfirmed => "reconfirmed",
-        }
-    }
-}
-
 impl FromStr for ConnectionStatus {
     type Err = ConnectionStatusError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -143,12 +126,6 @@ impl FromStr for ConnectionStatus {
 }
 
 impl fmt::Display for ConnectionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for ConnectionEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -19,83 +19,41 @@ use crate::id::{PaymentId, TenantId, UserId};
 use crate::money::Money;
 use crate::time::Timestamp;
 
-/// The payment scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentScheme {
-    /// SEPA credit transfer (Berlin Group `sepa-credit-transfers`).
-    Sepa,
-    /// SEPA instant credit transfer (Berlin Group `instant-sepa-credit-transfers`).
-    SepaInstant,
-    /// UK domestic payment (Faster Payments).
-    UkDomestic,
-}
-
-impl PaymentScheme {
-    pub const ALL: [PaymentScheme; 3] = [
-        PaymentScheme::Sepa,
-        PaymentScheme::SepaInstant,
-        PaymentScheme::UkDomestic,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentScheme::Sepa => "sepa",
-            PaymentScheme::SepaInstant => "sepa_instant",
-            PaymentScheme::UkDomestic => "uk_domestic",
-        }
+crate::words!(
+    /// The payment scheme.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum PaymentScheme as "payment scheme" {
+        /// SEPA credit transfer (Berlin Group `sepa-credit-transfers`).
+        Sepa => "sepa",
+        /// SEPA instant credit transfer (Berlin Group `instant-sepa-credit-transfers`).
+        SepaInstant => "sepa_instant",
+        /// UK domestic payment (Faster Payments).
+        UkDomestic => "uk_domestic",
     }
+);
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+crate::words!(
+    /// Where a payment is in its initiation. Each phase is recorded before the step that leaves it,
+    /// so a process that dies between phases leaves a recovery point the worker resumes from, and
+    /// every step towards the bank can be repeated safely (it carries the payment's idempotency key).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum PaymentPhase as "payment phase" {
+        /// Stored; the user has the authorisation link; nothing at the bank yet.
+        Accepted => "accepted",
+        /// About to create the payment at the bank (or doing so when the process died).
+        Initiating => "initiating",
+        /// Created at the bank; the user is authorising it there.
+        AwaitingSca => "awaiting_sca",
+        /// The user came back; the hub is completing it at the bank (UK: submitting).
+        Submitting => "submitting",
+        /// The bank has it; its status is polled until final.
+        Submitted => "submitted",
+        /// A final status was reached; nothing more to do.
+        Done => "done",
     }
-}
-
-/// Where a payment is in its initiation. Each phase is recorded before the step that leaves it,
-/// so a process that dies between phases leaves a recovery point the worker resumes from, and
-/// every step towards the bank can be repeated safely (it carries the payment's idempotency key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentPhase {
-    /// Stored; the user has the authorisation link; nothing at the bank yet.
-    Accepted,
-    /// About to create the payment at the bank (or doing so when the process died).
-    Initiating,
-    /// Created at the bank; the user is authorising it there.
-    AwaitingSca,
-    /// The user came back; the hub is completing it at the bank (UK: submitting).
-    Submitting,
-    /// The bank has it; its status is polled until final.
-    Submitted,
-    /// A final status was reached; nothing more to do.
-    Done,
-}
-
-impl PaymentPhase {
-    pub const ALL: [PaymentPhase; 6] = [
-        PaymentPhase::Accepted,
-        PaymentPhase::Initiating,
-        PaymentPhase::AwaitingSca,
-        PaymentPhase::Submitting,
-        PaymentPhase::Submitted,
-        PaymentPhase::Done,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentPhase::Accepted => "accepted",
-            PaymentPhase::Initiating => "initiating",
-            PaymentPhase::AwaitingSca => "awaiting_sca",
-            PaymentPhase::Submitting => "submitting",
-            PaymentPhase::Submitted => "submitted",
-            PaymentPhase::Done => "done",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == raw)
-    }
-}
+);
 
 /// A payment as stored, without its sealed details (creditor, debtor, remittance).
 #[derive(Debug, Clone, PartialEq, Eq)]
