@@ -102,6 +102,10 @@ mod tests {
                 "https://app.example:8443/x?a=1",
                 "https://app.example:8443/x?a=1",
             ),
+            (
+                "https://xn--mller-kva.example/",
+                "https://xn--mller-kva.example/",
+            ),
             ("https://müller.example/", "https://xn--mller-kva.example/"),
         ] {
             assert_eq!(
@@ -115,6 +119,11 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "http://localhost/x"
+        );
+        // The path and query are compared as they are: they are the tenant's.
+        assert_ne!(
+            RedirectUri::parse("https://a.example/Linked", false),
+            RedirectUri::parse("https://a.example/linked", false)
         );
     }
 

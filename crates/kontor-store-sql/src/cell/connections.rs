@@ -259,10 +259,13 @@ impl ConnectionStore for SqlCell {
             .write("take_state", |tx| {
                 Box::pin(async move {
                     let current = secrets_in(tx, id).await?;
-                    let matches = current.state_hash.as_deref() == Some(state_hash)
-                        && current.state_spent_at.is_none()
-                        && current.state_expires_at.is_some_and(|until| now < until);
-                    if !matches {
+                    if !super::state_is_live(
+                        current.state_hash.as_deref(),
+                        current.state_spent_at,
+                        current.state_expires_at,
+                        state_hash,
+                        now,
+                    ) {
                         return Err(StoreError::NotFound);
                     }
                     tx.execute(sqlx::query(

@@ -77,3 +77,15 @@ impl Schema for SqlCell {
         self.db.migration_description(version)
     }
 }
+
+/// Whether a flow's stored state (hash, spent, expiry) still admits `given` at `now`: it is the
+/// state's own, not used yet, and not lapsed. A connect link and a payment share this rule.
+fn state_is_live(
+    stored: Option<&str>,
+    spent: Option<kontor_domain::time::Timestamp>,
+    expires: Option<kontor_domain::time::Timestamp>,
+    given: &str,
+    now: kontor_domain::time::Timestamp,
+) -> bool {
+    stored == Some(given) && spent.is_none() && expires.is_some_and(|until| now < until)
+}
