@@ -261,6 +261,7 @@ impl AccountStore for SqlCell {
         self.db
             .write("apply_sync", |tx| {
                 Box::pin(async move {
+                    take_connection_row(tx, &write.connection_id).await?;
                     for account in &write.accounts {
                         upsert_account(tx, account).await?;
                     }
@@ -390,6 +391,22 @@ pub(super) async fn transactions_by_ids(
 
 /// Ids bound per query: well under every backend's limit on bound parameters.
 const IDS_PER_QUERY: usize = 200;
+
+/// Makes the connection's row this transaction's first write. The sync's lease is kept on that
+/// row and renewed while the sync runs (`lease::CONNECTIONS`); the write ends by updating the row
+/// (the change log's counter, the bookkeeping), and on PostgreSQL that update fails to serialize
+/// (SQLSTATE 40001) when a renewal committed after the transaction's first statement. A write
+/// that runs longer than the renewal period (a first sync of thousands of rows on a loaded
+/// database) lost every attempt so and gave up. With the row taken first, a renewal waits for
+/// this commit instead, and its own retry goes through after it.
+async fn take_connection_row(tx: &mut Tx<'_>, connection: &ConnectionId) -> StoreResult<()> {
+    tx.execute(
+        sqlx::query("UPDATE connections SET lease_until = lease_until WHERE id = $1")
+            .bind(connection.as_str()),
+    )
+    .await
+    .map(drop)
+}
 
 async fn upsert_account(tx: &mut Tx<'_>, a: &AccountRow) -> StoreResult<()> {
     tx.execute(sqlx::query(

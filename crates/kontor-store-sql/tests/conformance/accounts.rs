@@ -9,9 +9,9 @@ use kontor_domain::{
     AccountId, ConnectionId, Currency, Money, Region, TenantId, TransactionId, UserId,
 };
 use kontor_store::{
-    AccountRow, AccountStore, BalanceRow, CellStore, ConnectionStore, EventFilter, EventStore,
-    ReadsChange, StoreError, SyncBookkeeping, SyncWrite, TransactionFilter, TransactionRow,
-    UserStore,
+    AccountRow, AccountStore, BalanceRow, CellStore, ChangeStore, ConnectionStore, EventFilter,
+    EventStore, ReadsChange, StoreError, SyncBookkeeping, SyncWrite, TransactionFilter,
+    TransactionRow, UserStore,
 };
 use kontor_test_support::TestStores;
 use time::macros::date;
@@ -317,6 +317,72 @@ pub async fn later_syncs_update_remove_and_keep_ids(stores: TestStores) {
     assert_eq!(all[0].id, pending.id);
     assert_eq!(all[0].status, TransactionStatus::Booked);
     assert_eq!(all[0].key.as_str(), "id:b");
+}
+
+/// The sync's lease lives on the connection's row, and its holder renews it while the sync runs,
+/// beside the sync's own write. A write that ran longer than the renewal period (a first sync of
+/// thousands of rows on a loaded database) used to lose every attempt to a renewal committed
+/// meanwhile: its closing updates of the connection row could not serialize (PostgreSQL, SQLSTATE
+/// 40001) and the write gave up after its retries (`retries_exhausted{op="apply_sync"}`).
+pub async fn a_long_sync_write_outlasts_its_lease_renewals(stores: TestStores) {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let owner = "worker-1/sync/test";
+    let now = Timestamp::now();
+    assert!(
+        cell.claim(&connection, owner, now.plus_seconds(60), now)
+            .await
+            .unwrap()
+    );
+    let acc = account(&tenant, &user, &connection, "acc-1");
+    let mut write = empty_write(&connection);
+    write.accounts = vec![acc.clone()];
+    write.inserts = (0..1500)
+        .map(|n| {
+            txn(
+                &acc,
+                &format!("id:{n}"),
+                date!(2026 - 11 - 01),
+                "-1.00",
+                TransactionStatus::Booked,
+            )
+        })
+        .collect();
+    let done = AtomicBool::new(false);
+    let renewed = AtomicU32::new(0);
+    // The holder's renewals, far more often than a real holder's, each in its own transaction.
+    let renewing = async {
+        while !done.load(Ordering::Relaxed) {
+            if let Ok(true) = cell
+                .renew(&connection, owner, Timestamp::now().plus_seconds(60))
+                .await
+            {
+                renewed.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let writing = async {
+        let result = cell.apply_sync(&write).await;
+        done.store(true, Ordering::Relaxed);
+        result
+    };
+    let (result, ()) = tokio::join!(writing, renewing);
+    result.unwrap();
+    assert!(
+        renewed.load(Ordering::Relaxed) > 0,
+        "the lease was renewed while the sync wrote"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM transactions WHERE account_id = $1")
+        .bind(acc.id.as_str())
+        .fetch_one(&stores.raw_cell_pool("uk"))
+        .await
+        .unwrap();
+    assert_eq!(stored, 1500);
+    assert_eq!(cell.change_head(&tenant, &connection).await.unwrap(), 1500);
 }
 
 pub async fn a_failed_write_changes_nothing(stores: TestStores) {

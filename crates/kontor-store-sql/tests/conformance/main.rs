@@ -97,6 +97,7 @@ conformance! {
     accounts::a_sync_is_written_atomically_and_read_back,
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,
+    accounts::a_long_sync_write_outlasts_its_lease_renewals,
     accounts::erasing_a_user_erases_everything_of_theirs,
     accounts::transaction_dates_are_backfilled_in_batches,
     user_keys::one_key_per_user_even_when_racing,
