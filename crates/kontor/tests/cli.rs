@@ -560,12 +560,12 @@ fn the_worker_serves_probes_and_its_metrics_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(200));
     };
     for series in [
-        r#"kontor_webhook_backlog{region="uk"} 0"#,
-        r#"kontor_webhook_backlog_oldest_due_seconds{region="de"} 0"#,
-        r#"kontor_sync_oldest_overdue_seconds{region="uk"} 0"#,
-        r#"kontor_consents_expiring{region="de"} 0"#,
-        r#"kontor_payments{region="uk",phase="submitted"} 0"#,
-        r#"kontor_payments_oldest_in_phase_seconds{region="de",phase="initiating"} 0"#,
+        r#"kontor_webhook_backlog{region="uk",cell="uk-1"} 0"#,
+        r#"kontor_webhook_backlog_oldest_due_seconds{region="de",cell="de-1"} 0"#,
+        r#"kontor_sync_oldest_overdue_seconds{region="uk",cell="uk-1"} 0"#,
+        r#"kontor_consents_expiring{region="de",cell="de-1"} 0"#,
+        r#"kontor_payments{region="uk",cell="uk-1",phase="submitted"} 0"#,
+        r#"kontor_payments_oldest_in_phase_seconds{region="de",cell="de-1",phase="initiating"} 0"#,
     ] {
         assert!(
             metrics.contains(series),
