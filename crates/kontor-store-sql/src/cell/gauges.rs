@@ -116,7 +116,7 @@ impl GaugeStore for SqlCell {
     }
 
     async fn user_count(&self) -> StoreResult<u64> {
-        self.count_rows("users").await
+        self.count_users().await
     }
 
     async fn size(&self) -> StoreResult<kontor_store::CellSize> {

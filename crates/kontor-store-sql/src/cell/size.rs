@@ -7,32 +7,40 @@ use super::SqlCell;
 use crate::database::column;
 use crate::dialect::Dialect;
 
-/// The tables `kontor cells list` counts, in the order it shows them.
-const BIG_TABLES: [&str; 6] = [
-    "connections",
-    "accounts",
-    "transactions",
-    "payments",
-    "events",
-    "webhook_deliveries",
+/// The tables `kontor cells list` counts, in the order it shows them, each with its count.
+const BIG_TABLES: [(&str, &str); 6] = [
+    ("connections", "SELECT COUNT(*) AS n FROM connections"),
+    ("accounts", "SELECT COUNT(*) AS n FROM accounts"),
+    ("transactions", "SELECT COUNT(*) AS n FROM transactions"),
+    ("payments", "SELECT COUNT(*) AS n FROM payments"),
+    ("events", "SELECT COUNT(*) AS n FROM events"),
+    (
+        "webhook_deliveries",
+        "SELECT COUNT(*) AS n FROM webhook_deliveries",
+    ),
 ];
+
+const COUNT_USERS: &str = "SELECT COUNT(*) AS n FROM users";
 
 fn count(raw: i64) -> u64 {
     u64::try_from(raw).unwrap_or(0)
 }
 
 impl SqlCell {
-    pub(super) async fn count_rows(&self, table: &'static str) -> StoreResult<u64> {
-        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-        let row = self.db.fetch_one(|| sqlx::query(&sql)).await?;
+    async fn count_rows(&self, sql: &'static str) -> StoreResult<u64> {
+        let row = self.db.fetch_one(|| sqlx::query(sql)).await?;
         Ok(count(column(&row, "n")?))
     }
 
+    pub(super) async fn count_users(&self) -> StoreResult<u64> {
+        self.count_rows(COUNT_USERS).await
+    }
+
     pub(super) async fn measure(&self) -> StoreResult<CellSize> {
-        let users = self.count_rows("users").await?;
+        let users = self.count_users().await?;
         let mut rows = Vec::with_capacity(BIG_TABLES.len());
-        for table in BIG_TABLES {
-            rows.push((table, self.count_rows(table).await?));
+        for (table, sql) in BIG_TABLES {
+            rows.push((table, self.count_rows(sql).await?));
         }
         let sql = match self.db.dialect() {
             Dialect::Postgres => "SELECT pg_database_size(current_database()) AS n",
