@@ -871,3 +871,89 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod cell_tests {
+    #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    fn load(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kontor.toml");
+        std::fs::write(&file, format!("development = true\n{toml}")).unwrap();
+        let overrides = Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            listen: None,
+        };
+        Config::load(Some(&file), &overrides)
+    }
+
+    fn refused(toml: &str, expected: &str) {
+        let err = load(toml).expect_err(toml);
+        let message = format!("{err:#}");
+        assert!(message.contains(expected), "{expected:?} not in: {message}");
+    }
+
+    #[test]
+    fn cells_are_named_and_a_bare_region_is_cell_one() {
+        let config = load(
+            "[cells.de]\n\
+             [cells.de-2]\nstate = \"draining\"\ntenants = [\"ten_0000000000000000000000000p\"]\n\
+             [cells.uk-1]\nregion = \"uk\"\n",
+        )
+        .unwrap();
+        let dbs = config.databases().unwrap();
+        let names: Vec<String> = dbs.cells.keys().map(ToString::to_string).collect();
+        assert_eq!(names, ["de-1", "de-2", "uk-1"]);
+        let url = |id: &str| dbs.cells[&CellId::parse(id).unwrap()].expose().to_owned();
+        let keys = |id: &str| dbs.keys[&CellId::parse(id).unwrap()].expose().to_owned();
+        // Cell 1's files keep the names they always had.
+        assert!(url("de-1").ends_with("/cell-de.db"), "{}", url("de-1"));
+        assert!(keys("de-1").ends_with("/keys/de.db"), "{}", keys("de-1"));
+        assert!(url("de-2").ends_with("/cell-de-2.db"), "{}", url("de-2"));
+        assert!(keys("de-2").ends_with("/keys/de-2.db"), "{}", keys("de-2"));
+        assert!(url("uk-1").ends_with("/cell-uk.db"), "{}", url("uk-1"));
+        let policy = &dbs.policies[&CellId::parse("de-2").unwrap()];
+        assert_eq!(policy.state, CellState::Draining);
+        assert_eq!(policy.tenants.len(), 1);
+        assert_eq!(
+            dbs.policies[&CellId::parse("de-1").unwrap()],
+            CellPolicy::default()
+        );
+    }
+
+    #[test]
+    fn a_cell_configured_wrongly_is_refused_at_start() {
+        refused(
+            "[cells.de]\nurl = \"sqlite:///tmp/kontor-same.db\"\n\
+             [cells.de-2]\nurl = \"sqlite:///tmp/kontor-same.db\"\n",
+            "cells.de-2.url: every cell needs its own database",
+        );
+        refused(
+            "[cells.de]\n[cells.de-2]\nkeys_url = \"sqlite:///tmp/kontor-keys.db\"\n\
+             [cells.uk]\nkeys_url = \"sqlite:///tmp/kontor-keys.db\"\n",
+            "keys_url: every key store needs its own database",
+        );
+        refused(
+            "[cells.de-2]\nstate = \"paused\"\n",
+            "cells.de-2.state \"paused\" is not a cell state",
+        );
+        refused(
+            "[cells.de-2]\nregion = \"uk\"\n",
+            "cells.de-2.region is \"uk\", but the cell's name says region de",
+        );
+        refused(
+            "[cells.de-2]\ntenants = [\"ten_nope\"]\n",
+            "cells.de-2.tenants",
+        );
+        refused(
+            "[cells.de-2]\ntenants = [\"ten_0000000000000000000000000p\", \"ten_0000000000000000000000000p\"]\n",
+            "names ten_0000000000000000000000000p twice",
+        );
+        refused("[cells.de]\n[cells.de-1]\n", "both name cell de-1");
+        for name in ["de-0", "de-x", "de-99999999999", "de-01", "DE-2"] {
+            refused(&format!("[cells.{name}]\n"), &format!("cells.{name}"));
+        }
+    }
+}
