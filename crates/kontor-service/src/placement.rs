@@ -202,7 +202,10 @@ mod tests {
         let (a, b) = (tenant(1), tenant(2));
         let cells = [
             (cell("de-1"), policy(CellState::Open, &[])),
-            (cell("de-2"), policy(CellState::Open, &[a.clone()])),
+            (
+                cell("de-2"),
+                policy(CellState::Open, std::slice::from_ref(&a)),
+            ),
             (cell("de-3"), policy(CellState::Draining, &[])),
             (cell("de-4"), policy(CellState::Open, &[])),
         ];
@@ -219,7 +222,10 @@ mod tests {
         let a = tenant(1);
         let cells = [
             (cell("de-1"), policy(CellState::Open, &[])),
-            (cell("de-2"), policy(CellState::Draining, &[a.clone()])),
+            (
+                cell("de-2"),
+                policy(CellState::Draining, std::slice::from_ref(&a)),
+            ),
         ];
         let view = cells.iter().map(|(id, p)| (id, p.clone()));
         assert_eq!(eligible(&a, view), (vec![], true));

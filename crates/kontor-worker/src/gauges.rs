@@ -62,7 +62,7 @@ pub async fn report(hub: &Hub, now: Timestamp) -> usize {
             }
             // The previous values stay; the failure shows in the log and in /readyz.
             Err(err) => {
-                tracing::warn!(cell = %region, error = %err, "cannot read the cell's gauges")
+                tracing::warn!(cell = %region, error = %err, "cannot read the cell's gauges");
             }
         }
     }

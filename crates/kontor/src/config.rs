@@ -874,8 +874,6 @@ mod tests {
 
 #[cfg(test)]
 mod cell_tests {
-    #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
-
     use super::*;
 
     fn load(toml: &str) -> anyhow::Result<Config> {

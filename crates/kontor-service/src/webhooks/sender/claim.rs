@@ -70,7 +70,7 @@ impl Deliverer {
                         claimed.extend(batch.into_iter().map(|c| (cell_id.clone(), c)));
                     }
                     Err(err) => {
-                        tracing::warn!(cell = %cell_id, error = %err, "claiming deliveries failed")
+                        tracing::warn!(cell = %cell_id, error = %err, "claiming deliveries failed");
                     }
                 }
             }

@@ -112,7 +112,7 @@ impl Deliverer {
             {
                 Ok(n) => total += n,
                 Err(err) => {
-                    tracing::warn!(cell = %region, error = %err, "dispatching events failed")
+                    tracing::warn!(cell = %region, error = %err, "dispatching events failed");
                 }
             }
         }

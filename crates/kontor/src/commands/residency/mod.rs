@@ -197,27 +197,6 @@ fn region_of_file(name: &str) -> Option<String> {
         .map(|cell| cell.region().to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::region_of_file;
-
-    #[test]
-    fn a_cells_file_names_its_region() {
-        assert_eq!(region_of_file("backup/cell-de.db").as_deref(), Some("de"));
-        assert_eq!(region_of_file("cell-de-2.db").as_deref(), Some("de"));
-        assert_eq!(region_of_file("/x/cell-uk-1.db").as_deref(), Some("uk"));
-        for other in [
-            "control.db",
-            "cell-.db",
-            "cell-de-0.db",
-            "cell-DE.db",
-            "keys-de.db",
-        ] {
-            assert_eq!(region_of_file(other), None, "{other}");
-        }
-    }
-}
-
 fn scan_row(row: &AnyRow, database: &str, table: &str, role: &Role, findings: &mut Vec<Finding>) {
     let text = |i: usize| row.try_get::<Option<String>, _>(i).ok().flatten();
     let row_id = row
@@ -289,6 +268,27 @@ fn scan_row(row: &AnyRow, database: &str, table: &str, role: &Role, findings: &m
             if let Some(what) = rules::personal_data(&value) {
                 found(FindingKind::UserDataInControl, what.to_owned());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::region_of_file;
+
+    #[test]
+    fn a_cells_file_names_its_region() {
+        assert_eq!(region_of_file("backup/cell-de.db").as_deref(), Some("de"));
+        assert_eq!(region_of_file("cell-de-2.db").as_deref(), Some("de"));
+        assert_eq!(region_of_file("/x/cell-uk-1.db").as_deref(), Some("uk"));
+        for other in [
+            "control.db",
+            "cell-.db",
+            "cell-de-0.db",
+            "cell-DE.db",
+            "keys-de.db",
+        ] {
+            assert_eq!(region_of_file(other), None, "{other}");
         }
     }
 }
