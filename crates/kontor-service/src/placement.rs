@@ -2,8 +2,10 @@
 //! (`tenants = [...]` on a cell) gets the least-loaded open one of those, and nothing else; every
 //! other tenant gets the least-loaded open cell that is dedicated to no one. Load is the number
 //! of users a cell holds, counted at most every `refresh` (a cached count, raised by each user
-//! placed in between so that a burst spreads instead of piling onto one cell). Draining and
-//! closed cells take no new users; they are still served for the users they hold.
+//! placed in between so that a burst spreads instead of piling onto one cell); only the cells of
+//! the user's region are counted, and one that cannot be counted is left out of that placement
+//! (it could not take the user either). Draining and closed cells take no new users; they are
+//! still served for the users they hold.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -48,16 +50,16 @@ impl Default for PlacementSettings {
     }
 }
 
-/// The cached load counts.
+/// The cached load counts, each cell's with when it was taken.
 #[derive(Debug, Default)]
 pub(crate) struct Loads {
-    inner: Mutex<Option<Counted>>,
+    inner: Mutex<BTreeMap<CellId, Counted>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Counted {
     at: Timestamp,
-    users: BTreeMap<CellId, u64>,
+    users: u64,
 }
 
 /// The cells a tenant's new user may go to, of `cells` (a region's, with their policies).
@@ -124,56 +126,83 @@ impl Hub {
                 format!("{whose} in region {region} takes new users now"),
             ));
         }
+        // Count the candidates whose count is missing or stale. A cell that cannot be counted
+        // now is left out of this placement (it could not take the user either); when none
+        // can be counted, the error is the answer.
         let now = self.clock().now();
-        if self.loads_are_stale(now) {
-            self.refresh_cell_loads().await?;
+        let stale = self.stale_loads(&candidates, now);
+        let mut unreachable = Vec::new();
+        let mut last_error = None;
+        for id in stale {
+            match self.count_users_in(&id).await {
+                Ok(users) => self.remember_load(&id, users, now),
+                Err(err) => {
+                    tracing::warn!(cell = %id, error = %err, "cannot count the cell's users");
+                    unreachable.push(id);
+                    last_error = Some(err);
+                }
+            }
         }
-        let mut guard = self
-            .inner_loads()
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let counted = guard.get_or_insert_with(|| Counted {
-            at: now,
-            users: BTreeMap::new(),
-        });
-        let chosen = least_loaded(&candidates, &counted.users)
-            .ok_or_else(|| ServiceError::Internal("no candidate cell".into()))?;
-        *counted.users.entry(chosen.clone()).or_default() += 1;
+        let candidates: Vec<CellId> = candidates
+            .into_iter()
+            .filter(|id| !unreachable.contains(id))
+            .collect();
+        let mut loads = self.lock_loads();
+        let users: BTreeMap<CellId, u64> = loads
+            .iter()
+            .map(|(id, counted)| (id.clone(), counted.users))
+            .collect();
+        let Some(chosen) = least_loaded(&candidates, &users) else {
+            return Err(
+                last_error.unwrap_or_else(|| ServiceError::Internal("no candidate cell".into()))
+            );
+        };
+        if let Some(counted) = loads.get_mut(&chosen) {
+            counted.users += 1;
+        }
         Ok(chosen)
     }
 
-    fn loads_are_stale(&self, now: Timestamp) -> bool {
-        let refresh =
-            i64::try_from(self.settings().placement.refresh.as_micros()).unwrap_or(i64::MAX);
-        let guard = self
-            .inner_loads()
+    fn lock_loads(&self) -> std::sync::MutexGuard<'_, BTreeMap<CellId, Counted>> {
+        self.inner_loads()
             .inner
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match guard.as_ref() {
-            None => true,
-            Some(counted) => now.unix_micros().saturating_sub(counted.at.unix_micros()) >= refresh,
-        }
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts every cell's users now (placement does so itself when its count is older than
-    /// `placement.refresh`). A cell that cannot be counted fails the placement: a user is not
-    /// placed on a guess.
+    /// Those of `cells` whose count is missing or older than `placement.refresh`.
+    fn stale_loads(&self, cells: &[CellId], now: Timestamp) -> Vec<CellId> {
+        let refresh =
+            i64::try_from(self.settings().placement.refresh.as_micros()).unwrap_or(i64::MAX);
+        let loads = self.lock_loads();
+        cells
+            .iter()
+            .filter(|id| {
+                loads.get(*id).is_none_or(|counted| {
+                    now.unix_micros().saturating_sub(counted.at.unix_micros()) >= refresh
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn remember_load(&self, cell: &CellId, users: u64, at: Timestamp) {
+        self.lock_loads()
+            .insert(cell.clone(), Counted { at, users });
+    }
+
+    async fn count_users_in(&self, cell: &CellId) -> ServiceResult<u64> {
+        Ok(self.cell(cell)?.user_count().await?)
+    }
+
+    /// Counts every cell's users now (placement counts a region's cells itself when their
+    /// count is older than `placement.refresh`).
     pub async fn refresh_cell_loads(&self) -> ServiceResult<()> {
-        let mut users = BTreeMap::new();
+        let now = self.clock().now();
         for (id, cell) in self.cells().iter() {
-            users.insert(id.clone(), cell.user_count().await?);
+            let users = cell.user_count().await?;
+            self.remember_load(id, users, now);
         }
-        let counted = Counted {
-            at: self.clock().now(),
-            users,
-        };
-        *self
-            .inner_loads()
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(counted);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use crate::hub::Hub;
 /// How one database answered a readiness probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseCheck {
-    /// `control` or `cell:<region>`.
+    /// `control` or `cell:<cell>`, the cell as ids name it (`cell:de`, `cell:de-2`).
     pub name: String,
     /// `postgres` or `sqlite`.
     pub backend: &'static str,
@@ -162,7 +162,7 @@ impl Hub {
         let cells = self
             .cells()
             .iter()
-            .map(|(region, cell)| probe(format!("cell:{region}"), cell.as_ref(), timeout));
+            .map(|(id, cell)| probe(format!("cell:{}", id.segment()), cell.as_ref(), timeout));
         let (control, cells) = tokio::join!(control, futures_util::future::join_all(cells));
         let mut checks = vec![control];
         checks.extend(cells);

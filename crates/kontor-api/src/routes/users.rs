@@ -94,6 +94,7 @@ pub struct ListUsersQuery {
         (status = 409, description = "external_id already used in this region", body = ErrorEnvelope),
         (status = 413, description = "Body too large", body = ErrorEnvelope),
         (status = 415, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 503, description = "No cell of the region takes new users now (no_open_cell), or a database is unavailable", body = ErrorEnvelope),
     )
 )]
 pub async fn create(
