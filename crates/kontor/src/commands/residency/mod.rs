@@ -55,7 +55,7 @@ pub async fn run(config: &Config, backup: Option<&Path>, json: bool) -> anyhow::
     }];
     for (cell, url) in &databases.cells {
         targets.push(Target {
-            name: format!("cell {cell}"),
+            name: format!("cell {}", cell.segment()),
             url: url.expose().to_owned(),
             role: Some(Role::Cell(Some(cell.region().to_string()))),
         });
