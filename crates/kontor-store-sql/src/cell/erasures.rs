@@ -64,6 +64,7 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("record_erasure", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(tx, tenant.as_str(), Some(user.as_str())).await?;
                     super::users::require_user(tx, tenant, user).await?;
                     let inserted = tx.execute(sqlx::query(
                 "INSERT INTO erasures (user_id, tenant_id, phase, requested_at, updated_at) \
@@ -132,6 +133,8 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("erase_user_data", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Erasure, user.as_str())
+                        .await?;
                     let moved = tx
                         .execute(
                             sqlx::query(
@@ -219,6 +222,7 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("record_revocation", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Revocation, id).await?;
                     let changed = tx.execute(sqlx::query(
                 "UPDATE erasure_revocations SET state = $2, attempts = attempts + 1, \
                  next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, \
@@ -248,6 +252,8 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("close_erasure", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Erasure, user.as_str())
+                        .await?;
                     let phase: Option<String> = tx
                         .optional_scalar(
                             sqlx::query_scalar("SELECT phase FROM erasures WHERE user_id = $1")

@@ -57,6 +57,12 @@ impl EventStore for SqlCell {
         self.db
             .write("append_event", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(
+                        tx,
+                        event.tenant_id.as_str(),
+                        event.user_id.as_ref().map(|u| u.as_str()),
+                    )
+                    .await?;
                     insert_event(tx, event).await?;
                     Ok(())
                 })
