@@ -461,6 +461,10 @@ impl DeliveryStore for SqlCell {
         );
         let p = q.arg(Arg::Text(tenant.to_string()));
         q.push(&p);
+        q.push(
+            " AND NOT EXISTS (SELECT 1 FROM move_fences f WHERE f.tenant_id = d.tenant_id \
+             AND (f.user_id IS NULL OR f.user_id = e.user_id) AND f.state IN ('incoming', 'gone'))",
+        );
         let p = q.arg(Arg::Text(endpoint.to_string()));
         q.push(&format!(" AND d.endpoint_id = {p}"));
         if let Some(state) = filter.state {

@@ -168,10 +168,11 @@ impl ErasureStore for SqlCell {
             "SELECT ",
             erasure_columns!(),
             " FROM erasures e \
-             WHERE (e.phase = 'recorded' AND e.updated_at < $1) \
+             WHERE ((e.phase = 'recorded' AND e.updated_at < $1) \
                 OR (e.phase = 'erased' AND NOT EXISTS (SELECT 1 FROM erasure_revocations r \
-                    WHERE r.user_id = e.user_id AND r.state = 'pending')) \
-             ORDER BY e.requested_at, e.user_id LIMIT $2"
+                    WHERE r.user_id = e.user_id AND r.state = 'pending'))) AND ",
+            unfenced!("e"),
+            " ORDER BY e.requested_at, e.user_id LIMIT $2"
         );
         self.db
             .rows(
@@ -193,7 +194,9 @@ impl ErasureStore for SqlCell {
                     "SELECT r.id, r.user_id, r.tenant_id, r.connection_id, r.bank_id, r.ticket, \
                      r.attempts FROM erasure_revocations r \
                      JOIN erasures e ON e.user_id = r.user_id AND e.phase = 'erased' \
-                     WHERE r.state = 'pending' AND r.next_attempt_at <= $1 \
+                     WHERE r.state = 'pending' AND r.next_attempt_at <= $1 AND \
+                     NOT EXISTS (SELECT 1 FROM move_fences f WHERE f.tenant_id = r.tenant_id \
+                     AND (f.user_id IS NULL OR f.user_id = r.user_id)) \
                      ORDER BY r.next_attempt_at, r.id LIMIT $2",
                 )
                 .bind(now.unix_micros())

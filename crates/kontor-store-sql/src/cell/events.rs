@@ -82,6 +82,7 @@ impl EventStore for SqlCell {
         );
         let p = q.arg(Arg::Text(tenant.to_string()));
         q.push(&p);
+        q.push(concat!(" AND ", listed!("events")));
         if let Some(event_type) = filter.event_type {
             let p = q.arg(Arg::Text(event_type.as_str().to_owned()));
             q.push(&format!(" AND type = {p}"));

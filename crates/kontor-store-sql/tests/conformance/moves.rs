@@ -473,6 +473,53 @@ pub async fn a_frozen_subject_is_refused_and_others_write_on(stores: TestStores)
         .unwrap(),
         "a fenced connection is not claimed"
     );
+    // The frozen source still lists the tenant; the target's copy is hidden from tenant-wide
+    // lists until the switch, and neither cell hands the tenant's events to the dispatcher.
+    let users = |cell: &SqlCell| {
+        let (cell, tenant) = (cell.clone(), tenant.id.clone());
+        async move { cell.list_users(&tenant, None, 10).await.unwrap().items.len() }
+    };
+    assert_eq!(users(&cells.de1.cell).await, 2);
+    assert_eq!(users(&cells.de2.cell).await, 0);
+    let all = kontor_domain::list::ListFilter::<kontor_domain::ConnectionStatus> {
+        user: None,
+        status: None,
+        bank: None,
+        created_after: None,
+        created_before: None,
+    };
+    assert!(
+        kontor_store::ConnectionStore::list_connections(&cells.de2.cell, &tenant.id, &all, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        cells
+            .de2
+            .cell
+            .list_events(&tenant.id, &kontor_store::EventFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    for cell in [&cells.de1.cell, &cells.de2.cell] {
+        let waiting = cell.undispatched_events(100).await.unwrap();
+        assert!(waiting.iter().all(|e| e.tenant_id != tenant.id), "fenced events wait");
+    }
+    assert!(
+        cells
+            .de1
+            .cell
+            .undispatched_events(100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.tenant_id == other.id),
+        "another tenant's events are dispatched"
+    );
 
     let id: String = sqlx::query_scalar("SELECT id FROM cell_moves")
         .fetch_one(cells.stores.control.database().pool())
