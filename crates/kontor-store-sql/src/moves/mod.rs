@@ -492,6 +492,7 @@ impl Mover {
         let control = self.control.database();
         let checkpoint = |step: &str| self.checkpoint(step);
         let mut frozen_here: Option<Instant> = None;
+        let mut target_state = sync::TargetState::new();
         loop {
             report.phase = record.phase;
             if record.phase.is_finished() {
@@ -504,15 +505,29 @@ impl Mover {
                 }
                 MovePhase::Copying => {
                     fence(to.db(), &record, FENCE_INCOMING).await?;
-                    let stats =
-                        sync::pass(from.db(), to.db(), &subject, batch, &checkpoint).await?;
+                    let stats = sync::pass(
+                        from.db(),
+                        to.db(),
+                        &subject,
+                        batch,
+                        &mut target_state,
+                        &checkpoint,
+                    )
+                    .await?;
                     report.passes.push(stats);
                     journal::advance(control, &mut record, MovePhase::CatchingUp).await?;
                 }
                 MovePhase::CatchingUp => {
                     for _ in 0..self.options.max_passes {
-                        let stats =
-                            sync::pass(from.db(), to.db(), &subject, batch, &checkpoint).await?;
+                        let stats = sync::pass(
+                            from.db(),
+                            to.db(),
+                            &subject,
+                            batch,
+                            &mut target_state,
+                            &checkpoint,
+                        )
+                        .await?;
                         report.passes.push(stats);
                         if stats.changed() <= self.options.settle_rows {
                             break;
@@ -526,7 +541,8 @@ impl Mover {
                     self.checkpoint("fenced")?;
                     report.keys_copied = copy_keys(from, to, &record).await?;
                     self.checkpoint("keys")?;
-                    let (stats, checks) = final_pass(from, to, &record, batch).await?;
+                    let state = std::mem::take(&mut target_state);
+                    let (stats, checks) = final_pass(from, to, &record, batch, state).await?;
                     report.final_pass = Some(stats);
                     if let Some(bad) = checks.iter().find(|c| !c.matches()) {
                         return Err(MoveError::VerificationFailed { table: bad.table });
@@ -619,11 +635,22 @@ async fn final_pass(
     to: &MoveCell,
     record: &MoveRecord,
     batch: usize,
+    mut state: sync::TargetState,
 ) -> Result<(PassStats, Vec<TableCheck>), MoveError> {
     let mut attempt = 0;
     let diff = loop {
         attempt += 1;
-        match sync::final_diff(from.db(), to.db(), &record.subject, &record.id, batch).await {
+        let known = std::mem::take(&mut state);
+        match sync::final_diff(
+            from.db(),
+            to.db(),
+            &record.subject,
+            &record.id,
+            batch,
+            known,
+        )
+        .await
+        {
             Ok(diff) => break diff,
             Err(MoveError::Store(e)) if e.is_retryable() && attempt < 5 => {
                 tracing::info!(move_id = %record.id, error = %e, "final pass aborted; again");

@@ -234,6 +234,8 @@ struct Apply<'a> {
     target: &'a SqlDatabase,
     table: &'a Table,
     known: &'a mut Hashes,
+    /// The source's rows seen: what the target holds after the pass unless a row was deferred.
+    seen: Hashes,
     stats: PassStats,
     checkpoint: &'a (dyn Fn(&str) -> Result<(), MoveError> + Send + Sync),
 }
@@ -244,6 +246,8 @@ impl AsyncPage for Apply<'_> {
         for row in rows {
             let key = row.key(self.table)?;
             let hash = row.hash();
+            self.seen
+                .insert(key.clone(), (hash, row.key_values(self.table)?));
             match self.known.remove(&key) {
                 Some((stored, _)) if stored == hash => {}
                 _ => changed.push(row),
@@ -255,6 +259,12 @@ impl AsyncPage for Apply<'_> {
     }
 }
 
+/// What the target holds of each table after a pass, where the pass knows it exactly (no row of
+/// the table was deferred). Only the move writes the subject's rows in the target (the
+/// `incoming` fence refuses everyone else), so the next pass may start from it instead of
+/// reading the target again.
+pub(crate) type TargetState = Vec<Option<Hashes>>;
+
 /// One pass over every table while the source still changes: pages of the source read on its
 /// pool, each page's changed rows upserted into the target at once, and after each table the
 /// rows gone at the source deleted from the target. Safe to run any number of times.
@@ -263,11 +273,16 @@ pub(crate) async fn pass(
     target: &SqlDatabase,
     subject: &Subject,
     batch: usize,
+    state: &mut TargetState,
     checkpoint: &(dyn Fn(&str) -> Result<(), MoveError> + Send + Sync),
 ) -> Result<PassStats, MoveError> {
     let mut total = PassStats::default();
-    for table in TABLES {
-        let mut known = hashes(target, table, subject, batch).await?;
+    state.resize_with(TABLES.len(), || None);
+    for (table, cached) in TABLES.iter().zip(state.iter_mut()) {
+        let mut known = match cached.take() {
+            Some(known) => known,
+            None => hashes(target, table, subject, batch).await?,
+        };
         let mut conn = source
             .pool()
             .acquire()
@@ -277,14 +292,16 @@ pub(crate) async fn pass(
             target,
             table,
             known: &mut known,
+            seen: Hashes::new(),
             stats: PassStats::default(),
             checkpoint,
         };
         scan(&mut conn, source, table, subject, batch, &mut apply).await?;
-        let stats = apply.stats;
+        let (stats, seen) = (apply.stats, apply.seen);
         total.add(stats);
         let gone: Vec<Vec<Value>> = known.into_values().map(|(_, key)| key).collect();
         total.deleted += delete(target, table, &gone).await?;
+        *cached = (stats.deferred == 0).then_some(seen);
     }
     Ok(total)
 }
@@ -348,10 +365,15 @@ pub(crate) async fn final_diff(
     subject: &Subject,
     move_id: &str,
     batch: usize,
+    mut state: TargetState,
 ) -> Result<FinalDiff, MoveError> {
+    state.resize_with(TABLES.len(), || None);
     let mut known = Vec::new();
-    for table in TABLES {
-        known.push(hashes(target, table, subject, batch).await?);
+    for (table, cached) in TABLES.iter().zip(state) {
+        known.push(match cached {
+            Some(cached) => cached,
+            None => hashes(target, table, subject, batch).await?,
+        });
     }
     let mut tx = source
         .pool()

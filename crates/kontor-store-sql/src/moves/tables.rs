@@ -142,24 +142,24 @@ impl StoredRow {
             // A NULL's column kind is only needed to bind it for PostgreSQL, which reports every
             // column's declared type; SQLite takes a NULL of any kind.
             let kind: AnyTypeInfoKind = column.type_info().kind();
-            let value = match row.try_get::<Option<i64>, _>(at) {
-                Ok(Some(n)) => Value::Integer(n),
-                Ok(None) => Value::Null {
-                    integer: kind.is_integer(),
-                },
-                Err(_) => match row.try_get::<Option<String>, _>(at) {
-                    Ok(Some(s)) => Value::Text(s),
-                    Ok(None) => Value::Null {
-                        integer: kind.is_integer(),
-                    },
-                    Err(e) => {
-                        return Err(StoreError::corrupt(format!(
-                            "column {} ({}): {e}",
-                            column.name(),
-                            column.type_info().name()
-                        )));
-                    }
-                },
+            // Decoded by the column's declared kind first: a failed decode builds an error, and
+            // a frozen move decodes every row of the subject twice.
+            let integer = kind.is_integer();
+            let value = if integer {
+                decode_integer(row, at).or_else(|| decode_text(row, at))
+            } else {
+                decode_text(row, at).or_else(|| decode_integer(row, at))
+            };
+            let value = match value {
+                Some(Some(value)) => value,
+                Some(None) => Value::Null { integer },
+                None => {
+                    return Err(StoreError::corrupt(format!(
+                        "column {} ({}) is neither an integer nor a text",
+                        column.name(),
+                        column.type_info().name()
+                    )));
+                }
             };
             columns.push((column.name().to_owned(), value));
         }
@@ -206,6 +206,18 @@ impl StoredRow {
         }
         Sha256::digest(&bytes).into()
     }
+}
+
+fn decode_integer(row: &AnyRow, at: usize) -> Option<Option<Value>> {
+    row.try_get::<Option<i64>, _>(at)
+        .ok()
+        .map(|v| v.map(Value::Integer))
+}
+
+fn decode_text(row: &AnyRow, at: usize) -> Option<Option<Value>> {
+    row.try_get::<Option<String>, _>(at)
+        .ok()
+        .map(|v| v.map(Value::Text))
 }
 
 fn encode_text(out: &mut Vec<u8>, text: &str) {

@@ -477,7 +477,13 @@ pub async fn a_frozen_subject_is_refused_and_others_write_on(stores: TestStores)
     // lists until the switch, and neither cell hands the tenant's events to the dispatcher.
     let users = |cell: &SqlCell| {
         let (cell, tenant) = (cell.clone(), tenant.id.clone());
-        async move { cell.list_users(&tenant, None, 10).await.unwrap().items.len() }
+        async move {
+            cell.list_users(&tenant, None, 10)
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
     };
     assert_eq!(users(&cells.de1.cell).await, 2);
     assert_eq!(users(&cells.de2.cell).await, 0);
@@ -489,11 +495,17 @@ pub async fn a_frozen_subject_is_refused_and_others_write_on(stores: TestStores)
         created_before: None,
     };
     assert!(
-        kontor_store::ConnectionStore::list_connections(&cells.de2.cell, &tenant.id, &all, None, 10)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
+        kontor_store::ConnectionStore::list_connections(
+            &cells.de2.cell,
+            &tenant.id,
+            &all,
+            None,
+            10
+        )
+        .await
+        .unwrap()
+        .items
+        .is_empty()
     );
     assert!(
         cells
@@ -507,7 +519,10 @@ pub async fn a_frozen_subject_is_refused_and_others_write_on(stores: TestStores)
     );
     for cell in [&cells.de1.cell, &cells.de2.cell] {
         let waiting = cell.undispatched_events(100).await.unwrap();
-        assert!(waiting.iter().all(|e| e.tenant_id != tenant.id), "fenced events wait");
+        assert!(
+            waiting.iter().all(|e| e.tenant_id != tenant.id),
+            "fenced events wait"
+        );
     }
     assert!(
         cells
