@@ -258,6 +258,9 @@ pub struct MoveReport {
     pub keys_copied: u64,
     /// From the source's fence to the target's fence lifted (this run, when it saw both).
     pub pause: Option<Duration>,
+    /// Where the pause went (this run, when it froze): `keys`, `final_diff`, `apply`, `verify`,
+    /// `switch`.
+    pub freeze_steps: Vec<(&'static str, Duration)>,
     pub source_rows_deleted: u64,
 }
 
@@ -487,6 +490,7 @@ impl Mover {
             tables: Vec::new(),
             keys_copied: 0,
             pause: None,
+            freeze_steps: Vec::new(),
             source_rows_deleted: 0,
         };
         let control = self.control.database();
@@ -539,10 +543,14 @@ impl Mover {
                     fence(from.db(), &record, FENCE_OUTGOING).await?;
                     frozen_here = Some(Instant::now());
                     self.checkpoint("fenced")?;
+                    let started = Instant::now();
                     report.keys_copied = copy_keys(from, to, &record).await?;
+                    report.freeze_steps.push(("keys", started.elapsed()));
                     self.checkpoint("keys")?;
                     let state = std::mem::take(&mut target_state);
-                    let (stats, checks) = final_pass(from, to, &record, batch, state).await?;
+                    let (stats, checks) =
+                        final_pass(from, to, &record, batch, state, &mut report.freeze_steps)
+                            .await?;
                     report.final_pass = Some(stats);
                     if let Some(bad) = checks.iter().find(|c| !c.matches()) {
                         return Err(MoveError::VerificationFailed { table: bad.table });
@@ -552,7 +560,9 @@ impl Mover {
                     journal::advance(control, &mut record, MovePhase::Verified).await?;
                 }
                 MovePhase::Verified => {
+                    let started = Instant::now();
                     journal::switch(control, &mut record).await?;
+                    report.freeze_steps.push(("switch", started.elapsed()));
                 }
                 MovePhase::Switched => {
                     unfence(to.db(), &record.id).await?;
@@ -636,8 +646,10 @@ async fn final_pass(
     record: &MoveRecord,
     batch: usize,
     mut state: sync::TargetState,
+    steps: &mut Vec<(&'static str, Duration)>,
 ) -> Result<(PassStats, Vec<TableCheck>), MoveError> {
     let mut attempt = 0;
+    let started = Instant::now();
     let diff = loop {
         attempt += 1;
         let known = std::mem::take(&mut state);
@@ -658,12 +670,17 @@ async fn final_pass(
             Err(e) => return Err(e),
         }
     };
+    steps.push(("final_diff", started.elapsed()));
+    let started = Instant::now();
     let stats = diff.apply(to.db()).await?;
+    steps.push(("apply", started.elapsed()));
+    let started = Instant::now();
     let mut checks = Vec::new();
     for (table, source) in tables::TABLES.iter().zip(&diff.source) {
         let target = sync::hashes(to.db(), table, &record.subject, batch).await?;
         checks.push(check(table.name, source, &target));
     }
+    steps.push(("verify", started.elapsed()));
     Ok((stats, checks))
 }
 

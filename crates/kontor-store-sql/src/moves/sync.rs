@@ -332,12 +332,12 @@ impl AsyncPage for Diff<'_> {
         for row in rows {
             let key = row.key(self.table)?;
             let hash = row.hash();
-            let values = row.key_values(self.table)?;
             match self.known.remove(&key) {
                 Some((stored, _)) if stored == hash => {}
                 _ => self.upserts.push(row),
             }
-            self.source.insert(key, (hash, values));
+            // The source's side is only hashed for verification: no key values kept.
+            self.source.insert(key, (hash, Vec::new()));
         }
         Ok(())
     }

@@ -846,9 +846,10 @@ pub async fn freeze_of_100k_transactions(stores: TestStores) {
         .await
         .unwrap();
     println!(
-        "moved in {:?}; pause (fence to target open) {:?}; final pass {:?}; tables {:?}",
+        "moved in {:?}; pause (fence to target open) {:?}: {:?}; final pass {:?}; tables {:?}",
         started.elapsed(),
         report.pause,
+        report.freeze_steps,
         report.final_pass,
         report
             .tables
