@@ -491,29 +491,13 @@ impl Mover {
                 }
                 MovePhase::Copying => {
                     fence(to.db(), &record, FENCE_INCOMING).await?;
-                    let stats = sync::pass(
-                        from.db(),
-                        to.db(),
-                        &subject,
-                        batch,
-                        &mut target_state,
-                        &checkpoint,
-                    )
-                    .await?;
+                    let stats = self.pass(from, to, &subject, &mut target_state).await?;
                     report.passes.push(stats);
                     journal::advance(control, &mut record, MovePhase::CatchingUp).await?;
                 }
                 MovePhase::CatchingUp => {
                     for _ in 0..self.options.max_passes {
-                        let stats = sync::pass(
-                            from.db(),
-                            to.db(),
-                            &subject,
-                            batch,
-                            &mut target_state,
-                            &checkpoint,
-                        )
-                        .await?;
+                        let stats = self.pass(from, to, &subject, &mut target_state).await?;
                         report.passes.push(stats);
                         if stats.changed() <= self.options.settle_rows {
                             break;
@@ -574,6 +558,19 @@ impl Mover {
                 }
             }
         }
+    }
+
+    /// One diff pass of the subject from `from` to `to` (copy or catch-up).
+    async fn pass(
+        &self,
+        from: &MoveCell,
+        to: &MoveCell,
+        subject: &Subject,
+        state: &mut sync::TargetState,
+    ) -> Result<PassStats, MoveError> {
+        let checkpoint = |step: &str| self.checkpoint(step);
+        let batch = self.options.batch.max(1);
+        sync::pass(from.db(), to.db(), subject, batch, state, &checkpoint).await
     }
 
     /// Verifies a subject's rows in two cells now: per table, rows and content hash on each
