@@ -890,3 +890,97 @@ pub async fn every_cell_table_is_attributed(stores: TestStores) {
         );
     }
 }
+
+/// A move stopped while frozen is aborted: the source takes writes again and keeps its keys, the
+/// target holds nothing, and the tenant can be moved afresh. A switched move cannot be aborted.
+pub async fn an_unswitched_move_is_aborted_cleanly(stores: TestStores) {
+    let cells = Cells::new(stores).await;
+    let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
+    let subject = Subject::Tenant(tenant.id.clone());
+    let before = moves::row_counts(&cells.de1.cell, &subject).await.unwrap();
+    let hook: moves::FailureHook = Arc::new(|step: &str| step == "phase:verified");
+    let stopping = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    assert!(matches!(
+        stopping.start(&request(subject.clone())).await,
+        Err(MoveError::Injected(_))
+    ));
+    let id: String = sqlx::query_scalar("SELECT id FROM cell_moves")
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap();
+    assert!(
+        cells
+            .de2
+            .keys
+            .user_key(&tenant.users[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let mover = cells.mover(MoveOptions::default());
+    let report = mover.abort(&id).await.unwrap();
+    assert_eq!(report.phase, MovePhase::Aborted);
+    assert_eq!(
+        mover.abort(&id).await.err().map(|e| e.code()),
+        Some("move_finished")
+    );
+    assert_eq!(
+        total(&cells.de2.cell, &subject).await,
+        0,
+        "the copy is gone"
+    );
+    assert_eq!(
+        moves::row_counts(&cells.de1.cell, &subject).await.unwrap(),
+        before
+    );
+    for user in &tenant.users {
+        assert_eq!(cells.de2.keys.user_key(user).await.unwrap(), None);
+        assert!(cells.de1.keys.user_key(user).await.unwrap().is_some());
+    }
+    cells
+        .de1
+        .cell
+        .create_payment(&new_payment(&tenant.id, &tenant.users[0]))
+        .await
+        .unwrap();
+    // No longer marked moved: the source key store hands out (and would make) keys again.
+    let kept = cells.de1.keys.user_key(&tenant.users[0]).await.unwrap();
+    let ensured = cells
+        .de1
+        .keys
+        .ensure_user_key(&tenant.users[0], "w1.k.other")
+        .await
+        .unwrap();
+    assert_eq!(Some(ensured), kept);
+    assert!(cells.stores.control.cell_routes().await.unwrap().is_empty());
+
+    // Afresh; a switched move is not aborted, only finished.
+    let hook: moves::FailureHook = Arc::new(|step: &str| step == "phase:cleaning");
+    let stopping = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    assert!(matches!(
+        stopping.start(&request(subject.clone())).await,
+        Err(MoveError::Injected(_))
+    ));
+    let again: String = sqlx::query_scalar("SELECT id FROM cell_moves WHERE finished_at IS NULL")
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        mover.abort(&again).await.err().map(|e| e.code()),
+        Some("move_already_switched")
+    );
+    let report = mover.resume(&again).await.unwrap();
+    assert_eq!(report.phase, MovePhase::Done);
+    assert_eq!(total(&cells.de1.cell, &subject).await, 0);
+    assert_eq!(
+        moves::row_counts(&cells.de2.cell, &subject).await.unwrap()["payments"],
+        before["payments"] + 1
+    );
+}
