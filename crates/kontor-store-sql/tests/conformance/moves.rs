@@ -984,3 +984,48 @@ pub async fn an_unswitched_move_is_aborted_cleanly(stores: TestStores) {
         before["payments"] + 1
     );
 }
+
+/// An erasure that reaches the source's key store after the key was copied (its routes still
+/// pointed there) is carried to the target by the cleanup: no copy of the key survives.
+pub async fn a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_target(
+    stores: TestStores,
+) {
+    let cells = Cells::new(stores).await;
+    let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
+    let subject = Subject::Tenant(tenant.id.clone());
+    let hook: moves::FailureHook = Arc::new(|step: &str| step == "phase:verified");
+    let stopping = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    assert!(matches!(
+        stopping.start(&request(subject.clone())).await,
+        Err(MoveError::Injected(_))
+    ));
+    let (erased, kept) = (&tenant.users[0], &tenant.users[1]);
+    assert!(
+        cells.de2.keys.user_key(erased).await.unwrap().is_some(),
+        "copied"
+    );
+    assert!(cells.de1.keys.shred_user_key(erased).await.unwrap());
+    let id: String = sqlx::query_scalar("SELECT id FROM cell_moves")
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap();
+    let report = cells
+        .mover(MoveOptions::default())
+        .resume(&id)
+        .await
+        .unwrap();
+    assert_eq!(report.phase, MovePhase::Done);
+    assert_eq!(cells.de2.keys.user_key(erased).await.unwrap(), None);
+    assert_eq!(cells.de1.keys.user_key(erased).await.unwrap(), None);
+    let imported = cells
+        .de2
+        .keys
+        .import_user_key(erased, "w1.k.back")
+        .await
+        .unwrap();
+    assert!(!imported, "the target remembers the shred");
+    assert!(cells.de2.keys.user_key(kept).await.unwrap().is_some());
+}
