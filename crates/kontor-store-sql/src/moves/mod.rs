@@ -590,19 +590,7 @@ impl Mover {
         let batch = self.options.batch.max(1);
         for user in users_of(from.db(), &record.subject).await? {
             to.keys.forget_moved_key(&user).await?;
-            let uid = user.as_str();
-            from.keys
-                .database()
-                .write_idempotent("unmark_key_moved", |tx| {
-                    Box::pin(async move {
-                        tx.execute(
-                            sqlx::query("DELETE FROM moved_user_keys WHERE user_id = $1").bind(uid),
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .await?;
+            unmark_moved(from.keys.database(), &user).await?;
         }
         let deleted = clean_source(to.db(), &record.subject, batch, &checkpoint).await?;
         unfence(to.db(), &record.id).await?;
@@ -844,17 +832,7 @@ async fn copy_keys(from: &MoveCell, to: &MoveCell, record: &MoveRecord) -> Store
             })
             .await?;
         // Coming back to a key store it once left: it may hold keys again.
-        target
-            .write_idempotent("unmark_key_moved", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        sqlx::query("DELETE FROM moved_user_keys WHERE user_id = $1").bind(uid),
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await?;
+        unmark_moved(target, &user).await?;
         if shredded > 0 {
             to.keys.shred_user_key(&user).await?;
             continue;
@@ -865,6 +843,19 @@ async fn copy_keys(from: &MoveCell, to: &MoveCell, record: &MoveRecord) -> Store
         }
     }
     Ok(copied)
+}
+
+/// Forgets that a user's key moved away from this key store (it may hold their key again).
+async fn unmark_moved(keys: &SqlDatabase, user: &UserId) -> StoreResult<()> {
+    let uid = user.as_str();
+    keys.write_idempotent("unmark_key_moved", |tx| {
+        Box::pin(async move {
+            tx.execute(sqlx::query("DELETE FROM moved_user_keys WHERE user_id = $1").bind(uid))
+                .await?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// After the switch: a key shredded in the source since it was copied (an erasure that reached

@@ -196,6 +196,19 @@ async fn total(cell: &SqlCell, subject: &Subject) -> i64 {
         .sum()
 }
 
+/// Starts a move of `subject` from de-1 to de-2 that stops (an injected failure) at `step`.
+async fn stop_at(cells: &Cells, subject: &Subject, step: &'static str) {
+    let hook: moves::FailureHook = Arc::new(move |at: &str| at == step);
+    let stopping = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    assert!(matches!(
+        stopping.start(&request(subject.clone())).await,
+        Err(MoveError::Injected(_))
+    ));
+}
+
 fn request(subject: Subject) -> MoveRequest {
     MoveRequest {
         subject,
@@ -898,15 +911,7 @@ pub async fn an_unswitched_move_is_aborted_cleanly(stores: TestStores) {
     let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
     let subject = Subject::Tenant(tenant.id.clone());
     let before = moves::row_counts(&cells.de1.cell, &subject).await.unwrap();
-    let hook: moves::FailureHook = Arc::new(|step: &str| step == "phase:verified");
-    let stopping = cells.mover(MoveOptions {
-        hook: Some(hook),
-        ..MoveOptions::default()
-    });
-    assert!(matches!(
-        stopping.start(&request(subject.clone())).await,
-        Err(MoveError::Injected(_))
-    ));
+    stop_at(&cells, &subject, "phase:verified").await;
     let id: String = sqlx::query_scalar("SELECT id FROM cell_moves")
         .fetch_one(cells.stores.control.database().pool())
         .await
@@ -993,15 +998,7 @@ pub async fn a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_tar
     let cells = Cells::new(stores).await;
     let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
     let subject = Subject::Tenant(tenant.id.clone());
-    let hook: moves::FailureHook = Arc::new(|step: &str| step == "phase:verified");
-    let stopping = cells.mover(MoveOptions {
-        hook: Some(hook),
-        ..MoveOptions::default()
-    });
-    assert!(matches!(
-        stopping.start(&request(subject.clone())).await,
-        Err(MoveError::Injected(_))
-    ));
+    stop_at(&cells, &subject, "phase:verified").await;
     let (erased, kept) = (&tenant.users[0], &tenant.users[1]);
     assert!(
         cells.de2.keys.user_key(erased).await.unwrap().is_some(),
