@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use crate::database::{PoolSettings, SqlDatabase};
 use crate::dialect::Dialect;
+use crate::tx::Tx;
 
 /// How often a checkpoint kept from completing by a reader is tried again.
 const CHECKPOINT_ATTEMPTS: u32 = 5;
@@ -58,6 +59,21 @@ impl SqlKeyStore {
                     if shredded > 0 {
                         return Err(StoreError::NotFound);
                     }
+                    // The user moved to another cell's key store: a process with stale routes
+                    // must not make them a second key here.
+                    let moved: i64 = tx
+                        .scalar(
+                            sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM moved_user_keys WHERE user_id = $1",
+                            )
+                            .bind(user.as_str()),
+                        )
+                        .await?;
+                    if moved > 0 {
+                        return Err(StoreError::Moving {
+                            subject: "user".into(),
+                        });
+                    }
                     let inserted = tx
                 .execute(
                     sqlx::query(
@@ -73,6 +89,22 @@ impl SqlKeyStore {
                 })
             })
             .await
+    }
+
+    /// Deletes a moved user's key from this (the source) key store after the move's switch:
+    /// overwritten, deleted and forgotten like a shred, but not recorded as shredded (the key
+    /// lives on in the target's key store; `moved_user_keys` keeps new keys from being made here).
+    pub(crate) async fn forget_moved_key(&self, user: &UserId) -> StoreResult<()> {
+        let deleted = self
+            .db
+            .write_idempotent("forget_moved_key", |tx| {
+                Box::pin(async move { overwrite_and_delete(tx, user).await })
+            })
+            .await?;
+        if deleted {
+            self.forget().await?;
+        }
+        Ok(())
     }
 
     /// Makes the engine forget what was just deleted; see [`Dialect::after_shred`].
@@ -109,6 +141,28 @@ impl SqlKeyStore {
     }
 }
 
+/// Overwrites the user's key (so that the row's last version holds nothing) and deletes it;
+/// whether there was one.
+async fn overwrite_and_delete(tx: &mut Tx<'_>, user: &UserId) -> StoreResult<bool> {
+    let stored: Option<String> = tx
+        .optional_scalar(
+            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
+                .bind(user.as_str()),
+        )
+        .await?;
+    if let Some(stored) = &stored {
+        tx.execute(
+            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
+                .bind(user.as_str())
+                .bind("0".repeat(stored.len())),
+        )
+        .await?;
+        tx.execute(sqlx::query("DELETE FROM user_keys WHERE user_id = $1").bind(user.as_str()))
+            .await?;
+    }
+    Ok(stored.is_some())
+}
+
 #[async_trait]
 impl UserKeyStore for SqlKeyStore {
     fn region(&self) -> &Region {
@@ -142,26 +196,7 @@ impl UserKeyStore for SqlKeyStore {
             .db
             .write_idempotent("shred_user_key", |tx| {
                 Box::pin(async move {
-                    let stored: Option<String> = tx
-                        .optional_scalar(
-                            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
-                                .bind(user.as_str()),
-                        )
-                        .await?;
-                    if let Some(stored) = &stored {
-                        // Overwritten first, so that the row's last version holds nothing.
-                        tx.execute(
-                            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
-                                .bind(user.as_str())
-                                .bind("0".repeat(stored.len())),
-                        )
-                        .await?;
-                        tx.execute(
-                            sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
-                                .bind(user.as_str()),
-                        )
-                        .await?;
-                    }
+                    let stored = overwrite_and_delete(tx, user).await?;
                     tx.execute(
                         sqlx::query(
                             "INSERT INTO shredded_user_keys (user_id, shredded_at) VALUES ($1, $2) \
@@ -173,7 +208,7 @@ impl UserKeyStore for SqlKeyStore {
                     .await?;
                     // Deleting and recording a shredded id again changes nothing: safe to rerun.
 
-                    Ok(stored.is_some())
+                    Ok(stored)
                 })
             })
             .await?;
