@@ -23,6 +23,8 @@ pub(crate) fn page_limit(limit: usize) -> i64 {
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    OptText(Option<String>),
+    OptInt(Option<i64>),
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,8 @@ impl Filtered {
             query = match arg {
                 Arg::Text(value) => query.bind(value.as_str()),
                 Arg::Int(value) => query.bind(*value),
+                Arg::OptText(value) => query.bind(value.as_deref()),
+                Arg::OptInt(value) => query.bind(*value),
             };
         }
         query
