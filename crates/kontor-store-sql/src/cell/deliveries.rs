@@ -22,7 +22,7 @@ use super::SqlCell;
 use super::events::event_from_row;
 use super::lease;
 use crate::database::{column, optional_timestamp};
-use crate::query::{Arg, Filtered, limit_arg};
+use crate::query::{Arg, Filtered, limit_arg, runs};
 use crate::tx::Tx;
 
 /// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
@@ -198,23 +198,6 @@ async fn settle(
 /// Most attempts one statement of `record_attempts` records (6 parameters a row).
 const RECORDS_PER_STATEMENT: usize = 64;
 
-/// `items` cut into runs of [`RECORDS_PER_STATEMENT`], then of 32, 16, … 1: a statement's text
-/// depends only on its run's length, so groups of any size share at most seven texts per
-/// statement and sqlx's cache of prepared statements (per connection) keeps them all.
-fn runs<T>(mut items: &[T]) -> Vec<&[T]> {
-    let mut runs = Vec::new();
-    let mut size = RECORDS_PER_STATEMENT;
-    while !items.is_empty() {
-        while size > items.len() {
-            size /= 2;
-        }
-        let (run, rest) = items.split_at(size);
-        runs.push(run);
-        items = rest;
-    }
-    runs
-}
-
 /// `CASE id WHEN $a THEN $b … END` over `pairs`, for a column whose value differs per row.
 fn case_by_id(q: &mut Filtered, pairs: impl IntoIterator<Item = (String, Arg)>) -> String {
     let mut sql = String::from("CASE id");
@@ -278,7 +261,7 @@ async fn record_run(tx: &mut Tx<'_>, owner: &str, run: &[&AttemptRecord]) -> Sto
         .copied()
         .filter(|r| r.outcome == DeliveryOutcome::Delivered)
         .collect();
-    for part in runs(&delivered) {
+    for part in runs(&delivered, RECORDS_PER_STATEMENT) {
         let mut q = Filtered::new(
             "UPDATE webhook_deliveries SET state = 'succeeded', failure = NULL, \
              next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, delivered_at = ",
@@ -480,7 +463,7 @@ impl DeliveryStore for SqlCell {
         self.db
             .transaction(crate::tx::Mode::Queue, "record_attempts", |tx| {
                 Box::pin(async move {
-                    for run in runs(sorted) {
+                    for run in runs(sorted, RECORDS_PER_STATEMENT) {
                         record_run(tx, owner, run).await?;
                     }
                     Ok(())
@@ -613,25 +596,5 @@ impl DeliveryStore for SqlCell {
         push_list(&mut q, ids.iter().map(DeliveryId::to_string));
         q.push(") ORDER BY delivery_id, seq");
         self.db.rows(|| q.build(), attempt_from_row).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::runs;
-
-    #[test]
-    fn runs_have_few_lengths_and_cover_everything_in_order() {
-        for n in 0..300usize {
-            let items: Vec<usize> = (0..n).collect();
-            let cut = runs(&items);
-            let lengths: Vec<usize> = cut.iter().map(|r| r.len()).collect();
-            assert!(
-                lengths.iter().all(|l| l.is_power_of_two() && *l <= 64),
-                "{n}: {lengths:?}"
-            );
-            assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "{n}: {lengths:?}");
-            assert_eq!(cut.concat(), items);
-        }
     }
 }
