@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use kontor_domain::Region;
 use kontor_store::AttemptRecord;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::Deliverer;
 use crate::error::{ServiceError, ServiceResult};
@@ -17,6 +17,8 @@ use crate::hub::Hub;
 
 /// Most attempts one group records.
 const GROUP_LIMIT: usize = 128;
+/// Groups one recorder commits at the same time, at most.
+const GROUPS_AT_ONCE: usize = 4;
 
 /// An attempt waiting to be recorded.
 pub(super) struct Pending {
@@ -52,11 +54,21 @@ impl Deliverer {
 }
 
 /// The recorder: takes whatever attempts wait (up to [`GROUP_LIMIT`]), records each cell's in
-/// one transaction, the cells at once, and answers each attempt. Ends when every clone of its
-/// deliverer is gone.
+/// one transaction, the cells at once, and answers each attempt. Up to [`GROUPS_AT_ONCE`] groups
+/// are committed at the same time (their deliveries are disjoint: each is leased to this worker
+/// and waits in one group), so that a slow commit does not hold up the attempts that end
+/// meanwhile; when all are busy, arrivals gather into the next group. Ends when every clone of
+/// its deliverer is gone.
 async fn record_groups(hub: Hub, owner: Arc<str>, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(GROUPS_AT_ONCE));
     let mut waiting = Vec::with_capacity(GROUP_LIMIT);
-    while queue.recv_many(&mut waiting, GROUP_LIMIT).await > 0 {
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut waiting, GROUP_LIMIT).await == 0 {
+            return;
+        }
         let mut groups: Vec<(Region, Vec<Pending>)> = Vec::new();
         for pending in waiting.drain(..) {
             match groups
@@ -67,12 +79,17 @@ async fn record_groups(hub: Hub, owner: Arc<str>, mut queue: mpsc::UnboundedRece
                 None => groups.push((pending.region.clone(), vec![pending])),
             }
         }
-        join_all(
-            groups
-                .into_iter()
-                .map(|(region, group)| record_group(&hub, &owner, region, group)),
-        )
-        .await;
+        let hub = hub.clone();
+        let owner = owner.clone();
+        tokio::spawn(async move {
+            join_all(
+                groups
+                    .into_iter()
+                    .map(|(region, group)| record_group(&hub, &owner, region, group)),
+            )
+            .await;
+            drop(slot);
+        });
     }
 }
 
