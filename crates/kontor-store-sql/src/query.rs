@@ -42,7 +42,6 @@ pub(crate) enum Arg {
     Text(String),
     Int(i64),
     OptText(Option<String>),
-    OptInt(Option<i64>),
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +76,6 @@ impl Filtered {
                 Arg::Text(value) => query.bind(value.as_str()),
                 Arg::Int(value) => query.bind(*value),
                 Arg::OptText(value) => query.bind(value.as_deref()),
-                Arg::OptInt(value) => query.bind(*value),
             };
         }
         query

@@ -58,7 +58,7 @@ pub use users::{
     ExternalIdLookup, NewStoredUser, StoredExternalId, StoredUser, UnsealedUser, UserStore,
 };
 pub use webhooks::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
+    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
     EndpointSecrets, NewDelivery, NewWebhookEndpoint, WebhookEndpointStore,
 };
 

@@ -1,7 +1,7 @@
 //! The webhook loops of a worker. A dispatcher turns new events into deliveries, looking at the
 //! outbox every `webhooks.poll_interval` (at once again after a full batch); a sender keeps up to
-//! `webhooks.concurrency` attempts in flight, claiming due deliveries (a quarter of that at
-//! least at a time) as attempts finish, when the dispatcher made new ones, and at every poll interval. They run beside the other jobs, so a
+//! `webhooks.concurrency` attempts in flight, claiming due deliveries as attempts finish, when
+//! the dispatcher made new ones, and at every poll interval. They run beside the other jobs, so a
 //! slow endpoint never delays a sync, and stop taking work on shutdown, letting attempts in flight
 //! finish (each is bounded by the attempt timeout).
 
@@ -83,17 +83,13 @@ async fn send(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut in_flight = JoinSet::new();
-    // Deliveries are claimed in batches of at least a quarter of the attempts in flight: a claim
-    // costs a statement per cell and a read of the endpoints whatever its size, so claiming
-    // after every finished attempt would cost as much as the attempts themselves.
-    let batch = (concurrency / 4).max(1);
     loop {
         if *shutdown.borrow() {
             break;
         }
         let room = concurrency.saturating_sub(in_flight.len());
         let mut found = false;
-        if room >= batch {
+        if room > 0 {
             let jobs = deliverer.claim(room, clock.now()).await;
             found = !jobs.is_empty();
             for job in jobs {
@@ -104,14 +100,14 @@ async fn send(
         while let Some(done) = in_flight.try_join_next() {
             log_outcome(done);
         }
-        let hungry = concurrency.saturating_sub(in_flight.len()) >= batch;
-        if found && hungry {
+        let full = in_flight.len() >= concurrency;
+        if found && !full {
             continue;
         }
         tokio::select! {
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => log_outcome(done),
-            () = fresh.notified(), if hungry => {}
-            () = tokio::time::sleep(poll), if hungry => {}
+            () = fresh.notified(), if !full => {}
+            () = tokio::time::sleep(poll), if !full => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }

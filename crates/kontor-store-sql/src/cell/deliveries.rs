@@ -13,8 +13,8 @@ use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{Attempt, AttemptError, Delivery, DeliveryFailure, DeliveryState};
 use kontor_domain::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
 use kontor_store::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery,
-    Page, PageKey, StoreError, StoreResult,
+    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery, Page, PageKey,
+    StoreError, StoreResult,
 };
 use sqlx::any::AnyRow;
 
@@ -22,7 +22,7 @@ use super::SqlCell;
 use super::events::event_from_row;
 use super::lease;
 use crate::database::{column, optional_timestamp};
-use crate::query::{Arg, Filtered, limit_arg, runs};
+use crate::query::{Arg, Filtered, limit_arg};
 use crate::tx::Tx;
 
 /// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
@@ -145,145 +145,6 @@ fn claim_sql(skip_locked: &str) -> String {
            ORDER BY d.next_attempt_at, d.queued_at, d.id LIMIT $4{skip_locked}) \
          RETURNING id, endpoint_id, event_id, attempts, first_attempt_at"
     )
-}
-
-/// Moves a delivery on after an attempt: a success counts whoever sent it; a failure moves the
-/// delivery on only for the lease holder (a worker whose lease ran out must not reschedule
-/// another's attempt).
-async fn settle(
-    tx: &mut Tx<'_>,
-    id: &DeliveryId,
-    owner: &str,
-    attempt: &Attempt,
-    outcome: DeliveryOutcome,
-) -> StoreResult<()> {
-    let (state, failure, next, delivered, lease_check) = match outcome {
-        DeliveryOutcome::Delivered => ("succeeded", None, None, Some(attempt.at), false),
-        DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
-        DeliveryOutcome::GiveUp(why) => ("failed", Some(why.as_str()), None, None, true),
-    };
-    let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
-    let p = q.arg(Arg::Text(state.to_owned()));
-    q.push(&p);
-    match failure {
-        Some(f) => {
-            let p = q.arg(Arg::Text(f.to_owned()));
-            q.push(&format!(", failure = {p}"));
-        }
-        None => q.push(", failure = NULL"),
-    }
-    match next {
-        Some(at) => {
-            let p = q.arg(Arg::Int(at.unix_micros()));
-            q.push(&format!(", next_attempt_at = {p}"));
-        }
-        None => q.push(", next_attempt_at = NULL"),
-    }
-    if let Some(at) = delivered {
-        let p = q.arg(Arg::Int(at.unix_micros()));
-        q.push(&format!(", delivered_at = {p}"));
-    }
-    q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
-    let p = q.arg(Arg::Text(id.to_string()));
-    q.push(&p);
-    q.push(" AND state = 'pending'");
-    if lease_check {
-        let p = q.arg(Arg::Text(owner.to_owned()));
-        q.push(&format!(" AND lease_owner = {p}"));
-    }
-    tx.execute(q.build()).await?;
-    Ok(())
-}
-
-/// Most attempts one statement of `record_attempts` records (6 parameters a row).
-const RECORDS_PER_STATEMENT: usize = 64;
-
-/// `CASE id WHEN $a THEN $b … END` over `pairs`, for a column whose value differs per row.
-fn case_by_id(q: &mut Filtered, pairs: impl IntoIterator<Item = (String, Arg)>) -> String {
-    let mut sql = String::from("CASE id");
-    for (id, value) in pairs {
-        let id = q.arg(Arg::Text(id));
-        let value = q.arg(value);
-        sql.push_str(&format!(" WHEN {id} THEN {value}"));
-    }
-    sql.push_str(" END");
-    sql
-}
-
-/// Records one run of `record_attempts`, as `record_attempt` records each of its attempts:
-/// counts them (one `UPDATE … RETURNING`, which locks the rows), inserts them (one multi-row
-/// `INSERT`) and settles the delivered ones (one `UPDATE` per run of them); a retry or a give-up
-/// is settled on its own, with its lease checked. [`StoreError::NotFound`] if a delivery is gone.
-async fn record_run(tx: &mut Tx<'_>, owner: &str, run: &[&AttemptRecord]) -> StoreResult<()> {
-    let mut q = Filtered::new(
-        "UPDATE webhook_deliveries SET attempts = attempts + 1, first_attempt_at = \
-         COALESCE(first_attempt_at, ",
-    );
-    let first = case_by_id(
-        &mut q,
-        run.iter()
-            .map(|r| (r.id.to_string(), Arg::Int(r.attempt.at.unix_micros()))),
-    );
-    q.push(&first);
-    let now = q.arg(Arg::Int(Timestamp::now().unix_micros()));
-    q.push(&format!("), updated_at = {now} WHERE id IN ("));
-    push_list(&mut q, run.iter().map(|r| r.id.to_string()));
-    q.push(") RETURNING id, attempts");
-    let rows = tx.fetch_all(q.build()).await?;
-    let mut seqs = std::collections::HashMap::with_capacity(rows.len());
-    for row in &rows {
-        seqs.insert(
-            column::<String>(row, "id")?,
-            column::<i64>(row, "attempts")?,
-        );
-    }
-    let mut q = Filtered::new(
-        "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, latency_us) \
-         VALUES ",
-    );
-    for (i, r) in run.iter().enumerate() {
-        let seq = *seqs.get(r.id.as_str()).ok_or(StoreError::NotFound)?;
-        let values = [
-            q.arg(Arg::Text(r.id.to_string())),
-            q.arg(Arg::Int(seq)),
-            q.arg(Arg::Int(r.attempt.at.unix_micros())),
-            q.arg(Arg::OptInt(r.attempt.status_code.map(i64::from))),
-            q.arg(Arg::OptText(r.attempt.error.map(|e| e.as_str().to_owned()))),
-            q.arg(Arg::Int(r.attempt.latency_us)),
-        ];
-        q.push(if i == 0 { "(" } else { ", (" });
-        q.push(&values.join(", "));
-        q.push(")");
-    }
-    tx.execute(q.build()).await?;
-    let delivered: Vec<&AttemptRecord> = run
-        .iter()
-        .copied()
-        .filter(|r| r.outcome == DeliveryOutcome::Delivered)
-        .collect();
-    for part in runs(&delivered, RECORDS_PER_STATEMENT) {
-        let mut q = Filtered::new(
-            "UPDATE webhook_deliveries SET state = 'succeeded', failure = NULL, \
-             next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, delivered_at = ",
-        );
-        let at = case_by_id(
-            &mut q,
-            part.iter()
-                .map(|r| (r.id.to_string(), Arg::Int(r.attempt.at.unix_micros()))),
-        );
-        q.push(&at);
-        q.push(" WHERE state = 'pending' AND id IN (");
-        push_list(&mut q, part.iter().map(|r| r.id.to_string()));
-        q.push(")");
-        tx.execute(q.build()).await?;
-    }
-    for r in run
-        .iter()
-        .filter(|r| r.outcome != DeliveryOutcome::Delivered)
-    {
-        settle(tx, &r.id, owner, &r.attempt, r.outcome).await?;
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -438,34 +299,47 @@ impl DeliveryStore for SqlCell {
             .bind(attempt.status_code.map(i64::from))
             .bind(attempt.error.map(AttemptError::as_str))
             .bind(attempt.latency_us)).await?;
-                    settle(tx, id, owner, attempt, outcome).await
-                })
-            })
-            .await
-    }
-
-    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<()> {
-        for record in records {
-            self.ensure_home("delivery", record.id.region())?;
-        }
-        // In the order of their ids, so that two recorders lock shared rows in the same order.
-        let mut sorted: Vec<&AttemptRecord> = records.iter().collect();
-        sorted.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        if sorted.windows(2).any(|w| w[0].id == w[1].id) {
-            // The same delivery twice: its attempts are numbered one after the other.
-            for record in records {
-                self.record_attempt(&record.id, owner, &record.attempt, record.outcome)
-                    .await?;
-            }
-            return Ok(());
-        }
-        let sorted = &sorted;
-        self.db
-            .transaction(crate::tx::Mode::Queue, "record_attempts", |tx| {
-                Box::pin(async move {
-                    for run in runs(sorted, RECORDS_PER_STATEMENT) {
-                        record_run(tx, owner, run).await?;
+                    // A success counts whoever sent it; a failure moves the delivery on only for the
+                    // lease holder (a worker whose lease ran out must not reschedule another's attempt).
+                    let (state, failure, next, delivered, lease_check) = match outcome {
+                        DeliveryOutcome::Delivered => {
+                            ("succeeded", None, None, Some(attempt.at), false)
+                        }
+                        DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
+                        DeliveryOutcome::GiveUp(why) => {
+                            ("failed", Some(why.as_str()), None, None, true)
+                        }
+                    };
+                    let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
+                    let p = q.arg(Arg::Text(state.to_owned()));
+                    q.push(&p);
+                    match failure {
+                        Some(f) => {
+                            let p = q.arg(Arg::Text(f.to_owned()));
+                            q.push(&format!(", failure = {p}"));
+                        }
+                        None => q.push(", failure = NULL"),
                     }
+                    match next {
+                        Some(at) => {
+                            let p = q.arg(Arg::Int(at.unix_micros()));
+                            q.push(&format!(", next_attempt_at = {p}"));
+                        }
+                        None => q.push(", next_attempt_at = NULL"),
+                    }
+                    if let Some(at) = delivered {
+                        let p = q.arg(Arg::Int(at.unix_micros()));
+                        q.push(&format!(", delivered_at = {p}"));
+                    }
+                    q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
+                    let p = q.arg(Arg::Text(id.to_string()));
+                    q.push(&p);
+                    q.push(" AND state = 'pending'");
+                    if lease_check {
+                        let p = q.arg(Arg::Text(owner.to_owned()));
+                        q.push(&format!(" AND lease_owner = {p}"));
+                    }
+                    tx.execute(q.build()).await?;
                     Ok(())
                 })
             })

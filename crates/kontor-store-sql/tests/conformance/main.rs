@@ -115,8 +115,6 @@ conformance! {
     webhooks::endpoints_keep_secrets_sealed_and_rotate,
     webhooks::the_outbox_is_dispatched_once,
     webhooks::claims_take_each_queue_head_in_order,
-    webhooks::attempts_recorded_together_are_counted_and_settled_each,
-    webhooks::a_large_group_is_recorded_in_runs,
     webhooks::concurrent_claims_never_share_a_delivery,
     webhooks::job_leases_have_one_holder,
 }
