@@ -19,10 +19,29 @@ pub(crate) fn page_limit(limit: usize) -> i64 {
     i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
 }
 
+/// `items` cut into runs of at most `most` (a power of two), then of half that, a quarter, … 1:
+/// the text of a multi-row statement depends only on its run's length, so batches of any size
+/// share a few texts per statement, which stay in sqlx's per-connection cache of prepared
+/// statements instead of being prepared anew for every batch size.
+pub(crate) fn runs<T>(mut items: &[T], most: usize) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let mut size = most.max(1);
+    while !items.is_empty() {
+        while size > items.len() {
+            size /= 2;
+        }
+        let (run, rest) = items.split_at(size);
+        runs.push(run);
+        items = rest;
+    }
+    runs
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    OptText(Option<String>),
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +75,7 @@ impl Filtered {
             query = match arg {
                 Arg::Text(value) => query.bind(value.as_str()),
                 Arg::Int(value) => query.bind(*value),
+                Arg::OptText(value) => query.bind(value.as_deref()),
             };
         }
         query
@@ -117,5 +137,27 @@ impl Filtered {
             .map(from_row)
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_rows(items, limit, key_of))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_have_few_lengths_and_cover_everything_in_order() {
+        for most in [1usize, 64, 128] {
+            for n in 0..300usize {
+                let items: Vec<usize> = (0..n).collect();
+                let cut = runs(&items, most);
+                let lengths: Vec<usize> = cut.iter().map(|r| r.len()).collect();
+                assert!(
+                    lengths.iter().all(|l| l.is_power_of_two() && *l <= most),
+                    "{n}: {lengths:?}"
+                );
+                assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "{n}: {lengths:?}");
+                assert_eq!(cut.concat(), items);
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@ use super::sync_state;
 use crate::database::{
     SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
 };
-use crate::query::{Arg, Filtered, page_limit};
+use crate::query::{Arg, Filtered, page_limit, runs};
 use crate::tx::{Mode, Tx};
 
 macro_rules! account_columns {
@@ -275,8 +275,10 @@ impl AccountStore for SqlCell {
                         replace_balances(tx, account, balances).await?;
                     }
                     let mut logged = Vec::new();
+                    for run in runs(&write.inserts, TRANSACTIONS_PER_INSERT) {
+                        insert_transactions(tx, run).await?;
+                    }
                     for row in &write.inserts {
-                        insert_transaction(tx, row).await?;
                         logged.push((row.account_id.clone(), &row.id, ChangeKind::Added));
                     }
                     for row in &write.updates {
@@ -466,31 +468,43 @@ async fn replace_balances(
     Ok(())
 }
 
-async fn insert_transaction(tx: &mut Tx<'_>, t: &TransactionRow) -> StoreResult<()> {
-    tx.execute(
-        sqlx::query(
-            "INSERT INTO transactions (id, tenant_id, account_id, dedup_key, status, booking_date, \
+/// Rows per multi-row `INSERT INTO transactions` of a sync, at most: 14 parameters a row keeps a
+/// statement under 999 bound parameters, the smallest limit of the backends (older SQLite builds).
+const TRANSACTIONS_PER_INSERT: usize = 64;
+
+/// Inserts a run of a sync's new transactions with one statement (one round trip instead of one
+/// per row; plain multi-row `VALUES`, portable).
+async fn insert_transactions(tx: &mut Tx<'_>, rows: &[TransactionRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = Filtered::new(
+        "INSERT INTO transactions (id, tenant_id, account_id, dedup_key, status, booking_date, \
          value_date, sort_date, amount_minor, currency, details, created_at, updated_at, \
-         transaction_date) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(t.id.as_str())
-        .bind(t.tenant_id.as_str())
-        .bind(t.account_id.as_str())
-        .bind(t.key.as_str())
-        .bind(t.status.as_str())
-        .bind(t.booking_date.map(date_text))
-        .bind(t.value_date.map(date_text))
-        .bind(date_text(t.sort_date))
-        .bind(t.amount.minor_units())
-        .bind(t.amount.currency().code())
-        .bind(t.details.as_str())
-        .bind(t.created_at.unix_micros())
-        .bind(t.updated_at.unix_micros())
-        .bind(t.transaction_date.map(date_text)),
-    )
-    .await
-    .map(drop)
+         transaction_date) VALUES ",
+    );
+    for (i, t) in rows.iter().enumerate() {
+        let values = [
+            q.arg(Arg::Text(t.id.to_string())),
+            q.arg(Arg::Text(t.tenant_id.to_string())),
+            q.arg(Arg::Text(t.account_id.to_string())),
+            q.arg(Arg::Text(t.key.as_str().to_owned())),
+            q.arg(Arg::Text(t.status.as_str().to_owned())),
+            q.arg(Arg::OptText(t.booking_date.map(date_text))),
+            q.arg(Arg::OptText(t.value_date.map(date_text))),
+            q.arg(Arg::Text(date_text(t.sort_date))),
+            q.arg(Arg::Int(t.amount.minor_units())),
+            q.arg(Arg::Text(t.amount.currency().code().to_owned())),
+            q.arg(Arg::Text(t.details.as_str().to_owned())),
+            q.arg(Arg::Int(t.created_at.unix_micros())),
+            q.arg(Arg::Int(t.updated_at.unix_micros())),
+            q.arg(Arg::OptText(t.transaction_date.map(date_text))),
+        ];
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.push(&values.join(", "));
+        q.push(")");
+    }
+    tx.execute(q.build()).await.map(drop)
 }
 
 async fn update_transaction(tx: &mut Tx<'_>, t: &TransactionRow) -> StoreResult<()> {

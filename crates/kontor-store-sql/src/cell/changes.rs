@@ -10,8 +10,11 @@ use sqlx::any::AnyRow;
 use super::SqlCell;
 use super::accounts::transactions_by_ids;
 use crate::database::column;
-use crate::query::limit_arg;
+use crate::query::{Arg, Filtered, limit_arg, runs};
 use crate::tx::Tx;
+
+/// Changes per multi-row INSERT, at most: 6 parameters a row stays under 999 bound parameters.
+const CHANGES_PER_INSERT: usize = 128;
 
 /// What one sync did to one transaction, before it is numbered.
 pub(crate) struct Change<'a> {
@@ -50,20 +53,27 @@ pub(crate) async fn record(
         .await?;
     let head = head.ok_or(StoreError::NotFound)?;
     let first = head - count + 1;
-    for (seq, change) in (first..).zip(changes) {
-        tx.execute(
-            sqlx::query(
-                "INSERT INTO transaction_changes (connection_id, seq, account_id, transaction_id, \
-             kind, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(connection.as_str())
-            .bind(seq)
-            .bind(change.account_id.as_str())
-            .bind(change.transaction_id.as_str())
-            .bind(change.kind.as_str())
-            .bind(synced_at.unix_micros()),
-        )
-        .await?;
+    // One multi-row INSERT per run: a first sync logs a change per transaction it adds.
+    let numbered: Vec<(i64, &Change<'_>)> = (first..).zip(changes).collect();
+    for run in runs(&numbered, CHANGES_PER_INSERT) {
+        let mut q = Filtered::new(
+            "INSERT INTO transaction_changes (connection_id, seq, account_id, transaction_id, \
+             kind, created_at) VALUES ",
+        );
+        for (i, (seq, change)) in run.iter().enumerate() {
+            let values = [
+                q.arg(Arg::Text(connection.to_string())),
+                q.arg(Arg::Int(*seq)),
+                q.arg(Arg::Text(change.account_id.to_string())),
+                q.arg(Arg::Text(change.transaction_id.to_string())),
+                q.arg(Arg::Text(change.kind.as_str().to_owned())),
+                q.arg(Arg::Int(synced_at.unix_micros())),
+            ];
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.push(&values.join(", "));
+            q.push(")");
+        }
+        tx.execute(q.build()).await?;
     }
     Ok(())
 }

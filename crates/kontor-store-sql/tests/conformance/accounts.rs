@@ -9,9 +9,9 @@ use kontor_domain::{
     AccountId, ConnectionId, Currency, Money, Region, TenantId, TransactionId, UserId,
 };
 use kontor_store::{
-    AccountRow, AccountStore, BalanceRow, CellStore, ChangeStore, ConnectionStore, EventFilter,
-    EventStore, ReadsChange, StoreError, SyncBookkeeping, SyncWrite, TransactionFilter,
-    TransactionRow, UserStore,
+    AccountRow, AccountStore, BalanceRow, CellStore, ChangeKind, ChangeStore, ConnectionStore,
+    EventFilter, EventStore, ReadsChange, StoreError, SyncBookkeeping, SyncWrite,
+    TransactionFilter, TransactionRow, UserStore,
 };
 use kontor_test_support::TestStores;
 use time::macros::date;
@@ -647,4 +647,52 @@ pub async fn transaction_dates_are_backfilled_in_batches(stores: TestStores) {
     }
     // Idempotent: nothing left, nothing changes.
     assert_eq!(cell.backfill_transaction_dates(100).await.unwrap(), 0);
+}
+
+pub async fn a_large_sync_is_written_in_runs_with_its_change_log(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let current = account(&tenant, &user, &connection, "acc-big");
+    // 203 = 3 × 64 + 8 + 2 + 1 transactions; their change log 128 + 64 + 8 + 2 + 1.
+    let rows: Vec<TransactionRow> = (0..203)
+        .map(|n| {
+            let mut row = txn(
+                &current,
+                &format!("id:{n}"),
+                date!(2026 - 01 - 01) + time::Duration::days(n),
+                &format!("-{n}.25"),
+                if n % 3 == 0 {
+                    TransactionStatus::Pending
+                } else {
+                    TransactionStatus::Booked
+                },
+            );
+            if n % 5 == 0 {
+                row.transaction_date = None;
+                row.value_date = None;
+            }
+            row
+        })
+        .collect();
+    let mut write = empty_write(&connection);
+    write.accounts = vec![current.clone()];
+    write.inserts = rows.clone();
+    cell.apply_sync(&write).await.unwrap();
+
+    let stored = cell.transactions_for_sync(&current.id, None).await.unwrap();
+    assert_eq!(stored.len(), rows.len());
+    for row in &rows {
+        let found = stored.iter().find(|s| s.id == row.id).unwrap();
+        assert_eq!(found, row);
+    }
+    assert_eq!(cell.change_head(&tenant, &connection).await.unwrap(), 203);
+    let logged = cell.changes_after(&connection, 0, 1000).await.unwrap();
+    let seqs: Vec<i64> = logged.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (1..=203).collect::<Vec<_>>());
+    for (change, row) in logged.iter().zip(&rows) {
+        assert_eq!(change.transaction_id, row.id);
+        assert_eq!(change.account_id, current.id);
+        assert_eq!(change.kind, ChangeKind::Added);
+    }
 }

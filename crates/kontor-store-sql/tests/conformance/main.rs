@@ -96,6 +96,7 @@ conformance! {
     connections::decoupled_starts_are_capped_across_requests,
     connections::newer_authorisations_sharing_accounts_are_found,
     accounts::a_sync_is_written_atomically_and_read_back,
+    accounts::a_large_sync_is_written_in_runs_with_its_change_log,
     accounts::later_syncs_update_remove_and_keep_ids,
     accounts::a_failed_write_changes_nothing,
     accounts::a_long_sync_write_outlasts_its_lease_renewals,
