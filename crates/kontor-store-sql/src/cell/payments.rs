@@ -21,7 +21,7 @@ use super::events::insert_event;
 use super::lease;
 use crate::database::{column, optional_timestamp};
 use crate::query::{Arg, Filtered, limit_arg};
-use crate::tx::Tx;
+use crate::tx::{Mode, Tx};
 
 macro_rules! payment_columns {
     () => {
@@ -139,7 +139,10 @@ async fn append_history(
 
 /// What a checked step makes of the payment read as `current`: the payment afterwards, and whether
 /// the step gets an entry in the status history.
-fn stepped(current: &PaymentSecrets, change: &PaymentChange) -> StoreResult<(PaymentSecrets, bool)> {
+fn stepped(
+    current: &PaymentSecrets,
+    change: &PaymentChange,
+) -> StoreResult<(PaymentSecrets, bool)> {
     let p = &current.payment;
     if !change.from.contains(&p.phase) {
         return Err(StoreError::state_refused(format_args!(
@@ -213,17 +216,28 @@ fn stepped(current: &PaymentSecrets, change: &PaymentChange) -> StoreResult<(Pay
 macro_rules! same {
     ($column:literal, $n:literal) => {
         concat!(
-            "(", $column, " = $", $n, " OR (", $column, " IS NULL AND $", $n, " IS NULL))"
+            "(",
+            $column,
+            " = $",
+            $n,
+            " OR (",
+            $column,
+            " IS NULL AND $",
+            $n,
+            " IS NULL))"
         )
     };
 }
 
 /// Writes the payment `next` over `current` in one statement, if the row is still `current`
 /// (every column a step reads or keeps), and, with `lease`, if no one else holds it; whether it
-/// was written. The row is not read before in the transaction: a read of the payment's index
-/// page followed by a write to it (a step changes indexed columns, so PostgreSQL adds index
-/// entries) was, with every other step doing the same on that page (or on the whole table,
-/// scanned while it is small), a read-write cycle on PostgreSQL, and one of each pair aborted.
+/// was written. A step runs this first, at READ COMMITTED on PostgreSQL ([`Mode::Queue`]): the
+/// statement locks the row, and PostgreSQL checks the condition again against the row as the
+/// step that held the lock left it, so that a step computed from a stale read changes nothing
+/// and is read and computed again. Under SERIALIZABLE a step read the payment's primary-key page
+/// and then wrote to it (a step changes indexed columns, so PostgreSQL adds index entries), as
+/// did every step and creation beside it on that page — on a small table, all of them — and
+/// PostgreSQL aborted one of each such pair, or the pivot of each chain.
 async fn write_step(
     tx: &mut Tx<'_>,
     current: &PaymentSecrets,
@@ -234,8 +248,11 @@ async fn write_step(
          session = $5, bank_payment_id = $6, state_hash = $7, state_expires_at = $8, \
          next_poll_at = $9, poll_attempts = $10, updated_at = $11, state_spent_at = $12, \
          status_reason = $13, details = $14";
+    // The row is found by its id alone: the comparisons sit in a CASE, which no index can
+    // answer, so that the planner never reads the phase's or the poll time's index page for it
+    // (pages every step writes to: on a small table it chose them).
     const WHERE: &str = concat!(
-        " WHERE id = $1 AND phase = $15 AND status = $16 AND updated_at = $17 \
+        " WHERE id = $1 AND CASE WHEN phase = $15 AND status = $16 AND updated_at = $17 \
          AND poll_attempts = $18 AND details = $19 AND ",
         same!("bank_status", "20"),
         " AND ",
@@ -251,11 +268,11 @@ async fn write_step(
         " AND ",
         same!("next_poll_at", "26"),
         " AND ",
-        same!("status_reason", "27")
+        same!("status_reason", "27"),
+        " THEN 1 ELSE 0 END = 1"
     );
     const LEASE: &str = ", lease_owner = $28, lease_until = $29";
-    const LEASE_FREE: &str =
-        " AND (lease_until IS NULL OR lease_until < $30 OR lease_owner = $28)";
+    const LEASE_FREE: &str = " AND (lease_until IS NULL OR lease_until < $30 OR lease_owner = $28)";
     let sql = match lease {
         None => format!("{SET}{WHERE}"),
         Some(_) => format!("{SET}{LEASE}{WHERE}{LEASE_FREE}"),
@@ -419,13 +436,16 @@ impl PaymentStore for SqlCell {
                         }
                         return Ok(existing);
                     }
-                    tx.execute(sqlx::query(
-                        "INSERT INTO payment_status_history (payment_id, seq, status, at) \
+                    tx.execute(
+                        sqlx::query(
+                            "INSERT INTO payment_status_history (payment_id, seq, status, at) \
                          VALUES ($1, 1, $2, $3)",
+                        )
+                        .bind(p.id.as_str())
+                        .bind(p.status.as_str())
+                        .bind(p.created_at.unix_micros()),
                     )
-                    .bind(p.id.as_str())
-                    .bind(p.status.as_str())
-                    .bind(p.created_at.unix_micros())).await?;
+                    .await?;
 
                     Ok(p.clone())
                 })
@@ -552,7 +572,7 @@ impl PaymentStore for SqlCell {
             let (current, next) = (&current, &next);
             let written = self
                 .db
-                .write("advance_payment", |tx| {
+                .transaction(Mode::Queue, "advance_payment", |tx| {
                     Box::pin(async move {
                         if !write_step(tx, current, next, None).await? {
                             return Ok(false);
@@ -602,7 +622,7 @@ impl PaymentStore for SqlCell {
             let (read, next) = (&read, &next);
             let written = self
                 .db
-                .write("take_payment_state", |tx| {
+                .transaction(Mode::Queue, "take_payment_state", |tx| {
                     Box::pin(async move {
                         if !write_step(tx, read, next, Some((owner, until, now))).await? {
                             return Ok(false);

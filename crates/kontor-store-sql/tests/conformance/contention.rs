@@ -112,8 +112,10 @@ async fn create_and_step(
                         )
                         .await;
                     let created = match claimed {
-                        Ok(Idempotency::New) => cell.create_payment(&new).await,
-                        Ok(other) => panic!("{key}: {other:?}"),
+                        Ok(outcome) => {
+                            assert_eq!(outcome, Idempotency::New, "{key}");
+                            cell.create_payment(&new).await
+                        }
                         Err(e) => Err(e),
                     };
                     let stepped = match created {
@@ -140,8 +142,10 @@ async fn create_and_step(
             (id, Ok(())) => {
                 assert_eq!(cell.status_history(&id).await.unwrap().len(), 2, "{id}");
             }
-            (_, Err(StoreError::Contention { .. })) => {}
-            (id, Err(e)) => panic!("{id}: {e}"),
+            (id, Err(e)) => {
+                // A give-up is counted and asserted on by the caller; nothing else may fail.
+                assert!(matches!(e, StoreError::Contention { .. }), "{id}: {e}");
+            }
         }
     }
     let counts = counter.0.lock().unwrap().clone();
@@ -150,11 +154,12 @@ async fn create_and_step(
 }
 
 /// Eight writers at once, first for eight users of one tenant, then all for one user (160
-/// payments, 320 transactions, in each round): no transaction gives up, and fewer than half of them were run
-/// again over both rounds. The bound counts retries, not time. Before creations and steps
-/// stopped reading what their neighbours write (see `create_payment` and `write_step`),
-/// PostgreSQL aborted one of nearly every concurrent pair: 563 retries and 2 give-ups in one
-/// run (391 and 172 by round), against about 170 since.
+/// payments in each round, each a key claimed, a creation and a step: 960 transactions in all):
+/// no transaction gives up, and fewer than one in ten was run again. The bound counts retries,
+/// not time. Before creations, steps and key claims stopped reading the index pages their
+/// neighbours write to (see `create_payment`, `write_step`, `begin_idempotent_with_legacy`),
+/// PostgreSQL aborted one of nearly every concurrent pair: 379 and 421 retries in two runs
+/// (and, without the key claims between them, 563 retries and 2 give-ups); 9 to 36 since.
 pub async fn concurrent_payments_of_one_tenant_do_not_conflict(stores: TestStores) {
     let cell = stores.cell("uk");
     let tenant = TenantId::generate();
@@ -178,7 +183,7 @@ pub async fn concurrent_payments_of_one_tenant_do_not_conflict(stores: TestStore
         retries += counts.retries.values().sum::<u64>();
     }
     assert!(
-        retries < 320,
-        "{retries} retries for 640 transactions: {several:?}, {one:?}"
+        retries < 96,
+        "{retries} retries for 960 transactions: {several:?}, {one:?}"
     );
 }
