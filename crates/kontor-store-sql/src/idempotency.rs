@@ -36,12 +36,52 @@ impl IdempotencyStore for SqlControl {
         let db = self.database();
         db.write("begin_idempotent", |tx| {
             Box::pin(async move {
-                let mut existing = tx.fetch_optional(sqlx::query(
-                "SELECT request_hash, resource_id, state, locked_until FROM idempotency_keys \
-                 WHERE tenant_id = $1 AND idempotency_key = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(key)).await?;
+                // The key is claimed by writing it first, and only read when it was there: a
+                // claim that looked its key up first read the index page the tenant's keys
+                // share and then wrote to it, as did every claim beside it, and on PostgreSQL
+                // one of each such pair was aborted.
+                let claimed = tx.execute(sqlx::query(
+                    "INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash, \
+                     resource_id, state, locked_until, created_at, user_id) \
+                     VALUES ($1, $2, $3, $4, 'in_flight', $5, $6, $7) \
+                     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(key)
+                .bind(request_hash)
+                .bind(resource_id)
+                .bind(lock_until.unix_micros())
+                .bind(now.unix_micros())
+                .bind(user.as_str())).await? == 1;
+                let mut existing = if claimed {
+                    let Some(legacy) = legacy else {
+                        return Ok(Idempotency::New);
+                    };
+                    let held_before: Option<i64> = tx.optional_scalar(sqlx::query_scalar(concat!(
+                        "SELECT CAST(1 AS BIGINT) FROM idempotency_keys \
+                         WHERE tenant_id = $1 AND idempotency_key = $2 AND ",
+                        legacy!()
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(legacy.key)).await?;
+                    if held_before.is_none() {
+                        return Ok(Idempotency::New);
+                    }
+                    // The key is held in the legacy form: that row decides, as below.
+                    tx.execute(sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(key)).await?;
+                    None
+                } else {
+                    tx.fetch_optional(sqlx::query(
+                        "SELECT request_hash, resource_id, state, locked_until FROM idempotency_keys \
+                         WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(key)).await?
+                };
                 if let (None, Some(legacy)) = (&existing, legacy) {
                     let old = tx.fetch_optional(sqlx::query(concat!(
                     "SELECT request_hash, resource_id, state, locked_until FROM idempotency_keys \

@@ -21,7 +21,7 @@ use super::events::insert_event;
 use super::lease;
 use crate::database::{column, optional_timestamp};
 use crate::query::{Arg, Filtered, limit_arg};
-use crate::tx::Tx;
+use crate::tx::{Mode, Tx};
 
 macro_rules! payment_columns {
     () => {
@@ -117,27 +117,33 @@ async fn append_history(
     reason: Option<&str>,
     at: Timestamp,
 ) -> StoreResult<()> {
-    let next: i64 = tx.scalar(sqlx::query_scalar(
-        "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM payment_status_history WHERE payment_id = $1",
-    )
-    .bind(id.as_str())).await?;
-    tx.execute(sqlx::query("INSERT INTO payment_status_history (payment_id, seq, status, bank_status, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
+    // The next number is found by the insert itself: read and write of the history's index page
+    // in one statement. Read first and written later, that page (or, while the table is small,
+    // the whole table: a sequential scan) made two steps of unrelated payments a dangerous
+    // structure on PostgreSQL, each having read what the other then wrote.
+    tx.execute(
+        sqlx::query(
+            "INSERT INTO payment_status_history (payment_id, seq, status, bank_status, reason, at) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM payment_status_history \
+             WHERE payment_id = $1",
+        )
         .bind(id.as_str())
-        .bind(next)
         .bind(status.as_str())
         .bind(bank_status)
         .bind(reason)
-        .bind(at.unix_micros())).await.map(drop)
+        .bind(at.unix_micros()),
+    )
+    .await
+    .map(drop)
 }
 
-/// Applies a checked step to the payment read as `current` in `tx`; the payment as it is then.
-async fn advance_in(
-    tx: &mut Tx<'_>,
+/// What a checked step makes of the payment read as `current`: the payment afterwards, and whether
+/// the step gets an entry in the status history.
+fn stepped(
     current: &PaymentSecrets,
     change: &PaymentChange,
-) -> StoreResult<PaymentSecrets> {
+) -> StoreResult<(PaymentSecrets, bool)> {
     let p = &current.payment;
-    let id = &p.id;
     if !change.from.contains(&p.phase) {
         return Err(StoreError::state_refused(format_args!(
             "payment is {}",
@@ -169,7 +175,7 @@ async fn advance_in(
             (status, bank_status, reason, record)
         }
     };
-    let (state_hash, state_expires, state_spent) = match &change.state {
+    let (state_hash, state_expires_at, state_spent_at) = match &change.state {
         None => (
             current.state_hash.clone(),
             current.state_expires_at,
@@ -178,41 +184,153 @@ async fn advance_in(
         Some(None) => (None, None, None),
         Some(Some((hash, until))) => (Some(hash.clone()), Some(*until), None),
     };
-    let next_poll = match change.next_poll_at {
-        None => p.next_poll_at,
-        Some(next) => next,
+    let next = PaymentSecrets {
+        payment: Payment {
+            phase: change.phase,
+            status,
+            bank_status,
+            status_reason: reason,
+            bank_payment_id: change
+                .bank_payment_id
+                .clone()
+                .or_else(|| p.bank_payment_id.clone()),
+            next_poll_at: change.next_poll_at.unwrap_or(p.next_poll_at),
+            poll_attempts: change.poll_attempts.unwrap_or(p.poll_attempts),
+            updated_at: change.at,
+            ..p.clone()
+        },
+        details: change
+            .details
+            .clone()
+            .unwrap_or_else(|| current.details.clone()),
+        authorize_token_hash: current.authorize_token_hash.clone(),
+        state_hash,
+        state_expires_at,
+        state_spent_at,
+        session: change.session.clone().or_else(|| current.session.clone()),
     };
-    tx.execute(
-        sqlx::query(
-            "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
-         session = COALESCE($5, session), bank_payment_id = COALESCE($6, bank_payment_id), \
-         state_hash = $7, state_expires_at = $8, next_poll_at = $9, poll_attempts = $10, \
-         updated_at = $11, state_spent_at = $12, status_reason = $13, \
-         details = COALESCE($14, details) WHERE id = $1",
+    Ok((next, record))
+}
+
+/// A column equal to a value, NULL equal to NULL (portable: no `IS NOT DISTINCT FROM`).
+macro_rules! same {
+    ($column:literal, $n:literal) => {
+        concat!(
+            "(",
+            $column,
+            " = $",
+            $n,
+            " OR (",
+            $column,
+            " IS NULL AND $",
+            $n,
+            " IS NULL))"
         )
-        .bind(id.as_str())
-        .bind(change.phase.as_str())
-        .bind(status.as_str())
-        .bind(bank_status.as_deref())
-        .bind(change.session.as_deref())
-        .bind(change.bank_payment_id.as_deref())
-        .bind(state_hash.as_deref())
-        .bind(state_expires.map(Timestamp::unix_micros))
-        .bind(next_poll.map(Timestamp::unix_micros))
-        .bind(i64::from(change.poll_attempts.unwrap_or(p.poll_attempts)))
-        .bind(change.at.unix_micros())
-        .bind(state_spent.map(Timestamp::unix_micros))
-        .bind(reason.as_deref())
-        .bind(change.details.as_deref()),
-    )
-    .await?;
+    };
+}
+
+/// Writes the payment `next` over `current` in one statement, if the row is still `current`
+/// (every column a step reads or keeps), and, with `lease`, if no one else holds it; whether it
+/// was written. A step runs this first, at READ COMMITTED on PostgreSQL ([`Mode::Queue`]): the
+/// statement locks the row, and PostgreSQL checks the condition again against the row as the
+/// step that held the lock left it, so that a step computed from a stale read changes nothing
+/// and is read and computed again. Under SERIALIZABLE a step read the payment's primary-key page
+/// and then wrote to it (a step changes indexed columns, so PostgreSQL adds index entries), as
+/// did every step and creation beside it on that page — on a small table, all of them — and
+/// PostgreSQL aborted one of each such pair, or the pivot of each chain.
+async fn write_step(
+    tx: &mut Tx<'_>,
+    current: &PaymentSecrets,
+    next: &PaymentSecrets,
+    lease: Option<(&str, Timestamp, Timestamp)>,
+) -> StoreResult<bool> {
+    const SET: &str = "UPDATE payments SET phase = $2, status = $3, bank_status = $4, \
+         session = $5, bank_payment_id = $6, state_hash = $7, state_expires_at = $8, \
+         next_poll_at = $9, poll_attempts = $10, updated_at = $11, state_spent_at = $12, \
+         status_reason = $13, details = $14";
+    // The row is found by its id alone: the comparisons sit in a CASE, which no index can
+    // answer, so that the planner never reads the phase's or the poll time's index page for it
+    // (pages every step writes to: on a small table it chose them).
+    const WHERE: &str = concat!(
+        " WHERE id = $1 AND CASE WHEN phase = $15 AND status = $16 AND updated_at = $17 \
+         AND poll_attempts = $18 AND details = $19 AND ",
+        same!("bank_status", "20"),
+        " AND ",
+        same!("session", "21"),
+        " AND ",
+        same!("bank_payment_id", "22"),
+        " AND ",
+        same!("state_hash", "23"),
+        " AND ",
+        same!("state_expires_at", "24"),
+        " AND ",
+        same!("state_spent_at", "25"),
+        " AND ",
+        same!("next_poll_at", "26"),
+        " AND ",
+        same!("status_reason", "27"),
+        " THEN 1 ELSE 0 END = 1"
+    );
+    const LEASE: &str = ", lease_owner = $28, lease_until = $29";
+    const LEASE_FREE: &str = " AND (lease_until IS NULL OR lease_until < $30 OR lease_owner = $28)";
+    let sql = match lease {
+        None => format!("{SET}{WHERE}"),
+        Some(_) => format!("{SET}{LEASE}{WHERE}{LEASE_FREE}"),
+    };
+    let (c, n) = (&current.payment, &next.payment);
+    let micros = |t: Option<Timestamp>| t.map(Timestamp::unix_micros);
+    let mut q = sqlx::query(AssertSqlSafe(sql))
+        .bind(c.id.as_str())
+        .bind(n.phase.as_str())
+        .bind(n.status.as_str())
+        .bind(n.bank_status.clone())
+        .bind(next.session.clone())
+        .bind(n.bank_payment_id.clone())
+        .bind(next.state_hash.clone())
+        .bind(micros(next.state_expires_at))
+        .bind(micros(n.next_poll_at))
+        .bind(i64::from(n.poll_attempts))
+        .bind(n.updated_at.unix_micros())
+        .bind(micros(next.state_spent_at))
+        .bind(n.status_reason.clone())
+        .bind(next.details.clone())
+        .bind(c.phase.as_str())
+        .bind(c.status.as_str())
+        .bind(c.updated_at.unix_micros())
+        .bind(i64::from(c.poll_attempts))
+        .bind(current.details.clone())
+        .bind(c.bank_status.clone())
+        .bind(current.session.clone())
+        .bind(c.bank_payment_id.clone())
+        .bind(current.state_hash.clone())
+        .bind(micros(current.state_expires_at))
+        .bind(micros(current.state_spent_at))
+        .bind(micros(c.next_poll_at))
+        .bind(c.status_reason.clone());
+    if let Some((owner, until, now)) = lease {
+        q = q
+            .bind(owner.to_owned())
+            .bind(until.unix_micros())
+            .bind(now.unix_micros());
+    }
+    Ok(tx.execute(q).await? == 1)
+}
+
+/// Records a step written by [`write_step`]: its history entry and its event.
+async fn record_step(
+    tx: &mut Tx<'_>,
+    next: &PaymentSecrets,
+    record: bool,
+    change: &PaymentChange,
+) -> StoreResult<()> {
+    let n = &next.payment;
     if record {
         append_history(
             tx,
-            id,
-            status,
-            bank_status.as_deref(),
-            reason.as_deref(),
+            &n.id,
+            n.status,
+            n.bank_status.as_deref(),
+            n.status_reason.as_deref(),
             change.at,
         )
         .await?;
@@ -220,7 +338,51 @@ async fn advance_in(
     if let Some(event) = &change.event {
         insert_event(tx, event).await?;
     }
-    secrets_in(tx, id).await
+    Ok(())
+}
+
+/// How often a step reads the payment again when it changed between the read and the write.
+const STEP_READS: u32 = 10;
+
+/// A step's write found the payment changed since it was read: counted like a serialization
+/// retry (`kontor_db_retries_total`), or given up on after [`STEP_READS`] reads.
+fn changed_under(op: &'static str, reads: u32) -> StoreResult<()> {
+    if reads >= STEP_READS {
+        metrics::counter!("kontor_db_retries_exhausted_total", "op" => op).increment(1);
+        tracing::warn!(
+            db.op = op,
+            attempts = reads,
+            "giving up on a conflicting transaction"
+        );
+        return Err(StoreError::Contention { attempts: reads });
+    }
+    metrics::counter!("kontor_db_retries_total", "op" => op).increment(1);
+    tracing::debug!(db.op = op, attempt = reads, "retrying transaction");
+    Ok(())
+}
+
+impl SqlCell {
+    /// Whether someone other than `owner` holds the payment's lease at `now`.
+    async fn payment_leased_by_another(
+        &self,
+        id: &PaymentId,
+        owner: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let held: Option<i64> = self
+            .db
+            .optional_scalar(|| {
+                sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM payments WHERE id = $1 \
+                     AND lease_until >= $2 AND (lease_owner IS NULL OR lease_owner <> $3)",
+                )
+                .bind(id.as_str())
+                .bind(now.unix_micros())
+                .bind(owner)
+            })
+            .await?;
+        Ok(held.is_some())
+    }
 }
 
 #[async_trait]
@@ -228,20 +390,25 @@ impl PaymentStore for SqlCell {
     async fn create_payment(&self, new: &NewPayment) -> StoreResult<Payment> {
         let p = &new.payment;
         self.ensure_home("payment", p.id.region())?;
+        // Writes only, and nothing read back: a creation that first looked its id up (or read the
+        // history's next number, or read the row it wrote) held a predicate lock on the page of
+        // the primary key it then wrote to — while the table is small, on the whole table — and
+        // so did every creation and step beside it: on PostgreSQL each such pair read what the
+        // other wrote, and one of them was aborted, over and over under a few payments a second.
+        // The insert is idempotent on the id; only a retried creation reads the existing row.
         self.db
             .write("create_payment", |tx| {
                 Box::pin(async move {
                     super::fences::guard(tx, p.tenant_id.as_str(), Some(p.user_id.as_str()))
                         .await?;
-                    if let Ok(existing) = secrets_in(tx, &p.id).await {
-                        return Ok(existing.payment);
-                    }
                     super::users::require_user(tx, &p.tenant_id, &p.user_id).await?;
-                    tx.execute(sqlx::query(
+                    let inserted = tx.execute(sqlx::query(
                 "INSERT INTO payments (id, tenant_id, user_id, bank_id, scheme, status, phase, \
                  amount_minor, currency, end_to_end_id, redirect_uri, details, \
-                 authorize_token_hash, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+                 authorize_token_hash, created_at, updated_at, bank_payment_id, bank_status, \
+                 status_reason, next_poll_at, poll_attempts) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING",
             )
             .bind(p.id.as_str())
             .bind(p.tenant_id.as_str())
@@ -256,11 +423,33 @@ impl PaymentStore for SqlCell {
             .bind(p.redirect_uri.as_str())
             .bind(new.details.as_str())
             .bind(new.authorize_token_hash.as_str())
-            .bind(p.created_at.unix_micros())).await?;
-                    append_history(tx, &p.id, p.status, None, None, p.created_at).await?;
-                    let created = secrets_in(tx, &p.id).await?.payment;
+            .bind(p.created_at.unix_micros())
+            .bind(p.updated_at.unix_micros())
+            .bind(p.bank_payment_id.as_deref())
+            .bind(p.bank_status.as_deref())
+            .bind(p.status_reason.as_deref())
+            .bind(p.next_poll_at.map(Timestamp::unix_micros))
+            .bind(i64::from(p.poll_attempts))).await?;
+                    if inserted == 0 {
+                        // Created before (a retry): the payment as it is now, its owner checked.
+                        let existing = secrets_in(tx, &p.id).await?.payment;
+                        if existing.tenant_id != p.tenant_id || existing.user_id != p.user_id {
+                            return Err(StoreError::NotFound);
+                        }
+                        return Ok(existing);
+                    }
+                    tx.execute(
+                        sqlx::query(
+                            "INSERT INTO payment_status_history (payment_id, seq, status, at) \
+                         VALUES ($1, 1, $2, $3)",
+                        )
+                        .bind(p.id.as_str())
+                        .bind(p.status.as_str())
+                        .bind(p.created_at.unix_micros()),
+                    )
+                    .await?;
 
-                    Ok(created)
+                    Ok(p.clone())
                 })
             })
             .await
@@ -377,17 +566,33 @@ impl PaymentStore for SqlCell {
         change: &PaymentChange,
     ) -> StoreResult<Payment> {
         self.ensure_home("payment", id.region())?;
-        self.db
-            .write("advance_payment", |tx| {
-                Box::pin(async move {
-                    super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str()).await?;
-                    let current = secrets_in(tx, id).await?;
-                    let updated = advance_in(tx, &current, change).await?;
-
-                    Ok(updated.payment)
+        // Read, then written only if unchanged (see `write_step`).
+        let mut reads = 0;
+        loop {
+            reads += 1;
+            let current = self.payment_secrets(id).await?;
+            let (next, record) = stepped(&current, change)?;
+            let (current, next) = (&current, &next);
+            let written = self
+                .db
+                .transaction(Mode::Queue, "advance_payment", |tx| {
+                    Box::pin(async move {
+                        if !write_step(tx, current, next, None).await? {
+                            return Ok(false);
+                        }
+                        // After the row's lock, as `moves::fence` expects of a READ COMMITTED step.
+                        super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str())
+                            .await?;
+                        record_step(tx, next, record, change).await?;
+                        Ok(true)
+                    })
                 })
-            })
-            .await
+                .await?;
+            if written {
+                return Ok(next.payment.clone());
+            }
+            changed_under("advance_payment", reads)?;
+        }
     }
 
     async fn take_payment_state(
@@ -400,42 +605,50 @@ impl PaymentStore for SqlCell {
     ) -> StoreResult<PaymentSecrets> {
         self.ensure_home("payment", id.region())?;
         let (owner, until) = lease;
-        self.db
-            .write("take_payment_state", |tx| {
-                Box::pin(async move {
-                    super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str()).await?;
-                    let current = secrets_in(tx, id).await?;
-                    if !super::state_is_live(
-                        current.state_hash.as_deref(),
-                        current.state_spent_at,
-                        current.state_expires_at,
-                        state_hash,
-                        now,
-                    ) {
-                        return Err(StoreError::NotFound);
-                    }
-                    let leased = tx.execute(sqlx::query(
-                "UPDATE payments SET lease_owner = $2, lease_until = $3 WHERE id = $1 \
-                 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)",
-            )
-            .bind(id.as_str())
-            .bind(owner)
-            .bind(until.unix_micros())
-            .bind(now.unix_micros())).await?;
-                    if leased != 1 {
-                        return Err(StoreError::state_refused("payment is leased"));
-                    }
-                    // Spent, not cleared: the hash stays to recognise a replay of this callback.
-                    let mut current = current;
-                    current.state_spent_at = Some(now);
-                    let mut change = change.clone();
-                    change.state = None;
-                    let updated = advance_in(tx, &current, &change).await?;
-
-                    Ok(updated)
+        // Spent, not cleared: the hash stays to recognise a replay of this callback.
+        let mut change = change.clone();
+        change.state = None;
+        let change = &change;
+        let mut reads = 0;
+        loop {
+            reads += 1;
+            let mut current = self.payment_secrets(id).await?;
+            if !super::state_is_live(
+                current.state_hash.as_deref(),
+                current.state_spent_at,
+                current.state_expires_at,
+                state_hash,
+                now,
+            ) {
+                return Err(StoreError::NotFound);
+            }
+            let read = current.clone();
+            current.state_spent_at = Some(now);
+            let (next, record) = stepped(&current, change)?;
+            let (read, next) = (&read, &next);
+            let written = self
+                .db
+                .transaction(Mode::Queue, "take_payment_state", |tx| {
+                    Box::pin(async move {
+                        if !write_step(tx, read, next, Some((owner, until, now))).await? {
+                            return Ok(false);
+                        }
+                        // After the row's lock, as `moves::fence` expects of a READ COMMITTED step.
+                        super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str())
+                            .await?;
+                        record_step(tx, next, record, change).await?;
+                        Ok(true)
+                    })
                 })
-            })
-            .await
+                .await?;
+            if written {
+                return Ok(next.clone());
+            }
+            if self.payment_leased_by_another(id, owner, now).await? {
+                return Err(StoreError::state_refused("payment is leased"));
+            }
+            changed_under("take_payment_state", reads)?;
+        }
     }
 
     async fn payments_due(

@@ -714,27 +714,35 @@ async fn final_pass(
 
 /// Places the move's fence in a cell (idempotent: an existing fence keeps its state).
 ///
-/// The source's (`outgoing`) fence also locks the subject's pending webhook deliveries in the
-/// same transaction. The delivery queue's bookkeeping runs at READ COMMITTED on PostgreSQL, not
-/// serializable, so the SSI argument of the final pass does not cover it; instead each of its
-/// transactions locks its delivery row first and reads the fence after (`cell::deliveries`). A
-/// queue transaction that locked the row before this one waits for nothing and commits before
-/// the fence does; one that comes after waits for the fence's commit and then sees it.
+/// The source's (`outgoing`) fence also locks the subject's pending webhook deliveries and its
+/// payments in the same transaction. The delivery queue's bookkeeping and a payment's steps run
+/// at READ COMMITTED on PostgreSQL, not serializable, so the SSI argument of the final pass does
+/// not cover them; instead each of their transactions locks its row first and reads the fence
+/// after (`cell::deliveries`, `cell::payments`). One that locked the row before this one commits
+/// before the fence does; one that comes after waits for the fence's commit and then sees it.
 async fn fence(db: &SqlDatabase, record: &MoveRecord, state: &str) -> StoreResult<()> {
     let tenant = record.subject.tenant().as_str();
     let user = record.subject.user().map(UserId::as_str);
     let id = record.id.as_str();
     let lock_queue = (state == FENCE_OUTGOING).then(|| {
-        format!(
-            "UPDATE webhook_deliveries SET updated_at = updated_at WHERE state = 'pending' AND {}",
-            tables::condition(&tables::TABLES[9], record.subject.of_user())
-        )
+        let of_user = record.subject.of_user();
+        [
+            format!(
+                "UPDATE webhook_deliveries SET updated_at = updated_at \
+                 WHERE state = 'pending' AND {}",
+                tables::condition(&tables::TABLES[tables::DELIVERIES], of_user)
+            ),
+            format!(
+                "UPDATE payments SET updated_at = updated_at WHERE {}",
+                tables::condition(&tables::TABLES[tables::PAYMENTS], of_user)
+            ),
+        ]
     });
     let lock_queue = &lock_queue;
     let subject_id = record.subject.id();
     db.write_idempotent("place_move_fence", |tx| {
         Box::pin(async move {
-            if let Some(sql) = lock_queue {
+            for sql in lock_queue.iter().flatten() {
                 tx.execute(sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(subject_id))
                     .await?;
             }

@@ -28,6 +28,10 @@ pub(crate) struct Table {
 }
 
 /// Parents before children: copies go in this order, deletions in the reverse.
+/// Where `payments` and `webhook_deliveries` are in [`TABLES`] (the fence locks their rows).
+pub(crate) const PAYMENTS: usize = 6;
+pub(crate) const DELIVERIES: usize = 9;
+
 pub(crate) const TABLES: &[Table] = &[
     Table {
         name: "users",
@@ -355,6 +359,12 @@ pub(crate) fn delete_sql(table: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fenced_tables_are_where_the_fence_looks() {
+        assert_eq!(TABLES[PAYMENTS].name, "payments");
+        assert_eq!(TABLES[DELIVERIES].name, "webhook_deliveries");
+    }
 
     #[test]
     fn keyset_pages_after_a_composite_key() {
