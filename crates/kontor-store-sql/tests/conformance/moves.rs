@@ -412,6 +412,12 @@ pub async fn a_frozen_subject_is_refused_and_others_write_on(stores: TestStores)
     let cells = Cells::new(stores).await;
     let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
     let other = populate(&cells, &cells.de1.cell, &cells.de1.keys, 1).await;
+    let accepted = cells
+        .de1
+        .cell
+        .create_payment(&new_payment(&tenant.id, &tenant.users[0]))
+        .await
+        .unwrap();
     let subject = Subject::Tenant(tenant.id.clone());
     // Stop right after the source's fence is in place: the tenant is frozen.
     let hook: moves::FailureHook = Arc::new(|step: &str| step == "fenced");
@@ -450,6 +456,28 @@ pub async fn a_frozen_subject_is_refused_and_others_write_on(stores: TestStores)
             "retryable: the client is told to retry later"
         );
     }
+    // A payment's step (a compare-and-set at READ COMMITTED on PostgreSQL) reads the fence after
+    // its row lock: refused too, the payment unchanged.
+    let step = kontor_store::PaymentChange::phase(
+        &[kontor_domain::payment::PaymentPhase::Accepted],
+        kontor_domain::payment::PaymentPhase::Initiating,
+        Timestamp::now(),
+    );
+    assert!(matches!(
+        cells.de1.cell.advance_payment(&accepted.id, &step).await,
+        Err(StoreError::Moving { .. })
+    ));
+    assert_eq!(
+        cells
+            .de1
+            .cell
+            .payment_secrets(&accepted.id)
+            .await
+            .unwrap()
+            .payment
+            .phase,
+        kontor_domain::payment::PaymentPhase::Accepted
+    );
     let mut sync = empty_write(&kontor_domain::ConnectionId::generate(&de()));
     sync.connection_id = first_connection(&cells.de1.cell, &tenant.id).await;
     assert!(matches!(
