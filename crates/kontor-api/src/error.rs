@@ -17,6 +17,7 @@ pub fn default_retry_after(code: ErrorCode) -> Option<u64> {
     match code {
         ErrorCode::ServiceUnavailable => Some(2),
         ErrorCode::BankUnavailable => Some(5),
+        ErrorCode::NoOpenCell => Some(30),
         _ => None,
     }
 }

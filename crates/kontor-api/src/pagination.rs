@@ -1,10 +1,12 @@
-//! Cursor pagination across cells. A cursor names the region being read and the position in it;
-//! a list walks the served regions in a fixed order, so every record is seen exactly once even
-//! though no single database holds them all. Cursors are opaque to clients (base64url JSON).
+//! Cursor pagination across cells. A cursor names the cell being read (as ids name it: `de` for
+//! cell 1, so cursors issued before there were several cells per region still read, `de-2`
+//! from cell 2 on) and the position in it; a list walks the cells in a fixed order, so every
+//! record is seen exactly once even though no single database holds them all. Cursors are
+//! opaque to clients (base64url JSON).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kontor_domain::Region;
+use kontor_domain::CellId;
 use kontor_domain::list::{Page, PageKey};
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +17,8 @@ pub const MAX_LIMIT: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    pub region: Region,
-    /// Position within the region; `None` means "from its start".
+    pub cell: CellId,
+    /// Position within the cell; `None` means "from its start".
     pub after: Option<PageKey>,
 }
 
@@ -32,7 +34,7 @@ struct WireCursor {
 impl Cursor {
     pub fn encode(&self) -> String {
         let wire = WireCursor {
-            r: self.region.to_string(),
+            r: self.cell.segment(),
             t: self.after.as_ref().map(|k| k.sort),
             i: self.after.as_ref().map(|k| k.id.clone()),
         };
@@ -43,35 +45,35 @@ impl Cursor {
         let invalid = || ApiError::new(ErrorCode::InvalidCursor, "the cursor is not valid");
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let wire: WireCursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        let region = Region::parse(&wire.r).map_err(|_| invalid())?;
+        let cell = CellId::parse_segment(&wire.r).ok_or_else(invalid)?;
         let after = match (wire.t, wire.i) {
             (Some(t), Some(id)) if id.len() <= 64 => Some(PageKey { sort: t, id }),
             (None, None) => None,
             _ => return Err(invalid()),
         };
-        Ok(Self { region, after })
+        Ok(Self { cell, after })
     }
 }
 
-/// Reads one page of a list whose records are spread over cells: regions in a fixed order, each
-/// read from the cursor's position on, the page filled from as many regions as it takes.
-/// `fetch(region, after, limit)` reads one region.
+/// Reads one page of a list whose records are spread over cells: cells in a fixed order, each
+/// read from the cursor's position on, the page filled from as many cells as it takes.
+/// `fetch(cell, after, limit)` reads one cell.
 pub async fn across_cells<T, F, Fut>(
-    regions: &[Region],
+    cells: &[CellId],
     cursor: Option<Cursor>,
     limit: usize,
     mut fetch: F,
 ) -> Result<(Vec<T>, Option<String>), ApiError>
 where
-    F: FnMut(Region, Option<PageKey>, usize) -> Fut,
+    F: FnMut(CellId, Option<PageKey>, usize) -> Fut,
     Fut: Future<Output = Result<Page<T>, ApiError>>,
 {
     let (start, mut after) = match cursor {
         None => (0, None),
         Some(cursor) => {
-            let index = regions
+            let index = cells
                 .iter()
-                .position(|r| r == &cursor.region)
+                .position(|c| c == &cursor.cell)
                 .ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::InvalidCursor,
@@ -83,19 +85,19 @@ where
     };
     let mut items = Vec::with_capacity(limit);
     let mut next = None;
-    for (index, region) in regions.iter().enumerate().skip(start) {
-        let page = fetch(region.clone(), after.take(), limit - items.len()).await?;
+    for (index, cell) in cells.iter().enumerate().skip(start) {
+        let page = fetch(cell.clone(), after.take(), limit - items.len()).await?;
         items.extend(page.items);
         if let Some(key) = page.next {
             next = Some(Cursor {
-                region: region.clone(),
+                cell: cell.clone(),
                 after: Some(key),
             });
             break;
         }
         if items.len() == limit {
-            next = regions.get(index + 1).map(|r| Cursor {
-                region: r.clone(),
+            next = cells.get(index + 1).map(|c| Cursor {
+                cell: c.clone(),
                 after: None,
             });
             break;
@@ -104,11 +106,12 @@ where
     Ok((items, next.map(|c| c.encode())))
 }
 
-/// The cursor of a list that lives in one region's cell (an account's transactions, say).
-pub fn in_cell(region: &Region, cursor: Option<Cursor>) -> Result<Option<PageKey>, ApiError> {
+/// The cursor of a list that lives in one cell (an account's transactions, say), named by the
+/// home cell of the record it belongs to.
+pub fn in_cell(cell: &CellId, cursor: Option<Cursor>) -> Result<Option<PageKey>, ApiError> {
     match cursor {
         None => Ok(None),
-        Some(cursor) if &cursor.region == region => Ok(cursor.after),
+        Some(cursor) if &cursor.cell == cell => Ok(cursor.after),
         Some(_) => Err(ApiError::new(
             ErrorCode::InvalidCursor,
             "the cursor does not fit this query",
@@ -117,10 +120,10 @@ pub fn in_cell(region: &Region, cursor: Option<Cursor>) -> Result<Option<PageKey
 }
 
 /// The `next_cursor` of a single-cell list.
-pub fn next_in_cell(region: &Region, next: Option<PageKey>) -> Option<String> {
+pub fn next_in_cell(cell: &CellId, next: Option<PageKey>) -> Option<String> {
     next.map(|key| {
         Cursor {
-            region: region.clone(),
+            cell: cell.clone(),
             after: Some(key),
         }
         .encode()
@@ -128,10 +131,10 @@ pub fn next_in_cell(region: &Region, next: Option<PageKey>) -> Option<String> {
 }
 
 /// The `next_cursor` of a list merged from several cells: the position after the page's last
-/// row, `last` being that row's region.
-pub fn next_after(last: Option<&Region>, next: Option<PageKey>) -> Option<String> {
-    let region = last?;
-    next_in_cell(region, next)
+/// row, `last` being that row's home cell.
+pub fn next_after(last: Option<&CellId>, next: Option<PageKey>) -> Option<String> {
+    let cell = last?;
+    next_in_cell(cell, next)
 }
 
 /// Validates `?limit=`: 1..=MAX_LIMIT, DEFAULT_LIMIT when absent.
@@ -157,7 +160,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let cursor = Cursor {
-            region: Region::parse("uk").unwrap(),
+            cell: CellId::parse("uk-2").unwrap(),
             after: Some(PageKey {
                 sort: 42,
                 id: "usr_uk_x".into(),
@@ -165,10 +168,17 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         let start = Cursor {
-            region: Region::parse("de").unwrap(),
+            cell: CellId::parse("de-1").unwrap(),
             after: None,
         };
         assert_eq!(Cursor::decode(&start.encode()).unwrap(), start);
+        // Cell 1 is written as the region alone, as cursors were before cells had numbers.
+        let old = URL_SAFE_NO_PAD.encode(br#"{"r":"de"}"#);
+        assert_eq!(start.encode(), old);
+        for bad in [r#"{"r":"de-1"}"#, r#"{"r":"de-0"}"#, r#"{"r":"de-x"}"#] {
+            let raw = URL_SAFE_NO_PAD.encode(bad.as_bytes());
+            assert!(Cursor::decode(&raw).is_err(), "{bad}");
+        }
         for bad in ["", "!!!", "e30", &URL_SAFE_NO_PAD.encode(br#"{"r":"UK"}"#)] {
             assert_eq!(
                 Cursor::decode(bad).unwrap_err().code(),

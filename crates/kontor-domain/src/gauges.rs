@@ -34,3 +34,14 @@ pub struct CellGauges {
     /// Active connections whose consent lapses before the horizon asked for.
     pub consents_expiring: u64,
 }
+
+/// How big a cell is, for `kontor cells list` and placement: its users, the row counts of its
+/// big tables, and its size on disk where the backend tells (PostgreSQL's `pg_database_size`,
+/// a SQLite file's pages).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CellSize {
+    pub users: u64,
+    /// `(table, rows)` for the tables that grow with use, in a fixed order.
+    pub rows: Vec<(&'static str, u64)>,
+    pub bytes: Option<u64>,
+}

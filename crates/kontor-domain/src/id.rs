@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use rand::RngCore;
 
+use crate::cell::{CellId, HomeCell};
 use crate::region::{Region, truncate_for_error};
 
 /// Length of the random part: 128 bits in Crockford base32 (5 bits per character).
@@ -109,36 +110,43 @@ macro_rules! global_id {
     };
 }
 
-/// Declares an id of data that lives in one region's cell: `prefix_region_random`.
+/// Declares an id of data that lives in a cell: `prefix_cell_random`, where the cell segment is
+/// the region alone for a region's cell 1 and `<region>-<n>` for its cell n ≥ 2 (`CellId`).
 macro_rules! regional_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name {
             raw: String,
-            region: Region,
+            cell: CellId,
         }
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
             /// What every id of this kind matches, as a regular expression (for API documents):
-            /// the prefix, a region code, and the 26-character random part.
-            pub const PATTERN: &'static str =
-                concat!("^", $prefix, "_[a-z][a-z0-9]{1,9}_[0-7][0-9a-hjkmnp-tv-z]{25}$");
+            /// the prefix, the home cell (a region code, with `-<n>` for a cell from 2 to 9999),
+            /// and the 26-character random part.
+            pub const PATTERN: &'static str = concat!(
+                "^", $prefix,
+                "_[a-z][a-z0-9]{1,9}(-([2-9]|[1-9][0-9]{1,3}))?_[0-7][0-9a-hjkmnp-tv-z]{25}$"
+            );
 
-            pub fn generate(region: &Region) -> Self {
+            /// A new id for a record created in `home` (a cell, or a region for its cell 1).
+            pub fn generate(home: &(impl HomeCell + ?Sized)) -> Self {
+                let cell = home.home_cell();
                 Self {
-                    raw: format!("{}_{}_{}", $prefix, region, random_part()),
-                    region: region.clone(),
+                    raw: format!("{}_{}_{}", $prefix, cell.segment(), random_part()),
+                    cell,
                 }
             }
 
             /// An id fixed by `parts` (what the record is about) rather than random, so that
             /// recording the same thing twice yields the same id and a store can keep one.
-            pub fn derived(region: &Region, parts: &[&str]) -> Self {
+            pub fn derived(home: &(impl HomeCell + ?Sized), parts: &[&str]) -> Self {
+                let cell = home.home_cell();
                 Self {
-                    raw: format!("{}_{}_{}", $prefix, region, derived_part($prefix, parts)),
-                    region: region.clone(),
+                    raw: format!("{}_{}_{}", $prefix, cell.segment(), derived_part($prefix, parts)),
+                    cell,
                 }
             }
 
@@ -147,17 +155,23 @@ macro_rules! regional_id {
                     IdError::WrongPrefix { kind: $kind, prefix: $prefix, got: truncate_for_error(raw) }
                 })?;
                 let malformed = || IdError::Malformed { kind: $kind, got: truncate_for_error(raw) };
-                let (region, random) = rest.split_once('_').ok_or_else(malformed)?;
-                let region = Region::parse(region).map_err(|_| malformed())?;
+                let (segment, random) = rest.split_once('_').ok_or_else(malformed)?;
+                let cell = CellId::parse_segment(segment).ok_or_else(malformed)?;
                 if !is_random_part(random) {
                     return Err(malformed());
                 }
-                Ok(Self { raw: raw.to_owned(), region })
+                Ok(Self { raw: raw.to_owned(), cell })
             }
 
-            /// The region whose cell holds this record.
+            /// The region whose cells hold this record.
             pub fn region(&self) -> &Region {
-                &self.region
+                self.cell.region()
+            }
+
+            /// The record's home cell: where it was created. A record moved since is found
+            /// through the route the move recorded; the id never changes.
+            pub fn cell(&self) -> &CellId {
+                &self.cell
             }
 
             pub fn as_str(&self) -> &str {
@@ -342,6 +356,17 @@ mod tests {
             format!("usr_uk_{random}0"),
             format!("acc_uk_{random}"),
             format!("usr_{random}"),
+            format!("usr_uk-2_{random}"),
+            format!("usr_uk-10_{random}"),
+            format!("usr_uk-9999_{random}"),
+            format!("usr_uk-1_{random}"),
+            format!("usr_uk-0_{random}"),
+            format!("usr_uk-02_{random}"),
+            format!("usr_uk-x_{random}"),
+            format!("usr_uk-10000_{random}"),
+            format!("usr_uk-99999999999_{random}"),
+            format!("usr_uk-_{random}"),
+            format!("usr_uk-2-3_{random}"),
         ] {
             assert_eq!(
                 user.is_match(&candidate),
@@ -363,6 +388,52 @@ mod tests {
     }
 
     #[test]
+    fn ids_name_their_home_cell() {
+        let random = &UserId::generate(&uk()).to_string()["usr_uk_".len()..];
+        let old = UserId::parse(&format!("usr_uk_{random}")).unwrap();
+        assert_eq!(old.cell(), &CellId::first(uk()));
+        assert_eq!(old.cell().to_string(), "uk-1");
+        assert_eq!(old.region(), &uk());
+
+        let second = CellId::parse("uk-2").unwrap();
+        let id = UserId::generate(&second);
+        assert!(id.as_str().starts_with("usr_uk-2_"), "{id}");
+        assert_eq!(UserId::parse(id.as_str()), Ok(id.clone()));
+        assert_eq!(id.cell(), &second);
+        assert_eq!(id.region(), &uk());
+
+        // A region names its cell 1, with the old spelling.
+        let first = UserId::generate(&CellId::first(uk()));
+        assert!(first.as_str().starts_with("usr_uk_"), "{first}");
+        assert_eq!(
+            EventId::derived(&uk(), &["a"]),
+            EventId::derived(&CellId::first(uk()), &["a"])
+        );
+        assert_ne!(
+            EventId::derived(&uk(), &["a"]).as_str(),
+            EventId::derived(&second, &["a"]).as_str()
+        );
+
+        for bad in [
+            "uk-0",
+            "uk-1",
+            "uk-x",
+            "uk-99999999999",
+            "uk-",
+            "uk-01",
+            "UK-2",
+        ] {
+            assert!(
+                matches!(
+                    UserId::parse(&format!("usr_{bad}_{random}")),
+                    Err(IdError::Malformed { .. })
+                ),
+                "{bad} should be malformed"
+            );
+        }
+    }
+
+    #[test]
     fn encoding_covers_the_full_range() {
         assert_eq!(encode_random(0), "0".repeat(RANDOM_LEN));
         let max = encode_random(u128::MAX);
@@ -372,12 +443,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_value_round_trips(value: u128, region in "[a-z][a-z0-9]{1,9}") {
+        fn every_value_round_trips(
+            value: u128,
+            region in "[a-z][a-z0-9]{1,9}",
+            number in 1u16..=9999,
+        ) {
             let region = Region::parse(&region).unwrap();
-            let raw = format!("usr_{region}_{}", encode_random(value));
+            let cell = CellId::new(region.clone(), number).unwrap();
+            let raw = format!("usr_{}_{}", cell.segment(), encode_random(value));
             let id = UserId::parse(&raw).unwrap();
             prop_assert_eq!(id.as_str(), raw.as_str());
             prop_assert_eq!(id.region(), &region);
+            prop_assert_eq!(id.cell(), &cell);
+            prop_assert!(regex::Regex::new(UserId::PATTERN).unwrap().is_match(&raw));
             let json = serde_json::to_string(&id).unwrap();
             prop_assert_eq!(serde_json::from_str::<UserId>(&json).unwrap(), id);
         }

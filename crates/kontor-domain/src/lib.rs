@@ -6,6 +6,7 @@ pub mod account_reference;
 pub mod bank;
 pub mod bic;
 pub mod branding;
+pub mod cell;
 pub mod certificate;
 pub mod clock;
 pub mod connection;
@@ -29,6 +30,7 @@ pub mod webhook;
 pub mod words;
 
 pub use bic::{Bic, BicError};
+pub use cell::{CellId, CellIdError, CellState, HomeCell};
 pub use certificate::{CertificateBinding, CertificateThumbprint, ThumbprintError};
 pub use clock::{Clock, ManualClock};
 pub use connection::{Connection, ConnectionEvent, ConnectionStatus, NewConnection};

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::cell::CellId;
 use crate::event::payload::EndpointDisabled;
 use crate::event::{Event, EventData, EventType};
 use crate::id::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
-use crate::region::Region;
 use crate::time::Timestamp;
 
 /// Which events an endpoint receives: all of them (`*`, including types added later), or a set.
@@ -296,14 +296,14 @@ impl RetrySchedule {
 /// disabling and recording) keeps one event.
 pub fn endpoint_disabled_event(
     tenant: TenantId,
-    region: &Region,
+    cell: &CellId,
     endpoint: &WebhookEndpointId,
     disabled_at: Timestamp,
     failing_since: Timestamp,
 ) -> Event {
     Event {
         id: EventId::derived(
-            region,
+            cell,
             &[
                 EventType::WebhookEndpointDisabled.as_str(),
                 endpoint.as_str(),

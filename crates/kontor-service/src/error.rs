@@ -66,7 +66,9 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound | StoreError::UnknownRegion(_) => ServiceError::NotFound,
+            StoreError::NotFound | StoreError::UnknownRegion(_) | StoreError::UnknownCell(_) => {
+                ServiceError::NotFound
+            }
             other => ServiceError::Store(other),
         }
     }

@@ -66,6 +66,7 @@ error_codes! {
     InvalidScope => (BAD_REQUEST, "invalid_scope", "A requested scope is unknown or not granted to this client."),
     NotFound => (NOT_FOUND, "not_found", "No such resource (or it belongs to another tenant)."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The resource does not support this method."),
+    NoOpenCell => (SERVICE_UNAVAILABLE, "no_open_cell", "No cell of the region takes new users now (every cell the tenant may use is draining or closed); nothing was created. Retry later; the operator opens a cell."),
     UserExists => (CONFLICT, "user_exists", "The tenant already has a user with this external_id in this region."),
     UnknownBank => (BAD_REQUEST, "unknown_bank", "No bank with this id in the directory."),
     InvalidState => (BAD_REQUEST, "invalid_state", "The bank's redirect back to the hub carries a state that names no link or payment, or is not its own."),

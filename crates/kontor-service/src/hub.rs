@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use kontor_banks::BankConnector;
 use kontor_domain::connection::Connection;
-use kontor_domain::{Clock, ConnectionId, Region};
+use kontor_domain::{CellId, Clock, ConnectionId, TenantId, UserId};
 use kontor_store::{CellStore, Cells, ControlStore};
 use url::Url;
 
@@ -38,6 +38,8 @@ pub struct HubSettings {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How long the event log (with deliveries and attempts) is kept.
     pub retention: crate::retention::RetentionSettings,
+    /// Each cell's state and dedicated tenants, for placing new users.
+    pub placement: crate::placement::PlacementSettings,
 }
 
 impl HubSettings {
@@ -58,6 +60,7 @@ impl HubSettings {
             payments: crate::payments::PaymentSettings::default(),
             webhooks: crate::webhooks::WebhookSettings::default(),
             retention: crate::retention::RetentionSettings::default(),
+            placement: crate::placement::PlacementSettings::default(),
         }
     }
 }
@@ -79,6 +82,8 @@ struct Inner {
     /// in each `Deliverer`).
     webhook_client: OnceLock<reqwest::Client>,
     owners: crate::owners::AccountOwners,
+    /// The cells' user counts placement last read.
+    loads: crate::placement::Loads,
 }
 
 impl std::fmt::Debug for Hub {
@@ -108,6 +113,7 @@ impl Hub {
                 clock,
                 webhook_client: OnceLock::new(),
                 owners: Default::default(),
+                loads: Default::default(),
             }),
         }
     }
@@ -154,17 +160,52 @@ impl Hub {
         &self.inner.owners
     }
 
-    /// The cell of a region; `NotFound` when this deployment does not serve it.
-    pub fn cell(&self, region: &Region) -> ServiceResult<&dyn CellStore> {
+    pub(crate) fn inner_loads(&self) -> &crate::placement::Loads {
+        &self.inner.loads
+    }
+
+    /// Cell `id` as configured; `NotFound` when this deployment has no such cell. Requests
+    /// reach their cell through [`Hub::cell_for`], never this.
+    pub fn cell(&self, id: &CellId) -> ServiceResult<&dyn CellStore> {
         self.inner
             .cells
-            .get(region)
+            .get(id)
             .map(|cell| cell.as_ref())
             .map_err(|_| ServiceError::NotFound)
     }
 
+    /// The one place a request's cell is chosen: the cell that serves a record of `tenant`
+    /// (when known) whose id names `home` as its home cell. Ids never change, so a record moved
+    /// to another cell keeps naming its home; the route the move recorded in the control
+    /// database sends it on, and is looked up here. Until moves exist that is the home cell
+    /// itself. `NotFound` when no such cell is configured.
+    pub fn cell_for(
+        &self,
+        tenant: Option<&TenantId>,
+        home: &CellId,
+    ) -> ServiceResult<&dyn CellStore> {
+        self.cell(&self.route(tenant, home))
+    }
+
+    /// Which cell serves a record of `tenant` whose id names `home`: the one routing decision
+    /// ([`Hub::cell_for`] and the per-user lists use it). Identity until moves record routes.
+    pub fn route(&self, tenant: Option<&TenantId>, home: &CellId) -> CellId {
+        let _ = tenant;
+        home.clone()
+    }
+
+    /// The cell serving `user` (and so every record of theirs): [`Hub::cell_for`] their home.
+    pub fn cell_for_user(
+        &self,
+        tenant: Option<&TenantId>,
+        user: &UserId,
+    ) -> ServiceResult<&dyn CellStore> {
+        self.cell_for(tenant, user.cell())
+    }
+
+    /// The cell serving a connection, by its id.
     pub fn cell_of(&self, connection: &ConnectionId) -> ServiceResult<&dyn CellStore> {
-        self.cell(connection.region())
+        self.cell_for(None, connection.cell())
     }
 
     /// The connector a connection's tenant reaches the connection's bank with.

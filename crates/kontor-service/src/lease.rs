@@ -51,7 +51,7 @@ impl Hub {
         match on {
             LeaseOn::Connection(id) => self.cell_of(id)?.claim(id, owner, until, now).await,
             LeaseOn::Payment(id) => {
-                let cell = self.cell(id.region())?;
+                let cell = self.cell_for(None, id.cell())?;
                 cell.claim_payment(id, owner, until, now).await
             }
         }
@@ -65,7 +65,7 @@ impl Hub {
                 Ok(cell) => cell.renew(id, owner, until).await,
                 Err(_) => Ok(false),
             },
-            LeaseOn::Payment(id) => match self.cell(id.region()) {
+            LeaseOn::Payment(id) => match self.cell_for(None, id.cell()) {
                 Ok(cell) => cell.renew_payment(id, owner, until).await,
                 Err(_) => Ok(false),
             },
@@ -78,7 +78,7 @@ impl Hub {
                 Ok(cell) => cell.release(id, owner).await,
                 Err(_) => Ok(()),
             },
-            LeaseOn::Payment(id) => match self.cell(id.region()) {
+            LeaseOn::Payment(id) => match self.cell_for(None, id.cell()) {
                 Ok(cell) => cell.release_payment(id, owner).await,
                 Err(_) => Ok(()),
             },

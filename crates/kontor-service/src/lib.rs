@@ -28,6 +28,7 @@ mod lists;
 mod lookup;
 mod owners;
 mod payments;
+mod placement;
 mod reads;
 mod records;
 mod redirect_uri;
@@ -59,6 +60,7 @@ pub use payments::{
     AcceptedPayment, PaymentDetails, PaymentOrder, PaymentPage, PaymentSettings, PaymentView,
     StoredAccount, payment_redirect,
 };
+pub use placement::{CellPolicy, PlacementSettings};
 pub use records::DatabaseCheck;
 pub use redirect_uri::{MAX_REDIRECT_URI_LEN, normalise_redirect_uri};
 pub use retention::RetentionSettings;

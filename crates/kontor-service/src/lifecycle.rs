@@ -165,7 +165,7 @@ impl Hub {
                 {
                     Ok(_) => {
                         expired += 1;
-                        count_expiry(region, "validity");
+                        count_expiry(region.region(), "validity");
                     }
                     // Changed meanwhile (revoked, say): nothing to expire.
                     Err(kontor_store::StoreError::StateRefused { .. }) => {}

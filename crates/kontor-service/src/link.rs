@@ -128,8 +128,8 @@ impl Hub {
                 format!("no bank {bank} in the directory"),
             ));
         }
-        let cell = self.cell(request.user_id.region())?;
-        let id = ConnectionId::generate(request.user_id.region());
+        let cell = self.cell_for_user(Some(tenant), &request.user_id)?;
+        let id = ConnectionId::generate(request.user_id.cell());
         let psu_id = match psu_id {
             Some(psu_id) => {
                 // Only the tenant's own user gets a data key made here (the insert checks the

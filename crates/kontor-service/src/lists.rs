@@ -10,7 +10,7 @@ use futures_util::future::try_join_all;
 use kontor_crypto::DataKey;
 use kontor_domain::connection::{Connection, ConnectionStatus};
 use kontor_domain::payment::{PaymentStatus, StatusChange};
-use kontor_domain::{AccountId, PaymentId, Region, TenantId, UserId};
+use kontor_domain::{AccountId, CellId, PaymentId, TenantId, UserId};
 use kontor_store::{CellStore, ListFilter, Page, PageKey, PaymentSecrets, StoreResult};
 
 use crate::ServiceError;
@@ -54,7 +54,7 @@ impl Hub {
     /// deployment does not serve their region), else every cell.
     fn cells_for<S>(&self, filter: &ListFilter<S>) -> Vec<&dyn CellStore> {
         match &filter.user {
-            Some(user) => self.cell(user.region()).into_iter().collect(),
+            Some(user) => self.cell_for_user(None, user).into_iter().collect(),
             None => self.cells().iter().map(|(_, cell)| cell.as_ref()).collect(),
         }
     }
@@ -128,18 +128,18 @@ impl Hub {
         .await?;
         // Per cell, the page's sealed details and histories in one read each (not four reads
         // per payment), and each user's key once.
-        let mut by_region: BTreeMap<Region, Vec<PaymentId>> = BTreeMap::new();
+        let mut by_cell: BTreeMap<CellId, Vec<PaymentId>> = BTreeMap::new();
         for payment in &page.items {
-            by_region
-                .entry(payment.id.region().clone())
+            by_cell
+                .entry(self.route(Some(tenant), payment.id.cell()))
                 .or_default()
                 .push(payment.id.clone());
         }
         let mut secrets: HashMap<PaymentId, PaymentSecrets> = HashMap::new();
         let mut histories: HashMap<PaymentId, Vec<StatusChange>> = HashMap::new();
         let mut keys: HashMap<UserId, DataKey> = HashMap::new();
-        for (region, ids) in &by_region {
-            let cell = self.cell(region)?;
+        for (cell, ids) in &by_cell {
+            let cell = self.cell(cell)?;
             let (rows, changes) =
                 tokio::try_join!(cell.payments_secrets(ids), cell.status_histories(ids))?;
             for (id, change) in changes {

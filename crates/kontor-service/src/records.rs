@@ -11,8 +11,8 @@ use kontor_domain::tenant::{ApiClient, SecretHash};
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{Attempt, Delivery};
 use kontor_domain::{
-    AccountId, ApiClientId, CertificateBinding, Connection, ConnectionId, DeliveryId, EventId,
-    PaymentId, Region, TenantId, WebhookEndpointId,
+    AccountId, ApiClientId, CellId, CertificateBinding, Connection, ConnectionId, DeliveryId,
+    EventId, PaymentId, Region, TenantId, WebhookEndpointId,
 };
 use kontor_store::Schema;
 
@@ -22,7 +22,7 @@ use crate::hub::Hub;
 /// How one database answered a readiness probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseCheck {
-    /// `control` or `cell:<region>`.
+    /// `control` or `cell:<cell>`, the cell as ids name it (`cell:de`, `cell:de-2`).
     pub name: String,
     /// `postgres` or `sqlite`.
     pub backend: &'static str,
@@ -31,14 +31,31 @@ pub struct DatabaseCheck {
 }
 
 impl Hub {
-    /// The regions this deployment serves (one cell each), in a fixed order.
+    /// The regions this deployment serves, in a fixed order.
     pub fn regions(&self) -> impl Iterator<Item = &Region> {
         self.cells().regions()
     }
 
-    /// Whether this deployment holds `region`'s cell.
+    /// Whether this deployment holds a cell of `region`.
     pub fn serves(&self, region: &Region) -> bool {
-        self.cells().contains(region)
+        self.cells().serves(region)
+    }
+
+    /// The cells a list of the tenant's records reads, in the fixed order lists walk them:
+    /// every cell, or, for the records of one user (or one event), the cell serving the record
+    /// whose id names `home` (none when it is not one of this deployment's).
+    pub fn list_cells(&self, tenant: &TenantId, home: Option<&CellId>) -> Vec<CellId> {
+        match home {
+            None => self.cells().ids().cloned().collect(),
+            Some(home) => {
+                let cell = self.route(Some(tenant), home);
+                if self.cells().contains(&cell) {
+                    vec![cell]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
     }
 
     /// An API client of any tenant, revoked or not; `NotFound` when there is none.
@@ -88,50 +105,51 @@ impl Hub {
 
     /// A tenant's event; `NotFound` for another tenant's.
     pub async fn event(&self, tenant: &TenantId, id: &EventId) -> ServiceResult<Event> {
-        self.cell(id.region())?
+        self.cell_for(Some(tenant), id.cell())?
             .event(tenant, id)
             .await
             .map_err(ServiceError::from)
     }
 
-    /// A page of the tenant's events in one region's cell, oldest first.
+    /// A page of the tenant's events in one cell (as [`Hub::list_cells`] names it), oldest
+    /// first.
     pub async fn events_in(
         &self,
-        region: &Region,
+        cell: &CellId,
         tenant: &TenantId,
         filter: &EventFilter,
         after: Option<&PageKey>,
         limit: usize,
     ) -> ServiceResult<Page<Event>> {
-        self.cell(region)?
+        self.cell(cell)?
             .list_events(tenant, filter, after, limit)
             .await
             .map_err(ServiceError::from)
     }
 
-    /// A page of the deliveries to one of the tenant's endpoints held in one region's cell.
+    /// A page of the deliveries to one of the tenant's endpoints held in one cell.
     pub async fn deliveries_in(
         &self,
-        region: &Region,
+        cell: &CellId,
         tenant: &TenantId,
         endpoint: &WebhookEndpointId,
         filter: &DeliveryFilter,
         after: Option<&PageKey>,
         limit: usize,
     ) -> ServiceResult<Page<Delivery>> {
-        self.cell(region)?
+        self.cell(cell)?
             .list_deliveries(tenant, endpoint, filter, after, limit)
             .await
             .map_err(ServiceError::from)
     }
 
-    /// The attempts of deliveries kept in one region's cell.
+    /// The attempts of deliveries kept in one cell.
     pub async fn delivery_attempts_in(
         &self,
-        region: &Region,
+        cell: &CellId,
         ids: &[DeliveryId],
     ) -> ServiceResult<Vec<(DeliveryId, Attempt)>> {
-        self.cell(region)?
+        self.cell(cell)?
             .delivery_attempts(ids)
             .await
             .map_err(ServiceError::from)
@@ -144,7 +162,7 @@ impl Hub {
         let cells = self
             .cells()
             .iter()
-            .map(|(region, cell)| probe(format!("cell:{region}"), cell.as_ref(), timeout));
+            .map(|(id, cell)| probe(format!("cell:{}", id.segment()), cell.as_ref(), timeout));
         let (control, cells) = tokio::join!(control, futures_util::future::join_all(cells));
         let mut checks = vec![control];
         checks.extend(cells);

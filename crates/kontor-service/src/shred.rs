@@ -42,7 +42,7 @@ impl Hub {
     /// the tenant has no such user. The caller erases the user's rows afterwards; if it crashes
     /// first, [`Hub::replay_erasures`] finishes the job.
     pub async fn shred_user_key(&self, tenant: &TenantId, user: &UserId) -> ServiceResult<()> {
-        let cell = self.cell(user.region())?;
+        let cell = self.cell_for_user(Some(tenant), user)?;
         cell.user(tenant, user).await?;
         self.control()
             .record_erasure(&Erasure {
@@ -102,7 +102,10 @@ async fn replay_one(
     report: &mut ReplayReport,
 ) -> ServiceResult<()> {
     let user = &erasure.user_id;
-    let (Ok(cell), Ok(store)) = (cells.get(&erasure.region), keys.get(&erasure.region)) else {
+    // The user's home cell: the ledger is replayed without a hub, so without routes (moves
+    // carry the ledger's users' rows and keys along; see `Hub::route`).
+    let home = user.cell();
+    let (Ok(cell), Ok(store)) = (cells.get(home), keys.get(home)) else {
         report.unserved += 1;
         return Ok(());
     };

@@ -112,10 +112,10 @@ impl Vault {
         &self.keyring
     }
 
-    /// The key store of the user's region.
+    /// The key store of the user's home cell (a user who moved: see `Hub::route`).
     pub fn key_store(&self, user: &UserId) -> ServiceResult<&dyn UserKeyStore> {
         self.keys
-            .get(user.region())
+            .get(user.cell())
             .map(|store| store.as_ref())
             .map_err(ServiceError::from)
     }

@@ -1,21 +1,22 @@
-//! The cells of a deployment, one per region. Routing needs no lookup: the region is in the id.
+//! The cells of a deployment: one or more per region, keyed by their name (`de-1`, `de-2`).
+//! Routing needs no lookup: an id names its home cell.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kontor_domain::Region;
+use kontor_domain::{CellId, Region};
 
 use crate::CellStore;
 use crate::error::{StoreError, StoreResult};
 
 #[derive(Clone, Default)]
 pub struct Cells {
-    by_region: BTreeMap<Region, Arc<dyn CellStore>>,
+    by_id: BTreeMap<CellId, Arc<dyn CellStore>>,
 }
 
 impl std::fmt::Debug for Cells {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.by_region.keys()).finish()
+        f.debug_list().entries(self.by_id.keys()).finish()
     }
 }
 
@@ -24,35 +25,78 @@ impl Cells {
         Self::default()
     }
 
-    /// Adds a cell; its region comes from the store itself so the two cannot disagree.
+    /// Adds a store as its region's cell 1 (a deployment with one cell per region).
     pub fn insert(&mut self, cell: Arc<dyn CellStore>) {
-        self.by_region.insert(cell.region().clone(), cell);
+        self.by_id
+            .insert(CellId::first(cell.region().clone()), cell);
     }
 
-    pub fn get(&self, region: &Region) -> StoreResult<&Arc<dyn CellStore>> {
-        self.by_region
-            .get(region)
-            .ok_or_else(|| StoreError::UnknownRegion(region.clone()))
+    /// Adds a store as cell `id`; refused when the store serves another region than `id`'s.
+    pub fn insert_as(&mut self, id: CellId, cell: Arc<dyn CellStore>) -> StoreResult<()> {
+        if id.region() != cell.region() {
+            return Err(StoreError::WrongCell {
+                record: "cell",
+                record_region: id.region().clone(),
+                cell_region: cell.region().clone(),
+            });
+        }
+        self.by_id.insert(id, cell);
+        Ok(())
     }
 
-    pub fn contains(&self, region: &Region) -> bool {
-        self.by_region.contains_key(region)
+    pub fn get(&self, id: &CellId) -> StoreResult<&Arc<dyn CellStore>> {
+        self.by_id
+            .get(id)
+            .ok_or_else(|| StoreError::UnknownCell(id.clone()))
     }
 
-    /// Regions in a stable (sorted) order, which cross-cell paging relies on.
+    pub fn contains(&self, id: &CellId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Whether any cell serves `region`.
+    pub fn serves(&self, region: &Region) -> bool {
+        self.in_region(region).next().is_some()
+    }
+
+    /// A region's cells, by number.
+    pub fn in_region<'a>(
+        &'a self,
+        region: &'a Region,
+    ) -> impl Iterator<Item = (&'a CellId, &'a Arc<dyn CellStore>)> + 'a {
+        self.by_id
+            .iter()
+            .filter(move |(id, _)| id.region() == region)
+    }
+
+    /// The regions served, each once, in a stable (sorted) order.
     pub fn regions(&self) -> impl Iterator<Item = &Region> {
-        self.by_region.keys()
+        let mut last: Option<&Region> = None;
+        self.by_id.keys().filter_map(move |id| {
+            let region = id.region();
+            if last == Some(region) {
+                None
+            } else {
+                last = Some(region);
+                Some(region)
+            }
+        })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Region, &Arc<dyn CellStore>)> {
-        self.by_region.iter()
+    /// The cells' names in a stable (sorted) order, which cross-cell paging relies on.
+    pub fn ids(&self) -> impl Iterator<Item = &CellId> {
+        self.by_id.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&CellId, &Arc<dyn CellStore>)> {
+        self.by_id.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.by_region.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_region.is_empty()
+        self.by_id.is_empty()
     }
 }

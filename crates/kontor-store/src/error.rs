@@ -58,6 +58,10 @@ pub enum StoreError {
     #[error("no cell is configured for region {0}")]
     UnknownRegion(Region),
 
+    /// No cell of this name is configured.
+    #[error("no cell {0} is configured")]
+    UnknownCell(kontor_domain::CellId),
+
     /// The database could not be reached (connection refused, pool timeout, I/O).
     #[error("database unavailable")]
     Unavailable {

@@ -37,7 +37,7 @@ pub use connections::{
 pub use erasures::{Erasure, ErasureLedger};
 pub use error::{StoreError, StoreResult};
 pub use events::{EventFilter, EventStore};
-pub use gauges::{CellGauges, GaugeStore, PhaseGauge};
+pub use gauges::{CellGauges, CellSize, GaugeStore, PhaseGauge};
 pub use keys::KeyCanaryStore;
 pub use page::{ListFilter, Page, PageKey};
 pub use payments::{

@@ -1,4 +1,4 @@
-//! Users' data keys, each region's in a **key store** of its own: a database apart from the
+//! Users' data keys, each cell's in a **key store** of its own: a database apart from the
 //! region's cell, so that neither the cell nor any backup of it ever holds a key. Erasing a user
 //! shreds their key here, which leaves whatever is sealed with it in the cell (and in every copy
 //! of the cell) unreadable.
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kontor_domain::{Region, UserId};
+use kontor_domain::{CellId, Region, UserId};
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::Schema;
@@ -35,15 +35,15 @@ pub trait UserKeyStore: Schema {
     async fn shred_user_key(&self, user: &UserId) -> StoreResult<bool>;
 }
 
-/// The key stores of a deployment, one per region (beside [`crate::Cells`]).
+/// The key stores of a deployment, one per cell (beside [`crate::Cells`]).
 #[derive(Clone, Default)]
 pub struct KeyStores {
-    by_region: BTreeMap<Region, Arc<dyn UserKeyStore>>,
+    by_cell: BTreeMap<CellId, Arc<dyn UserKeyStore>>,
 }
 
 impl std::fmt::Debug for KeyStores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.by_region.keys()).finish()
+        f.debug_list().entries(self.by_cell.keys()).finish()
     }
 }
 
@@ -52,18 +52,32 @@ impl KeyStores {
         Self::default()
     }
 
-    /// Adds a key store; its region comes from the store itself.
+    /// Adds a key store as its region's cell 1's.
     pub fn insert(&mut self, store: Arc<dyn UserKeyStore>) {
-        self.by_region.insert(store.region().clone(), store);
+        self.by_cell
+            .insert(CellId::first(store.region().clone()), store);
     }
 
-    pub fn get(&self, region: &Region) -> StoreResult<&Arc<dyn UserKeyStore>> {
-        self.by_region
-            .get(region)
-            .ok_or_else(|| StoreError::UnknownRegion(region.clone()))
+    /// Adds a key store as cell `id`'s; refused when it serves another region than `id`'s.
+    pub fn insert_as(&mut self, id: CellId, store: Arc<dyn UserKeyStore>) -> StoreResult<()> {
+        if id.region() != store.region() {
+            return Err(StoreError::WrongCell {
+                record: "key store",
+                record_region: id.region().clone(),
+                cell_region: store.region().clone(),
+            });
+        }
+        self.by_cell.insert(id, store);
+        Ok(())
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Region, &Arc<dyn UserKeyStore>)> {
-        self.by_region.iter()
+    pub fn get(&self, cell: &CellId) -> StoreResult<&Arc<dyn UserKeyStore>> {
+        self.by_cell
+            .get(cell)
+            .ok_or_else(|| StoreError::UnknownCell(cell.clone()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&CellId, &Arc<dyn UserKeyStore>)> {
+        self.by_cell.iter()
     }
 }

@@ -74,8 +74,21 @@ impl TestAppBuilder {
         self
     }
 
+    /// The cells, by name: a region (`de`) is its cell 1, `de-2` its cell 2.
     pub fn regions(mut self, regions: &[&str]) -> Self {
         self.regions = regions.iter().map(|r| (*r).to_owned()).collect();
+        self
+    }
+
+    /// `n` cells in each region given so far (`de`, `de-2`, …, `uk`, `uk-2`, …).
+    pub fn cells_per_region(mut self, n: u16) -> Self {
+        let regions: Vec<String> = std::mem::take(&mut self.regions);
+        for region in regions {
+            self.regions.push(region.clone());
+            for number in 2..=n {
+                self.regions.push(format!("{region}-{number}"));
+            }
+        }
         self
     }
 

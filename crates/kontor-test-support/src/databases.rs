@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kontor_domain::Region;
+use kontor_domain::{CellId, Region};
 use kontor_store::{Cells, ControlStore, KeyStores, Schema};
 use kontor_store_sql::{PoolSettings, SqlCell, SqlControl, SqlKeyStore};
 use rand::Rng;
@@ -111,8 +111,9 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A control database and one cell and one key store per region, fresh and migrated, on one
-/// backend.
+/// A control database and cells, each with its key store, fresh and migrated, on one backend.
+/// Cells are named as configuration names them: a region (`de`) is its cell 1, `de-2` its
+/// cell 2.
 pub struct TestStores {
     pub backend: Backend,
     pub control: Arc<SqlControl>,
@@ -120,6 +121,8 @@ pub struct TestStores {
     pub sql_cells: Vec<Arc<SqlCell>>,
     pub key_stores: KeyStores,
     pub sql_key_stores: Vec<Arc<SqlKeyStore>>,
+    /// The cells' names, in the order of `sql_cells` and `sql_key_stores`.
+    pub cell_names: Vec<CellId>,
     pub urls: Vec<(String, String)>,
     _databases: Vec<TestDatabase>,
     _dir: Option<tempfile::TempDir>,
@@ -133,10 +136,14 @@ impl std::fmt::Debug for TestStores {
     }
 }
 
-pub fn regions(codes: &[&str]) -> Vec<Region> {
-    codes
+/// Parses test cell names: `de` (cell 1) or `de-2`.
+pub fn cell_ids(names: &[&str]) -> Vec<CellId> {
+    names
         .iter()
-        .map(|c| Region::parse(c).expect("test region"))
+        .map(|name| match Region::parse(name) {
+            Ok(region) => CellId::first(region),
+            Err(_) => CellId::parse(name).expect("test cell name"),
+        })
         .collect()
 }
 
@@ -148,12 +155,13 @@ impl TestStores {
     pub async fn sqlite_with(regions_: &[&str], settings: &PoolSettings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let control = TestDatabase::sqlite(dir.path(), "control");
-        let cells = regions(regions_)
+        let cells = cell_ids(regions_)
             .into_iter()
-            .map(|r| {
-                let db = TestDatabase::sqlite(dir.path(), &format!("cell-{r}"));
-                let keys = TestDatabase::sqlite(&dir.path().join("keys"), r.as_str());
-                (r, db, keys)
+            .map(|id| {
+                let name = id.segment();
+                let db = TestDatabase::sqlite(dir.path(), &format!("cell-{name}"));
+                let keys = TestDatabase::sqlite(&dir.path().join("keys"), &name);
+                (id, db, keys)
             })
             .collect();
         Self::build(Backend::Sqlite, control, cells, Some(dir), settings).await
@@ -171,10 +179,10 @@ impl TestStores {
     ) -> Option<Self> {
         let control = TestDatabase::postgres(test).await?;
         let mut cells = Vec::new();
-        for region in regions(regions_) {
+        for id in cell_ids(regions_) {
             let cell = TestDatabase::postgres(test).await?;
             let keys = TestDatabase::postgres(test).await?;
-            cells.push((region, cell, keys));
+            cells.push((id, cell, keys));
         }
         Some(Self::build(Backend::Postgres, control, cells, None, settings).await)
     }
@@ -189,7 +197,7 @@ impl TestStores {
     async fn build(
         backend: Backend,
         control_db: TestDatabase,
-        cell_dbs: Vec<(Region, TestDatabase, TestDatabase)>,
+        cell_dbs: Vec<(CellId, TestDatabase, TestDatabase)>,
         dir: Option<tempfile::TempDir>,
         settings: &PoolSettings,
     ) -> Self {
@@ -201,20 +209,27 @@ impl TestStores {
         let mut databases = vec![control_db];
         let mut key_stores = KeyStores::new();
         let mut sql_key_stores = Vec::new();
-        for (region, db, keys_db) in cell_dbs {
+        let mut cell_names = Vec::new();
+        for (id, db, keys_db) in cell_dbs {
+            let region = id.region().clone();
             let cell =
                 Arc::new(SqlCell::open(region.clone(), &db.url, settings).expect("open cell"));
             cell.migrate().await.expect("migrate cell");
-            cells.insert(cell.clone());
+            cells
+                .insert_as(id.clone(), cell.clone())
+                .expect("cell of its region");
             sql_cells.push(cell);
             let keys = Arc::new(
                 SqlKeyStore::open(region.clone(), &keys_db.url, settings).expect("open key store"),
             );
             keys.migrate().await.expect("migrate key store");
-            key_stores.insert(keys.clone());
+            key_stores
+                .insert_as(id.clone(), keys.clone())
+                .expect("key store of its region");
             sql_key_stores.push(keys);
-            urls.push((region.to_string(), db.url.clone()));
-            urls.push((format!("keys:{region}"), keys_db.url.clone()));
+            urls.push((id.segment(), db.url.clone()));
+            urls.push((format!("keys:{}", id.segment()), keys_db.url.clone()));
+            cell_names.push(id);
             databases.push(db);
             databases.push(keys_db);
         }
@@ -225,6 +240,7 @@ impl TestStores {
             sql_cells,
             key_stores,
             sql_key_stores,
+            cell_names,
             urls,
             _databases: databases,
             _dir: dir,
@@ -235,18 +251,22 @@ impl TestStores {
         self.control.clone()
     }
 
-    pub fn cell(&self, region: &str) -> &Arc<SqlCell> {
-        self.sql_cells
+    fn position(&self, name: &str) -> usize {
+        let id = cell_ids(&[name]).remove(0);
+        self.cell_names
             .iter()
-            .find(|c| kontor_store::CellStore::region(c.as_ref()).as_str() == region)
+            .position(|c| c == &id)
             .expect("no such test cell")
     }
 
-    pub fn key_store(&self, region: &str) -> &Arc<SqlKeyStore> {
-        self.sql_key_stores
-            .iter()
-            .find(|k| kontor_store::UserKeyStore::region(k.as_ref()).as_str() == region)
-            .expect("no such test key store")
+    /// A cell by its name: `de` (or `de-1`) for cell 1, `de-2` for cell 2.
+    pub fn cell(&self, name: &str) -> &Arc<SqlCell> {
+        &self.sql_cells[self.position(name)]
+    }
+
+    /// A cell's key store, by the cell's name.
+    pub fn key_store(&self, name: &str) -> &Arc<SqlKeyStore> {
+        &self.sql_key_stores[self.position(name)]
     }
 
     /// A raw pool on the control database, for tests that look behind the store's back.

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use kontor_domain::CellId;
 use kontor_domain::gauges::CellGauges;
 use kontor_domain::time::Timestamp;
 use kontor_service::Hub;
@@ -24,28 +25,29 @@ fn amount(count: u64) -> f64 {
     count as f64
 }
 
-/// Sets one cell's gauges.
-pub(crate) fn record(region: &str, now: Timestamp, gauges: &CellGauges) {
+/// Sets one cell's gauges, labelled with its region and its name.
+pub(crate) fn record(cell: &CellId, now: Timestamp, gauges: &CellGauges) {
+    let region = cell.region().to_string();
+    let name = cell.to_string();
     for phase in &gauges.payments {
         let labels = [
-            ("region", region.to_owned()),
+            ("region", region.clone()),
+            ("cell", name.clone()),
             ("phase", phase.phase.as_str().to_owned()),
         ];
         metrics::gauge!("kontor_payments", &labels).set(amount(phase.count));
         metrics::gauge!("kontor_payments_oldest_in_phase_seconds", &labels)
             .set(age(now, phase.oldest_change));
     }
-    let region = region.to_owned();
-    metrics::gauge!("kontor_webhook_backlog", "region" => region.clone())
-        .set(amount(gauges.deliveries_pending));
-    metrics::gauge!("kontor_webhook_oldest_undelivered_seconds", "region" => region.clone())
+    let labels = [("region", region), ("cell", name)];
+    metrics::gauge!("kontor_webhook_backlog", &labels).set(amount(gauges.deliveries_pending));
+    metrics::gauge!("kontor_webhook_oldest_undelivered_seconds", &labels)
         .set(age(now, gauges.oldest_pending_queued_at));
-    metrics::gauge!("kontor_webhook_backlog_oldest_due_seconds", "region" => region.clone())
+    metrics::gauge!("kontor_webhook_backlog_oldest_due_seconds", &labels)
         .set(age(now, gauges.oldest_due_at));
-    metrics::gauge!("kontor_sync_oldest_overdue_seconds", "region" => region.clone())
+    metrics::gauge!("kontor_sync_oldest_overdue_seconds", &labels)
         .set(age(now, gauges.oldest_overdue_sync_at));
-    metrics::gauge!("kontor_consents_expiring", "region" => region)
-        .set(amount(gauges.consents_expiring));
+    metrics::gauge!("kontor_consents_expiring", &labels).set(amount(gauges.consents_expiring));
 }
 
 /// Reads and sets every cell's gauges once, and when all answered, the time of the round
@@ -55,15 +57,17 @@ pub async fn report(hub: &Hub, now: Timestamp) -> usize {
     for (region, gauges) in hub.cell_gauges(now).await {
         match gauges {
             Ok(gauges) => {
-                record(region.as_str(), now, &gauges);
+                record(&region, now, &gauges);
                 answered += 1;
             }
             // The previous values stay; the failure shows in the log and in /readyz.
-            Err(err) => tracing::warn!(%region, error = %err, "cannot read the cell's gauges"),
+            Err(err) => {
+                tracing::warn!(cell = %region, error = %err, "cannot read the cell's gauges");
+            }
         }
     }
     // Only a complete round counts: a cell that cannot answer makes the gauges stale.
-    if answered == hub.regions().count() {
+    if answered == hub.cells().len() {
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();

@@ -91,6 +91,9 @@ pub enum Command {
     /// Manage tenants (the fintech apps using this hub).
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// The cells: where users live, several per region.
+    #[command(subcommand)]
+    Cells(CellsCommand),
     /// Manage a tenant's API clients (OAuth2 client credentials).
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -245,6 +248,17 @@ pub enum ErasureCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CellsCommand {
+    /// Every configured cell: region, state, dedicated tenants, users, row counts of the big
+    /// tables and bytes on disk. Reads only.
+    List {
+        /// Print one JSON array, a cell per element.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ResidencyCommand {
     /// Scan every cell and the control database (and a backup) for rows of another region,
     /// user-linked data in the control database, and plaintext where sealing is promised;
@@ -288,7 +302,15 @@ impl Cli {
         };
         let process = role.map(|role| telemetry::Process {
             role,
-            regions: config.cells.keys().cloned().collect(),
+            regions: config
+                .databases()
+                .map(|dbs| {
+                    let mut regions: Vec<String> =
+                        dbs.cells.keys().map(|c| c.region().to_string()).collect();
+                    regions.dedup();
+                    regions
+                })
+                .unwrap_or_default(),
         });
         let mut log = config.log.clone();
         if matches!(self.command, Command::Demo(_)) && log.level == LogConfig::default().level {
@@ -382,6 +404,9 @@ impl Cli {
                 commands::erasure::replay(&config, json).await
             }
             Command::Banks(BanksCommand::Check { json }) => commands::banks::check(&config, json),
+            Command::Cells(CellsCommand::List { json }) => {
+                commands::cells::list(&config, json).await
+            }
             Command::Residency(ResidencyCommand::Check { backup, json }) => {
                 commands::residency::run(&config, backup.as_deref(), json).await
             }

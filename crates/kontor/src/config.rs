@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use kontor_domain::Region;
+use kontor_domain::{CellId, CellState, Region, TenantId};
+use kontor_service::CellPolicy;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::secret::{DatabaseUrl, Secret};
@@ -56,8 +57,9 @@ pub struct Config {
     pub development: bool,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
-    /// One cell per region: `[cells.uk] url = "postgres://…/kontor_uk"`. Defaults to SQLite cells
-    /// `de` and `uk` under `data_dir`.
+    /// The cells, by name: `[cells.de-2] url = "postgres://…/kontor_de_2"`. A name is
+    /// `<region>-<n>`; a bare region (`[cells.uk]`, as before cells had numbers) names its cell
+    /// 1. Defaults to SQLite cells `de-1` and `uk-1` under `data_dir`.
     pub cells: BTreeMap<String, CellConfig>,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -182,12 +184,36 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellConfig {
-    pub url: DatabaseUrl,
-    /// The region's key store (users' wrapped data keys), a database apart from the cell so
+    /// The cell's database. Defaults to SQLite in `data_dir`: `cell-<region>.db` for cell 1
+    /// (the name it always had), `cell-<region>-<n>.db` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<DatabaseUrl>,
+    /// The cell's key store (users' wrapped data keys), a database apart from the cell so
     /// that no copy of the cell holds a key. Defaults, for a SQLite cell, to
-    /// `sqlite://<data_dir>/keys/<region>.db`; a PostgreSQL cell needs one set.
+    /// `sqlite://<data_dir>/keys/<region>.db` (cell 1) or `keys/<region>-<n>.db`; a PostgreSQL
+    /// cell needs one set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys_url: Option<DatabaseUrl>,
+    /// The region, when written out: it must be the one the name says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `open` (the default), `draining` or `closed`: only an open cell takes new users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// A dedicated cell: only these tenants' new users go here, and no one else's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+}
+
+/// One configured cell, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ResolvedCell {
+    pub id: CellId,
+    /// The key it was configured under (`de` or `de-1`), for messages.
+    pub key: String,
+    pub url: DatabaseUrl,
+    pub keys_url: DatabaseUrl,
+    pub policy: CellPolicy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -543,13 +569,15 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
 }
 
-/// The regions' cells and key stores and the control database, resolved and validated.
+/// The cells and their key stores and the control database, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Databases {
     pub control: DatabaseUrl,
-    pub cells: BTreeMap<Region, DatabaseUrl>,
-    /// Each region's key store.
-    pub keys: BTreeMap<Region, DatabaseUrl>,
+    pub cells: BTreeMap<CellId, DatabaseUrl>,
+    /// Each cell's key store.
+    pub keys: BTreeMap<CellId, DatabaseUrl>,
+    /// Each cell's state and dedicated tenants.
+    pub policies: BTreeMap<CellId, CellPolicy>,
 }
 
 impl Config {
@@ -627,8 +655,11 @@ impl Config {
                 self.cells.insert(
                     region.to_owned(),
                     CellConfig {
-                        url,
+                        url: Some(url),
                         keys_url: None,
+                        region: None,
+                        state: None,
+                        tenants: Vec::new(),
                     },
                 );
             }
@@ -638,18 +669,18 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         let databases = self.databases()?;
         let mut seen = vec![databases.control.expose().to_owned()];
-        for (region, url) in &databases.cells {
+        for (cell, url) in &databases.cells {
             if seen.iter().any(|u| u == url.expose()) {
                 bail!(
-                    "cells.{region}.url: every cell needs its own database, distinct from the control database and the other cells"
+                    "cells.{cell}.url: every cell needs its own database, distinct from the control database and the other cells"
                 );
             }
             seen.push(url.expose().to_owned());
         }
-        for (region, url) in &databases.keys {
+        for (cell, url) in &databases.keys {
             if seen.iter().any(|u| u == url.expose()) {
                 bail!(
-                    "cells.{region}.keys_url: every key store needs its own database, distinct from the control database, the cells and the other key stores"
+                    "cells.{cell}.keys_url: every key store needs its own database, distinct from the control database, the cells and the other key stores"
                 );
             }
             seen.push(url.expose().to_owned());
@@ -712,21 +743,11 @@ impl Config {
         check_url("database.control_url", &control)?;
         let mut cells = BTreeMap::new();
         let mut keys = BTreeMap::new();
-        for (name, cell) in &self.cells {
-            let region = Region::parse(name).with_context(|| format!("cells.{name}"))?;
-            check_url(&format!("cells.{name}.url"), &cell.url)?;
-            let keys_url = match &cell.keys_url {
-                Some(url) => url.clone(),
-                None if cell.url.expose().starts_with("sqlite:") => {
-                    self.sqlite_url(&format!("keys/{region}.db"))
-                }
-                None => bail!(
-                    "cells.{name}.keys_url is not set: a PostgreSQL cell keeps its users' data keys in a key store, a database of its own (e.g. postgres://…/kontor_{name}_keys), so that no backup of the cell holds a key"
-                ),
-            };
-            check_url(&format!("cells.{name}.keys_url"), &keys_url)?;
-            cells.insert(region.clone(), cell.url.clone());
-            keys.insert(region, keys_url);
+        let mut policies = BTreeMap::new();
+        for cell in self.resolved_cells()? {
+            cells.insert(cell.id.clone(), cell.url);
+            keys.insert(cell.id.clone(), cell.keys_url);
+            policies.insert(cell.id, cell.policy);
         }
         if cells.is_empty() {
             bail!("at least one cell must be configured");
@@ -735,7 +756,81 @@ impl Config {
             control,
             cells,
             keys,
+            policies,
         })
+    }
+
+    /// Every configured cell, its name parsed (a bare region is its cell 1), its databases
+    /// defaulted and its policy checked.
+    pub fn resolved_cells(&self) -> anyhow::Result<Vec<ResolvedCell>> {
+        let mut resolved: Vec<ResolvedCell> = Vec::new();
+        for (name, cell) in &self.cells {
+            let id = match Region::parse(name) {
+                Ok(region) => CellId::first(region),
+                Err(_) => CellId::parse(name).map_err(|err| {
+                    anyhow::anyhow!(
+                        "cells.{name}: {err}; a bare region (such as de) names its cell 1"
+                    )
+                })?,
+            };
+            if let Some(other) = resolved.iter().find(|c| c.id == id) {
+                bail!(
+                    "cells.{name} and cells.{} both name cell {id} (a bare region is its cell 1): configure it once",
+                    other.key
+                );
+            }
+            if let Some(region) = &cell.region
+                && region != id.region().as_str()
+            {
+                bail!(
+                    "cells.{name}.region is {region:?}, but the cell's name says region {}: a cell is named <region>-<n>",
+                    id.region()
+                );
+            }
+            let state = match &cell.state {
+                None => CellState::Open,
+                Some(raw) => CellState::parse(raw).with_context(|| {
+                    format!(
+                        "cells.{name}.state {raw:?} is not a cell state: expected open, draining or closed"
+                    )
+                })?,
+            };
+            let mut tenants = Vec::with_capacity(cell.tenants.len());
+            for raw in &cell.tenants {
+                let tenant = TenantId::parse(raw)
+                    .map_err(|err| anyhow::anyhow!("cells.{name}.tenants: {err}"))?;
+                if tenants.contains(&tenant) {
+                    bail!("cells.{name}.tenants names {tenant} twice");
+                }
+                tenants.push(tenant);
+            }
+            let file = id.segment();
+            let url = match &cell.url {
+                Some(url) => url.clone(),
+                None => self.sqlite_url(&format!("cell-{file}.db")),
+            };
+            check_url(&format!("cells.{name}.url"), &url)?;
+            let keys_url = match &cell.keys_url {
+                Some(url) => url.clone(),
+                None if url.expose().starts_with("sqlite:") => {
+                    self.sqlite_url(&format!("keys/{file}.db"))
+                }
+                None => bail!(
+                    "cells.{name}.keys_url is not set: a PostgreSQL cell keeps its users' data keys in a key store, a database of its own (e.g. postgres://…/kontor_{}_keys), so that no backup of the cell holds a key",
+                    file.replace('-', "_")
+                ),
+            };
+            check_url(&format!("cells.{name}.keys_url"), &keys_url)?;
+            resolved.push(ResolvedCell {
+                id,
+                key: name.clone(),
+                url,
+                keys_url,
+                policy: CellPolicy { state, tenants },
+            });
+        }
+        resolved.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(resolved)
     }
 
     /// The effective configuration as TOML, secrets and database passwords masked.
@@ -773,6 +868,90 @@ mod tests {
         let table: toml::Table = toml::from_str(&rendered).expect("and parse back");
         for key in table.keys() {
             assert!(SECTIONS.contains(&key.as_str()), "{key} is not in SECTIONS");
+        }
+    }
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::*;
+
+    fn load(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kontor.toml");
+        std::fs::write(&file, format!("development = true\n{toml}")).unwrap();
+        let overrides = Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            listen: None,
+        };
+        Config::load(Some(&file), &overrides)
+    }
+
+    fn refused(toml: &str, expected: &str) {
+        let err = load(toml).expect_err(toml);
+        let message = format!("{err:#}");
+        assert!(message.contains(expected), "{expected:?} not in: {message}");
+    }
+
+    #[test]
+    fn cells_are_named_and_a_bare_region_is_cell_one() {
+        let config = load(
+            "[cells.de]\n\
+             [cells.de-2]\nstate = \"draining\"\ntenants = [\"ten_0000000000000000000000000p\"]\n\
+             [cells.uk-1]\nregion = \"uk\"\n",
+        )
+        .unwrap();
+        let dbs = config.databases().unwrap();
+        let names: Vec<String> = dbs.cells.keys().map(ToString::to_string).collect();
+        assert_eq!(names, ["de-1", "de-2", "uk-1"]);
+        let url = |id: &str| dbs.cells[&CellId::parse(id).unwrap()].expose().to_owned();
+        let keys = |id: &str| dbs.keys[&CellId::parse(id).unwrap()].expose().to_owned();
+        // Cell 1's files keep the names they always had.
+        assert!(url("de-1").ends_with("/cell-de.db"), "{}", url("de-1"));
+        assert!(keys("de-1").ends_with("/keys/de.db"), "{}", keys("de-1"));
+        assert!(url("de-2").ends_with("/cell-de-2.db"), "{}", url("de-2"));
+        assert!(keys("de-2").ends_with("/keys/de-2.db"), "{}", keys("de-2"));
+        assert!(url("uk-1").ends_with("/cell-uk.db"), "{}", url("uk-1"));
+        let policy = &dbs.policies[&CellId::parse("de-2").unwrap()];
+        assert_eq!(policy.state, CellState::Draining);
+        assert_eq!(policy.tenants.len(), 1);
+        assert_eq!(
+            dbs.policies[&CellId::parse("de-1").unwrap()],
+            CellPolicy::default()
+        );
+    }
+
+    #[test]
+    fn a_cell_configured_wrongly_is_refused_at_start() {
+        refused(
+            "[cells.de]\nurl = \"sqlite:///tmp/kontor-same.db\"\n\
+             [cells.de-2]\nurl = \"sqlite:///tmp/kontor-same.db\"\n",
+            "cells.de-2.url: every cell needs its own database",
+        );
+        refused(
+            "[cells.de]\n[cells.de-2]\nkeys_url = \"sqlite:///tmp/kontor-keys.db\"\n\
+             [cells.uk]\nkeys_url = \"sqlite:///tmp/kontor-keys.db\"\n",
+            "keys_url: every key store needs its own database",
+        );
+        refused(
+            "[cells.de-2]\nstate = \"paused\"\n",
+            "cells.de-2.state \"paused\" is not a cell state",
+        );
+        refused(
+            "[cells.de-2]\nregion = \"uk\"\n",
+            "cells.de-2.region is \"uk\", but the cell's name says region de",
+        );
+        refused(
+            "[cells.de-2]\ntenants = [\"ten_nope\"]\n",
+            "cells.de-2.tenants",
+        );
+        refused(
+            "[cells.de-2]\ntenants = [\"ten_0000000000000000000000000p\", \"ten_0000000000000000000000000p\"]\n",
+            "names ten_0000000000000000000000000p twice",
+        );
+        refused("[cells.de]\n[cells.de-1]\n", "both name cell de-1");
+        for name in ["de-0", "de-x", "de-99999999999", "de-01", "DE-2"] {
+            refused(&format!("[cells.{name}]\n"), &format!("cells.{name}"));
         }
     }
 }

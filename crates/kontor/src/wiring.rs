@@ -10,8 +10,8 @@ use kontor_api::auth::{SigningKey, TokenService};
 use kontor_api::{ApiSettings, AppState};
 use kontor_banks::BankProfile;
 use kontor_crypto::Keyring;
-use kontor_domain::Clock;
 use kontor_domain::bank::BankId;
+use kontor_domain::{CellId, Clock};
 use kontor_service::{BankDirectory, BankEntry, Hub, HubParts, HubSettings, KeyStatus};
 use kontor_store::{Cells, KeyStores, RetryPolicy, Schema};
 use kontor_store_sql::{PoolSettings, SqlCell, SqlControl, SqlKeyStore};
@@ -26,9 +26,9 @@ use crate::database_errors::DatabaseSite;
 pub struct Stores {
     pub control: Arc<SqlControl>,
     pub cells: Cells,
-    pub cell_list: Vec<Arc<SqlCell>>,
+    pub cell_list: Vec<(CellId, Arc<SqlCell>)>,
     pub key_stores: KeyStores,
-    pub key_list: Vec<Arc<SqlKeyStore>>,
+    pub key_list: Vec<(CellId, Arc<SqlKeyStore>)>,
     /// Each database described for error messages, by its `/readyz` name.
     pub sites: Vec<DatabaseSite>,
 }
@@ -62,31 +62,31 @@ impl Stores {
         )];
         let mut cells = Cells::new();
         let mut cell_list = Vec::new();
-        for (region, url) in &databases.cells {
+        for (id, url) in &databases.cells {
             sites.push(DatabaseSite::new(
-                format!("cell:{region}"),
-                format!("cells.{region}.url"),
+                format!("cell:{}", id.segment()),
+                format!("cells.{id}.url"),
                 url,
             ));
-            let cell = SqlCell::open(region.clone(), url.expose(), &settings)
-                .with_context(|| format!("opening the {region} cell {url}"))?;
+            let cell = SqlCell::open(id.region().clone(), url.expose(), &settings)
+                .with_context(|| format!("opening the cell {id} {url}"))?;
             let cell = Arc::new(cell);
-            cells.insert(cell.clone());
-            cell_list.push(cell);
+            cells.insert_as(id.clone(), cell.clone())?;
+            cell_list.push((id.clone(), cell));
         }
         let mut key_stores = KeyStores::new();
         let mut key_list = Vec::new();
-        for (region, url) in &databases.keys {
+        for (id, url) in &databases.keys {
             sites.push(DatabaseSite::new(
-                format!("keys:{region}"),
-                format!("cells.{region}.keys_url"),
+                format!("keys:{}", id.segment()),
+                format!("cells.{id}.keys_url"),
                 url,
             ));
-            let store = SqlKeyStore::open(region.clone(), url.expose(), &settings)
-                .with_context(|| format!("opening the {region} key store {url}"))?;
+            let store = SqlKeyStore::open(id.region().clone(), url.expose(), &settings)
+                .with_context(|| format!("opening the key store of cell {id} {url}"))?;
             let store = Arc::new(store);
-            key_stores.insert(store.clone());
-            key_list.push(store);
+            key_stores.insert_as(id.clone(), store.clone())?;
+            key_list.push((id.clone(), store));
         }
         Ok(Self {
             control: Arc::new(control),
@@ -115,13 +115,11 @@ impl Stores {
     pub fn all(&self) -> Vec<(String, &dyn Schema)> {
         let mut all: Vec<(String, &dyn Schema)> =
             vec![("control".to_owned(), self.control.as_ref())];
-        for cell in &self.cell_list {
-            let region = kontor_store::CellStore::region(cell.as_ref());
-            all.push((format!("cell:{region}"), cell.as_ref()));
+        for (id, cell) in &self.cell_list {
+            all.push((format!("cell:{}", id.segment()), cell.as_ref()));
         }
-        for store in &self.key_list {
-            let region = kontor_store::UserKeyStore::region(store.as_ref());
-            all.push((format!("keys:{region}"), store.as_ref()));
+        for (id, store) in &self.key_list {
+            all.push((format!("keys:{}", id.segment()), store.as_ref()));
         }
         all
     }
@@ -171,10 +169,10 @@ impl Stores {
 
     pub async fn close(&self) {
         self.control.database().close().await;
-        for cell in &self.cell_list {
+        for (_, cell) in &self.cell_list {
             cell.database().close().await;
         }
-        for store in &self.key_list {
+        for (_, store) in &self.key_list {
             store.database().close().await;
         }
     }
@@ -352,6 +350,7 @@ pub fn hub_parts(config: &Config, stores: &Stores, clock: Clock) -> anyhow::Resu
     settings.lease_seconds = config.worker.lease_seconds;
     settings.webhooks = config.webhooks.settings();
     settings.retention = config.retention.settings();
+    settings.placement.cells = config.databases()?.policies;
     let p = &config.payments;
     settings.payments = kontor_service::PaymentSettings {
         stale_seconds: p.stale_seconds,

@@ -117,6 +117,51 @@ fn migrate_reports_what_it_applied() {
 }
 
 #[test]
+fn a_new_cell_is_migrated_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kontor.toml");
+    std::fs::write(
+        &file,
+        "[cells.de]\n[cells.uk]\n[cells.de-2]\nstate = \"draining\"\n\
+         tenants = [\"ten_0000000000000000000000000p\"]\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let applied = stdout_json(&run(
+        kontor(dir.path()).args(["--config", config, "migrate", "--json"])
+    ));
+    for db in ["cell:de", "cell:de-2", "cell:uk", "keys:de-2"] {
+        assert!(
+            !applied[db].as_array().unwrap().is_empty(),
+            "{db} got no migrations: {applied}"
+        );
+    }
+    assert!(dir.path().join("cell-de-2.db").is_file());
+    assert!(dir.path().join("keys/de-2.db").is_file());
+    let listed = stdout_json(&run(
+        kontor(dir.path()).args(["--config", config, "cells", "list", "--json"])
+    ));
+    let cells = listed.as_array().unwrap();
+    let names: Vec<&str> = cells.iter().map(|c| c["cell"].as_str().unwrap()).collect();
+    assert_eq!(names, ["de-1", "de-2", "uk-1"]);
+    let second = &cells[1];
+    assert_eq!(second["region"], "de");
+    assert_eq!(second["state"], "draining");
+    assert_eq!(
+        second["tenants"],
+        serde_json::json!(["ten_0000000000000000000000000p"])
+    );
+    assert_eq!(second["users"], 0);
+    assert_eq!(second["rows"]["transactions"], 0);
+    assert!(second["bytes"].as_u64().unwrap() > 0, "{second}");
+    assert_eq!(cells[0]["state"], "open");
+    let text = run(kontor(dir.path()).args(["--config", config, "cells", "list"]));
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("de-2") && text.contains("draining"), "{text}");
+}
+
+#[test]
 fn config_print_applies_every_layer_and_masks_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kontor.toml");
@@ -560,12 +605,12 @@ fn the_worker_serves_probes_and_its_metrics_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(200));
     };
     for series in [
-        r#"kontor_webhook_backlog{region="uk"} 0"#,
-        r#"kontor_webhook_backlog_oldest_due_seconds{region="de"} 0"#,
-        r#"kontor_sync_oldest_overdue_seconds{region="uk"} 0"#,
-        r#"kontor_consents_expiring{region="de"} 0"#,
-        r#"kontor_payments{region="uk",phase="submitted"} 0"#,
-        r#"kontor_payments_oldest_in_phase_seconds{region="de",phase="initiating"} 0"#,
+        r#"kontor_webhook_backlog{region="uk",cell="uk-1"} 0"#,
+        r#"kontor_webhook_backlog_oldest_due_seconds{region="de",cell="de-1"} 0"#,
+        r#"kontor_sync_oldest_overdue_seconds{region="uk",cell="uk-1"} 0"#,
+        r#"kontor_consents_expiring{region="de",cell="de-1"} 0"#,
+        r#"kontor_payments{region="uk",cell="uk-1",phase="submitted"} 0"#,
+        r#"kontor_payments_oldest_in_phase_seconds{region="de",cell="de-1",phase="initiating"} 0"#,
     ] {
         assert!(
             metrics.contains(series),

@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_listing_splits_the_page_from_the_lists_own_parameters() {
         let start = Cursor {
-            region: Region::parse("uk").unwrap(),
+            cell: kontor_domain::CellId::first(Region::parse("uk").unwrap()),
             after: None,
         };
         let raw = format!("status=booked&limit=7&cursor={}", start.encode());

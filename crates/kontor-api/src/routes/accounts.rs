@@ -257,9 +257,8 @@ pub async fn list(
     Listing { page, query }: Listing<ListAccountsQuery>,
 ) -> ApiResult<Json<AccountList>> {
     let user: UserId = parse_id(&query.user_id)?;
-    let region = user.region().clone();
-    let after = pagination::in_cell(&region, page.cursor)?;
-    if !state.hub().serves(&region) {
+    let after = pagination::in_cell(user.cell(), page.cursor)?;
+    if !state.hub().serves(user.region()) {
         return Ok(Json(AccountList {
             data: Vec::new(),
             next_cursor: None,
@@ -271,7 +270,7 @@ pub async fn list(
         .await?;
     Ok(Json(AccountList {
         data: page.items.into_iter().map(AccountResponse::from).collect(),
-        next_cursor: pagination::next_in_cell(&region, page.next),
+        next_cursor: pagination::next_in_cell(user.cell(), page.next),
     }))
 }
 
@@ -351,7 +350,7 @@ pub async fn transactions(
             })
         })
         .transpose()?;
-    let after = pagination::in_cell(id.region(), page.cursor)?;
+    let after = pagination::in_cell(id.cell(), page.cursor)?;
     let filter = TransactionFilter { from, to, status };
     let page = state
         .hub()
@@ -363,6 +362,6 @@ pub async fn transactions(
             .into_iter()
             .map(TransactionResponse::from)
             .collect(),
-        next_cursor: pagination::next_in_cell(id.region(), page.next),
+        next_cursor: pagination::next_in_cell(id.cell(), page.next),
     }))
 }

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use kontor_domain::list::DeliveryFilter;
 use kontor_domain::webhook::{Attempt, Delivery, DeliveryState};
-use kontor_domain::{DeliveryId, EventId, Region, WebhookEndpointId};
+use kontor_domain::{CellId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -154,24 +154,22 @@ pub async fn list(
         .hub()
         .webhook_endpoint(&auth.tenant, &endpoint)
         .await?;
-    let regions: Vec<Region> = match &filter.event {
-        Some(event) if state.hub().serves(event.region()) => vec![event.region().clone()],
-        Some(_) => Vec::new(),
-        None => state.hub().regions().cloned().collect(),
-    };
+    let cells = state
+        .hub()
+        .list_cells(&auth.tenant, filter.event.as_ref().map(|e| e.cell()));
     let tenant = &auth.tenant;
     let (filter, endpoint) = (&filter, &endpoint);
     let (deliveries, next_cursor) =
-        pagination::across_cells(&regions, page.cursor, page.limit, |region, after, n| {
+        pagination::across_cells(&cells, page.cursor, page.limit, |cell, after, n| {
             let hub = state.hub();
             async move {
                 Ok(hub
-                    .deliveries_in(&region, tenant, endpoint, filter, after.as_ref(), n)
+                    .deliveries_in(&cell, tenant, endpoint, filter, after.as_ref(), n)
                     .await?)
             }
         })
         .await?;
-    let mut attempts = attempts_of(&state, &deliveries).await?;
+    let mut attempts = attempts_of(&state, tenant, &deliveries).await?;
     let data = deliveries
         .into_iter()
         .map(|d| {
@@ -185,18 +183,19 @@ pub async fn list(
 /// The attempts of a page of deliveries, read from each delivery's cell.
 async fn attempts_of(
     state: &AppState,
+    tenant: &TenantId,
     deliveries: &[Delivery],
 ) -> ApiResult<HashMap<DeliveryId, Vec<Attempt>>> {
-    let mut by_region: HashMap<Region, Vec<DeliveryId>> = HashMap::new();
+    let mut by_cell: HashMap<CellId, Vec<DeliveryId>> = HashMap::new();
     for d in deliveries.iter().filter(|d| d.attempts > 0) {
-        by_region
-            .entry(d.id.region().clone())
+        by_cell
+            .entry(state.hub().route(Some(tenant), d.id.cell()))
             .or_default()
             .push(d.id.clone());
     }
     let mut out: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
-    for (region, ids) in by_region {
-        for (id, attempt) in state.hub().delivery_attempts_in(&region, &ids).await? {
+    for (cell, ids) in by_cell {
+        for (id, attempt) in state.hub().delivery_attempts_in(&cell, &ids).await? {
             out.entry(id).or_default().push(attempt);
         }
     }

@@ -9,7 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use kontor_domain::event::{Event, EventType};
 use kontor_domain::list::EventFilter;
 use kontor_domain::time::Timestamp;
-use kontor_domain::{EventId, Region, UserId, WebhookEndpointId};
+use kontor_domain::{EventId, UserId, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -125,19 +125,17 @@ pub async fn list(
         until: instant(ErrorCode::InvalidQuery, "until", query.until.as_deref())?,
     };
     // A user's events live in their region; the tenant's whole log spans every cell.
-    let regions: Vec<Region> = match &user {
-        Some(user) if state.hub().serves(user.region()) => vec![user.region().clone()],
-        Some(_) => Vec::new(),
-        None => state.hub().regions().cloned().collect(),
-    };
+    let cells = state
+        .hub()
+        .list_cells(&auth.tenant, user.as_ref().map(|u| u.cell()));
     let tenant = &auth.tenant;
     let filter = &filter;
     let (events, next_cursor) =
-        pagination::across_cells(&regions, page.cursor, page.limit, |region, after, n| {
+        pagination::across_cells(&cells, page.cursor, page.limit, |cell, after, n| {
             let hub = state.hub();
             async move {
                 Ok(hub
-                    .events_in(&region, tenant, filter, after.as_ref(), n)
+                    .events_in(&cell, tenant, filter, after.as_ref(), n)
                     .await?)
             }
         })

@@ -148,10 +148,8 @@ pub async fn connections(
         .hub()
         .list_connections(&auth.tenant, &filter, after.as_ref(), page.limit)
         .await?;
-    let next_cursor = pagination::next_after(
-        page.items.last().map(|c| c.connection.id.region()),
-        page.next,
-    );
+    let next_cursor =
+        pagination::next_after(page.items.last().map(|c| c.connection.id.cell()), page.next);
     let data = page
         .items
         .into_iter()
@@ -194,7 +192,7 @@ pub async fn payments(
         .list_payments(&auth.tenant, &filter, after.as_ref(), page.limit)
         .await?;
     let next_cursor =
-        pagination::next_after(page.items.last().map(|p| p.payment.id.region()), page.next);
+        pagination::next_after(page.items.last().map(|p| p.payment.id.cell()), page.next);
     Ok(Json(PaymentList {
         data: page.items.into_iter().map(Into::into).collect(),
         next_cursor,

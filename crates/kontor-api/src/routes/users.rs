@@ -7,7 +7,7 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kontor_domain::user::{ExternalId, User};
-use kontor_domain::{Region, UserId};
+use kontor_domain::{CellId, Region, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -94,6 +94,7 @@ pub struct ListUsersQuery {
         (status = 409, description = "external_id already used in this region", body = ErrorEnvelope),
         (status = 413, description = "Body too large", body = ErrorEnvelope),
         (status = 415, description = "Body is not JSON", body = ErrorEnvelope),
+        (status = 503, description = "No cell of the region takes new users now (no_open_cell), or a database is unavailable", body = ErrorEnvelope),
     )
 )]
 pub async fn create(
@@ -185,6 +186,10 @@ pub async fn list(
         Some(raw) => vec![state.served_region(raw)?],
         None => state.hub().regions().cloned().collect(),
     };
+    let cells: Vec<CellId> = regions
+        .iter()
+        .flat_map(|region| state.hub().region_cells(region))
+        .collect();
 
     if let Some(raw) = &query.external_id {
         if page.cursor.is_some() {
@@ -213,9 +218,9 @@ pub async fn list(
 
     let tenant = &auth.tenant;
     let (users, next_cursor) =
-        pagination::across_cells(&regions, page.cursor, page.limit, |region, after, n| {
+        pagination::across_cells(&cells, page.cursor, page.limit, |cell, after, n| {
             let hub = state.hub();
-            async move { Ok(hub.list_users(tenant, &region, after.as_ref(), n).await?) }
+            async move { Ok(hub.list_users(tenant, &cell, after.as_ref(), n).await?) }
         })
         .await?;
     let data = users.into_iter().map(UserResponse::from).collect();

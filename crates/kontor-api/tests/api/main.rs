@@ -10,6 +10,7 @@
 mod bank_deadline;
 mod branding;
 mod callbacks;
+mod cells;
 mod changes;
 mod connect;
 mod contract;

@@ -89,6 +89,34 @@ pub async fn world_on(backend: kontor_test_support::Backend, test: &str) -> Opti
     })
 }
 
+/// A world on `backend` with two cells in each region (`de`, `de-2`, `uk`, `uk-2`) and other
+/// hub settings; `None` when PostgreSQL is skipped.
+pub async fn world_of_cells(
+    backend: kontor_test_support::Backend,
+    test: &str,
+    hub: fn(&mut kontor_service::HubSettings),
+) -> Option<World> {
+    let http = http_settings();
+    let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
+    let directory = sandbox_directory(&sandbox, &http);
+    let app = TestApp::builder()
+        .backend(backend)
+        .cells_per_region(2)
+        .directory(directory)
+        .api_settings(test_api_settings())
+        .hub_settings(hub)
+        .try_spawn(test)
+        .await?;
+    let tenant = app.tenant("Acme Budget").await;
+    let token = app.token(&tenant).await;
+    Some(World {
+        app,
+        sandbox,
+        token,
+        tenant_id: tenant.tenant_id,
+    })
+}
+
 pub fn region_of(username: &str) -> &'static str {
     if username == "bob" { "uk" } else { "de" }
 }

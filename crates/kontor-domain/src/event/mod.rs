@@ -147,7 +147,7 @@ impl Event {
     /// An event about a user, recorded in their region's cell.
     pub fn new(tenant_id: TenantId, user_id: &UserId, data: EventData) -> Self {
         Self {
-            id: EventId::generate(user_id.region()),
+            id: EventId::generate(user_id.cell()),
             tenant_id,
             user_id: Some(user_id.clone()),
             event_type: data.event_type(),
@@ -165,7 +165,7 @@ impl Event {
         data: serde_json::Value,
     ) -> Self {
         Self {
-            id: EventId::generate(user_id.region()),
+            id: EventId::generate(user_id.cell()),
             tenant_id,
             user_id: Some(user_id.clone()),
             event_type,

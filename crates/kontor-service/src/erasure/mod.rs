@@ -62,7 +62,7 @@ pub struct ErasureRound {
 /// An event about an erased user: their id in the data, none in the event's `user_id`.
 fn erasure_event(tenant: &TenantId, user: &UserId, data: EventData) -> NewEvent {
     Event {
-        id: EventId::generate(user.region()),
+        id: EventId::generate(user.cell()),
         tenant_id: tenant.clone(),
         user_id: None,
         event_type: data.event_type(),
@@ -84,7 +84,7 @@ impl Hub {
     /// Step 1: the erasure and its revocation queue, recorded before anything is deleted. A
     /// repeat (of an erasure a crash interrupted) keeps the first record.
     pub async fn record_erasure(&self, tenant: &TenantId, user: &UserId) -> ServiceResult<()> {
-        let cell = self.cell(user.region())?;
+        let cell = self.cell_for_user(Some(tenant), user)?;
         cell.user(tenant, user).await?;
         if cell.erasure(user).await?.is_some() {
             return Ok(());
@@ -168,7 +168,7 @@ impl Hub {
     /// Step 2, repeatable: the control database's records of the user, then everything in the
     /// cell. Does nothing for an erasure past this step.
     pub async fn carry_out_erasure(&self, tenant: &TenantId, user: &UserId) -> ServiceResult<()> {
-        let cell = self.cell(user.region())?;
+        let cell = self.cell_for_user(Some(tenant), user)?;
         let Some(erasure) = cell.erasure(user).await? else {
             return Err(ServiceError::NotFound);
         };

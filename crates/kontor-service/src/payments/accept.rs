@@ -43,7 +43,7 @@ impl Hub {
         let stored_hash = lookup::request_hash(root, tenant, request_digest);
         let plain_key = key.as_str();
         let key = stored_key.as_str();
-        let candidate = PaymentId::generate(order.user_id.region());
+        let candidate = PaymentId::generate(order.user_id.cell());
         let now = self.clock().now();
         let outcome = self
             .control()
@@ -120,7 +120,7 @@ impl Hub {
     /// Whether the cell says for certain that `id` was never created (a failed read is not
     /// certainty).
     async fn payment_absent(&self, tenant: &TenantId, id: &PaymentId) -> bool {
-        match self.cell(id.region()) {
+        match self.cell_for(Some(tenant), id.cell()) {
             Ok(cell) => matches!(
                 cell.payment(tenant, id).await,
                 Err(kontor_store::StoreError::NotFound)
@@ -140,7 +140,7 @@ impl Hub {
         order: PaymentOrder,
         now: Timestamp,
     ) -> ServiceResult<PaymentView> {
-        let cell = self.cell(order.user_id.region())?;
+        let cell = self.cell_for_user(Some(tenant), &order.user_id)?;
         let token = random_token();
         let key = self.vault().user_key(cell, &order.user_id).await?;
         let details = PaymentDetails {

@@ -102,7 +102,7 @@ impl Hub {
     ) -> ServiceResult<NextStep> {
         let payment = secrets.payment.clone();
         let id = &payment.id;
-        let cell = self.cell(id.region())?;
+        let cell = self.cell_for(None, id.cell())?;
         let details = self.payment_details(secrets).await?;
         // One state per payment: a repeated initiation (the user retrying, or the worker resuming
         // after a crash) must carry the same one, since the bank answers a repeat with the first
@@ -188,18 +188,13 @@ impl Hub {
         status: BankPaymentStatus,
         sca_url: Option<&Url>,
     ) -> ServiceResult<Payment> {
-        let cell = self.cell(payment.id.region())?;
+        let cell = self.cell_for(None, payment.id.cell())?;
         if let Some(url) = sca_url {
             session.extra.insert("sca_url".into(), url.to_string());
         }
         // Keep the initiation's state: a later repeat of the initiation must reuse it.
         if let Some(state) = self
-            .initiation_state(
-                &self
-                    .cell(payment.id.region())?
-                    .payment_secrets(&payment.id)
-                    .await?,
-            )
+            .initiation_state(&cell.payment_secrets(&payment.id).await?)
             .await?
         {
             session.extra.entry("state".into()).or_insert(state);
@@ -254,7 +249,7 @@ impl Hub {
         let Some(sealed) = &secrets.session else {
             return Ok(None);
         };
-        let cell = self.cell(secrets.payment.id.region())?;
+        let cell = self.cell_for(None, secrets.payment.id.cell())?;
         let key = self
             .vault()
             .user_key(cell, &secrets.payment.user_id)

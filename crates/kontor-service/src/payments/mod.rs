@@ -152,7 +152,7 @@ impl Hub {
         tenant: &TenantId,
         id: &PaymentId,
     ) -> ServiceResult<PaymentView> {
-        let cell = self.cell(id.region())?;
+        let cell = self.cell_for(Some(tenant), id.cell())?;
         // One read of the row, with its sealed details; another tenant's payment is not found.
         let secrets = cell.payment_secrets(id).await?;
         if &secrets.payment.tenant_id != tenant {
@@ -201,8 +201,8 @@ impl Hub {
     pub async fn merge_legacy_payment_statuses(&self) -> ServiceResult<u64> {
         const BATCH: usize = 500;
         let mut changed = 0;
-        for region in self.cells().regions().cloned().collect::<Vec<_>>() {
-            let cell = self.cell(&region)?;
+        for (_, cell) in self.cells().iter() {
+            let cell = cell.as_ref();
             loop {
                 let batch = cell
                     .rename_payment_status(

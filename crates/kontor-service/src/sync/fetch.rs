@@ -63,7 +63,7 @@ impl Hub {
         for account in fetched {
             let known = existing.get(&account.bank_account_id);
             let id = known.map_or_else(
-                || AccountId::generate(connection.id.region()),
+                || AccountId::generate(connection.id.cell()),
                 |a| a.id.clone(),
             );
             let details = seal_json(
@@ -169,7 +169,7 @@ impl Hub {
             removed: plan.remove.len(),
         };
         for (key, tx) in plan.insert {
-            let id = TransactionId::generate(account.region());
+            let id = TransactionId::generate(account.cell());
             let details = seal_json(
                 &p.key,
                 &TransactionDetails::from(&tx),

@@ -65,7 +65,7 @@ impl Hub {
                         .filter(|endpoint| endpoint.wants(event));
                     for endpoint in wanted {
                         deliveries.push(NewDelivery {
-                            id: DeliveryId::generate(event.id.region()),
+                            id: DeliveryId::generate(event.id.cell()),
                             tenant_id: event.tenant_id.clone(),
                             endpoint_id: endpoint.id.clone(),
                             event_id: event.id.clone(),

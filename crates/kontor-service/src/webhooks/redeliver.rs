@@ -18,7 +18,7 @@ impl Hub {
         event_id: &EventId,
         endpoint: Option<&WebhookEndpointId>,
     ) -> ServiceResult<Vec<Delivery>> {
-        let cell = self.cell(event_id.region())?;
+        let cell = self.cell_for(Some(tenant), event_id.cell())?;
         let event = cell.event(tenant, event_id).await?;
         let targets = match endpoint {
             Some(id) => {
@@ -52,7 +52,7 @@ impl Hub {
         let new: Vec<NewDelivery> = targets
             .iter()
             .map(|endpoint| NewDelivery {
-                id: DeliveryId::generate(event.id.region()),
+                id: DeliveryId::generate(event.id.cell()),
                 tenant_id: tenant.clone(),
                 endpoint_id: endpoint.id.clone(),
                 event_id: event.id.clone(),

@@ -58,13 +58,13 @@ impl Hub {
         let signer = Signer::open(self, row)?;
         // An id like a real event's, so receivers parse it the same way; it names no recorded
         // event (`GET /v1/events/{id}` answers 404).
-        let region = self
+        let cell = self
             .cells()
-            .regions()
+            .ids()
             .next()
             .cloned()
             .ok_or_else(|| ServiceError::Internal("no cell".into()))?;
-        let event_id = EventId::generate(&region);
+        let event_id = EventId::generate(&cell);
         let data = serde_json::to_value(WebhookTest {
             endpoint_id: id.clone(),
             test: true,

@@ -114,4 +114,12 @@ impl GaugeStore for SqlCell {
             consents_expiring: count(expiring),
         })
     }
+
+    async fn user_count(&self) -> StoreResult<u64> {
+        self.count_users().await
+    }
+
+    async fn size(&self) -> StoreResult<kontor_store::CellSize> {
+        self.measure().await
+    }
 }

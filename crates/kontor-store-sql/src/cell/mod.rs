@@ -12,6 +12,7 @@ mod gauges;
 pub(crate) mod lease;
 mod link_guards;
 mod payments;
+mod size;
 mod sync_state;
 mod users;
 

@@ -26,11 +26,11 @@ pub async fn users_live_only_in_their_home_cell(stores: TestStores) {
     let tenant = TenantId::generate();
     let uk_user = new_user(&tenant, "in-uk", "uk");
     let de_user = new_user(&tenant, "in-de", "de");
-    // Route by the region in the id, as the API does.
+    // Route by the cell in the id, as the API does.
     for user in [&uk_user, &de_user] {
         stores
             .cells
-            .get(user.id.region())
+            .get(user.id.cell())
             .unwrap()
             .create_user(user)
             .await

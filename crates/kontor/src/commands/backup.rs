@@ -99,15 +99,19 @@ fn locate(config: &Config, contents: Contents) -> anyhow::Result<Vec<Located>> {
                 "control.db".to_owned(),
                 databases.control,
             )];
-            for (region, url) in databases.cells {
-                all.push((format!("cell:{region}"), format!("cell-{region}.db"), url));
+            for (cell, url) in databases.cells {
+                let name = cell.segment();
+                all.push((format!("cell:{name}"), format!("cell-{name}.db"), url));
             }
             all
         }
         Contents::KeyStores => databases
             .keys
             .into_iter()
-            .map(|(region, url)| (format!("keys:{region}"), format!("keys-{region}.db"), url))
+            .map(|(cell, url)| {
+                let name = cell.segment();
+                (format!("keys:{name}"), format!("keys-{name}.db"), url)
+            })
             .collect(),
     };
     let mut located = Vec::new();

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod banks;
+pub mod cells;
 pub mod clients;
 pub mod config;
 pub mod demo;

@@ -36,7 +36,7 @@ async fn user_with_key(app: &TestApp, token: &str) -> (UserId, String) {
     let external = format!("ext-{}", rand::random::<u32>());
     let created = app.create_user(token, &external, "uk").await;
     let user = UserId::parse(created["id"].as_str().unwrap()).unwrap();
-    let cell = app.hub.cell(user.region()).unwrap();
+    let cell = app.hub.cell(user.cell()).unwrap();
     app.hub.vault().user_key(cell, &user).await.unwrap();
     (user, external)
 }

@@ -73,7 +73,7 @@ async fn events_recorded_while_no_worker_runs_are_delivered_later() {
     }
     // A worker that dies after reading the outbox but before writing deliveries changes nothing:
     // the events stay undispatched.
-    let cell = h.app.hub.cell(user.region()).unwrap();
+    let cell = h.app.hub.cell(user.cell()).unwrap();
     assert_eq!(cell.undispatched_events(10).await.unwrap().len(), 3);
     h.deliverer().run_once().await;
     let got = receiver.wait_delivered(3, Duration::from_secs(5)).await;

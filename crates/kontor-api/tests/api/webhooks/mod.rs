@@ -80,7 +80,7 @@ impl Hooks {
             EventType::TransactionsUpdated,
             json!({ "n": n }),
         );
-        let cell = self.app.hub.cell(user.region()).unwrap();
+        let cell = self.app.hub.cell(user.cell()).unwrap();
         cell.append_event(&event).await.unwrap();
         event.id
     }

@@ -51,7 +51,7 @@ impl Deliverer {
     }
 
     async fn attempt(&self, job: Job) -> ServiceResult<AttemptReport> {
-        let cell = self.hub.cell(&job.region)?;
+        let cell = self.hub.cell(&job.cell)?;
         let claimed = &job.claimed;
         let signer = match job.signer.as_deref() {
             None => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kontor_crypto::WebhookSecret;
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::WebhookEndpoint;
-use kontor_domain::{Region, WebhookEndpointId};
+use kontor_domain::{CellId, WebhookEndpointId};
 use kontor_store::{ClaimedDelivery, EndpointSecrets};
 use url::Url;
 
@@ -47,15 +47,15 @@ impl Deliverer {
     /// Leases up to `limit` due deliveries across the cells and prepares them for sending.
     pub async fn claim(&self, limit: usize, now: Timestamp) -> Vec<Job> {
         let lease_until = now.plus_seconds(self.hub.settings().webhooks.lease_seconds);
-        let mut claimed: Vec<(Region, ClaimedDelivery)> = Vec::new();
+        let mut claimed: Vec<(CellId, ClaimedDelivery)> = Vec::new();
         // First each cell's fair share, so that a busy cell cannot starve the others; then
         // whatever room is left, to the cells that had more.
         let share = limit.div_ceil(self.hub.cells().len().max(1));
         let mut hungry = Vec::new();
         for pass in [Some(share), None] {
-            for (region, cell) in self.hub.cells().iter() {
+            for (cell_id, cell) in self.hub.cells().iter() {
                 let room = limit.saturating_sub(claimed.len());
-                if room == 0 || (pass.is_none() && !hungry.contains(region)) {
+                if room == 0 || (pass.is_none() && !hungry.contains(cell_id)) {
                     continue;
                 }
                 let want = pass.map_or(room, |share| share.min(room));
@@ -65,11 +65,13 @@ impl Deliverer {
                 {
                     Ok(batch) => {
                         if batch.len() == want {
-                            hungry.push(region.clone());
+                            hungry.push(cell_id.clone());
                         }
-                        claimed.extend(batch.into_iter().map(|c| (region.clone(), c)));
+                        claimed.extend(batch.into_iter().map(|c| (cell_id.clone(), c)));
                     }
-                    Err(err) => tracing::warn!(%region, error = %err, "claiming deliveries failed"),
+                    Err(err) => {
+                        tracing::warn!(cell = %cell_id, error = %err, "claiming deliveries failed");
+                    }
                 }
             }
             if pass.is_some() && hungry.is_empty() {
@@ -96,9 +98,9 @@ impl Deliverer {
         claimed
             .into_iter()
             .filter(|(_, claimed)| !unreadable.contains(&claimed.endpoint_id))
-            .map(|(region, claimed)| Job {
+            .map(|(cell, claimed)| Job {
                 signer: signers.get(&claimed.endpoint_id).cloned(),
-                region,
+                cell,
                 claimed,
             })
             .collect()

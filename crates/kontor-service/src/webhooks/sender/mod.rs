@@ -18,7 +18,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt};
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::Attempt;
-use kontor_domain::{DeliveryId, Region, WebhookEndpointId};
+use kontor_domain::{CellId, DeliveryId, WebhookEndpointId};
 use kontor_store::{ClaimedDelivery, DeliveryOutcome};
 
 pub(super) use claim::Signer;
@@ -29,7 +29,7 @@ use crate::hub::Hub;
 
 /// A leased delivery with what attempting it needs.
 pub struct Job {
-    region: Region,
+    cell: CellId,
     claimed: ClaimedDelivery,
     signer: Option<Arc<Signer>>,
 }
@@ -111,7 +111,9 @@ impl Deliverer {
                 .await
             {
                 Ok(n) => total += n,
-                Err(err) => tracing::warn!(%region, error = %err, "dispatching events failed"),
+                Err(err) => {
+                    tracing::warn!(cell = %region, error = %err, "dispatching events failed");
+                }
             }
         }
         total

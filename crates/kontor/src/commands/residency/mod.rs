@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use futures_util::TryStreamExt;
+use kontor_domain::CellId;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Column, Row};
@@ -52,11 +53,11 @@ pub async fn run(config: &Config, backup: Option<&Path>, json: bool) -> anyhow::
         url: databases.control.expose().to_owned(),
         role: Some(Role::Control),
     }];
-    for (region, url) in &databases.cells {
+    for (cell, url) in &databases.cells {
         targets.push(Target {
-            name: format!("cell {region}"),
+            name: format!("cell {}", cell.segment()),
             url: url.expose().to_owned(),
-            role: Some(Role::Cell(Some(region.to_string()))),
+            role: Some(Role::Cell(Some(cell.region().to_string()))),
         });
     }
     if let Some(path) = backup {
@@ -186,14 +187,14 @@ async fn scan(pool: &AnyPool, target: &Target, findings: &mut Vec<Finding>) -> a
     Ok(())
 }
 
+/// The region of a cell's file: `cell-de.db` (cell 1), `cell-de-2.db` (cell 2) or
+/// `cell-de-1.db` are all region `de`.
 fn region_of_file(name: &str) -> Option<String> {
     let file = Path::new(name).file_stem()?.to_str()?;
-    let region = file.strip_prefix("cell-")?;
-    let valid = (2..=10).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    valid.then(|| region.to_owned())
+    let cell = file.strip_prefix("cell-")?;
+    CellId::parse_segment(cell)
+        .or_else(|| CellId::parse(cell).ok())
+        .map(|cell| cell.region().to_string())
 }
 
 fn scan_row(row: &AnyRow, database: &str, table: &str, role: &Role, findings: &mut Vec<Finding>) {
@@ -267,6 +268,27 @@ fn scan_row(row: &AnyRow, database: &str, table: &str, role: &Role, findings: &m
             if let Some(what) = rules::personal_data(&value) {
                 found(FindingKind::UserDataInControl, what.to_owned());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::region_of_file;
+
+    #[test]
+    fn a_cells_file_names_its_region() {
+        assert_eq!(region_of_file("backup/cell-de.db").as_deref(), Some("de"));
+        assert_eq!(region_of_file("cell-de-2.db").as_deref(), Some("de"));
+        assert_eq!(region_of_file("/x/cell-uk-1.db").as_deref(), Some("uk"));
+        for other in [
+            "control.db",
+            "cell-.db",
+            "cell-de-0.db",
+            "cell-DE.db",
+            "keys-de.db",
+        ] {
+            assert_eq!(region_of_file(other), None, "{other}");
         }
     }
 }

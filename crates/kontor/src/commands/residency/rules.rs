@@ -33,10 +33,11 @@ impl FindingKind {
     }
 }
 
-/// Ids of records that belong to one region: `prefix_region_random`.
+/// Ids of records that belong to one region: `prefix_cell_random`, the cell being the region
+/// alone (cell 1) or `<region>-<n>`; the second group is the region.
 static REGION_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b(usr|con|acc|txn|evt|pay|dlv)_([a-z][a-z0-9]{1,9})_[0-7][0-9a-hjkmnp-tv-z]{25}\b",
+        r"\b(usr|con|acc|txn|evt|pay|dlv)_([a-z][a-z0-9]{1,9})(?:-(?:[2-9]|[1-9][0-9]{1,3}))?_[0-7][0-9a-hjkmnp-tv-z]{25}\b",
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
@@ -134,6 +135,11 @@ mod tests {
             region_ids("usr_uk_0000000000000000000000000a and pay_de_0000000000000000000000000b")
                 .collect();
         assert_eq!(ids, [("usr", "uk"), ("pay", "de")]);
+        // An id of a region's second cell is of that region.
+        let ids: Vec<_> =
+            region_ids("usr_de-2_0000000000000000000000000a, con_uk-17_0000000000000000000000000b")
+                .collect();
+        assert_eq!(ids, [("usr", "de"), ("con", "uk")]);
         assert_eq!(region_ids("ten_0000000000000000000000000a").count(), 0);
         assert_eq!(sealed_prefix(true, "users", "external_id"), Some("xi1."));
         assert_eq!(sealed_prefix(true, "users", "tenant_id"), None);
