@@ -38,6 +38,14 @@ impl Dialect {
         }
     }
 
+    /// How a consistent read of a moving subject begins (a move's final pass).
+    pub(crate) fn begin_snapshot(self) -> &'static str {
+        match self {
+            Dialect::Postgres => postgres::BEGIN_SNAPSHOT,
+            Dialect::Sqlite => sqlite::BEGIN_SNAPSHOT,
+        }
+    }
+
     /// How a queue's own transactions begin: claiming due rows for a worker, and recording
     /// what became of one (both safe by row locks rather than serializability).
     pub(crate) fn begin_queue(self) -> &'static str {

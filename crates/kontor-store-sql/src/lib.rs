@@ -14,6 +14,7 @@ mod erasures;
 mod idempotency;
 mod keys;
 mod lease;
+pub mod moves;
 mod query;
 mod stepwise;
 mod tx;

@@ -58,6 +58,21 @@ impl SqlKeyStore {
                     if shredded > 0 {
                         return Err(StoreError::NotFound);
                     }
+                    // The user moved to another cell's key store: a process with stale routes
+                    // must not make them a second key here.
+                    let moved: i64 = tx
+                        .scalar(
+                            sqlx::query_scalar(
+                                "SELECT COUNT(*) FROM moved_user_keys WHERE user_id = $1",
+                            )
+                            .bind(user.as_str()),
+                        )
+                        .await?;
+                    if moved > 0 {
+                        return Err(StoreError::Moving {
+                            subject: "user".into(),
+                        });
+                    }
                     let inserted = tx
                 .execute(
                     sqlx::query(
@@ -73,6 +88,43 @@ impl SqlKeyStore {
                 })
             })
             .await
+    }
+
+    /// Deletes a moved user's key from this (the source) key store after the move's switch:
+    /// overwritten, deleted and forgotten like a shred, but not recorded as shredded (the key
+    /// lives on in the target's key store; `moved_user_keys` keeps new keys from being made here).
+    pub(crate) async fn forget_moved_key(&self, user: &UserId) -> StoreResult<()> {
+        let deleted = self
+            .db
+            .write_idempotent("forget_moved_key", |tx| {
+                Box::pin(async move {
+                    let stored: Option<String> = tx
+                        .optional_scalar(
+                            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
+                                .bind(user.as_str()),
+                        )
+                        .await?;
+                    if let Some(stored) = &stored {
+                        tx.execute(
+                            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
+                                .bind(user.as_str())
+                                .bind("0".repeat(stored.len())),
+                        )
+                        .await?;
+                        tx.execute(
+                            sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
+                                .bind(user.as_str()),
+                        )
+                        .await?;
+                    }
+                    Ok(stored.is_some())
+                })
+            })
+            .await?;
+        if deleted {
+            self.forget().await?;
+        }
+        Ok(())
     }
 
     /// Makes the engine forget what was just deleted; see [`Dialect::after_shred`].

@@ -54,6 +54,13 @@ pub enum StoreError {
         cell_region: Region,
     },
 
+    /// The tenant's (or user's) rows are being moved to another cell and their writes are paused
+    /// in this one, or they moved away (the move's fence in the cell, see
+    /// `kontor_store_sql::moves`). Nothing was written. Retry shortly: the pause lasts seconds,
+    /// and a process that refreshed its routes writes to the new cell.
+    #[error("the {subject} is moving between cells; retry shortly")]
+    Moving { subject: String },
+
     /// No cell is configured for this region.
     #[error("no cell is configured for region {0}")]
     UnknownRegion(Region),
@@ -89,13 +96,15 @@ impl StoreError {
         )
     }
 
-    /// Whether the database could not serve the request now (unreachable, connection lost, or
-    /// still contended after the retries): a caller answers "retry later".
+    /// Whether the database could not serve the request now (unreachable, connection lost,
+    /// still contended after the retries, or the subject's writes paused by a move): a caller
+    /// answers "retry later".
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             StoreError::Unavailable { .. }
                 | StoreError::ConnectionLost { .. }
+                | StoreError::Moving { .. }
                 | StoreError::Contention { .. }
         )
     }

@@ -16,6 +16,11 @@ pub const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 /// claim, and by the UPDATE that opens a record — not serializability. Concurrent workers then
 /// split the due rows between them instead of aborting one another on predicate locks that
 /// cover neighbouring rows.
+/// How a move's final pass reads a frozen subject: one serializable snapshot that also reads the
+/// fence, so that a write transaction which began before the fence cannot commit after it
+/// unseen (docs/ARCHITECTURE.md, "Moving a tenant or user between cells").
+pub const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY";
+
 pub const BEGIN_QUEUE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// Appended to the SELECT that picks rows to claim: rows another transaction is claiming are

@@ -19,6 +19,10 @@ pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// How a queue's own transactions begin. SQLite has one writer at a time, and `BEGIN IMMEDIATE`
 /// takes the write lock before anything is read: no two claims overlap, which is what
 /// `FOR UPDATE SKIP LOCKED` gives on PostgreSQL.
+/// A move's final pass: a deferred transaction, one snapshot in WAL mode without the write lock
+/// (writers are serialized by that lock and each reads the fence under it).
+pub const BEGIN_SNAPSHOT: &str = "BEGIN";
+
 pub const BEGIN_QUEUE: &str = "BEGIN IMMEDIATE";
 
 /// SQLite has no row locks to skip; see [`BEGIN_QUEUE`].

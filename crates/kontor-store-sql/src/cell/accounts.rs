@@ -261,6 +261,12 @@ impl AccountStore for SqlCell {
         self.db
             .write("apply_sync", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(
+                        tx,
+                        super::fences::Row::Connection,
+                        write.connection_id.as_str(),
+                    )
+                    .await?;
                     take_connection_row(tx, &write.connection_id).await?;
                     for account in &write.accounts {
                         upsert_account(tx, account).await?;

@@ -142,6 +142,7 @@ impl ConnectionStore for SqlCell {
     async fn create_connection(&self, new: &NewConnection) -> StoreResult<Connection> {
         self.ensure_home("connection", new.id.region())?;
         self.db.write("create_connection", |tx| Box::pin(async move {
+super::fences::guard(tx, new.tenant_id.as_str(), Some(new.user_id.as_str())).await?;
             super::users::require_user(tx, &new.tenant_id, &new.user_id).await?;
             tx.execute(sqlx::query(
                 "INSERT INTO connections (id, tenant_id, user_id, bank_id, status, access, \
@@ -204,6 +205,7 @@ impl ConnectionStore for SqlCell {
         ));
         let p = q.arg(crate::query::Arg::Text(tenant.to_string()));
         q.push(&p);
+        q.push(concat!(" AND ", listed!("connections")));
         q.list_filter(filter, filter.status.map(ConnectionStatus::as_str));
         q.page_by_creation("", after, limit);
         q.fetch_page(&self.db, limit, connection_from_row, |c| PageKey {
@@ -227,6 +229,8 @@ impl ConnectionStore for SqlCell {
             .db
             .write("begin_authorisation", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str())
+                        .await?;
                     let result = tx.execute(sqlx::query(
                     "UPDATE connections SET bank_id = $2, state_hash = $3, state_expires_at = $4, \
                  state_spent_at = NULL, session = $5, updated_at = $6 \
@@ -258,6 +262,8 @@ impl ConnectionStore for SqlCell {
         self.db
             .write("take_state", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str())
+                        .await?;
                     let current = secrets_in(tx, id).await?;
                     if !super::state_is_live(
                         current.state_hash.as_deref(),
@@ -290,6 +296,8 @@ impl ConnectionStore for SqlCell {
         self.db
             .write("connection_transition", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str())
+                        .await?;
                     let current = secrets_in(tx, id).await?.connection;
                     let next = current
                         .status
@@ -363,6 +371,8 @@ impl ConnectionStore for SqlCell {
         self.db
             .write("save_session", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str())
+                        .await?;
                     tx.execute(
                         sqlx::query("UPDATE connections SET session = $2 WHERE id = $1")
                             .bind(id.as_str())
@@ -401,10 +411,12 @@ impl ConnectionStore for SqlCell {
         let ids: Vec<String> = self
             .db
             .scalars(|| {
-                sqlx::query_scalar(
+                sqlx::query_scalar(concat!(
                     "SELECT id FROM connections WHERE status = 'active' AND next_sync_at <= $1 \
-             AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_sync_at, id LIMIT $2",
-                )
+             AND (lease_until IS NULL OR lease_until < $1) AND ",
+                    unfenced!("connections"),
+                    " ORDER BY next_sync_at, id LIMIT $2"
+                ))
                 .bind(now.unix_micros())
                 .bind(limit_arg(limit))
             })
@@ -451,6 +463,8 @@ impl ConnectionStore for SqlCell {
         self.db
             .write("mark_expiry_notified", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str())
+                        .await?;
                     let result = tx
                         .execute(
                             sqlx::query(
@@ -517,6 +531,8 @@ impl ConnectionStore for SqlCell {
         self.db
             .write("record_sync_failure", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str())
+                        .await?;
                     sync_state::write(tx, id, bookkeeping).await?;
                     if let Some(event) = event {
                         insert_event(tx, event).await?;

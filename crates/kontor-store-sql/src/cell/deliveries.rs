@@ -138,6 +138,9 @@ fn claim_sql(skip_locked: &str) -> String {
            SELECT d.id FROM webhook_deliveries d \
            WHERE d.state = 'pending' AND d.next_attempt_at <= $3 \
              AND (d.lease_until IS NULL OR d.lease_until < $3) \
+             AND NOT EXISTS (SELECT 1 FROM move_fences f LEFT JOIN events e \
+               ON e.id = d.event_id WHERE f.tenant_id = d.tenant_id \
+               AND (f.user_id IS NULL OR f.user_id = e.user_id)) \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
                WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
                  AND o.state = 'pending' AND o.id <> d.id \
@@ -153,10 +156,12 @@ impl DeliveryStore for SqlCell {
         self.db
             .rows(
                 || {
-                    sqlx::query(
+                    sqlx::query(concat!(
                         "SELECT id, tenant_id, user_id, type, data, created_at FROM events \
-             WHERE dispatched_at IS NULL ORDER BY created_at, id LIMIT $1",
-                    )
+             WHERE dispatched_at IS NULL AND ",
+                        unfenced!("events"),
+                        " ORDER BY created_at, id LIMIT $1"
+                    ))
                     .bind(limit_arg(limit))
                 },
                 event_from_row,
@@ -176,6 +181,10 @@ impl DeliveryStore for SqlCell {
         self.db
             .write("dispatch_events", |tx| {
                 Box::pin(async move {
+                    for event in events {
+                        super::fences::guard_row(tx, super::fences::Row::Event, event.as_str())
+                            .await?;
+                    }
                     insert_deliveries(tx, deliveries).await?;
                     for chunk in events.chunks(INSERT_CHUNK) {
                         let mut q = Filtered::new("UPDATE events SET dispatched_at = ");
@@ -289,6 +298,10 @@ impl DeliveryStore for SqlCell {
                         )
                         .await?
                         .ok_or(StoreError::NotFound)?;
+                    // After the row lock, in a statement of its own: at READ COMMITTED this read
+                    // sees a fence committed while it waited for the lock (a move's freeze locks
+                    // the subject's pending deliveries), see `moves::fence_source`.
+                    super::fences::guard_row(tx, super::fences::Row::Delivery, id.as_str()).await?;
                     tx.execute(sqlx::query(
                 "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, \
                  latency_us) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -368,6 +381,8 @@ impl DeliveryStore for SqlCell {
                         .bind(at.unix_micros()),
                     )
                     .await?;
+                    // After the row lock, as in `record_attempt`.
+                    super::fences::guard_row(tx, super::fences::Row::Delivery, id.as_str()).await?;
                     Ok(())
                 })
             })
@@ -416,6 +431,14 @@ impl DeliveryStore for SqlCell {
         self.db
             .write("create_deliveries", |tx| {
                 Box::pin(async move {
+                    for d in deliveries {
+                        super::fences::guard_row(
+                            tx,
+                            super::fences::Row::Event,
+                            d.event_id.as_str(),
+                        )
+                        .await?;
+                    }
                     insert_deliveries(tx, deliveries).await?;
                     Ok(())
                 })
@@ -438,6 +461,10 @@ impl DeliveryStore for SqlCell {
         );
         let p = q.arg(Arg::Text(tenant.to_string()));
         q.push(&p);
+        q.push(
+            " AND NOT EXISTS (SELECT 1 FROM move_fences f WHERE f.tenant_id = d.tenant_id \
+             AND (f.user_id IS NULL OR f.user_id = e.user_id) AND f.state IN ('incoming', 'gone'))",
+        );
         let p = q.arg(Arg::Text(endpoint.to_string()));
         q.push(&format!(" AND d.endpoint_id = {p}"));
         if let Some(state) = filter.state {

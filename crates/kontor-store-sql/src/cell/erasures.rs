@@ -64,6 +64,7 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("record_erasure", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(tx, tenant.as_str(), Some(user.as_str())).await?;
                     super::users::require_user(tx, tenant, user).await?;
                     let inserted = tx.execute(sqlx::query(
                 "INSERT INTO erasures (user_id, tenant_id, phase, requested_at, updated_at) \
@@ -132,6 +133,8 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("erase_user_data", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Erasure, user.as_str())
+                        .await?;
                     let moved = tx
                         .execute(
                             sqlx::query(
@@ -165,10 +168,11 @@ impl ErasureStore for SqlCell {
             "SELECT ",
             erasure_columns!(),
             " FROM erasures e \
-             WHERE (e.phase = 'recorded' AND e.updated_at < $1) \
+             WHERE ((e.phase = 'recorded' AND e.updated_at < $1) \
                 OR (e.phase = 'erased' AND NOT EXISTS (SELECT 1 FROM erasure_revocations r \
-                    WHERE r.user_id = e.user_id AND r.state = 'pending')) \
-             ORDER BY e.requested_at, e.user_id LIMIT $2"
+                    WHERE r.user_id = e.user_id AND r.state = 'pending'))) AND ",
+            unfenced!("e"),
+            " ORDER BY e.requested_at, e.user_id LIMIT $2"
         );
         self.db
             .rows(
@@ -190,7 +194,9 @@ impl ErasureStore for SqlCell {
                     "SELECT r.id, r.user_id, r.tenant_id, r.connection_id, r.bank_id, r.ticket, \
                      r.attempts FROM erasure_revocations r \
                      JOIN erasures e ON e.user_id = r.user_id AND e.phase = 'erased' \
-                     WHERE r.state = 'pending' AND r.next_attempt_at <= $1 \
+                     WHERE r.state = 'pending' AND r.next_attempt_at <= $1 AND \
+                     NOT EXISTS (SELECT 1 FROM move_fences f WHERE f.tenant_id = r.tenant_id \
+                     AND (f.user_id IS NULL OR f.user_id = r.user_id)) \
                      ORDER BY r.next_attempt_at, r.id LIMIT $2",
                 )
                 .bind(now.unix_micros())
@@ -219,6 +225,7 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("record_revocation", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Revocation, id).await?;
                     let changed = tx.execute(sqlx::query(
                 "UPDATE erasure_revocations SET state = $2, attempts = attempts + 1, \
                  next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, \
@@ -248,6 +255,8 @@ impl ErasureStore for SqlCell {
         self.db
             .write_idempotent("close_erasure", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Erasure, user.as_str())
+                        .await?;
                     let phase: Option<String> = tx
                         .optional_scalar(
                             sqlx::query_scalar("SELECT phase FROM erasures WHERE user_id = $1")

@@ -57,6 +57,12 @@ impl EventStore for SqlCell {
         self.db
             .write("append_event", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(
+                        tx,
+                        event.tenant_id.as_str(),
+                        event.user_id.as_ref().map(|u| u.as_str()),
+                    )
+                    .await?;
                     insert_event(tx, event).await?;
                     Ok(())
                 })
@@ -76,6 +82,7 @@ impl EventStore for SqlCell {
         );
         let p = q.arg(Arg::Text(tenant.to_string()));
         q.push(&p);
+        q.push(concat!(" AND ", listed!("events")));
         if let Some(event_type) = filter.event_type {
             let p = q.arg(Arg::Text(event_type.as_str().to_owned()));
             q.push(&format!(" AND type = {p}"));

@@ -90,9 +90,13 @@ impl LeaseTable {
                  {until} = excluded.{until} \
                  WHERE {table}.{until} < $4 OR {table}.{holder} = excluded.{holder}"
             ),
+            // A row a move fences is not claimed (rows with a lease of their own carry a tenant
+            // and a user: connections and payments).
             (Step::Claim, false) => format!(
                 "UPDATE {table} SET {holder} = $2, {until} = $3 WHERE {key} = $1 \
-                 AND ({until} IS NULL OR {until} < $4 OR {holder} = $2)"
+                 AND ({until} IS NULL OR {until} < $4 OR {holder} = $2) \
+                 AND NOT EXISTS (SELECT 1 FROM move_fences f WHERE f.tenant_id = {table}.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = {table}.user_id))"
             ),
             (Step::Renew, _) => {
                 format!("UPDATE {table} SET {until} = $3 WHERE {key} = $1 AND {holder} = $2")

@@ -23,6 +23,7 @@ pub(super) async fn count_decoupled_start(
 ) -> StoreResult<bool> {
     db.write("count_decoupled_start", |tx| {
         Box::pin(async move {
+            super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str()).await?;
             // One conditional UPDATE: the check and the count cannot be split by another request.
             let counted = tx
                 .execute(

@@ -1,6 +1,8 @@
 //! A region's cell: the users of that region and everything about them — connections, accounts,
 //! balances, transactions, the event log and its webhook deliveries. One file per aggregate.
 
+#[macro_use]
+pub(crate) mod fences;
 mod accounts;
 mod changes;
 #[macro_use]

@@ -231,6 +231,8 @@ impl PaymentStore for SqlCell {
         self.db
             .write("create_payment", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(tx, p.tenant_id.as_str(), Some(p.user_id.as_str()))
+                        .await?;
                     if let Ok(existing) = secrets_in(tx, &p.id).await {
                         return Ok(existing.payment);
                     }
@@ -301,6 +303,7 @@ impl PaymentStore for SqlCell {
         ));
         let p = q.arg(Arg::Text(tenant.to_string()));
         q.push(&p);
+        q.push(concat!(" AND ", listed!("payments")));
         q.list_filter(filter, filter.status.map(PaymentStatus::as_str));
         q.page_by_creation("", after, limit);
         q.fetch_page(&self.db, limit, payment_from_row, |p| PageKey {
@@ -377,6 +380,7 @@ impl PaymentStore for SqlCell {
         self.db
             .write("advance_payment", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str()).await?;
                     let current = secrets_in(tx, id).await?;
                     let updated = advance_in(tx, &current, change).await?;
 
@@ -399,6 +403,7 @@ impl PaymentStore for SqlCell {
         self.db
             .write("take_payment_state", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str()).await?;
                     let current = secrets_in(tx, id).await?;
                     if !super::state_is_live(
                         current.state_hash.as_deref(),
@@ -443,13 +448,14 @@ impl PaymentStore for SqlCell {
         let ids: Vec<String> = self
             .db
             .scalars(|| {
-                sqlx::query_scalar(
+                sqlx::query_scalar(concat!(
                     "SELECT id FROM payments WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
                (phase = 'submitted' AND next_poll_at <= $1) \
                OR (phase IN ('initiating', 'submitting') AND updated_at < $2) \
-               OR (phase IN ('accepted', 'awaiting_sca') AND updated_at < $3)) \
-             ORDER BY updated_at, id LIMIT $4",
-                )
+               OR (phase IN ('accepted', 'awaiting_sca') AND updated_at < $3)) AND ",
+                    unfenced!("payments"),
+                    " ORDER BY updated_at, id LIMIT $4"
+                ))
                 .bind(now.unix_micros())
                 .bind(stale.unix_micros())
                 .bind(abandoned.unix_micros())

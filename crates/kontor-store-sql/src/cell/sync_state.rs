@@ -40,6 +40,7 @@ pub(crate) async fn reserve_read(
     let day = &date_text(day);
     db.write("reserve_read", |tx| {
         Box::pin(async move {
+            super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str()).await?;
             let exists: i64 = tx
                 .scalar(
                     sqlx::query_scalar("SELECT COUNT(*) FROM connections WHERE id = $1")
@@ -77,6 +78,7 @@ pub(crate) async fn start_first_sync(
 ) -> StoreResult<()> {
     db.write("start_first_sync", |tx| {
         Box::pin(async move {
+            super::fences::guard_row(tx, super::fences::Row::Connection, id.as_str()).await?;
             tx.execute(
                 sqlx::query(
                     "UPDATE connections SET first_sync_psu_ip = $2, first_sync_started_at = $3 \

@@ -64,6 +64,8 @@ impl UserStore for SqlCell {
         self.db
             .write("create_user", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(tx, user.tenant_id.as_str(), Some(user.id.as_str()))
+                        .await?;
                     // The unique constraint holds for the index; a row not yet converted holds the
                     // plaintext, which only this check sees.
                     let taken: i64 = tx
@@ -158,7 +160,9 @@ impl UserStore for SqlCell {
                         let sql = concat!(
                             "SELECT ",
                             user_columns!(),
-                            " FROM users WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2"
+                            " FROM users WHERE tenant_id = $1 AND ",
+                            listed_user!(),
+                            " ORDER BY created_at, id LIMIT $2"
                         );
                         sqlx::query(sql)
                             .bind(tenant.as_str())
@@ -170,7 +174,9 @@ impl UserStore for SqlCell {
                         let sql = concat!(
                             "SELECT ",
                             user_columns!(),
-                            " FROM users WHERE tenant_id = $1 AND (created_at, id) > ($2, $3) \
+                            " FROM users WHERE tenant_id = $1 AND ",
+                            listed_user!(),
+                            " AND (created_at, id) > ($2, $3) \
                      ORDER BY created_at, id LIMIT $4"
                         );
                         sqlx::query(sql)
@@ -201,6 +207,7 @@ impl UserStore for SqlCell {
         self.db
             .write("delete_user", |tx| {
                 Box::pin(async move {
+                    super::fences::guard(tx, tenant.as_str(), Some(id.as_str())).await?;
                     super::users::require_user(tx, tenant, id).await?;
                     // Children first, explicitly: erasure must not depend on foreign-key settings.
                     for &sql in ERASE_USER {
@@ -256,6 +263,8 @@ impl UserStore for SqlCell {
         self.db
             .write("seal_external_id", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::User, user.id.as_str())
+                        .await?;
                     let changed = tx
                         .execute(
                             sqlx::query(
@@ -304,6 +313,7 @@ impl UserStore for SqlCell {
         self.db
             .write("clear_legacy_data_key", |tx| {
                 Box::pin(async move {
+                    super::fences::guard_row(tx, super::fences::Row::User, id.as_str()).await?;
                     let cleared = tx
                         .execute(
                             sqlx::query(

@@ -18,11 +18,11 @@ use time::macros::date;
 
 use crate::connections::user_with_connection;
 
-fn eur(value: &str) -> Money {
+pub fn eur(value: &str) -> Money {
     Money::parse(value, Currency::parse("EUR").unwrap()).unwrap()
 }
 
-fn account(
+pub fn account(
     tenant: &TenantId,
     user: &UserId,
     connection: &ConnectionId,
@@ -43,7 +43,7 @@ fn account(
     }
 }
 
-fn txn(
+pub fn txn(
     account: &AccountRow,
     key: &str,
     day: time::Date,
@@ -82,7 +82,7 @@ fn bookkeeping() -> SyncBookkeeping {
     }
 }
 
-fn empty_write(connection: &ConnectionId) -> SyncWrite {
+pub fn empty_write(connection: &ConnectionId) -> SyncWrite {
     SyncWrite {
         connection_id: connection.clone(),
         accounts: vec![],

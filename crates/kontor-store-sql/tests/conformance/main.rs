@@ -10,6 +10,7 @@ mod erasures;
 mod gauges;
 mod keys;
 mod money;
+mod moves;
 mod payments;
 mod reconnect;
 mod retry;
@@ -117,4 +118,20 @@ conformance! {
     webhooks::claims_take_each_queue_head_in_order,
     webhooks::concurrent_claims_never_share_a_delivery,
     webhooks::job_leases_have_one_holder,
+    moves::a_tenant_moves_with_writes_made_while_copying,
+    moves::a_frozen_subject_is_refused_and_others_write_on,
+    moves::a_move_survives_a_crash_at_every_step,
+    moves::a_user_moves_alone,
+    moves::moves_are_refused_across_regions_to_the_same_cell_and_twice,
+    moves::a_writer_that_began_before_the_fence_is_not_lost,
+    moves::every_cell_table_is_attributed,
+}
+
+/// The freeze of a move of 100,000 transactions on PostgreSQL, measured (not asserted on time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn freeze_of_100k_transactions() {
+    if let Some(stores) = stores(Backend::Postgres, "freeze_of_100k_transactions").await {
+        moves::freeze_of_100k_transactions(stores).await;
+    }
 }
