@@ -398,3 +398,72 @@ async fn ids_name_their_cell_and_malformed_cells_are_invalid() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_external_id_is_unique_across_a_regions_cells() {
+    let w = world_of_cells(Backend::Sqlite, "sqlite", |_| {})
+        .await
+        .unwrap();
+    let first = w.app.create_user(&w.token, "same-person", "de").await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("usr_de_"), "{first}");
+    // Placement would put the next user in the emptier de-2; the external_id is taken in de-1.
+    let body = json!({ "external_id": "same-person", "region": "de" });
+    let again = w.app.post_json("/v1/users", &w.token, &body).await;
+    assert_eq!(again.status(), 409);
+    let envelope: Value = again.json().await.unwrap();
+    assert_eq!(envelope["error"]["code"], "user_exists");
+    assert!(
+        envelope["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&first),
+        "{envelope}"
+    );
+    assert_eq!(w.app.user_rows().await, 1);
+    let found = w
+        .get_json("/v1/users?external_id=same-person&region=de")
+        .await;
+    assert_eq!(found["data"][0]["id"], first.as_str());
+    // Another region is another namespace, as before.
+    let uk = w.app.create_user(&w.token, "same-person", "uk").await;
+    assert!(uk["id"].as_str().unwrap().starts_with("usr_uk_"));
+}
+
+/// `external_id` is unique per tenant in a region, whichever of its cells holds the user: while a
+/// cell of the region cannot be read, that cannot be checked, so the region takes no new users
+/// (503, nothing written); other regions are unaffected.
+#[tokio::test]
+async fn an_unreachable_cell_stops_new_users_of_its_region_only() {
+    use std::sync::Arc;
+
+    use kontor_domain::Region;
+    use kontor_store_sql::{PoolSettings, SqlCell};
+    use kontor_test_support::{TestApp, TestStores};
+
+    let mut stores = TestStores::sqlite(&["de", "uk"]).await;
+    let settings = PoolSettings {
+        acquire_timeout: std::time::Duration::from_millis(300),
+        ..PoolSettings::default()
+    };
+    let dead = SqlCell::open(
+        Region::parse("de").unwrap(),
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        &settings,
+    )
+    .unwrap();
+    stores
+        .cells
+        .insert_as(cell("de-2"), Arc::new(dead))
+        .unwrap();
+    let app = TestApp::serve(stores, crate::support::test_api_settings()).await;
+    let tenant = app.tenant("Acme").await;
+    let token = app.token(&tenant).await;
+    let body = json!({ "external_id": "u0", "region": "de" });
+    let refused = app.post_json("/v1/users", &token, &body).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(error_code(refused).await, "service_unavailable");
+    assert_eq!(app.user_rows().await, 0);
+    let uk = app.create_user(&token, "u0", "uk").await;
+    assert!(uk["id"].as_str().unwrap().starts_with("usr_uk_"));
+}
