@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use crate::database::{PoolSettings, SqlDatabase};
 use crate::dialect::Dialect;
+use crate::tx::Tx;
 
 /// How often a checkpoint kept from completing by a reader is tried again.
 const CHECKPOINT_ATTEMPTS: u32 = 5;
@@ -97,28 +98,7 @@ impl SqlKeyStore {
         let deleted = self
             .db
             .write_idempotent("forget_moved_key", |tx| {
-                Box::pin(async move {
-                    let stored: Option<String> = tx
-                        .optional_scalar(
-                            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
-                                .bind(user.as_str()),
-                        )
-                        .await?;
-                    if let Some(stored) = &stored {
-                        tx.execute(
-                            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
-                                .bind(user.as_str())
-                                .bind("0".repeat(stored.len())),
-                        )
-                        .await?;
-                        tx.execute(
-                            sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
-                                .bind(user.as_str()),
-                        )
-                        .await?;
-                    }
-                    Ok(stored.is_some())
-                })
+                Box::pin(async move { overwrite_and_delete(tx, user).await })
             })
             .await?;
         if deleted {
@@ -161,6 +141,28 @@ impl SqlKeyStore {
     }
 }
 
+/// Overwrites the user's key (so that the row's last version holds nothing) and deletes it;
+/// whether there was one.
+async fn overwrite_and_delete(tx: &mut Tx<'_>, user: &UserId) -> StoreResult<bool> {
+    let stored: Option<String> = tx
+        .optional_scalar(
+            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
+                .bind(user.as_str()),
+        )
+        .await?;
+    if let Some(stored) = &stored {
+        tx.execute(
+            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
+                .bind(user.as_str())
+                .bind("0".repeat(stored.len())),
+        )
+        .await?;
+        tx.execute(sqlx::query("DELETE FROM user_keys WHERE user_id = $1").bind(user.as_str()))
+            .await?;
+    }
+    Ok(stored.is_some())
+}
+
 #[async_trait]
 impl UserKeyStore for SqlKeyStore {
     fn region(&self) -> &Region {
@@ -194,26 +196,7 @@ impl UserKeyStore for SqlKeyStore {
             .db
             .write_idempotent("shred_user_key", |tx| {
                 Box::pin(async move {
-                    let stored: Option<String> = tx
-                        .optional_scalar(
-                            sqlx::query_scalar("SELECT data_key FROM user_keys WHERE user_id = $1")
-                                .bind(user.as_str()),
-                        )
-                        .await?;
-                    if let Some(stored) = &stored {
-                        // Overwritten first, so that the row's last version holds nothing.
-                        tx.execute(
-                            sqlx::query("UPDATE user_keys SET data_key = $2 WHERE user_id = $1")
-                                .bind(user.as_str())
-                                .bind("0".repeat(stored.len())),
-                        )
-                        .await?;
-                        tx.execute(
-                            sqlx::query("DELETE FROM user_keys WHERE user_id = $1")
-                                .bind(user.as_str()),
-                        )
-                        .await?;
-                    }
+                    let stored = overwrite_and_delete(tx, user).await?;
                     tx.execute(
                         sqlx::query(
                             "INSERT INTO shredded_user_keys (user_id, shredded_at) VALUES ($1, $2) \
@@ -225,7 +208,7 @@ impl UserKeyStore for SqlKeyStore {
                     .await?;
                     // Deleting and recording a shredded id again changes nothing: safe to rerun.
 
-                    Ok(stored.is_some())
+                    Ok(stored)
                 })
             })
             .await?;

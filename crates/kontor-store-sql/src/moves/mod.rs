@@ -411,27 +411,9 @@ impl Mover {
                 return Err(MoveError::SubjectNotFound);
             }
         }
-        let subject = request.subject.clone();
-        let users_in_target: i64 = to
-            .db()
-            .scalar(|| {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM users WHERE {}",
-                    tables::condition(&tables::TABLES[0], subject.of_user())
-                );
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(subject.id().to_owned())
-            })
-            .await?;
-        let events_in_target: i64 = to
-            .db()
-            .scalar(|| {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM events WHERE {}",
-                    tables::condition(&tables::TABLES[8], subject.of_user())
-                );
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(subject.id().to_owned())
-            })
-            .await?;
+        let subject = &request.subject;
+        let users_in_target = count_in(to.db(), &tables::TABLES[0], subject).await?;
+        let events_in_target = count_in(to.db(), &tables::TABLES[8], subject).await?;
         if users_in_target + events_in_target > 0 {
             return Err(MoveError::TargetHoldsSubject);
         }
@@ -509,29 +491,13 @@ impl Mover {
                 }
                 MovePhase::Copying => {
                     fence(to.db(), &record, FENCE_INCOMING).await?;
-                    let stats = sync::pass(
-                        from.db(),
-                        to.db(),
-                        &subject,
-                        batch,
-                        &mut target_state,
-                        &checkpoint,
-                    )
-                    .await?;
+                    let stats = self.pass(from, to, &subject, &mut target_state).await?;
                     report.passes.push(stats);
                     journal::advance(control, &mut record, MovePhase::CatchingUp).await?;
                 }
                 MovePhase::CatchingUp => {
                     for _ in 0..self.options.max_passes {
-                        let stats = sync::pass(
-                            from.db(),
-                            to.db(),
-                            &subject,
-                            batch,
-                            &mut target_state,
-                            &checkpoint,
-                        )
-                        .await?;
+                        let stats = self.pass(from, to, &subject, &mut target_state).await?;
                         report.passes.push(stats);
                         if stats.changed() <= self.options.settle_rows {
                             break;
@@ -592,6 +558,19 @@ impl Mover {
                 }
             }
         }
+    }
+
+    /// One diff pass of the subject from `from` to `to` (copy or catch-up).
+    async fn pass(
+        &self,
+        from: &MoveCell,
+        to: &MoveCell,
+        subject: &Subject,
+        state: &mut sync::TargetState,
+    ) -> Result<PassStats, MoveError> {
+        let checkpoint = |step: &str| self.checkpoint(step);
+        let batch = self.options.batch.max(1);
+        sync::pass(from.db(), to.db(), subject, batch, state, &checkpoint).await
     }
 
     /// Verifies a subject's rows in two cells now: per table, rows and content hash on each
@@ -887,6 +866,17 @@ pub fn table_attribution() -> (Vec<&'static str>, &'static [&'static str]) {
     )
 }
 
+/// The subject's rows of one table in a cell.
+async fn count_in(db: &SqlDatabase, table: &tables::Table, subject: &Subject) -> StoreResult<i64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE {}",
+        table.name,
+        tables::condition(table, subject.of_user())
+    );
+    db.scalar(|| sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(subject.id().to_owned()))
+        .await
+}
+
 /// The subject's row counts per table in a cell (for tests and reports).
 pub async fn row_counts(
     cell: &SqlCell,
@@ -894,18 +884,7 @@ pub async fn row_counts(
 ) -> StoreResult<HashMap<&'static str, i64>> {
     let mut out = HashMap::new();
     for table in tables::TABLES {
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {}",
-            table.name,
-            tables::condition(table, subject.of_user())
-        );
-        let n: i64 = cell
-            .database()
-            .scalar(|| {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(subject.id().to_owned())
-            })
-            .await?;
-        out.insert(table.name, n);
+        out.insert(table.name, count_in(cell.database(), table, subject).await?);
     }
     Ok(out)
 }

@@ -130,15 +130,7 @@ async fn populate(cells: &Cells, cell: &SqlCell, keys: &SqlKeyStore, users: usiz
         let iban = format!("DE89 3704 0044 0532 0130 0{u}");
         acc.details = data_key.seal(iban.as_bytes(), "account.details").unwrap();
         for t in 0..5 {
-            let mut row = txn(
-                &acc,
-                &format!("k-{u}-{t}"),
-                date!(2026 - 11 - 20),
-                "-1.00",
-                kontor_domain::transaction::TransactionStatus::Booked,
-            );
-            row.id = TransactionId::generate(&de());
-            write.inserts.push(row);
+            write.inserts.push(booked(&acc, &format!("k-{u}-{t}")));
         }
         write.accounts.push(acc.clone());
         cell.apply_sync(&write).await.unwrap();
@@ -181,6 +173,19 @@ async fn populate(cells: &Cells, cell: &SqlCell, keys: &SqlKeyStore, users: usiz
     .await
     .unwrap();
     out
+}
+
+/// A booked transaction of a `de` cell on `acc`.
+fn booked(acc: &kontor_store::AccountRow, key: &str) -> kontor_store::TransactionRow {
+    let mut row = txn(
+        acc,
+        key,
+        date!(2026 - 11 - 20),
+        "-1.00",
+        kontor_domain::transaction::TransactionStatus::Booked,
+    );
+    row.id = TransactionId::generate(&de());
+    row
 }
 
 async fn total(cell: &SqlCell, subject: &Subject) -> i64 {
@@ -822,14 +827,7 @@ pub async fn freeze_of_100k_transactions(stores: TestStores) {
             write.accounts.push(acc.clone());
         }
         for t in 0..1000 {
-            let mut row = txn(
-                &acc,
-                &format!("k-{chunk}-{t}"),
-                date!(2026 - 11 - 20),
-                "-1.00",
-                kontor_domain::transaction::TransactionStatus::Booked,
-            );
-            row.id = TransactionId::generate(&de());
+            let mut row = booked(&acc, &format!("k-{chunk}-{t}"));
             row.details = "s1.".to_owned() + &"x".repeat(160);
             write.inserts.push(row);
         }
