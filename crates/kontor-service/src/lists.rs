@@ -94,7 +94,8 @@ impl Hub {
         let mut items = Vec::with_capacity(page.items.len());
         for connection in page.items {
             let accounts = self
-                .cell_of(&connection.id)?
+                .cell_of(&connection.id)
+                .await?
                 .connection_accounts(&connection.id)
                 .await?;
             items.push(ListedConnection {
@@ -131,7 +132,7 @@ impl Hub {
         let mut by_cell: BTreeMap<CellId, Vec<PaymentId>> = BTreeMap::new();
         for payment in &page.items {
             by_cell
-                .entry(self.route(Some(tenant), payment.id.cell()))
+                .entry(self.route_user(Some(tenant), &payment.user_id))
                 .or_default()
                 .push(payment.id.clone());
         }

@@ -301,3 +301,10 @@ impl SqlControl {
         load(self.database(), id).await
     }
 }
+
+#[async_trait::async_trait]
+impl kontor_store::RouteStore for SqlControl {
+    async fn cell_routes(&self) -> StoreResult<Vec<CellRoute>> {
+        SqlControl::cell_routes(self).await
+    }
+}
