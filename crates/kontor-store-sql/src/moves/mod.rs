@@ -19,6 +19,7 @@
 //! loaded with [`SqlControl::cell_routes`] and applied with [`current_cell`].
 
 mod journal;
+mod locate;
 mod sync;
 pub(crate) mod tables;
 
