@@ -213,6 +213,60 @@ async fn a_move_killed_at_random_moments_resumes_to_done() {
     }
     let journal = moves(data, &config);
     assert!(journal.iter().all(|m| m["phase"] == "done"), "{journal:?}");
+
+    // A finished move cannot be aborted: refused with its code, non-zero.
+    let done_id = journal[0]["move_id"].as_str().unwrap().to_owned();
+    let refused = cli(
+        data,
+        &config,
+        &["cells", "move", "--abort", &done_id, "--json"],
+    );
+    assert!(!refused.status.success());
+    let answer: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(answer["error"]["code"], "move_finished", "{answer}");
+
+    // A move killed early and aborted leaves everything where it was; one killed after its
+    // switch cannot be aborted and is finished instead.
+    let (from, to) = ("de-1", "de-2");
+    let mut child = kontor(data)
+        .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
+        .args(["--config", &config])
+        .args([
+            "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(70 + random_below(80))).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let open: Vec<Value> = moves(data, &config)
+        .into_iter()
+        .filter(|m| m["phase"] != "done")
+        .collect();
+    if let [open] = open.as_slice() {
+        let id = open["move_id"].as_str().unwrap();
+        let aborted = cli(data, &config, &["cells", "move", "--abort", id, "--json"]);
+        let answer: Value = serde_json::from_slice(&aborted.stdout).unwrap();
+        if aborted.status.success() {
+            eprintln!("aborted in phase {}", open["phase"]);
+            assert_eq!(answer["phase"], "aborted", "{answer}");
+            assert_eq!(counted(from), (USERS as u64, USERS as u64));
+            assert_eq!(counted(to), (0, 0));
+        } else {
+            eprintln!("not aborted in phase {}: {answer}", open["phase"]);
+            assert_eq!(answer["error"]["code"], "move_already_switched", "{answer}");
+            let done = stdout_json(&cli(
+                data,
+                &config,
+                &["cells", "move", "--resume", id, "--json"],
+            ));
+            assert_eq!(done["phase"], "done");
+        }
+    } else {
+        eprintln!("the move to abort was not caught unfinished: {open:?}");
+    }
     eprintln!("{killed} of {} runs killed before they ended", ROUNDS.len());
     assert!(killed > 0, "no run was interrupted: the waits are too long");
 }
