@@ -73,7 +73,7 @@ pub(crate) fn routed(
             .iter()
             .find(|r| r.user_id.as_ref() == Some(user))
             .map_or_else(|| name.clone(), |r| r.to_cell.clone()),
-        (None, None) => name.clone(),
+        (None, None) => name,
     };
     CellId::parse(&found).unwrap_or_else(|_| home.clone())
 }

@@ -4,7 +4,7 @@
 //! row in the target once and none left in the source. A move across regions is refused with
 //! its stable code, exits non-zero and changes nothing.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 

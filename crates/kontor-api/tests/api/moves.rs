@@ -223,12 +223,12 @@ async fn snapshot(w: &World, t: &Tenant) -> Vec<(String, Value)> {
 
 /// After an erasure of a moved user: none of their data is left in either cell; the erasure's
 /// own record (and its bank revocation, pending) is in de-2, where the erasure ran.
-fn erased_in_de_2(de_2: Vec<(&'static str, i64)>, de_1: Vec<(&'static str, i64)>) {
-    for (table, n) in &de_2 {
+fn erased_in_de_2(de_2: &[(&'static str, i64)], de_1: &[(&'static str, i64)]) {
+    for (table, n) in de_2 {
         let expected = i64::from(matches!(*table, "erasures" | "erasure_revocations"));
         assert_eq!(*n, expected, "{table} in de-2: {de_2:?}");
     }
-    assert_eq!(total(&de_1), 0, "{de_1:?}");
+    assert_eq!(total(de_1), 0, "{de_1:?}");
 }
 
 /// The same records answered, path by path (naming only the path that differs).
@@ -307,7 +307,7 @@ async fn a_tenant_moves(backend: Backend, test: &str) {
     ] {
         assert_eq!(w.app.get(&path, &w.token).await.status(), 404, "{path}");
     }
-    erased_in_de_2(alice_in("de-2").await, alice_in("de").await);
+    erased_in_de_2(&alice_in("de-2").await, &alice_in("de").await);
     let alice = UserId::parse(&t.alice).unwrap();
     for cell in ["de", "de-2"] {
         let keys = w.app.stores.key_store(cell);
@@ -386,8 +386,8 @@ async fn a_user_moves(backend: Backend, test: &str) {
         .await;
     assert_eq!(erased.status(), 204);
     erased_in_de_2(
-        counts(&w, "de-2", &subject).await,
-        counts(&w, "de", &subject).await,
+        &counts(&w, "de-2", &subject).await,
+        &counts(&w, "de", &subject).await,
     );
     assert_eq!(
         w.app

@@ -52,7 +52,7 @@ impl Hub {
         id: &PaymentId,
         token: &str,
     ) -> ServiceResult<PaymentSecrets> {
-        let cell = self.payment_cell(&id).await?;
+        let cell = self.payment_cell(id).await?;
         let secrets = cell.payment_secrets(id).await?;
         if !token_matches(token, &secrets.authorize_token_hash) {
             return Err(ServiceError::NotFound);

@@ -58,7 +58,7 @@ impl Hub {
 
     /// The cancel itself, under the payment's lease, from the phase as it is now.
     async fn cancel_claimed(&self, id: &PaymentId) -> ServiceResult<()> {
-        let cell = self.payment_cell(&id).await?;
+        let cell = self.payment_cell(id).await?;
         let secrets = cell.payment_secrets(id).await?;
         let payment = secrets.payment.clone();
         if payment.status == PaymentStatus::Cancelled {

@@ -102,7 +102,7 @@ impl Hub {
     ) -> ServiceResult<NextStep> {
         let payment = secrets.payment.clone();
         let id = &payment.id;
-        let cell = self.payment_cell(&id).await?;
+        let cell = self.payment_cell(id).await?;
         let details = self.payment_details(secrets).await?;
         // One state per payment: a repeated initiation (the user retrying, or the worker resuming
         // after a crash) must carry the same one, since the bank answers a repeat with the first

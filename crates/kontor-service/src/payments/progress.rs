@@ -188,7 +188,7 @@ impl Hub {
     }
 
     async fn progress_claimed(&self, id: &PaymentId, now: Timestamp) -> ServiceResult<Payment> {
-        let cell = self.payment_cell(&id).await?;
+        let cell = self.payment_cell(id).await?;
         let secrets = cell.payment_secrets(id).await?;
         let payment = secrets.payment.clone();
         let settings = &self.settings().payments;

@@ -105,7 +105,7 @@ pub async fn run(config: &Config, args: MoveArgs) -> anyhow::Result<()> {
     }
 }
 
-fn engine(err: MoveError) -> anyhow::Error {
+fn engine(err: &MoveError) -> anyhow::Error {
     refused(err.code(), err.to_string())
 }
 
@@ -114,7 +114,7 @@ async fn drive(stores: &Stores, args: MoveArgs) -> anyhow::Result<String> {
     let mover = mover(stores, phases.clone());
     let started = Instant::now();
     let report = match (&args.resume, &args.abort) {
-        (_, Some(id)) => mover.abort(id).await.map_err(engine)?,
+        (_, Some(id)) => mover.abort(id).await.map_err(|e| engine(&e))?,
         (Some(id), None) => {
             if args.tenant.is_some() || args.user.is_some() || args.to.is_some() {
                 return Err(refused(
@@ -122,14 +122,18 @@ async fn drive(stores: &Stores, args: MoveArgs) -> anyhow::Result<String> {
                     "--resume takes no --tenant, --user or --to",
                 ));
             }
-            mover.resume(id).await.map_err(engine)?
+            mover.resume(id).await.map_err(|e| engine(&e))?
         }
         (None, None) => {
             let request = request(&mover, &args).await?;
-            mover.start(&request).await.map_err(engine)?
+            mover.start(&request).await.map_err(|e| engine(&e))?
         }
     };
-    let record = stores.control.cell_move(&report.id).await.map_err(engine)?;
+    let record = stores
+        .control
+        .cell_move(&report.id)
+        .await
+        .map_err(|e| engine(&e))?;
     let seen = phases.lock().map(|p| p.clone()).unwrap_or_default();
     Ok(render(&report, &record, &seen, started, args.json))
 }
@@ -284,8 +288,8 @@ fn render(
     text
 }
 
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `kontor cells moves`: the journal.
