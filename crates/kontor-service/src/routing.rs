@@ -238,3 +238,78 @@ pub(crate) fn spawn_refresh(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(name: &str) -> CellId {
+        CellId::parse(name).unwrap()
+    }
+
+    fn tenant(n: char) -> TenantId {
+        TenantId::parse(&format!("ten_{}{n}", "0".repeat(25))).unwrap()
+    }
+
+    fn route(tenant: &TenantId, user: Option<&UserId>, from: &str, to: &str) -> CellRoute {
+        CellRoute {
+            tenant_id: tenant.clone(),
+            user_id: user.cloned(),
+            from_cell: from.to_owned(),
+            to_cell: to.to_owned(),
+        }
+    }
+
+    #[test]
+    fn routes_send_a_tenant_or_a_user_on_and_leave_everyone_else_home() {
+        let (a, b) = (tenant('a'), tenant('b'));
+        let home = cell("de-1");
+        let user = UserId::generate(&home);
+        let other = UserId::generate(&home);
+        let routes = vec![
+            route(&a, None, "de-1", "de-2"),
+            route(&b, Some(&user), "", "de-3"),
+        ];
+        assert_eq!(routed(&routes, Some(&a), None, &home), cell("de-2"));
+        assert_eq!(routed(&routes, Some(&a), Some(&other), &home), cell("de-2"));
+        // The tenant's route covers one home cell only.
+        assert_eq!(routed(&routes, Some(&a), None, &cell("de-4")), cell("de-4"));
+        assert_eq!(routed(&routes, Some(&b), Some(&user), &home), cell("de-3"));
+        assert_eq!(routed(&routes, None, Some(&user), &home), cell("de-3"));
+        assert_eq!(routed(&routes, Some(&b), Some(&other), &home), home);
+        assert_eq!(routed(&routes, Some(&b), None, &home), home);
+        assert_eq!(routed(&routes, None, None, &home), home);
+        assert_eq!(routed(&[], Some(&a), Some(&user), &home), home);
+    }
+
+    #[test]
+    fn candidates_are_the_targets_out_of_a_home_then_the_home() {
+        let (a, b) = (tenant('a'), tenant('b'));
+        let home = cell("de-1");
+        let user = UserId::generate(&home);
+        let elsewhere = UserId::generate(&cell("de-5"));
+        let routes = vec![
+            route(&a, None, "de-1", "de-2"),
+            route(&b, Some(&user), "", "de-3"),
+            route(&b, Some(&elsewhere), "", "de-4"),
+            route(&b, None, "de-6", "de-7"),
+        ];
+        assert_eq!(candidates(&[], None, &home), vec![home.clone()]);
+        assert_eq!(
+            candidates(&routes, None, &home),
+            vec![cell("de-2"), cell("de-3"), home.clone()]
+        );
+        assert_eq!(
+            candidates(&routes, Some(&a), &home),
+            vec![cell("de-2"), home.clone()]
+        );
+        assert_eq!(
+            candidates(&routes, Some(&b), &home),
+            vec![cell("de-3"), home.clone()]
+        );
+        assert_eq!(
+            candidates(&routes, Some(&b), &cell("de-9")),
+            vec![cell("de-9")]
+        );
+    }
+}
