@@ -18,6 +18,7 @@ pub fn default_retry_after(code: ErrorCode) -> Option<u64> {
         ErrorCode::ServiceUnavailable => Some(2),
         ErrorCode::BankUnavailable => Some(5),
         ErrorCode::NoOpenCell => Some(30),
+        ErrorCode::SubjectMoving => Some(1),
         _ => None,
     }
 }
@@ -107,6 +108,13 @@ impl From<kontor_service::ServiceError> for ApiError {
                     None => answer,
                 }
             }
+            S::Store(store) if code == ErrorCode::SubjectMoving => {
+                tracing::info!(error = %store, "a write met a move's freeze");
+                ApiError::new(
+                    code,
+                    "the tenant or user is being moved between cells; nothing was written; retry shortly",
+                )
+            }
             S::Store(store) if code == ErrorCode::ServiceUnavailable => {
                 tracing::warn!(error = %ErrorChain(&store), "database unavailable");
                 ApiError::new(code, "the database is unavailable; retry later")
@@ -142,6 +150,8 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        // For the layers around the handlers (a write meeting a move's freeze is retried).
+        response.extensions_mut().insert(self.code);
         if let Some(seconds) = self.retry_after.or_else(|| default_retry_after(self.code))
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {

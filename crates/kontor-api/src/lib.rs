@@ -6,6 +6,7 @@ mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod limits;
+mod moving;
 mod observe;
 pub mod openapi;
 mod pages;

@@ -53,6 +53,7 @@ impl ServiceError {
             ServiceError::NotFound => ErrorCode::NotFound,
             ServiceError::Invalid { code, .. } | ServiceError::Conflict { code, .. } => *code,
             ServiceError::Bank(bank) => ErrorCode::of_bank(bank),
+            ServiceError::Store(StoreError::Moving { .. }) => ErrorCode::SubjectMoving,
             ServiceError::Store(store) if store.is_unavailable() => ErrorCode::ServiceUnavailable,
             ServiceError::Store(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => {
                 ErrorCode::InternalError

@@ -112,6 +112,7 @@ error_codes! {
     WebhookEndpointDisabled => (CONFLICT, "webhook_endpoint_disabled", "The webhook endpoint is disabled; enable it first."),
     NoWebhookEndpoints => (CONFLICT, "no_webhook_endpoints", "No enabled webhook endpoint selects this event's type."),
     RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests (or failed authentications) for a rate limit; retry after the Retry-After period."),
+    SubjectMoving => (SERVICE_UNAVAILABLE, "subject_moving", "The tenant or user is being moved between cells and its writes are paused (usually for seconds); nothing was written. Retry after the Retry-After period; reads go on."),
     ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "A database is unreachable or overloaded; retry later."),
     InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error; the request id identifies it in the logs."),
 }

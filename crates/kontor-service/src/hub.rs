@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use kontor_banks::BankConnector;
 use kontor_domain::connection::Connection;
-use kontor_domain::{CellId, Clock, ConnectionId, TenantId, UserId};
+use kontor_domain::{CellId, Clock, TenantId, UserId};
 use kontor_store::{CellStore, Cells, ControlStore};
 use url::Url;
 
@@ -40,6 +40,9 @@ pub struct HubSettings {
     pub retention: crate::retention::RetentionSettings,
     /// Each cell's state and dedicated tenants, for placing new users.
     pub placement: crate::placement::PlacementSettings,
+    /// How often moved tenants' and users' routes are re-read, and how long a write waits out a
+    /// move's freeze.
+    pub routes: crate::routing::RouteSettings,
 }
 
 impl HubSettings {
@@ -61,6 +64,7 @@ impl HubSettings {
             webhooks: crate::webhooks::WebhookSettings::default(),
             retention: crate::retention::RetentionSettings::default(),
             placement: crate::placement::PlacementSettings::default(),
+            routes: crate::routing::RouteSettings::default(),
         }
     }
 }
@@ -84,6 +88,8 @@ struct Inner {
     owners: crate::owners::AccountOwners,
     /// The cells' user counts placement last read.
     loads: crate::placement::Loads,
+    /// The routes of moved tenants and users this process loaded last.
+    routes: crate::routing::Routes,
 }
 
 impl std::fmt::Debug for Hub {
@@ -103,6 +109,9 @@ impl Hub {
         settings: HubSettings,
         clock: Clock,
     ) -> Self {
+        let routes = crate::routing::Routes::default();
+        crate::routing::spawn_refresh(&routes, &control, settings.routes.refresh);
+        let vault = vault.serving(&cells);
         Self {
             inner: Arc::new(Inner {
                 cells,
@@ -114,6 +123,7 @@ impl Hub {
                 webhook_client: OnceLock::new(),
                 owners: Default::default(),
                 loads: Default::default(),
+                routes,
             }),
         }
     }
@@ -188,24 +198,24 @@ impl Hub {
     }
 
     /// Which cell serves a record of `tenant` whose id names `home`: the one routing decision
-    /// ([`Hub::cell_for`] and the per-user lists use it). Identity until moves record routes.
+    /// ([`Hub::cell_for`] and the per-user lists use it). The tenant's route out of `home` when
+    /// a move recorded one (see [`crate::routing`]), else `home`. A record of a user who moved
+    /// alone is found with [`Hub::route_user`] or [`Hub::locate`].
     pub fn route(&self, tenant: Option<&TenantId>, home: &CellId) -> CellId {
-        let _ = tenant;
-        home.clone()
+        crate::routing::routed(&self.routes().get(), tenant, None, home)
     }
 
-    /// The cell serving `user` (and so every record of theirs): [`Hub::cell_for`] their home.
+    pub(crate) fn routes(&self) -> &crate::routing::Routes {
+        &self.inner.routes
+    }
+
+    /// The cell serving `user` (and so every record of theirs): see [`Hub::route_user`].
     pub fn cell_for_user(
         &self,
         tenant: Option<&TenantId>,
         user: &UserId,
     ) -> ServiceResult<&dyn CellStore> {
-        self.cell_for(tenant, user.cell())
-    }
-
-    /// The cell serving a connection, by its id.
-    pub fn cell_of(&self, connection: &ConnectionId) -> ServiceResult<&dyn CellStore> {
-        self.cell_for(None, connection.cell())
+        self.cell(&self.route_user(tenant, user))
     }
 
     /// The connector a connection's tenant reaches the connection's bank with.

@@ -49,9 +49,9 @@ impl Hub {
         let now = self.clock().now();
         let until = self.lease_until(now);
         match on {
-            LeaseOn::Connection(id) => self.cell_of(id)?.claim(id, owner, until, now).await,
+            LeaseOn::Connection(id) => self.cell_of(id).await?.claim(id, owner, until, now).await,
             LeaseOn::Payment(id) => {
-                let cell = self.cell_for(None, id.cell())?;
+                let cell = self.payment_cell(id).await?;
                 cell.claim_payment(id, owner, until, now).await
             }
         }
@@ -61,11 +61,11 @@ impl Hub {
     async fn renew_lease(&self, on: LeaseOn<'_>, owner: &str) -> StoreResult<bool> {
         let until = self.lease_until(self.clock().now());
         match on {
-            LeaseOn::Connection(id) => match self.cell_of(id) {
+            LeaseOn::Connection(id) => match self.cell_of(id).await {
                 Ok(cell) => cell.renew(id, owner, until).await,
                 Err(_) => Ok(false),
             },
-            LeaseOn::Payment(id) => match self.cell_for(None, id.cell()) {
+            LeaseOn::Payment(id) => match self.payment_cell(id).await {
                 Ok(cell) => cell.renew_payment(id, owner, until).await,
                 Err(_) => Ok(false),
             },
@@ -74,11 +74,11 @@ impl Hub {
 
     async fn release_lease(&self, on: LeaseOn<'_>, owner: &str) {
         let released = match on {
-            LeaseOn::Connection(id) => match self.cell_of(id) {
+            LeaseOn::Connection(id) => match self.cell_of(id).await {
                 Ok(cell) => cell.release(id, owner).await,
                 Err(_) => Ok(()),
             },
-            LeaseOn::Payment(id) => match self.cell_for(None, id.cell()) {
+            LeaseOn::Payment(id) => match self.payment_cell(id).await {
                 Ok(cell) => cell.release_payment(id, owner).await,
                 Err(_) => Ok(()),
             },

@@ -46,7 +46,7 @@ impl Hub {
     /// changes nothing. A bank that cannot be reached leaves the connection active (the caller
     /// may retry): access the user withdrew must end at the bank too.
     pub async fn revoke(&self, tenant: &TenantId, id: &ConnectionId) -> ServiceResult<Connection> {
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         let connection = cell.connection(tenant, id).await?;
         if connection.status.is_terminal() {
             return Ok(connection);
@@ -90,7 +90,7 @@ impl Hub {
         tenant: &TenantId,
         id: &ConnectionId,
     ) -> ServiceResult<Connection> {
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         let connection = cell.connection(tenant, id).await?;
         let standard = connection
             .bank_id

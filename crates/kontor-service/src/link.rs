@@ -177,7 +177,7 @@ impl Hub {
         connection: &Connection,
         reason: FailureReason,
     ) -> ServiceResult<NextStep> {
-        let cell = self.cell_of(&connection.id)?;
+        let cell = self.cell_of(&connection.id).await?;
         let now = self.clock().now();
         let event_kind = if reason == FailureReason::LinkExpired {
             ConnectionEvent::Expired

@@ -15,7 +15,7 @@ impl Hub {
         id: &ConnectionId,
         token: &str,
     ) -> ServiceResult<kontor_store::ConnectionSecrets> {
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         let secrets = cell.connection_secrets(id).await?;
         if !token_matches(token, &secrets.connect_token_hash) {
             return Err(ServiceError::NotFound);
@@ -79,7 +79,7 @@ impl Hub {
         let id = &secrets.connection.id;
         let key = self
             .vault()
-            .user_key(self.cell_of(id)?, &secrets.connection.user_id)
+            .user_key(self.cell_of(id).await?, &secrets.connection.user_id)
             .await?;
         open_json(&key, sealed, &context::psu_id(id)).map(Some)
     }

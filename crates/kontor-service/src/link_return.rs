@@ -42,7 +42,7 @@ impl Hub {
             .split_once('.')
             .and_then(|(id, _)| ConnectionId::parse(id).ok())
             .ok_or_else(invalid)?;
-        let cell = self.cell_of(&id).map_err(|_| invalid())?;
+        let cell = self.cell_of(&id).await.map_err(|_| invalid())?;
         let current = match cell.connection_secrets(&id).await {
             Ok(current) => current,
             Err(kontor_store::StoreError::NotFound) => return Err(invalid()),
@@ -152,7 +152,7 @@ impl Hub {
         bank_valid_until: Option<time::Date>,
         session: &kontor_banks::ConsentSession,
     ) -> ServiceResult<NextStep> {
-        let cell = self.cell_of(&connection.id)?;
+        let cell = self.cell_of(&connection.id).await?;
         let bank = connection
             .bank_id
             .as_ref()
@@ -213,7 +213,7 @@ impl Hub {
                 .fail_pending(&connection, FailureReason::LinkExpired)
                 .await;
         }
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         let connector = self.connection_connector(&connection)?;
         let key = self.vault().user_key(cell, &connection.user_id).await?;
         let mut session: kontor_banks::ConsentSession =

@@ -65,7 +65,7 @@ impl Hub {
             _ => ScaPreference::Redirect,
         };
         let decoupled = matches!(sca, ScaPreference::Decoupled { .. });
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         if decoupled && !cell.count_decoupled_start(id, MAX_DECOUPLED_STARTS).await? {
             tracing::info!(connection.id = %id, "decoupled starts of this link used up");
             return Err(ServiceError::conflict(

@@ -40,7 +40,7 @@ impl Hub {
     }
 
     pub async fn account(&self, tenant: &TenantId, id: &AccountId) -> ServiceResult<AccountView> {
-        let cell = self.cell_for(Some(tenant), id.cell())?;
+        let cell = self.account_cell(tenant, id).await?;
         let row = cell.account(tenant, id).await?;
         self.account_owners().remember(id, &row.user_id);
         let key = self.vault().user_key(cell, &row.user_id).await?;
@@ -53,7 +53,7 @@ impl Hub {
         tenant: &TenantId,
         id: &AccountId,
     ) -> ServiceResult<Vec<BalanceRow>> {
-        let cell = self.cell_for(Some(tenant), id.cell())?;
+        let cell = self.account_cell(tenant, id).await?;
         cell.balances(tenant, id).await.map_err(ServiceError::from)
     }
 
@@ -65,7 +65,7 @@ impl Hub {
         after: Option<&PageKey>,
         limit: usize,
     ) -> ServiceResult<Page<TransactionView>> {
-        let cell = self.cell_for(Some(tenant), id.cell())?;
+        let cell = self.account_cell(tenant, id).await?;
         // The page query is scoped by tenant, so rows it finds are the tenant's, of this account;
         // whose key opens them is known from an earlier read of the account (an account never
         // changes owner). Without that, and for an empty page — no rows, or no such account for

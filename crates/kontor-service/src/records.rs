@@ -47,14 +47,13 @@ impl Hub {
     pub fn list_cells(&self, tenant: &TenantId, home: Option<&CellId>) -> Vec<CellId> {
         match home {
             None => self.cells().ids().cloned().collect(),
-            Some(home) => {
-                let cell = self.route(Some(tenant), home);
-                if self.cells().contains(&cell) {
-                    vec![cell]
-                } else {
-                    Vec::new()
-                }
-            }
+            // Every cell that may hold them: a user (or a tenant) who moved out of `home` has
+            // their records in the route's target; lists hide a move's copies until it
+            // switches and the source's rows after, so each record is listed once.
+            Some(home) => crate::routing::candidates(&self.routes().get(), Some(tenant), home)
+                .into_iter()
+                .filter(|cell| self.cells().contains(cell))
+                .collect(),
         }
     }
 
@@ -91,7 +90,8 @@ impl Hub {
         tenant: &TenantId,
         id: &ConnectionId,
     ) -> ServiceResult<Connection> {
-        self.cell_of(id)?
+        self.cell_of(id)
+            .await?
             .connection(tenant, id)
             .await
             .map_err(ServiceError::from)
@@ -99,13 +99,14 @@ impl Hub {
 
     /// The ids of the accounts read under a connection, in the order the cell keeps them.
     pub async fn connection_account_ids(&self, id: &ConnectionId) -> ServiceResult<Vec<AccountId>> {
-        let accounts = self.cell_of(id)?.connection_accounts(id).await?;
+        let accounts = self.cell_of(id).await?.connection_accounts(id).await?;
         Ok(accounts.into_iter().map(|account| account.id).collect())
     }
 
     /// A tenant's event; `NotFound` for another tenant's.
     pub async fn event(&self, tenant: &TenantId, id: &EventId) -> ServiceResult<Event> {
-        self.cell_for(Some(tenant), id.cell())?
+        self.event_cell(tenant, id)
+            .await?
             .event(tenant, id)
             .await
             .map_err(ServiceError::from)

@@ -52,7 +52,10 @@ impl Hub {
                 erased_at: self.clock().now(),
             })
             .await?;
-        self.vault().key_store(user)?.shred_user_key(user).await?;
+        self.vault()
+            .key_store_of(cell, user)?
+            .shred_user_key(user)
+            .await?;
         self.vault().forget_user_key(user);
         tracing::info!(user.id = %user, "user's data key shredded");
         Ok(())
@@ -75,6 +78,9 @@ pub async fn replay_erasures(
     keys: &KeyStores,
 ) -> ServiceResult<ReplayReport> {
     let mut report = ReplayReport::default();
+    // A moved user's rows and key are in the route's target; a restored backup may hold them
+    // in their home again: both are looked at.
+    let routes = control.cell_routes().await?;
     let mut after: Option<UserId> = None;
     loop {
         let page = control.erasures(after.as_ref(), BATCH).await?;
@@ -82,7 +88,23 @@ pub async fn replay_erasures(
         after = Some(last.user_id.clone());
         for erasure in &page {
             report.entries += 1;
-            replay_one(cells, keys, erasure, &mut report).await?;
+            let home = erasure.user_id.cell();
+            let routed = kontor_store::current_cell(
+                &routes,
+                &erasure.tenant_id,
+                Some(&erasure.user_id),
+                &home.to_string(),
+            )
+            .to_owned();
+            let mut places = vec![home.clone()];
+            if let Ok(routed) = kontor_domain::CellId::parse(&routed)
+                && routed != *home
+            {
+                places.push(routed);
+            }
+            for place in &places {
+                replay_one(cells, keys, place, erasure, &mut report).await?;
+            }
         }
     }
     if report.keys_shredded + report.users_erased > 0 {
@@ -98,14 +120,12 @@ pub async fn replay_erasures(
 async fn replay_one(
     cells: &Cells,
     keys: &KeyStores,
+    place: &kontor_domain::CellId,
     erasure: &Erasure,
     report: &mut ReplayReport,
 ) -> ServiceResult<()> {
     let user = &erasure.user_id;
-    // The user's home cell: the ledger is replayed without a hub, so without routes (moves
-    // carry the ledger's users' rows and keys along; see `Hub::route`).
-    let home = user.cell();
-    let (Ok(cell), Ok(store)) = (cells.get(home), keys.get(home)) else {
+    let (Ok(cell), Ok(store)) = (cells.get(place), keys.get(place)) else {
         report.unserved += 1;
         return Ok(());
     };

@@ -44,7 +44,8 @@ impl Hub {
             return Ok(false);
         }
         let accounts: Vec<String> = self
-            .cell_of(&connection.id)?
+            .cell_of(&connection.id)
+            .await?
             .connection_accounts(&connection.id)
             .await?
             .into_iter()

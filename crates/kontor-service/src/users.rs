@@ -120,7 +120,7 @@ impl Hub {
 
     /// The tenant's user `id`.
     pub async fn user(&self, tenant: &TenantId, id: &UserId) -> ServiceResult<User> {
-        let cell = self.cell_for(Some(tenant), id.cell())?;
+        let cell = self.cell_for_user(Some(tenant), id)?;
         let stored = cell.user(tenant, id).await?;
         self.open_user(cell, stored).await
     }

@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use kontor_crypto::{DataKey, Keyring, LookupKey, WrappedKey};
-use kontor_domain::UserId;
 use kontor_domain::time::Timestamp;
-use kontor_store::{CellStore, ControlStore, KeyStores, UserKeyStore};
+use kontor_domain::{CellId, UserId};
+use kontor_store::{CellStore, Cells, ControlStore, KeyStores, UserKeyStore};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
@@ -22,6 +22,10 @@ pub struct Vault {
     lookup: OnceCell<LookupKey>,
     /// Users' data keys kept briefly (see `key_cache`); none unless asked for.
     cache: Option<KeyCache>,
+    /// Which configured cell each cell store is (by the store's address), so a user's key is
+    /// read from the key store beside the cell that serves them: after a move that is not
+    /// their home's.
+    serving: Vec<(usize, CellId)>,
 }
 
 /// The deployment key's name in `deployment_keys`, and what its wrapping is bound to.
@@ -35,6 +39,7 @@ impl Vault {
             keys,
             lookup: OnceCell::new(),
             cache: None,
+            serving: Vec::new(),
         }
     }
 
@@ -112,10 +117,41 @@ impl Vault {
         &self.keyring
     }
 
-    /// The key store of the user's home cell (a user who moved: see `Hub::route`).
+    /// Learns which configured cell each of `cells` is (see [`Vault::key_store_of`]).
+    pub(crate) fn serving(mut self, cells: &Cells) -> Self {
+        self.serving = cells
+            .iter()
+            .map(|(id, cell)| (address(cell.as_ref()), id.clone()))
+            .collect();
+        self
+    }
+
+    /// The key store of the user's home cell: for a user just made (who cannot have moved).
+    /// Everyone else's key store is the one beside the cell serving them
+    /// ([`Vault::key_store_of`]).
     pub fn key_store(&self, user: &UserId) -> ServiceResult<&dyn UserKeyStore> {
         self.keys
             .get(user.cell())
+            .map(|store| store.as_ref())
+            .map_err(ServiceError::from)
+    }
+
+    /// The key store beside `cell`, the cell serving `user` (a move carries the user's key to
+    /// the key store beside the target); the user's home's for a cell this vault was not told
+    /// of.
+    pub fn key_store_of(
+        &self,
+        cell: &dyn CellStore,
+        user: &UserId,
+    ) -> ServiceResult<&dyn UserKeyStore> {
+        let at = address(cell);
+        let id = self
+            .serving
+            .iter()
+            .find(|(a, _)| *a == at)
+            .map_or(user.cell(), |(_, id)| id);
+        self.keys
+            .get(id)
             .map(|store| store.as_ref())
             .map_err(ServiceError::from)
     }
@@ -143,7 +179,7 @@ impl Vault {
     /// [`Self::user_key`] from the key store (or the cell), past the cache.
     async fn fetch_user_key(&self, cell: &dyn CellStore, user: &UserId) -> ServiceResult<DataKey> {
         let owner = user.as_str();
-        let store = self.key_store(user)?;
+        let store = self.key_store_of(cell, user)?;
         if let Some(wrapped) = store.user_key(user).await? {
             return self.unwrap(wrapped, owner);
         }
@@ -227,4 +263,9 @@ pub mod context {
     pub fn payment_session(id: &PaymentId) -> String {
         format!("payments/{id}/session")
     }
+}
+
+/// A cell store's address, to tell which configured cell it is.
+fn address(cell: &dyn CellStore) -> usize {
+    std::ptr::from_ref(cell).cast::<()>() as usize
 }

@@ -18,6 +18,7 @@ mod keys;
 mod page;
 mod payments;
 mod retry;
+mod routes;
 mod schema;
 mod tenants;
 mod user_erasure;
@@ -45,6 +46,7 @@ pub use payments::{
     PaymentChange, PaymentSecrets, PaymentStore,
 };
 pub use retry::{RetryPolicy, retry_serializable};
+pub use routes::{CellRoute, RouteStore, current_cell};
 pub use schema::{DatabaseRole, MigrationStatus, Schema};
 pub use tenants::{
     ApiClientStore, MAX_CLIENT_CERTIFICATES, NewApiClient, NewTenant, SecretHash, TenantStore,
@@ -72,6 +74,7 @@ pub trait ControlStore:
     + WebhookEndpointStore
     + KeyCanaryStore
     + ErasureLedger
+    + RouteStore
     + Schema
 {
 }
@@ -82,6 +85,7 @@ impl<
         + WebhookEndpointStore
         + KeyCanaryStore
         + ErasureLedger
+        + RouteStore
         + Schema,
 > ControlStore for T
 {

@@ -256,6 +256,43 @@ pub enum CellsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a tenant's rows (or one user's) online to another cell of the same region: copy,
+    /// catch up, pause the subject's writes briefly, verify per table, switch, clean up.
+    /// Resumable after a crash with --resume.
+    Move {
+        /// The tenant to move (every row of it in the source cell).
+        #[arg(long, conflicts_with_all = ["user", "resume"])]
+        tenant: Option<String>,
+        /// The user to move (their rows, connections, payments, events).
+        #[arg(long, conflicts_with = "resume")]
+        user: Option<String>,
+        /// The target cell (e.g. de-2).
+        #[arg(long, conflicts_with = "resume")]
+        to: Option<String>,
+        /// The source cell; by default the one cell holding the subject's rows.
+        #[arg(long, conflicts_with = "resume")]
+        from: Option<String>,
+        /// Carry on a move from its recorded phase (after a crash or a refused step).
+        #[arg(long, value_name = "MOVE_ID", conflicts_with = "abort")]
+        resume: Option<String>,
+        /// Abandon a move that has not switched: the target's copy is deleted, the fences
+        /// lifted; only when no process is driving it.
+        #[arg(long, value_name = "MOVE_ID", conflicts_with_all = ["tenant", "user", "to", "from"])]
+        abort: Option<String>,
+        /// Seconds every process is given to load the new routes before the source's rows are
+        /// deleted; longer than the routes' refresh (1 s).
+        #[arg(long, default_value_t = 10)]
+        grace: u64,
+        /// Print one JSON object: move id, phases with timings, the write pause, per-table
+        /// verification.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The journal of moves: id, phase, cells, subject.
+    Moves {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,6 +443,31 @@ impl Cli {
             Command::Banks(BanksCommand::Check { json }) => commands::banks::check(&config, json),
             Command::Cells(CellsCommand::List { json }) => {
                 commands::cells::list(&config, json).await
+            }
+            Command::Cells(CellsCommand::Move {
+                tenant,
+                user,
+                to,
+                from,
+                resume,
+                abort,
+                grace,
+                json,
+            }) => {
+                let args = commands::cell_move::MoveArgs {
+                    tenant,
+                    user,
+                    to,
+                    from,
+                    resume,
+                    abort,
+                    grace,
+                    json,
+                };
+                commands::cell_move::run(&config, args).await
+            }
+            Command::Cells(CellsCommand::Moves { json }) => {
+                commands::cell_move::list(&config, json).await
             }
             Command::Residency(ResidencyCommand::Check { backup, json }) => {
                 commands::residency::run(&config, backup.as_deref(), json).await

@@ -179,6 +179,12 @@ pub struct DatabaseConfig {
     /// How long a user's unwrapped data key is kept in memory after it was read from the key
     /// store (0: not at all). Another node may open an erased user's data for this long.
     pub data_key_cache_ms: u64,
+    /// How often the routes of moved tenants and users are re-read from the control database
+    /// (a move's grace period must be longer).
+    pub routes_refresh_ms: u64,
+    /// How long a write of a tenant or user frozen by a move is held and retried before it is
+    /// answered `503 subject_moving`.
+    pub moving_write_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -355,6 +361,8 @@ impl Default for DatabaseConfig {
             max_lifetime_seconds: 1800,
             ping_after_idle_ms: 1000,
             data_key_cache_ms: 2000,
+            routes_refresh_ms: 1000,
+            moving_write_wait_ms: 5000,
         }
     }
 }

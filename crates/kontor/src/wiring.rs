@@ -351,6 +351,10 @@ pub fn hub_parts(config: &Config, stores: &Stores, clock: Clock) -> anyhow::Resu
     settings.webhooks = config.webhooks.settings();
     settings.retention = config.retention.settings();
     settings.placement.cells = config.databases()?.policies;
+    settings.routes = kontor_service::RouteSettings {
+        refresh: Duration::from_millis(config.database.routes_refresh_ms.max(10)),
+        write_wait: Duration::from_millis(config.database.moving_write_wait_ms),
+    };
     let p = &config.payments;
     settings.payments = kontor_service::PaymentSettings {
         stale_seconds: p.stale_seconds,

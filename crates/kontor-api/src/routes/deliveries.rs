@@ -186,17 +186,25 @@ async fn attempts_of(
     tenant: &TenantId,
     deliveries: &[Delivery],
 ) -> ApiResult<HashMap<DeliveryId, Vec<Attempt>>> {
-    let mut by_cell: HashMap<CellId, Vec<DeliveryId>> = HashMap::new();
+    // A delivery whose user or tenant moved lives in the route's target: each cell that may
+    // hold it is asked, and the first that has its attempts answers for it.
+    let mut cells: Vec<(CellId, Vec<DeliveryId>)> = Vec::new();
     for d in deliveries.iter().filter(|d| d.attempts > 0) {
-        by_cell
-            .entry(state.hub().route(Some(tenant), d.id.cell()))
-            .or_default()
-            .push(d.id.clone());
+        for cell in state.hub().list_cells(tenant, Some(d.id.cell())) {
+            match cells.iter_mut().find(|(c, _)| *c == cell) {
+                Some((_, ids)) => ids.push(d.id.clone()),
+                None => cells.push((cell, vec![d.id.clone()])),
+            }
+        }
     }
     let mut out: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
-    for (cell, ids) in by_cell {
+    for (cell, ids) in cells {
+        let mut found: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
         for (id, attempt) in state.hub().delivery_attempts_in(&cell, &ids).await? {
-            out.entry(id).or_default().push(attempt);
+            found.entry(id).or_default().push(attempt);
+        }
+        for (id, attempts) in found {
+            out.entry(id).or_insert(attempts);
         }
     }
     Ok(out)

@@ -114,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), bank_deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::moving::middleware,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(limits::headers))

@@ -121,7 +121,7 @@ impl Hub {
         limit: usize,
     ) -> ServiceResult<TransactionChanges> {
         let limit = limit.max(1);
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         let connection = cell.connection(tenant, id).await?;
         let root = self.vault().lookup_key(self.control()).await?;
         let head = cell.change_head(tenant, id).await?;

@@ -120,7 +120,7 @@ impl Hub {
     /// Whether the cell says for certain that `id` was never created (a failed read is not
     /// certainty).
     async fn payment_absent(&self, tenant: &TenantId, id: &PaymentId) -> bool {
-        match self.cell_for(Some(tenant), id.cell()) {
+        match self.payment_cell(id).await {
             Ok(cell) => matches!(
                 cell.payment(tenant, id).await,
                 Err(kontor_store::StoreError::NotFound)

@@ -52,7 +52,7 @@ impl Hub {
         id: &PaymentId,
         token: &str,
     ) -> ServiceResult<PaymentSecrets> {
-        let cell = self.cell_for(None, id.cell())?;
+        let cell = self.payment_cell(id).await?;
         let secrets = cell.payment_secrets(id).await?;
         if !token_matches(token, &secrets.authorize_token_hash) {
             return Err(ServiceError::NotFound);
@@ -64,7 +64,7 @@ impl Hub {
         &self,
         secrets: &PaymentSecrets,
     ) -> ServiceResult<PaymentDetails> {
-        let cell = self.cell_for(None, secrets.payment.id.cell())?;
+        let cell = self.payment_cell(&secrets.payment.id).await?;
         let key = self
             .vault()
             .user_key(cell, &secrets.payment.user_id)

@@ -33,7 +33,7 @@ impl Hub {
             .split_once('.')
             .and_then(|(id, _)| PaymentId::parse(id).ok())
             .ok_or_else(invalid)?;
-        let cell = self.cell_for(None, id.cell()).map_err(|_| invalid())?;
+        let cell = self.payment_cell(&id).await.map_err(|_| invalid())?;
         let now = self.clock().now();
         let current = match cell.payment_secrets(&id).await {
             Ok(current) => current,
@@ -109,7 +109,7 @@ impl Hub {
         if payment.phase != PaymentPhase::Submitting {
             return Ok(payment.clone());
         }
-        let cell = self.cell_for(None, payment.id.cell())?;
+        let cell = self.payment_cell(&payment.id).await?;
         let connector = self
             .directory()
             .connector(&payment.bank_id, &payment.tenant_id)

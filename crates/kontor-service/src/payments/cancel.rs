@@ -41,7 +41,7 @@ impl Hub {
         tenant: &TenantId,
         id: &PaymentId,
     ) -> ServiceResult<PaymentView> {
-        let cell = self.cell_for(Some(tenant), id.cell())?;
+        let cell = self.payment_cell(id).await?;
         // Another tenant's payment does not exist for this one, before any lease is taken.
         cell.payment(tenant, id).await?;
         let owner = self.request_lease_owner();
@@ -58,7 +58,7 @@ impl Hub {
 
     /// The cancel itself, under the payment's lease, from the phase as it is now.
     async fn cancel_claimed(&self, id: &PaymentId) -> ServiceResult<()> {
-        let cell = self.cell_for(None, id.cell())?;
+        let cell = self.payment_cell(id).await?;
         let secrets = cell.payment_secrets(id).await?;
         let payment = secrets.payment.clone();
         if payment.status == PaymentStatus::Cancelled {

@@ -102,7 +102,7 @@ impl Hub {
     ) -> ServiceResult<NextStep> {
         let payment = secrets.payment.clone();
         let id = &payment.id;
-        let cell = self.cell_for(None, id.cell())?;
+        let cell = self.payment_cell(id).await?;
         let details = self.payment_details(secrets).await?;
         // One state per payment: a repeated initiation (the user retrying, or the worker resuming
         // after a crash) must carry the same one, since the bank answers a repeat with the first
@@ -188,7 +188,7 @@ impl Hub {
         status: BankPaymentStatus,
         sca_url: Option<&Url>,
     ) -> ServiceResult<Payment> {
-        let cell = self.cell_for(None, payment.id.cell())?;
+        let cell = self.payment_cell(&payment.id).await?;
         if let Some(url) = sca_url {
             session.extra.insert("sca_url".into(), url.to_string());
         }
@@ -249,7 +249,7 @@ impl Hub {
         let Some(sealed) = &secrets.session else {
             return Ok(None);
         };
-        let cell = self.cell_for(None, secrets.payment.id.cell())?;
+        let cell = self.payment_cell(&secrets.payment.id).await?;
         let key = self
             .vault()
             .user_key(cell, &secrets.payment.user_id)

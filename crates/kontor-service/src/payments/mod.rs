@@ -152,7 +152,7 @@ impl Hub {
         tenant: &TenantId,
         id: &PaymentId,
     ) -> ServiceResult<PaymentView> {
-        let cell = self.cell_for(Some(tenant), id.cell())?;
+        let cell = self.payment_cell(id).await?;
         // One read of the row, with its sealed details; another tenant's payment is not found.
         let secrets = cell.payment_secrets(id).await?;
         if &secrets.payment.tenant_id != tenant {

@@ -58,7 +58,7 @@ impl Hub {
         payment: &Payment,
         payer: &PayerAccount,
     ) -> ServiceResult<Option<String>> {
-        let cell = self.cell_for(None, payment.id.cell())?;
+        let cell = self.payment_cell(&payment.id).await?;
         let sealed = cell.payment_secrets(&payment.id).await?.details;
         let key = self.vault().user_key(cell, &payment.user_id).await?;
         let details: PaymentDetails = open_json(&key, &sealed, &context::payment(&payment.id))?;

@@ -84,7 +84,7 @@ impl Hub {
         status: &BankPaymentStatus,
         from: &[PaymentPhase],
     ) -> ServiceResult<Payment> {
-        let cell = self.cell_for(None, payment.id.cell())?;
+        let cell = self.payment_cell(&payment.id).await?;
         let now = self.clock().now();
         let mut next = self.kontor_status(payment, status);
         let age = now.unix_seconds() - payment.created_at.unix_seconds();
@@ -139,7 +139,7 @@ impl Hub {
         bank: &BankPaymentStatus,
         from: &[PaymentPhase],
     ) -> ServiceResult<Payment> {
-        let cell = self.cell_for(None, payment.id.cell())?;
+        let cell = self.payment_cell(&payment.id).await?;
         let mut change = PaymentChange::phase(from, PaymentPhase::Done, self.clock().now());
         change.status = Some((status, Some(bank.verbatim.clone())));
         // The callback state is kept: a genuine callback that comes after the end is still
@@ -188,7 +188,7 @@ impl Hub {
     }
 
     async fn progress_claimed(&self, id: &PaymentId, now: Timestamp) -> ServiceResult<Payment> {
-        let cell = self.cell_for(None, id.cell())?;
+        let cell = self.payment_cell(id).await?;
         let secrets = cell.payment_secrets(id).await?;
         let payment = secrets.payment.clone();
         let settings = &self.settings().payments;

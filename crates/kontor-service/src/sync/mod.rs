@@ -103,7 +103,7 @@ impl Hub {
     /// has it.
     pub async fn sync(&self, id: &ConnectionId, trigger: SyncTrigger) -> ServiceResult<SyncReport> {
         let started = Instant::now();
-        let cell = self.cell_of(id)?;
+        let cell = self.cell_of(id).await?;
         let owner = self.lease_owner("sync");
         let in_progress = || {
             ServiceError::conflict(

@@ -18,7 +18,7 @@ impl Hub {
         event_id: &EventId,
         endpoint: Option<&WebhookEndpointId>,
     ) -> ServiceResult<Vec<Delivery>> {
-        let cell = self.cell_for(Some(tenant), event_id.cell())?;
+        let cell = self.event_cell(tenant, event_id).await?;
         let event = cell.event(tenant, event_id).await?;
         let targets = match endpoint {
             Some(id) => {

@@ -27,10 +27,10 @@ pub struct MoveRecord {
     pub switched_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, tenant_id, user_id, region, from_cell, to_cell, phase, grace_us, \
+pub(super) const COLUMNS: &str = "id, tenant_id, user_id, region, from_cell, to_cell, phase, grace_us, \
                        last_error, verification, frozen_at, switched_at";
 
-fn record_from_row(row: &AnyRow) -> StoreResult<MoveRecord> {
+pub(super) fn record_from_row(row: &AnyRow) -> StoreResult<MoveRecord> {
     let tenant =
         TenantId::parse(&column::<String>(row, "tenant_id")?).map_err(StoreError::corrupt)?;
     let user: Option<String> = column(row, "user_id")?;
@@ -327,5 +327,12 @@ impl SqlControl {
     /// One move's journal entry.
     pub async fn cell_move(&self, id: &str) -> Result<MoveRecord, MoveError> {
         load(self.database(), id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl kontor_store::RouteStore for SqlControl {
+    async fn cell_routes(&self) -> StoreResult<Vec<CellRoute>> {
+        SqlControl::cell_routes(self).await
     }
 }

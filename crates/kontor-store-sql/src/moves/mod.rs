@@ -20,6 +20,7 @@
 //! applied with [`current_cell`].
 
 mod journal;
+mod locate;
 mod sync;
 pub(crate) mod tables;
 
@@ -133,38 +134,7 @@ impl MovePhase {
     }
 }
 
-/// Where a tenant's (or user's) rows of one home cell live now; see [`current_cell`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CellRoute {
-    pub tenant_id: TenantId,
-    /// `None` for the tenant's route.
-    pub user_id: Option<UserId>,
-    /// The home cell the route covers; '' for a user's route (a user has one home).
-    pub from_cell: String,
-    pub to_cell: String,
-}
-
-/// The cell that holds a tenant's (or user's) rows whose ids name `home`: the user's route if
-/// there is one, else the tenant's route from `home`, else `home`. Pure, so a process answers it
-/// from the routes it loaded ([`SqlControl::cell_routes`]).
-pub fn current_cell<'a>(
-    routes: &'a [CellRoute],
-    tenant: &TenantId,
-    user: Option<&UserId>,
-    home: &'a str,
-) -> &'a str {
-    if let Some(user) = user
-        && let Some(route) = routes
-            .iter()
-            .find(|r| &r.tenant_id == tenant && r.user_id.as_ref() == Some(user))
-    {
-        return &route.to_cell;
-    }
-    routes
-        .iter()
-        .find(|r| &r.tenant_id == tenant && r.user_id.is_none() && r.from_cell == home)
-        .map_or(home, |r| r.to_cell.as_str())
-}
+pub use kontor_store::{CellRoute, current_cell};
 
 /// One cell as a move sees it: its configuration name (`de-1`), its database and its key store.
 #[derive(Debug, Clone)]

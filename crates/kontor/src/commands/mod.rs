@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod banks;
+pub mod cell_move;
 pub mod cells;
 pub mod clients;
 pub mod config;

@@ -143,7 +143,7 @@ pub async fn done(State(demo): State<DemoState>, RawQuery(query): RawQuery) -> H
         );
         return page("Not linked", "demo-done", &body, false);
     }
-    let connection = match demo.hub.cell_of(&id) {
+    let connection = match demo.hub.cell_of(&id).await {
         Ok(cell) => cell.connection(&demo.tenant, &id).await.ok(),
         Err(_) => None,
     };
