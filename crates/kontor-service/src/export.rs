@@ -101,8 +101,8 @@ impl Cursor {
     /// Reads the next batch and moves on; a batch may be empty when a step had nothing.
     async fn next_batch(&mut self) -> ServiceResult<Vec<ExportItem>> {
         let hub = &self.hub;
-        let cell = hub.cell_for_user(None, &self.user)?;
         let tenant = &self.tenant;
+        let cell = hub.cell_for_user(Some(tenant), &self.user)?;
         let user = &self.user;
         match std::mem::replace(&mut self.step, Step::Done) {
             Step::Connections(after) => {

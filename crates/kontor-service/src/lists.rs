@@ -52,9 +52,9 @@ fn merge<T>(pages: Vec<Page<T>>, limit: usize, key_of: impl Fn(&T) -> PageKey) -
 impl Hub {
     /// The cells a filter can match rows in: the user's alone when it names one (none when this
     /// deployment does not serve their region), else every cell.
-    fn cells_for<S>(&self, filter: &ListFilter<S>) -> Vec<&dyn CellStore> {
+    fn cells_for<S>(&self, tenant: &TenantId, filter: &ListFilter<S>) -> Vec<&dyn CellStore> {
         match &filter.user {
-            Some(user) => self.cell_for_user(None, user).into_iter().collect(),
+            Some(user) => self.cell_for_user(Some(tenant), user).into_iter().collect(),
             None => self.cells().iter().map(|(_, cell)| cell.as_ref()).collect(),
         }
     }
@@ -82,7 +82,7 @@ impl Hub {
         limit: usize,
     ) -> ServiceResult<Page<ListedConnection>> {
         let page = Self::merged(
-            self.cells_for(filter),
+            self.cells_for(tenant, filter),
             limit,
             |cell| cell.list_connections(tenant, filter, after, limit),
             |c: &Connection| PageKey {
@@ -118,7 +118,7 @@ impl Hub {
         limit: usize,
     ) -> ServiceResult<Page<PaymentView>> {
         let page = Self::merged(
-            self.cells_for(filter),
+            self.cells_for(tenant, filter),
             limit,
             |cell| cell.list_payments(tenant, filter, after, limit),
             |p: &kontor_domain::payment::Payment| PageKey {

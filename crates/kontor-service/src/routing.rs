@@ -67,18 +67,12 @@ pub(crate) fn routed(
     let name = home.to_string();
     let found = match (tenant, user) {
         (Some(tenant), user) => current_cell(routes, tenant, user, &name).to_owned(),
-        // A user's id is the deployment's only one: their route needs no tenant.
+        // A user's id is the deployment's only one: their own route needs no tenant. Their
+        // tenant's route does; callers that know no tenant find records with `Hub::locate`.
         (None, Some(user)) => routes
             .iter()
             .find(|r| r.user_id.as_ref() == Some(user))
-            .map_or_else(
-                || {
-                    // Else the tenant's route, when the user's tenant has one from `home`:
-                    // unknown without the tenant, so the home (callers with no tenant locate).
-                    name.clone()
-                },
-                |r| r.to_cell.clone(),
-            ),
+            .map_or_else(|| name.clone(), |r| r.to_cell.clone()),
         (None, None) => name.clone(),
     };
     CellId::parse(&found).unwrap_or_else(|_| home.clone())

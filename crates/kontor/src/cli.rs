@@ -273,8 +273,12 @@ pub enum CellsCommand {
         #[arg(long, conflicts_with = "resume")]
         from: Option<String>,
         /// Carry on a move from its recorded phase (after a crash or a refused step).
-        #[arg(long, value_name = "MOVE_ID")]
+        #[arg(long, value_name = "MOVE_ID", conflicts_with = "abort")]
         resume: Option<String>,
+        /// Abandon a move that has not switched: the target's copy is deleted, the fences
+        /// lifted; only when no process is driving it.
+        #[arg(long, value_name = "MOVE_ID", conflicts_with_all = ["tenant", "user", "to", "from"])]
+        abort: Option<String>,
         /// Seconds every process is given to load the new routes before the source's rows are
         /// deleted; longer than the routes' refresh (1 s).
         #[arg(long, default_value_t = 10)]
@@ -446,6 +450,7 @@ impl Cli {
                 to,
                 from,
                 resume,
+                abort,
                 grace,
                 json,
             }) => {
@@ -455,6 +460,7 @@ impl Cli {
                     to,
                     from,
                     resume,
+                    abort,
                     grace,
                     json,
                 };

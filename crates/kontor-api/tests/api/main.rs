@@ -27,6 +27,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod moves;
 mod oauth;
 mod ops;
 mod payer_account;

@@ -219,7 +219,7 @@ impl World {
     /// The connector session the hub keeps (sealed) for a connection.
     pub async fn session(&self, id: &str) -> ConsentSession {
         let id = ConnectionId::parse(id).unwrap();
-        let cell = self.app.hub.cell_of(&id).unwrap();
+        let cell = self.app.hub.cell_of(&id).await.unwrap();
         let secrets = cell.connection_secrets(&id).await.unwrap();
         let key = self
             .app

@@ -187,7 +187,7 @@ async fn a_first_sync_cut_short_by_a_crash_resumes_soon_as_the_users_own() {
         "{connection}"
     );
     // Still the user's sync: it did not count against the day's unattended reads.
-    let cell = w.app.hub.cell_of(&id).unwrap();
+    let cell = w.app.hub.cell_of(&id).await.unwrap();
     assert_eq!(cell.sync_counters(&id).await.unwrap().unattended_reads, 0);
     assert!(stored(&w, &raw).await.first_sync_started.is_none(), "done");
     // And nothing holds the connection any more.

@@ -19,7 +19,7 @@ fn bank_down() -> FaultConfig {
 }
 
 async fn unattended_reads(w: &World, id: &ConnectionId) -> u32 {
-    let cell = w.app.hub.cell_of(id).unwrap();
+    let cell = w.app.hub.cell_of(id).await.unwrap();
     cell.sync_counters(id).await.unwrap().unattended_reads
 }
 

@@ -175,6 +175,34 @@ pub(crate) async fn advance(
     Ok(())
 }
 
+/// Ends an unfinished move in `phase` (aborted), from whatever phase it was in.
+pub(crate) async fn finish(
+    db: &SqlDatabase,
+    record: &mut MoveRecord,
+    phase: MovePhase,
+) -> Result<(), MoveError> {
+    let now = Timestamp::now().unix_micros();
+    let id = record.id.as_str();
+    db.write("finish_move", |tx| {
+        Box::pin(async move {
+            tx.execute(
+                sqlx::query(
+                    "UPDATE cell_moves SET phase = $2, updated_at = $3, finished_at = $3 \
+                     WHERE id = $1 AND finished_at IS NULL",
+                )
+                .bind(id)
+                .bind(phase.as_str())
+                .bind(now),
+            )
+            .await?;
+            Ok(())
+        })
+    })
+    .await?;
+    record.phase = phase;
+    Ok(())
+}
+
 /// Notes what went wrong, keeping the phase (the move is resumed from it).
 pub(crate) async fn note_error(db: &SqlDatabase, id: &str, error: &str) -> StoreResult<()> {
     db.write("note_move_error", |tx| {

@@ -15,8 +15,9 @@
 //! | `cleaning` | shreds made in the source carried to the target; the source's keys and rows deleted in batches, then its fence |
 //! | `done` | — |
 //!
-//! The integrator's two entry points are [`Mover::start`] and [`Mover::resume`]; routes are
-//! loaded with [`SqlControl::cell_routes`] and applied with [`current_cell`].
+//! The integrator's two entry points are [`Mover::start`] and [`Mover::resume`] (and
+//! [`Mover::abort`] before the switch); routes are loaded with [`SqlControl::cell_routes`] and
+//! applied with [`current_cell`].
 
 mod journal;
 mod locate;
@@ -255,6 +256,10 @@ pub enum MoveError {
     VerificationFailed {
         table: &'static str,
     },
+    /// The move switched already; it can only be finished.
+    AlreadySwitched,
+    /// The move is over (done, failed or aborted).
+    Finished(MovePhase),
     Injected(String),
     Store(StoreError),
 }
@@ -271,6 +276,8 @@ impl MoveError {
             MoveError::SchemaMismatch => "move_schema_mismatch",
             MoveError::NotFound => "move_not_found",
             MoveError::VerificationFailed { .. } => "move_verification_failed",
+            MoveError::AlreadySwitched => "move_already_switched",
+            MoveError::Finished(_) => "move_finished",
             MoveError::Injected(_) => "move_injected_failure",
             MoveError::Store(e) if e.is_unavailable() => "service_unavailable",
             MoveError::Store(_) => "internal_error",
@@ -301,6 +308,10 @@ impl std::fmt::Display for MoveError {
             MoveError::VerificationFailed { table } => {
                 write!(f, "verification failed for table {table}")
             }
+            MoveError::AlreadySwitched => {
+                f.write_str("the move has switched; it can only be finished")
+            }
+            MoveError::Finished(phase) => write!(f, "the move is over ({})", phase.as_str()),
             MoveError::Injected(step) => write!(f, "injected failure at {step}"),
             MoveError::Store(e) => write!(f, "{e}"),
         }
@@ -530,6 +541,44 @@ impl Mover {
         }
     }
 
+    /// Abandons a move that has not switched: the target's copy (rows and keys) is deleted, both
+    /// fences are lifted, the source key store makes keys for the users again, and the journal
+    /// says `aborted`. Safe to run again after a crash; run it only when no process is driving
+    /// the move (a driver still running would place its fences again). A move that switched is
+    /// refused (`move_already_switched`): it can only be finished, or moved back.
+    pub async fn abort(&self, move_id: &str) -> Result<MoveReport, MoveError> {
+        let mut record = journal::load(self.control.database(), move_id).await?;
+        if record.phase.is_finished() {
+            return Err(MoveError::Finished(record.phase));
+        }
+        if matches!(record.phase, MovePhase::Switched | MovePhase::Cleaning) {
+            return Err(MoveError::AlreadySwitched);
+        }
+        let from = self.cell(&record.from_cell)?;
+        let to = self.cell(&record.to_cell)?;
+        let checkpoint = |step: &str| self.checkpoint(step);
+        let batch = self.options.batch.max(1);
+        for user in users_of(from.db(), &record.subject).await? {
+            to.keys.forget_moved_key(&user).await?;
+            unmark_moved(from.keys.database(), &user).await?;
+        }
+        let deleted = clean_source(to.db(), &record.subject, batch, &checkpoint).await?;
+        unfence(to.db(), &record.id).await?;
+        unfence(from.db(), &record.id).await?;
+        journal::finish(self.control.database(), &mut record, MovePhase::Aborted).await?;
+        Ok(MoveReport {
+            id: record.id.clone(),
+            phase: record.phase,
+            passes: Vec::new(),
+            final_pass: None,
+            tables: Vec::new(),
+            keys_copied: 0,
+            pause: None,
+            freeze_steps: Vec::new(),
+            source_rows_deleted: deleted,
+        })
+    }
+
     /// One diff pass of the subject from `from` to `to` (copy or catch-up).
     async fn pass(
         &self,
@@ -753,17 +802,7 @@ async fn copy_keys(from: &MoveCell, to: &MoveCell, record: &MoveRecord) -> Store
             })
             .await?;
         // Coming back to a key store it once left: it may hold keys again.
-        target
-            .write_idempotent("unmark_key_moved", |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        sqlx::query("DELETE FROM moved_user_keys WHERE user_id = $1").bind(uid),
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .await?;
+        unmark_moved(target, &user).await?;
         if shredded > 0 {
             to.keys.shred_user_key(&user).await?;
             continue;
@@ -774,6 +813,19 @@ async fn copy_keys(from: &MoveCell, to: &MoveCell, record: &MoveRecord) -> Store
         }
     }
     Ok(copied)
+}
+
+/// Forgets that a user's key moved away from this key store (it may hold their key again).
+async fn unmark_moved(keys: &SqlDatabase, user: &UserId) -> StoreResult<()> {
+    let uid = user.as_str();
+    keys.write_idempotent("unmark_key_moved", |tx| {
+        Box::pin(async move {
+            tx.execute(sqlx::query("DELETE FROM moved_user_keys WHERE user_id = $1").bind(uid))
+                .await?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// After the switch: a key shredded in the source since it was copied (an erasure that reached

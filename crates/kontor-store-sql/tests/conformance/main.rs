@@ -125,6 +125,8 @@ conformance! {
     moves::moves_are_refused_across_regions_to_the_same_cell_and_twice,
     moves::a_writer_that_began_before_the_fence_is_not_lost,
     moves::every_cell_table_is_attributed,
+    moves::an_unswitched_move_is_aborted_cleanly,
+    moves::a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_target,
 }
 
 /// The freeze of a move of 100,000 transactions on PostgreSQL, measured (not asserted on time).

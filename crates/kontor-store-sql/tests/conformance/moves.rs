@@ -196,6 +196,19 @@ async fn total(cell: &SqlCell, subject: &Subject) -> i64 {
         .sum()
 }
 
+/// Starts a move of `subject` from de-1 to de-2 that stops (an injected failure) at `step`.
+async fn stop_at(cells: &Cells, subject: &Subject, step: &'static str) {
+    let hook: moves::FailureHook = Arc::new(move |at: &str| at == step);
+    let stopping = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    assert!(matches!(
+        stopping.start(&request(subject.clone())).await,
+        Err(MoveError::Injected(_))
+    ));
+}
+
 fn request(subject: Subject) -> MoveRequest {
     MoveRequest {
         subject,
@@ -889,4 +902,127 @@ pub async fn every_cell_table_is_attributed(stores: TestStores) {
             "{table} is not a cell table"
         );
     }
+}
+
+/// A move stopped while frozen is aborted: the source takes writes again and keeps its keys, the
+/// target holds nothing, and the tenant can be moved afresh. A switched move cannot be aborted.
+pub async fn an_unswitched_move_is_aborted_cleanly(stores: TestStores) {
+    let cells = Cells::new(stores).await;
+    let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
+    let subject = Subject::Tenant(tenant.id.clone());
+    let before = moves::row_counts(&cells.de1.cell, &subject).await.unwrap();
+    stop_at(&cells, &subject, "phase:verified").await;
+    let id: String = sqlx::query_scalar("SELECT id FROM cell_moves")
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap();
+    assert!(
+        cells
+            .de2
+            .keys
+            .user_key(&tenant.users[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let mover = cells.mover(MoveOptions::default());
+    let report = mover.abort(&id).await.unwrap();
+    assert_eq!(report.phase, MovePhase::Aborted);
+    assert_eq!(
+        mover.abort(&id).await.err().map(|e| e.code()),
+        Some("move_finished")
+    );
+    assert_eq!(
+        total(&cells.de2.cell, &subject).await,
+        0,
+        "the copy is gone"
+    );
+    assert_eq!(
+        moves::row_counts(&cells.de1.cell, &subject).await.unwrap(),
+        before
+    );
+    for user in &tenant.users {
+        assert_eq!(cells.de2.keys.user_key(user).await.unwrap(), None);
+        assert!(cells.de1.keys.user_key(user).await.unwrap().is_some());
+    }
+    cells
+        .de1
+        .cell
+        .create_payment(&new_payment(&tenant.id, &tenant.users[0]))
+        .await
+        .unwrap();
+    // No longer marked moved: the source key store hands out (and would make) keys again.
+    let kept = cells.de1.keys.user_key(&tenant.users[0]).await.unwrap();
+    let ensured = cells
+        .de1
+        .keys
+        .ensure_user_key(&tenant.users[0], "w1.k.other")
+        .await
+        .unwrap();
+    assert_eq!(Some(ensured), kept);
+    assert!(cells.stores.control.cell_routes().await.unwrap().is_empty());
+
+    // Afresh; a switched move is not aborted, only finished.
+    let hook: moves::FailureHook = Arc::new(|step: &str| step == "phase:cleaning");
+    let stopping = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    assert!(matches!(
+        stopping.start(&request(subject.clone())).await,
+        Err(MoveError::Injected(_))
+    ));
+    let again: String = sqlx::query_scalar("SELECT id FROM cell_moves WHERE finished_at IS NULL")
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        mover.abort(&again).await.err().map(|e| e.code()),
+        Some("move_already_switched")
+    );
+    let report = mover.resume(&again).await.unwrap();
+    assert_eq!(report.phase, MovePhase::Done);
+    assert_eq!(total(&cells.de1.cell, &subject).await, 0);
+    assert_eq!(
+        moves::row_counts(&cells.de2.cell, &subject).await.unwrap()["payments"],
+        before["payments"] + 1
+    );
+}
+
+/// An erasure that reaches the source's key store after the key was copied (its routes still
+/// pointed there) is carried to the target by the cleanup: no copy of the key survives.
+pub async fn a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_target(
+    stores: TestStores,
+) {
+    let cells = Cells::new(stores).await;
+    let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
+    let subject = Subject::Tenant(tenant.id.clone());
+    stop_at(&cells, &subject, "phase:verified").await;
+    let (erased, kept) = (&tenant.users[0], &tenant.users[1]);
+    assert!(
+        cells.de2.keys.user_key(erased).await.unwrap().is_some(),
+        "copied"
+    );
+    assert!(cells.de1.keys.shred_user_key(erased).await.unwrap());
+    let id: String = sqlx::query_scalar("SELECT id FROM cell_moves")
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap();
+    let report = cells
+        .mover(MoveOptions::default())
+        .resume(&id)
+        .await
+        .unwrap();
+    assert_eq!(report.phase, MovePhase::Done);
+    assert_eq!(cells.de2.keys.user_key(erased).await.unwrap(), None);
+    assert_eq!(cells.de1.keys.user_key(erased).await.unwrap(), None);
+    let imported = cells
+        .de2
+        .keys
+        .import_user_key(erased, "w1.k.back")
+        .await
+        .unwrap();
+    assert!(!imported, "the target remembers the shred");
+    assert!(cells.de2.keys.user_key(kept).await.unwrap().is_some());
 }

@@ -24,6 +24,7 @@ pub struct MoveArgs {
     pub to: Option<String>,
     pub from: Option<String>,
     pub resume: Option<String>,
+    pub abort: Option<String>,
     pub grace: u64,
     pub json: bool,
 }
@@ -112,8 +113,9 @@ async fn drive(stores: &Stores, args: MoveArgs) -> anyhow::Result<String> {
     let phases = Arc::new(Mutex::new(Vec::new()));
     let mover = mover(stores, phases.clone());
     let started = Instant::now();
-    let report = match &args.resume {
-        Some(id) => {
+    let report = match (&args.resume, &args.abort) {
+        (_, Some(id)) => mover.abort(id).await.map_err(engine)?,
+        (Some(id), None) => {
             if args.tenant.is_some() || args.user.is_some() || args.to.is_some() {
                 return Err(refused(
                     "invalid_arguments",
@@ -122,7 +124,7 @@ async fn drive(stores: &Stores, args: MoveArgs) -> anyhow::Result<String> {
             }
             mover.resume(id).await.map_err(engine)?
         }
-        None => {
+        (None, None) => {
             let request = request(&mover, &args).await?;
             mover.start(&request).await.map_err(engine)?
         }

@@ -1,0 +1,272 @@
+//! `kontor cells move` as an operator runs it, on SQLite: a tenant with users and connections
+//! moves between the two cells of region de and back, the process killed (SIGKILL) at a
+//! random moment each time, then `--resume` ends the move `done`, verified per table, with every
+//! row in the target once and none left in the source. A move across regions is refused with
+//! its stable code, exits non-zero and changes nothing.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{TEST_KEKS, kontor, run, serve_with, stdout_json};
+use serde_json::{Value, json};
+
+const USERS: usize = 30;
+/// There and back, three times.
+const ROUNDS: [(&str, &str); 6] = [
+    ("de-1", "de-2"),
+    ("de-2", "de-1"),
+    ("de-1", "de-2"),
+    ("de-2", "de-1"),
+    ("de-1", "de-2"),
+    ("de-2", "de-1"),
+];
+const REDIRECT: &str = "https://tenant.example/linked";
+
+fn cli(dir: &Path, config: &str, args: &[&str]) -> std::process::Output {
+    run(kontor(dir)
+        .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
+        .args(["--config", config])
+        .args(args))
+}
+
+/// Users and rows of the big tables per cell, from `kontor cells list --json`.
+fn cells(dir: &Path, config: &str) -> Vec<(String, u64, u64)> {
+    let listed = stdout_json(&cli(dir, config, &["cells", "list", "--json"]));
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cell"].as_str().unwrap().to_owned(),
+                c["users"].as_u64().unwrap(),
+                c["rows"]["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn moves(dir: &Path, config: &str) -> Vec<Value> {
+    stdout_json(&cli(dir, config, &["cells", "moves", "--json"]))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A pseudo-random number below `n` (the clock's nanoseconds; no seed to keep).
+fn random_below(n: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos.wrapping_mul(2_654_435_761)) % n
+}
+
+async fn populate(dir: &Path, config: &str) -> String {
+    let tenant = stdout_json(&cli(dir, config, &["tenants", "create", "Acme", "--json"]));
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
+    let (id, secret) = (
+        tenant["client_id"].as_str().unwrap().to_owned(),
+        tenant["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let server = serve_with(
+        dir,
+        &[
+            ("KONTOR_SECRETS__KEYS", TEST_KEKS),
+            ("KONTOR_CONFIG", config),
+        ],
+    );
+    let api = format!("http://{}", server.address);
+    kontor_test_support::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let token = common::demo::token(&http, &api, &id, &secret).await;
+    for n in 0..USERS {
+        let (status, user) = common::link::call(
+            &http,
+            reqwest::Method::POST,
+            format!("{api}/v1/users"),
+            &token,
+            Some(json!({"external_id": format!("u-{n}"), "region": "de"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{user}");
+        let (status, created) = common::link::call(
+            &http,
+            reqwest::Method::POST,
+            format!("{api}/v1/connections"),
+            &token,
+            Some(json!({"user_id": user["id"], "redirect_uri": REDIRECT})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    drop(server);
+    tenant_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_killed_at_random_moments_resumes_to_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let file = data.join("kontor.toml");
+    std::fs::write(
+        &file,
+        "[cells.de]\n[cells.de-2]\nstate = \"draining\"\n[cells.uk]\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap().to_owned();
+    stdout_json(&cli(data, &config, &["migrate", "--json"]));
+    let tenant = populate(data, &config).await;
+    let counted = |cell: &str| {
+        let found = cells(data, &config);
+        let row = found.iter().find(|(c, _, _)| c == cell).unwrap().clone();
+        (row.1, row.2)
+    };
+    assert_eq!(counted("de-1"), (USERS as u64, USERS as u64));
+
+    // Across regions: refused with the engine's code, non-zero, nothing changed.
+    let refused = cli(
+        data,
+        &config,
+        &[
+            "cells", "move", "--tenant", &tenant, "--to", "uk-1", "--json",
+        ],
+    );
+    assert!(!refused.status.success());
+    let answer: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(answer["error"]["code"], "move_across_regions", "{answer}");
+    assert!(moves(data, &config).is_empty());
+    assert_eq!(counted("de-1"), (USERS as u64, USERS as u64));
+
+    let mut killed = 0;
+    for (round, (from, to)) in ROUNDS.into_iter().enumerate() {
+        let mut child = kontor(data)
+            .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
+            .args(["--config", &config])
+            .args([
+                "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0", "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = Duration::from_millis(30 + random_below(220));
+        tokio::time::sleep(wait).await;
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !finished {
+            killed += 1;
+        }
+        let unfinished: Vec<Value> = moves(data, &config)
+            .into_iter()
+            .filter(|m| m["phase"] != "done")
+            .collect();
+        match unfinished.as_slice() {
+            // Killed before it planned, or it had finished: run it (again) to the end.
+            [] => {
+                eprintln!(
+                    "round {round}: after {wait:?} no unfinished move (finished: {finished})"
+                );
+                if counted(from).0 > 0 {
+                    let done = stdout_json(&cli(
+                        data,
+                        &config,
+                        &[
+                            "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0",
+                            "--json",
+                        ],
+                    ));
+                    assert_eq!(done["phase"], "done", "{done}");
+                }
+            }
+            [open] => {
+                eprintln!(
+                    "round {round}: killed after {wait:?} in phase {}",
+                    open["phase"]
+                );
+                let id = open["move_id"].as_str().unwrap();
+                let done = stdout_json(&cli(
+                    data,
+                    &config,
+                    &["cells", "move", "--resume", id, "--json"],
+                ));
+                assert_eq!(
+                    done["phase"], "done",
+                    "round {round} after {wait:?}: {done}"
+                );
+                assert_eq!(done["from"], from);
+                assert_eq!(done["to"], to);
+                let verification = done["verification"].as_array().unwrap();
+                assert!(!verification.is_empty(), "{done}");
+            }
+            more => panic!("several unfinished moves: {more:?}"),
+        }
+        // Everything in the target once, nothing in the source.
+        assert_eq!(counted(to), (USERS as u64, USERS as u64), "round {round}");
+        assert_eq!(counted(from), (0, 0), "round {round}");
+    }
+    let journal = moves(data, &config);
+    assert!(journal.iter().all(|m| m["phase"] == "done"), "{journal:?}");
+
+    // A finished move cannot be aborted: refused with its code, non-zero.
+    let done_id = journal[0]["move_id"].as_str().unwrap().to_owned();
+    let refused = cli(
+        data,
+        &config,
+        &["cells", "move", "--abort", &done_id, "--json"],
+    );
+    assert!(!refused.status.success());
+    let answer: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(answer["error"]["code"], "move_finished", "{answer}");
+
+    // A move killed early and aborted leaves everything where it was; one killed after its
+    // switch cannot be aborted and is finished instead.
+    let (from, to) = ("de-1", "de-2");
+    let mut child = kontor(data)
+        .env("KONTOR_SECRETS__KEYS", TEST_KEKS)
+        .args(["--config", &config])
+        .args([
+            "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(70 + random_below(80))).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let open: Vec<Value> = moves(data, &config)
+        .into_iter()
+        .filter(|m| m["phase"] != "done")
+        .collect();
+    if let [open] = open.as_slice() {
+        let id = open["move_id"].as_str().unwrap();
+        let aborted = cli(data, &config, &["cells", "move", "--abort", id, "--json"]);
+        let answer: Value = serde_json::from_slice(&aborted.stdout).unwrap();
+        if aborted.status.success() {
+            eprintln!("aborted in phase {}", open["phase"]);
+            assert_eq!(answer["phase"], "aborted", "{answer}");
+            assert_eq!(counted(from), (USERS as u64, USERS as u64));
+            assert_eq!(counted(to), (0, 0));
+        } else {
+            eprintln!("not aborted in phase {}: {answer}", open["phase"]);
+            assert_eq!(answer["error"]["code"], "move_already_switched", "{answer}");
+            let done = stdout_json(&cli(
+                data,
+                &config,
+                &["cells", "move", "--resume", id, "--json"],
+            ));
+            assert_eq!(done["phase"], "done");
+        }
+    } else {
+        eprintln!("the move to abort was not caught unfinished: {open:?}");
+    }
+    eprintln!("{killed} of {} runs killed before they ended", ROUNDS.len());
+    assert!(killed > 0, "no run was interrupted: the waits are too long");
+}
