@@ -19,6 +19,8 @@ pub struct Seeding {
     pub transactions_per_link: i64,
     pub transactions: i64,
     pub seconds: f64,
+    /// Whether both cells were analyzed after seeding (`--no-analyze` not given).
+    pub analyzed: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -247,12 +249,13 @@ impl MoveBenchReport {
         );
         let _ = writeln!(
             md,
-            "Load average at the end: {}. Seeded {} transactions for the moved tenant with {} links ({} per link) in {:.1} s.\n",
+            "Load average at the end: {}. Seeded {} transactions for the moved tenant with {} links ({} per link) in {:.1} s; cells analyzed after seeding: {}.\n",
             self.load_average,
             self.seeding.transactions,
             self.seeding.links,
             self.seeding.transactions_per_link,
-            self.seeding.seconds
+            self.seeding.seconds,
+            self.seeding.analyzed
         );
         let _ = writeln!(
             md,
@@ -280,7 +283,8 @@ impl MoveBenchReport {
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|");
         for t in &self.tenants {
-            let requests: Vec<String> = t.requests.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let requests: Vec<String> =
+                t.requests.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let failed: Vec<String> = t
                 .failed
                 .iter()
