@@ -6,6 +6,7 @@
 //! and checks exactly-once against the sandbox bank's ledger.
 
 mod bank_proxy;
+mod cellmove;
 mod crash;
 mod databases;
 mod expand;
@@ -74,6 +75,11 @@ enum Command {
     /// load, the new one starts beside it and applies its migration, both serve while the new
     /// one backfills; reports failed requests (target 0) and that the old release kept working.
     ExpandContract(expand::ExpandArgs),
+    /// An online move of a tenant with a large history from cell de-1 to de-2
+    /// (`kontor cells move`) while it and another tenant are under mixed load: the write pause
+    /// (as the engine reports it and as clients saw it), failed requests per tenant, rows
+    /// verified, payments and webhook events lost; exits non-zero on any loss.
+    Move(cellmove::MoveArgs),
 }
 
 /// The hub a benchmark runs: which binary, on fresh databases of which PostgreSQL server.
@@ -163,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
             Command::Ingest(args) => ingest::run(&args).await,
             Command::Failover(args) => failover::run(&args).await,
             Command::ExpandContract(args) => expand::run(&args).await,
+            Command::Move(args) => cellmove::run(&args).await,
         }
     };
     // On Ctrl-C the run is dropped, and with it the guards: the hub is killed and the databases

@@ -9,7 +9,7 @@
 //! receiver got.
 
 mod lab;
-mod load;
+pub(crate) mod load;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
