@@ -586,6 +586,19 @@ pub struct Databases {
     pub keys: BTreeMap<CellId, DatabaseUrl>,
     /// Each cell's state and dedicated tenants.
     pub policies: BTreeMap<CellId, CellPolicy>,
+    /// The key each cell is configured under (`de` or `de-1` for cell 1): messages name the
+    /// setting as the operator wrote it.
+    pub config_keys: BTreeMap<CellId, String>,
+}
+
+impl Databases {
+    /// The key cell `id` is configured under, as the operator wrote it.
+    pub fn config_key(&self, id: &CellId) -> String {
+        self.config_keys
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
 }
 
 impl Config {
@@ -752,7 +765,9 @@ impl Config {
         let mut cells = BTreeMap::new();
         let mut keys = BTreeMap::new();
         let mut policies = BTreeMap::new();
+        let mut config_keys = BTreeMap::new();
         for cell in self.resolved_cells()? {
+            config_keys.insert(cell.id.clone(), cell.key);
             cells.insert(cell.id.clone(), cell.url);
             keys.insert(cell.id.clone(), cell.keys_url);
             policies.insert(cell.id, cell.policy);
@@ -765,6 +780,7 @@ impl Config {
             cells,
             keys,
             policies,
+            config_keys,
         })
     }
 

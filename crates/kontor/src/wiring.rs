@@ -65,7 +65,7 @@ impl Stores {
         for (id, url) in &databases.cells {
             sites.push(DatabaseSite::new(
                 format!("cell:{}", id.segment()),
-                format!("cells.{id}.url"),
+                format!("cells.{}.url", databases.config_key(id)),
                 url,
             ));
             let cell = SqlCell::open(id.region().clone(), url.expose(), &settings)
@@ -79,7 +79,7 @@ impl Stores {
         for (id, url) in &databases.keys {
             sites.push(DatabaseSite::new(
                 format!("keys:{}", id.segment()),
-                format!("cells.{id}.keys_url"),
+                format!("cells.{}.keys_url", databases.config_key(id)),
                 url,
             ));
             let store = SqlKeyStore::open(id.region().clone(), url.expose(), &settings)
