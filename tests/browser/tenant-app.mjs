@@ -216,8 +216,12 @@ async function main() {
   log(`   ${paymentId} back at the app: ${await page.locator('body').getAttribute('data-status')}`);
   await landOn(page, 'body[data-page="payment"][data-final="true"][data-webhook-status]:not([data-webhook-status=""])', 'the payment final, with its webhook', WAIT_TIMEOUT_MS);
   const status = await page.locator('body').getAttribute('data-status');
-  const told = await page.locator('body').getAttribute('data-webhook-status');
   check(status === 'completed', `the payment ended ${status}`);
+  // Webhooks arrive after the change they tell of: the page may be final before the last one.
+  if ((await page.locator('body').getAttribute('data-webhook-status')) !== status) {
+    await reloadUntil(page, `body[data-page="payment"][data-webhook-status="${status}"]`, `the payment.status_changed webhook saying ${status}`);
+  }
+  const told = await page.locator('body').getAttribute('data-webhook-status');
   check(told === 'completed', `the last payment.status_changed webhook says ${told}, the payment is ${status}`);
   await shoot(page, dir, 'payment-completed', shots);
   log(`   completed; the webhook payment.status_changed said so`);
