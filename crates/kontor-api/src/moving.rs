@@ -2,9 +2,11 @@
 //! docs/OPERATIONS.md "Moving a tenant or user between cells") is tried again here: the routes
 //! are re-read and the request run again after a short, growing pause, for at most the hub's
 //! `routes.write_wait`. So the client sees the freeze as latency; only past that bound does it
-//! get `503 subject_moving` with `Retry-After`. A write refused this way wrote nothing (the
-//! cell refuses the whole transaction), so running it again is safe. Reads are not fenced and
-//! pass straight through.
+//! get `503 subject_moving` with `Retry-After`. The refused cell transaction wrote nothing, but
+//! a handler may have called the bank before it (cancelling a payment, starting a consent,
+//! revoking a connection): those requests are run once and their 503 passed on, so the bank is
+//! never called twice for one request ([`runs_once`]). Reads are not fenced and pass straight
+//! through.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,8 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
+    ) || runs_once(request.method(), request.uri().path())
+    {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
@@ -59,5 +62,32 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             tracing::warn!(%error, "could not re-read the cells' routes");
         }
         pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+/// Requests whose handler may call the bank before its last cell write: running them again after
+/// that write was refused would call the bank twice.
+fn runs_once(method: &Method, path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        (method, parts.as_slice()),
+        (&Method::POST, ["v1", "payments", _, "cancel"])
+            | (&Method::POST, ["connect", _, "start"])
+            | (&Method::DELETE, ["v1", "connections", _])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_that_may_call_the_bank_first_run_once() {
+        assert!(runs_once(&Method::POST, "/v1/payments/pay_de_x/cancel"));
+        assert!(runs_once(&Method::POST, "/connect/con_de_x/start"));
+        assert!(runs_once(&Method::DELETE, "/v1/connections/con_de_x"));
+        assert!(!runs_once(&Method::POST, "/v1/payments"));
+        assert!(!runs_once(&Method::POST, "/v1/connections"));
+        assert!(!runs_once(&Method::DELETE, "/v1/users/usr_de_x"));
     }
 }

@@ -693,7 +693,8 @@ impl Config {
         for (cell, url) in &databases.cells {
             if seen.iter().any(|u| u == url.expose()) {
                 bail!(
-                    "cells.{cell}.url: every cell needs its own database, distinct from the control database and the other cells"
+                    "cells.{}.url: every cell needs its own database, distinct from the control database and the other cells",
+                    databases.config_key(cell)
                 );
             }
             seen.push(url.expose().to_owned());
@@ -701,7 +702,8 @@ impl Config {
         for (cell, url) in &databases.keys {
             if seen.iter().any(|u| u == url.expose()) {
                 bail!(
-                    "cells.{cell}.keys_url: every key store needs its own database, distinct from the control database, the cells and the other key stores"
+                    "cells.{}.keys_url: every key store needs its own database, distinct from the control database, the cells and the other key stores",
+                    databases.config_key(cell)
                 );
             }
             seen.push(url.expose().to_owned());

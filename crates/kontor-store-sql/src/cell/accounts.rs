@@ -261,13 +261,15 @@ impl AccountStore for SqlCell {
         self.db
             .write("apply_sync", |tx| {
                 Box::pin(async move {
+                    // The row first: the serializable snapshot is taken at the first statement,
+                    // and a lease renewal must wait for this write rather than abort it.
+                    take_connection_row(tx, &write.connection_id).await?;
                     super::fences::guard_row(
                         tx,
                         super::fences::Row::Connection,
                         write.connection_id.as_str(),
                     )
                     .await?;
-                    take_connection_row(tx, &write.connection_id).await?;
                     for account in &write.accounts {
                         upsert_account(tx, account).await?;
                     }

@@ -684,7 +684,7 @@ async fn final_pass(
 
 /// Places the move's fence in a cell (idempotent: an existing fence keeps its state).
 ///
-/// The source's (`outgoing`) fence also locks the subject's pending webhook deliveries and its
+/// The source's (`outgoing`) fence also locks the subject's webhook deliveries and its
 /// payments in the same transaction. The delivery queue's bookkeeping and a payment's steps run
 /// at READ COMMITTED on PostgreSQL, not serializable, so the SSI argument of the final pass does
 /// not cover them; instead each of their transactions locks its row first and reads the fence
@@ -697,9 +697,10 @@ async fn fence(db: &SqlDatabase, record: &MoveRecord, state: &str) -> StoreResul
     let lock_queue = (state == FENCE_OUTGOING).then(|| {
         let of_user = record.subject.of_user();
         [
+            // Every delivery, not only pending ones: an attempt is recorded on a delivery
+            // another worker already finished (a success counts whoever sent it).
             format!(
-                "UPDATE webhook_deliveries SET updated_at = updated_at \
-                 WHERE state = 'pending' AND {}",
+                "UPDATE webhook_deliveries SET updated_at = updated_at WHERE {}",
                 tables::condition(&tables::TABLES[tables::DELIVERIES], of_user)
             ),
             format!(
