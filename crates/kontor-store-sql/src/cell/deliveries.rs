@@ -300,7 +300,7 @@ impl DeliveryStore for SqlCell {
                         .ok_or(StoreError::NotFound)?;
                     // After the row lock, in a statement of its own: at READ COMMITTED this read
                     // sees a fence committed while it waited for the lock (a move's freeze locks
-                    // the subject's pending deliveries), see `moves::fence_source`.
+                    // all the subject's deliveries), see `moves::fence`.
                     super::fences::guard_row(tx, super::fences::Row::Delivery, id.as_str()).await?;
                     tx.execute(sqlx::query(
                 "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, \
