@@ -317,6 +317,35 @@ async fn write_step(
 }
 
 /// Records a step written by [`write_step`]: its history entry and its event.
+impl SqlCell {
+    /// One step's transaction: the compare-and-set of the row (false when the row changed since
+    /// `current` was read), the move fence read after the row's lock (as `moves::fence` expects of
+    /// a READ COMMITTED step), then the history.
+    async fn commit_step(
+        &self,
+        op: &'static str,
+        current: &PaymentSecrets,
+        next: &PaymentSecrets,
+        lease: Option<(&str, Timestamp, Timestamp)>,
+        record: bool,
+        change: &PaymentChange,
+    ) -> StoreResult<bool> {
+        self.db
+            .transaction(Mode::Queue, op, |tx| {
+                Box::pin(async move {
+                    if !write_step(tx, current, next, lease).await? {
+                        return Ok(false);
+                    }
+                    let id = current.payment.id.as_str();
+                    super::fences::guard_row(tx, super::fences::Row::Payment, id).await?;
+                    record_step(tx, next, record, change).await?;
+                    Ok(true)
+                })
+            })
+            .await
+    }
+}
+
 async fn record_step(
     tx: &mut Tx<'_>,
     next: &PaymentSecrets,
@@ -574,19 +603,7 @@ impl PaymentStore for SqlCell {
             let (next, record) = stepped(&current, change)?;
             let (current, next) = (&current, &next);
             let written = self
-                .db
-                .transaction(Mode::Queue, "advance_payment", |tx| {
-                    Box::pin(async move {
-                        if !write_step(tx, current, next, None).await? {
-                            return Ok(false);
-                        }
-                        // After the row's lock, as `moves::fence` expects of a READ COMMITTED step.
-                        super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str())
-                            .await?;
-                        record_step(tx, next, record, change).await?;
-                        Ok(true)
-                    })
-                })
+                .commit_step("advance_payment", current, next, None, record, change)
                 .await?;
             if written {
                 return Ok(next.payment.clone());
@@ -626,20 +643,9 @@ impl PaymentStore for SqlCell {
             current.state_spent_at = Some(now);
             let (next, record) = stepped(&current, change)?;
             let (read, next) = (&read, &next);
+            let lease = Some((owner, until, now));
             let written = self
-                .db
-                .transaction(Mode::Queue, "take_payment_state", |tx| {
-                    Box::pin(async move {
-                        if !write_step(tx, read, next, Some((owner, until, now))).await? {
-                            return Ok(false);
-                        }
-                        // After the row's lock, as `moves::fence` expects of a READ COMMITTED step.
-                        super::fences::guard_row(tx, super::fences::Row::Payment, id.as_str())
-                            .await?;
-                        record_step(tx, next, record, change).await?;
-                        Ok(true)
-                    })
-                })
+                .commit_step("take_payment_state", read, next, lease, record, change)
                 .await?;
             if written {
                 return Ok(next.clone());
