@@ -8,8 +8,8 @@
 //! |---|---|
 //! | `planned` | nothing yet; the checks passed (same region, another cell, no other move of the subject) |
 //! | `copying` | the target's `incoming` fence; one diff pass (the target is empty: a copy), keyset-batched, upserts |
-//! | `catching_up` | diff passes until one changes at most `settle_rows` rows |
-//! | `frozen` | the source's `outgoing` fence (writes refused: [`StoreError::Moving`]); the users' keys marked moved in the source key store and copied; the final pass in one snapshot; verification per table |
+//! | `catching_up` | diff passes until one changes at most `settle_rows` rows, or no fewer than the one before (at most `max_passes`) |
+//! | `frozen` | the target's rows read where the passes left them unknown; the source's `outgoing` fence (writes refused: [`StoreError::Moving`]); beside each other, the users' keys marked moved in the source key store and copied, and the final pass in one snapshot; verification per table (rows the final pass wrote or deleted read back from the target, every table counted) |
 //! | `verified` | the switch: routes and phase `switched` in one control transaction |
 //! | `switched` | the target's fence lifted, the source's becomes `gone`; wait the grace period |
 //! | `cleaning` | shreds made in the source carried to the target; the source's keys and rows deleted in batches, then its fence |
@@ -165,7 +165,8 @@ pub struct MoveRequest {
 }
 
 /// A hook a test uses to make the move fail at a named step (`phase:<phase>`,
-/// `batch:<table>`, `fenced`, `keys`, `switched`, `cleaned:<table>`); `true` fails it there.
+/// `batch:<table>`, `fenced`, `applied`, `keys`, `switched`, `cleaned:<table>`); `true` fails it
+/// there.
 pub type FailureHook = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// How a move runs.
@@ -173,7 +174,8 @@ pub type FailureHook = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct MoveOptions {
     /// Rows per read page and per upsert batch.
     pub batch: usize,
-    /// Catching up stops when a pass changes at most this many rows.
+    /// Catching up stops when a pass changes at most this many rows, or no fewer than the pass
+    /// before it.
     pub settle_rows: u64,
     /// At most this many catch-up passes before freezing anyway.
     pub max_passes: u32,
@@ -477,27 +479,45 @@ impl Mover {
                     journal::advance(control, &mut record, MovePhase::CatchingUp).await?;
                 }
                 MovePhase::CatchingUp => {
+                    let mut last: Option<u64> = None;
                     for _ in 0..self.options.max_passes {
                         let stats = self.pass(from, to, &subject, &mut target_state).await?;
                         report.passes.push(stats);
-                        if stats.changed() <= self.options.settle_rows {
+                        let changed = stats.changed();
+                        // Settled, or the writes keep pace with the passes: another pass would
+                        // leave as much to the final one.
+                        if changed <= self.options.settle_rows || last.is_some_and(|l| changed >= l)
+                        {
                             break;
                         }
+                        last = Some(changed);
                     }
                     journal::advance(control, &mut record, MovePhase::Frozen).await?;
                 }
                 MovePhase::Frozen => {
+                    // What the target holds, read before the freeze where the passes did not.
+                    sync::complete(to.db(), &subject, batch, &mut target_state).await?;
                     fence(from.db(), &record, FENCE_OUTGOING).await?;
                     frozen_here = Some(Instant::now());
                     self.checkpoint("fenced")?;
-                    let started = Instant::now();
-                    report.keys_copied = copy_keys(from, to, &record).await?;
-                    report.freeze_steps.push(("keys", started.elapsed()));
-                    self.checkpoint("keys")?;
                     let state = std::mem::take(&mut target_state);
-                    let (stats, checks) =
-                        final_pass(from, to, &record, batch, state, &mut report.freeze_steps)
-                            .await?;
+                    let (keys, pass) = tokio::join!(
+                        timed(copy_keys(from, to, &record)),
+                        final_pass(
+                            from,
+                            to,
+                            &record,
+                            batch,
+                            state,
+                            &mut report.freeze_steps,
+                            &checkpoint
+                        )
+                    );
+                    let (copied, took) = keys;
+                    report.keys_copied = copied?;
+                    report.freeze_steps.insert(0, ("keys", took));
+                    self.checkpoint("keys")?;
+                    let (stats, checks) = pass?;
                     report.final_pass = Some(stats);
                     if let Some(bad) = checks.iter().find(|c| !c.matches()) {
                         return Err(MoveError::VerificationFailed { table: bad.table });
@@ -616,8 +636,8 @@ fn check(table: &'static str, a: &sync::Hashes, b: &sync::Hashes) -> TableCheck 
         table,
         source_rows: a.len() as u64,
         target_rows: b.len() as u64,
-        source_hash: tables::table_hash(a.values().map(|(h, _)| h)),
-        target_hash: tables::table_hash(b.values().map(|(h, _)| h)),
+        source_hash: tables::table_hash(a.values()),
+        target_hash: tables::table_hash(b.values()),
     }
 }
 
@@ -637,7 +657,9 @@ fn verification_json(checks: &[TableCheck]) -> String {
 
 /// The final pass under the freeze, run again (up to 5 times) when the source's snapshot is
 /// aborted by a concurrent writer, then the verification: per table, the source's rows (from the
-/// snapshot; the source is frozen) against the target's read afresh.
+/// snapshot; the source is frozen) against the target's as read from the target. The target's
+/// rows were read before the freeze (`state`, read by the passes); under the freeze only the rows
+/// this pass wrote or deleted are read back, and every table's rows are counted.
 async fn final_pass(
     from: &MoveCell,
     to: &MoveCell,
@@ -645,6 +667,7 @@ async fn final_pass(
     batch: usize,
     mut state: sync::TargetState,
     steps: &mut Vec<(&'static str, Duration)>,
+    checkpoint: &(dyn Fn(&str) -> Result<(), MoveError> + Send + Sync),
 ) -> Result<(PassStats, Vec<TableCheck>), MoveError> {
     let mut attempt = 0;
     let started = Instant::now();
@@ -672,12 +695,21 @@ async fn final_pass(
     let started = Instant::now();
     let stats = diff.apply(to.db()).await?;
     steps.push(("apply", started.elapsed()));
+    checkpoint("applied")?;
     let started = Instant::now();
-    let mut checks = Vec::new();
-    for (table, source) in tables::TABLES.iter().zip(&diff.source) {
-        let target = sync::hashes(to.db(), table, &record.subject, batch).await?;
-        checks.push(check(table.name, source, &target));
-    }
+    let sides = diff.target_sides(to.db(), &record.subject).await?;
+    let checks = tables::TABLES
+        .iter()
+        .zip(&diff.source)
+        .zip(sides)
+        .map(|((table, source), target)| TableCheck {
+            table: table.name,
+            source_rows: source.len() as u64,
+            target_rows: target.rows,
+            source_hash: tables::table_hash(source.iter()),
+            target_hash: target.hash,
+        })
+        .collect();
     steps.push(("verify", started.elapsed()));
     Ok((stats, checks))
 }
@@ -877,6 +909,13 @@ async fn clean_source(
         }
     }
     Ok(deleted)
+}
+
+/// A future's output and how long it took.
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let out = work.await;
+    (out, started.elapsed())
 }
 
 fn random_suffix() -> String {

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use kontor_store::{StoreError, StoreResult};
 
-use super::tables::{self, StoredRow, TABLES, Table, Value};
+use super::tables::{self, Shape, StoredRow, TABLES, Table, Value};
 use super::{MoveError, Subject};
 use crate::database::SqlDatabase;
 
@@ -39,8 +39,16 @@ impl PassStats {
     }
 }
 
-/// A table's rows by encoded key: their hash and key values.
-pub(crate) type Hashes = HashMap<Vec<u8>, ([u8; 32], Vec<Value>)>;
+/// A table's rows as read from a cell: their hashes by encoded key ([`tables::decode_key`]
+/// gives the key's values back).
+pub(crate) type Hashes = HashMap<Vec<u8>, [u8; 32]>;
+
+/// Read-back statements take at most this many keys.
+const READ_BACK_KEYS: usize = 200;
+
+/// A pass that wrote or deleted more rows of a table than this reads the whole table of the
+/// target again at its next pass instead of reading those rows back by key.
+const READ_BACK_LIMIT: usize = 5_000;
 
 /// One page of the subject's rows after `after`, on `conn`.
 async fn page(
@@ -50,20 +58,20 @@ async fn page(
     subject: &Subject,
     after: Option<&[Value]>,
     limit: usize,
-) -> StoreResult<Vec<StoredRow>> {
+) -> StoreResult<Vec<AnyRow>> {
     let sql = tables::page_sql(table, subject.of_user(), after.is_some(), limit);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(subject.id().to_owned());
     for value in after.unwrap_or_default() {
         query = tables::bind(query, value);
     }
-    let rows: Vec<AnyRow> = query
+    query
         .fetch_all(&mut *conn)
         .await
-        .map_err(|e| db.classify(e))?;
-    rows.iter().map(StoredRow::from_any).collect()
+        .map_err(|e| db.classify(e))
 }
 
-/// Every row of the subject in `table`, page by page on `conn`, handed to `each`.
+/// Every row of the subject in `table`, page by page on `conn`, handed to `each` with the
+/// page's [`Shape`].
 async fn scan(
     conn: &mut AnyConnection,
     db: &SqlDatabase,
@@ -75,12 +83,13 @@ async fn scan(
     let mut after: Option<Vec<Value>> = None;
     loop {
         let rows = page(conn, db, table, subject, after.as_deref(), batch).await?;
-        let Some(last) = rows.last() else {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(());
         };
-        after = Some(last.key_values(table)?);
+        let shape = Shape::of(table, first)?;
+        after = Some(tables::decode_key(table, &shape.key(last)?)?);
         let full = rows.len() == batch;
-        each.page(rows).await?;
+        each.page(&shape, rows).await?;
         if !full {
             return Ok(());
         }
@@ -91,21 +100,27 @@ async fn scan(
 trait AsyncPage {
     fn page(
         &mut self,
-        rows: Vec<StoredRow>,
+        shape: &Shape,
+        rows: Vec<AnyRow>,
     ) -> impl std::future::Future<Output = Result<(), MoveError>> + Send;
 }
 
+impl<T: AsyncPage + Send> AsyncPage for &mut T {
+    async fn page(&mut self, shape: &Shape, rows: Vec<AnyRow>) -> Result<(), MoveError> {
+        (**self).page(shape, rows).await
+    }
+}
+
 struct Collect<'a> {
-    table: &'a Table,
     into: &'a mut Hashes,
 }
 
 impl AsyncPage for Collect<'_> {
-    async fn page(&mut self, rows: Vec<StoredRow>) -> Result<(), MoveError> {
-        for row in rows {
-            let key = row.key(self.table)?;
+    async fn page(&mut self, shape: &Shape, rows: Vec<AnyRow>) -> Result<(), MoveError> {
+        let mut buf = Vec::new();
+        for row in &rows {
             self.into
-                .insert(key, (row.hash(), row.key_values(self.table)?));
+                .insert(shape.key(row)?, shape.hash(row, &mut buf)?);
         }
         Ok(())
     }
@@ -126,12 +141,45 @@ pub(crate) async fn hashes(
         table,
         subject,
         batch,
-        Collect {
-            table,
-            into: &mut out,
-        },
+        Collect { into: &mut out },
     )
     .await?;
+    Ok(out)
+}
+
+/// The subject's rows of `table` in `db` with one of these keys, read back (rows a pass wrote or
+/// deleted): their hashes as `db` holds them now; a key without a row is absent.
+pub(crate) async fn read_back(
+    db: &SqlDatabase,
+    table: &Table,
+    subject: &Subject,
+    keys: &[&[u8]],
+) -> Result<Hashes, MoveError> {
+    let mut out = Hashes::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let mut conn = db.pool().acquire().await.map_err(|e| db.classify(e))?;
+    let mut buf = Vec::new();
+    for chunk in keys.chunks(READ_BACK_KEYS) {
+        let sql = tables::by_keys_sql(table, subject.of_user(), chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(subject.id().to_owned());
+        for key in chunk {
+            for value in tables::decode_key(table, key)? {
+                query = tables::bind(query, &value);
+            }
+        }
+        let rows: Vec<AnyRow> = query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db.classify(e))?;
+        if let Some(first) = rows.first() {
+            let shape = Shape::of(table, first)?;
+            for row in &rows {
+                out.insert(shape.key(row)?, shape.hash(row, &mut buf)?);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -148,7 +196,7 @@ pub(crate) async fn upsert(
     let Some(first) = rows.first() else {
         return Ok(stats);
     };
-    let width = first.columns.len().max(1);
+    let width = first.values.len().max(1);
     let per_statement = (MAX_PARAMS / width).max(1);
     for chunk in rows.chunks(per_statement) {
         match write_chunk(db, table, chunk).await {
@@ -173,11 +221,9 @@ async fn write_chunk(db: &SqlDatabase, table: &Table, chunk: &[StoredRow]) -> St
     let Some(first) = chunk.first() else {
         return Ok(());
     };
-    let columns: Vec<&str> = first.columns.iter().map(|(n, _)| n.as_str()).collect();
+    let columns: Vec<&str> = first.names.iter().map(String::as_str).collect();
     for row in chunk {
-        if row.columns.len() != columns.len()
-            || row.columns.iter().zip(&columns).any(|((n, _), c)| n != c)
-        {
+        if row.values.len() != columns.len() || row.names != first.names {
             return Err(StoreError::corrupt(format!(
                 "{}: rows of one table with different columns",
                 table.name
@@ -190,7 +236,7 @@ async fn write_chunk(db: &SqlDatabase, table: &Table, chunk: &[StoredRow]) -> St
         Box::pin(async move {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for row in chunk {
-                for (_, value) in &row.columns {
+                for value in &row.values {
                     query = tables::bind(query, value);
                 }
             }
@@ -230,44 +276,106 @@ pub(crate) async fn delete(
     Ok(deleted)
 }
 
+/// Deletes rows by encoded key from `db`.
+async fn delete_keys(db: &SqlDatabase, table: &Table, keys: &[Vec<u8>]) -> Result<u64, MoveError> {
+    let keys = keys
+        .iter()
+        .map(|k| tables::decode_key(table, k))
+        .collect::<StoreResult<Vec<_>>>()?;
+    delete(db, table, &keys).await
+}
+
+/// A page of the source against what the target holds (`known`, as read from the target): a
+/// row whose hash the target has is kept (moved from `known` into `kept`), any other is to be
+/// written; what is left in `known` afterwards is gone at the source.
+struct Compare<'a> {
+    known: &'a mut Hashes,
+    kept: Hashes,
+    /// The rows to write and their encoded keys.
+    changed: Vec<StoredRow>,
+    written: Vec<Vec<u8>>,
+    /// The source's row hashes (the final pass keeps them for the verification).
+    source: Option<Vec<[u8; 32]>>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Compare<'a> {
+    fn new(known: &'a mut Hashes, keep_source: bool) -> Self {
+        Self {
+            kept: Hashes::with_capacity(known.len()),
+            known,
+            changed: Vec::new(),
+            written: Vec::new(),
+            source: keep_source.then(Vec::new),
+            buf: Vec::new(),
+        }
+    }
+
+    fn compare(&mut self, shape: &Shape, rows: &[AnyRow]) -> Result<(), MoveError> {
+        for row in rows {
+            let key = shape.key(row)?;
+            let hash = shape.hash(row, &mut self.buf)?;
+            if let Some(source) = &mut self.source {
+                source.push(hash);
+            }
+            match self.known.remove_entry(&key) {
+                Some((key, stored)) if stored == hash => {
+                    self.kept.insert(key, stored);
+                }
+                _ => {
+                    self.changed.push(shape.owned(row)?);
+                    self.written.push(key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Apply<'a> {
     target: &'a SqlDatabase,
     table: &'a Table,
-    known: &'a mut Hashes,
-    /// The source's rows seen: what the target holds after the pass unless a row was deferred.
-    seen: Hashes,
+    compare: Compare<'a>,
     stats: PassStats,
     checkpoint: &'a (dyn Fn(&str) -> Result<(), MoveError> + Send + Sync),
 }
 
 impl AsyncPage for Apply<'_> {
-    async fn page(&mut self, rows: Vec<StoredRow>) -> Result<(), MoveError> {
-        let mut changed = Vec::new();
-        for row in rows {
-            let key = row.key(self.table)?;
-            let hash = row.hash();
-            self.seen
-                .insert(key.clone(), (hash, row.key_values(self.table)?));
-            match self.known.remove(&key) {
-                Some((stored, _)) if stored == hash => {}
-                _ => changed.push(row),
-            }
-        }
+    async fn page(&mut self, shape: &Shape, rows: Vec<AnyRow>) -> Result<(), MoveError> {
+        self.compare.compare(shape, &rows)?;
+        let changed = std::mem::take(&mut self.compare.changed);
         let done = upsert(self.target, self.table, &changed, true).await?;
         self.stats.add(done);
         (self.checkpoint)(&format!("batch:{}", self.table.name))
     }
 }
 
-/// What the target holds of each table after a pass, where the pass knows it exactly (no row of
-/// the table was deferred). Only the move writes the subject's rows in the target (the
-/// `incoming` fence refuses everyone else), so the next pass may start from it instead of
-/// reading the target again.
+/// What the target holds of each table, **as read from the target**: the hashes of a full read,
+/// with every row a pass wrote or deleted since read back by key. Only the move writes the
+/// subject's rows in the target (the `incoming` fence refuses everyone else), so the next pass
+/// may start from it instead of reading the whole target again; `None` for a table: read it.
 pub(crate) type TargetState = Vec<Option<Hashes>>;
+
+/// Reads, for every table the state does not know, the subject's rows in the target.
+pub(crate) async fn complete(
+    target: &SqlDatabase,
+    subject: &Subject,
+    batch: usize,
+    state: &mut TargetState,
+) -> Result<(), MoveError> {
+    state.resize_with(TABLES.len(), || None);
+    for (table, cached) in TABLES.iter().zip(state.iter_mut()) {
+        if cached.is_none() {
+            *cached = Some(hashes(target, table, subject, batch).await?);
+        }
+    }
+    Ok(())
+}
 
 /// One pass over every table while the source still changes: pages of the source read on its
 /// pool, each page's changed rows upserted into the target at once, and after each table the
-/// rows gone at the source deleted from the target. Safe to run any number of times.
+/// rows gone at the source deleted from it; then what it wrote or deleted is read back from the
+/// target. Safe to run any number of times.
 pub(crate) async fn pass(
     source: &SqlDatabase,
     target: &SqlDatabase,
@@ -291,55 +399,43 @@ pub(crate) async fn pass(
         let mut apply = Apply {
             target,
             table,
-            known: &mut known,
-            seen: Hashes::new(),
+            compare: Compare::new(&mut known, false),
             stats: PassStats::default(),
             checkpoint,
         };
         scan(&mut conn, source, table, subject, batch, &mut apply).await?;
-        let (stats, seen) = (apply.stats, apply.seen);
+        drop(conn);
+        let Apply { compare, stats, .. } = apply;
+        let (mut kept, written) = (compare.kept, compare.written);
         total.add(stats);
-        let gone: Vec<Vec<Value>> = known.into_values().map(|(_, key)| key).collect();
-        total.deleted += delete(target, table, &gone).await?;
-        *cached = (stats.deferred == 0).then_some(seen);
+        let gone: Vec<Vec<u8>> = known.into_keys().collect();
+        total.deleted += delete_keys(target, table, &gone).await?;
+        if written.len() + gone.len() <= READ_BACK_LIMIT {
+            let touched: Vec<&[u8]> = written.iter().chain(&gone).map(Vec::as_slice).collect();
+            kept.extend(read_back(target, table, subject, &touched).await?);
+            *cached = Some(kept);
+        }
     }
     Ok(total)
 }
 
-impl<T: AsyncPage + Send> AsyncPage for &mut T {
-    async fn page(&mut self, rows: Vec<StoredRow>) -> Result<(), MoveError> {
-        (**self).page(rows).await
-    }
-}
-
-/// What the final pass found: per table the source's row hashes (for verification) and the
-/// changes the target needs.
+/// What the final pass found: per table the source's row hashes (for verification), what the
+/// target holds unchanged (as read from it before), and the changes the target needs.
 pub(crate) struct FinalDiff {
-    pub source: Vec<Hashes>,
+    pub source: Vec<Vec<[u8; 32]>>,
+    kept: Vec<Hashes>,
     upserts: Vec<Vec<StoredRow>>,
-    deletes: Vec<Vec<Vec<Value>>>,
+    written: Vec<Vec<Vec<u8>>>,
+    deletes: Vec<Vec<Vec<u8>>>,
 }
 
 struct Diff<'a> {
-    table: &'a Table,
-    known: &'a mut Hashes,
-    source: &'a mut Hashes,
-    upserts: &'a mut Vec<StoredRow>,
+    compare: Compare<'a>,
 }
 
 impl AsyncPage for Diff<'_> {
-    async fn page(&mut self, rows: Vec<StoredRow>) -> Result<(), MoveError> {
-        for row in rows {
-            let key = row.key(self.table)?;
-            let hash = row.hash();
-            match self.known.remove(&key) {
-                Some((stored, _)) if stored == hash => {}
-                _ => self.upserts.push(row),
-            }
-            // The source's side is only hashed for verification: no key values kept.
-            self.source.insert(key, (hash, Vec::new()));
-        }
-        Ok(())
+    async fn page(&mut self, shape: &Shape, rows: Vec<AnyRow>) -> Result<(), MoveError> {
+        self.compare.compare(shape, &rows)
     }
 }
 
@@ -367,14 +463,8 @@ pub(crate) async fn final_diff(
     batch: usize,
     mut state: TargetState,
 ) -> Result<FinalDiff, MoveError> {
-    state.resize_with(TABLES.len(), || None);
-    let mut known = Vec::new();
-    for (table, cached) in TABLES.iter().zip(state) {
-        known.push(match cached {
-            Some(cached) => cached,
-            None => hashes(target, table, subject, batch).await?,
-        });
-    }
+    complete(target, subject, batch, &mut state).await?;
+    let mut known: Vec<Hashes> = state.into_iter().map(Option::unwrap_or_default).collect();
     let mut tx = source
         .pool()
         .begin_with(source.dialect().begin_snapshot())
@@ -393,35 +483,33 @@ pub(crate) async fn final_diff(
     }
     let mut diff = FinalDiff {
         source: Vec::new(),
+        kept: Vec::new(),
         upserts: Vec::new(),
+        written: Vec::new(),
         deletes: Vec::new(),
     };
     for (table, known) in TABLES.iter().zip(known.iter_mut()) {
-        let mut source_rows = Hashes::new();
-        let mut upserts = Vec::new();
-        scan(
-            &mut tx,
-            source,
-            table,
-            subject,
-            batch,
-            Diff {
-                table,
-                known,
-                source: &mut source_rows,
-                upserts: &mut upserts,
-            },
-        )
-        .await?;
-        diff.source.push(source_rows);
-        diff.upserts.push(upserts);
+        let mut each = Diff {
+            compare: Compare::new(known, true),
+        };
+        scan(&mut tx, source, table, subject, batch, &mut each).await?;
+        let compare = each.compare;
+        diff.source.push(compare.source.unwrap_or_default());
+        diff.kept.push(compare.kept);
+        diff.upserts.push(compare.changed);
+        diff.written.push(compare.written);
     }
     source.commit(tx).await?;
     for known in known {
-        diff.deletes
-            .push(known.into_values().map(|(_, key)| key).collect());
+        diff.deletes.push(known.into_keys().collect());
     }
     Ok(diff)
+}
+
+/// The target's side of one table under the freeze: its rows (counted) and their content hash.
+pub(crate) struct TargetSide {
+    pub rows: u64,
+    pub hash: String,
 }
 
 impl FinalDiff {
@@ -429,12 +517,40 @@ impl FinalDiff {
     pub(crate) async fn apply(&self, target: &SqlDatabase) -> Result<PassStats, MoveError> {
         let mut stats = PassStats::default();
         for (table, keys) in TABLES.iter().zip(&self.deletes).rev() {
-            stats.deleted += delete(target, table, keys).await?;
+            stats.deleted += delete_keys(target, table, keys).await?;
         }
         for (table, rows) in TABLES.iter().zip(&self.upserts) {
             stats.add(upsert(target, table, rows, false).await?);
         }
         Ok(stats)
+    }
+
+    /// The target's rows after [`FinalDiff::apply`], per table, as read from the target: the
+    /// rows this pass left alone as read before the freeze, every row it wrote or deleted read
+    /// back now, and the rows counted now (a row another writer added or removed since the
+    /// earlier read shows in the count).
+    pub(crate) async fn target_sides(
+        &self,
+        target: &SqlDatabase,
+        subject: &Subject,
+    ) -> Result<Vec<TargetSide>, MoveError> {
+        let mut sides = Vec::with_capacity(TABLES.len());
+        for (i, table) in TABLES.iter().enumerate() {
+            let touched: Vec<&[u8]> = self.written[i]
+                .iter()
+                .chain(&self.deletes[i])
+                .map(Vec::as_slice)
+                .collect();
+            let read = read_back(target, table, subject, &touched).await?;
+            // `kept` holds no key this pass wrote or deleted.
+            let hash = tables::table_hash(self.kept[i].values().chain(read.values()));
+            let rows = super::count_in(target, table, subject).await?;
+            sides.push(TargetSide {
+                rows: u64::try_from(rows).unwrap_or_default(),
+                hash,
+            });
+        }
+        Ok(sides)
     }
 }
 
@@ -447,7 +563,11 @@ pub(crate) async fn hashes_page(
 ) -> Result<Vec<Vec<Value>>, MoveError> {
     let mut conn = db.pool().acquire().await.map_err(|e| db.classify(e))?;
     let rows = page(&mut conn, db, table, subject, None, limit).await?;
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let shape = Shape::of(table, first)?;
     rows.iter()
-        .map(|row| row.key_values(table).map_err(MoveError::from))
+        .map(|row| tables::decode_key(table, &shape.key(row)?).map_err(MoveError::from))
         .collect()
 }

@@ -130,6 +130,7 @@ conformance! {
     moves::every_cell_table_is_attributed,
     moves::an_unswitched_move_is_aborted_cleanly,
     moves::a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_target,
+    moves::the_verification_reads_the_target_after_the_final_pass,
 }
 
 /// The freeze of a move of 100,000 transactions on PostgreSQL, measured (not asserted on time).

@@ -25,7 +25,7 @@ use kontor_store::{
     UserStore,
 };
 use kontor_store_sql::moves::{
-    self, MoveCell, MoveError, MoveOptions, MovePhase, MoveRequest, Mover, Subject,
+    self, MoveCell, MoveError, MoveOptions, MovePhase, MoveRequest, Mover, Subject, TableCheck,
 };
 use kontor_store_sql::{PoolSettings, SqlCell, SqlKeyStore};
 use kontor_test_support::{Backend, TestDatabase, TestStores};
@@ -847,6 +847,141 @@ pub async fn a_writer_that_began_before_the_fence_is_not_lost(stores: TestStores
         }
         Ok(()) => panic!("a writer that began before the fence committed after the final pass"),
     }
+}
+
+/// Runs `sql` (its `$1…` bound to `binds`) on the database at `url` from a thread and a
+/// connection of its own: a writer the move does not know of, run from a move's hook (which is
+/// synchronous).
+fn write_aside(url: &str, sql: &'static str, binds: Vec<String>) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+                let mut query = sqlx::query(sql);
+                for value in binds {
+                    query = query.bind(value);
+                }
+                let done = query.execute(&mut conn).await.unwrap();
+                assert_eq!(done.rows_affected(), 1, "{sql}");
+            });
+    })
+    .join()
+    .unwrap();
+}
+
+/// Under the freeze the target's rows are not read again in full: the verification works from
+/// what the passes read of the target before the freeze, reads back every row the final pass
+/// wrote or deleted, and counts every table. A row another writer added to the target after
+/// that earlier read shows in the count; a row altered after the final pass wrote it, in the
+/// read-back. Either fails the move before the switch.
+pub async fn the_verification_reads_the_target_after_the_final_pass(stores: TestStores) {
+    let cells = Cells::new(stores).await;
+    let target_url = cells._databases[0].url.clone();
+    let tenant = populate(&cells, &cells.de1.cell, &cells.de1.keys, 2).await;
+    let subject = Subject::Tenant(tenant.id.clone());
+
+    // A row of the tenant added to the target once its rows were read, before the final pass.
+    let (url, id) = (target_url.clone(), tenant.id.as_str().to_owned());
+    let hook: moves::FailureHook = Arc::new(move |step: &str| {
+        if step == "fenced" {
+            write_aside(
+                &url,
+                "INSERT INTO events (id, tenant_id, user_id, type, data, created_at) \
+                 VALUES ($1, $2, NULL, 'connection.active', '{}', 0)",
+                vec![EventId::generate(&de()).as_str().to_owned(), id.clone()],
+            );
+        }
+        false
+    });
+    let mover = cells.mover(MoveOptions {
+        hook: Some(hook),
+        ..MoveOptions::default()
+    });
+    let failed = mover.start(&request(subject.clone())).await;
+    assert!(
+        matches!(
+            failed,
+            Err(MoveError::VerificationFailed { table: "events" })
+        ),
+        "{failed:?}"
+    );
+    let checks = mover.compare(&subject, "de-1", "de-2").await.unwrap();
+    let events = checks.iter().find(|c| c.table == "events").unwrap();
+    assert_eq!(events.target_rows, events.source_rows + 1);
+    assert!(
+        checks
+            .iter()
+            .filter(|c| c.table != "events")
+            .all(TableCheck::matches),
+        "only the stray row differs: {checks:?}"
+    );
+    let record = cells
+        .stores
+        .control
+        .cell_move(&failed_move_id(&cells, &tenant.id).await)
+        .await
+        .unwrap();
+    assert_eq!(record.phase, MovePhase::Frozen, "not switched");
+    cells
+        .de1
+        .cell
+        .user(&tenant.id, &tenant.users[0])
+        .await
+        .unwrap();
+
+    // Another tenant: a row written at the source after the passes, so the final pass writes
+    // it, altered in the target before the verification reads it back.
+    let other = populate(&cells, &cells.de1.cell, &cells.de1.keys, 1).await;
+    let subject = Subject::Tenant(other.id.clone());
+    stop_at(&cells, &subject, "phase:frozen").await;
+    let late = Event {
+        id: EventId::generate(&de()),
+        tenant_id: other.id.clone(),
+        user_id: Some(other.users[0].clone()),
+        event_type: EventType::ConnectionActive,
+        data: serde_json::json!({"late": true}),
+        created_at: Timestamp::now(),
+    };
+    cells.de1.cell.append_event(&late).await.unwrap();
+    let (url, id) = (target_url, late.id.as_str().to_owned());
+    let hook: moves::FailureHook = Arc::new(move |step: &str| {
+        if step == "applied" {
+            write_aside(
+                &url,
+                "UPDATE events SET data = '{\"late\":false}' WHERE id = $1",
+                vec![id.clone()],
+            );
+        }
+        false
+    });
+    let resumed = cells
+        .mover(MoveOptions {
+            hook: Some(hook),
+            ..MoveOptions::default()
+        })
+        .resume(&failed_move_id(&cells, &other.id).await)
+        .await;
+    assert!(
+        matches!(
+            resumed,
+            Err(MoveError::VerificationFailed { table: "events" })
+        ),
+        "{resumed:?}"
+    );
+}
+
+/// The id of the tenant's move.
+async fn failed_move_id(cells: &Cells, tenant: &TenantId) -> String {
+    sqlx::query_scalar("SELECT id FROM cell_moves WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_one(cells.stores.control.database().pool())
+        .await
+        .unwrap()
 }
 
 /// The freeze of a tenant with 100,000 transactions on PostgreSQL (debug build): how long its
