@@ -3,8 +3,11 @@
 //! CI sets): a tenant with users and connections moves between the two cells of region de and
 //! back, the process killed (SIGKILL) at a random moment each time, then `--resume` ends the
 //! move `done`, verified per table, with every row in the target once and none left in the
-//! source. A move across regions is refused with its stable code, exits non-zero and changes
-//! nothing.
+//! source. The kill moments follow the journal (`cell_moves` in the control database, read
+//! directly): round i waits until the move has reached a phase of [`AIMS`] (or a later one),
+//! then a random few ms, so that the kills land inside the move on a slow machine too, and
+//! spread over its phases. A move across regions is refused with its stable code, exits
+//! non-zero and changes nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -29,6 +32,17 @@ const ROUNDS: [(&str, &str); 6] = [
     ("de-2", "de-1"),
 ];
 const REDIRECT: &str = "https://tenant.example/linked";
+/// The phase each round's kill waits for, in turn.
+const AIMS: [&str; 5] = ["copying", "catching_up", "frozen", "switched", "cleaning"];
+const ORDER: [&str; 7] = [
+    "planned",
+    "copying",
+    "catching_up",
+    "frozen",
+    "verified",
+    "switched",
+    "cleaning",
+];
 
 /// The deployment under test: its data folder, configuration file and settings, and on
 /// PostgreSQL the databases (dropped at the end).
@@ -111,6 +125,64 @@ impl Deployment {
     fn cli(&self, args: &[&str]) -> std::process::Output {
         run(&mut self.command(args))
     }
+
+    /// A connection to the control database, for the journal.
+    async fn control(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "KONTOR_DATABASE__CONTROL_URL")
+            .map_or_else(
+                || format!("sqlite://{}/control.db", self.data().display()),
+                |(_, url)| url.clone(),
+            );
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    }
+
+    /// Starts `kontor cells move ARGS` and SIGKILLs it once the journal shows an unfinished
+    /// move in `aim` or a later phase, a random 0–19 ms after; or lets it end, if it does first.
+    /// The phase the journal shows once the process is gone, and whether it was still running.
+    async fn kill_in(&self, args: &[&str], aim: &str) -> (Option<String>, bool) {
+        let mut journal = self.control().await;
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rank = |phase: &str| ORDER.iter().position(|p| *p == phase);
+        let started = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if let Some(phase) = open_phase(&mut journal).await
+                && rank(&phase) >= rank(aim)
+            {
+                tokio::time::sleep(Duration::from_millis(random_below(20))).await;
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the move never reached {aim}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let running = child.try_wait().unwrap().is_none();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        (open_phase(&mut journal).await, running)
+    }
+}
+
+/// The phase of the unfinished move in the journal, if there is one.
+async fn open_phase(journal: &mut sqlx::AnyConnection) -> Option<String> {
+    sqlx::query_scalar("SELECT phase FROM cell_moves WHERE finished_at IS NULL")
+        .fetch_optional(journal)
+        .await
+        .unwrap()
 }
 
 /// Users and rows of the big tables per cell, from `kontor cells list --json`.
@@ -224,20 +296,17 @@ async fn killed_moves_resume_to_done(deployment: &Deployment) {
 
     let mut killed = 0;
     for (round, (from, to)) in ROUNDS.into_iter().enumerate() {
-        let mut child = deployment
-            .command(&[
-                "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0", "--json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let wait = Duration::from_millis(30 + random_below(220));
-        tokio::time::sleep(wait).await;
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if !finished {
+        let aim = AIMS[round % AIMS.len()];
+        let (phase, running) = deployment
+            .kill_in(
+                &[
+                    "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0", "--json",
+                ],
+                aim,
+            )
+            .await;
+        let wait = format!("the kill aimed at {aim} (running: {running})");
+        if running && phase.is_some() {
             killed += 1;
         }
         let unfinished: Vec<Value> = moves(deployment)
@@ -247,9 +316,7 @@ async fn killed_moves_resume_to_done(deployment: &Deployment) {
         match unfinished.as_slice() {
             // Killed before it planned, or it had finished: run it (again) to the end.
             [] => {
-                eprintln!(
-                    "round {round}: after {wait:?} no unfinished move (finished: {finished})"
-                );
+                eprintln!("round {round}: after {wait} no unfinished move");
                 if counted(from).0 > 0 {
                     let done = stdout_json(&cli(&[
                         "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0", "--json",
@@ -258,16 +325,11 @@ async fn killed_moves_resume_to_done(deployment: &Deployment) {
                 }
             }
             [open] => {
-                eprintln!(
-                    "round {round}: killed after {wait:?} in phase {}",
-                    open["phase"]
-                );
+                eprintln!("round {round}: {wait} hit phase {}", open["phase"]);
+                assert_eq!(Some(open["phase"].as_str().unwrap()), phase.as_deref());
                 let id = open["move_id"].as_str().unwrap();
                 let done = stdout_json(&cli(&["cells", "move", "--resume", id, "--json"]));
-                assert_eq!(
-                    done["phase"], "done",
-                    "round {round} after {wait:?}: {done}"
-                );
+                assert_eq!(done["phase"], "done", "round {round} after {wait}: {done}");
                 assert_eq!(done["from"], from);
                 assert_eq!(done["to"], to);
                 let verification = done["verification"].as_array().unwrap();
@@ -292,17 +354,14 @@ async fn killed_moves_resume_to_done(deployment: &Deployment) {
     // A move killed early and aborted leaves everything where it was; one killed after its
     // switch cannot be aborted and is finished instead.
     let (from, to) = ("de-1", "de-2");
-    let mut child = deployment
-        .command(&[
-            "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(70 + random_below(80))).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    deployment
+        .kill_in(
+            &[
+                "cells", "move", "--tenant", &tenant, "--to", to, "--grace", "0",
+            ],
+            "copying",
+        )
+        .await;
     let open: Vec<Value> = moves(deployment)
         .into_iter()
         .filter(|m| m["phase"] != "done")
@@ -325,6 +384,6 @@ async fn killed_moves_resume_to_done(deployment: &Deployment) {
     } else {
         eprintln!("the move to abort was not caught unfinished: {open:?}");
     }
-    eprintln!("{killed} of {} runs killed before they ended", ROUNDS.len());
-    assert!(killed > 0, "no run was interrupted: the waits are too long");
+    eprintln!("{killed} of {} runs killed inside the move", ROUNDS.len());
+    assert!(killed > 0, "no run was killed inside the move");
 }
