@@ -11,30 +11,31 @@
 //! settle and checked against the bank's ledger, every event in the cells' outboxes against
 //! what the receiver got, and the rows of the moved tenant counted in both cells.
 
+mod kills;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::task::JoinSet;
 
 use crate::crash::check;
-use crate::crash::driver::{Driver, Knobs, Payer, Target, lock};
+use crate::crash::driver::{Driver, Payer, Target, lock};
 use crate::crash::{Settle, settle};
 use crate::databases::TempDatabases;
-use crate::failover::load::{self, Linked, Load};
+use crate::harness::{self, HubConfigFile, table};
 use crate::hub::{self, Hub, kontor_command};
 use crate::journal::{self, Journal, now_ms};
-use crate::sandbox::{self, Customer, HubBank};
+use crate::mixed_load::{self as load, Linked, Load};
+use crate::sandbox::{self, Customer};
 use crate::webhooks::receiver::Receiver;
 use report::{MoveBenchReport, Payments, Rows, TenantLoad, Webhooks};
 
@@ -97,6 +98,15 @@ pub struct MoveArgs {
     /// Pause of the sync and read workers between two requests, ms.
     #[arg(long, value_name = "MS", default_value_t = 25)]
     pub pause_ms: u64,
+    /// SIGKILL `kontor cells move` this many times, at moments spread over its phases
+    /// (copying, catching_up, frozen, switched, cleaning), each time carrying it on with
+    /// `--resume`; then `--resume` until it is done.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=50))]
+    pub kills: u16,
+    /// The longest random wait, ms, from seeing a kill's phase in the journal to the kill.
+    #[arg(long, value_name = "MS", default_value_t = 400)]
+    pub kill_jitter_ms: u64,
     /// How long payments and webhook deliveries may take to finish after the load.
     #[arg(long, value_name = "SECS", default_value_t = 150)]
     pub settle_timeout: u64,
@@ -107,27 +117,6 @@ pub struct MoveArgs {
     pub seed: u64,
     #[command(flatten)]
     pub output: crate::report::Output,
-}
-
-/// The hub's configuration file for the run.
-#[derive(Debug, Serialize)]
-struct HubConfigFile {
-    data_dir: String,
-    auth: toml::Table,
-    log: toml::Table,
-    worker: toml::Table,
-    bank_http: toml::Table,
-    payments: toml::Table,
-    webhooks: toml::Table,
-    cells: toml::Table,
-    banks: Vec<HubBank>,
-}
-
-fn table<const N: usize>(entries: [(&str, toml::Value); N]) -> toml::Table {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
 }
 
 pub async fn run(args: &MoveArgs) -> anyhow::Result<()> {
@@ -172,6 +161,8 @@ struct World<'a> {
     receiver: &'a Receiver,
     /// `de-1` and `de-2` → URL.
     cells: BTreeMap<String, String>,
+    /// The control database, where the journal of moves is.
+    control: String,
     http: reqwest::Client,
     base: String,
 }
@@ -200,7 +191,6 @@ async fn with_databases(
         .prefix("kontor-move-")
         .tempdir()
         .context("creating the hub's data directory")?;
-    let secs = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
     let text = toml::Value::String;
     let mut cells = toml::Table::new();
     cells.insert(
@@ -220,43 +210,14 @@ async fn with_databases(
         ])),
     );
     let config = HubConfigFile {
-        data_dir: data.path().join("data").display().to_string(),
-        auth: table([("token_ttl_seconds", secs(86_400))]),
-        log: table([("level", text("info".to_owned()))]),
-        worker: table([("tick_ms", secs(200)), ("lease_seconds", secs(15))]),
-        bank_http: table([("request_timeout_ms", secs(5000))]),
-        payments: table([
-            ("stale_seconds", secs(3)),
-            ("authorisation_ttl_seconds", secs(20)),
-            ("poll_base_seconds", secs(1)),
-            ("poll_cap_seconds", secs(2)),
-        ]),
-        webhooks: table([
-            ("allow_http", toml::Value::Boolean(true)),
-            ("allow_private_addresses", toml::Value::Boolean(true)),
-            ("poll_ms", secs(200)),
-        ]),
-        cells,
-        banks: sandbox::hub_banks(&sandbox),
+        cells: Some(cells),
+        ..HubConfigFile::mixed_load(data.path(), sandbox::hub_banks(&sandbox))
     };
-    let config_path = data.path().join("kontor.toml");
-    std::fs::write(
-        &config_path,
-        toml::to_string(&config).context("rendering the hub configuration")?,
-    )
-    .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut env = vec![
-        (
-            "KONTOR_CONFIG".to_owned(),
-            config_path.display().to_string(),
-        ),
-        ("KONTOR_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
-        (
-            "KONTOR_DATABASE__CONTROL_URL".to_owned(),
-            databases.url("control")?,
-        ),
-    ];
-    env.extend(hub::shared_keys_env());
+    let (_, mut env) = config.write(data.path())?;
+    env.push((
+        "KONTOR_DATABASE__CONTROL_URL".to_owned(),
+        databases.url("control")?,
+    ));
     env.extend(args.hub.settings.iter().cloned());
     let cell_urls: BTreeMap<String, String> = [
         ("de-1".to_owned(), databases.url("de1")?),
@@ -269,17 +230,8 @@ async fn with_databases(
     let log = data.path().join("hub.log");
     eprintln!("kontor-bench move: starting the hub…");
     let hub = Hub::start(kontor, &env, &log).await?;
-    let kontor_version = tokio::process::Command::new(kontor)
-        .arg("--version")
-        .output()
-        .await
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "kontor (version unknown)".to_owned());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")?;
+    let kontor_version = harness::kontor_version(kontor).await;
+    let http = harness::http_client(Duration::from_secs(60))?;
     let world = World {
         args,
         kontor,
@@ -287,6 +239,7 @@ async fn with_databases(
         sandbox: &sandbox,
         receiver: &receiver,
         cells: cell_urls,
+        control: databases.url("control")?,
         http,
         base: hub.url(""),
     };
@@ -315,39 +268,6 @@ async fn with_databases(
     Ok(report)
 }
 
-async fn create_user(world: &World<'_>, bearer: &str, external_id: &str) -> anyhow::Result<String> {
-    let response = world
-        .http
-        .post(format!("{}/v1/users", world.base))
-        .bearer_auth(bearer)
-        .json(&json!({"external_id": external_id, "region": "de"}))
-        .send()
-        .await
-        .context("creating a user")?;
-    let status = response.status();
-    let body: Value = response.json().await.context("reading the new user")?;
-    match body["id"].as_str() {
-        Some(id) if status == reqwest::StatusCode::CREATED => Ok(id.to_owned()),
-        _ => bail!("POST /v1/users answered {status}: {body}"),
-    }
-}
-
-async fn webhook_endpoint(world: &World<'_>, bearer: &str) -> anyhow::Result<()> {
-    let created = world
-        .http
-        .post(format!("{}/v1/webhook-endpoints", world.base))
-        .bearer_auth(bearer)
-        .json(&json!({ "url": world.receiver.url(), "events": ["*"] }))
-        .send()
-        .await
-        .context("creating the webhook endpoint")?;
-    if created.status() != reqwest::StatusCode::CREATED {
-        let body = created.text().await.unwrap_or_default();
-        bail!("creating the webhook endpoint failed: {body}");
-    }
-    Ok(())
-}
-
 /// A new user of the tenant who links alice at Sonnenbank; after the first sync.
 async fn linked_user(
     world: &World<'_>,
@@ -355,7 +275,7 @@ async fn linked_user(
     customer: &Customer,
     external_id: &str,
 ) -> anyhow::Result<Linked> {
-    let user_id = create_user(world, bearer, external_id).await?;
+    let user_id = harness::create_user(&world.http, &world.base, bearer, external_id, "de").await?;
     load::link(
         &world.http,
         &world.base,
@@ -487,15 +407,7 @@ fn side(
             bearer: bearer.clone(),
         },
         vec![payer.clone()],
-        Knobs {
-            concurrent: 0.15,
-            replay: 0.25,
-            // Every key is retried until it gets its 201: a client with an Idempotency-Key.
-            abandon: 0.0,
-            post_deadline: Duration::from_secs(120),
-            auth_deadline: Duration::from_secs(120),
-            rate: Some(args.payment_rate),
-        },
+        harness::mixed_load_knobs(args.payment_rate),
         args.seed
             .wrapping_add(u64::try_from(first_cent).unwrap_or(0)),
         KEYS_PER_TENANT,
@@ -508,16 +420,13 @@ fn side(
         key.body["amount"]["value"] = Value::String(key.amount.clone());
     }
     driver.journal = Some(Arc::clone(&journal));
-    let load = Arc::new(Load {
-        http: world.http.clone(),
-        base: world.base.clone(),
-        bearer: bearer.clone(),
-        journal: Arc::clone(&journal),
-        stop: AtomicBool::new(false),
-        users: AtomicU64::new(0),
-        run: format!("move-{name}-{}", now_ms()),
-        pause: Duration::from_millis(args.pause_ms),
-    });
+    let load = Load::new(
+        world.http.clone(),
+        (&world.base, &bearer),
+        Arc::clone(&journal),
+        format!("move-{name}-{}", now_ms()),
+        Duration::from_millis(args.pause_ms),
+    );
     Side {
         name,
         tenant_id,
@@ -531,6 +440,7 @@ fn side(
 }
 
 /// The output of `kontor cells move --json`, and when it ran.
+#[derive(Debug)]
 struct MoveRun {
     start_ms: u64,
     end_ms: u64,
@@ -541,11 +451,20 @@ struct MoveRun {
 
 async fn run_move(world: &World<'_>, tenant: &str) -> anyhow::Result<MoveRun> {
     let grace = world.args.grace.to_string();
+    run_move_with(
+        world,
+        &["--tenant", tenant, "--to", "de-2", "--grace", &grace],
+    )
+    .await
+}
+
+/// `kontor cells move ARGS… --json` to its end.
+async fn run_move_with(world: &World<'_>, args: &[&str]) -> anyhow::Result<MoveRun> {
     let start_ms = now_ms();
     let output = kontor_command(world.kontor, &world.env)
-        .args([
-            "cells", "move", "--tenant", tenant, "--to", "de-2", "--grace", &grace, "--json",
-        ])
+        .args(["cells", "move"])
+        .args(args)
+        .arg("--json")
         .stdin(Stdio::null())
         .output()
         .await
@@ -581,8 +500,9 @@ async fn drive(
         .into_iter()
         .find(|c| c.username == "alice")
         .context("the sandbox has no alice")?;
-    webhook_endpoint(world, &moved_bearer).await?;
-    webhook_endpoint(world, &other_bearer).await?;
+    for bearer in [&moved_bearer, &other_bearer] {
+        harness::webhook_endpoint(&world.http, &world.base, bearer, world.receiver).await?;
+    }
     let (moved_linked, seeding) = seed(world, &moved_bearer, &moved_id, &alice).await?;
     eprintln!("kontor-bench move: linking alice for the other tenant…");
     let other_linked = linked_user(world, &other_bearer, &alice, "other-0").await?;
@@ -621,7 +541,25 @@ async fn drive(
     }
     tokio::time::sleep(Duration::from_secs(args.before)).await;
     eprintln!("kontor-bench move: kontor cells move --tenant {moved_id} --to de-2 --json…");
-    let moved = run_move(world, &moved_id).await?;
+    let (moved, killed) = if args.kills == 0 {
+        (run_move(world, &moved_id).await?, None)
+    } else {
+        let kills::KilledMove {
+            last,
+            kills: list,
+            runs,
+            failed_resumes,
+        } = kills::killed_move(world, &moved_id, &kills::aims(args.kills)).await?;
+        let id = last.body["move_id"].as_str().unwrap_or_default().to_owned();
+        let killed = report::Killed {
+            asked: args.kills,
+            kills: list,
+            runs,
+            failed_resumes,
+            journal_write_pause_ms: kills::journal_pause_ms(world, &id).await?,
+        };
+        (last, Some(killed))
+    };
     eprintln!(
         "kontor-bench move: the move ended ({}) after {} ms",
         moved.status,
@@ -674,11 +612,6 @@ async fn drive(
             .filter(|p| check::minor_units(&p.amount).is_some_and(|a| amounts.contains(&a)))
             .cloned()
             .collect();
-        let verdict = check::check(&keys, &hub_payments, &mine);
-        let mut executed: BTreeMap<String, usize> = BTreeMap::new();
-        for p in mine.iter().filter(|p| p.executed) {
-            *executed.entry(p.amount.clone()).or_default() += 1;
-        }
         let entries = s.journal.entries();
         let (requests, failed) = journal::failures(&entries, 0, u64::MAX);
         let outage = journal::outage(&entries, moved.start_ms, load_end);
@@ -692,19 +625,7 @@ async fn drive(
             failed: failed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             write_gap_ms: outage.write_outage_ms,
             write_gap_from_ms: outage.gap_from_ms,
-            payments: Payments {
-                keys_sent: keys.len(),
-                keys_with_201: verdict.keys_with_201,
-                accepted_lost: verdict
-                    .violations
-                    .iter()
-                    .filter(|v| v.kind == "lost")
-                    .count(),
-                executed_twice: executed.values().filter(|n| **n > 1).count(),
-                hub_status: verdict.hub_status_with_201.clone(),
-                settled,
-                violations: verdict.violations.clone(),
-            },
+            payments: Payments::check(&keys, &hub_payments, &mine, settled),
             webhooks: Webhooks::default(),
         });
     }
@@ -731,6 +652,7 @@ async fn drive(
         moved.stderr,
         tenants,
         rows,
+        killed,
         world
             .receiver
             .requests()
@@ -741,36 +663,17 @@ async fn drive(
 /// Waits until every event of `tenant` in both cells' outboxes has reached the receiver, or
 /// the settle timeout passes.
 async fn webhooks(world: &World<'_>, tenant: &str) -> anyhow::Result<Webhooks> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(world.args.settle_timeout);
-    loop {
-        let mut ids = BTreeSet::new();
-        for url in world.cells.values() {
-            let mut conn = PgConnection::connect(url)
-                .await
-                .context("connecting to a cell to read its outbox")?;
-            let found: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .fetch_all(&mut conn)
-                    .await
-                    .context("reading the events of the run")?;
-            ids.extend(found);
-            let _ = conn.close().await;
-        }
-        let arrived = world.receiver.arrivals();
-        let lost: Vec<String> = ids
-            .iter()
-            .filter(|id| !arrived.contains_key(*id))
-            .cloned()
-            .collect();
-        if lost.is_empty() || tokio::time::Instant::now() > deadline {
-            return Ok(Webhooks {
-                events: ids.len(),
-                delivered: ids.len() - lost.len(),
-                lost: lost.len(),
-                lost_examples: lost.into_iter().take(10).collect(),
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let outbox = harness::await_deliveries(
+        world.cells.values(),
+        tenant,
+        world.receiver,
+        Duration::from_secs(world.args.settle_timeout),
+    )
+    .await?;
+    Ok(Webhooks {
+        events: outbox.events.len(),
+        delivered: outbox.events.len() - outbox.lost.len(),
+        lost: outbox.lost.len(),
+        lost_examples: outbox.lost.into_iter().take(10).collect(),
+    })
 }

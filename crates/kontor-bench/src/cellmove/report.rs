@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::MoveArgs;
-use crate::crash::check::Violation;
 use crate::journal::Failures;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,18 +22,7 @@ pub struct Seeding {
     pub analyzed: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Payments {
-    pub keys_sent: usize,
-    pub keys_with_201: usize,
-    /// Keys with a 201 whose payment is missing (at the hub or the bank).
-    pub accepted_lost: usize,
-    /// Amounts executed more than once at the bank.
-    pub executed_twice: usize,
-    pub hub_status: BTreeMap<String, u64>,
-    pub settled: bool,
-    pub violations: Vec<Violation>,
-}
+pub use crate::harness::Payments;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Webhooks {
@@ -73,6 +61,19 @@ pub struct Verified {
     pub equal: bool,
 }
 
+/// The move's kills (`--kills`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Killed {
+    pub asked: u16,
+    pub kills: Vec<super::kills::Kill>,
+    /// Processes of `kontor cells move` started, the last `--resume` included.
+    pub runs: u32,
+    /// `--resume` runs that ended in an error before one ended `done`.
+    pub failed_resumes: Vec<String>,
+    /// The journal's `frozen_at` to `switched_at` (over every run), ms.
+    pub journal_write_pause_ms: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MoveBenchReport {
     pub benchmark: &'static str,
@@ -93,6 +94,8 @@ pub struct MoveBenchReport {
     pub verified: Vec<Verified>,
     pub rows_after: Vec<Rows>,
     pub tenants: Vec<TenantLoad>,
+    /// With `--kills`: each kill and its phase, the runs, the pause per the journal.
+    pub killed: Option<Killed>,
     /// Webhook requests beyond one per distinct event (both tenants).
     pub webhook_duplicates: u64,
     pub load_seconds: f64,
@@ -126,19 +129,10 @@ pub fn assemble(
     move_stderr: String,
     tenants: Vec<TenantLoad>,
     rows_after: Vec<Rows>,
+    killed: Option<Killed>,
     webhook_duplicates: u64,
 ) -> MoveBenchReport {
-    let verified: Vec<Verified> = body["verified"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|t| Verified {
-            table: t["table"].as_str().unwrap_or("?").to_owned(),
-            rows: t["target_rows"].as_u64().unwrap_or(0),
-            equal: t["equal"].as_bool().unwrap_or(false),
-        })
-        .collect();
+    let verified = verified_of(&body);
     let phase = body["phase"].as_str().map(str::to_owned);
     let mut problems = Vec::new();
     if phase.as_deref() != Some("done") {
@@ -168,6 +162,21 @@ pub fn assemble(
             "de-2 holds {} transactions of the {} seeded",
             t.de_2, seeding.transactions
         ));
+    }
+    if let Some(k) = &killed {
+        if k.kills.iter().all(|k| !k.landed) {
+            problems.push(format!(
+                "none of the {} kill(s) asked for hit a running move",
+                k.asked
+            ));
+        }
+        if !k.failed_resumes.is_empty() {
+            problems.push(format!(
+                "{} run(s) of --resume failed: {}",
+                k.failed_resumes.len(),
+                k.failed_resumes.join(" / ")
+            ));
+        }
     }
     for t in &tenants {
         if t.tenant != "moved" && !t.failed.is_empty() {
@@ -216,6 +225,8 @@ pub fn assemble(
             "payment_workers_per_tenant": args.payment_workers,
             "read_workers_per_tenant": args.read_workers,
             "pause_ms": args.pause_ms,
+            "kills": args.kills,
+            "kill_jitter_ms": args.kill_jitter_ms,
         }),
         seeding,
         move_exit,
@@ -227,6 +238,7 @@ pub fn assemble(
         verified,
         rows_after,
         tenants,
+        killed,
         webhook_duplicates,
         load_seconds: load_end.saturating_sub(run_start) as f64 / 1000.0,
         move_output: body,
@@ -236,6 +248,32 @@ pub fn assemble(
         hub_log: crate::hub::LogSummary::default(),
         hub_exit: None,
     }
+}
+
+/// The tables the move verified, from its `--json` output: `verified` when this run made the
+/// freeze's checks, else the journal's `verification` (written only when every table matched,
+/// so a resume after the freeze reports it).
+fn verified_of(body: &Value) -> Vec<Verified> {
+    let list = |v: &Value| v.as_array().map(Vec::as_slice).unwrap_or_default().to_vec();
+    let made = list(&body["verified"]);
+    if !made.is_empty() {
+        return made
+            .iter()
+            .map(|t| Verified {
+                table: t["table"].as_str().unwrap_or("?").to_owned(),
+                rows: t["target_rows"].as_u64().unwrap_or(0),
+                equal: t["equal"].as_bool().unwrap_or(false),
+            })
+            .collect();
+    }
+    list(&body["verification"])
+        .iter()
+        .map(|t| Verified {
+            table: t["table"].as_str().unwrap_or("?").to_owned(),
+            rows: t["rows"].as_u64().unwrap_or(0),
+            equal: t["hash"].is_string(),
+        })
+        .collect()
 }
 
 impl MoveBenchReport {
@@ -271,6 +309,17 @@ impl MoveBenchReport {
                 .map_or_else(|| "–".to_owned(), |v| format!("{v} ms"))
         );
         let _ = writeln!(md, "- freeze steps: {}", self.freeze_steps);
+        if let Some(k) = &self.killed {
+            let _ = writeln!(
+                md,
+                "- kills: {} asked, {} landed; {} runs of `kontor cells move` in all; write pause per the journal (frozen_at → switched_at, over every run): {}",
+                k.asked,
+                k.kills.iter().filter(|k| k.landed).count(),
+                k.runs,
+                k.journal_write_pause_ms
+                    .map_or_else(|| "–".to_owned(), |v| format!("{v:.0} ms"))
+            );
+        }
         let _ = writeln!(md, "- phases: {}", self.phases);
         let _ = writeln!(
             md,
@@ -329,6 +378,26 @@ impl MoveBenchReport {
                 after.map_or_else(|| "–".to_owned(), |r| r.de_1.to_string()),
                 after.map_or_else(|| "–".to_owned(), |r| r.de_2.to_string()),
             );
+        }
+        if let Some(k) = &self.killed {
+            let _ = writeln!(
+                md,
+                "\n| kill | aimed at | phase in the journal when it died | ms into the move | ms after the phase showed | run |"
+            );
+            let _ = writeln!(md, "|---|---|---|---|---|---|");
+            for (i, kill) in k.kills.iter().enumerate() {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {}{} | {} | {} | {} |",
+                    i + 1,
+                    kill.aimed,
+                    kill.phase,
+                    if kill.landed { "" } else { " (had ended)" },
+                    kill.at_ms,
+                    kill.waited_ms,
+                    kill.run
+                );
+            }
         }
         let _ = writeln!(
             md,

@@ -19,14 +19,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use kontor_sandbox_bank::RunningSandbox;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::databases::TempDatabases;
+use crate::harness::{self, HubConfigFile};
 use crate::hub::{self, Hub, Tenant};
-use crate::sandbox::{self, HubBank};
+use crate::sandbox;
 use check::{HubPayment, Verdict};
 use driver::{Driver, Knobs, Payer, Target, lock};
 use killer::{HubRecipe, KillPlan, Killer};
@@ -106,29 +106,6 @@ pub struct CrashArgs {
     pub output: crate::report::Output,
 }
 
-/// The hub's configuration file for the run (`--config`).
-#[derive(Debug, Serialize)]
-struct HubConfigFile {
-    data_dir: String,
-    auth: toml::Table,
-    log: toml::Table,
-    worker: toml::Table,
-    bank_http: toml::Table,
-    payments: toml::Table,
-    banks: Vec<HubBank>,
-}
-
-fn table<const N: usize>(entries: [(&str, toml::Value); N]) -> toml::Table {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-}
-
-fn secs(value: u64) -> toml::Value {
-    toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX))
-}
-
 pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
     for (name, p) in [
         ("--concurrent", args.concurrent),
@@ -156,7 +133,7 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
         );
     }
     let started_at = crate::users::now_rfc3339();
-    let kontor_version = kontor_version(&kontor).await;
+    let kontor_version = harness::kontor_version(&kontor).await;
 
     let sandbox = sandbox::start(args.seed).await?;
     let data = tempfile::Builder::new()
@@ -173,44 +150,23 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
         || "SQLite".to_owned(),
         |d| format!("PostgreSQL {}", d.server_version()),
     );
-    let payments_config = table([
-        ("stale_seconds", secs(args.stale)),
-        ("authorisation_ttl_seconds", secs(args.authorisation_ttl)),
-        ("poll_base_seconds", secs(args.poll_base)),
-        ("poll_cap_seconds", secs(args.poll_cap)),
-    ]);
-    let config = HubConfigFile {
-        data_dir: data.path().join("data").display().to_string(),
-        auth: table([("token_ttl_seconds", secs(86_400))]),
-        log: table([("level", toml::Value::String("info".to_owned()))]),
-        worker: table([("tick_ms", secs(200)), ("lease_seconds", secs(args.lease))]),
-        bank_http: table([("request_timeout_ms", secs(args.lease * 1000 / 3))]),
-        payments: payments_config.clone(),
-        banks: sandbox::hub_banks(&sandbox),
-    };
-    let config_path = data.path().join("kontor.toml");
-    std::fs::write(
-        &config_path,
-        toml::to_string(&config).context("writing the hub configuration")?,
-    )
-    .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut env = vec![
-        (
-            "KONTOR_CONFIG".to_owned(),
-            config_path.display().to_string(),
-        ),
-        // Every page start of the load comes from one address.
-        ("KONTOR_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
-    ];
-    // Configured keys on SQLite too: the hub generates none into its data folder outside
-    // development.
-    env.extend(crate::hub::shared_keys_env());
+    let payments_config = harness::payments_section(
+        args.stale,
+        args.authorisation_ttl,
+        args.poll_base,
+        args.poll_cap,
+    );
+    let config = HubConfigFile::new(
+        data.path(),
+        args.lease,
+        payments_config.clone(),
+        sandbox::hub_banks(&sandbox),
+    );
+    let (_, mut env) = config.write(data.path())?;
     if let Some(d) = &databases {
         env.push(("KONTOR_DATABASE__CONTROL_URL".to_owned(), d.url("control")?));
-        env.push(("KONTOR_CELLS__DE__URL".to_owned(), d.url("de")?));
-        env.push(("KONTOR_CELLS__UK__URL".to_owned(), d.url("uk")?));
-        env.push(("KONTOR_CELLS__DE__KEYS_URL".to_owned(), d.url("keys_de")?));
-        env.push(("KONTOR_CELLS__UK__KEYS_URL".to_owned(), d.url("keys_uk")?));
+        env.extend(harness::cell_env("de", d.url("de")?, d.url("keys_de")?));
+        env.extend(harness::cell_env("uk", d.url("uk")?, d.url("keys_uk")?));
     }
 
     // Where the evidence for unexplained payments is read from (read-only).
@@ -290,15 +246,6 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn kontor_version(kontor: &Path) -> String {
-    tokio::process::Command::new(kontor)
-        .arg("--version")
-        .output()
-        .await
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "kontor (version unknown)".to_owned())
-}
-
 /// From a running hub to the report. The hub is stopped (SIGTERM) before returning; on an
 /// error it is killed when dropped.
 /// What the run set up around the hub.
@@ -320,20 +267,15 @@ async fn drive_and_check(
 ) -> anyhow::Result<CrashReport> {
     let (sandbox, recipe, tenant) = (world.sandbox, world.recipe, world.tenant);
     let token = hub.token(tenant).await?;
-    let timeout = Duration::from_secs(10);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .build()
-        .context("building the HTTP client")?;
+    let http = harness::http_client(Duration::from_secs(10))?;
     let base = hub.url("");
     let mut payers = Vec::new();
     for customer in sandbox::customers(sandbox)? {
-        let user_id = create_user(
+        let user_id = harness::create_user(
             &http,
             &base,
             &token.bearer,
-            &customer.username,
+            &format!("crash-{}", customer.username),
             &customer.region,
         )
         .await?;
@@ -498,28 +440,6 @@ pub(crate) async fn settle(
         s.sandbox
             .advance_clock(time::Duration::hours(1))
             .context("advancing the sandbox clock")?;
-    }
-}
-
-pub(crate) async fn create_user(
-    http: &reqwest::Client,
-    base: &str,
-    bearer: &str,
-    username: &str,
-    region: &str,
-) -> anyhow::Result<String> {
-    let response = http
-        .post(format!("{base}/v1/users"))
-        .bearer_auth(bearer)
-        .json(&serde_json::json!({"external_id": format!("crash-{username}"), "region": region}))
-        .send()
-        .await
-        .context("creating a user")?;
-    let status = response.status();
-    let body: Value = response.json().await.context("reading the new user")?;
-    match body["id"].as_str() {
-        Some(id) if status == reqwest::StatusCode::CREATED => Ok(id.to_owned()),
-        _ => bail!("POST /v1/users answered {status}: {body}"),
     }
 }
 

@@ -9,32 +9,29 @@
 //! receiver got.
 
 mod lab;
-pub(crate) mod load;
 mod report;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, Row};
 use tokio::task::JoinSet;
 
-use crate::crash::check;
-use crate::crash::driver::{Driver, Knobs, Payer, Target, lock};
-use crate::crash::{Settle, create_user, settle};
+use crate::crash::driver::{Driver, Payer, Target, lock};
+use crate::crash::{Settle, settle};
 use crate::databases::TempDatabases;
+use crate::harness::{self, HubConfigFile};
 use crate::hub::{self, Hub};
 use crate::journal::{self, Journal, now_ms};
-use crate::sandbox::{self, HubBank};
+use crate::mixed_load::{self as load, Load};
+use crate::sandbox;
 use crate::webhooks::receiver::Receiver;
 use lab::Lab;
-use load::Load;
 use report::{EventReport, FailoverReport, Payments, Settings, Spread, Webhooks};
 
 /// The target of issue 14: the write outage at most Patroni's leader change plus this.
@@ -112,26 +109,6 @@ pub struct FailoverArgs {
     pub output: crate::report::Output,
 }
 
-/// The hub's configuration file for the run.
-#[derive(Debug, Serialize)]
-struct HubConfigFile {
-    data_dir: String,
-    auth: toml::Table,
-    log: toml::Table,
-    worker: toml::Table,
-    bank_http: toml::Table,
-    payments: toml::Table,
-    webhooks: toml::Table,
-    banks: Vec<HubBank>,
-}
-
-fn table<const N: usize>(entries: [(&str, toml::Value); N]) -> toml::Table {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-}
-
 fn mode(args: &FailoverArgs) -> &'static str {
     if args.maintenance {
         "maintenance"
@@ -198,56 +175,22 @@ async fn with_databases(
         .prefix("kontor-failover-")
         .tempdir()
         .context("creating the hub's data directory")?;
-    let secs = |v: u64| toml::Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
-    let config = HubConfigFile {
-        data_dir: data.path().join("data").display().to_string(),
-        auth: table([("token_ttl_seconds", secs(86_400))]),
-        log: table([("level", toml::Value::String("info".to_owned()))]),
-        // As in the crash test: short polls and a short stale time, so that payments become
-        // final soon after the load; a 15 s lease, a bank timeout of a third of it.
-        worker: table([("tick_ms", secs(200)), ("lease_seconds", secs(15))]),
-        bank_http: table([("request_timeout_ms", secs(5000))]),
-        payments: table([
-            ("stale_seconds", secs(3)),
-            ("authorisation_ttl_seconds", secs(20)),
-            ("poll_base_seconds", secs(1)),
-            ("poll_cap_seconds", secs(2)),
-        ]),
-        webhooks: table([
-            ("allow_http", toml::Value::Boolean(true)),
-            ("allow_private_addresses", toml::Value::Boolean(true)),
-            ("poll_ms", secs(200)),
-        ]),
-        banks: sandbox::hub_banks(&sandbox),
-    };
-    let config_path = data.path().join("kontor.toml");
-    std::fs::write(
-        &config_path,
-        toml::to_string(&config).context("rendering the hub configuration")?,
-    )
-    .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut env = vec![
-        (
-            "KONTOR_CONFIG".to_owned(),
-            config_path.display().to_string(),
-        ),
-        ("KONTOR_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
-        (
-            "KONTOR_DATABASE__CONTROL_URL".to_owned(),
-            databases.url("control")?,
-        ),
-        ("KONTOR_CELLS__DE__URL".to_owned(), databases.url("de")?),
-        ("KONTOR_CELLS__UK__URL".to_owned(), databases.url("uk")?),
-        (
-            "KONTOR_CELLS__DE__KEYS_URL".to_owned(),
-            databases.url("keys_de")?,
-        ),
-        (
-            "KONTOR_CELLS__UK__KEYS_URL".to_owned(),
-            databases.url("keys_uk")?,
-        ),
-    ];
-    env.extend(hub::shared_keys_env());
+    let (_, mut env) =
+        HubConfigFile::mixed_load(data.path(), sandbox::hub_banks(&sandbox)).write(data.path())?;
+    env.push((
+        "KONTOR_DATABASE__CONTROL_URL".to_owned(),
+        databases.url("control")?,
+    ));
+    env.extend(harness::cell_env(
+        "de",
+        databases.url("de")?,
+        databases.url("keys_de")?,
+    ));
+    env.extend(harness::cell_env(
+        "uk",
+        databases.url("uk")?,
+        databases.url("keys_uk")?,
+    ));
     let cells: BTreeMap<String, String> =
         [("de", databases.url("de")?), ("uk", databases.url("uk")?)]
             .into_iter()
@@ -257,7 +200,7 @@ async fn with_databases(
     let log = data.path().join("hub.log");
     eprintln!("kontor-bench failover: starting the hub…");
     let hub = Hub::start(kontor, &env, &log).await?;
-    let kontor_version = hub_version(kontor).await;
+    let kontor_version = harness::kontor_version(kontor).await;
     let world = World {
         args,
         lab,
@@ -289,15 +232,6 @@ async fn with_databases(
     Ok(report)
 }
 
-async fn hub_version(kontor: &std::path::Path) -> String {
-    tokio::process::Command::new(kontor)
-        .arg("--version")
-        .output()
-        .await
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "kontor (version unknown)".to_owned())
-}
-
 #[derive(Debug)]
 struct World<'a> {
     args: &'a FailoverArgs,
@@ -326,28 +260,15 @@ struct Event {
 
 async fn drive(world: &World<'_>, hub: &Hub, bearer: &str) -> anyhow::Result<FailoverReport> {
     let args = world.args;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
+    let http = harness::http_client(Duration::from_secs(30))?;
     let base = hub.url("");
-    let created = http
-        .post(format!("{base}/v1/webhook-endpoints"))
-        .bearer_auth(bearer)
-        .json(&serde_json::json!({ "url": world.receiver.url(), "events": ["*"] }))
-        .send()
-        .await
-        .context("creating the webhook endpoint")?;
-    if created.status() != reqwest::StatusCode::CREATED {
-        let body = created.text().await.unwrap_or_default();
-        bail!("creating the webhook endpoint failed: {body}");
-    }
+    harness::webhook_endpoint(&http, &base, bearer, world.receiver).await?;
     let mut payers = Vec::new();
     let mut linked = Vec::new();
     for customer in sandbox::customers(world.sandbox)? {
+        let external_id = format!("crash-{}", customer.username);
         let user_id =
-            create_user(&http, &base, bearer, &customer.username, &customer.region).await?;
+            harness::create_user(&http, &base, bearer, &external_id, &customer.region).await?;
         if linked.len() >= usize::from(args.links) {
             payers.push(Payer { customer, user_id });
             continue;
@@ -386,30 +307,19 @@ async fn drive(world: &World<'_>, hub: &Hub, bearer: &str) -> anyhow::Result<Fai
             bearer: bearer.to_owned(),
         },
         payers.clone(),
-        Knobs {
-            concurrent: 0.15,
-            replay: 0.25,
-            // Every key is retried until it gets its 201: a client with an Idempotency-Key.
-            abandon: 0.0,
-            post_deadline: Duration::from_secs(120),
-            auth_deadline: Duration::from_secs(120),
-            rate: Some(args.payment_rate),
-        },
+        harness::mixed_load_knobs(args.payment_rate),
         args.seed,
         keys,
     );
     driver.journal = Some(Arc::clone(&journal));
     let driver = Arc::new(driver);
-    let load = Arc::new(Load {
-        http: http.clone(),
-        base: base.clone(),
-        bearer: bearer.to_owned(),
-        journal: Arc::clone(&journal),
-        stop: AtomicBool::new(false),
-        users: AtomicU64::new(0),
-        run: format!("failover-{}", now_ms()),
-        pause: Duration::from_millis(args.pause_ms),
-    });
+    let load = Load::new(
+        http.clone(),
+        (&base, bearer),
+        Arc::clone(&journal),
+        format!("failover-{}", now_ms()),
+        Duration::from_millis(args.pause_ms),
+    );
     eprintln!("kontor-bench failover: load on");
     let run_start = now_ms();
     let mut workers = JoinSet::new();
@@ -457,28 +367,7 @@ async fn drive(world: &World<'_>, hub: &Hub, bearer: &str) -> anyhow::Result<Fai
         .iter()
         .map(|k| lock(k).clone())
         .collect();
-    let ledger = world.sandbox.payments();
-    let verdict = check::check(&keys, &hub_payments, &ledger);
-    let mut executed: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for p in ledger.iter().filter(|p| p.executed) {
-        let amount = check::minor_units(&p.amount).unwrap_or(-1).to_string();
-        *executed.entry((p.bank_id.clone(), amount)).or_default() += 1;
-    }
-    let payments = Payments {
-        keys_sent: keys.len(),
-        keys_with_201: verdict.keys_with_201,
-        keys_given_up: keys.iter().filter(|k| k.gave_up).count(),
-        accepted_lost: verdict
-            .violations
-            .iter()
-            .filter(|v| v.kind == "lost")
-            .count(),
-        executed_twice: executed.values().filter(|n| **n > 1).count(),
-        ledger_executed: verdict.ledger_executed,
-        hub_status: verdict.hub_status_with_201.clone(),
-        settled,
-        violations: verdict.violations.clone(),
-    };
+    let payments = Payments::check(&keys, &hub_payments, &world.sandbox.payments(), settled);
 
     eprintln!("kontor-bench failover: waiting for every webhook event to arrive…");
     let webhooks = webhooks(world).await?;
@@ -602,44 +491,24 @@ async fn switchover(lab: &Lab) -> anyhow::Result<Event> {
 /// Waits until every event in the cells' outboxes for the tenant has reached the receiver, or
 /// the settle timeout passes.
 async fn webhooks(world: &World<'_>) -> anyhow::Result<Webhooks> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(world.args.settle_timeout);
-    loop {
-        let mut ids = BTreeSet::new();
-        for url in world.cells.values() {
-            let mut conn = PgConnection::connect(url)
-                .await
-                .context("connecting to a cell to read its outbox")?;
-            let rows = sqlx::query("SELECT id FROM events WHERE tenant_id = $1")
-                .bind(&world.tenant_id)
-                .fetch_all(&mut conn)
-                .await
-                .context("reading the events of the run")?;
-            for row in rows {
-                ids.insert(row.try_get::<String, _>("id").context("an event id")?);
-            }
-            let _ = conn.close().await;
-        }
-        let arrived = world.receiver.arrivals();
-        let lost: Vec<String> = ids
-            .iter()
-            .filter(|id| !arrived.contains_key(*id))
-            .cloned()
-            .collect();
-        if lost.is_empty() || tokio::time::Instant::now() > deadline {
-            let requests = world.receiver.requests();
-            let delivered = arrived.len();
-            return Ok(Webhooks {
-                events: ids.len(),
-                delivered,
-                lost: lost.len(),
-                lost_examples: lost.into_iter().take(10).collect(),
-                requests,
-                duplicated_deliveries: requests
-                    .saturating_sub(u64::try_from(delivered).unwrap_or(u64::MAX)),
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let outbox = harness::await_deliveries(
+        world.cells.values(),
+        &world.tenant_id,
+        world.receiver,
+        Duration::from_secs(world.args.settle_timeout),
+    )
+    .await?;
+    let requests = world.receiver.requests();
+    let delivered = world.receiver.arrivals().len();
+    Ok(Webhooks {
+        events: outbox.events.len(),
+        delivered,
+        lost: outbox.lost.len(),
+        lost_examples: outbox.lost.into_iter().take(10).collect(),
+        requests,
+        duplicated_deliveries: requests
+            .saturating_sub(u64::try_from(delivered).unwrap_or(u64::MAX)),
+    })
 }
 
 #[expect(

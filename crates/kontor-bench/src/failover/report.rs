@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::crash::check::Violation;
 use crate::hub::{HubExit, LogSummary};
 use crate::journal::{Failures, Outage};
 
@@ -77,20 +76,7 @@ pub struct EventReport {
     pub failed: BTreeMap<&'static str, Failures>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Payments {
-    pub keys_sent: usize,
-    pub keys_with_201: usize,
-    pub keys_given_up: usize,
-    /// Keys that got a 201 whose payment the hub does not list at the end.
-    pub accepted_lost: usize,
-    /// Keys for which the bank executed more than one payment.
-    pub executed_twice: usize,
-    pub ledger_executed: usize,
-    pub hub_status: BTreeMap<String, u64>,
-    pub settled: bool,
-    pub violations: Vec<Violation>,
-}
+pub use crate::harness::Payments;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Webhooks {

@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::CommonArgs;
 use crate::load::{self, Plan};
 use crate::report::{Comparison, Report, Settings};
-use crate::sandbox::{self, Customer, HubBank};
+use crate::sandbox::{self, HubBank};
 use crate::setup::BenchEnv;
 use crate::users::{Accumulated, RETRY_COUNTERS, counter_delta, fresh_token, now_rfc3339};
 use ops::{Api, SqlTarget};
@@ -110,27 +109,6 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_user(
-    env: &BenchEnv,
-    http: &reqwest::Client,
-    bearer: &str,
-    customer: &Customer,
-) -> anyhow::Result<String> {
-    let response = http
-        .post(env.hub.url("/v1/users"))
-        .bearer_auth(bearer)
-        .json(&serde_json::json!({"external_id": format!("bench-{}", customer.username), "region": customer.region}))
-        .send()
-        .await
-        .context("creating a user")?;
-    let status = response.status();
-    let body: Value = response.json().await.context("reading the new user")?;
-    match body["id"].as_str() {
-        Some(id) if status == reqwest::StatusCode::CREATED => Ok(id.to_owned()),
-        _ => bail!("POST /v1/users answered {status}: {body}"),
-    }
-}
-
 fn announce(phase: &str, plan: &Plan, round: u16, rounds: u16) {
     eprintln!(
         "kontor-bench payments: round {round}/{rounds}, {phase}: {} workers, {} s warm-up, {} s measured",
@@ -168,7 +146,17 @@ async fn run_rounds(
     let setup_token = env.hub.token(&env.tenant).await?;
     let mut users = Vec::new();
     for customer in &customers {
-        users.push(create_user(env, &http, &setup_token.bearer, customer).await?);
+        let external_id = format!("bench-{}", customer.username);
+        users.push(
+            crate::harness::create_user(
+                &http,
+                &env.hub.url(""),
+                &setup_token.bearer,
+                &external_id,
+                &customer.region,
+            )
+            .await?,
+        );
     }
     let (Some(alice), Some(bob)) = (customers.first(), customers.get(1)) else {
         bail!("the sandbox lacks alice or bob");

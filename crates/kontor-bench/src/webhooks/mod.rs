@@ -224,17 +224,7 @@ async fn measure(
     let receiver = Receiver::start().await?;
     let token = env.hub.token(&env.tenant).await?;
     let http = reqwest::Client::new();
-    let created = http
-        .post(env.hub.url("/v1/webhook-endpoints"))
-        .bearer_auth(&token.bearer)
-        .json(&serde_json::json!({ "url": receiver.url(), "events": ["*"] }))
-        .send()
-        .await
-        .context("creating the webhook endpoint")?;
-    if created.status() != reqwest::StatusCode::CREATED {
-        let body = created.text().await.unwrap_or_default();
-        bail!("creating the webhook endpoint failed: {body}");
-    }
+    crate::harness::webhook_endpoint(&http, &env.hub.url(""), &token.bearer, &receiver).await?;
     let outbox = Outbox::connect(
         &env.tenant.tenant_id,
         cells,

@@ -1,4 +1,4 @@
-//! The load besides payments: new users (`POST /v1/users` with an Idempotency-Key), syncs of
+//! The mixed load of `failover` and `move` besides payments: new users (`POST /v1/users` with an Idempotency-Key), syncs of
 //! linked connections (`POST /v1/connections/{id}/refresh`), and reads (a user, a page of
 //! payments, a page of transactions). Closed loop, each worker with a short pause; every request
 //! goes into the journal.
@@ -41,6 +41,27 @@ pub struct Linked {
 }
 
 impl Load {
+    /// The load of one tenant (`bearer`) on the hub at `base`, its requests into `journal`;
+    /// `run` names its users' external ids and keys.
+    pub fn new(
+        http: reqwest::Client,
+        (base, bearer): (&str, &str),
+        journal: Arc<Journal>,
+        run: String,
+        pause: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            http,
+            base: base.to_owned(),
+            bearer: bearer.to_owned(),
+            journal,
+            stop: AtomicBool::new(false),
+            users: AtomicU64::new(0),
+            run,
+            pause,
+        })
+    }
+
     async fn send(
         &self,
         kind: Kind,
