@@ -12,6 +12,7 @@ mod gauges;
 mod keys;
 mod money;
 mod moves;
+mod moves_safety;
 mod payments;
 mod reconnect;
 mod retry;
@@ -130,6 +131,10 @@ conformance! {
     moves::every_cell_table_is_attributed,
     moves::an_unswitched_move_is_aborted_cleanly,
     moves::a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_target,
+    moves_safety::the_date_backfill_leaves_a_fenced_subject_alone,
+    moves_safety::a_backfill_batch_written_before_the_fence_is_not_lost,
+    moves_safety::a_move_whose_copy_differs_fails_and_is_undone,
+    moves_safety::a_tenant_moves_to_the_other_backend_and_back,
 }
 
 /// The freeze of a move of 100,000 transactions on PostgreSQL, measured (not asserted on time).
