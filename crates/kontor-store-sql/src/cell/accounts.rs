@@ -332,8 +332,17 @@ impl AccountStore for SqlCell {
         // left through `transactions_undated`; the UPDATE checks it again, so that a row a sync
         // filled meanwhile is left alone. The rule is `kontor_store::transaction_date`'s over
         // the stored dates (no bank transaction date was stored before this column).
+        //
+        // Rows of a subject a move fences (`cell::fences`) are left alone in both statements: the
+        // source's copy is frozen, the target's is the move's to write. At READ COMMITTED on
+        // PostgreSQL the UPDATE reads the fence after the SELECT locked the batch, and the
+        // source's fence locks the subject's undated rows in its own transaction (as it does
+        // payments and deliveries, `moves::fence`): a batch locked first commits before the
+        // fence, one locked after it skips those rows, and a statement after the fence's commit
+        // sees it. On SQLite the transaction holds the write lock from its `BEGIN IMMEDIATE`.
         let select = &format!(
-            "SELECT id FROM transactions WHERE transaction_date IS NULL LIMIT $1{}",
+            "SELECT id FROM transactions WHERE transaction_date IS NULL AND {} LIMIT $1{}",
+            UNFENCED_TRANSACTION,
             self.db.dialect().skip_locked()
         );
         let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
@@ -353,7 +362,7 @@ impl AccountStore for SqlCell {
                     let update = format!(
                         "UPDATE transactions \
                      SET transaction_date = COALESCE(booking_date, value_date, sort_date) \
-                     WHERE transaction_date IS NULL AND id IN ({})",
+                     WHERE transaction_date IS NULL AND {UNFENCED_TRANSACTION} AND id IN ({})",
                         placeholders.join(", ")
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(update));
@@ -366,6 +375,11 @@ impl AccountStore for SqlCell {
             .await
     }
 }
+
+/// A transaction row no move fences: neither its tenant nor its account's user.
+const UNFENCED_TRANSACTION: &str = "NOT EXISTS (SELECT 1 FROM move_fences f \
+     WHERE f.tenant_id = transactions.tenant_id AND (f.user_id IS NULL OR f.user_id IN \
+     (SELECT a.user_id FROM accounts a WHERE a.id = transactions.account_id)))";
 
 /// The transactions among `ids` that exist under `connection` (the changes feed's current
 /// state of what its log names).

@@ -7,7 +7,8 @@ use kontor_domain::{TenantId, UserId};
 use kontor_store::{StoreError, StoreResult};
 use sqlx::any::AnyRow;
 
-use super::{CellRoute, MoveError, MovePhase, Subject};
+use super::tables::TABLES;
+use super::{CellRoute, MoveError, MovePhase, Subject, TableCheck};
 use crate::SqlControl;
 use crate::database::{SqlDatabase, column};
 
@@ -25,10 +26,42 @@ pub struct MoveRecord {
     pub verification: Option<String>,
     pub frozen_at: Option<i64>,
     pub switched_at: Option<i64>,
+    /// Set once the move is over; a `failed` move without it is still being undone.
+    pub finished_at: Option<i64>,
+}
+
+impl MoveRecord {
+    /// The tables a failed move found different, as its journal recorded them (none for a move
+    /// that did not fail).
+    pub fn differing_tables(&self) -> Vec<TableCheck> {
+        if self.phase != MovePhase::Failed {
+            return Vec::new();
+        }
+        let checks: Vec<serde_json::Value> = self
+            .verification
+            .as_deref()
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        checks
+            .iter()
+            .filter(|c| c["equal"] == serde_json::Value::Bool(false))
+            .filter_map(|c| {
+                let name = c["table"].as_str()?;
+                let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                Some(TableCheck {
+                    table: TABLES.iter().find(|t| t.name == name)?.name,
+                    source_rows: c["source_rows"].as_u64().unwrap_or_default(),
+                    target_rows: c["target_rows"].as_u64().unwrap_or_default(),
+                    source_hash: text("source_hash"),
+                    target_hash: text("target_hash"),
+                })
+            })
+            .collect()
+    }
 }
 
 pub(super) const COLUMNS: &str = "id, tenant_id, user_id, region, from_cell, to_cell, phase, grace_us, \
-                       last_error, verification, frozen_at, switched_at";
+                       last_error, verification, frozen_at, switched_at, finished_at";
 
 pub(super) fn record_from_row(row: &AnyRow) -> StoreResult<MoveRecord> {
     let tenant =
@@ -55,6 +88,7 @@ pub(super) fn record_from_row(row: &AnyRow) -> StoreResult<MoveRecord> {
         verification: column(row, "verification")?,
         frozen_at: column(row, "frozen_at")?,
         switched_at: column(row, "switched_at")?,
+        finished_at: column(row, "finished_at")?,
     })
 }
 
@@ -138,7 +172,8 @@ pub(crate) async fn advance(
     let now = Timestamp::now().unix_micros();
     let from = record.phase.as_str();
     let frozen_at = (next == MovePhase::Frozen).then_some(now);
-    let finished_at = next.is_finished().then_some(now);
+    // A failed move is over only once it is undone (`finish`).
+    let finished_at = (next.is_finished() && next != MovePhase::Failed).then_some(now);
     let verification = record.verification.as_deref();
     let id = record.id.as_str();
     let updated = db
@@ -172,10 +207,12 @@ pub(crate) async fn advance(
     if record.frozen_at.is_none() {
         record.frozen_at = frozen_at;
     }
+    record.finished_at = finished_at;
     Ok(())
 }
 
-/// Ends an unfinished move in `phase` (aborted), from whatever phase it was in.
+/// Ends an unfinished move in `phase` (aborted, or failed once undone), from whatever phase it
+/// was in.
 pub(crate) async fn finish(
     db: &SqlDatabase,
     record: &mut MoveRecord,
@@ -200,6 +237,7 @@ pub(crate) async fn finish(
     })
     .await?;
     record.phase = phase;
+    record.finished_at = Some(now);
     Ok(())
 }
 

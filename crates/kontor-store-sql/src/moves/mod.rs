@@ -14,6 +14,7 @@
 //! | `switched` | the target's fence lifted, the source's becomes `gone`; wait the grace period |
 //! | `cleaning` | shreds made in the source carried to the target; the source's keys and rows deleted in batches, then its fence |
 //! | `done` | — |
+//! | `failed` | the verification differed twice (the final pass and verification run once more on a mismatch); recorded with every table's checks, then undone as an abort: the target's keys forgotten and the source's unmarked, the target's rows deleted, both fences lifted; `finished_at` once undone |
 //!
 //! The integrator's two entry points are [`Mover::start`] and [`Mover::resume`] (and
 //! [`Mover::abort`] before the switch); routes are loaded with [`SqlControl::cell_routes`] and
@@ -217,6 +218,18 @@ impl TableCheck {
     pub fn matches(&self) -> bool {
         self.source_rows == self.target_rows && self.source_hash == self.target_hash
     }
+
+    /// Both sides and whether they are `equal` (the journal of a failed move, `--json`).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "table": self.table,
+            "source_rows": self.source_rows,
+            "target_rows": self.target_rows,
+            "source_hash": self.source_hash,
+            "target_hash": self.target_hash,
+            "equal": self.matches(),
+        })
+    }
 }
 
 /// What a run of a move did.
@@ -255,8 +268,12 @@ pub enum MoveError {
     SubjectNotFound,
     SchemaMismatch,
     NotFound,
+    /// The copy still differed from the source after the final pass ran twice: the move was
+    /// recorded `failed` and undone (the subject serves from the source again). `tables` are the
+    /// differing tables' checks.
     VerificationFailed {
-        table: &'static str,
+        move_id: String,
+        tables: Vec<TableCheck>,
     },
     /// The move switched already; it can only be finished.
     AlreadySwitched,
@@ -307,8 +324,14 @@ impl std::fmt::Display for MoveError {
                 f.write_str("the two cells have not applied the same migrations")
             }
             MoveError::NotFound => f.write_str("no such move"),
-            MoveError::VerificationFailed { table } => {
-                write!(f, "verification failed for table {table}")
+            MoveError::VerificationFailed { move_id, tables } => {
+                let names: Vec<&str> = tables.iter().map(|t| t.table).collect();
+                write!(
+                    f,
+                    "move {move_id} failed verification (differing: {}); it was undone, the \
+                     rows serve from the source again",
+                    names.join(", ")
+                )
             }
             MoveError::AlreadySwitched => {
                 f.write_str("the move has switched; it can only be finished")
@@ -412,6 +435,7 @@ impl Mover {
             verification: None,
             frozen_at: None,
             switched_at: None,
+            finished_at: None,
         };
         journal::insert(self.control.database(), &record).await?;
         Ok(record)
@@ -464,6 +488,13 @@ impl Mover {
         let mut target_state = sync::TargetState::new();
         loop {
             report.phase = record.phase;
+            if record.phase == MovePhase::Failed {
+                // Recorded before the undo: finish it (again, after a crash), then say so.
+                if record.finished_at.is_none() {
+                    report.source_rows_deleted += self.undo(&mut record).await?;
+                }
+                return Err(failure(&record));
+            }
             if record.phase.is_finished() {
                 return Ok(report);
             }
@@ -517,10 +548,24 @@ impl Mover {
                     report.keys_copied = copied?;
                     report.freeze_steps.insert(0, ("keys", took));
                     self.checkpoint("keys")?;
-                    let (stats, checks) = pass?;
+                    let (mut stats, mut checks) = pass?;
+                    if checks.iter().any(|c| !c.matches()) {
+                        // Once more, the target read afresh; then the move fails and is undone.
+                        tracing::warn!(move_id = %record.id, "verification differs; once more");
+                        let fresh = sync::TargetState::new();
+                        let steps = &mut report.freeze_steps;
+                        let again;
+                        (again, checks) =
+                            final_pass(from, to, &record, batch, fresh, steps, &checkpoint).await?;
+                        stats.upserted += again.upserted;
+                        stats.deleted += again.deleted;
+                    }
                     report.final_pass = Some(stats);
-                    if let Some(bad) = checks.iter().find(|c| !c.matches()) {
-                        return Err(MoveError::VerificationFailed { table: bad.table });
+                    if checks.iter().any(|c| !c.matches()) {
+                        record.verification = Some(checks_json(&checks));
+                        report.tables = checks;
+                        journal::advance(control, &mut record, MovePhase::Failed).await?;
+                        continue;
                     }
                     record.verification = Some(verification_json(&checks));
                     report.tables = checks;
@@ -565,27 +610,17 @@ impl Mover {
     /// fences are lifted, the source key store makes keys for the users again, and the journal
     /// says `aborted`. Safe to run again after a crash; run it only when no process is driving
     /// the move (a driver still running would place its fences again). A move that switched is
-    /// refused (`move_already_switched`): it can only be finished, or moved back.
+    /// refused (`move_already_switched`): it can only be finished, or moved back. A `failed` move
+    /// not yet undone is undone and stays `failed`.
     pub async fn abort(&self, move_id: &str) -> Result<MoveReport, MoveError> {
         let mut record = journal::load(self.control.database(), move_id).await?;
-        if record.phase.is_finished() {
+        if record.finished_at.is_some() {
             return Err(MoveError::Finished(record.phase));
         }
         if matches!(record.phase, MovePhase::Switched | MovePhase::Cleaning) {
             return Err(MoveError::AlreadySwitched);
         }
-        let from = self.cell(&record.from_cell)?;
-        let to = self.cell(&record.to_cell)?;
-        let checkpoint = |step: &str| self.checkpoint(step);
-        let batch = self.options.batch.max(1);
-        for user in users_of(from.db(), &record.subject).await? {
-            to.keys.forget_moved_key(&user).await?;
-            unmark_moved(from.keys.database(), &user).await?;
-        }
-        let deleted = clean_source(to.db(), &record.subject, batch, &checkpoint).await?;
-        unfence(to.db(), &record.id).await?;
-        unfence(from.db(), &record.id).await?;
-        journal::finish(self.control.database(), &mut record, MovePhase::Aborted).await?;
+        let deleted = self.undo(&mut record).await?;
         Ok(MoveReport {
             id: record.id.clone(),
             phase: record.phase,
@@ -597,6 +632,32 @@ impl Mover {
             freeze_steps: Vec::new(),
             source_rows_deleted: deleted,
         })
+    }
+
+    /// Undoes an unswitched move (an abort, or a failed verification): the target's keys of the
+    /// subject's users forgotten and the source's unmarked (a key is in one key store), the
+    /// target's copy deleted, both fences lifted (the subject writes in the source again), and
+    /// the journal finished (`failed` stays `failed`, else `aborted`). Every step is safe to run
+    /// again after a crash. How many of the target's rows it deleted.
+    async fn undo(&self, record: &mut MoveRecord) -> Result<u64, MoveError> {
+        let from = self.cell(&record.from_cell)?;
+        let to = self.cell(&record.to_cell)?;
+        let checkpoint = |step: &str| self.checkpoint(step);
+        let batch = self.options.batch.max(1);
+        for user in users_of(from.db(), &record.subject).await? {
+            to.keys.forget_moved_key(&user).await?;
+            unmark_moved(from.keys.database(), &user).await?;
+        }
+        checkpoint("undo:keys")?;
+        let deleted = clean_source(to.db(), &record.subject, batch, &checkpoint).await?;
+        unfence(to.db(), &record.id).await?;
+        unfence(from.db(), &record.id).await?;
+        let end = match record.phase {
+            MovePhase::Failed => MovePhase::Failed,
+            _ => MovePhase::Aborted,
+        };
+        journal::finish(self.control.database(), record, end).await?;
+        Ok(deleted)
     }
 
     /// One diff pass of the subject from `from` to `to` (copy or catch-up).
@@ -638,6 +699,19 @@ fn check(table: &'static str, a: &sync::Hashes, b: &sync::Hashes) -> TableCheck 
         target_rows: b.len() as u64,
         source_hash: tables::table_hash(a.values()),
         target_hash: tables::table_hash(b.values()),
+    }
+}
+
+/// A failed verification as the journal keeps it: every table's both sides.
+fn checks_json(checks: &[TableCheck]) -> String {
+    serde_json::Value::Array(checks.iter().map(TableCheck::json).collect()).to_string()
+}
+
+/// The error a failed move ends with: its differing tables, from the journal's checks.
+fn failure(record: &MoveRecord) -> MoveError {
+    MoveError::VerificationFailed {
+        move_id: record.id.clone(),
+        tables: record.differing_tables(),
     }
 }
 
@@ -716,8 +790,9 @@ async fn final_pass(
 
 /// Places the move's fence in a cell (idempotent: an existing fence keeps its state).
 ///
-/// The source's (`outgoing`) fence also locks the subject's webhook deliveries and its
-/// payments in the same transaction. The delivery queue's bookkeeping and a payment's steps run
+/// The source's (`outgoing`) fence also locks the subject's webhook deliveries, its payments
+/// and its undated transactions in the same transaction. The delivery queue's bookkeeping, a
+/// payment's steps and the transaction date backfill run
 /// at READ COMMITTED on PostgreSQL, not serializable, so the SSI argument of the final pass does
 /// not cover them; instead each of their transactions locks its row first and reads the fence
 /// after (`cell::deliveries`, `cell::payments`). One that locked the row before this one commits
@@ -738,6 +813,12 @@ async fn fence(db: &SqlDatabase, record: &MoveRecord, state: &str) -> StoreResul
             format!(
                 "UPDATE payments SET updated_at = updated_at WHERE {}",
                 tables::condition(&tables::TABLES[tables::PAYMENTS], of_user)
+            ),
+            // The only rows the date backfill writes (`cell::accounts`, READ COMMITTED too).
+            format!(
+                "UPDATE transactions SET transaction_date = transaction_date \
+                 WHERE transaction_date IS NULL AND {}",
+                tables::condition(&tables::TABLES[tables::TRANSACTIONS], of_user)
             ),
         ]
     });

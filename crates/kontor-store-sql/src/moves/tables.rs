@@ -34,6 +34,7 @@ pub(crate) struct Table {
 
 /// Parents before children: copies go in this order, deletions in the reverse.
 /// Where `payments` and `webhook_deliveries` are in [`TABLES`] (the fence locks their rows).
+pub(crate) const TRANSACTIONS: usize = 4;
 pub(crate) const PAYMENTS: usize = 6;
 pub(crate) const DELIVERIES: usize = 9;
 
@@ -515,6 +516,7 @@ mod tests {
 
     #[test]
     fn the_fenced_tables_are_where_the_fence_looks() {
+        assert_eq!(TABLES[TRANSACTIONS].name, "transactions");
         assert_eq!(TABLES[PAYMENTS].name, "payments");
         assert_eq!(TABLES[DELIVERIES].name, "webhook_deliveries");
     }

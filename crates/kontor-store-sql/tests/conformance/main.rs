@@ -12,6 +12,7 @@ mod gauges;
 mod keys;
 mod money;
 mod moves;
+mod moves_safety;
 mod payments;
 mod reconnect;
 mod retry;
@@ -131,6 +132,10 @@ conformance! {
     moves::an_unswitched_move_is_aborted_cleanly,
     moves::a_key_shredded_at_the_source_during_the_move_is_shredded_at_the_target,
     moves::the_verification_reads_the_target_after_the_final_pass,
+    moves_safety::the_date_backfill_leaves_a_fenced_subject_alone,
+    moves_safety::a_backfill_batch_written_before_the_fence_is_not_lost,
+    moves_safety::a_move_whose_copy_differs_fails_and_is_undone,
+    moves_safety::a_tenant_moves_to_the_other_backend_and_back,
 }
 
 /// The freeze of a move of 100,000 transactions on PostgreSQL, measured (not asserted on time).

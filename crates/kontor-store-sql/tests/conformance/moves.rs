@@ -41,10 +41,10 @@ fn de() -> Region {
 
 /// The test's cells: `de-1` (the stores' `de` cell), `de-2` (a second database of region `de`)
 /// and `uk-1`.
-struct Cells {
-    stores: TestStores,
-    de1: MoveCell,
-    de2: MoveCell,
+pub(crate) struct Cells {
+    pub(crate) stores: TestStores,
+    pub(crate) de1: MoveCell,
+    pub(crate) de2: MoveCell,
     uk1: MoveCell,
     keyring: Keyring,
     _databases: Vec<TestDatabase>,
@@ -52,7 +52,7 @@ struct Cells {
 }
 
 impl Cells {
-    async fn new(stores: TestStores) -> Self {
+    pub(crate) async fn new(stores: TestStores) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("keys")).unwrap();
         let (cell_db, keys_db) = match stores.backend {
@@ -96,7 +96,7 @@ impl Cells {
         }
     }
 
-    fn mover(&self, options: MoveOptions) -> Mover {
+    pub(crate) fn mover(&self, options: MoveOptions) -> Mover {
         Mover::new(
             self.stores.control.as_ref().clone(),
             vec![self.de1.clone(), self.de2.clone(), self.uk1.clone()],
@@ -107,13 +107,18 @@ impl Cells {
 
 /// A tenant's life in a cell: users with keys, connections, accounts with sealed details,
 /// transactions, payments, events (one about no user) and webhook deliveries.
-struct Tenant {
-    id: TenantId,
-    users: Vec<UserId>,
-    accounts: Vec<(UserId, AccountId, String)>,
+pub(crate) struct Tenant {
+    pub(crate) id: TenantId,
+    pub(crate) users: Vec<UserId>,
+    pub(crate) accounts: Vec<(UserId, AccountId, String)>,
 }
 
-async fn populate(cells: &Cells, cell: &SqlCell, keys: &SqlKeyStore, users: usize) -> Tenant {
+pub(crate) async fn populate(
+    cells: &Cells,
+    cell: &SqlCell,
+    keys: &SqlKeyStore,
+    users: usize,
+) -> Tenant {
     let tenant = TenantId::generate();
     let mut out = Tenant {
         id: tenant.clone(),
@@ -188,7 +193,7 @@ fn booked(acc: &kontor_store::AccountRow, key: &str) -> kontor_store::Transactio
     row
 }
 
-async fn total(cell: &SqlCell, subject: &Subject) -> i64 {
+pub(crate) async fn total(cell: &SqlCell, subject: &Subject) -> i64 {
     moves::row_counts(cell, subject)
         .await
         .unwrap()
@@ -197,7 +202,7 @@ async fn total(cell: &SqlCell, subject: &Subject) -> i64 {
 }
 
 /// Starts a move of `subject` from de-1 to de-2 that stops (an injected failure) at `step`.
-async fn stop_at(cells: &Cells, subject: &Subject, step: &'static str) {
+pub(crate) async fn stop_at(cells: &Cells, subject: &Subject, step: &'static str) {
     let hook: moves::FailureHook = Arc::new(move |at: &str| at == step);
     let stopping = cells.mover(MoveOptions {
         hook: Some(hook),
@@ -209,7 +214,7 @@ async fn stop_at(cells: &Cells, subject: &Subject, step: &'static str) {
     ));
 }
 
-fn request(subject: Subject) -> MoveRequest {
+pub(crate) fn request(subject: Subject) -> MoveRequest {
     MoveRequest {
         subject,
         from: "de-1".into(),

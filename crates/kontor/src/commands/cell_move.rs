@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use kontor_domain::{TenantId, UserId};
 use kontor_store_sql::moves::{
-    MoveCell, MoveError, MoveOptions, MoveReport, MoveRequest, Mover, Subject,
+    MoveCell, MoveError, MoveOptions, MovePhase, MoveRecord, MoveReport, MoveRequest, Mover,
+    Subject, TableCheck,
 };
 
 use crate::config::Config;
@@ -34,6 +35,8 @@ pub struct MoveArgs {
 pub struct Refused {
     pub code: &'static str,
     pub message: String,
+    /// More for `--json` (a failed move's `move_id` and differing tables).
+    pub detail: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl std::fmt::Display for Refused {
@@ -48,6 +51,7 @@ fn refused(code: &'static str, message: impl Into<String>) -> anyhow::Error {
     Refused {
         code,
         message: message.into(),
+        detail: None,
     }
     .into()
 }
@@ -93,20 +97,54 @@ pub async fn run(config: &Config, args: MoveArgs) -> anyhow::Result<()> {
         }
         Err(err) => {
             if json {
-                let (code, message) = match err.downcast_ref::<Refused>() {
-                    Some(r) => (r.code, r.message.clone()),
-                    None => ("internal_error", format!("{err:#}")),
-                };
-                let body = serde_json::json!({"error": {"code": code, "message": message}});
-                writeln!(std::io::stdout().lock(), "{body}")?;
+                writeln!(std::io::stdout().lock(), "{}", error_json(&err))?;
             }
             Err(err)
         }
     }
 }
 
+/// `{"error": {"code", "message", …}}`: what `--json` prints when the command fails.
+fn error_json(err: &anyhow::Error) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    match err.downcast_ref::<Refused>() {
+        Some(r) => {
+            body.insert("code".into(), r.code.into());
+            body.insert("message".into(), r.message.clone().into());
+            body.extend(r.detail.clone().unwrap_or_default());
+        }
+        None => {
+            body.insert("code".into(), "internal_error".into());
+            body.insert("message".into(), format!("{err:#}").into());
+        }
+    }
+    serde_json::json!({ "error": body })
+}
+
 fn engine(err: &MoveError) -> anyhow::Error {
-    refused(err.code(), err.to_string())
+    let detail = match err {
+        MoveError::VerificationFailed { move_id, tables } => {
+            let mut detail = serde_json::Map::new();
+            detail.insert("move_id".into(), move_id.clone().into());
+            detail.insert("phase".into(), "failed".into());
+            detail.insert(
+                "differing".into(),
+                tables.iter().map(|t| t.table).collect::<Vec<_>>().into(),
+            );
+            detail.insert(
+                "tables".into(),
+                tables.iter().map(TableCheck::json).collect(),
+            );
+            Some(detail)
+        }
+        _ => None,
+    };
+    Refused {
+        code: err.code(),
+        message: err.to_string(),
+        detail,
+    }
+    .into()
 }
 
 async fn drive(stores: &Stores, args: MoveArgs) -> anyhow::Result<String> {
@@ -220,20 +258,7 @@ fn render(
             serde_json::json!({"phase": phase, "ms": millis(until.duration_since(*at))})
         })
         .collect();
-    let tables: Vec<serde_json::Value> = report
-        .tables
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "table": t.table,
-                "source_rows": t.source_rows,
-                "target_rows": t.target_rows,
-                "source_hash": t.source_hash,
-                "target_hash": t.target_hash,
-                "equal": t.matches(),
-            })
-        })
-        .collect();
+    let tables: Vec<serde_json::Value> = report.tables.iter().map(TableCheck::json).collect();
     let (subject, tenant, user) = match &record.subject {
         Subject::Tenant(t) => ("tenant", t.to_string(), None),
         Subject::User { tenant, user } => ("user", tenant.to_string(), Some(user.to_string())),
@@ -292,6 +317,11 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The tables a failed move found different.
+fn differing(m: &MoveRecord) -> Vec<&'static str> {
+    m.differing_tables().iter().map(|t| t.table).collect()
+}
+
 /// `kontor cells moves`: the journal.
 pub async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     let stores = Stores::open(config)?;
@@ -310,6 +340,8 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
                     "from": m.from_cell,
                     "to": m.to_cell,
                     "phase": m.phase.as_str(),
+                    "finished": m.finished_at.is_some(),
+                    "differing": differing(m),
                     "last_error": m.last_error,
                 })
             })
@@ -326,15 +358,66 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
                 Subject::Tenant(t) => format!("tenant {t}"),
                 Subject::User { user, .. } => format!("user {user}"),
             };
-            writeln!(
+            let mut phase = m.phase.as_str().to_owned();
+            if m.phase == MovePhase::Failed && m.finished_at.is_none() {
+                phase.push_str(" (undoing)");
+            }
+            write!(
                 out,
                 "{:<24} {:<12} {:<8} {:<8} {subject}",
-                m.id,
-                m.phase.as_str(),
-                m.from_cell,
-                m.to_cell
+                m.id, phase, m.from_cell, m.to_cell
             )?;
+            let differing = differing(m);
+            if !differing.is_empty() {
+                write!(out, "  differing: {}", differing.join(", "))?;
+            }
+            if let Some(error) = m.last_error.as_deref().filter(|_| !m.phase.is_finished()) {
+                write!(out, "  last error: {error}")?;
+            }
+            writeln!(out)?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_move_names_its_differing_tables_in_json() {
+        let err = engine(&MoveError::VerificationFailed {
+            move_id: "mov_1".into(),
+            tables: vec![TableCheck {
+                table: "transactions",
+                source_rows: 10,
+                target_rows: 10,
+                source_hash: "aa".into(),
+                target_hash: "bb".into(),
+            }],
+        });
+        let body = error_json(&err);
+        let error = &body["error"];
+        assert_eq!(error["code"], "move_verification_failed");
+        assert_eq!(error["move_id"], "mov_1");
+        assert_eq!(error["phase"], "failed");
+        assert_eq!(error["differing"], serde_json::json!(["transactions"]));
+        assert_eq!(error["tables"][0]["equal"], false);
+        assert_eq!(error["tables"][0]["source_hash"], "aa");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("transactions") && m.contains("undone")),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_detail_is_code_and_message() {
+        let body = error_json(&refused("move_to_same_cell", "same"));
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "move_to_same_cell", "message": "same"}})
+        );
+    }
 }
