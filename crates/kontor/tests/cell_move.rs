@@ -9,7 +9,12 @@
 //! spread over its phases. A move across regions is refused with its stable code, exits
 //! non-zero and changes nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
