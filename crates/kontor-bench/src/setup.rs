@@ -54,6 +54,18 @@ pub fn default_kontor() -> PathBuf {
         })
 }
 
+/// `--kontor`, else [`default_kontor`]; an error when there is no such file.
+pub fn kontor_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let kontor = given.unwrap_or_else(default_kontor);
+    if !kontor.is_file() {
+        anyhow::bail!(
+            "no kontor binary at {} (build it, or pass --kontor)",
+            kontor.display()
+        );
+    }
+    Ok(kontor)
+}
+
 impl BenchEnv {
     pub async fn start(args: &HubArgs) -> anyhow::Result<Self> {
         Self::start_with(args, "bench", Vec::new()).await

@@ -9,7 +9,12 @@
 //! spread over its phases. A move across regions is refused with its stable code, exits
 //! non-zero and changes nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -18,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{TEST_KEKS, kontor, run, serve_with, stdout_json};
+use kontor_store_sql::moves::MovePhase;
 use kontor_test_support::TestDatabase;
 use serde_json::{Value, json};
 
@@ -34,15 +40,6 @@ const ROUNDS: [(&str, &str); 6] = [
 const REDIRECT: &str = "https://tenant.example/linked";
 /// The phase each round's kill waits for, in turn.
 const AIMS: [&str; 5] = ["copying", "catching_up", "frozen", "switched", "cleaning"];
-const ORDER: [&str; 7] = [
-    "planned",
-    "copying",
-    "catching_up",
-    "frozen",
-    "verified",
-    "switched",
-    "cleaning",
-];
 
 /// The deployment under test: its data folder, configuration file and settings, and on
 /// PostgreSQL the databases (dropped at the end).
@@ -152,7 +149,10 @@ impl Deployment {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let rank = |phase: &str| ORDER.iter().position(|p| *p == phase);
+        // The engine's phases are listed in the order a move goes through them.
+        let rank = |phase: &str| {
+            MovePhase::parse(phase).and_then(|p| MovePhase::ALL.iter().position(|q| *q == p))
+        };
         let started = std::time::Instant::now();
         loop {
             if child.try_wait().unwrap().is_some() {

@@ -123,17 +123,7 @@ pub async fn run(args: &MoveArgs) -> anyhow::Result<()> {
     if !args.payment_rate.is_finite() || args.payment_rate <= 0.0 {
         bail!("--payment-rate must be above 0");
     }
-    let kontor = args
-        .hub
-        .kontor
-        .clone()
-        .unwrap_or_else(crate::setup::default_kontor);
-    if !kontor.is_file() {
-        bail!(
-            "no kontor binary at {} (build it, or pass --kontor)",
-            kontor.display()
-        );
-    }
+    let kontor = crate::setup::kontor_binary(args.hub.kontor.clone())?;
     let started_at = crate::users::now_rfc3339();
     let databases = TempDatabases::create(
         &args.hub.postgres,

@@ -122,16 +122,7 @@ pub async fn run(args: &CrashArgs) -> anyhow::Result<()> {
     if args.kill_min_ms > args.kill_max_ms || args.kill_min_ms == 0 {
         bail!("--kill-min-ms must be at least 1 and not above --kill-max-ms");
     }
-    let kontor = args
-        .kontor
-        .clone()
-        .unwrap_or_else(crate::setup::default_kontor);
-    if !kontor.is_file() {
-        bail!(
-            "no kontor binary at {} (build it, or pass --kontor)",
-            kontor.display()
-        );
-    }
+    let kontor = crate::setup::kontor_binary(args.kontor.clone())?;
     let started_at = crate::users::now_rfc3339();
     let kontor_version = harness::kontor_version(&kontor).await;
 

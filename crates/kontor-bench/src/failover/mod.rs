@@ -123,16 +123,7 @@ pub async fn run(args: &FailoverArgs) -> anyhow::Result<()> {
     if !args.payment_rate.is_finite() || args.payment_rate <= 0.0 {
         bail!("--payment-rate must be above 0");
     }
-    let kontor = args
-        .kontor
-        .clone()
-        .unwrap_or_else(crate::setup::default_kontor);
-    if !kontor.is_file() {
-        bail!(
-            "no kontor binary at {} (build it, or pass --kontor)",
-            kontor.display()
-        );
-    }
+    let kontor = crate::setup::kontor_binary(args.kontor.clone())?;
     let lab = Lab::new(
         args.ha_lab.clone().unwrap_or_else(lab::default_scripts),
         args.lab_dir.clone(),
