@@ -13,11 +13,12 @@ use async_trait::async_trait;
 use kontor_store::{DatabaseRole, MigrationStatus, RetryPolicy, Schema, StoreError, StoreResult};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::pool::PoolConnectionMetadata;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
+use sqlx::pool::{PoolConnectionMetadata, PoolOptions};
+use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 
 use crate::dialect::Dialect;
 use crate::lease::MigrationLease;
+use crate::reads::{Columns, ReadPool};
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -54,6 +55,9 @@ impl Default for PoolSettings {
 #[derive(Debug, Clone)]
 pub struct SqlDatabase {
     pool: AnyPool,
+    /// Where the typed reads run (`reads.rs`): a cell's own PostgreSQL or SQLite pool, which
+    /// takes half of `max_connections` from the `Any` pool rather than adding to it.
+    reads: ReadPool,
     dialect: Dialect,
     role: DatabaseRole,
     retry: RetryPolicy,
@@ -104,10 +108,10 @@ impl Losses {
 /// loss, and, when it rested at least `ping_after` (or `ping_after` is zero), unless it does not
 /// answer a ping. A connection of a busy pool was used a moment ago: pinging it before every
 /// statement would double the round trips of a read.
-fn check_before_use<'c>(
+fn check_before_use<'c, C: Connection>(
     losses: &Losses,
     ping_after: Duration,
-    conn: &'c mut AnyConnection,
+    conn: &'c mut C,
     meta: &PoolConnectionMetadata,
 ) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + 'c>> {
     if losses.is_suspect(meta.age) {
@@ -144,6 +148,40 @@ fn keep_connection(
 /// How many times a read runs at most while its connection keeps being lost under it.
 pub const READ_ATTEMPTS: u32 = 3;
 
+/// How a database's `max_connections` is shared between its `Any` pool (writes, and the reads
+/// not typed yet) and its typed read pool (`reads.rs`): a cell gives half to each (the `Any`
+/// pool the odd one), so the database never sees more connections than configured; a cell of
+/// one connection, a control or a key database keeps them all on the `Any` pool.
+fn split_connections(role: DatabaseRole, max_connections: u32) -> (u32, u32) {
+    match role {
+        DatabaseRole::Cell if max_connections >= 2 => {
+            let reads = max_connections / 2;
+            (max_connections - reads, reads)
+        }
+        _ => (max_connections, 0),
+    }
+}
+
+/// The settings every pool of a database shares, whichever its driver: size, timeouts, the
+/// check before a connection is handed out and the one when it comes back (see `Losses`).
+fn pool_options<DB: sqlx::Database>(
+    options: PoolOptions<DB>,
+    size: u32,
+    settings: &PoolSettings,
+    losses: &Arc<Losses>,
+) -> PoolOptions<DB> {
+    let (on_acquire, on_release) = (losses.clone(), losses.clone());
+    let ping_after = settings.ping_after_idle;
+    options
+        .max_connections(size)
+        .acquire_timeout(settings.acquire_timeout)
+        // Pinged in `check_before_use` instead, only after a rest.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| check_before_use(&on_acquire, ping_after, conn, &meta))
+        .after_release(move |_, meta| keep_connection(&on_release, &meta))
+        .max_lifetime(settings.max_lifetime)
+}
+
 impl SqlDatabase {
     /// Opens a pool for `url` without connecting yet: a database that is down at start shows up
     /// in `/readyz` instead of keeping the process from starting.
@@ -152,35 +190,47 @@ impl SqlDatabase {
         let dialect = Dialect::of_url(url).ok_or_else(|| StoreError::Other {
             source: "unsupported database URL: expected postgres:// or sqlite:".into(),
         })?;
+        let url = match dialect {
+            Dialect::Postgres => url.to_owned(),
+            Dialect::Sqlite => crate::backend::sqlite::prepare_url(url)
+                .map_err(|msg| StoreError::Other { source: msg.into() })?,
+        };
         let losses = Arc::new(Losses::new());
-        let (on_acquire, on_release) = (losses.clone(), losses.clone());
-        let ping_after = settings.ping_after_idle;
-        let options = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            // Pinged in `check_before_use` instead, only after a rest.
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                check_before_use(&on_acquire, ping_after, conn, &meta)
-            })
-            .after_release(move |_, meta| keep_connection(&on_release, &meta))
-            .max_lifetime(settings.max_lifetime);
-        let (options, url) = match dialect {
-            Dialect::Postgres => (crate::backend::postgres::configure(options), url.to_owned()),
+        let (any_connections, read_connections) = split_connections(role, settings.max_connections);
+        let options = pool_options(AnyPoolOptions::new(), any_connections, settings, &losses);
+        let options = match dialect {
+            Dialect::Postgres => crate::backend::postgres::configure(options),
             Dialect::Sqlite => {
-                let url = crate::backend::sqlite::prepare_url(url)
-                    .map_err(|msg| StoreError::Other { source: msg.into() })?;
-                (
-                    crate::backend::sqlite::configure(options, settings.sqlite_busy_timeout),
-                    url,
-                )
+                crate::backend::sqlite::configure(options, settings.sqlite_busy_timeout)
             }
         };
         let pool = options
             .connect_lazy(&url)
             .map_err(|e| classify(dialect, e))?;
+        let reads = match (read_connections, dialect) {
+            (0, _) => ReadPool::Shared,
+            (size, Dialect::Postgres) => ReadPool::Postgres(
+                crate::backend::postgres::configure_typed(pool_options(
+                    PoolOptions::new(),
+                    size,
+                    settings,
+                    &losses,
+                ))
+                .connect_lazy(&url)
+                .map_err(|e| classify(dialect, e))?,
+            ),
+            (size, Dialect::Sqlite) => ReadPool::Sqlite(
+                crate::backend::sqlite::configure_typed(
+                    pool_options(PoolOptions::new(), size, settings, &losses),
+                    settings.sqlite_busy_timeout,
+                )
+                .connect_lazy(&url)
+                .map_err(|e| classify(dialect, e))?,
+            ),
+        };
         Ok(Self {
             pool,
+            reads,
             dialect,
             role,
             retry: settings.retry.clone(),
@@ -221,9 +271,23 @@ impl SqlDatabase {
         F: Fn(&'p AnyPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
+        self.retry_read(|| run(&self.pool)).await
+    }
+
+    /// The typed pool's reads, when this database has one (`reads.rs`).
+    pub(crate) fn read_pool(&self) -> &ReadPool {
+        &self.reads
+    }
+
+    /// [`SqlDatabase::read`] for a read on any of this database's pools.
+    pub(crate) async fn retry_read<T, F, Fut>(&self, run: F) -> StoreResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
         let mut attempt = 1;
         loop {
-            match run(&self.pool).await {
+            match run().await {
                 Err(err) if attempt < READ_ATTEMPTS && self.dialect.is_connection_lost(&err) => {
                     // The next attempt must not be handed another connection of the same
                     // generation: without a ping before each use it would be dead too.
@@ -270,6 +334,7 @@ impl SqlDatabase {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reads.close().await;
     }
 }
 
@@ -431,15 +496,34 @@ pub(crate) fn parse_date(raw: &str) -> StoreResult<time::Date> {
     time::Date::parse(raw, format).map_err(|e| StoreError::corrupt(format!("date {raw:?}: {e}")))
 }
 
-pub(crate) fn optional_date(row: &AnyRow, name: &str) -> StoreResult<Option<time::Date>> {
-    column::<Option<String>>(row, name)?
-        .map(|raw| parse_date(&raw))
-        .transpose()
+pub(crate) fn optional_date(row: &impl Columns, name: &str) -> StoreResult<Option<time::Date>> {
+    row.opt_text(name)?.map(parse_date).transpose()
 }
 
 pub(crate) fn optional_timestamp(
-    row: &AnyRow,
+    row: &impl Columns,
     name: &str,
 ) -> StoreResult<Option<kontor_domain::time::Timestamp>> {
-    Ok(column::<Option<i64>>(row, name)?.map(kontor_domain::time::Timestamp::from_unix_micros))
+    Ok(row
+        .opt_int(name)?
+        .map(kontor_domain::time::Timestamp::from_unix_micros))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cells_two_pools_share_its_connections_and_other_databases_keep_one() {
+        for max in 1..=64 {
+            let (any, reads) = split_connections(DatabaseRole::Cell, max);
+            assert_eq!(any + reads, max, "{max}");
+            assert!(any >= 1, "{max}");
+            assert_eq!(reads == 0, max == 1, "{max}");
+            for role in [DatabaseRole::Control, DatabaseRole::Keys] {
+                assert_eq!(split_connections(role, max), (max, 0));
+            }
+        }
+        assert_eq!(split_connections(DatabaseRole::Cell, 10), (5, 5));
+    }
 }

@@ -1,6 +1,8 @@
 //! Kontor's store traits implemented once, in SQL that PostgreSQL, CockroachDB, YugabyteDB and
 //! SQLite all accept: no sequences, triggers, stored procedures, advisory locks or LISTEN/NOTIFY;
 //! `TEXT` and `BIGINT` columns only, so sqlx's `Any` driver carries the same code to every backend.
+//! The reads the API serves most run the same SQL on the backend's own driver instead ([`reads`]),
+//! decoding its rows without the `Any` driver's copy of every value.
 //! What differs per backend — connection setup, how a write transaction starts, which errors mean
 //! "retry" — lives in [`backend`]; the migrations are one folder per schema shared by both
 //! backends, with a backend's own file only where its SQL differs (`migrations/README.md`).
@@ -16,6 +18,7 @@ mod keys;
 mod lease;
 pub mod moves;
 mod query;
+mod reads;
 mod stepwise;
 mod tx;
 mod user_keys;

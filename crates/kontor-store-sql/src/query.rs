@@ -7,6 +7,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 
 use crate::database::SqlDatabase;
+use crate::reads::{Decoder, Param};
 
 /// A `LIMIT` argument.
 pub(crate) fn limit_arg(limit: usize) -> i64 {
@@ -79,6 +80,24 @@ impl Filtered {
             };
         }
         query
+    }
+
+    /// Runs the query on the database's typed read path (`reads.rs`).
+    pub(crate) async fn typed_rows<T>(
+        &self,
+        db: &SqlDatabase,
+        decode: &Decoder<T>,
+    ) -> StoreResult<Vec<T>> {
+        let params: Vec<Param<'_>> = self
+            .args
+            .iter()
+            .map(|arg| match arg {
+                Arg::Text(value) => Param::Text(value),
+                Arg::Int(value) => Param::Int(*value),
+                Arg::OptText(value) => value.as_deref().map_or(Param::Null, Param::Text),
+            })
+            .collect();
+        db.typed_rows(&self.sql, &params, decode).await
     }
 
     /// Adds the conditions of a list filter on a table with `user_id`, `status`, `bank_id` and

@@ -5,6 +5,7 @@
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::DatabaseError;
+use sqlx::postgres::PgPoolOptions;
 
 pub const BACKEND: &str = "postgres";
 
@@ -49,6 +50,11 @@ pub fn is_url(url: &str) -> bool {
 /// Pool settings of this backend. PostgreSQL needs nothing per connection: isolation is chosen per
 /// transaction by [`BEGIN_WRITE`], which keeps reads at the cheaper READ COMMITTED.
 pub fn configure(options: AnyPoolOptions) -> AnyPoolOptions {
+    options
+}
+
+/// [`configure`] for the typed read pool.
+pub fn configure_typed(options: PgPoolOptions) -> PgPoolOptions {
     options
 }
 

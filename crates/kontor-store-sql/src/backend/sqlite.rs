@@ -10,7 +10,9 @@ use std::time::Duration;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::DatabaseError;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::pool::PoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Database, Executor};
 
 pub const BACKEND: &str = "sqlite";
 
@@ -101,8 +103,22 @@ pub fn file_of(url: &str) -> Option<std::path::PathBuf> {
 /// overwritten with zeros in the file instead of lingering in free pages (what erasure relies
 /// on), and how long a writer waits for the lock before the error the retry helper handles.
 pub fn configure(options: AnyPoolOptions, busy_timeout: Duration) -> AnyPoolOptions {
-    let busy_ms = busy_timeout.as_millis();
+    on_connect(options, busy_timeout)
+}
+
+/// [`configure`] for the typed read pool: the same statements on each new connection.
+pub fn configure_typed(options: SqlitePoolOptions, busy_timeout: Duration) -> SqlitePoolOptions {
+    on_connect(options, busy_timeout)
+}
+
+fn on_connect<DB>(options: PoolOptions<DB>, busy_timeout: Duration) -> PoolOptions<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    let busy = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
     options.after_connect(move |conn, _meta| {
+        let busy = busy.clone();
         Box::pin(async move {
             for pragma in [
                 "PRAGMA journal_mode = WAL",
@@ -110,10 +126,9 @@ pub fn configure(options: AnyPoolOptions, busy_timeout: Duration) -> AnyPoolOpti
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA secure_delete = ON",
             ] {
-                sqlx::query(pragma).execute(&mut *conn).await?;
+                conn.execute(pragma).await?;
             }
-            let busy = AssertSqlSafe(format!("PRAGMA busy_timeout = {busy_ms}"));
-            sqlx::query(busy).execute(&mut *conn).await?;
+            conn.execute(AssertSqlSafe(busy)).await?;
             Ok(())
         })
     })

@@ -12,17 +12,15 @@ use kontor_store::{
     AccountRow, AccountStore, BalanceRow, ChangeKind, Page, PageKey, StoreError, StoreResult,
     SyncWrite, TransactionFilter, TransactionRow,
 };
-use sqlx::any::AnyRow;
 use time::Date;
 
 use super::SqlCell;
 use super::changes;
 use super::events::insert_event;
 use super::sync_state;
-use crate::database::{
-    SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
-};
+use crate::database::{SqlDatabase, date_text, optional_date, optional_timestamp, parse_date};
 use crate::query::{Arg, Filtered, page_limit, runs};
+use crate::reads::{Columns, Param, decoder};
 use crate::tx::{Mode, Tx};
 
 macro_rules! account_columns {
@@ -39,66 +37,61 @@ macro_rules! transaction_columns {
     };
 }
 
-fn currency(row: &AnyRow) -> StoreResult<Currency> {
-    Currency::parse(&column::<String>(row, "currency")?).map_err(StoreError::corrupt)
+fn currency(row: &impl Columns) -> StoreResult<Currency> {
+    Currency::parse(row.text("currency")?).map_err(StoreError::corrupt)
 }
 
-fn account_from_row(row: &AnyRow) -> StoreResult<AccountRow> {
-    let kind: String = column(row, "kind")?;
+fn account_from_row<R: Columns>(row: &R) -> StoreResult<AccountRow> {
+    let kind = row.text("kind")?;
     Ok(AccountRow {
-        id: AccountId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
-        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
+        id: AccountId::parse(row.text("id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(row.text("tenant_id")?).map_err(StoreError::corrupt)?,
+        user_id: UserId::parse(row.text("user_id")?).map_err(StoreError::corrupt)?,
+        connection_id: ConnectionId::parse(row.text("connection_id")?)
             .map_err(StoreError::corrupt)?,
-        user_id: UserId::parse(&column::<String>(row, "user_id")?).map_err(StoreError::corrupt)?,
-        connection_id: ConnectionId::parse(&column::<String>(row, "connection_id")?)
-            .map_err(StoreError::corrupt)?,
-        bank_account_id: column(row, "bank_account_id")?,
+        bank_account_id: row.text("bank_account_id")?.to_owned(),
         currency: currency(row)?,
-        kind: AccountKind::parse(&kind).ok_or_else(|| StoreError::corrupt(kind))?,
-        details: column(row, "details")?,
-        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
-        updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
+        kind: AccountKind::parse(kind).ok_or_else(|| StoreError::corrupt(kind))?,
+        details: row.text("details")?.to_owned(),
+        created_at: Timestamp::from_unix_micros(row.int("created_at")?),
+        updated_at: Timestamp::from_unix_micros(row.int("updated_at")?),
     })
 }
 
-fn balance_from_row(row: &AnyRow) -> StoreResult<BalanceRow> {
-    let kind: String = column(row, "kind")?;
-    let amount = Money::from_minor(column(row, "amount_minor")?, currency(row)?)
-        .map_err(StoreError::corrupt)?;
+fn balance_from_row<R: Columns>(row: &R) -> StoreResult<BalanceRow> {
+    let kind = row.text("kind")?;
+    let amount =
+        Money::from_minor(row.int("amount_minor")?, currency(row)?).map_err(StoreError::corrupt)?;
     Ok(BalanceRow {
-        account_id: AccountId::parse(&column::<String>(row, "account_id")?)
-            .map_err(StoreError::corrupt)?,
+        account_id: AccountId::parse(row.text("account_id")?).map_err(StoreError::corrupt)?,
         balance: Balance {
-            kind: BalanceKind::parse(&kind).ok_or_else(|| StoreError::corrupt(kind))?,
+            kind: BalanceKind::parse(kind).ok_or_else(|| StoreError::corrupt(kind))?,
             amount,
-            credit_limit_included: column::<Option<i64>>(row, "credit_limit_included")?
-                .map(|flag| flag != 0),
+            credit_limit_included: row.opt_int("credit_limit_included")?.map(|flag| flag != 0),
             reference_date: optional_date(row, "reference_date")?,
             last_change: optional_timestamp(row, "last_change_at")?,
         },
-        fetched_at: Timestamp::from_unix_micros(column(row, "fetched_at")?),
+        fetched_at: Timestamp::from_unix_micros(row.int("fetched_at")?),
     })
 }
 
-fn transaction_from_row(row: &AnyRow) -> StoreResult<TransactionRow> {
-    let status: String = column(row, "status")?;
+fn transaction_from_row<R: Columns>(row: &R) -> StoreResult<TransactionRow> {
+    let status = row.text("status")?;
     Ok(TransactionRow {
-        id: TransactionId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
-        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
-            .map_err(StoreError::corrupt)?,
-        account_id: AccountId::parse(&column::<String>(row, "account_id")?)
-            .map_err(StoreError::corrupt)?,
-        key: DedupKey::from_stored(column(row, "dedup_key")?),
-        status: TransactionStatus::parse(&status).ok_or_else(|| StoreError::corrupt(status))?,
+        id: TransactionId::parse(row.text("id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(row.text("tenant_id")?).map_err(StoreError::corrupt)?,
+        account_id: AccountId::parse(row.text("account_id")?).map_err(StoreError::corrupt)?,
+        key: DedupKey::from_stored(row.text("dedup_key")?.to_owned()),
+        status: TransactionStatus::parse(status).ok_or_else(|| StoreError::corrupt(status))?,
         booking_date: optional_date(row, "booking_date")?,
         value_date: optional_date(row, "value_date")?,
-        sort_date: parse_date(&column::<String>(row, "sort_date")?)?,
+        sort_date: parse_date(row.text("sort_date")?)?,
         transaction_date: optional_date(row, "transaction_date")?,
-        amount: Money::from_minor(column(row, "amount_minor")?, currency(row)?)
+        amount: Money::from_minor(row.int("amount_minor")?, currency(row)?)
             .map_err(StoreError::corrupt)?,
-        details: column(row, "details")?,
-        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
-        updated_at: Timestamp::from_unix_micros(column(row, "updated_at")?),
+        details: row.text("details")?.to_owned(),
+        created_at: Timestamp::from_unix_micros(row.int("created_at")?),
+        updated_at: Timestamp::from_unix_micros(row.int("updated_at")?),
     })
 }
 
@@ -145,9 +138,10 @@ impl AccountStore for SqlCell {
             " FROM accounts WHERE tenant_id = $1 AND id = $2"
         );
         self.db
-            .row(
-                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
-                account_from_row,
+            .typed_row(
+                sql,
+                &[Param::Text(tenant.as_str()), Param::Text(id.as_str())],
+                &decoder!(account_from_row),
             )
             .await
     }
@@ -174,16 +168,12 @@ impl AccountStore for SqlCell {
         // Scoped by tenant through the account, so another tenant's account id finds nothing.
         self.account(tenant, account).await?;
         self.db
-            .rows(
-                || {
-                    sqlx::query(
-                        "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
-             reference_date, last_change_at, fetched_at FROM balances WHERE account_id = $1 \
-             ORDER BY kind",
-                    )
-                    .bind(account.as_str())
-                },
-                balance_from_row,
+            .typed_rows(
+                "SELECT account_id, kind, amount_minor, currency, credit_limit_included, \
+                 reference_date, last_change_at, fetched_at FROM balances WHERE account_id = $1 \
+                 ORDER BY kind",
+                &[Param::Text(account.as_str())],
+                &decoder!(balance_from_row),
             )
             .await
     }
@@ -228,11 +218,9 @@ impl AccountStore for SqlCell {
         }
         let fetch = q.arg(Arg::Int(page_limit(limit)));
         q.push(&format!(" ORDER BY sort_date DESC, id DESC LIMIT {fetch}"));
-        let rows = self.db.fetch_all(|| q.build()).await?;
-        let items = rows
-            .iter()
-            .map(transaction_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let items = q
+            .typed_rows(&self.db, &decoder!(transaction_from_row))
+            .await?;
         Ok(Page::from_rows(items, limit, transaction_key))
     }
 

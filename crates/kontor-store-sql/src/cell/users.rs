@@ -10,12 +10,12 @@ use kontor_store::{
     ExternalIdLookup, NewStoredUser, Page, PageKey, StoreError, StoreResult, StoredExternalId,
     StoredUser, UnsealedUser, UserStore,
 };
-use sqlx::any::AnyRow;
 
 use super::SqlCell;
 use super::events::insert_event;
 use crate::database::column;
 use crate::query::limit_arg;
+use crate::reads::{Columns, Param, decoder};
 use crate::tx::Tx;
 
 macro_rules! user_columns {
@@ -32,20 +32,18 @@ macro_rules! by_external_id {
     };
 }
 
-fn user_from_row(row: &AnyRow) -> StoreResult<StoredUser> {
-    let external_id = match column::<Option<String>>(row, "external_id_sealed")? {
-        Some(sealed) => StoredExternalId::Sealed(sealed),
+fn user_from_row<R: Columns>(row: &R) -> StoreResult<StoredUser> {
+    let external_id = match row.opt_text("external_id_sealed")? {
+        Some(sealed) => StoredExternalId::Sealed(sealed.to_owned()),
         None => StoredExternalId::Plain(
-            ExternalId::parse(&column::<String>(row, "external_id")?)
-                .map_err(StoreError::corrupt)?,
+            ExternalId::parse(row.text("external_id")?).map_err(StoreError::corrupt)?,
         ),
     };
     Ok(StoredUser {
-        id: UserId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
-        tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
-            .map_err(StoreError::corrupt)?,
+        id: UserId::parse(row.text("id")?).map_err(StoreError::corrupt)?,
+        tenant_id: TenantId::parse(row.text("tenant_id")?).map_err(StoreError::corrupt)?,
         external_id,
-        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        created_at: Timestamp::from_unix_micros(row.int("created_at")?),
     })
 }
 
@@ -113,9 +111,10 @@ impl UserStore for SqlCell {
             " FROM users WHERE tenant_id = $1 AND id = $2"
         );
         self.db
-            .row(
-                || sqlx::query(sql).bind(tenant.as_str()).bind(id.as_str()),
-                user_from_row,
+            .typed_row(
+                sql,
+                &[Param::Text(tenant.as_str()), Param::Text(id.as_str())],
+                &decoder!(user_from_row),
             )
             .await
     }

@@ -2,14 +2,17 @@
 //! failing: the server terminating backends (a restart, a failover, an operator's
 //! `pg_terminate_backend`) costs a retry, not a 503. PostgreSQL only: SQLite has no server.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use kontor_store::{StoreError, retry_serializable};
+use kontor_domain::TenantId;
+use kontor_store::{StoreError, UserStore, retry_serializable};
 use kontor_test_support::{Backend, TestStores};
 use sqlx::{Connection, PgConnection};
 
 use crate::tenants::new_tenant;
+use crate::users::new_user;
 
 /// The database name in a PostgreSQL URL.
 fn database_of(url: &str) -> &str {
@@ -41,20 +44,41 @@ async fn a_read_whose_connection_is_killed_mid_query_is_retried() {
     control.create_tenant(&tenant, &client).await.unwrap();
     control.tenant(&tenant.id).await.unwrap();
 
-    // Hold the table, so that the next read waits inside the server where it can be killed.
-    let url = stores.urls[0].1.clone();
-    let database = database_of(&url).to_owned();
-    let mut locker = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query("LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
-    let read = tokio::spawn({
+    let read = read_through_a_kill(&stores.urls[0].1, "tenants", {
         let control = control.clone();
         let id = tenant.id.clone();
         async move { control.tenant(&id).await }
-    });
+    })
+    .await;
+    assert_eq!(read.unwrap().id, tenant.id, "the read was answered");
+
+    // And the store goes on working.
+    let (other, other_client) = new_tenant("After");
+    control.create_tenant(&other, &other_client).await.unwrap();
+    assert_eq!(
+        control.tenant(&other.id).await.unwrap().name.as_str(),
+        "After"
+    );
+}
+
+/// Runs `read` while `table` of the database at `url` is locked, so that it waits inside the
+/// server, then terminates every backend of that database (the read's, the pools' idle ones and
+/// the locker's) and answers what the read answered.
+async fn read_through_a_kill<T: Send + 'static>(
+    url: &str,
+    table: &str,
+    read: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let database = database_of(url).to_owned();
+    let mut locker = PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut locker)
+    .await
+    .unwrap();
+    let read = tokio::spawn(read);
 
     let mut admin = PgConnection::connect(&kontor_test_support::postgres_admin_url())
         .await
@@ -75,20 +99,33 @@ async fn a_read_whose_connection_is_killed_mid_query_is_retried() {
         assert!(waited < 600, "the read never reached the lock");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Every backend of the database goes: the read's, the pool's idle ones, and the locker's.
     assert!(terminate_backends(&mut admin, &database).await >= 2);
     drop(locker);
+    read.await.unwrap()
+}
 
-    let read = read.await.unwrap();
-    assert_eq!(read.unwrap().id, tenant.id, "the read was answered");
+/// The same for a cell's typed read (`reads.rs`), which runs on the cell's own PostgreSQL pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_cell_read_whose_connection_is_killed_mid_query_is_retried() {
+    let Some(stores) = TestStores::new(Backend::Postgres, "reconnect::typed", &["uk"]).await else {
+        return;
+    };
+    let cell = stores.cell("uk").clone();
+    let tenant = TenantId::generate();
+    let user = cell
+        .create_user(&new_user(&tenant, "killed-read", "uk"))
+        .await
+        .unwrap();
+    cell.user(&tenant, &user.id).await.unwrap();
+    let url = &stores.urls.iter().find(|(name, _)| name == "uk").unwrap().1;
 
-    // And the store goes on working.
-    let (other, other_client) = new_tenant("After");
-    control.create_tenant(&other, &other_client).await.unwrap();
-    assert_eq!(
-        control.tenant(&other.id).await.unwrap().name.as_str(),
-        "After"
-    );
+    let read = read_through_a_kill(url, "users", {
+        let (cell, tenant, id) = (cell.clone(), tenant.clone(), user.id.clone());
+        async move { cell.user(&tenant, &id).await }
+    })
+    .await;
+    assert_eq!(read.unwrap().id, user.id, "the read was answered");
+    assert_eq!(cell.user(&tenant, &user.id).await.unwrap().id, user.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
