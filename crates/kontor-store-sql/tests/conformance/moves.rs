@@ -25,7 +25,7 @@ use kontor_store::{
     UserStore,
 };
 use kontor_store_sql::moves::{
-    self, MoveCell, MoveError, MoveOptions, MovePhase, MoveRequest, Mover, Subject, TableCheck,
+    self, MoveCell, MoveError, MoveOptions, MovePhase, MoveRequest, Mover, Subject,
 };
 use kontor_store_sql::{PoolSettings, SqlCell, SqlKeyStore};
 use kontor_test_support::{Backend, TestDatabase, TestStores};
