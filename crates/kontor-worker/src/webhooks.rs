@@ -5,13 +5,15 @@
 //! slow endpoint never delays a sync, and stop taking work on shutdown, letting attempts in flight
 //! finish (each is bounded by the attempt timeout).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kontor_domain::Clock;
+use kontor_service::webhooks::Job;
 use kontor_service::{Deliverer, Hub};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 pub(crate) async fn run(hub: Hub, shutdown: watch::Receiver<bool>) {
     let settings = hub.settings().webhooks.clone();
@@ -74,6 +76,13 @@ async fn dispatch(
     }
 }
 
+/// Keeps up to `concurrency` attempts in flight and, beside them, up to half as many claimed
+/// deliveries ready to start: a claim runs while attempts are in flight (one at a time), so an
+/// attempt that ends frees a slot that is filled at once, without waiting for a claim's round
+/// trips. A claim is made when an attempt ended or a claim found work (the next event of a
+/// user becomes due when the attempt before it is recorded), when the dispatcher made new
+/// deliveries, and at every poll interval. A ready delivery whose lease would not outlast its
+/// attempt is dropped (its lease lapses and it is claimed again), never sent late.
 async fn send(
     deliverer: Deliverer,
     clock: &Clock,
@@ -82,37 +91,81 @@ async fn send(
     fresh: &Notify,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let ahead = (concurrency / 2).max(1);
     let mut in_flight = JoinSet::new();
+    let mut ready: VecDeque<Job> = VecDeque::new();
+    let mut claiming: Option<JoinHandle<Vec<Job>>> = None;
+    // Whether to claim before the next event: false after a claim that found nothing.
+    let mut look = true;
     loop {
         if *shutdown.borrow() {
             break;
         }
-        let room = concurrency.saturating_sub(in_flight.len());
-        let mut found = false;
-        if room > 0 {
-            let jobs = deliverer.claim(room, clock.now()).await;
-            found = !jobs.is_empty();
-            for job in jobs {
-                let deliverer = deliverer.clone();
-                in_flight.spawn(async move { deliverer.run(job).await });
-            }
+        while in_flight.len() < concurrency
+            && let Some(job) = ready.pop_front()
+        {
+            start(&deliverer, clock, &mut in_flight, job);
         }
-        while let Some(done) = in_flight.try_join_next() {
-            log_outcome(done);
-        }
-        let full = in_flight.len() >= concurrency;
-        if found && !full {
-            continue;
+        let held = in_flight.len() + ready.len();
+        if look && claiming.is_none() && held < concurrency + ahead {
+            let (deliverer, now) = (deliverer.clone(), clock.now());
+            let want = concurrency + ahead - held;
+            claiming = Some(tokio::spawn(
+                async move { deliverer.claim(want, now).await },
+            ));
         }
         tokio::select! {
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => log_outcome(done),
-            () = fresh.notified(), if !full => {}
-            () = tokio::time::sleep(poll), if !full => {}
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                log_outcome(done);
+                look = true;
+            }
+            claimed = async {
+                match claiming.as_mut() {
+                    Some(claim) => claim.await,
+                    None => std::future::pending().await,
+                }
+            }, if claiming.is_some() => {
+                claiming = None;
+                match claimed {
+                    Ok(jobs) => {
+                        look = !jobs.is_empty();
+                        ready.extend(jobs);
+                    }
+                    Err(err) => tracing::error!(error = %err, "a webhook claim panicked"),
+                }
+            }
+            () = fresh.notified() => look = true,
+            () = tokio::time::sleep(poll), if !look => look = true,
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
+    // Claimed deliveries are attempted too (their leases would otherwise hold their queues
+    // until they lapse), then every attempt is awaited.
+    if let Some(claim) = claiming
+        && let Ok(jobs) = claim.await
+    {
+        ready.extend(jobs);
+    }
+    for job in ready {
+        start(&deliverer, clock, &mut in_flight, job);
+    }
     while let Some(done) = in_flight.join_next().await {
         log_outcome(done);
+    }
+}
+
+type Attempts = JoinSet<kontor_service::ServiceResult<kontor_service::webhooks::AttemptReport>>;
+
+/// Starts attempting a claimed delivery, unless its lease would lapse before the attempt ended.
+fn start(deliverer: &Deliverer, clock: &Clock, in_flight: &mut Attempts, job: Job) {
+    if deliverer.lease_outlasts_attempt(&job, clock.now()) {
+        let deliverer = deliverer.clone();
+        in_flight.spawn(async move { deliverer.run(job).await });
+    } else {
+        tracing::info!(
+            ?job,
+            "a claimed webhook delivery waited too long; its lease is left to lapse"
+        );
     }
 }
 

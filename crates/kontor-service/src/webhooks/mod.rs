@@ -24,7 +24,7 @@ use serde::Serialize;
 
 pub use address::UrlPolicy;
 pub use endpoints::{CreatedEndpoint, EndpointUpdate, NewEndpointRequest};
-pub use sender::{AttemptReport, Deliverer};
+pub use sender::{AttemptReport, Deliverer, Job};
 pub use test_event::{TEST_EXCERPT_BYTES, TestReport};
 
 #[derive(Debug, Clone)]

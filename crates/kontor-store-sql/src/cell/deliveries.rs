@@ -19,7 +19,7 @@ use kontor_store::{
 use sqlx::any::AnyRow;
 
 use super::SqlCell;
-use super::events::event_from_row;
+use super::events::{event_from_columns, event_from_row};
 use super::lease;
 use crate::database::{column, optional_timestamp};
 use crate::query::{Arg, Filtered, limit_arg};
@@ -115,39 +115,134 @@ fn attempt_from_row(row: &AnyRow) -> StoreResult<(DeliveryId, Attempt)> {
     ))
 }
 
-impl SqlCell {
-    /// The events with these ids, in no particular order.
-    async fn events_by_id(&self, ids: &[String]) -> StoreResult<Vec<Event>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = Filtered::new(
-            "SELECT id, tenant_id, user_id, type, data, created_at FROM events WHERE id IN (",
-        );
-        push_list(&mut q, ids.iter().cloned());
-        q.push(")");
-        self.db.rows(|| q.build(), event_from_row).await
-    }
+/// The move fence of a delivery's tenant or user, as a condition on `webhook_deliveries` (the
+/// user is the event's).
+macro_rules! delivery_unfenced {
+    ($d:literal) => {
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM move_fences f LEFT JOIN events e ON e.id = ",
+            $d,
+            ".event_id WHERE f.tenant_id = ",
+            $d,
+            ".tenant_id AND (f.user_id IS NULL OR f.user_id = e.user_id))"
+        )
+    };
 }
 
-/// Picks the due heads of their queues; the dialect's clause makes concurrent claims skip each
-/// other's rows. `$3` is now.
-fn claim_sql(skip_locked: &str) -> String {
+/// Picks and locks the due heads of their queues; the dialect's clause makes concurrent claims
+/// skip each other's rows. `$1` is now. Writes nothing: the fence is read again, after these
+/// locks are held, by [`lease_sql`].
+fn due_heads_sql(skip_locked: &str) -> String {
     format!(
-        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-           SELECT d.id FROM webhook_deliveries d \
-           WHERE d.state = 'pending' AND d.next_attempt_at <= $3 \
-             AND (d.lease_until IS NULL OR d.lease_until < $3) \
-             AND NOT EXISTS (SELECT 1 FROM move_fences f LEFT JOIN events e \
-               ON e.id = d.event_id WHERE f.tenant_id = d.tenant_id \
-               AND (f.user_id IS NULL OR f.user_id = e.user_id)) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
-               WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
-                 AND o.state = 'pending' AND o.id <> d.id \
-                 AND ((o.queued_at, o.id) < (d.queued_at, d.id) OR o.lease_until >= $3)) \
-           ORDER BY d.next_attempt_at, d.queued_at, d.id LIMIT $4{skip_locked}) \
-         RETURNING id, endpoint_id, event_id, attempts, first_attempt_at"
+        "SELECT d.id FROM webhook_deliveries d \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+           AND (d.lease_until IS NULL OR d.lease_until < $1) \
+           AND {} \
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+             WHERE o.endpoint_id = d.endpoint_id AND o.ordering_key = d.ordering_key \
+               AND o.state = 'pending' AND o.id <> d.id \
+               AND ((o.queued_at, o.id) < (d.queued_at, d.id) OR o.lease_until >= $1)) \
+         ORDER BY d.next_attempt_at, d.queued_at, d.id LIMIT $2{skip_locked}",
+        delivery_unfenced!("d")
     )
+}
+
+/// Leases the locked heads `ids` to `owner` unless a fence covers them now, answering each with
+/// its event. A statement of its own after the row locks: at READ COMMITTED it reads a fence
+/// committed after [`due_heads_sql`] began (a move's freeze locks the subject's deliveries
+/// first, so a fence committed later than these locks waits for this transaction), and fenced
+/// rows are left as they were, their locks released at commit. The list is padded to a power of
+/// two (repeating the first id), so that few statement texts stay prepared.
+fn lease_sql(owner: &str, until: Timestamp, ids: &[String]) -> Filtered {
+    let mut q = Filtered::new("UPDATE webhook_deliveries SET lease_owner = ");
+    let p = q.arg(Arg::Text(owner.to_owned()));
+    q.push(&p);
+    let p = q.arg(Arg::Int(until.unix_micros()));
+    q.push(&format!(", lease_until = {p} WHERE id IN ("));
+    let padding = ids.len().next_power_of_two() - ids.len();
+    push_list(
+        &mut q,
+        ids.iter()
+            .cloned()
+            .chain(ids.first().into_iter().cycle().take(padding).cloned()),
+    );
+    q.push(concat!(
+        ") AND ",
+        delivery_unfenced!("webhook_deliveries"),
+        " RETURNING id, endpoint_id, event_id, attempts, first_attempt_at, tenant_id, \
+         (SELECT e.user_id FROM events e WHERE e.id = webhook_deliveries.event_id) AS user_id, \
+         (SELECT e.type FROM events e WHERE e.id = webhook_deliveries.event_id) AS type, \
+         (SELECT e.data FROM events e WHERE e.id = webhook_deliveries.event_id) AS data, \
+         (SELECT e.created_at FROM events e WHERE e.id = webhook_deliveries.event_id) \
+           AS event_created_at"
+    ));
+    q
+}
+
+/// A row of [`lease_sql`].
+fn claimed_from_row(row: &AnyRow) -> StoreResult<ClaimedDelivery> {
+    let event = event_from_columns(row, "event_id", "event_created_at")?;
+    Ok(ClaimedDelivery {
+        id: DeliveryId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        endpoint_id: WebhookEndpointId::parse(&column::<String>(row, "endpoint_id")?)
+            .map_err(StoreError::corrupt)?,
+        attempts: u32::try_from(column::<i64>(row, "attempts")?).map_err(StoreError::corrupt)?,
+        first_attempt_at: optional_timestamp(row, "first_attempt_at")?,
+        event,
+    })
+}
+
+/// Counts an attempt of delivery `id` and settles the delivery as `outcome` says, in one
+/// statement answering the attempt's number. A success counts whoever sent it; a failure moves
+/// the delivery on only for the lease holder (a worker whose lease ran out must not reschedule
+/// another's attempt). Every `SET` reads the row as it was, so `settles` is one condition.
+fn settle_sql(
+    id: &DeliveryId,
+    owner: &str,
+    attempt: &Attempt,
+    outcome: DeliveryOutcome,
+) -> Filtered {
+    let (state, failure, next, delivered, lease_check) = match outcome {
+        DeliveryOutcome::Delivered => ("succeeded", None, None, Some(attempt.at), false),
+        DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
+        DeliveryOutcome::GiveUp(why) => ("failed", Some(why.as_str()), None, None, true),
+    };
+    let mut q = Filtered::new("UPDATE webhook_deliveries SET attempts = attempts + 1, ");
+    let at = q.arg(Arg::Int(attempt.at.unix_micros()));
+    let now = q.arg(Arg::Int(Timestamp::now().unix_micros()));
+    q.push(&format!(
+        "first_attempt_at = COALESCE(first_attempt_at, {at}), updated_at = {now}"
+    ));
+    let settles = if lease_check {
+        let p = q.arg(Arg::Text(owner.to_owned()));
+        format!("state = 'pending' AND lease_owner = {p}")
+    } else {
+        "state = 'pending'".to_owned()
+    };
+    let set = |q: &mut Filtered, column: &str, value: Option<Arg>| {
+        let value = match value {
+            Some(v) => q.arg(v),
+            None => "NULL".to_owned(),
+        };
+        q.push(&format!(
+            ", {column} = CASE WHEN {settles} THEN {value} ELSE {column} END"
+        ));
+    };
+    set(&mut q, "state", Some(Arg::Text(state.to_owned())));
+    set(&mut q, "failure", failure.map(|f| Arg::Text(f.to_owned())));
+    set(
+        &mut q,
+        "next_attempt_at",
+        next.map(|t| Arg::Int(t.unix_micros())),
+    );
+    if let Some(t) = delivered {
+        set(&mut q, "delivered_at", Some(Arg::Int(t.unix_micros())));
+    }
+    set(&mut q, "lease_owner", None);
+    set(&mut q, "lease_until", None);
+    let p = q.arg(Arg::Text(id.to_string()));
+    q.push(&format!(" WHERE id = {p} RETURNING attempts"));
+    q
 }
 
 #[async_trait]
@@ -224,49 +319,29 @@ impl DeliveryStore for SqlCell {
         now: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let sql = &claim_sql(self.db.dialect().skip_locked());
+        let heads = &due_heads_sql(self.db.dialect().skip_locked());
         let rows = self
             .db
             .transaction(crate::tx::Mode::Queue, "claim_deliveries", |tx| {
                 Box::pin(async move {
-                    let rows = tx
-                        .fetch_all(
-                            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                                .bind(owner)
-                                .bind(until.unix_micros())
+                    let ids: Vec<String> = tx
+                        .scalars(
+                            sqlx::query_scalar(sqlx::AssertSqlSafe(heads.as_str()))
                                 .bind(now.unix_micros())
                                 .bind(limit_arg(limit)),
                         )
                         .await?;
-
-                    Ok(rows)
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    tx.fetch_all(lease_sql(owner, until, &ids).build()).await
                 })
             })
             .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        let mut event_ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            event_ids.push(column::<String>(row, "event_id")?);
-        }
-        let events = self.events_by_id(&event_ids).await?;
-        for row in &rows {
-            let event_id: String = column(row, "event_id")?;
-            let event = events
-                .iter()
-                .find(|e| e.id.as_str() == event_id)
-                .cloned()
-                .ok_or_else(|| StoreError::corrupt(format!("delivery of missing {event_id}")))?;
-            claimed.push(ClaimedDelivery {
-                id: DeliveryId::parse(&column::<String>(row, "id")?)
-                    .map_err(StoreError::corrupt)?,
-                endpoint_id: WebhookEndpointId::parse(&column::<String>(row, "endpoint_id")?)
-                    .map_err(StoreError::corrupt)?,
-                attempts: u32::try_from(column::<i64>(row, "attempts")?)
-                    .map_err(StoreError::corrupt)?,
-                first_attempt_at: optional_timestamp(row, "first_attempt_at")?,
-                event,
-            });
-        }
+        let mut claimed = rows
+            .iter()
+            .map(claimed_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         // Oldest first, so that a worker starts queues in the order they became due.
         claimed.sort_by_key(|c| (c.event.created_at, c.id.to_string()));
         Ok(claimed)
@@ -280,79 +355,44 @@ impl DeliveryStore for SqlCell {
         outcome: DeliveryOutcome,
     ) -> StoreResult<()> {
         self.ensure_home("delivery", id.region())?;
+        let settle = &settle_sql(id, owner, attempt, outcome);
         self.db
             .transaction(crate::tx::Mode::Queue, "record_attempt", |tx| {
                 Box::pin(async move {
-                    // Counting the attempt locks the row: a second recorder of the same delivery (one
-                    // whose lease ran out) waits here and then counts the next number.
-                    let seq: i64 = tx
-                        .optional_scalar(
-                            sqlx::query_scalar(
-                                "UPDATE webhook_deliveries SET attempts = attempts + 1, \
-                 first_attempt_at = COALESCE(first_attempt_at, $2), updated_at = $3 \
-                 WHERE id = $1 RETURNING attempts",
-                            )
-                            .bind(id.as_str())
-                            .bind(attempt.at.unix_micros())
-                            .bind(Timestamp::now().unix_micros()),
-                        )
+                    // Counting the attempt (and settling the delivery) locks the row: a second
+                    // recorder of the same delivery (one whose lease ran out) waits here and then
+                    // counts the next number.
+                    let settled = tx
+                        .fetch_optional(settle.build())
                         .await?
                         .ok_or(StoreError::NotFound)?;
+                    let seq: i64 = column(&settled, "attempts")?;
                     // After the row lock, in a statement of its own: at READ COMMITTED this read
                     // sees a fence committed while it waited for the lock (a move's freeze locks
-                    // all the subject's deliveries), see `moves::fence`.
-                    super::fences::guard_row(tx, super::fences::Row::Delivery, id.as_str()).await?;
-                    tx.execute(sqlx::query(
-                "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, \
-                 latency_us) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id.as_str())
-            .bind(seq)
-            .bind(attempt.at.unix_micros())
-            .bind(attempt.status_code.map(i64::from))
-            .bind(attempt.error.map(AttemptError::as_str))
-            .bind(attempt.latency_us)).await?;
-                    // A success counts whoever sent it; a failure moves the delivery on only for the
-                    // lease holder (a worker whose lease ran out must not reschedule another's attempt).
-                    let (state, failure, next, delivered, lease_check) = match outcome {
-                        DeliveryOutcome::Delivered => {
-                            ("succeeded", None, None, Some(attempt.at), false)
-                        }
-                        DeliveryOutcome::RetryAt(at) => ("pending", None, Some(at), None, true),
-                        DeliveryOutcome::GiveUp(why) => {
-                            ("failed", Some(why.as_str()), None, None, true)
-                        }
-                    };
-                    let mut q = Filtered::new("UPDATE webhook_deliveries SET state = ");
-                    let p = q.arg(Arg::Text(state.to_owned()));
-                    q.push(&p);
-                    match failure {
-                        Some(f) => {
-                            let p = q.arg(Arg::Text(f.to_owned()));
-                            q.push(&format!(", failure = {p}"));
-                        }
-                        None => q.push(", failure = NULL"),
+                    // all the subject's deliveries), see `moves::fence`. A fenced delivery's
+                    // transaction is rolled back, the settling above with it.
+                    let logged = tx
+                        .execute(
+                            sqlx::query(
+                                "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, \
+                                 error, latency_us) SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (\
+                                 SELECT 1 FROM webhook_deliveries d LEFT JOIN events e \
+                                 ON e.id = d.event_id JOIN move_fences f ON f.tenant_id = d.tenant_id \
+                                 AND (f.user_id IS NULL OR f.user_id = e.user_id) WHERE d.id = $1)"
+                            )
+                            .bind(id.as_str())
+                            .bind(seq)
+                            .bind(attempt.at.unix_micros())
+                            .bind(attempt.status_code.map(i64::from))
+                            .bind(attempt.error.map(AttemptError::as_str))
+                            .bind(attempt.latency_us),
+                        )
+                        .await?;
+                    if logged == 0 {
+                        return Err(StoreError::Moving {
+                            subject: "tenant".into(),
+                        });
                     }
-                    match next {
-                        Some(at) => {
-                            let p = q.arg(Arg::Int(at.unix_micros()));
-                            q.push(&format!(", next_attempt_at = {p}"));
-                        }
-                        None => q.push(", next_attempt_at = NULL"),
-                    }
-                    if let Some(at) = delivered {
-                        let p = q.arg(Arg::Int(at.unix_micros()));
-                        q.push(&format!(", delivered_at = {p}"));
-                    }
-                    q.push(", lease_owner = NULL, lease_until = NULL WHERE id = ");
-                    let p = q.arg(Arg::Text(id.to_string()));
-                    q.push(&p);
-                    q.push(" AND state = 'pending'");
-                    if lease_check {
-                        let p = q.arg(Arg::Text(owner.to_owned()));
-                        q.push(&format!(" AND lease_owner = {p}"));
-                    }
-                    tx.execute(q.build()).await?;
                     Ok(())
                 })
             })

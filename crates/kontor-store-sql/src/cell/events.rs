@@ -33,10 +33,16 @@ pub(crate) async fn insert_event(tx: &mut Tx<'_>, event: &Event) -> StoreResult<
 }
 
 pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
+    event_from_columns(row, "id", "created_at")
+}
+
+/// An event from a row whose event id and creation time are in the columns named (a row that
+/// has an id and a creation time of its own, such as a claimed delivery's).
+pub(crate) fn event_from_columns(row: &AnyRow, id: &str, created_at: &str) -> StoreResult<Event> {
     let raw_type: String = column(row, "type")?;
     let data: String = column(row, "data")?;
     Ok(Event {
-        id: EventId::parse(&column::<String>(row, "id")?).map_err(StoreError::corrupt)?,
+        id: EventId::parse(&column::<String>(row, id)?).map_err(StoreError::corrupt)?,
         tenant_id: TenantId::parse(&column::<String>(row, "tenant_id")?)
             .map_err(StoreError::corrupt)?,
         user_id: column::<Option<String>>(row, "user_id")?
@@ -46,7 +52,7 @@ pub(crate) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
         event_type: EventType::parse(&raw_type)
             .ok_or_else(|| StoreError::corrupt(format!("event type {raw_type}")))?,
         data: serde_json::from_str(&data).map_err(StoreError::corrupt)?,
-        created_at: Timestamp::from_unix_micros(column(row, "created_at")?),
+        created_at: Timestamp::from_unix_micros(column(row, created_at)?),
     })
 }
 

@@ -122,6 +122,7 @@ conformance! {
     webhooks::claims_take_each_queue_head_in_order,
     webhooks::concurrent_claims_never_share_a_delivery,
     webhooks::job_leases_have_one_holder,
+    webhooks::a_fence_placed_during_a_claim_keeps_its_deliveries,
     moves::a_tenant_moves_with_writes_made_while_copying,
     moves::a_frozen_subject_is_refused_and_others_write_on,
     moves::a_move_survives_a_crash_at_every_step,

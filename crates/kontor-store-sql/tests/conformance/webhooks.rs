@@ -475,3 +475,149 @@ pub async fn job_leases_have_one_holder(stores: TestStores) {
     cell.release_job("dispatch", "b").await.unwrap();
     assert!(cell.claim_job("dispatch", "a", until, now).await.unwrap());
 }
+
+/// A move's fence that commits while a claim is running, after the claim's statement began but
+/// before it reached the subject's delivery, keeps that delivery unleased (PostgreSQL; on
+/// SQLite a claim holds the one write lock and the fence waits for it). At READ COMMITTED a
+/// statement reads with the snapshot of its start: a claim that checked the fence in the same
+/// statement as it took its row locks leased the delivery during the freeze.
+pub async fn a_fence_placed_during_a_claim_keeps_its_deliveries(stores: TestStores) {
+    if stores.backend != kontor_test_support::Backend::Postgres {
+        return;
+    }
+    let cell = stores.cell("uk").clone();
+    let pool = cell.database().pool().clone();
+    let tenant = TenantId::generate();
+    let endpoint = WebhookEndpointId::generate();
+    let now = Timestamp::now();
+    // The delivery to fence: bob's, due last.
+    let bob = UserId::generate(&uk());
+    let b = event(&tenant, &bob, now.unix_micros() - 1_000_000);
+    cell.append_event(&b).await.unwrap();
+    let due = Timestamp::from_unix_micros(now.unix_micros() - 1_000_000);
+    cell.dispatch_events(
+        std::slice::from_ref(&b.id),
+        &[delivery(&b, &endpoint, due)],
+        due,
+    )
+    .await
+    .unwrap();
+    // Ahead of it, a long queue of alice's whose head is leased: the claim reads all of it and
+    // takes none, which keeps its statement busy for a while before it reaches bob's.
+    let alice = UserId::generate(&uk());
+    let filler = 40_000_i64;
+    let earlier = now.unix_micros() - 10_000_000;
+    sqlx::query(
+        "INSERT INTO events (id, tenant_id, user_id, type, data, created_at, dispatched_at) \
+         SELECT 'filler-' || n, $1, $2, 'transactions.updated', '{}', $3 + n, $3 + n \
+         FROM generate_series(1, $4) AS n",
+    )
+    .bind(tenant.as_str())
+    .bind(alice.as_str())
+    .bind(earlier)
+    .bind(filler)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, tenant_id, event_id, endpoint_id, ordering_key, \
+         queued_at, state, next_attempt_at, lease_owner, lease_until, created_at, updated_at) \
+         SELECT 'filler-' || n, $1, 'filler-' || n, $2, $3, $4 + n, 'pending', $4, \
+         CASE WHEN n = 1 THEN 'elsewhere' END, CASE WHEN n = 1 THEN $5 END, $4, $4 \
+         FROM generate_series(1, $6) AS n",
+    )
+    .bind(tenant.as_str())
+    .bind(endpoint.as_str())
+    .bind(alice.as_str())
+    .bind(earlier)
+    .bind(now.plus_seconds(600).unix_micros())
+    .bind(filler)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE webhook_deliveries")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let claiming = {
+        let cell = cell.clone();
+        tokio::spawn(async move {
+            cell.claim_deliveries("w1", now.plus_seconds(60), now, 10)
+                .await
+                .unwrap()
+        })
+    };
+    // Wait until the claim's row selection runs, then place a fence as a move's freeze does
+    // (`moves::fence`: lock the subject's deliveries, then insert the fence) and commit it.
+    let mut watched = 0;
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%SKIP LOCKED%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if running > 0 {
+            break;
+        }
+        assert!(
+            !claiming.is_finished(),
+            "the claim ended before it was seen"
+        );
+        watched += 1;
+        assert!(watched < 5_000, "the claim never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut fence = pool
+        .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    let leased: Vec<Option<String>> = sqlx::query_scalar(
+        "UPDATE webhook_deliveries SET updated_at = updated_at WHERE tenant_id = $1 \
+         AND event_id IN (SELECT id FROM events WHERE user_id = $2) RETURNING lease_owner",
+    )
+    .bind(tenant.as_str())
+    .bind(bob.as_str())
+    .fetch_all(&mut *fence)
+    .await
+    .unwrap();
+    assert_eq!(
+        leased,
+        vec![None],
+        "the fence came before the claim reached bob"
+    );
+    sqlx::query(
+        "INSERT INTO move_fences (move_id, tenant_id, user_id, state, created_at) \
+         VALUES ('move-1', $1, $2, 'outgoing', $3)",
+    )
+    .bind(tenant.as_str())
+    .bind(bob.as_str())
+    .bind(Timestamp::now().unix_micros())
+    .execute(&mut *fence)
+    .await
+    .unwrap();
+    fence.commit().await.unwrap();
+    assert!(
+        !claiming.is_finished(),
+        "the claim ended before the fence committed: the race was not run"
+    );
+
+    let claimed = claiming.await.unwrap();
+    assert!(
+        claimed.iter().all(|c| c.event.id != b.id),
+        "a delivery fenced before it was leased was handed out: {claimed:?}"
+    );
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM webhook_deliveries WHERE event_id = $1")
+            .bind(b.id.as_str())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        owner, None,
+        "the fenced delivery's lease was written after the fence"
+    );
+}

@@ -7,7 +7,7 @@ use kontor_crypto::WebhookSecret;
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::WebhookEndpoint;
 use kontor_domain::{CellId, WebhookEndpointId};
-use kontor_store::{ClaimedDelivery, EndpointSecrets};
+use kontor_store::{CellStore, ClaimedDelivery, EndpointSecrets};
 use url::Url;
 
 use super::super::keys::open_secret;
@@ -47,36 +47,42 @@ impl Deliverer {
     /// Leases up to `limit` due deliveries across the cells and prepares them for sending.
     pub async fn claim(&self, limit: usize, now: Timestamp) -> Vec<Job> {
         let lease_until = now.plus_seconds(self.hub.settings().webhooks.lease_seconds);
+        // First each cell's fair share, all cells at once, so that a busy cell cannot starve
+        // the others; then whatever room is left, to the cells that filled their share.
+        let cells: Vec<_> = self.hub.cells().iter().collect();
+        let count = cells.len().max(1);
+        let shares = cells.iter().enumerate().map(|(n, (cell_id, cell))| {
+            // `limit` split as evenly as it goes: the first `limit % count` get one more.
+            let want = limit / count + usize::from(n < limit % count);
+            async move {
+                if want == 0 {
+                    return (cell_id, want, Vec::new());
+                }
+                (
+                    cell_id,
+                    want,
+                    self.claim_in(cell_id, cell.as_ref(), lease_until, now, want)
+                        .await,
+                )
+            }
+        });
         let mut claimed: Vec<(CellId, ClaimedDelivery)> = Vec::new();
-        // First each cell's fair share, so that a busy cell cannot starve the others; then
-        // whatever room is left, to the cells that had more.
-        let share = limit.div_ceil(self.hub.cells().len().max(1));
         let mut hungry = Vec::new();
-        for pass in [Some(share), None] {
-            for (cell_id, cell) in self.hub.cells().iter() {
-                let room = limit.saturating_sub(claimed.len());
-                if room == 0 || (pass.is_none() && !hungry.contains(cell_id)) {
-                    continue;
-                }
-                let want = pass.map_or(room, |share| share.min(room));
-                match cell
-                    .claim_deliveries(&self.owner, lease_until, now, want)
-                    .await
-                {
-                    Ok(batch) => {
-                        if batch.len() == want {
-                            hungry.push(cell_id.clone());
-                        }
-                        claimed.extend(batch.into_iter().map(|c| (cell_id.clone(), c)));
-                    }
-                    Err(err) => {
-                        tracing::warn!(cell = %cell_id, error = %err, "claiming deliveries failed");
-                    }
-                }
+        for (cell_id, want, batch) in futures_util::future::join_all(shares).await {
+            if want > 0 && batch.len() == want {
+                hungry.push(*cell_id);
             }
-            if pass.is_some() && hungry.is_empty() {
-                break;
+            claimed.extend(batch.into_iter().map(|c| (CellId::clone(cell_id), c)));
+        }
+        for (cell_id, cell) in &cells {
+            let room = limit.saturating_sub(claimed.len());
+            if room == 0 || !hungry.contains(cell_id) {
+                continue;
             }
+            let batch = self
+                .claim_in(cell_id, cell.as_ref(), lease_until, now, room)
+                .await;
+            claimed.extend(batch.into_iter().map(|c| (CellId::clone(cell_id), c)));
         }
         if claimed.is_empty() {
             return Vec::new();
@@ -102,8 +108,30 @@ impl Deliverer {
                 signer: signers.get(&claimed.endpoint_id).cloned(),
                 cell,
                 claimed,
+                leased_until: lease_until,
             })
             .collect()
+    }
+
+    /// One cell's claim; a failure is logged and claims nothing.
+    async fn claim_in(
+        &self,
+        cell_id: &CellId,
+        cell: &dyn CellStore,
+        lease_until: Timestamp,
+        now: Timestamp,
+        want: usize,
+    ) -> Vec<ClaimedDelivery> {
+        match cell
+            .claim_deliveries(&self.owner, lease_until, now, want)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::warn!(cell = %cell_id, error = %err, "claiming deliveries failed");
+                Vec::new()
+            }
+        }
     }
 
     async fn signers(

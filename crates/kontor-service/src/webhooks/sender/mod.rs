@@ -32,6 +32,8 @@ pub struct Job {
     cell: CellId,
     claimed: ClaimedDelivery,
     signer: Option<Arc<Signer>>,
+    /// When the lease taken by the claim runs out.
+    leased_until: Timestamp,
 }
 
 impl std::fmt::Debug for Job {
@@ -99,6 +101,17 @@ impl Deliverer {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Whether `job`'s lease, started now, would outlast the attempt (its timeout, the reading
+    /// of the answer's body, and a margin for recording it): a claimed delivery that waited too
+    /// long for a slot is not sent, or another worker could send it too once the lease lapsed.
+    pub fn lease_outlasts_attempt(&self, job: &Job, now: Timestamp) -> bool {
+        let timeout = self.hub.settings().webhooks.timeout.as_secs();
+        let needed = i64::try_from(timeout)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_add(3);
+        now.plus_seconds(needed) < job.leased_until
     }
 
     /// Dispatches new events in every cell; returns how many. Errors are logged per cell.
