@@ -289,7 +289,11 @@ pub async fn concurrent_users_of_one_tenant_do_not_conflict(stores: TestStores) 
         assert_eq!(made.len(), 1, "{external}: {made:?}");
     }
     assert_eq!(
-        cell.list_users(&tenant, None, 500).await.unwrap().items.len(),
+        cell.list_users(&tenant, None, 500)
+            .await
+            .unwrap()
+            .items
+            .len(),
         326
     );
     for external in ["creator-3-7", "shared-2", "ada@example.com"] {
