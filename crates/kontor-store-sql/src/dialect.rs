@@ -55,6 +55,15 @@ impl Dialect {
         }
     }
 
+    /// Bound parameters one statement may carry here: PostgreSQL's wire protocol counts them in
+    /// 16 bits (32767 keeps within every server that speaks it); older SQLite builds take 999.
+    pub(crate) fn max_bound_params(self) -> usize {
+        match self {
+            Dialect::Postgres => 32_767,
+            Dialect::Sqlite => 999,
+        }
+    }
+
     /// The clause that makes concurrent claims skip each other's rows, if the backend needs one.
     pub(crate) fn skip_locked(self) -> &'static str {
         match self {

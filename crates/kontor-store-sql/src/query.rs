@@ -7,6 +7,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 
 use crate::database::SqlDatabase;
+use crate::dialect::Dialect;
 use crate::reads::{Decoder, Param};
 
 /// A `LIMIT` argument.
@@ -36,6 +37,13 @@ pub(crate) fn runs<T>(mut items: &[T], most: usize) -> Vec<&[T]> {
         items = rest;
     }
     runs
+}
+
+/// Rows per multi-row statement of `params` bound parameters a row on `dialect`: a power of two
+/// (see [`runs`]), at most `most`, within the backend's limit on bound parameters.
+pub(crate) fn rows_per_statement(dialect: Dialect, params: usize, most: usize) -> usize {
+    let fit = (dialect.max_bound_params() / params.max(1)).clamp(1, most.max(1));
+    1 << fit.ilog2()
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +169,21 @@ impl Filtered {
 
 #[cfg(test)]
 mod tests {
-    use super::runs;
+    use super::{rows_per_statement, runs};
+    use crate::dialect::Dialect;
+
+    #[test]
+    fn statements_stay_within_each_backends_bound_parameters() {
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            for params in [1usize, 6, 14, 999, 5000] {
+                let rows = rows_per_statement(dialect, params, 256);
+                assert!(rows.is_power_of_two() && rows <= 256, "{rows}");
+                assert!(rows * params <= dialect.max_bound_params() || rows == 1);
+            }
+        }
+        assert_eq!(rows_per_statement(Dialect::Sqlite, 14, 256), 64);
+        assert_eq!(rows_per_statement(Dialect::Postgres, 14, 256), 256);
+    }
 
     #[test]
     fn runs_have_few_lengths_and_cover_everything_in_order() {

@@ -42,6 +42,11 @@ pub(crate) struct Tx<'d> {
 }
 
 impl<'d> Tx<'d> {
+    /// The backend this transaction runs on.
+    pub(crate) fn dialect(&self) -> crate::dialect::Dialect {
+        self.db.dialect()
+    }
+
     /// Runs a statement; how many rows it changed.
     pub(crate) async fn execute(&mut self, query: Sql<'_>) -> StoreResult<u64> {
         let done = query.execute(&mut *self.tx).await.classified(self.db)?;

@@ -10,11 +10,14 @@ use sqlx::any::AnyRow;
 use super::SqlCell;
 use super::accounts::transactions_by_ids;
 use crate::database::column;
-use crate::query::{Arg, Filtered, limit_arg, runs};
+use crate::query::{Arg, Filtered, limit_arg, rows_per_statement, runs};
 use crate::tx::Tx;
 
-/// Changes per multi-row INSERT, at most: 6 parameters a row stays under 999 bound parameters.
-const CHANGES_PER_INSERT: usize = 128;
+/// Changes per multi-row INSERT, at most, where the backend takes that many bound parameters
+/// (PostgreSQL; SQLite's 999 allows 128).
+const CHANGES_PER_INSERT: usize = 512;
+/// Bound parameters a row of that `INSERT`.
+const CHANGE_PARAMS: usize = 6;
 
 /// What one sync did to one transaction, before it is numbered.
 pub(crate) struct Change<'a> {
@@ -55,7 +58,8 @@ pub(crate) async fn record(
     let first = head - count + 1;
     // One multi-row INSERT per run: a first sync logs a change per transaction it adds.
     let numbered: Vec<(i64, &Change<'_>)> = (first..).zip(changes).collect();
-    for run in runs(&numbered, CHANGES_PER_INSERT) {
+    let per_insert = rows_per_statement(tx.dialect(), CHANGE_PARAMS, CHANGES_PER_INSERT);
+    for run in runs(&numbered, per_insert) {
         let mut q = Filtered::new(
             "INSERT INTO transaction_changes (connection_id, seq, account_id, transaction_id, \
              kind, created_at) VALUES ",

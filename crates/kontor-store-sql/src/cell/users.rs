@@ -57,41 +57,54 @@ fn user_key(user: &StoredUser) -> PageKey {
 #[async_trait]
 impl UserStore for SqlCell {
     async fn create_user(&self, user: &NewStoredUser) -> StoreResult<StoredUser> {
-        let lookup = user.lookup();
         self.ensure_home("user", user.id.region())?;
+        // Writes first, and reads nothing a neighbour writes: a creation that first counted the
+        // tenant's users with this `external_id` read the tenant's stretch of
+        // `users_by_tenant_created` (the page every creation of the tenant then writes to; the
+        // planner's choice for that query), so on PostgreSQL each pair of concurrent creations
+        // of one tenant read what the other wrote, and one was aborted, over and over under a
+        // few creators. The unique constraint keeps the blind index unique by itself.
         self.db
             .write("create_user", |tx| {
                 Box::pin(async move {
                     super::fences::guard(tx, user.tenant_id.as_str(), Some(user.id.as_str()))
                         .await?;
-                    // The unique constraint holds for the index; a row not yet converted holds the
-                    // plaintext, which only this check sees.
-                    let taken: i64 = tx
-                        .scalar(
-                            sqlx::query_scalar(concat!(
-                                "SELECT COUNT(*) FROM users WHERE ",
-                                by_external_id!()
-                            ))
+                    let inserted = tx
+                        .execute(
+                            sqlx::query(
+                                "INSERT INTO users (id, tenant_id, external_id, \
+                                 external_id_sealed, data_key, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6) \
+                                 ON CONFLICT (tenant_id, external_id) DO NOTHING",
+                            )
+                            .bind(user.id.as_str())
                             .bind(user.tenant_id.as_str())
-                            .bind(lookup.index)
-                            .bind(lookup.plain.as_str()),
+                            .bind(user.external_id_index.as_str())
+                            .bind(user.external_id_sealed.as_str())
+                            .bind(user.data_key.as_deref())
+                            .bind(user.created_at.unix_micros()),
                         )
                         .await?;
-                    if taken > 0 {
+                    // A row not yet converted holds the plaintext, which only this check sees.
+                    // It reads `users_unsealed` (cell 0019), which holds only such rows: no
+                    // creation writes to it, so reading it aborts none.
+                    let taken = inserted == 0
+                        || tx
+                            .scalar::<i64>(
+                                sqlx::query_scalar(
+                                    "SELECT COUNT(*) FROM users WHERE tenant_id = $1 \
+                                     AND external_id = $2 AND external_id_sealed IS NULL",
+                                )
+                                .bind(user.tenant_id.as_str())
+                                .bind(user.unconverted_match.as_str()),
+                            )
+                            .await?
+                            > 0;
+                    if taken {
                         return Err(StoreError::Conflict {
                             constraint: "users_tenant_external_id".into(),
                         });
                     }
-                    tx.execute(sqlx::query(
-                "INSERT INTO users (id, tenant_id, external_id, external_id_sealed, data_key, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(user.id.as_str())
-            .bind(user.tenant_id.as_str())
-            .bind(user.external_id_index.as_str())
-            .bind(user.external_id_sealed.as_str())
-            .bind(user.data_key.as_deref())
-            .bind(user.created_at.unix_micros())).await?;
                     Ok(())
                 })
             })

@@ -654,8 +654,9 @@ pub async fn a_large_sync_is_written_in_runs_with_its_change_log(stores: TestSto
     let tenant = TenantId::generate();
     let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
     let current = account(&tenant, &user, &connection, "acc-big");
-    // 203 = 3 × 64 + 8 + 2 + 1 transactions; their change log 128 + 64 + 8 + 2 + 1.
-    let rows: Vec<TransactionRow> = (0..203)
+    // 603 transactions = 2 × 256 + 64 + 16 + 8 + 2 + 1 on PostgreSQL (9 × 64 + … on SQLite);
+    // their change log 512 + 64 + 16 + 8 + 2 + 1 (4 × 128 + … on SQLite).
+    let rows: Vec<TransactionRow> = (0..603)
         .map(|n| {
             let mut row = txn(
                 &current,
@@ -686,10 +687,10 @@ pub async fn a_large_sync_is_written_in_runs_with_its_change_log(stores: TestSto
         let found = stored.iter().find(|s| s.id == row.id).unwrap();
         assert_eq!(found, row);
     }
-    assert_eq!(cell.change_head(&tenant, &connection).await.unwrap(), 203);
+    assert_eq!(cell.change_head(&tenant, &connection).await.unwrap(), 603);
     let logged = cell.changes_after(&connection, 0, 1000).await.unwrap();
     let seqs: Vec<i64> = logged.iter().map(|c| c.seq).collect();
-    assert_eq!(seqs, (1..=203).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=603).collect::<Vec<_>>());
     for (change, row) in logged.iter().zip(&rows) {
         assert_eq!(change.transaction_id, row.id);
         assert_eq!(change.account_id, current.id);

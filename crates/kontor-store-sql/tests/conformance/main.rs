@@ -110,6 +110,7 @@ conformance! {
     user_keys::the_ledger_keeps_the_first_erasure,
     payments::a_retried_creation_makes_no_second_payment,
     contention::concurrent_payments_of_one_tenant_do_not_conflict,
+    contention::concurrent_users_of_one_tenant_do_not_conflict,
     payments::payment_steps_are_checked_and_recorded,
     payments::several_payments_are_read_at_once,
     payments::idempotency_keys_are_held_once_and_resumable,
