@@ -18,9 +18,7 @@ use super::SqlCell;
 use super::changes;
 use super::events::insert_event;
 use super::sync_state;
-use crate::database::{
-    SqlDatabase, column, date_text, optional_date, optional_timestamp, parse_date,
-};
+use crate::database::{SqlDatabase, date_text, optional_date, optional_timestamp, parse_date};
 use crate::query::{Arg, Filtered, page_limit, rows_per_statement, runs};
 use crate::reads::{Columns, Param, decoder};
 use crate::tx::{Mode, Tx};
