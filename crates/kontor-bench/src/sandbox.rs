@@ -87,46 +87,55 @@ pub fn hub_banks(sandbox: &RunningSandbox) -> Vec<HubBank> {
 /// alice at sonnenbank and bob at thames-bank, each paying from their first current account in
 /// the bank's currency.
 pub fn customers(sandbox: &RunningSandbox) -> anyhow::Result<Vec<Customer>> {
-    let mut out = Vec::new();
-    for (username, bank_id, region) in [("alice", "sonnenbank", "de"), ("bob", "thames-bank", "uk")]
-    {
-        let info = sandbox
-            .bank(bank_id)
-            .with_context(|| format!("the sandbox has no bank {bank_id}"))?;
-        let accounts = sandbox
-            .accounts(bank_id)
-            .with_context(|| format!("reading the accounts at {bank_id}"))?;
-        let mine: Vec<_> = accounts
-            .into_iter()
-            .filter(|a| a.username == username && a.currency == info.currency)
-            .collect();
-        let Some(account) = mine
-            .iter()
-            .find(|a| a.kind.contains("current") || a.product.to_lowercase().contains("giro"))
-            .or_else(|| mine.first())
-        else {
-            bail!("{username} has no {} account at {bank_id}", info.currency);
-        };
-        let (debtor, creditor) = match (&account.sort_code, &account.account_number) {
-            (Some(sort_code), Some(number)) if bank_id == "thames-bank" => (
-                json!({"sort_code": sort_code, "account_number": number}),
-                json!({"name": "Landlord Ltd", "sort_code": "400993", "account_number": "30971327"}),
-            ),
-            _ => (
-                json!({"iban": account.iban}),
-                json!({"name": "Hausverwaltung Müller", "iban": "DE89370400440532013000"}),
-            ),
-        };
-        out.push(Customer {
-            username: username.to_owned(),
-            bank_id: bank_id.to_owned(),
-            region: region.to_owned(),
-            currency: info.currency,
-            debtor,
-            creditor,
-        });
-    }
-    Ok(out)
+    [("alice", "sonnenbank", "de"), ("bob", "thames-bank", "uk")]
+        .into_iter()
+        .map(|(username, bank_id, region)| customer(sandbox, username, bank_id, region))
+        .collect()
+}
+
+/// A sandbox user at a bank, paying from their first current account in the bank's currency
+/// (their only one where it is a side account, as carol's at sonnenbank).
+pub fn customer(
+    sandbox: &RunningSandbox,
+    username: &str,
+    bank_id: &str,
+    region: &str,
+) -> anyhow::Result<Customer> {
+    let info = sandbox
+        .bank(bank_id)
+        .with_context(|| format!("the sandbox has no bank {bank_id}"))?;
+    let accounts = sandbox
+        .accounts(bank_id)
+        .with_context(|| format!("reading the accounts at {bank_id}"))?;
+    let mine: Vec<_> = accounts
+        .into_iter()
+        .filter(|a| a.username == username && a.currency == info.currency)
+        .collect();
+    let Some(account) = mine
+        .iter()
+        .find(|a| a.kind.contains("current") || a.product.to_lowercase().contains("giro"))
+        .or_else(|| mine.first())
+    else {
+        bail!("{username} has no {} account at {bank_id}", info.currency);
+    };
+    let (debtor, creditor) = match (&account.sort_code, &account.account_number) {
+        (Some(sort_code), Some(number)) if bank_id == "thames-bank" => (
+            json!({"sort_code": sort_code, "account_number": number}),
+            json!({"name": "Landlord Ltd", "sort_code": "400993", "account_number": "30971327"}),
+        ),
+        _ => (
+            json!({"iban": account.iban}),
+            json!({"name": "Hausverwaltung Müller", "iban": "DE89370400440532013000"}),
+        ),
+    };
+    Ok(Customer {
+        username: username.to_owned(),
+        bank_id: bank_id.to_owned(),
+        region: region.to_owned(),
+        currency: info.currency,
+        debtor,
+        creditor,
+    })
 }
 
 impl Customer {

@@ -258,7 +258,7 @@ async fn with_databases(
     Ok(report)
 }
 
-/// A new user of the tenant who links alice at Sonnenbank; after the first sync.
+/// A new user of the tenant who links the customer at their bank; after the first sync.
 async fn linked_user(
     world: &World<'_>,
     bearer: &str,
@@ -493,25 +493,32 @@ async fn drive(
     for bearer in [&moved_bearer, &other_bearer] {
         harness::webhook_endpoint(&world.http, &world.base, bearer, world.receiver).await?;
     }
-    let (moved_linked, seeding) = seed(world, &moved_bearer, &moved_id, &alice).await?;
-    eprintln!("kontor-bench move: linking alice for the other tenant…");
-    let other_linked = linked_user(world, &other_bearer, &alice, "other-0").await?;
-    let payer = |linked: &Linked| Payer {
-        customer: alice.clone(),
+    let (_, seeding) = seed(world, &moved_bearer, &moved_id, &alice).await?;
+    // The sandbox, as the standard says, expires a PSU's recurring consent once a newer one is
+    // authorised: of alice's links only the newest syncs. So the moved tenant's load runs on a
+    // link made after the seeding, and the other tenant's on carol's (her side account at the
+    // same bank), which leaves alice's consent alone.
+    eprintln!("kontor-bench move: linking alice for the moved tenant's load…");
+    let moved_linked = linked_user(world, &moved_bearer, &alice, "moved-load").await?;
+    let carol = sandbox::customer(world.sandbox, "carol", &alice.bank_id, &alice.region)?;
+    eprintln!("kontor-bench move: linking carol for the other tenant…");
+    let other_linked = linked_user(world, &other_bearer, &carol, "other-0").await?;
+    let payer = |customer: &Customer, linked: &Linked| Payer {
+        customer: customer.clone(),
         user_id: linked.user_id.clone(),
     };
     let sides = [
         side(
             world,
             ("moved", moved_id.clone(), moved_bearer.clone()),
-            payer(&moved_linked),
+            payer(&alice, &moved_linked),
             moved_linked.clone(),
             0,
         ),
         side(
             world,
             ("other", other_id.clone(), other_bearer.clone()),
-            payer(&other_linked),
+            payer(&carol, &other_linked),
             other_linked.clone(),
             KEYS_PER_TENANT,
         ),
