@@ -297,11 +297,11 @@ async fn seed(
     bearer: &str,
     tenant: &str,
     customer: &Customer,
-) -> anyhow::Result<(Linked, report::Seeding)> {
+) -> anyhow::Result<report::Seeding> {
     let started = Instant::now();
     let de1 = world.cells["de-1"].clone();
     eprintln!("kontor-bench move: seeding the moved tenant (first link)…");
-    let first = linked_user(world, bearer, customer, "moved-0").await?;
+    linked_user(world, bearer, customer, "moved-0").await?;
     let per_link = count(&de1, "transactions", tenant).await?.max(1);
     let target = i64::try_from(world.args.transactions).unwrap_or(i64::MAX);
     let links = usize::try_from((target + per_link - 1) / per_link).unwrap_or(1);
@@ -344,16 +344,13 @@ async fn seed(
         }
     }
     eprintln!("kontor-bench move: seeded {transactions} transactions in {seconds:.1} s");
-    Ok((
-        first,
-        report::Seeding {
-            links: u64::try_from(links).unwrap_or(u64::MAX),
-            transactions_per_link: per_link,
-            transactions,
-            seconds,
-            analyzed: !world.args.no_analyze,
-        },
-    ))
+    Ok(report::Seeding {
+        links: u64::try_from(links).unwrap_or(u64::MAX),
+        transactions_per_link: per_link,
+        transactions,
+        seconds,
+        analyzed: !world.args.no_analyze,
+    })
 }
 
 /// Awaits every future (they run concurrently on this task).
@@ -493,7 +490,7 @@ async fn drive(
     for bearer in [&moved_bearer, &other_bearer] {
         harness::webhook_endpoint(&world.http, &world.base, bearer, world.receiver).await?;
     }
-    let (_, seeding) = seed(world, &moved_bearer, &moved_id, &alice).await?;
+    let seeding = seed(world, &moved_bearer, &moved_id, &alice).await?;
     // The sandbox, as the standard says, expires a PSU's recurring consent once a newer one is
     // authorised: of alice's links only the newest syncs. So the moved tenant's load runs on a
     // link made after the seeding, and the other tenant's on carol's (her side account at the

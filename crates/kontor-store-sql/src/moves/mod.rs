@@ -250,6 +250,23 @@ pub struct MoveReport {
     pub source_rows_deleted: u64,
 }
 
+impl MoveReport {
+    /// A report of `record` where it stands, before this run did anything.
+    fn of(record: &MoveRecord) -> Self {
+        MoveReport {
+            id: record.id.clone(),
+            phase: record.phase,
+            passes: Vec::new(),
+            final_pass: None,
+            tables: Vec::new(),
+            keys_copied: 0,
+            pause: None,
+            freeze_steps: Vec::new(),
+            source_rows_deleted: 0,
+        }
+    }
+}
+
 /// Why a move was refused or stopped. [`MoveError::code`] is stable.
 #[derive(Debug)]
 pub enum MoveError {
@@ -471,17 +488,7 @@ impl Mover {
         let to = self.cell(&record.to_cell)?;
         let subject = record.subject.clone();
         let batch = self.options.batch.max(1);
-        let mut report = MoveReport {
-            id: record.id.clone(),
-            phase: record.phase,
-            passes: Vec::new(),
-            final_pass: None,
-            tables: Vec::new(),
-            keys_copied: 0,
-            pause: None,
-            freeze_steps: Vec::new(),
-            source_rows_deleted: 0,
-        };
+        let mut report = MoveReport::of(&record);
         let control = self.control.database();
         let checkpoint = |step: &str| self.checkpoint(step);
         let mut frozen_here: Option<Instant> = None;
@@ -622,15 +629,8 @@ impl Mover {
         }
         let deleted = self.undo(&mut record).await?;
         Ok(MoveReport {
-            id: record.id.clone(),
-            phase: record.phase,
-            passes: Vec::new(),
-            final_pass: None,
-            tables: Vec::new(),
-            keys_copied: 0,
-            pause: None,
-            freeze_steps: Vec::new(),
             source_rows_deleted: deleted,
+            ..MoveReport::of(&record)
         })
     }
 
