@@ -276,16 +276,33 @@ impl DeliveryStore for SqlCell {
         self.db
             .write("dispatch_events", |tx| {
                 Box::pin(async move {
-                    for event in events {
-                        super::fences::guard_row(tx, super::fences::Row::Event, event.as_str())
-                            .await?;
+                    for chunk in events.chunks(INSERT_CHUNK) {
+                        let mut q = Filtered::new(
+                            "SELECT f.state FROM events r JOIN move_fences f \
+                             ON f.tenant_id = r.tenant_id \
+                             AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.id IN (",
+                        );
+                        push_list(&mut q, chunk.iter().map(EventId::to_string));
+                        q.push(") LIMIT 1");
+                        if tx.fetch_optional(q.build()).await?.is_some() {
+                            return Err(StoreError::Moving {
+                                subject: "tenant".into(),
+                            });
+                        }
                     }
                     insert_deliveries(tx, deliveries).await?;
+                    // By primary key alone: a condition on `dispatched_at` would let the
+                    // planner pick `events_undispatched` and walk every undispatched event for
+                    // each chunk, which it did on tables without statistics (a backlog of
+                    // 20,000 events: 36 ms a chunk). `COALESCE` keeps the first dispatch's time
+                    // should two dispatchers race.
                     for chunk in events.chunks(INSERT_CHUNK) {
-                        let mut q = Filtered::new("UPDATE events SET dispatched_at = ");
+                        let mut q = Filtered::new(
+                            "UPDATE events SET dispatched_at = COALESCE(dispatched_at, ",
+                        );
                         let p = q.arg(Arg::Int(at.unix_micros()));
                         q.push(&p);
-                        q.push(" WHERE dispatched_at IS NULL AND id IN (");
+                        q.push(") WHERE id IN (");
                         push_list(&mut q, chunk.iter().map(EventId::to_string));
                         q.push(")");
                         tx.execute(q.build()).await?;

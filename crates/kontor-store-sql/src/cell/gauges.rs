@@ -1,5 +1,5 @@
 //! A cell's gauges: a handful of aggregate reads, each served by an index the queues already
-//! have (`payments_by_phase`, `webhook_deliveries_due`, `events_undispatched`,
+//! have (`payments_by_phase`, `webhook_deliveries_pending_due`, `events_undispatched`,
 //! `connections_due`), so that the worker can take them every few seconds.
 
 use async_trait::async_trait;

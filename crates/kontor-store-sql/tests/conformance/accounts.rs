@@ -13,7 +13,7 @@ use kontor_store::{
     EventFilter, EventStore, ReadsChange, StoreError, SyncBookkeeping, SyncWrite,
     TransactionFilter, TransactionRow, UserStore,
 };
-use kontor_test_support::TestStores;
+use kontor_test_support::{Backend, TestStores};
 use time::macros::date;
 
 use crate::connections::user_with_connection;
@@ -695,5 +695,75 @@ pub async fn a_large_sync_is_written_in_runs_with_its_change_log(stores: TestSto
         assert_eq!(change.transaction_id, row.id);
         assert_eq!(change.account_id, current.id);
         assert_eq!(change.kind, ChangeKind::Added);
+    }
+}
+
+/// The transaction page is an index range scan in the page's order, stopping after the page,
+/// on tables without statistics (a cell just filled, as after a tenant's first sync). It was
+/// not: PostgreSQL served it from `transactions_by_transaction_date`, which matches the tenant
+/// and the account but not the order, and sorted all of the account's rows for every page
+/// (docs/BENCHMARKS.md, "Issue 12: plans without statistics"). The SQL is the store's
+/// `list_transactions`, first page and a later one with a date filter, values inlined.
+pub async fn the_transaction_page_is_read_in_index_order(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let (user, connection) = user_with_connection(cell.as_ref(), &tenant).await;
+    let big = account(&tenant, &user, &connection, "acc-page");
+    let small = account(&tenant, &user, &connection, "acc-other");
+    let rows: Vec<TransactionRow> = (0..400)
+        .map(|n| {
+            txn(
+                if n % 4 == 0 { &small } else { &big },
+                &format!("id:{n}"),
+                date!(2025 - 01 - 01) + time::Duration::days(n % 200),
+                "-1.00",
+                TransactionStatus::Booked,
+            )
+        })
+        .collect();
+    let mut write = empty_write(&connection);
+    write.accounts = vec![big.clone(), small.clone()];
+    write.inserts = rows;
+    cell.apply_sync(&write).await.unwrap();
+
+    let columns = "id, tenant_id, account_id, dedup_key, status, booking_date, value_date, \
+                   sort_date, transaction_date, amount_minor, currency, details, created_at, \
+                   updated_at";
+    let first = format!(
+        "SELECT {columns} FROM transactions WHERE tenant_id = '{tenant}' AND account_id = '{}' \
+         ORDER BY sort_date DESC, id DESC LIMIT 51",
+        big.id
+    );
+    let later = format!(
+        "SELECT {columns} FROM transactions WHERE tenant_id = '{tenant}' AND account_id = '{}' \
+         AND sort_date >= '2025-02-01' AND (sort_date, id) < ('2025-05-01', 'txn_uk_zzz') \
+         ORDER BY sort_date DESC, id DESC LIMIT 51",
+        big.id
+    );
+    let pool = stores.raw_cell_pool("uk");
+    for sql in [first, later] {
+        let plan: Vec<String> = if matches!(stores.backend, Backend::Postgres) {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| sqlx::Row::try_get::<String, _>(row, "detail").unwrap())
+                .collect()
+        };
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("transactions_by_account_page"),
+            "the page is not read through its index:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Sort") && !plan.contains("TEMP B-TREE"),
+            "the page's rows are sorted after reading them:\n{plan}"
+        );
     }
 }

@@ -104,6 +104,7 @@ conformance! {
     accounts::a_long_sync_write_outlasts_its_lease_renewals,
     accounts::erasing_a_user_erases_everything_of_theirs,
     accounts::transaction_dates_are_backfilled_in_batches,
+    accounts::the_transaction_page_is_read_in_index_order,
     user_keys::one_key_per_user_even_when_racing,
     user_keys::a_shredded_key_is_gone_for_good,
     user_keys::keys_kept_in_the_cell_are_taken_over,
