@@ -51,6 +51,7 @@ pub(crate) enum Arg {
     Text(String),
     Int(i64),
     OptText(Option<String>),
+    OptInt(Option<i64>),
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +86,7 @@ impl Filtered {
                 Arg::Text(value) => query.bind(value.as_str()),
                 Arg::Int(value) => query.bind(*value),
                 Arg::OptText(value) => query.bind(value.as_deref()),
+                Arg::OptInt(value) => query.bind(*value),
             };
         }
         query
@@ -103,6 +105,7 @@ impl Filtered {
                 Arg::Text(value) => Param::Text(value),
                 Arg::Int(value) => Param::Int(*value),
                 Arg::OptText(value) => value.as_deref().map_or(Param::Null, Param::Text),
+                Arg::OptInt(value) => value.map_or(Param::Null, Param::Int),
             })
             .collect();
         db.typed_rows(&self.sql, &params, decode).await

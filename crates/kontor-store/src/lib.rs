@@ -60,7 +60,7 @@ pub use users::{
     ExternalIdLookup, NewStoredUser, StoredExternalId, StoredUser, UnsealedUser, UserStore,
 };
 pub use webhooks::{
-    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
+    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
     EndpointSecrets, NewDelivery, NewWebhookEndpoint, WebhookEndpointStore,
 };
 

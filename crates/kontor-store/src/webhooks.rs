@@ -147,6 +147,15 @@ pub struct ClaimedDelivery {
     pub event: Event,
 }
 
+/// One attempt to record, with what it leaves the delivery as (see
+/// [`DeliveryStore::record_attempts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub id: DeliveryId,
+    pub attempt: Attempt,
+    pub outcome: DeliveryOutcome,
+}
+
 /// What an attempt leaves the delivery as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -203,6 +212,17 @@ pub trait DeliveryStore: Send + Sync {
         attempt: &Attempt,
         outcome: DeliveryOutcome,
     ) -> StoreResult<()>;
+
+    /// Records attempts of several deliveries (each id at most once) by `owner` in one
+    /// transaction, each as [`DeliveryStore::record_attempt`] records it; all or none. The
+    /// default records them one by one, in a transaction each.
+    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<()> {
+        for record in records {
+            self.record_attempt(&record.id, owner, &record.attempt, record.outcome)
+                .await?;
+        }
+        Ok(())
+    }
 
     /// Gives a delivery up without an attempt (its endpoint is gone or disabled).
     async fn give_up_delivery(

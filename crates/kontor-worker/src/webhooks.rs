@@ -79,7 +79,7 @@ async fn dispatch(
 /// Keeps up to `concurrency` attempts in flight and, beside them, up to half as many claimed
 /// deliveries ready to start: a claim runs while attempts are in flight (one at a time), so an
 /// attempt that ends frees a slot that is filled at once, without waiting for a claim's round
-/// trips. A claim is made when an attempt ended or a claim found work (the next event of a
+/// trips. A claim is for at least a quarter of `concurrency`. A claim is made when an attempt ended or a claim found work (the next event of a
 /// user becomes due when the attempt before it is recorded), when the dispatcher made new
 /// deliveries, and at every poll interval. A ready delivery whose lease would not outlast its
 /// attempt is dropped (its lease lapses and it is claimed again), never sent late.
@@ -92,6 +92,9 @@ async fn send(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let ahead = (concurrency / 2).max(1);
+    // A claim costs a statement per cell and a read of the endpoints whatever its size: claims
+    // are made for a quarter of the concurrency at least, not for every slot that frees.
+    let batch = (concurrency / 4).max(1);
     let mut in_flight = JoinSet::new();
     let mut ready: VecDeque<Job> = VecDeque::new();
     let mut claiming: Option<JoinHandle<Vec<Job>>> = None;
@@ -107,7 +110,7 @@ async fn send(
             start(&deliverer, clock, &mut in_flight, job);
         }
         let held = in_flight.len() + ready.len();
-        if look && claiming.is_none() && held < concurrency + ahead {
+        if look && claiming.is_none() && held + batch <= concurrency + ahead {
             let (deliverer, now) = (deliverer.clone(), clock.now());
             let want = concurrency + ahead - held;
             claiming = Some(tokio::spawn(

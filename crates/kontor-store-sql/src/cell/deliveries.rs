@@ -7,14 +7,16 @@
 //! abort one another on predicate locks that cover neighbouring rows. Everything else is
 //! serializable as usual.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use kontor_domain::event::{Event, EventType};
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::{Attempt, AttemptError, Delivery, DeliveryFailure, DeliveryState};
 use kontor_domain::{DeliveryId, EventId, TenantId, UserId, WebhookEndpointId};
 use kontor_store::{
-    ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery, Page, PageKey,
-    StoreError, StoreResult,
+    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryOutcome, DeliveryStore, NewDelivery,
+    Page, PageKey, StoreError, StoreResult,
 };
 use sqlx::any::AnyRow;
 
@@ -245,6 +247,106 @@ fn settle_sql(
     q
 }
 
+/// Most attempts one statement of `record_attempts` records (6 parameters a row; a power of
+/// two, see [`crate::query::runs`]).
+const RECORDS_PER_STATEMENT: usize = 64;
+
+/// `CASE id WHEN $a THEN $b … END` over `records`, each record's attempt time.
+fn attempt_times(q: &mut Filtered, records: &[&AttemptRecord]) -> String {
+    let mut sql = String::from("CASE id");
+    for r in records {
+        let id = q.arg(Arg::Text(r.id.to_string()));
+        let at = q.arg(Arg::Int(r.attempt.at.unix_micros()));
+        sql.push_str(&format!(" WHEN {id} THEN {at}"));
+    }
+    sql.push_str(" END");
+    sql
+}
+
+/// Records one run of `record_attempts`, each attempt as `record_attempt` records it: the
+/// delivered ones counted and settled by one `UPDATE … RETURNING` (which locks their rows), any
+/// other outcome by its own statement with its lease checked; then the fences read once for the
+/// whole run, after the row locks (see `record_attempt`); then the attempts inserted by one
+/// multi-row `INSERT`. [`StoreError::NotFound`] if a delivery is gone, [`StoreError::Moving`] if
+/// a fence covers one (the transaction rolls back; the caller records the others alone).
+async fn record_run(tx: &mut Tx<'_>, owner: &str, run: &[&AttemptRecord]) -> StoreResult<()> {
+    let mut seqs: HashMap<String, i64> = HashMap::with_capacity(run.len());
+    let delivered: Vec<&AttemptRecord> = run
+        .iter()
+        .copied()
+        .filter(|r| r.outcome == DeliveryOutcome::Delivered)
+        .collect();
+    for part in crate::query::runs(&delivered, RECORDS_PER_STATEMENT) {
+        let mut q = Filtered::new(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, first_attempt_at = \
+             COALESCE(first_attempt_at, ",
+        );
+        let times = attempt_times(&mut q, part);
+        let now = q.arg(Arg::Int(Timestamp::now().unix_micros()));
+        // A success counts whoever sent it (as in `settle_sql`); a delivery settled already
+        // keeps its state and only counts the attempt.
+        q.push(&format!(
+            "{times}), updated_at = {now}, \
+             state = CASE WHEN state = 'pending' THEN 'succeeded' ELSE state END, \
+             failure = CASE WHEN state = 'pending' THEN NULL ELSE failure END, \
+             next_attempt_at = CASE WHEN state = 'pending' THEN NULL ELSE next_attempt_at END, \
+             delivered_at = CASE WHEN state = 'pending' THEN {times} ELSE delivered_at END, \
+             lease_owner = CASE WHEN state = 'pending' THEN NULL ELSE lease_owner END, \
+             lease_until = CASE WHEN state = 'pending' THEN NULL ELSE lease_until END \
+             WHERE id IN ("
+        ));
+        push_list(&mut q, part.iter().map(|r| r.id.to_string()));
+        q.push(") RETURNING id, attempts");
+        for row in tx.fetch_all(q.build()).await? {
+            seqs.insert(column(&row, "id")?, column(&row, "attempts")?);
+        }
+    }
+    for r in run
+        .iter()
+        .filter(|r| r.outcome != DeliveryOutcome::Delivered)
+    {
+        let settled = tx
+            .fetch_optional(settle_sql(&r.id, owner, &r.attempt, r.outcome).build())
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        seqs.insert(r.id.to_string(), column(&settled, "attempts")?);
+    }
+    let mut q = Filtered::new(
+        "SELECT d.id FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id \
+         JOIN move_fences f ON f.tenant_id = d.tenant_id \
+         AND (f.user_id IS NULL OR f.user_id = e.user_id) WHERE d.id IN (",
+    );
+    push_list(&mut q, run.iter().map(|r| r.id.to_string()));
+    q.push(") LIMIT 1");
+    if tx.fetch_optional(q.build()).await?.is_some() {
+        return Err(StoreError::Moving {
+            subject: "tenant".into(),
+        });
+    }
+    let mut q = Filtered::new(
+        "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, latency_us) \
+         VALUES ",
+    );
+    for (i, r) in run.iter().enumerate() {
+        let seq = *seqs.get(r.id.as_str()).ok_or(StoreError::NotFound)?;
+        let values = [
+            q.arg(Arg::Text(r.id.to_string())),
+            q.arg(Arg::Int(seq)),
+            q.arg(Arg::Int(r.attempt.at.unix_micros())),
+            q.arg(Arg::OptInt(r.attempt.status_code.map(i64::from))),
+            q.arg(Arg::OptText(
+                r.attempt.error.map(|e| AttemptError::as_str(e).to_owned()),
+            )),
+            q.arg(Arg::Int(r.attempt.latency_us)),
+        ];
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.push(&values.join(", "));
+        q.push(")");
+    }
+    tx.execute(q.build()).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl DeliveryStore for SqlCell {
     async fn undispatched_events(&self, limit: usize) -> StoreResult<Vec<Event>> {
@@ -409,6 +511,34 @@ impl DeliveryStore for SqlCell {
                         return Err(StoreError::Moving {
                             subject: "tenant".into(),
                         });
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> StoreResult<()> {
+        for record in records {
+            self.ensure_home("delivery", record.id.region())?;
+        }
+        // In the order of their ids, so that two recorders lock shared rows in the same order.
+        let mut sorted: Vec<&AttemptRecord> = records.iter().collect();
+        sorted.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        if sorted.windows(2).any(|w| w[0].id == w[1].id) {
+            // The same delivery twice: its attempts are numbered one after the other.
+            for record in records {
+                self.record_attempt(&record.id, owner, &record.attempt, record.outcome)
+                    .await?;
+            }
+            return Ok(());
+        }
+        let sorted = &sorted;
+        self.db
+            .transaction(crate::tx::Mode::Queue, "record_attempts", |tx| {
+                Box::pin(async move {
+                    for run in crate::query::runs(sorted, RECORDS_PER_STATEMENT) {
+                        record_run(tx, owner, run).await?;
                     }
                     Ok(())
                 })

@@ -13,8 +13,8 @@ use kontor_domain::webhook::{
 };
 use kontor_domain::{DeliveryId, Region, TenantId, UserId, WebhookEndpointId};
 use kontor_store::{
-    CellStore, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange, EventStore,
-    NewDelivery, NewWebhookEndpoint, StoreError,
+    AttemptRecord, CellStore, DeliveryFilter, DeliveryOutcome, DeliveryStore, EndpointChange,
+    EventStore, NewDelivery, NewWebhookEndpoint, StoreError,
 };
 use kontor_test_support::TestStores;
 
@@ -619,5 +619,293 @@ pub async fn a_fence_placed_during_a_claim_keeps_its_deliveries(stores: TestStor
     assert_eq!(
         owner, None,
         "the fenced delivery's lease was written after the fence"
+    );
+}
+
+/// `n` deliveries to `endpoint`, one per user, dispatched and claimed by `w1`.
+async fn claimed_for_users(
+    cell: &dyn CellStore,
+    tenant: &TenantId,
+    endpoint: &WebhookEndpointId,
+    now: Timestamp,
+    n: i64,
+) -> Vec<kontor_store::ClaimedDelivery> {
+    let events: Vec<Event> = (1..=n)
+        .map(|k| event(tenant, &UserId::generate(&uk()), k))
+        .collect();
+    for e in &events {
+        cell.append_event(e).await.unwrap();
+    }
+    let deliveries: Vec<_> = events.iter().map(|e| delivery(e, endpoint, now)).collect();
+    let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    cell.dispatch_events(&ids, &deliveries, now).await.unwrap();
+    cell.claim_deliveries("w1", now.plus_seconds(60), now, 100)
+        .await
+        .unwrap()
+}
+
+async fn state_of(
+    cell: &dyn CellStore,
+    tenant: &TenantId,
+    endpoint: &WebhookEndpointId,
+    id: &DeliveryId,
+) -> kontor_domain::webhook::Delivery {
+    cell.list_deliveries(tenant, endpoint, &DeliveryFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|d| &d.id == id)
+        .unwrap()
+}
+
+/// Attempts recorded together (`record_attempts`, one transaction per cell) end each delivery as
+/// recording them one by one would.
+pub async fn attempts_recorded_together_are_counted_and_settled_each(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let endpoint = WebhookEndpointId::generate();
+    let now = Timestamp::now();
+    let claimed = claimed_for_users(cell.as_ref(), &tenant, &endpoint, now, 5).await;
+    assert_eq!(claimed.len(), 5);
+    // A record of a delivery that does not exist fails the whole group: nothing is recorded.
+    let ghost = AttemptRecord {
+        id: DeliveryId::generate(&uk()),
+        attempt: attempt(Some(204), None),
+        outcome: DeliveryOutcome::Delivered,
+    };
+    let last = AttemptRecord {
+        id: claimed[4].id.clone(),
+        attempt: attempt(Some(204), None),
+        outcome: DeliveryOutcome::Delivered,
+    };
+    assert!(matches!(
+        cell.record_attempts("w1", &[last, ghost]).await,
+        Err(StoreError::NotFound)
+    ));
+    let untouched = state_of(cell.as_ref(), &tenant, &endpoint, &claimed[4].id).await;
+    assert_eq!(untouched.state, DeliveryState::Pending);
+    assert_eq!(untouched.attempts, 0);
+
+    // Two delivered, one to retry, one given up, in one call: each settled as alone.
+    let retry_at = now.plus_seconds(30);
+    let records = [
+        (Some(204), None, DeliveryOutcome::Delivered),
+        (Some(200), None, DeliveryOutcome::Delivered),
+        (
+            Some(503),
+            Some(AttemptError::HttpStatus),
+            DeliveryOutcome::RetryAt(retry_at),
+        ),
+        (
+            None,
+            Some(AttemptError::Timeout),
+            DeliveryOutcome::GiveUp(DeliveryFailure::RetriesExhausted),
+        ),
+    ]
+    .into_iter()
+    .zip(&claimed)
+    .map(|((status, error, outcome), c)| AttemptRecord {
+        id: c.id.clone(),
+        attempt: attempt(status, error),
+        outcome,
+    })
+    .collect::<Vec<_>>();
+    cell.record_attempts("w1", &records).await.unwrap();
+    for (record, state) in records.iter().zip([
+        DeliveryState::Succeeded,
+        DeliveryState::Succeeded,
+        DeliveryState::Pending,
+        DeliveryState::Failed,
+    ]) {
+        let d = state_of(cell.as_ref(), &tenant, &endpoint, &record.id).await;
+        assert_eq!(d.state, state, "{}", record.id);
+        assert_eq!(d.attempts, 1);
+        let delivered = (state == DeliveryState::Succeeded).then_some(record.attempt.at);
+        assert_eq!(d.delivered_at, delivered);
+    }
+    assert_eq!(
+        state_of(cell.as_ref(), &tenant, &endpoint, &records[2].id)
+            .await
+            .next_attempt_at,
+        Some(retry_at)
+    );
+    assert_eq!(
+        state_of(cell.as_ref(), &tenant, &endpoint, &records[3].id)
+            .await
+            .failure,
+        Some(DeliveryFailure::RetriesExhausted)
+    );
+    let ids: Vec<_> = records.iter().map(|r| r.id.clone()).collect();
+    let logged = cell.delivery_attempts(&ids).await.unwrap();
+    assert_eq!(logged.len(), 4);
+    for (id, logged) in &logged {
+        let record = records.iter().find(|r| &r.id == id).unwrap();
+        assert_eq!(logged.number, 1);
+        assert_eq!(logged.status_code, record.attempt.status_code);
+        assert_eq!(logged.error, record.attempt.error);
+    }
+
+    // The retried delivery's next attempt is numbered 2; a late report by a worker whose lease
+    // ran out (w1) is logged but does not move a delivery another worker holds.
+    let retried = cell
+        .claim_deliveries("w2", retry_at.plus_seconds(60), retry_at, 10)
+        .await
+        .unwrap();
+    let again = retried.iter().find(|c| c.id == records[2].id).unwrap();
+    let late = AttemptRecord {
+        id: again.id.clone(),
+        attempt: attempt(None, Some(AttemptError::Timeout)),
+        outcome: DeliveryOutcome::RetryAt(retry_at.plus_seconds(60)),
+    };
+    let delivered = AttemptRecord {
+        id: claimed[4].id.clone(),
+        attempt: attempt(Some(204), None),
+        outcome: DeliveryOutcome::Delivered,
+    };
+    cell.record_attempts("w1", &[late, delivered])
+        .await
+        .unwrap();
+    let d = state_of(cell.as_ref(), &tenant, &endpoint, &again.id).await;
+    assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 2));
+    assert_eq!(d.next_attempt_at, Some(retry_at), "w2's lease stands");
+    assert_eq!(
+        state_of(cell.as_ref(), &tenant, &endpoint, &claimed[4].id)
+            .await
+            .state,
+        DeliveryState::Succeeded
+    );
+    let numbers: Vec<u32> = cell
+        .delivery_attempts(std::slice::from_ref(&again.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, a)| a.number)
+        .collect();
+    assert_eq!(numbers, vec![1, 2]);
+}
+
+pub async fn a_large_group_is_recorded_in_runs(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let endpoint = WebhookEndpointId::generate();
+    let now = Timestamp::now();
+    // 71 = 64 + 4 + 2 + 1: four statement sizes; every other one fails and is retried later.
+    let claimed = claimed_for_users(cell.as_ref(), &tenant, &endpoint, now, 71).await;
+    assert_eq!(claimed.len(), 71);
+    let retry_at = now.plus_seconds(30);
+    let records: Vec<AttemptRecord> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (attempt, outcome) = if i % 2 == 0 {
+                (attempt(Some(204), None), DeliveryOutcome::Delivered)
+            } else {
+                (
+                    attempt(Some(500), Some(AttemptError::HttpStatus)),
+                    DeliveryOutcome::RetryAt(retry_at),
+                )
+            };
+            AttemptRecord {
+                id: c.id.clone(),
+                attempt,
+                outcome,
+            }
+        })
+        .collect();
+    cell.record_attempts("w1", &records).await.unwrap();
+    let page = cell
+        .list_deliveries(&tenant, &endpoint, &DeliveryFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 71);
+    for record in &records {
+        let d = page.items.iter().find(|d| d.id == record.id).unwrap();
+        assert_eq!(d.attempts, 1, "{}", record.id);
+        match record.outcome {
+            DeliveryOutcome::Delivered => {
+                assert_eq!(d.state, DeliveryState::Succeeded);
+                assert_eq!(d.delivered_at, Some(record.attempt.at));
+            }
+            _ => {
+                assert_eq!(d.state, DeliveryState::Pending);
+                assert_eq!(d.next_attempt_at, Some(retry_at));
+            }
+        }
+    }
+    let ids: Vec<_> = records.iter().map(|r| r.id.clone()).collect();
+    let logged = cell.delivery_attempts(&ids).await.unwrap();
+    assert_eq!(logged.len(), 71);
+    for (id, logged) in &logged {
+        let record = records.iter().find(|r| &r.id == id).unwrap();
+        assert_eq!(
+            (logged.number, logged.status_code),
+            (1, record.attempt.status_code)
+        );
+    }
+    // The retried ones are free again at their time, each its queue's head.
+    let again = cell
+        .claim_deliveries("w2", retry_at.plus_seconds(60), retry_at, 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 35);
+}
+
+/// A group with a fenced delivery in it records nothing: the fence is read once for the run,
+/// after the rows are locked, as `record_attempt` reads it for one delivery.
+pub async fn a_group_with_a_fenced_delivery_records_nothing(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let endpoint = WebhookEndpointId::generate();
+    let now = Timestamp::now();
+    let (alice, bob) = (UserId::generate(&uk()), UserId::generate(&uk()));
+    let events = [event(&tenant, &alice, 1), event(&tenant, &bob, 2)];
+    for e in &events {
+        cell.append_event(e).await.unwrap();
+    }
+    let deliveries: Vec<_> = events.iter().map(|e| delivery(e, &endpoint, now)).collect();
+    let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    cell.dispatch_events(&ids, &deliveries, now).await.unwrap();
+    let claimed = cell
+        .claim_deliveries("w1", now.plus_seconds(60), now, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    sqlx::query(
+        "INSERT INTO move_fences (move_id, tenant_id, user_id, state, created_at) \
+         VALUES ('move-1', $1, $2, 'outgoing', $3)",
+    )
+    .bind(tenant.as_str())
+    .bind(bob.as_str())
+    .bind(now.unix_micros())
+    .execute(&stores.raw_cell_pool("uk"))
+    .await
+    .unwrap();
+    let records: Vec<AttemptRecord> = claimed
+        .iter()
+        .map(|c| AttemptRecord {
+            id: c.id.clone(),
+            attempt: attempt(Some(204), None),
+            outcome: DeliveryOutcome::Delivered,
+        })
+        .collect();
+    assert!(matches!(
+        cell.record_attempts("w1", &records).await,
+        Err(StoreError::Moving { .. })
+    ));
+    for c in &claimed {
+        let d = state_of(cell.as_ref(), &tenant, &endpoint, &c.id).await;
+        assert_eq!(
+            (d.state, d.attempts),
+            (DeliveryState::Pending, 0),
+            "{}",
+            c.id
+        );
+    }
+    assert!(
+        cell.delivery_attempts(&[claimed[0].id.clone(), claimed[1].id.clone()])
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -2,7 +2,7 @@
 
 use kontor_domain::event::Event;
 use kontor_domain::webhook::{Attempt, DeliveryFailure, DisabledReason, EndpointStatus};
-use kontor_store::{CellStore, ClaimedDelivery, DeliveryOutcome};
+use kontor_store::{AttemptRecord, CellStore, ClaimedDelivery, DeliveryOutcome};
 use rand::Rng;
 use tracing::Instrument;
 
@@ -97,8 +97,15 @@ impl Deliverer {
             }
             _ => None,
         };
-        cell.record_attempt(&claimed.id, &self.owner, &attempt, outcome)
-            .await?;
+        self.record(
+            &job.cell,
+            AttemptRecord {
+                id: claimed.id.clone(),
+                attempt: attempt.clone(),
+                outcome,
+            },
+        )
+        .await?;
         if let Some((at, since)) = disabled {
             self.record_disabled(&signer.endpoint, at, since).await?;
         }

@@ -12,14 +12,16 @@ mod attempt;
 mod claim;
 mod disable;
 mod post;
+mod record;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures_util::stream::{self, StreamExt};
 use kontor_domain::time::Timestamp;
 use kontor_domain::webhook::Attempt;
 use kontor_domain::{CellId, DeliveryId, WebhookEndpointId};
 use kontor_store::{ClaimedDelivery, DeliveryOutcome};
+use tokio::sync::mpsc;
 
 pub(super) use claim::Signer;
 pub(super) use post::{Signed, post_signed, webhook_client};
@@ -64,6 +66,8 @@ pub struct Deliverer {
     hub: Hub,
     client: reqwest::Client,
     owner: Arc<str>,
+    /// Where attempts go to be recorded together; started with the first attempt.
+    recorder: Arc<OnceLock<mpsc::UnboundedSender<record::Pending>>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -92,6 +96,7 @@ impl Deliverer {
             hub,
             client,
             owner: Arc::from(owner),
+            recorder: Arc::new(OnceLock::new()),
         })
     }
 
