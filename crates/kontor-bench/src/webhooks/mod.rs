@@ -59,6 +59,12 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "SECS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
+    /// Seconds between `ANALYZE`s of each cell's `events` and `webhook_deliveries` while the
+    /// workers drain, standing in for autovacuum on a database in service (the run's databases
+    /// are new: without it the planner has no statistics for them). 0: none.
+    #[arg(long, value_name = "SECS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub analyze_every: u64,
     /// Seconds of the baseline (POSTs straight to the receiver).
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -188,6 +194,7 @@ pub async fn run(args: &WebhookArgs) -> anyhow::Result<()> {
             poll_ms: args.poll_ms,
             rate_per_second: args.rate,
             steady_seconds: args.duration,
+            analyze_every_seconds: args.analyze_every,
         },
         machine,
         drain,
@@ -243,6 +250,8 @@ async fn measure(
         "kontor-bench webhooks: starting {} workers and draining…",
         args.workers
     );
+    let analyzer = (args.analyze_every > 0)
+        .then(|| outbox.analyze_every(Duration::from_secs(args.analyze_every)));
     let started = SystemTime::now();
     let mut workers = Workers::start(kontor, worker_env, usize::from(args.workers), dir)?;
     wait_for(&receiver, &mut workers, backlog, Duration::from_secs(900)).await?;
@@ -262,6 +271,7 @@ async fn measure(
         Duration::from_secs(120),
     )
     .await?;
+    drop(analyzer);
     let delay = delay_figures(&committed, &receiver, args)?;
     let duplicates = receiver
         .requests()

@@ -52,6 +52,24 @@ impl Outbox {
         })
     }
 
+    /// Runs `ANALYZE` on every cell's queue tables every `every` until the handle is aborted
+    /// (or dropped with the runtime). A failed `ANALYZE` is reported and tried again next time.
+    pub fn analyze_every(&self, every: Duration) -> AbortOnDrop {
+        let pools: Vec<PgPool> = self.cells.iter().map(|(_, pool, _)| pool.clone()).collect();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                for pool in &pools {
+                    for table in ["ANALYZE webhook_deliveries", "ANALYZE events"] {
+                        if let Err(err) = sqlx::query(table).execute(pool).await {
+                            eprintln!("kontor-bench webhooks: {table} failed: {err}");
+                        }
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+
     fn event_row(&self, n: usize) -> (usize, String, String) {
         let cell = n % self.cells.len();
         let (region, _, users) = &self.cells[cell];
@@ -159,5 +177,15 @@ impl Outbox {
         for (_, pool, _) in &self.cells {
             pool.close().await;
         }
+    }
+}
+
+/// A background task that ends when this handle is dropped.
+#[derive(Debug)]
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -17,6 +17,8 @@ pub struct WebhookSettings {
     pub poll_ms: u64,
     pub rate_per_second: u32,
     pub steady_seconds: u64,
+    /// Seconds between `ANALYZE`s of the cells' queue tables during the run; 0: none.
+    pub analyze_every_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,14 +78,24 @@ impl WebhookReport {
             md,
             "Settings: {} `kontor worker` processes × {} attempts in flight, poll every {} ms; \
              backlog of {} events over {} users per cell (cells `uk` and `de`); then {} events/s \
-             for {} s.\n",
+             for {} s; {}.\n",
             s.workers,
             s.worker_concurrency,
             s.poll_ms,
             s.backlog_events,
             s.users_per_cell,
             s.rate_per_second,
-            s.steady_seconds
+            s.steady_seconds,
+            if s.analyze_every_seconds == 0 {
+                "the queue tables left to autovacuum (fresh databases: no statistics during the run)"
+                    .to_owned()
+            } else {
+                format!(
+                    "`events` and `webhook_deliveries` analysed every {} s, standing in for \
+                     autovacuum on a database in service",
+                    s.analyze_every_seconds
+                )
+            }
         );
         let d = &self.drain;
         md.push_str("| phase | events | deliveries/s | note |\n|---|---:|---:|---|\n");
