@@ -39,8 +39,9 @@ fn ids(rows: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Rows in (created_at, id) order, as the lists promise.
-fn assert_ordered(rows: &[Value]) {
+/// Rows in (created_at, id) order, as the lists promise; compared as instants (RFC 3339 drops
+/// trailing zeros of the fraction, so the strings do not sort in time order).
+pub fn assert_ordered(rows: &[Value]) {
     let keys: Vec<(Timestamp, String)> = rows
         .iter()
         .map(|r| {
