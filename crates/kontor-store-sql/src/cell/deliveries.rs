@@ -311,18 +311,12 @@ async fn record_run(tx: &mut Tx<'_>, owner: &str, run: &[&AttemptRecord]) -> Sto
             .ok_or(StoreError::NotFound)?;
         seqs.insert(r.id.to_string(), column(&settled, "attempts")?);
     }
-    let mut q = Filtered::new(
-        "SELECT d.id FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id \
-         JOIN move_fences f ON f.tenant_id = d.tenant_id \
-         AND (f.user_id IS NULL OR f.user_id = e.user_id) WHERE d.id IN (",
-    );
-    push_list(&mut q, run.iter().map(|r| r.id.to_string()));
-    q.push(") LIMIT 1");
-    if tx.fetch_optional(q.build()).await?.is_some() {
-        return Err(StoreError::Moving {
-            subject: "tenant".into(),
-        });
-    }
+    super::fences::guard_rows(
+        tx,
+        super::fences::Row::Delivery,
+        run.iter().map(|r| r.id.as_str()),
+    )
+    .await?;
     let mut q = Filtered::new(
         "INSERT INTO webhook_attempts (delivery_id, seq, at, status_code, error, latency_us) \
          VALUES ",
@@ -378,20 +372,12 @@ impl DeliveryStore for SqlCell {
         self.db
             .write("dispatch_events", |tx| {
                 Box::pin(async move {
-                    for chunk in events.chunks(INSERT_CHUNK) {
-                        let mut q = Filtered::new(
-                            "SELECT f.state FROM events r JOIN move_fences f \
-                             ON f.tenant_id = r.tenant_id \
-                             AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.id IN (",
-                        );
-                        push_list(&mut q, chunk.iter().map(EventId::to_string));
-                        q.push(") LIMIT 1");
-                        if tx.fetch_optional(q.build()).await?.is_some() {
-                            return Err(StoreError::Moving {
-                                subject: "tenant".into(),
-                            });
-                        }
-                    }
+                    super::fences::guard_rows(
+                        tx,
+                        super::fences::Row::Event,
+                        events.iter().map(EventId::as_str),
+                    )
+                    .await?;
                     insert_deliveries(tx, deliveries).await?;
                     // By primary key alone: a condition on `dispatched_at` would let the
                     // planner pick `events_undispatched` and walk every undispatched event for

@@ -10,6 +10,7 @@
 
 use kontor_store::{StoreError, StoreResult};
 
+use crate::query::{Arg, Filtered};
 use crate::tx::Tx;
 
 /// Refuses the write when a fence covers the tenant, or the user (`None`: a row about no user,
@@ -40,49 +41,103 @@ pub(crate) enum Row {
     Revocation,
 }
 
+/// The fence read of a row kind: `FROM` the row's table joined to its fences, then the column
+/// the ids are compared with. One text serves the one-id read and the list read.
+macro_rules! by_row {
+    ($from:literal, $key:literal) => {
+        (
+            concat!(
+                "SELECT f.state FROM ",
+                $from,
+                " WHERE ",
+                $key,
+                " = $1 LIMIT 1"
+            ),
+            concat!("SELECT f.state FROM ", $from, " WHERE ", $key, " IN ("),
+        )
+    };
+}
+
 impl Row {
-    fn sql(self) -> &'static str {
+    /// The read by one id (`$1`), and the same read up to its open `IN (` list.
+    fn sql(self) -> (&'static str, &'static str) {
         match self {
-            Row::User => {
-                "SELECT f.state FROM users r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.id) WHERE r.id = $1 LIMIT 1"
-            }
-            Row::Connection => {
-                "SELECT f.state FROM connections r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.id = $1 LIMIT 1"
-            }
-            Row::Payment => {
-                "SELECT f.state FROM payments r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.id = $1 LIMIT 1"
-            }
-            Row::Delivery => {
-                "SELECT f.state FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id \
+            Row::User => by_row!(
+                "users r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.id)",
+                "r.id"
+            ),
+            Row::Connection => by_row!(
+                "connections r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
+                "r.id"
+            ),
+            Row::Payment => by_row!(
+                "payments r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
+                "r.id"
+            ),
+            Row::Delivery => by_row!(
+                "webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id \
                  JOIN move_fences f ON f.tenant_id = d.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = e.user_id) WHERE d.id = $1 LIMIT 1"
-            }
-            Row::Event => {
-                "SELECT f.state FROM events r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.id = $1 LIMIT 1"
-            }
-            Row::Erasure => {
-                "SELECT f.state FROM erasures r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.user_id = $1 LIMIT 1"
-            }
-            Row::Revocation => {
-                "SELECT f.state FROM erasure_revocations r JOIN move_fences f \
-                 ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id) WHERE r.id = $1 LIMIT 1"
-            }
+                 AND (f.user_id IS NULL OR f.user_id = e.user_id)",
+                "d.id"
+            ),
+            Row::Event => by_row!(
+                "events r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
+                "r.id"
+            ),
+            Row::Erasure => by_row!(
+                "erasures r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
+                "r.user_id"
+            ),
+            Row::Revocation => by_row!(
+                "erasure_revocations r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
+                "r.id"
+            ),
         }
+    }
+
+    /// Whether a fence found by this row names its user (rows about no user are covered by the
+    /// tenant's fence alone, as far as the refusal says).
+    fn of_user(self) -> bool {
+        !matches!(self, Row::Delivery | Row::Event)
     }
 }
 
 /// Refuses the write when a fence covers the tenant or user of the row `id` of `row`'s table.
 pub(crate) async fn guard_row(tx: &mut Tx<'_>, row: Row, id: &str) -> StoreResult<()> {
     let fenced: Option<String> = tx
-        .optional_scalar(sqlx::query_scalar(row.sql()).bind(id))
+        .optional_scalar(sqlx::query_scalar(row.sql().0).bind(id))
         .await?;
-    refuse(fenced.is_some(), !matches!(row, Row::Delivery | Row::Event))
+    refuse(fenced.is_some(), row.of_user())
+}
+
+/// Most ids one read of [`guard_rows`] binds.
+const IDS_PER_READ: usize = 50;
+
+/// [`guard_row`] for many rows of one table: one read per [`IDS_PER_READ`] ids.
+pub(crate) async fn guard_rows<'a>(
+    tx: &mut Tx<'_>,
+    row: Row,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> StoreResult<()> {
+    let ids: Vec<&str> = ids.into_iter().collect();
+    for chunk in ids.chunks(IDS_PER_READ) {
+        let mut q = Filtered::new(row.sql().1);
+        for (i, id) in chunk.iter().enumerate() {
+            let p = q.arg(Arg::Text((*id).to_owned()));
+            q.push(if i == 0 { "" } else { ", " });
+            q.push(&p);
+        }
+        q.push(") LIMIT 1");
+        let fenced = tx.fetch_optional(q.build()).await?;
+        refuse(fenced.is_some(), row.of_user())?;
+    }
+    Ok(())
 }
 
 fn refuse(fenced: bool, user: bool) -> StoreResult<()> {

@@ -122,6 +122,7 @@ conformance! {
     webhooks::attempts_recorded_together_are_counted_and_settled_each,
     webhooks::a_large_group_is_recorded_in_runs,
     webhooks::a_group_with_a_fenced_delivery_records_nothing,
+    webhooks::a_dispatch_with_a_fenced_event_writes_nothing,
     webhooks::endpoints_keep_secrets_sealed_and_rotate,
     webhooks::the_outbox_is_dispatched_once,
     webhooks::claims_take_each_queue_head_in_order,

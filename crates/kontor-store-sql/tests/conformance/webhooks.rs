@@ -871,16 +871,7 @@ pub async fn a_group_with_a_fenced_delivery_records_nothing(stores: TestStores) 
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
-    sqlx::query(
-        "INSERT INTO move_fences (move_id, tenant_id, user_id, state, created_at) \
-         VALUES ('move-1', $1, $2, 'outgoing', $3)",
-    )
-    .bind(tenant.as_str())
-    .bind(bob.as_str())
-    .bind(now.unix_micros())
-    .execute(&stores.raw_cell_pool("uk"))
-    .await
-    .unwrap();
+    fence_user(&stores, &tenant, &bob, now).await;
     let records: Vec<AttemptRecord> = claimed
         .iter()
         .map(|c| AttemptRecord {
@@ -908,4 +899,53 @@ pub async fn a_group_with_a_fenced_delivery_records_nothing(stores: TestStores) 
             .unwrap()
             .is_empty()
     );
+}
+
+/// A dispatch whose batch holds one fenced event writes nothing, wherever in the batch the event
+/// is (here past the first read of fences): no delivery, and every event still undispatched.
+pub async fn a_dispatch_with_a_fenced_event_writes_nothing(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let endpoint = WebhookEndpointId::generate();
+    let now = Timestamp::now();
+    let (alice, bob) = (UserId::generate(&uk()), UserId::generate(&uk()));
+    let mut events: Vec<Event> = (1..=60).map(|n| event(&tenant, &alice, n)).collect();
+    events.push(event(&tenant, &bob, 61));
+    for e in &events {
+        cell.append_event(e).await.unwrap();
+    }
+    fence_user(&stores, &tenant, &bob, now).await;
+    let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    let deliveries: Vec<_> = events.iter().map(|e| delivery(e, &endpoint, now)).collect();
+    assert!(matches!(
+        cell.dispatch_events(&ids, &deliveries, now).await,
+        Err(StoreError::Moving { .. })
+    ));
+    let listed = cell
+        .list_deliveries(&tenant, &endpoint, &DeliveryFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty(), "{} deliveries", listed.items.len());
+    let undispatched = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND dispatched_at IS NULL",
+    )
+    .bind(tenant.as_str())
+    .fetch_one(&stores.raw_cell_pool("uk"))
+    .await
+    .unwrap();
+    assert_eq!(undispatched, 61);
+}
+
+/// Fences `user` of `tenant` in the `uk` cell as a move's outgoing side does.
+async fn fence_user(stores: &TestStores, tenant: &TenantId, user: &UserId, now: Timestamp) {
+    sqlx::query(
+        "INSERT INTO move_fences (move_id, tenant_id, user_id, state, created_at) \
+         VALUES ('move-1', $1, $2, 'outgoing', $3)",
+    )
+    .bind(tenant.as_str())
+    .bind(user.as_str())
+    .bind(now.unix_micros())
+    .execute(&stores.raw_cell_pool("uk"))
+    .await
+    .unwrap();
 }
