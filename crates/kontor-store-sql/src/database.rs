@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -209,16 +210,21 @@ impl SqlDatabase {
             .map_err(|e| classify(dialect, e))?;
         let reads = match (read_connections, dialect) {
             (0, _) => ReadPool::Shared,
-            (size, Dialect::Postgres) => ReadPool::Postgres(
-                crate::backend::postgres::configure_typed(pool_options(
-                    PoolOptions::new(),
+            (size, Dialect::Postgres) => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+                    .map_err(|e| classify(dialect, e))?;
+                let suspect = losses.clone();
+                ReadPool::Postgres(Arc::new(crate::conns::ConnPool::new(
+                    options,
                     size,
-                    settings,
-                    &losses,
-                ))
-                .connect_lazy(&url)
-                .map_err(|e| classify(dialect, e))?,
-            ),
+                    crate::conns::Checks {
+                        acquire_timeout: settings.acquire_timeout,
+                        ping_after_idle: settings.ping_after_idle,
+                        max_lifetime: settings.max_lifetime,
+                        suspect: Box::new(move |age| suspect.is_suspect(age)),
+                    },
+                )))
+            }
             (size, Dialect::Sqlite) => ReadPool::Sqlite(
                 crate::backend::sqlite::configure_typed(
                     pool_options(PoolOptions::new(), size, settings, &losses),

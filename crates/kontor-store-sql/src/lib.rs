@@ -9,6 +9,7 @@
 
 pub mod backend;
 mod cell;
+mod conns;
 mod control;
 mod database;
 mod dialect;

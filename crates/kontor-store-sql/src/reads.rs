@@ -1,5 +1,6 @@
 //! The typed read path: the reads the API serves most (a page of transactions, an account, its
-//! balances, a user) run on a pool of the backend's own driver — `PgPool` or `SqlitePool` — and
+//! balances, a user) run on a pool of the backend's own driver — PostgreSQL connections in the
+//! store's own pool (`conns.rs`: no ping after each statement), or a `SqlitePool` — and
 //! decode each `PgRow` / `SqliteRow` straight into the store's row types, borrowing its text.
 //! The `Any` driver copies every value of every row into an owned `AnyRow` first (one `String`
 //! per text column, a vector of owned column names per row); on a page of 50 transactions that
@@ -14,16 +15,19 @@
 
 use kontor_store::{StoreError, StoreResult};
 use sqlx::any::AnyRow;
-use sqlx::postgres::{PgPool, PgRow};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Database, Encode, Row, Type};
 
+use crate::conns::ConnPool;
 use crate::database::SqlDatabase;
 
 /// Where a database's typed reads run.
 #[derive(Debug, Clone)]
 pub(crate) enum ReadPool {
-    Postgres(PgPool),
+    Postgres(Arc<ConnPool<PgConnection>>),
     Sqlite(SqlitePool),
     /// No pool of its own: the database's `Any` pool (a control or key database, whose reads
     /// are not on the hot path, or a pool too small to split).
@@ -120,6 +124,21 @@ where
     query
 }
 
+/// Runs `read` on a connection of `pool`, and gives the connection back when the read finished
+/// with the connection in a known state: an answer, or an error the server sent. Any other
+/// error (the socket, TLS, the protocol) closes it.
+async fn on_postgres<T>(
+    pool: &ConnPool<PgConnection>,
+    read: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    let mut lease = pool.acquire().await?;
+    let result = read(lease.conn()).await;
+    if matches!(&result, Ok(_) | Err(sqlx::Error::Database(_))) {
+        lease.release();
+    }
+    result
+}
+
 impl SqlDatabase {
     /// Every row a read answers, decoded straight from the backend's rows; retried like
     /// [`SqlDatabase::read`] when its connection died.
@@ -131,7 +150,7 @@ impl SqlDatabase {
     ) -> StoreResult<Vec<T>> {
         match self.read_pool() {
             ReadPool::Postgres(pool) => self
-                .retry_read(|| bound(sql, params).fetch_all(pool))
+                .retry_read(|| on_postgres(pool, async |c| bound(sql, params).fetch_all(c).await))
                 .await?
                 .iter()
                 .map(decode.postgres)
@@ -160,7 +179,9 @@ impl SqlDatabase {
     ) -> StoreResult<T> {
         match self.read_pool() {
             ReadPool::Postgres(pool) => self
-                .retry_read(|| bound(sql, params).fetch_optional(pool))
+                .retry_read(|| {
+                    on_postgres(pool, async |c| bound(sql, params).fetch_optional(c).await)
+                })
                 .await?
                 .as_ref()
                 .map(decode.postgres),

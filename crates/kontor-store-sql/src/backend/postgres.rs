@@ -5,7 +5,6 @@
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::DatabaseError;
-use sqlx::postgres::PgPoolOptions;
 
 pub const BACKEND: &str = "postgres";
 
@@ -50,11 +49,6 @@ pub fn is_url(url: &str) -> bool {
 /// Pool settings of this backend. PostgreSQL needs nothing per connection: isolation is chosen per
 /// transaction by [`BEGIN_WRITE`], which keeps reads at the cheaper READ COMMITTED.
 pub fn configure(options: AnyPoolOptions) -> AnyPoolOptions {
-    options
-}
-
-/// [`configure`] for the typed read pool.
-pub fn configure_typed(options: PgPoolOptions) -> PgPoolOptions {
     options
 }
 

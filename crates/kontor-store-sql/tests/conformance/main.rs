@@ -16,6 +16,7 @@ mod moves_safety;
 mod payments;
 mod reconnect;
 mod retry;
+mod round_trips;
 mod routing;
 mod schema;
 mod sync_state;

@@ -1,0 +1,161 @@
+//! The typed reads' own connection pool, for PostgreSQL.
+//!
+//! sqlx's pool pings every connection it takes back (a `Sync` and the wait for the server's
+//! `ReadyForQuery`), whatever its options say: one extra round trip to the database, on both
+//! sides, for each statement run outside a transaction — as many as the read itself. A read
+//! taken from this pool gives its connection back only when it finished (the connection is then
+//! known to be idle and in sync with the server); a read dropped half way (its request was
+//! cancelled) drops its connection with it, closing the socket. So no connection is ever handed
+//! out in an unknown state, and none needs a ping on the way back.
+//!
+//! What the pool keeps of sqlx's: a bound on the connections (a semaphore, waited for up to the
+//! acquire timeout), a ping before handing out a connection that rested at least
+//! `ping_after_idle`, the closing of connections older than `max_lifetime`, and the closing of
+//! every connection opened before the last loss (see `Losses` in `database.rs`). Idle
+//! connections are reused most recent first, so a quiet pool lets the others age out.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// A connection at rest in the pool.
+struct Resting<C> {
+    conn: C,
+    opened: Instant,
+    since: Instant,
+}
+
+/// When a pooled connection is checked, and whether it is still wanted.
+pub(crate) struct Checks {
+    pub acquire_timeout: Duration,
+    pub ping_after_idle: Duration,
+    pub max_lifetime: Option<Duration>,
+    /// Whether a connection of this age predates the last lost connection.
+    pub suspect: Box<dyn Fn(Duration) -> bool + Send + Sync>,
+}
+
+pub(crate) struct ConnPool<C: Connection> {
+    options: C::Options,
+    checks: Checks,
+    permits: Semaphore,
+    resting: Mutex<Vec<Resting<C>>>,
+    closed: AtomicBool,
+}
+
+impl<C: Connection> std::fmt::Debug for ConnPool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnPool")
+            .field("available", &self.permits.available_permits())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection handed out: [`Lease::release`] gives it back after a finished statement; dropped
+/// otherwise, it closes.
+pub(crate) struct Lease<'p, C: Connection> {
+    pool: &'p ConnPool<C>,
+    conn: Option<(C, Instant)>,
+    _permit: SemaphorePermit<'p>,
+}
+
+impl<C: Connection> Lease<'_, C> {
+    pub(crate) fn conn(&mut self) -> &mut C {
+        match &mut self.conn {
+            Some((conn, _)) => conn,
+            // Only `release` takes the connection, and it consumes the lease.
+            None => unreachable!("a lease holds its connection until released"),
+        }
+    }
+
+    /// Gives the connection back for the next read: only after the statement on it finished,
+    /// successfully or with an error the server answered (the connection is in sync either way).
+    pub(crate) fn release(mut self) {
+        if let Some((conn, opened)) = self.conn.take() {
+            if self.pool.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if let Ok(mut resting) = self.pool.resting.lock() {
+                resting.push(Resting {
+                    conn,
+                    opened,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+}
+
+impl<C: Connection> ConnPool<C> {
+    pub(crate) fn new(options: C::Options, size: u32, checks: Checks) -> Self {
+        let size = usize::try_from(size).unwrap_or(usize::MAX).max(1);
+        Self {
+            options,
+            checks,
+            permits: Semaphore::new(size),
+            resting: Mutex::new(Vec::with_capacity(size)),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// A connection: a resting one that passes the checks, else a new one. Waits for a free
+    /// place up to the acquire timeout ([`sqlx::Error::PoolTimedOut`]).
+    pub(crate) async fn acquire(&self) -> Result<Lease<'_, C>, sqlx::Error> {
+        let deadline = Instant::now() + self.checks.acquire_timeout;
+        let permit = tokio::time::timeout(self.checks.acquire_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        loop {
+            let next = self.resting.lock().ok().and_then(|mut r| r.pop());
+            let Some(mut resting) = next else {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let conn = tokio::time::timeout(left, C::connect_with(&self.options))
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some((conn, Instant::now())),
+                    _permit: permit,
+                });
+            };
+            let age = resting.opened.elapsed();
+            let expired = self.checks.max_lifetime.is_some_and(|max| age >= max);
+            if expired || (self.checks.suspect)(age) {
+                if expired {
+                    let _ = resting.conn.close().await;
+                } else {
+                    metrics::counter!("kontor_db_connections_dropped_total").increment(1);
+                }
+                continue;
+            }
+            if resting.since.elapsed() >= self.checks.ping_after_idle
+                && let Err(error) = resting.conn.ping().await
+            {
+                tracing::info!(%error, "ping on an idle connection failed");
+                continue;
+            }
+            return Ok(Lease {
+                pool: self,
+                conn: Some((resting.conn, resting.opened)),
+                _permit: permit,
+            });
+        }
+    }
+
+    /// Refuses new leases and closes the resting connections; leased ones close when dropped.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.permits.close();
+        let resting = match self.resting.lock() {
+            Ok(mut resting) => std::mem::take(&mut *resting),
+            Err(_) => Vec::new(),
+        };
+        for r in resting {
+            let _ = r.conn.close().await;
+        }
+    }
+}
