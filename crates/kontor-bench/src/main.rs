@@ -9,6 +9,7 @@ mod bank_proxy;
 mod cellmove;
 mod crash;
 mod databases;
+mod direct;
 mod expand;
 mod failover;
 mod harness;

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::HubArgs;
+use crate::direct::Direct;
 use crate::linking::{BankWorld, Tenant};
 use crate::load::Plan;
 use crate::machine::{load_average, rss_kib};
@@ -176,7 +177,10 @@ pub async fn run(args: &ReadsArgs) -> anyhow::Result<()> {
                 duration_seconds: args.duration,
                 rounds: args.rounds,
                 hub_pool,
-                baseline_pool: format!("{} connections to the {REGION} cell", args.concurrency),
+                baseline_pool: format!(
+                    "{} connections to the {REGION} cell, one statement each at a time and no ping after it (as pgbench)",
+                    args.concurrency
+                ),
             },
             machine,
             phases: m.closed,
@@ -223,8 +227,11 @@ async fn measure(
         .pool_max_idle_per_host(usize::try_from(args.max_in_flight).unwrap_or(usize::MAX))
         .build()
         .context("building the HTTP client")?;
+    let direct = Direct::connect(&env.databases.url(REGION)?, usize::from(args.concurrency))
+        .await
+        .context("connecting the baseline's connections to the de cell")?;
     let sql = Sql {
-        pool: pool.clone(),
+        direct: direct.clone(),
         tenant: Arc::new(env.tenant.tenant_id.clone()),
     };
     let mut closed: [Accumulated; 8] = Default::default();
@@ -286,6 +293,7 @@ async fn measure(
         }
     }
     pool.close().await;
+    direct.close().await;
     tokio::time::sleep(REST).await;
     let after_load_kib = rss_kib(pid);
 

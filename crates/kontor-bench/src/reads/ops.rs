@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rand::Rng;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use sqlx::PgPool;
 
+use crate::direct::Direct;
 use crate::hub::Hub;
 use crate::users::OpFuture;
 use crate::users::ops::{sql_failure, status_failure, transport_failure};
@@ -196,10 +196,10 @@ pub fn api_balances(
     )
 }
 
-/// What the SQL operations share: a pool on the cell and the tenant.
+/// What the SQL operations share: connections to the cell and the tenant.
 #[derive(Debug, Clone)]
 pub struct Sql {
-    pub pool: PgPool,
+    pub direct: Direct,
     pub tenant: Arc<String>,
 }
 
@@ -211,11 +211,16 @@ pub fn sql_page(sql: &Sql, account: &Arc<String>) -> impl Fn() -> OpFuture + Sen
         let sql = sql.clone();
         let account = Arc::clone(&account);
         Box::pin(async move {
-            let rows: Vec<TransactionRow> = sqlx::query_as(PAGE_QUERY)
-                .bind(sql.tenant.as_str())
-                .bind(account.as_str())
-                .bind(i64::try_from(PAGE_ROWS + 1).unwrap_or(i64::MAX))
-                .fetch_all(&sql.pool)
+            let rows: Vec<TransactionRow> = sql
+                .direct
+                .run(async |c| {
+                    sqlx::query_as(PAGE_QUERY)
+                        .bind(sql.tenant.as_str())
+                        .bind(account.as_str())
+                        .bind(i64::try_from(PAGE_ROWS + 1).unwrap_or(i64::MAX))
+                        .fetch_all(c)
+                        .await
+                })
                 .await
                 .map_err(|e| sql_failure(&e))?;
             if rows.len() > PAGE_ROWS {
@@ -228,10 +233,15 @@ pub fn sql_page(sql: &Sql, account: &Arc<String>) -> impl Fn() -> OpFuture + Sen
 }
 
 async fn account_row(sql: &Sql, id: &str) -> Result<AccountRow, String> {
-    let row: Option<AccountRow> = sqlx::query_as(ACCOUNT_QUERY)
-        .bind(sql.tenant.as_str())
-        .bind(id)
-        .fetch_optional(&sql.pool)
+    let row: Option<AccountRow> = sql
+        .direct
+        .run(async |c| {
+            sqlx::query_as(ACCOUNT_QUERY)
+                .bind(sql.tenant.as_str())
+                .bind(id)
+                .fetch_optional(c)
+                .await
+        })
         .await
         .map_err(|e| sql_failure(&e))?;
     match row {
@@ -267,9 +277,14 @@ pub fn sql_balances(
         let id = pick(&accounts);
         Box::pin(async move {
             account_row(&sql, &id).await?;
-            let rows: Vec<BalanceRow> = sqlx::query_as(BALANCES_QUERY)
-                .bind(id.as_str())
-                .fetch_all(&sql.pool)
+            let rows: Vec<BalanceRow> = sql
+                .direct
+                .run(async |c| {
+                    sqlx::query_as(BALANCES_QUERY)
+                        .bind(id.as_str())
+                        .fetch_all(c)
+                        .await
+                })
                 .await
                 .map_err(|e| sql_failure(&e))?;
             if rows.is_empty() {

@@ -41,7 +41,7 @@ pub(super) async fn closed_sql(
         Endpoint::Account => load::run(plan, probe, ops::sql_account(sql, &data.accounts)).await,
         Endpoint::Balances => load::run(plan, probe, ops::sql_balances(sql, &data.accounts)).await,
         Endpoint::User => {
-            let op = users::ops::sql_select(&sql.pool, &sql.tenant, &data.users);
+            let op = users::ops::sql_select(&sql.direct, &sql.tenant, &data.users);
             load::run(plan, probe, op).await
         }
     }

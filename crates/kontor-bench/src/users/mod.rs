@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::CommonArgs;
+use crate::direct::Direct;
 use crate::load::{self, Measured, Plan};
 use crate::report::{Comparison, PhaseReport, Report, Settings};
 use crate::setup::BenchEnv;
@@ -57,7 +58,10 @@ pub async fn run(args: &CommonArgs) -> anyhow::Result<()> {
             duration_seconds: args.duration,
             rounds: args.rounds,
             hub_pool,
-            baseline_pool: format!("{} connections to the uk cell", plan.concurrency),
+            baseline_pool: format!(
+                "{} connections to the uk cell (reads: one statement each at a time and no ping after it, as pgbench)",
+                plan.concurrency
+            ),
         },
         machine,
         phases: vec![api_create, api_get, sql_insert, sql_select],
@@ -123,6 +127,9 @@ async fn run_rounds(env: &BenchEnv, plan: &Plan, rounds: u16) -> anyhow::Result<
         .connect(&env.databases.url(ops::REGION)?)
         .await
         .context("connecting the baseline pool to the uk cell")?;
+    let direct = Direct::connect(&env.databases.url(ops::REGION)?, plan.concurrency)
+        .await
+        .context("connecting the baseline's read connections to the uk cell")?;
     let tenant = Arc::new(env.tenant.tenant_id.clone());
     let created = Arc::new(Mutex::new(Vec::<String>::new()));
     // External ids stay unique across rounds: each round builds its operations anew.
@@ -164,7 +171,7 @@ async fn run_rounds(env: &BenchEnv, plan: &Plan, rounds: u16) -> anyhow::Result<
         phases[2].add(measured, BTreeMap::new())?;
 
         announce(SQL_SELECT, plan, round, rounds);
-        let op = ops::sql_select(&pool, &tenant, &ids);
+        let op = ops::sql_select(&direct, &tenant, &ids);
         let measured = load::run(plan, &env.probe, op).await?;
         phases[3].add(measured, BTreeMap::new())?;
     }

@@ -10,6 +10,7 @@ use rand::Rng;
 use serde::Deserialize;
 use sqlx::PgPool;
 
+use crate::direct::Direct;
 use crate::hub::Hub;
 use crate::load::Failure;
 
@@ -164,22 +165,26 @@ pub fn sql_insert(
 }
 
 pub fn sql_select(
-    pool: &PgPool,
+    direct: &Direct,
     tenant: &Arc<String>,
     ids: &Arc<Vec<String>>,
 ) -> impl Fn() -> OpFuture + Send + Sync + 'static {
-    let pool = pool.clone();
+    let direct = direct.clone();
     let tenant = Arc::clone(tenant);
     let ids = Arc::clone(ids);
     move || {
         let id = ids[rand::rng().random_range(0..ids.len())].clone();
-        let pool = pool.clone();
+        let direct = direct.clone();
         let tenant = Arc::clone(&tenant);
         Box::pin(async move {
-            let row: Option<(String, String, String, i64)> = sqlx::query_as(SELECT_USER)
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&pool)
+            let row: Option<(String, String, String, i64)> = direct
+                .run(async |c| {
+                    sqlx::query_as(SELECT_USER)
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(c)
+                        .await
+                })
                 .await
                 .map_err(|e| sql_failure(&e))?;
             match row {
