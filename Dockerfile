@@ -6,7 +6,8 @@
 
 ARG RUST_VERSION=1.95
 
-# --- build: the release binary, from the locked dependency versions ------------------------
+# --- build: the production binary (Cargo.toml's production profile: release, optimised across
+# crates), from the locked dependency versions ------------------------------------------------
 # Bookworm, like the run stage's debian12: the binary links against that release's glibc.
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
@@ -16,8 +17,8 @@ COPY crates ./crates
 # copied out of the cached target folder because cache mounts are not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p kontor \
-    && install -D -m 0555 target/release/kontor /out/kontor
+    cargo build --profile production --locked -p kontor \
+    && install -D -m 0555 target/production/kontor /out/kontor
 
 # --- run: glibc, libgcc, CA certificates and tzdata, nothing else (no shell) -----------------
 # The bank and webhook HTTP clients verify TLS against the system roots, read at start from
