@@ -19,7 +19,7 @@ pub mod server;
 pub mod state;
 
 pub use error::{ApiError, ErrorCode};
-pub use observe::prometheus;
+pub use observe::{prometheus, requests_started};
 pub use pages::escape_html;
 pub use routes::ops::OpsState;
 pub use routes::{ops_router, router};

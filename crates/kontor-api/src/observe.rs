@@ -4,6 +4,7 @@
 //! (`/v1/users/{id}`), never by the concrete path, so ids stay out of metrics and logs.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -91,7 +92,17 @@ fn describe() {
     );
 }
 
+/// Requests begun since the process started.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests began since the process started: what tells the memory trimmer
+/// (`kontor-memory`) that the API is busy.
+pub fn requests_started() -> u64 {
+    STARTED.load(Ordering::Relaxed)
+}
+
 pub async fn middleware(request: Request, next: Next) -> Response {
+    STARTED.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let method = request.method().clone();
     let route = request

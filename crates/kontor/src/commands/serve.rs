@@ -74,6 +74,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.server.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, tls = tls.is_some(), regions = ?stores.cells.regions().collect::<Vec<_>>(), "serving");
+    trim_memory_when_idle();
 
     // `drain`: readiness fails and the worker stops taking work; `stop`: the listener closes.
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -126,6 +127,21 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     stores.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the memory trimmer looks whether requests came in, and how often it trims while
+/// none do (see `kontor-memory`).
+const TRIM_TICK: Duration = Duration::from_millis(500);
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// Gives the memory the allocator holds free back to the system whenever the API went quiet
+/// (`kontor serve`, `kontor worker` and `kontor demo`).
+pub(crate) fn trim_memory_when_idle() {
+    if let Err(error) =
+        kontor_memory::spawn_idle_trimmer(kontor_api::requests_started, TRIM_TICK, TRIM_EVERY)
+    {
+        tracing::warn!(%error, "cannot start the memory trimmer; idle memory stays as high as it peaked");
+    }
 }
 
 /// Reads the certificate files every `interval`, and at once on SIGHUP; new contents go into use

@@ -33,6 +33,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %format!("{err:#}"), "key canary not checked"),
     }
+    super::serve::trim_memory_when_idle();
     let (stop_tx, stop_rx) = watch::channel(false);
     let ops = match config.worker.listen {
         Some(address) => Some(serve_ops(config, hub.clone(), address, stop_rx.clone()).await?),

@@ -398,6 +398,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         tokio::spawn(Worker::new(hub, wiring::worker_settings(&config)).run(stop_rx.clone()))
     });
     let mut graceful = stop_rx.clone();
+    super::serve::trim_memory_when_idle();
     kontor_api::server::serve(listener, app, config.server.http(), async move {
         let _ = graceful.wait_for(|stop| *stop).await;
     })
