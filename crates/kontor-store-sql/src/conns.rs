@@ -112,10 +112,7 @@ impl<C: Connection> ConnPool<C> {
         loop {
             let next = self.resting.lock().ok().and_then(|mut r| r.pop());
             let Some(mut resting) = next else {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let conn = tokio::time::timeout(left, C::connect_with(&self.options))
-                    .await
-                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                let conn = self.connect(deadline).await?;
                 return Ok(Lease {
                     pool: self,
                     conn: Some((conn, Instant::now())),
@@ -146,6 +143,30 @@ impl<C: Connection> ConnPool<C> {
         }
     }
 
+    /// A new connection by `deadline`. A server that refuses connections (restarting) or says it
+    /// cannot take one now (starting up, or out of connection slots: SQLSTATE 57P03, 53300) is
+    /// tried again, waiting 10 ms, then twice as long each time up to a fifth of the time left —
+    /// as sqlx's pool does; any other error is answered at once.
+    async fn connect(&self, deadline: Instant) -> Result<C, sqlx::Error> {
+        let total = deadline.saturating_duration_since(Instant::now());
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(sqlx::Error::PoolTimedOut);
+            }
+            match tokio::time::timeout(left, C::connect_with(&self.options)).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(err)) if is_transient_in_connect(&err) => {}
+                Ok(Err(err)) => return Err(err),
+                Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            }
+            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
+            backoff = (backoff * 2).min(total / 5);
+        }
+    }
+
     /// Refuses new leases and closes the resting connections; leased ones close when dropped.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -157,5 +178,17 @@ impl<C: Connection> ConnPool<C> {
         for r in resting {
             let _ = r.conn.close().await;
         }
+    }
+}
+
+/// Whether a failed connect is worth another try soon: the server refused the connection (it is
+/// restarting), or it answered that it cannot take one now.
+fn is_transient_in_connect(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code == "57P03" || code == "53300"),
+        _ => false,
     }
 }

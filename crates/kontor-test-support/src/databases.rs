@@ -264,6 +264,15 @@ impl TestStores {
         &self.sql_cells[self.position(name)]
     }
 
+    /// The URL of a database by its name in [`TestStores::urls`] (`uk`, `control`, …).
+    pub fn url(&self, name: &str) -> &str {
+        self.urls
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, url)| url.as_str())
+            .expect("no such test database")
+    }
+
     /// A cell's key store, by the cell's name.
     pub fn key_store(&self, name: &str) -> &Arc<SqlKeyStore> {
         &self.sql_key_stores[self.position(name)]

@@ -117,7 +117,7 @@ async fn a_typed_cell_read_whose_connection_is_killed_mid_query_is_retried() {
         .await
         .unwrap();
     cell.user(&tenant, &user.id).await.unwrap();
-    let url = &stores.urls.iter().find(|(name, _)| name == "uk").unwrap().1;
+    let url = stores.url("uk");
 
     let read = read_through_a_kill(url, "users", {
         let (cell, tenant, id) = (cell.clone(), tenant.clone(), user.id.clone());
@@ -399,4 +399,38 @@ async fn a_write_whose_new_connection_is_refused_by_the_proxy_is_run_again() {
         "the refused connections cost retries"
     );
     assert_eq!(probe_rows(&direct).await, 1, "written exactly once");
+}
+
+/// A typed read while the server refuses connections (restarting) waits for it, within the pool's
+/// acquire timeout, instead of failing at once: here nothing listens on the cell's address for
+/// 300 ms, then a proxy to the server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_read_waits_for_a_server_that_refuses_connections_at_first() {
+    let Some(stores) = TestStores::new(Backend::Postgres, "reconnect::refused", &["uk"]).await
+    else {
+        return;
+    };
+    let (url, tenant, user) = &crate::round_trips::uk_user(&stores, "refused").await;
+    // A free port, closed again: connections to it are refused until the proxy binds it.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let cell = kontor_store_sql::SqlCell::open(
+        kontor_domain::Region::parse("uk").unwrap(),
+        &crate::round_trips::through(url, &address),
+        &kontor_store_sql::PoolSettings::default(),
+    )
+    .unwrap();
+    let upstream = crate::round_trips::server_of(url);
+    let late = address.clone();
+    let proxy = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = tokio::net::TcpListener::bind(&late).await.unwrap();
+        crate::round_trips::SyncCounter::serve(listener, upstream)
+    });
+    let read = cell.user(tenant, &user.id).await;
+    let _proxy = proxy.await.unwrap();
+    assert_eq!(read.unwrap().id, user.id, "the read waited for the server");
 }

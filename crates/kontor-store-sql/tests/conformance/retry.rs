@@ -139,13 +139,7 @@ async fn postgres_serialization_failure(stores: TestStores) {
 async fn sqlite_busy_lock(stores: TestStores) {
     let holder_db = stores.cell("uk").database().clone();
     probe_table(&holder_db).await;
-    let url = stores
-        .urls
-        .iter()
-        .find(|(name, _)| name == "uk")
-        .unwrap()
-        .1
-        .clone();
+    let url = stores.url("uk").to_owned();
     let impatient = PoolSettings {
         sqlite_busy_timeout: Duration::from_millis(20),
         ..PoolSettings::default()

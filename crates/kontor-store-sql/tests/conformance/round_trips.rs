@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kontor_domain::{Region, TenantId};
-use kontor_store::UserStore;
+use kontor_store::{StoredUser, UserStore};
 use kontor_store_sql::{PoolSettings, SqlCell};
 use kontor_test_support::{Backend, TestStores};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,14 +54,18 @@ impl Frontend {
 }
 
 /// A TCP proxy to `upstream` counting the `Sync` messages of every client.
-struct SyncCounter {
-    address: String,
+pub struct SyncCounter {
+    pub address: String,
     syncs: Arc<AtomicUsize>,
 }
 
 impl SyncCounter {
     async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), upstream)
+    }
+
+    /// The proxy on `listener`.
+    pub fn serve(listener: TcpListener, upstream: String) -> Self {
         let address = listener.local_addr().unwrap().to_string();
         let syncs = Arc::new(AtomicUsize::new(0));
         let counted = syncs.clone();
@@ -100,7 +104,7 @@ impl SyncCounter {
 }
 
 /// The `host:port` of a PostgreSQL URL.
-fn server_of(url: &str) -> String {
+pub fn server_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or(rest);
     authority
@@ -110,10 +114,22 @@ fn server_of(url: &str) -> String {
 }
 
 /// `url` with its server replaced by `address`, and TLS off (the proxy reads the bytes).
-fn through(url: &str, address: &str) -> String {
+pub fn through(url: &str, address: &str) -> String {
     let server = server_of(url);
     let url = url.split('?').next().unwrap_or(url);
     format!("{}?sslmode=disable", url.replacen(&server, address, 1))
+}
+
+/// The `uk` cell's URL, and a user of a new tenant created in it.
+pub async fn uk_user(stores: &TestStores, external: &str) -> (String, TenantId, StoredUser) {
+    let url = stores.url("uk").to_owned();
+    let tenant = TenantId::generate();
+    let user = stores
+        .cell("uk")
+        .create_user(&new_user(&tenant, external, "uk"))
+        .await
+        .unwrap();
+    (url, tenant, user)
 }
 
 /// A typed read (`reads.rs`) is one exchange with the server once its statement is prepared: its
@@ -125,13 +141,7 @@ async fn a_typed_read_is_one_round_trip() {
     else {
         return;
     };
-    let url = &stores.urls.iter().find(|(name, _)| name == "uk").unwrap().1;
-    let tenant = TenantId::generate();
-    let user = stores
-        .cell("uk")
-        .create_user(&new_user(&tenant, "counted", "uk"))
-        .await
-        .unwrap();
+    let (url, tenant, user) = &uk_user(&stores, "counted").await;
 
     let proxy = SyncCounter::start(server_of(url)).await;
     let cell = SqlCell::open(
@@ -141,11 +151,11 @@ async fn a_typed_read_is_one_round_trip() {
     )
     .unwrap();
     // The first read connects and prepares the statement.
-    cell.user(&tenant, &user.id).await.unwrap();
+    cell.user(tenant, &user.id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = proxy.syncs();
     for _ in 0..10 {
-        assert_eq!(cell.user(&tenant, &user.id).await.unwrap().id, user.id);
+        assert_eq!(cell.user(tenant, &user.id).await.unwrap().id, user.id);
     }
     // Anything the pool sends after a read (sqlx's ping on release runs in a task of its own).
     tokio::time::sleep(Duration::from_millis(200)).await;
