@@ -10,8 +10,9 @@
 //!
 //! What the pool keeps of sqlx's: a bound on the connections (a semaphore, waited for up to the
 //! acquire timeout), a ping before handing out a connection that rested at least
-//! `ping_after_idle`, the closing of connections older than `max_lifetime`, and the closing of
-//! every connection opened before the last loss (see `Losses` in `database.rs`). Idle
+//! `ping_after_idle`, the closing of connections older than `max_lifetime`, the closing of every
+//! connection opened before the last loss (see `Losses` in `database.rs`), and new connections
+//! tried again while the server refuses them or is starting up (`ConnPool::connect`). Idle
 //! connections are reused most recent first, so a quiet pool lets the others age out.
 
 use std::sync::Mutex;
