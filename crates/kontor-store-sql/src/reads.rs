@@ -13,10 +13,10 @@
 //! decode a row differently. A database without a typed pool (see [`ReadPool`]) runs the same
 //! statement on its `Any` pool.
 
-use kontor_store::{StoreError, StoreResult};
-use sqlx::any::AnyRow;
 use std::sync::Arc;
 
+use kontor_store::{StoreError, StoreResult};
+use sqlx::any::AnyRow;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Database, Encode, Row, Type};

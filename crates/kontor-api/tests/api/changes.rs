@@ -14,7 +14,7 @@ use kontor_test_support::{Backend, error_code};
 use kontor_worker::{Worker, WorkerSettings};
 use serde_json::{Value, json};
 
-use crate::support::{World, region_of, world_on};
+use crate::support::{World, friday_evening, region_of, world_on, world_on_from};
 
 type Copy = BTreeMap<String, Value>;
 
@@ -118,7 +118,7 @@ async fn refused(w: &World, token: &str, path: &str) -> (u16, String) {
 }
 
 async fn feed_story(backend: Backend, test: &str) {
-    let Some(w) = world_on(backend, test).await else {
+    let Some(w) = world_on_from(backend, test, Some(friday_evening())).await else {
         return;
     };
     for (user, bank) in [("alice", "sonnenbank"), ("bob", "thames-bank")] {

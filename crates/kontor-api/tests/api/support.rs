@@ -70,8 +70,39 @@ pub async fn world_with(
 
 /// A world on `backend`; `None` when PostgreSQL is skipped.
 pub async fn world_on(backend: kontor_test_support::Backend, test: &str) -> Option<World> {
+    world_on_from(backend, test, None).await
+}
+
+/// The sandbox's start for a story that needs card payments pending at link time which book
+/// within four days: 20:00 UTC on the last Friday before now. What is pending depends on the
+/// weekday and the hour (the sandbox's cards are authorised 07:30–21:30 and book at 05:00 one to
+/// three days later, on a business day), so a bank started "now" had nothing pending at the UK
+/// bank on a Monday between 06:00 and 07:30; on a Friday evening that day's payments and
+/// Thursday's later ones are pending, and all of them book on Monday.
+pub fn friday_evening() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    let back = (i64::from(now.weekday().number_days_from_monday()) + 7 - 4) % 7;
+    let day = now.date() - time::Duration::days(back);
+    let evening = day.with_hms(20, 0, 0).unwrap().assume_utc();
+    if evening > now {
+        evening - time::Duration::days(7)
+    } else {
+        evening
+    }
+}
+
+/// [`world_on`] with the sandbox's clock starting at `start` (now when `None`).
+pub async fn world_on_from(
+    backend: kontor_test_support::Backend,
+    test: &str,
+    start: Option<time::OffsetDateTime>,
+) -> Option<World> {
     let http = http_settings();
-    let sandbox = SandboxBank::builder().seed(11).start_local().await.unwrap();
+    let mut builder = SandboxBank::builder().seed(11);
+    if let Some(start) = start {
+        builder = builder.start_time(start);
+    }
+    let sandbox = builder.start_local().await.unwrap();
     let directory = sandbox_directory(&sandbox, &http);
     let app = TestApp::builder()
         .backend(backend)

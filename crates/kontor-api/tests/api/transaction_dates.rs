@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::support::{World, region_of, world};
+use crate::support::{World, friday_evening, region_of, world, world_on_from};
 
 async fn transactions_of(w: &World, user_id: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -31,7 +31,15 @@ fn expected(t: &Value) -> &str {
 
 #[tokio::test]
 async fn ingest_fills_the_transaction_date_by_precedence() {
-    let w = world().await;
+    let Some(w) = world_on_from(
+        kontor_test_support::Backend::Sqlite,
+        "transaction_dates::ingest",
+        Some(friday_evening()),
+    )
+    .await
+    else {
+        return;
+    };
     // alice banks with a Berlin Group bank, bob with the UK one.
     for (user, bank) in [("alice", "sonnenbank"), ("bob", "thames-bank")] {
         let (user_id, id, _) = w.link(user, bank).await;
