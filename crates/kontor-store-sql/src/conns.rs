@@ -59,33 +59,31 @@ impl<C: Connection> std::fmt::Debug for ConnPool<C> {
 /// otherwise, it closes.
 pub(crate) struct Lease<'p, C: Connection> {
     pool: &'p ConnPool<C>,
-    conn: Option<(C, Instant)>,
+    conn: C,
+    opened: Instant,
     _permit: SemaphorePermit<'p>,
 }
 
 impl<C: Connection> Lease<'_, C> {
     pub(crate) fn conn(&mut self) -> &mut C {
-        match &mut self.conn {
-            Some((conn, _)) => conn,
-            // Only `release` takes the connection, and it consumes the lease.
-            None => unreachable!("a lease holds its connection until released"),
-        }
+        &mut self.conn
     }
 
     /// Gives the connection back for the next read: only after the statement on it finished,
     /// successfully or with an error the server answered (the connection is in sync either way).
-    pub(crate) fn release(mut self) {
-        if let Some((conn, opened)) = self.conn.take() {
-            if self.pool.closed.load(Ordering::Acquire) {
-                return;
-            }
-            if let Ok(mut resting) = self.pool.resting.lock() {
-                resting.push(Resting {
-                    conn,
-                    opened,
-                    since: Instant::now(),
-                });
-            }
+    pub(crate) fn release(self) {
+        let Lease {
+            pool, conn, opened, ..
+        } = self;
+        if pool.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut resting) = pool.resting.lock() {
+            resting.push(Resting {
+                conn,
+                opened,
+                since: Instant::now(),
+            });
         }
     }
 }
@@ -116,7 +114,8 @@ impl<C: Connection> ConnPool<C> {
                 let conn = self.connect(deadline).await?;
                 return Ok(Lease {
                     pool: self,
-                    conn: Some((conn, Instant::now())),
+                    conn,
+                    opened: Instant::now(),
                     _permit: permit,
                 });
             };
@@ -138,7 +137,8 @@ impl<C: Connection> ConnPool<C> {
             }
             return Ok(Lease {
                 pool: self,
-                conn: Some((resting.conn, resting.opened)),
+                conn: resting.conn,
+                opened: resting.opened,
                 _permit: permit,
             });
         }

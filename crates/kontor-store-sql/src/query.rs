@@ -79,6 +79,15 @@ impl Filtered {
         self.sql.push_str(sql);
     }
 
+    /// Appends `$a, $b, …` for `values`, bound in order (the inside of an `IN (…)` list).
+    pub(crate) fn push_list(&mut self, values: impl IntoIterator<Item = String>) {
+        for (i, value) in values.into_iter().enumerate() {
+            let p = self.arg(Arg::Text(value));
+            self.push(if i == 0 { "" } else { ", " });
+            self.push(&p);
+        }
+    }
+
     pub(crate) fn build(&self) -> Query<'_, Any, AnyArguments> {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
         for arg in &self.args {

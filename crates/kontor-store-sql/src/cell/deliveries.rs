@@ -30,15 +30,6 @@ use crate::tx::Tx;
 /// Rows per multi-row INSERT: well under every backend's limit on bound parameters.
 const INSERT_CHUNK: usize = 50;
 
-/// `$a, $b, …` for `values`, bound in order.
-fn push_list(q: &mut Filtered, values: impl IntoIterator<Item = String>) {
-    for (i, value) in values.into_iter().enumerate() {
-        let p = q.arg(Arg::Text(value));
-        q.push(if i == 0 { "" } else { ", " });
-        q.push(&p);
-    }
-}
-
 async fn insert_deliveries(tx: &mut Tx<'_>, deliveries: &[NewDelivery]) -> StoreResult<()> {
     for chunk in deliveries.chunks(INSERT_CHUNK) {
         let mut q = Filtered::new(
@@ -162,8 +153,7 @@ fn lease_sql(owner: &str, until: Timestamp, ids: &[String]) -> Filtered {
     let p = q.arg(Arg::Int(until.unix_micros()));
     q.push(&format!(", lease_until = {p} WHERE id IN ("));
     let padding = ids.len().next_power_of_two() - ids.len();
-    push_list(
-        &mut q,
+    q.push_list(
         ids.iter()
             .cloned()
             .chain(ids.first().into_iter().cycle().take(padding).cloned()),
@@ -295,7 +285,7 @@ async fn record_run(tx: &mut Tx<'_>, owner: &str, run: &[&AttemptRecord]) -> Sto
              lease_until = CASE WHEN state = 'pending' THEN NULL ELSE lease_until END \
              WHERE id IN ("
         ));
-        push_list(&mut q, part.iter().map(|r| r.id.to_string()));
+        q.push_list(part.iter().map(|r| r.id.to_string()));
         q.push(") RETURNING id, attempts");
         for row in tx.fetch_all(q.build()).await? {
             seqs.insert(column(&row, "id")?, column(&row, "attempts")?);
@@ -391,7 +381,7 @@ impl DeliveryStore for SqlCell {
                         let p = q.arg(Arg::Int(at.unix_micros()));
                         q.push(&p);
                         q.push(") WHERE id IN (");
-                        push_list(&mut q, chunk.iter().map(EventId::to_string));
+                        q.push_list(chunk.iter().map(EventId::to_string));
                         q.push(")");
                         tx.execute(q.build()).await?;
                     }
@@ -667,7 +657,7 @@ impl DeliveryStore for SqlCell {
             "SELECT delivery_id, seq, at, status_code, error, latency_us FROM webhook_attempts \
              WHERE delivery_id IN (",
         );
-        push_list(&mut q, ids.iter().map(DeliveryId::to_string));
+        q.push_list(ids.iter().map(DeliveryId::to_string));
         q.push(") ORDER BY delivery_id, seq");
         self.db.rows(|| q.build(), attempt_from_row).await
     }

@@ -10,7 +10,7 @@
 
 use kontor_store::{StoreError, StoreResult};
 
-use crate::query::{Arg, Filtered};
+use crate::query::Filtered;
 use crate::tx::Tx;
 
 /// Refuses the write when a fence covers the tenant, or the user (`None`: a row about no user,
@@ -44,7 +44,18 @@ pub(crate) enum Row {
 /// The fence read of a row kind: `FROM` the row's table joined to its fences, then the column
 /// the ids are compared with. One text serves the one-id read and the list read.
 macro_rules! by_row {
-    ($from:literal, $key:literal) => {
+    // A table with `tenant_id` and `user_id` columns, read by `id`.
+    (owned $table:literal) => {
+        by_row!(
+            concat!(
+                $table,
+                " r JOIN move_fences f ON f.tenant_id = r.tenant_id \
+                 AND (f.user_id IS NULL OR f.user_id = r.user_id)"
+            ),
+            "r.id"
+        )
+    };
+    ($from:expr, $key:literal) => {
         (
             concat!(
                 "SELECT f.state FROM ",
@@ -67,37 +78,21 @@ impl Row {
                  AND (f.user_id IS NULL OR f.user_id = r.id)",
                 "r.id"
             ),
-            Row::Connection => by_row!(
-                "connections r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
-                "r.id"
-            ),
-            Row::Payment => by_row!(
-                "payments r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
-                "r.id"
-            ),
+            Row::Connection => by_row!(owned "connections"),
+            Row::Payment => by_row!(owned "payments"),
             Row::Delivery => by_row!(
                 "webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id \
                  JOIN move_fences f ON f.tenant_id = d.tenant_id \
                  AND (f.user_id IS NULL OR f.user_id = e.user_id)",
                 "d.id"
             ),
-            Row::Event => by_row!(
-                "events r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
-                "r.id"
-            ),
+            Row::Event => by_row!(owned "events"),
             Row::Erasure => by_row!(
                 "erasures r JOIN move_fences f ON f.tenant_id = r.tenant_id \
                  AND (f.user_id IS NULL OR f.user_id = r.user_id)",
                 "r.user_id"
             ),
-            Row::Revocation => by_row!(
-                "erasure_revocations r JOIN move_fences f ON f.tenant_id = r.tenant_id \
-                 AND (f.user_id IS NULL OR f.user_id = r.user_id)",
-                "r.id"
-            ),
+            Row::Revocation => by_row!(owned "erasure_revocations"),
         }
     }
 
@@ -128,11 +123,7 @@ pub(crate) async fn guard_rows<'a>(
     let ids: Vec<&str> = ids.into_iter().collect();
     for chunk in ids.chunks(IDS_PER_READ) {
         let mut q = Filtered::new(row.sql().1);
-        for (i, id) in chunk.iter().enumerate() {
-            let p = q.arg(Arg::Text((*id).to_owned()));
-            q.push(if i == 0 { "" } else { ", " });
-            q.push(&p);
-        }
+        q.push_list(chunk.iter().map(|id| (*id).to_owned()));
         q.push(") LIMIT 1");
         let fenced = tx.fetch_optional(q.build()).await?;
         refuse(fenced.is_some(), row.of_user())?;
