@@ -127,6 +127,7 @@ conformance! {
     webhooks::endpoints_keep_secrets_sealed_and_rotate,
     webhooks::the_outbox_is_dispatched_once,
     webhooks::claims_take_each_queue_head_in_order,
+    webhooks::an_older_delivery_dispatched_late_waits_for_the_leased_one,
     webhooks::concurrent_claims_never_share_a_delivery,
     webhooks::job_leases_have_one_holder,
     webhooks::a_fence_placed_during_a_claim_keeps_its_deliveries,

@@ -404,6 +404,61 @@ pub async fn claims_take_each_queue_head_in_order(stores: TestStores) {
     );
 }
 
+/// An event can commit after a younger one of the same user was dispatched (its transaction
+/// took longer): its delivery is then the older one of the queue while the younger is in
+/// flight, and it waits for that attempt, so one user's deliveries are never sent side by side.
+pub async fn an_older_delivery_dispatched_late_waits_for_the_leased_one(stores: TestStores) {
+    let cell = stores.cell("uk");
+    let tenant = TenantId::generate();
+    let alice = UserId::generate(&uk());
+    let endpoint = WebhookEndpointId::generate();
+    let (older, younger) = (event(&tenant, &alice, 1), event(&tenant, &alice, 2));
+    let now = Timestamp::now();
+    for e in [&older, &younger] {
+        cell.append_event(e).await.unwrap();
+    }
+    cell.dispatch_events(
+        std::slice::from_ref(&younger.id),
+        &[delivery(&younger, &endpoint, now)],
+        now,
+    )
+    .await
+    .unwrap();
+    let lease = now.plus_seconds(60);
+    let first = cell.claim_deliveries("w1", lease, now, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].event.id, younger.id);
+
+    cell.dispatch_events(
+        std::slice::from_ref(&older.id),
+        &[delivery(&older, &endpoint, now)],
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(
+        cell.claim_deliveries("w2", lease, now, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the older delivery was handed out while the younger one was in flight"
+    );
+
+    cell.record_attempt(
+        &first[0].id,
+        "w1",
+        &attempt(Some(204), None),
+        DeliveryOutcome::Delivered,
+    )
+    .await
+    .unwrap();
+    let next = cell.claim_deliveries("w2", lease, now, 10).await.unwrap();
+    assert_eq!(
+        next.iter().map(|c| c.event.id.clone()).collect::<Vec<_>>(),
+        vec![older.id.clone()]
+    );
+}
+
 pub async fn concurrent_claims_never_share_a_delivery(stores: TestStores) {
     let cell: Arc<dyn CellStore> = stores.cell("uk").clone();
     let tenant = TenantId::generate();
