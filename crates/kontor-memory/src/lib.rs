@@ -63,15 +63,16 @@ impl IdleTrim {
         if !still {
             return false;
         }
-        let after_activity = self.trimmed_at != Some(activity);
-        let periodic = self
-            .last_trim
-            .is_none_or(|at| now.saturating_duration_since(at) >= self.every);
-        if after_activity || periodic {
+        // The first still tick after activity, or `every` since the last trim.
+        let trim = self.trimmed_at != Some(activity)
+            || self
+                .last_trim
+                .is_none_or(|at| now.saturating_duration_since(at) >= self.every);
+        if trim {
             self.trimmed_at = Some(activity);
             self.last_trim = Some(now);
         }
-        after_activity || periodic
+        trim
     }
 }
 

@@ -360,15 +360,8 @@ async fn a_write_whose_new_connection_is_refused_by_the_proxy_is_run_again() {
         return;
     };
     let direct = lost_probe(&stores).await;
-    // postgres://user@host:port/database?…: the host and port between `@` and the next `/`.
-    let url = stores
-        .urls
-        .iter()
-        .find(|(name, _)| name == "uk")
-        .map(|(_, url)| url.clone())
-        .unwrap();
-    let after_at = url.split_once('@').map_or(url.as_str(), |(_, rest)| rest);
-    let upstream = after_at.split('/').next().unwrap().to_owned();
+    let url = stores.url("uk");
+    let upstream = crate::round_trips::server_of(url);
     assert!(upstream.contains(':'), "the URL {url} names a port");
     let proxy = proxy_without_a_primary_at_first(upstream.clone(), 3).await;
     let through = url.replacen(&format!("@{upstream}/"), &format!("@{proxy}/"), 1);

@@ -69,7 +69,7 @@ pub async fn a_shredded_key_is_gone_for_good(stores: TestStores) {
     if stores.backend == Backend::Sqlite {
         // secure_delete zeroed the row in the file, and the checkpoint emptied the WAL that
         // held its earlier page images.
-        let url = &stores.urls.iter().find(|(n, _)| n == "keys:uk").unwrap().1;
+        let url = stores.url("keys:uk");
         let path = url.strip_prefix("sqlite://").unwrap();
         let mut bytes = std::fs::read(path).unwrap();
         bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());

@@ -88,6 +88,18 @@ fn attempt(status: Option<u16>, error: Option<AttemptError>) -> Attempt {
     }
 }
 
+/// Records a 204 answer to `owner`'s attempt of `id`: the delivery is delivered.
+async fn record_delivered(cell: &dyn CellStore, id: &DeliveryId, owner: &str) {
+    cell.record_attempt(
+        id,
+        owner,
+        &attempt(Some(204), None),
+        DeliveryOutcome::Delivered,
+    )
+    .await
+    .unwrap();
+}
+
 pub async fn endpoints_keep_secrets_sealed_and_rotate(stores: TestStores) {
     let control = stores.control();
     let tenant = tenant(&stores).await;
@@ -320,14 +332,7 @@ pub async fn claims_take_each_queue_head_in_order(stores: TestStores) {
     assert!(retried[0].first_attempt_at.is_some());
 
     // Delivered: the next of alice's events is the head.
-    cell.record_attempt(
-        &retried[0].id,
-        "w2",
-        &attempt(Some(204), None),
-        DeliveryOutcome::Delivered,
-    )
-    .await
-    .unwrap();
+    record_delivered(cell.as_ref(), &retried[0].id, "w2").await;
     let next = cell
         .claim_deliveries("w2", retry_at.plus_seconds(61), retry_at, 10)
         .await
@@ -444,14 +449,7 @@ pub async fn an_older_delivery_dispatched_late_waits_for_the_leased_one(stores: 
         "the older delivery was handed out while the younger one was in flight"
     );
 
-    cell.record_attempt(
-        &first[0].id,
-        "w1",
-        &attempt(Some(204), None),
-        DeliveryOutcome::Delivered,
-    )
-    .await
-    .unwrap();
+    record_delivered(cell.as_ref(), &first[0].id, "w1").await;
     let next = cell.claim_deliveries("w2", lease, now, 10).await.unwrap();
     assert_eq!(
         next.iter().map(|c| c.event.id.clone()).collect::<Vec<_>>(),
