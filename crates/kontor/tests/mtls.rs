@@ -286,13 +286,15 @@ async fn binding_and_unbinding_reach_tokens_already_issued() {
     assert_eq!(bound, [x5t(&second)]);
 
     // Unbound entirely: the client works without a certificate again.
-    hub.cli(&[
+    let unbind = stdout_json(&hub.cli(&[
         "clients",
         "unbind",
         &client.0,
         "--thumbprint",
         &x5t(&second),
-    ]);
+        "--json",
+    ]));
+    assert_eq!(unbind["removed"], true, "{unbind}");
     let (status, body) = hub.token(&without, client).await;
     assert_eq!(status, 200, "{body}");
 }
