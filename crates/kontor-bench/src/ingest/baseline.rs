@@ -3,6 +3,12 @@
 //! the same columns, primary key, unique constraint and index) in the same database, by raw
 //! multi-row `INSERT`s of `batch_rows` rows each inside one transaction — as fast as
 //! PostgreSQL takes these rows from a client here, with nothing else to do.
+//!
+//! A second measure writes the sync's whole bulk the same way: those rows and the change-log
+//! rows the sync recorded for them (`transaction_changes`, read back too, into a scratch table
+//! `LIKE transaction_changes INCLUDING ALL`) in one transaction. The hub must write both (the
+//! changes feed reads the log), the first baseline only the former; the second shows how much
+//! of the gap is the log rather than the hub.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,17 @@ pub struct Row {
     updated_at: i64,
 }
 
+/// A row of `transaction_changes`, as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct ChangeRow {
+    connection_id: String,
+    seq: i64,
+    account_id: String,
+    transaction_id: String,
+    kind: String,
+    created_at: i64,
+}
+
 #[derive(Debug)]
 pub struct Baseline {
     pool: PgPool,
@@ -47,6 +64,10 @@ impl Baseline {
             .execute(&pool)
             .await
             .context("creating the scratch table")?;
+        sqlx::query("CREATE TABLE bench_ingest_changes (LIKE transaction_changes INCLUDING ALL)")
+            .execute(&pool)
+            .await
+            .context("creating the scratch table of changes")?;
         Ok(Self { pool, batch_rows })
     }
 
@@ -69,13 +90,29 @@ impl Baseline {
         .context("reading back the rows the hub wrote")
     }
 
-    /// Empties the scratch table (not timed), then writes `rows` into it in one transaction of
-    /// multi-row INSERTs; returns how long that transaction took, from `BEGIN` to `COMMIT`.
-    pub async fn insert(&self, rows: &[Row]) -> anyhow::Result<Duration> {
-        sqlx::query("TRUNCATE bench_ingest_rows")
+    /// The change-log rows of a connection's latest recorded sync (the hub stamps them all
+    /// with the sync's moment).
+    pub async fn changes_of(&self, connection_id: &str) -> anyhow::Result<Vec<ChangeRow>> {
+        sqlx::query_as(
+            "SELECT connection_id, seq, account_id, transaction_id, kind, created_at \
+             FROM transaction_changes WHERE connection_id = $1 AND created_at = \
+             (SELECT MAX(created_at) FROM transaction_changes WHERE connection_id = $1) \
+             ORDER BY seq",
+        )
+        .bind(connection_id)
+        .fetch_all(&self.pool)
+        .await
+        .context("reading back the change log the hub wrote")
+    }
+
+    /// Empties the scratch tables (not timed), then writes `rows`, and `changes` after them,
+    /// in one transaction of multi-row INSERTs; returns how long that transaction took, from
+    /// `BEGIN` to `COMMIT`.
+    pub async fn insert(&self, rows: &[Row], changes: &[ChangeRow]) -> anyhow::Result<Duration> {
+        sqlx::query("TRUNCATE bench_ingest_rows, bench_ingest_changes")
             .execute(&self.pool)
             .await
-            .context("emptying the scratch table")?;
+            .context("emptying the scratch tables")?;
         let mut conn = self.pool.acquire().await.context("a baseline connection")?;
         let started = Instant::now();
         let mut tx = sqlx::Connection::begin(&mut *conn).await.context("BEGIN")?;
@@ -106,6 +143,26 @@ impl Baseline {
                 .execute(&mut *tx)
                 .await
                 .context("a batched INSERT")?;
+        }
+        for batch in changes.chunks(self.batch_rows.max(1)) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO bench_ingest_changes (connection_id, seq, account_id, \
+                 transaction_id, kind, created_at) ",
+            );
+            insert.push_values(batch, |mut values, change| {
+                values
+                    .push_bind(&change.connection_id)
+                    .push_bind(change.seq)
+                    .push_bind(&change.account_id)
+                    .push_bind(&change.transaction_id)
+                    .push_bind(&change.kind)
+                    .push_bind(change.created_at);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .context("a batched INSERT of changes")?;
         }
         tx.commit().await.context("COMMIT")?;
         Ok(started.elapsed())

@@ -4,7 +4,8 @@
 //! after a new link, then daily re-syncs of the last connection after the bank's clock moved on
 //! a day. Each sync's rows per second (the hub's own sync duration, split into waiting for the
 //! bank and everything else) are set against a raw batched INSERT of the same rows into a
-//! scratch table of the same shape, in the same database, right after.
+//! scratch table of the same shape, in the same database, right after; and, as a second
+//! measure, against the same INSERT followed by the change-log rows the sync recorded.
 
 mod baseline;
 mod report;
@@ -229,12 +230,19 @@ async fn finish(
         SyncKind::First => None,
         SyncKind::Daily => Some(rows),
     };
-    let (baseline_rows, baseline_seconds) = if rows == 0 {
-        (0, None)
+    let (baseline_rows, baseline_seconds, logged, whole_seconds) = if rows == 0 {
+        (0, None, 0, None)
     } else {
         let copied = baseline.rows_of(connection, limit).await?;
-        let took = baseline.insert(&copied).await?;
-        (copied.len(), Some(took.as_secs_f64()))
+        let took = baseline.insert(&copied, &[]).await?;
+        let log = baseline.changes_of(connection).await?;
+        let whole = baseline.insert(&copied, &log).await?;
+        (
+            copied.len(),
+            Some(took.as_secs_f64()),
+            log.len(),
+            Some(whole.as_secs_f64()),
+        )
     };
     if observed.kind == SyncKind::First && u64::try_from(baseline_rows).ok() != Some(rows) {
         eprintln!(
@@ -252,6 +260,8 @@ async fn finish(
         bank,
         baseline_rows,
         baseline_seconds,
+        logged,
+        whole_seconds,
         cpu: observed
             .cpu_before
             .zip(cpu_after)

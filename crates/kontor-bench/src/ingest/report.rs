@@ -49,6 +49,10 @@ pub struct SyncRun {
     /// Rows the baseline wrote (the same rows, read back) and how long its transaction took.
     pub baseline_rows: usize,
     pub baseline_seconds: Option<f64>,
+    /// Change-log rows the sync recorded, and how long the baseline took to write the same
+    /// rows and these (its whole bulk) in one transaction.
+    pub logged: usize,
+    pub whole_seconds: Option<f64>,
     pub cpu: Option<CpuUse>,
 }
 
@@ -70,6 +74,9 @@ pub struct Summary {
     pub ratio: f64,
     /// The same with the hub's time only (bank waits taken out).
     pub ratio_excluding_bank: f64,
+    /// Rows per second through the hub / rows per second of the raw INSERTs of the same rows
+    /// and their change log (the sync's whole bulk).
+    pub ratio_whole_write: f64,
 }
 
 #[expect(clippy::float_arithmetic, reason = "rates and ratios are decimals")]
@@ -94,6 +101,7 @@ impl Summary {
             .map(|r| r.baseline_rows)
             .sum();
         let baseline_seconds: f64 = mine.iter().filter_map(|r| r.baseline_seconds).sum();
+        let whole_seconds: f64 = mine.iter().filter_map(|r| r.whole_seconds).sum();
         let rows_f = rows as f64;
         let baseline_rate = per(baseline_rows as f64, baseline_seconds);
         Some(Self {
@@ -109,6 +117,10 @@ impl Summary {
             baseline_rows_per_second: baseline_rate,
             ratio: per(per(rows_f, sync_seconds), baseline_rate),
             ratio_excluding_bank: per(per(rows_f, hub_seconds), baseline_rate),
+            ratio_whole_write: per(
+                per(rows_f, sync_seconds),
+                per(baseline_rows as f64, whole_seconds),
+            ),
         })
     }
 
@@ -176,8 +188,9 @@ impl IngestReport {
         );
         md.push_str(
             "| sync | rows | removed | sync s | bank s (calls) | hub s | rows/s | rows/s, hub time | \
-             baseline s | baseline rows/s | ratio | ratio, hub time | CPU s hub / PostgreSQL / tool+bank / other |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+             baseline s | baseline rows/s | ratio | ratio, hub time | with the log: rows, s, ratio | \
+             CPU s hub / PostgreSQL / tool+bank / other |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
         );
         for (n, r) in self.runs.iter().enumerate() {
             let hub = (r.sync_seconds - r.bank.seconds).max(0.0);
@@ -187,7 +200,7 @@ impl IngestReport {
             let cpu = cpu_split(r.cpu.as_ref());
             let _ = writeln!(
                 md,
-                "| {} {} | {} | {} | {:.3} | {:.3} ({}) | {:.3} | {:.0} | {:.0} | {} | {} | {} | {} | {cpu} |",
+                "| {} {} | {} | {} | {:.3} | {:.3} ({}) | {:.3} | {:.0} | {:.0} | {} | {} | {} | {} | {}, {}, {} | {cpu} |",
                 r.kind.label(),
                 n + 1,
                 r.rows,
@@ -202,17 +215,20 @@ impl IngestReport {
                 opt(base, 0),
                 opt(base.map(|b| per(rate, b)), 3),
                 opt(base.map(|b| per(hub_rate, b)), 3),
+                r.logged,
+                opt(r.whole_seconds, 4),
+                opt(r.whole_seconds.map(|t| per(t, r.sync_seconds)), 3),
             );
         }
         md.push_str(
             "\n| kind | syncs | rows | sync s | bank s (calls) | hub s | rows/s | rows/s, hub time | \
-             baseline rows/s | **ratio** | ratio, hub time |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             baseline rows/s | **ratio** | ratio, hub time | ratio, with the log |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for x in &self.summaries {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.3} | {:.3} ({}) | {:.3} | {:.0} | {:.0} | {:.0} | **{:.3}** | {:.3} |",
+                "| {} | {} | {} | {:.3} | {:.3} ({}) | {:.3} | {:.0} | {:.0} | {:.0} | **{:.3}** | {:.3} | {:.3} |",
                 x.kind.label(),
                 x.syncs,
                 x.rows,
@@ -224,7 +240,8 @@ impl IngestReport {
                 x.rows_per_hub_second,
                 x.baseline_rows_per_second,
                 x.ratio,
-                x.ratio_excluding_bank
+                x.ratio_excluding_bank,
+                x.ratio_whole_write
             );
         }
         for r in self
@@ -264,6 +281,7 @@ impl IngestReport {
 mod tests {
     use super::*;
 
+    #[expect(clippy::float_arithmetic, reason = "the whole write's time, made up")]
     fn run(kind: SyncKind, rows: u64, sync: f64, bank: f64, base: Option<f64>) -> SyncRun {
         SyncRun {
             kind,
@@ -279,6 +297,8 @@ mod tests {
             },
             baseline_rows: usize::try_from(rows).unwrap(),
             baseline_seconds: base,
+            logged: usize::try_from(rows).unwrap(),
+            whole_seconds: base.map(|b| b * 2.0),
             cpu: None,
         }
     }
@@ -306,6 +326,8 @@ mod tests {
         close(first.baseline_rows_per_second, 10_000.0);
         close(first.ratio, 0.05);
         close(first.ratio_excluding_bank, 0.1);
+        // The whole write took twice the transactions' INSERT in these runs.
+        close(first.ratio_whole_write, 0.1);
         let daily = Summary::of(SyncKind::Daily, &runs).unwrap();
         assert_eq!(daily.rows, 5);
         close(daily.baseline_rows_per_second, 5000.0);
