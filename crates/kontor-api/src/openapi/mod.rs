@@ -5,6 +5,9 @@ mod errors;
 pub mod schemas;
 mod webhooks;
 
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
 use errors::StandardErrors;
 use kontor_domain::Region;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -110,4 +113,59 @@ pub fn document_for<'a>(
             .insert(schemas::BankIdString::name().into_owned(), banks);
     }
     doc
+}
+
+/// The document as `/openapi.json` serves it: [`document_for`] the deployment's regions and
+/// banks, built on its first request and kept as its JSON. A hub nobody asks for its document
+/// neither builds it nor holds it; one that is asked keeps the bytes, not the document's tree
+/// (a few hundred kilobytes against the tree's allocations), and serialises it once.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    regions: Arc<[Region]>,
+    banks: Arc<[String]>,
+    json: Arc<OnceLock<Bytes>>,
+}
+
+impl Served {
+    pub(crate) fn new(regions: Vec<Region>, banks: Vec<String>) -> Self {
+        Self {
+            regions: regions.into(),
+            banks: banks.into(),
+            json: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The document's JSON, built on the first call.
+    pub(crate) fn json(&self) -> Result<Bytes, serde_json::Error> {
+        if let Some(json) = self.json.get() {
+            return Ok(json.clone());
+        }
+        let document = document_for(self.regions.iter(), self.banks.iter().map(String::as_str));
+        let built = Bytes::from(serde_json::to_vec(&document)?);
+        // Two first requests at once may both build it; one of the two is kept.
+        Ok(self.json.get_or_init(|| built).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_document_is_built_once_and_names_the_deployments_regions_and_banks() {
+        let served = Served::new(
+            vec![Region::parse("de").unwrap()],
+            vec!["sonnenbank".to_owned()],
+        );
+        assert!(served.json.get().is_none(), "built before it was asked for");
+        // The router hands each request a clone: the clones share what the first one built.
+        let per_request = served.clone();
+        let first = per_request.json().unwrap();
+        let again = served.json().unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr(), "serialised again");
+        let doc: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["Region"]["enum"], serde_json::json!(["de"]));
+        assert_eq!(schemas["BankId"]["enum"], serde_json::json!(["sonnenbank"]));
+    }
 }

@@ -18,6 +18,7 @@ pub mod webhook_test;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,11 +34,14 @@ pub fn router(state: AppState) -> Router {
     observe::prometheus();
     let body_limit = state.settings().body_limit_bytes;
     let banks = state.hub().directory().list(None);
-    let document = openapi::document_for(
-        state.hub().regions(),
-        banks.iter().map(|bank| bank.profile.id.as_str()),
+    let document = openapi::Served::new(
+        state.hub().regions().cloned().collect(),
+        banks
+            .iter()
+            .map(|bank| bank.profile.id.as_str().to_owned())
+            .collect(),
     );
-    let docs = SwaggerUi::new("/docs").url("/openapi.json", document);
+    let docs = SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from(OPENAPI_PATH));
     Router::new()
         .route("/v1/oauth/token", post(oauth::token))
         .route("/v1/users", post(users::create).get(users::list))
@@ -110,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route(OPENAPI_PATH, get(move || api_document(document.clone())))
         .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -126,6 +131,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_id::middleware))
         .layer(middleware::from_fn(security_headers::middleware))
         .with_state(state)
+}
+
+/// Where the API's OpenAPI document is served (and where `/docs` reads it).
+const OPENAPI_PATH: &str = "/openapi.json";
+
+async fn api_document(document: openapi::Served) -> Response {
+    match document.json() {
+        Ok(json) => ([(CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(err) => ApiError::internal(&err).into_response(),
+    }
 }
 
 /// The operations endpoints alone (`/healthz`, `/readyz`, `/metrics`), for `kontor worker`:

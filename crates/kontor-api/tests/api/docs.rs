@@ -10,7 +10,12 @@ async fn openapi_document_matches_the_snapshot() {
     let app = TestApp::spawn().await;
     let response = app.http.get(app.url("/openapi.json")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let doc: Value = response.json().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let first = response.bytes().await.unwrap();
+    // The same document on every request.
+    let again = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(again.bytes().await.unwrap(), first);
+    let doc: Value = serde_json::from_slice(&first).unwrap();
     insta::assert_json_snapshot!("openapi", doc);
 }
 
