@@ -88,6 +88,22 @@ fn attempt(status: Option<u16>, error: Option<AttemptError>) -> Attempt {
     }
 }
 
+/// Dispatches `event` alone, with its delivery to `endpoint` created at `at`.
+async fn dispatch_one(
+    cell: &dyn CellStore,
+    event: &Event,
+    endpoint: &WebhookEndpointId,
+    at: Timestamp,
+) {
+    cell.dispatch_events(
+        std::slice::from_ref(&event.id),
+        &[delivery(event, endpoint, at)],
+        at,
+    )
+    .await
+    .unwrap();
+}
+
 /// Records a 204 answer to `owner`'s attempt of `id`: the delivery is delivered.
 async fn record_delivered(cell: &dyn CellStore, id: &DeliveryId, owner: &str) {
     cell.record_attempt(
@@ -422,25 +438,13 @@ pub async fn an_older_delivery_dispatched_late_waits_for_the_leased_one(stores: 
     for e in [&older, &younger] {
         cell.append_event(e).await.unwrap();
     }
-    cell.dispatch_events(
-        std::slice::from_ref(&younger.id),
-        &[delivery(&younger, &endpoint, now)],
-        now,
-    )
-    .await
-    .unwrap();
+    dispatch_one(cell.as_ref(), &younger, &endpoint, now).await;
     let lease = now.plus_seconds(60);
     let first = cell.claim_deliveries("w1", lease, now, 10).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].event.id, younger.id);
 
-    cell.dispatch_events(
-        std::slice::from_ref(&older.id),
-        &[delivery(&older, &endpoint, now)],
-        now,
-    )
-    .await
-    .unwrap();
+    dispatch_one(cell.as_ref(), &older, &endpoint, now).await;
     assert!(
         cell.claim_deliveries("w2", lease, now, 10)
             .await
@@ -548,13 +552,7 @@ pub async fn a_fence_placed_during_a_claim_keeps_its_deliveries(stores: TestStor
     let b = event(&tenant, &bob, now.unix_micros() - 1_000_000);
     cell.append_event(&b).await.unwrap();
     let due = Timestamp::from_unix_micros(now.unix_micros() - 1_000_000);
-    cell.dispatch_events(
-        std::slice::from_ref(&b.id),
-        &[delivery(&b, &endpoint, due)],
-        due,
-    )
-    .await
-    .unwrap();
+    dispatch_one(cell.as_ref(), &b, &endpoint, due).await;
     // Ahead of it, a long queue of alice's whose head is leased: the claim reads all of it and
     // takes none, which keeps its statement busy for a while before it reaches bob's.
     let alice = UserId::generate(&uk());
